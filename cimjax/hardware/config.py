@@ -1,0 +1,157 @@
+"""Hardware configuration of an EdgeCIM-class accelerator, and the paper's design space.
+
+A :class:`HardwareConfig` is a pytree whose leaves are arrays, so one function evaluates a single
+design, a batch of designs (leaves with a leading axis) or a relaxed, continuous design alike.
+Validation against a :class:`DesignSpace` happens at the boundary, never inside jitted code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FIELDS = (
+    "c_v",  # clusters, vertical
+    "c_h",  # clusters, horizontal
+    "t_v_act",  # active tiles per cluster, vertical
+    "t_h_act",  # active tiles per cluster, horizontal
+    "m",  # tile sets per cluster: T_total = m * T_A
+    "pes_per_tile",  # P^2, PEs (16x16 macros) per tile
+    "bus_inter_cluster",  # bits per cycle, global buffer <-> clusters
+    "bus_inter_tile",  # bits per cycle, cluster buffer <-> tiles (one bus per cluster)
+    "bus_intra_tile",  # bits per cycle, tile <-> its PEs (one bus per tile)
+)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class HardwareConfig:
+    """One design (scalar leaves) or a batch of designs (leaves with a leading axis)."""
+
+    c_v: jax.Array
+    c_h: jax.Array
+    t_v_act: jax.Array
+    t_h_act: jax.Array
+    m: jax.Array
+    pes_per_tile: jax.Array
+    bus_inter_cluster: jax.Array
+    bus_inter_tile: jax.Array
+    bus_intra_tile: jax.Array
+
+    @property
+    def clusters(self):
+        return self.c_v * self.c_h
+
+    @property
+    def active_tiles(self):
+        """T_A, tiles of one cluster computing at a time."""
+        return self.t_v_act * self.t_h_act
+
+    @property
+    def active_pes(self):
+        """PEs of one cluster computing at a time (T_A * P^2)."""
+        return self.active_tiles * self.pes_per_tile
+
+    @property
+    def total_pes(self):
+        return self.clusters * self.m * self.active_pes
+
+    def to_dict(self) -> dict[str, int | float]:
+        """Plain-Python values of a single design (JSON-ready)."""
+        out = {}
+        for name in FIELDS:
+            value = np.asarray(getattr(self, name))
+            if value.ndim:
+                raise ValueError("to_dict needs a single design, not a batch")
+            out[name] = int(value) if float(value).is_integer() else float(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, float], space: DesignSpace | None = None) -> HardwareConfig:
+        """Builds a config from a mapping, validated against ``space`` (the paper's space by default)."""
+        (space or PAPER_SPACE).validate(values)
+        return cls(**{name: jnp.asarray(values[name], dtype=jnp.float32) for name in FIELDS})
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignSpace:
+    """The allowed values of each hardware field (a Cartesian product)."""
+
+    values: Mapping[str, tuple[int, ...]]
+
+    def __post_init__(self):
+        missing = [f for f in FIELDS if f not in self.values]
+        if missing:
+            raise ValueError(f"design space lacks fields {missing}")
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(self.values[f]) for f in FIELDS)
+
+    @property
+    def radices(self) -> tuple[int, ...]:
+        return tuple(len(self.values[f]) for f in FIELDS)
+
+    def validate(self, config: Mapping[str, float]) -> None:
+        """Raises ValueError naming the first missing, unknown or out-of-set field."""
+        unknown = sorted(set(config) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown hardware field(s) {unknown}; fields are {list(FIELDS)}")
+        for name in FIELDS:
+            if name not in config:
+                raise ValueError(f"hardware field {name!r} is missing; allowed values: {list(self.values[name])}")
+            value = config[name]
+            if value not in self.values[name]:
+                raise ValueError(
+                    f"hardware field {name!r} = {value!r} is not allowed; allowed values: {list(self.values[name])}"
+                )
+
+    def decode(self, flat_index) -> HardwareConfig:
+        """Maps flat indices in [0, size) to designs (mixed radix, last field fastest). Jittable."""
+        flat_index = jnp.asarray(flat_index)
+        leaves = {}
+        for name in reversed(FIELDS):
+            table = jnp.asarray(self.values[name], dtype=jnp.float32)
+            leaves[name] = table[flat_index % len(table)]
+            flat_index = flat_index // len(table)
+        return HardwareConfig(**leaves)
+
+    def encode(self, config: Mapping[str, float]) -> int:
+        """Inverse of :meth:`decode` for one validated design."""
+        self.validate(config)
+        index = 0
+        for name in FIELDS:
+            index = index * len(self.values[name]) + self.values[name].index(config[name])
+        return index
+
+    def from_choice_indices(self, choice: np.ndarray | Sequence[Sequence[int]]) -> HardwareConfig:
+        """Designs from per-field choice indices, shape (n, 9) (as a genetic algorithm encodes them)."""
+        choice = np.asarray(choice, dtype=np.int64)
+        return HardwareConfig(
+            **{
+                name: jnp.asarray(np.asarray(self.values[name], dtype=np.float32)[choice[:, i]])
+                for i, name in enumerate(FIELDS)
+            }
+        )
+
+
+_BUS = (512, 1024, 2048, 4096)
+PAPER_SPACE = DesignSpace(
+    {
+        "c_v": (1, 2, 3, 4, 5),
+        "c_h": (1, 2, 3, 4, 5),
+        "t_v_act": (2, 3, 4, 5, 6, 7, 8),
+        "t_h_act": (2, 3, 4, 5, 6, 7, 8),
+        "m": (1, 2, 3, 4, 5, 6, 7, 8),
+        "pes_per_tile": (4, 9, 16, 25, 36),
+        "bus_inter_cluster": _BUS,
+        "bus_inter_tile": _BUS,
+        "bus_intra_tile": _BUS,
+    }
+)
+"""EdgeCIM's design space (EDGECIM.md): exactly 3,136,000 designs."""

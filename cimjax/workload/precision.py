@@ -1,0 +1,80 @@
+"""Precision assignments: bits per layer and per tensor kind, as a pytree of arrays.
+
+Conventions shared by the cost model, the accuracy proxy and the optimisers:
+
+* ``weight_bits[l, j]``: weight bits of linear operator ``LINEAR_OPS[j]`` of layer ``l``.
+* ``act_bits[l, j]``: bit-serial input bits of matmul ``MATMUL_OPS[j]`` of layer ``l`` (the linear
+  operators, then ``qk`` = query into K^T and ``pv`` = softmax probabilities into V).
+* ``kv_bits[l]``: bits of the K and V cache entries of layer ``l``.
+
+Integer values give the exact model; non-integer values are meaningful only to the relaxed model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LINEAR_OPS = ("q", "k", "v", "o", "gate", "up", "down")
+MATMUL_OPS = LINEAR_OPS + ("qk", "pv")
+MIN_BITS, MAX_BITS = 1, 16
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """Bits per layer and tensor kind. Shapes: (L, 7), (L, 9), (L,)."""
+
+    weight_bits: jax.Array
+    act_bits: jax.Array
+    kv_bits: jax.Array
+
+    @property
+    def n_layers(self) -> int:
+        return self.kv_bits.shape[-1]
+
+    @classmethod
+    def uniform(cls, n_layers: int, weight: float, act: float | None = None, kv: float | None = None):
+        """The same bits everywhere; activations and KV cache follow the weights unless given."""
+        act = weight if act is None else act
+        kv = weight if kv is None else kv
+        for field, value in (("weight", weight), ("act", act), ("kv", kv)):
+            if not MIN_BITS <= value <= MAX_BITS:
+                raise ValueError(f"{field} bits = {value!r} is outside the allowed range [{MIN_BITS}, {MAX_BITS}]")
+        return cls(
+            weight_bits=jnp.full((n_layers, len(LINEAR_OPS)), weight, jnp.float32),
+            act_bits=jnp.full((n_layers, len(MATMUL_OPS)), act, jnp.float32),
+            kv_bits=jnp.full((n_layers,), kv, jnp.float32),
+        )
+
+    def validate(self, n_layers: int, integer: bool = True) -> None:
+        """Raises ValueError naming the field whose shape or values are not allowed."""
+        shapes = {
+            "weight_bits": (n_layers, len(LINEAR_OPS)),
+            "act_bits": (n_layers, len(MATMUL_OPS)),
+            "kv_bits": (n_layers,),
+        }
+        for field, shape in shapes.items():
+            value = np.asarray(getattr(self, field))
+            if value.shape != shape:
+                raise ValueError(f"precision field {field!r} has shape {value.shape}; expected {shape}")
+            if not np.all(np.isfinite(value)) or value.min() < MIN_BITS or value.max() > MAX_BITS:
+                raise ValueError(
+                    f"precision field {field!r} has values in [{value.min()}, {value.max()}]; "
+                    f"allowed range is [{MIN_BITS}, {MAX_BITS}]"
+                )
+            if integer and not np.all(value == np.round(value)):
+                raise ValueError(f"precision field {field!r} must hold whole bits for the exact model")
+
+
+PRESETS = {"int4": 4, "int8": 8}
+
+
+def preset(name: str, n_layers: int) -> Precision:
+    """``int4`` / ``int8``: W, A and KV all at that width (our reading of the paper's INT4/INT8)."""
+    if name not in PRESETS:
+        raise ValueError(f"precision {name!r} is not known; allowed: {sorted(PRESETS)}")
+    return Precision.uniform(n_layers, PRESETS[name])
