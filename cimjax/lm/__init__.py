@@ -1,0 +1,17 @@
+"""The flax nnx decoder language model and its Hugging Face checkpoint loading."""
+
+from cimjax.lm.checkpoint import CheckpointError, load_checkpoint, load_weights, model_tensors, save_checkpoint
+from cimjax.lm.model import IDENTITY, DecoderLM, Hooks, KVCache, token_nll
+
+__all__ = [
+    "IDENTITY",
+    "CheckpointError",
+    "DecoderLM",
+    "Hooks",
+    "KVCache",
+    "load_checkpoint",
+    "load_weights",
+    "model_tensors",
+    "save_checkpoint",
+    "token_nll",
+]
