@@ -75,7 +75,7 @@ class HardwareConfig:
     def from_dict(cls, values: Mapping[str, float], space: DesignSpace | None = None) -> HardwareConfig:
         """Builds a config from a mapping, validated against ``space`` (the paper's space by default)."""
         (space or PAPER_SPACE).validate(values)
-        return cls(**{name: jnp.asarray(values[name], dtype=jnp.float32) for name in FIELDS})
+        return cls(**{name: jnp.asarray(float(values[name])) for name in FIELDS})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,11 +104,14 @@ class DesignSpace:
             raise ValueError(f"unknown hardware field(s) {unknown}; fields are {list(FIELDS)}")
         for name in FIELDS:
             if name not in config:
-                raise ValueError(f"hardware field {name!r} is missing; allowed values: {list(self.values[name])}")
+                raise ValueError(
+                    f"hardware field {name!r} is missing; allowed values: {list(self.values[name])}"
+                )
             value = config[name]
             if value not in self.values[name]:
                 raise ValueError(
-                    f"hardware field {name!r} = {value!r} is not allowed; allowed values: {list(self.values[name])}"
+                    f"hardware field {name!r} = {value!r} is not allowed; "
+                    f"allowed values: {list(self.values[name])}"
                 )
 
     def decode(self, flat_index) -> HardwareConfig:

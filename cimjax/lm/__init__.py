@@ -1,7 +1,13 @@
 """The flax nnx decoder language model and its Hugging Face checkpoint loading."""
 
-from cimjax.lm.checkpoint import CheckpointError, load_checkpoint, load_weights, model_tensors, save_checkpoint
-from cimjax.lm.model import IDENTITY, DecoderLM, Hooks, KVCache, token_nll
+from cimjax.lm.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_weights,
+    model_tensors,
+    save_checkpoint,
+)
+from cimjax.lm.model import IDENTITY, DecoderLM, Hooks, KVCache, functional, token_nll
 
 __all__ = [
     "IDENTITY",
@@ -9,6 +15,7 @@ __all__ = [
     "DecoderLM",
     "Hooks",
     "KVCache",
+    "functional",
     "load_checkpoint",
     "load_weights",
     "model_tensors",

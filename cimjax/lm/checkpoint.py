@@ -17,7 +17,7 @@ from flax import nnx
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from cimjax.lm.model import DecoderLM
+from cimjax.lm.model import DecoderLM, functional
 from cimjax.workload.models import ModelSpec
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -31,8 +31,7 @@ class CheckpointError(ValueError):
 
 def model_tensors(model: DecoderLM) -> dict[str, np.ndarray]:
     """The model's parameters under their Hugging Face names, as float32 numpy arrays."""
-    _, state = nnx.split(model)
-    return {".".join(map(str, path)): np.asarray(var[...]) for path, var in state.flat_state()}
+    return {name: np.asarray(value) for name, value in functional(model)[1].items()}
 
 
 def _config_dict(model: DecoderLM) -> dict:
@@ -113,7 +112,9 @@ def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
     for name in files:
         path = directory / name
         if not path.is_file():
-            raise CheckpointError(f"{index_file.name} names shard {name!r}, which is missing from {directory}")
+            raise CheckpointError(
+                f"{index_file.name} names shard {name!r}, which is missing from {directory}"
+            )
         try:
             tensors.update(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as e:
@@ -163,7 +164,7 @@ def load_weights(model: DecoderLM, tensors: dict[str, np.ndarray], source: str =
         value = tensors[name]
         if tuple(value.shape) != tuple(var.shape):
             raise CheckpointError(
-                f"{source}: tensor {name!r} has shape {tuple(value.shape)}; the config implies {tuple(var.shape)}"
+                f"{source}: tensor {name!r} has shape {tuple(value.shape)}; config implies {tuple(var.shape)}"
             )
         var.set_value(jnp.asarray(value, jnp.float32))
     return nnx.merge(graphdef, state)

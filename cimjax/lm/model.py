@@ -10,6 +10,7 @@ fake-quantised one, and the sensitivity code uses the same points to inject pert
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -47,7 +48,7 @@ IDENTITY = Hooks()
 
 
 class KVCache(NamedTuple):
-    """Keys and values of every layer, ``(batch, max_len, kv_heads, head_dim)`` each, and the filled length."""
+    """Per-layer keys and values, ``(batch, max_len, kv_heads, head_dim)`` each, and the filled length."""
 
     k: tuple[jax.Array, ...]
     v: tuple[jax.Array, ...]
@@ -258,3 +259,22 @@ def token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean next-token negative log-likelihood in nats/token (the LM loss the proxy predicts changes of)."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))
+
+
+def functional(model: DecoderLM) -> tuple[Callable[[dict[str, jax.Array]], DecoderLM], dict[str, jax.Array]]:
+    """The model as a pure function of a flat ``{Hugging Face name: array}`` dict, for jit/grad/optax/orbax.
+
+    Returns:
+      ``(build, params)``: ``build(params)`` returns a :class:`DecoderLM` holding ``params`` (traceable), and
+      ``params`` are the model's current parameters.
+    """
+    graphdef, state = nnx.split(model)
+    paths = [path for path, _ in state.flat_state()]
+    params = {".".join(map(str, path)): var[...] for path, var in state.flat_state()}
+
+    def build(p: dict[str, jax.Array]) -> DecoderLM:
+        return nnx.merge(
+            graphdef, nnx.State.from_flat_path([(path, p[".".join(map(str, path))]) for path in paths])
+        )
+
+    return build, params

@@ -1,0 +1,183 @@
+"""Technology (65 nm digital SRAM CIM) and DRAM (LPDDR5X) parameters: every number, its unit and source.
+
+One :class:`Technology` pytree holds all of them, so users override any value with
+``DEFAULT_TECHNOLOGY.replace(name=value)`` or a JSON file, and gradients can flow into them.
+``docs/model.md`` reproduces this table next to the equations that use each value; values marked
+*fitted* come from ``benchmarks/calibrate.py`` (the only EdgeCIM numbers used are EDGECIM.md's
+calibration points).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+# Structural constants of the EdgeCIM PE: one 16x16 SRAM macro, one input bit per cycle.
+MACRO_ROWS = 16  # inputs summed per column per cycle; rows written one per cycle
+MACRO_COLS = 16  # bit columns: a b-bit weight occupies b adjacent columns
+
+# Functional-unit work per element, in 16-bit fixed-point operations (reasoning in docs/model.md).
+FU_OPS_PER_ELEMENT = {
+    "norm": 3,  # square, accumulate, scale (the rsqrt is once per vector)
+    "rope": 4,  # two multiplies and two adds per rotated pair element
+    "softmax_per_key": 6,  # running max, subtract, exp (~2 ops by table + interpolation), sum, scale
+    "activation": 4,  # SiLU by table lookup with interpolation
+    "eltwise_mul": 1,
+    "residual": 1,
+    "kv_quant": 2,  # scale and round (transposition is a re-indexing, no arithmetic)
+    "act_quant": 2,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    value: float
+    unit: str
+    source: str
+
+
+PARAMETERS: dict[str, Param] = {
+    "clock_hz": Param(
+        400e6,
+        "Hz",
+        "assumed; 65 nm digital logic at ~1.0 V closes 400 MHz, and 4096-bit buses at 400 MHz carry exactly "
+        "the LPDDR5X peak (4096 b x 400 MHz = 1638.4 Gb/s = 204.8 GB/s), so the widest bus matches DRAM",
+    ),
+    "dram_peak_bytes_per_s": Param(
+        204.8e9, "B/s", "LPDDR5X, 16 channels x 16 bit x 6400 MT/s (JEDEC JESD209-5B data rate; EDGECIM.md)"
+    ),
+    "dram_efficiency": Param(
+        0.95, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
+    ),
+    "dram_energy_per_bit": Param(1.2e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
+    "pe_cycle_energy": Param(
+        2.56e-12,
+        "J",
+        "one cycle of a 16x16 digital bit-serial macro: 256 bit-products, column adder trees and shift-"
+        "accumulate at 10 fJ per bit-product; from Horowitz (ISSCC 2014, 45 nm: 8-bit add 0.03 pJ) "
+        "scaled by 65/45, and from 22 nm DCIM macros (~1.4 fJ/bit-op, ISSCC 2021) scaled by capacitance "
+        "(65/22) and voltage^2 ((1.0/0.72)^2): both give 8-16 fJ",
+    ),
+    "pe_write_energy_per_bit": Param(
+        20e-15, "J/bit", "assumed; writing a bit into a 16-row SRAM macro (short bit lines) at 65 nm"
+    ),
+    "psum_bits": Param(24.0, "bit", "assumed partial-sum width in adder trees and accumulators"),
+    "add_energy_per_bit": Param(
+        4.5e-15, "J/bit", "Horowitz ISSCC 2014: 32-bit add 0.1 pJ at 45 nm = 3.1 fJ/bit, x 65/45"
+    ),
+    "buffer_energy_per_bit": Param(
+        50e-15,
+        "J/bit",
+        "assumed CACTI-style figure for a 16-64 KB, wide-row (512+ bit) SRAM buffer at 65 nm, per bit "
+        "read or written",
+    ),
+    "wire_energy_per_bit_mm": Param(
+        0.1e-12, "J/(bit mm)", "on-chip wire energy of the order used by Dally, Turakhia & Han (CACM 2020)"
+    ),
+    "fu_energy_per_op": Param(
+        1.0e-12, "J", "assumed 16-bit fixed-point op incl. register access at 65 nm (Horowitz, scaled)"
+    ),
+    "fu_lanes": Param(16.0, "elements/cycle", "assumed functional-unit width per cluster"),
+    "leakage_w_per_mm2": Param(
+        0.01, "W/mm^2", "assumed 65 nm low-power process, logic + SRAM average at 25-85 C"
+    ),
+    "pe_area_mm2": Param(
+        0.04,
+        "mm^2",
+        "fitted: one PE = 16x16 macro with its column adder trees, shift-accumulators and its share of "
+        "the tile adder tree",
+    ),
+    "sram_area_per_bit_mm2": Param(
+        0.75e-6, "mm^2/bit", "65 nm 6T cell 0.525 um^2 (TSMC 65 nm) / 0.7 array efficiency"
+    ),
+    "cluster_buffer_bits": Param(
+        131072.0, "bit", "assumed 16 KiB per cluster: holds an 8192-element 16-bit input/output vector"
+    ),
+    "bus_area_per_bit_mm2": Param(
+        5e-6,
+        "mm^2/bit",
+        "assumed: a driver and a receiver buffer (~2.5 um^2 each at 65 nm) per wire of each bus instance; "
+        "wires are routed over logic on upper metal layers",
+    ),
+    "fu_area_mm2": Param(
+        0.05, "mm^2", "assumed per-cluster functional units (norm, softmax, activation, quantiser)"
+    ),
+}
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Technology:
+    """All technology and DRAM numbers as float leaves (see ``PARAMETERS`` for units and sources)."""
+
+    clock_hz: jax.Array
+    dram_peak_bytes_per_s: jax.Array
+    dram_efficiency: jax.Array
+    dram_energy_per_bit: jax.Array
+    pe_cycle_energy: jax.Array
+    pe_write_energy_per_bit: jax.Array
+    psum_bits: jax.Array
+    add_energy_per_bit: jax.Array
+    buffer_energy_per_bit: jax.Array
+    wire_energy_per_bit_mm: jax.Array
+    fu_energy_per_op: jax.Array
+    fu_lanes: jax.Array
+    leakage_w_per_mm2: jax.Array
+    pe_area_mm2: jax.Array
+    sram_area_per_bit_mm2: jax.Array
+    cluster_buffer_bits: jax.Array
+    bus_area_per_bit_mm2: jax.Array
+    fu_area_mm2: jax.Array
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, float]) -> Technology:
+        """Builds a validated parameter set; unknown or non-positive values raise ValueError."""
+        unknown = sorted(set(values) - set(PARAMETERS))
+        if unknown:
+            raise ValueError(f"unknown technology parameter(s) {unknown}; known: {sorted(PARAMETERS)}")
+        merged = {name: p.value for name, p in PARAMETERS.items()} | dict(values)
+        for name, value in merged.items():
+            if not isinstance(value, int | float) or not value > 0 or value != value or value == float("inf"):
+                raise ValueError(
+                    f"technology parameter {name!r} = {value!r} must be a finite positive number"
+                )
+        if merged["dram_efficiency"] > 1:
+            raise ValueError(
+                f"technology parameter 'dram_efficiency' = {merged['dram_efficiency']} must be <= 1"
+            )
+        return cls(**{name: jnp.asarray(float(v)) for name, v in merged.items()})
+
+    def replace(self, **values: float) -> Technology:
+        """A copy with some values overridden (validated)."""
+        return Technology.from_values(self.to_dict() | values)
+
+    def to_dict(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in PARAMETERS}
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Technology:
+        """Loads overrides from a JSON object of ``{name: value}``."""
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read technology file {path}: {err}") from err
+        if not isinstance(values, dict):
+            raise ValueError(f"technology file {path} must hold a JSON object of name: value")
+        return cls.from_values(values)
+
+
+def default_technology() -> Technology:
+    """The 65 nm / LPDDR5X parameter set with the calibrated values."""
+    return Technology.from_values({})
+
+
+def markdown_table() -> str:
+    """The parameter table for docs/model.md."""
+    rows = ["| parameter | value | unit | source |", "|---|---|---|---|"]
+    rows += [f"| `{n}` | {p.value:.4g} | {p.unit} | {p.source} |" for n, p in PARAMETERS.items()]
+    return "\n".join(rows)

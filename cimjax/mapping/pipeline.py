@@ -1,0 +1,66 @@
+"""The active-tile pipeline: latency of a phase of stages that stream weights from DRAM into tiles.
+
+A cluster holds ``m`` sets of ``T_A`` tiles. One set computes while the others are loaded with the
+next partition, so transfer overlaps compute. A *stage* moves one partition (``stage_bits`` per
+cluster) from DRAM through the three buses into the macros of a set, then computes on it for
+``stage_cycles`` cycles. The equations (docs/model.md, "Pipeline"):
+
+    shared = max(t_dram, t_inter_cluster, t_inter_tile)      # links every set of a cluster shares
+    load   = max(shared, t_intra_tile, t_row_write)            # one set's whole load
+    period = max(shared, compute, (load + compute) / m)        # steady state, round-robin over m sets
+    first  = load + compute + drain                            # fill and drain of the pipeline
+    T(n)   = first + (n - 1) * period
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from cimjax.cost.ops import Ops
+from cimjax.hardware.config import HardwareConfig
+from cimjax.hardware.technology import MACRO_ROWS, Technology
+
+
+class StageTiming(NamedTuple):
+    """A phase of n stages lasts ``first + (n - 1) * period`` seconds."""
+
+    first: object
+    period: object
+
+    def latency(self, n_stages):
+        return self.first + (n_stages - 1.0) * self.period
+
+
+def dram_bits_per_s(tech: Technology):
+    return tech.dram_peak_bytes_per_s * 8.0 * tech.dram_efficiency
+
+
+def stage_timing(
+    hw: HardwareConfig,
+    tech: Technology,
+    ops: Ops,
+    *,
+    stage_bits,
+    streaming_clusters,
+    stage_cycles,
+    drain_cycles,
+) -> StageTiming:
+    """Timing of one pipeline stage.
+
+    Args:
+      stage_bits: bits loaded into one cluster per stage.
+      streaming_clusters: clusters loading at the same time (they share DRAM and the inter-cluster bus).
+      stage_cycles: compute cycles of one stage (bit-serial input bits times inputs).
+      drain_cycles: reduction latency after the last stage (adder-tree levels, accumulation).
+    """
+    f = tech.clock_hz
+    t_dram = streaming_clusters * stage_bits / dram_bits_per_s(tech)
+    t_inter_cluster = streaming_clusters * stage_bits / (hw.bus_inter_cluster * f)
+    t_inter_tile = stage_bits / (hw.bus_inter_tile * f)
+    t_intra_tile = stage_bits / hw.active_tiles / (hw.bus_intra_tile * f)
+    t_row_write = MACRO_ROWS / f
+    shared = ops.maximum(ops.maximum(t_dram, t_inter_cluster), t_inter_tile)
+    load = ops.maximum(ops.maximum(shared, t_intra_tile), t_row_write)
+    compute = stage_cycles / f
+    period = ops.maximum(ops.maximum(shared, compute), (load + compute) / hw.m)
+    return StageTiming(first=load + compute + drain_cycles / f, period=period)

@@ -1,0 +1,186 @@
+"""Uniform fake quantisation (QUANT.md formulas) and the hooks that apply it to the decoder LM per layer.
+
+Symmetric: ``q = clamp(round(x / S), -(2^(b-1) - 1), 2^(b-1) - 1)``, ``S = max|x| / (2^(b-1) - 1)``.
+Asymmetric: ``q = clamp(round(x / S) + Z, 0, 2^b - 1)``, ``S = (max - min) / (2^b - 1)``,
+``Z = round(-min / S)``, dequantised as ``S (q - Z)``. Rounding is half to even.
+
+Scales are taken per tensor, per row of the last axis (``channel`` for an ``(out, in)`` weight: one scale
+per output channel; ``token`` for an activation: one scale per token), or per group of ``group_size``
+consecutive entries of the last axis. Bits may be traced, non-integer values (the relaxed model);
+``bits >= FULL_PRECISION_BITS`` leaves the tensor unquantised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from cimjax.lm.model import Hooks
+from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
+
+GRANULARITIES = ("tensor", "channel", "token", "group")
+# float32 carries a 24-bit significand: at or above this many bits a tensor is left as it is.
+FULL_PRECISION_BITS = 24.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorScheme:
+    """How one kind of tensor is quantised: signedness and scale granularity."""
+
+    symmetric: bool = True
+    granularity: str = "channel"
+    group_size: int = 128
+
+    def __post_init__(self):
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity={self.granularity!r} is not known; allowed: {GRANULARITIES}")
+        if not isinstance(self.group_size, int) or self.group_size < 1:
+            raise ValueError(f"group_size={self.group_size!r} must be a positive integer")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantScheme:
+    """The scheme of each tensor kind of the decoder.
+
+    Defaults: weights symmetric per output channel, matmul inputs symmetric per token, attention
+    probabilities (non-negative) asymmetric per query row, K/V cache entries symmetric per token and head.
+    """
+
+    weight: TensorScheme = TensorScheme(True, "channel")
+    act: TensorScheme = TensorScheme(True, "token")
+    probs: TensorScheme = TensorScheme(False, "token")
+    kv: TensorScheme = TensorScheme(True, "token")
+
+    def of(self, kind: str, op: str) -> TensorScheme:
+        """The scheme of a quantisation point: kind ``weight``/``act``/``kv``, op of MATMUL_OPS or k/v."""
+        if kind == "act":
+            return self.probs if op == "pv" else self.act
+        return getattr(self, kind)
+
+
+def levels(bits, symmetric: bool) -> jax.Array:
+    """The largest integer code: ``2^(b-1) - 1`` (symmetric, at least 1) or ``2^b - 1`` (asymmetric)."""
+    bits = jnp.asarray(bits, jnp.float32)
+    if symmetric:
+        return jnp.maximum(2.0 ** (bits - 1.0) - 1.0, 1.0)
+    return 2.0**bits - 1.0
+
+
+def _check_bits(bits, symmetric: bool) -> None:
+    """Boundary check for concrete bit widths (traced values are not checked)."""
+    if isinstance(bits, jax.core.Tracer):
+        return
+    low = 2 if symmetric else 1
+    b = jnp.asarray(bits)
+    if b.size and (not bool(jnp.all(jnp.isfinite(b))) or float(b.min()) < low):
+        kind = "symmetric" if symmetric else "asymmetric"
+        raise ValueError(f"bits={bits!r}: {kind} quantisation needs at least {low} bits")
+
+
+def _grouped(x: jax.Array, scheme: TensorScheme) -> jax.Array:
+    """``x`` reshaped so that each scale covers the last axis (or everything for per-tensor scales)."""
+    if scheme.granularity == "tensor":
+        return x.reshape(1, -1)
+    if scheme.granularity == "group":
+        n = x.shape[-1]
+        if n % scheme.group_size:
+            raise ValueError(
+                f"group_size={scheme.group_size} does not divide the last axis ({n}) of shape {x.shape}"
+            )
+        return x.reshape(*x.shape[:-1], n // scheme.group_size, scheme.group_size)
+    return x
+
+
+def _scale_zero(g: jax.Array, bits, symmetric: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Scale, zero point and top code for the groups of ``g`` (the last axis shares one scale)."""
+    qmax = levels(bits, symmetric)
+    if symmetric:
+        scale = jnp.max(jnp.abs(g), axis=-1, keepdims=True) / qmax
+        return jnp.where(scale > 0, scale, 1.0), jnp.zeros_like(scale), qmax
+    lo, hi = jnp.min(g, axis=-1, keepdims=True), jnp.max(g, axis=-1, keepdims=True)
+    scale = (hi - lo) / qmax
+    scale = jnp.where(scale > 0, scale, 1.0)
+    return scale, jnp.round(-lo / scale), qmax
+
+
+def fake_quant(
+    x: jax.Array,
+    bits,
+    *,
+    symmetric: bool = True,
+    granularity: str = "channel",
+    group_size: int = 128,
+    ste: bool = True,
+) -> jax.Array:
+    """Quantise and dequantise ``x`` to ``bits`` bits (see the module docstring for the formulas).
+
+    Args:
+      x: the tensor; ``channel``/``token``/``group`` scales run along its last axis.
+      bits: a scalar, possibly traced and non-integer. ``>= FULL_PRECISION_BITS`` returns ``x``.
+      symmetric: signed codes around zero, or codes ``0..2^b-1`` with a zero point.
+      granularity: ``tensor``, ``channel``, ``token`` or ``group``.
+      group_size: entries per scale for ``group``.
+      ste: straight-through gradient (identity in ``x``) instead of the zero gradient of rounding.
+
+    Returns:
+      The dequantised tensor, same shape and dtype as ``x``.
+    """
+    scheme = TensorScheme(symmetric, granularity, group_size)
+    _check_bits(bits, symmetric)
+    g = _grouped(x.astype(jnp.float32), scheme)
+    scale, zero, qmax = _scale_zero(g, bits, symmetric)
+    if symmetric:
+        q = jnp.clip(jnp.round(g / scale), -qmax, qmax)
+    else:
+        q = jnp.clip(jnp.round(g / scale) + zero, 0.0, qmax)
+    y = (scale * (q - zero)).reshape(x.shape).astype(x.dtype)
+    y = jnp.where(jnp.asarray(bits) >= FULL_PRECISION_BITS, x, y)
+    return x + jax.lax.stop_gradient(y - x) if ste else y
+
+
+def fake_quant_scheme(x: jax.Array, bits, scheme: TensorScheme, ste: bool = True) -> jax.Array:
+    """:func:`fake_quant` with the settings of ``scheme``."""
+    return fake_quant(
+        x,
+        bits,
+        symmetric=scheme.symmetric,
+        granularity=scheme.granularity,
+        group_size=scheme.group_size,
+        ste=ste,
+    )
+
+
+def noise_constant(x: jax.Array, scheme: TensorScheme) -> jax.Array:
+    """``C`` of the uniform-noise model: expected squared error of quantising ``x`` is ``C / levels(b)^2``.
+
+    Each group of ``n`` entries with scale ``S = range / levels(b)`` contributes ``n S^2 / 12``, so
+    ``C = sum_groups n range^2 / 12`` with range ``max|x|`` (symmetric) or ``max - min`` (asymmetric).
+    """
+    g = _grouped(x.astype(jnp.float32), scheme)
+    r = jnp.max(jnp.abs(g), axis=-1) if scheme.symmetric else jnp.max(g, axis=-1) - jnp.min(g, axis=-1)
+    return g.shape[-1] * jnp.sum(r * r) / 12.0
+
+
+class QuantHooks(Hooks):
+    """Fake-quantises every matmul operand and KV entry of the decoder with the bits of a :class:`Precision`.
+
+    Weight ``op`` of layer ``l`` uses ``weight_bits[l, LINEAR_OPS.index(op)]``, matmul input ``op`` uses
+    ``act_bits[l, MATMUL_OPS.index(op)]`` and K/V entries ``kv_bits[l]``. The embedding and LM head stay
+    at full precision (the Precision layout has no entry for them).
+    """
+
+    def __init__(self, precision: Precision, scheme: QuantScheme = QuantScheme(), ste: bool = True):
+        self.precision, self.scheme, self.ste = precision, scheme, ste
+
+    def weight(self, layer, op, w):
+        bits = self.precision.weight_bits[layer, LINEAR_OPS.index(op)]
+        return fake_quant_scheme(w, bits, self.scheme.weight, self.ste)
+
+    def act(self, layer, op, x):
+        bits = self.precision.act_bits[layer, MATMUL_OPS.index(op)]
+        return fake_quant_scheme(x, bits, self.scheme.of("act", op), self.ste)
+
+    def kv(self, layer, which, x):
+        return fake_quant_scheme(x, self.precision.kv_bits[layer], self.scheme.kv, self.ste)

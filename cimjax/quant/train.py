@@ -1,0 +1,218 @@
+"""Trains the small byte-level LLaMA-style model that the accuracy proxy is validated against.
+
+The run is keyed by its hyper-parameters and the corpus: it lives in ``$CIMJAX_CACHE/proxy-lm/<key>``
+(default ``~/.cache/cimjax``), is checkpointed with orbax every ``ckpt_every`` steps, resumes from the last
+checkpoint if interrupted, and is simply loaded when it has finished. Batches are a pure function of
+``(seed, step)``, so a resumed run sees the same data as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from cimjax.lm.model import DecoderLM, functional, token_nll
+from cimjax.quant import corpus
+from cimjax.workload.models import ModelSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Model shape and optimiser settings of a training run (all of it goes into the cache key)."""
+
+    n_layers: int = 4
+    hidden: int = 128
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    ffn: int = 384
+    seq_len: int = 128
+    batch: int = 32
+    steps: int = 1500
+    lr: float = 3e-3
+    warmup: int = 100
+    weight_decay: float = 0.1
+    seed: int = 0
+    rope_theta: float = 10000.0
+    rms_eps: float = 1e-6
+    val_fraction: float = 0.1
+    ckpt_every: int = 250
+
+    def __post_init__(self):
+        for field in ("n_layers", "hidden", "n_heads", "n_kv_heads", "ffn", "seq_len", "batch", "steps"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{field}={value!r} must be a positive integer")
+        if self.hidden % self.n_heads:
+            raise ValueError(f"TrainConfig.hidden={self.hidden} must be a multiple of n_heads={self.n_heads}")
+
+    def spec(self) -> ModelSpec:
+        """The model shape: byte vocabulary, untied embeddings, LLaMA layout."""
+        return ModelSpec(
+            id="proxy-lm",
+            name="byte-level proxy LM",
+            n_layers=self.n_layers,
+            hidden=self.hidden,
+            n_heads=self.n_heads,
+            n_kv_heads=self.n_kv_heads,
+            head_dim=self.hidden // self.n_heads,
+            ffn=self.ffn,
+            vocab=corpus.VOCAB,
+            tied_embeddings=False,
+        )
+
+
+# The benchmark-sized run (~0.8 M parameters, a few minutes on 2 CPU cores) and a seconds-long one for tests.
+BENCHMARK = TrainConfig()
+TINY = TrainConfig(
+    n_layers=2,
+    hidden=32,
+    n_heads=2,
+    n_kv_heads=1,
+    ffn=64,
+    seq_len=32,
+    batch=8,
+    steps=40,
+    warmup=5,
+    ckpt_every=20,
+)
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A trained model with its provenance."""
+
+    model: DecoderLM
+    config: TrainConfig
+    final_loss: float  # training loss of the last step, nats/token
+    val_loss: float  # validation loss at full precision, nats/token
+    train_seconds: float  # wall time spent training (summed over resumed sessions)
+    n_params: int
+    directory: Path
+
+
+def cache_root() -> Path:
+    """``$CIMJAX_CACHE`` or ``~/.cache/cimjax``."""
+    return Path(os.environ.get("CIMJAX_CACHE") or "~/.cache/cimjax").expanduser()
+
+
+def run_key(config: TrainConfig) -> str:
+    """A short hash of the hyper-parameters and the corpus bytes (so another Python's pydoc differs)."""
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+    digest.update(corpus.corpus_bytes().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, config.lr, config.warmup, config.steps, config.lr * 0.05
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=config.weight_decay)
+    )
+
+
+def _batch(train: np.ndarray, config: TrainConfig, step: int) -> np.ndarray:
+    """Random windows ``(batch, seq_len + 1)``, a pure function of (seed, step)."""
+    rng = np.random.default_rng([config.seed, step])
+    starts = rng.integers(0, len(train) - config.seq_len - 1, size=config.batch)
+    return train[starts[:, None] + np.arange(config.seq_len + 1)[None, :]]
+
+
+def evaluate_loss(model: DecoderLM, tokens: np.ndarray, batch: int = 16) -> float:
+    """Mean next-token loss (nats/token) of ``model`` over windows ``(n, seq_len + 1)``."""
+    build, params = functional(model)
+    loss = jax.jit(lambda p, w: token_nll(build(p)(w[:, :-1]), w[:, 1:]))
+    parts = [
+        float(loss(params, tokens[i : i + batch])) * len(tokens[i : i + batch])
+        for i in range(0, len(tokens), batch)
+    ]
+    return sum(parts) / len(tokens)
+
+
+def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
+    """Trains ``config`` (or resumes / loads it from the cache) and returns the model.
+
+    Args:
+      config: the run's hyper-parameters.
+      log: where progress lines go (stderr by default, so ``--json`` output stays clean).
+    """
+    directory = cache_root() / "proxy-lm" / run_key(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    model = DecoderLM(
+        config.spec(), rope_theta=config.rope_theta, rms_eps=config.rms_eps, rngs=nnx.Rngs(config.seed)
+    )
+    build, params = functional(model)
+    tx = _optimizer(config)
+    state = {
+        "params": params,
+        "opt_state": tx.init(params),
+        "step": jnp.zeros((), jnp.int32),
+        "train_seconds": jnp.zeros((), jnp.float32),
+        "loss": jnp.zeros((), jnp.float32),
+    }
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, save_interval_steps=1)
+    with ocp.CheckpointManager(directory / "orbax", options=options) as manager:
+        latest = manager.latest_step()
+        if latest is not None:
+            state = manager.restore(latest, args=ocp.args.StandardRestore(state))
+            log(f"proxy LM: restored step {latest}/{config.steps} from {directory}")
+
+        @jax.jit
+        def step_fn(state, batch):
+            def loss_fn(p):
+                return token_nll(build(p)(batch[:, :-1]), batch[:, 1:])
+
+            loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+            updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+            return {
+                **state,
+                "params": optax.apply_updates(state["params"], updates),
+                "opt_state": opt_state,
+                "step": state["step"] + 1,
+                "loss": loss,
+            }
+
+        train_tokens, val_tokens = corpus.split(config.val_fraction)
+        step = int(state["step"])
+        if step < config.steps:
+            log(f"proxy LM: training {config.steps - step} steps into {directory}")
+        t0, spent = time.perf_counter(), float(state["train_seconds"])
+        while step < config.steps:
+            state = step_fn(state, jnp.asarray(_batch(train_tokens, config, step)))
+            step += 1
+            if step % config.ckpt_every == 0 or step == config.steps:
+                state = {**state, "train_seconds": jnp.float32(spent + time.perf_counter() - t0)}
+                manager.save(step, args=ocp.args.StandardSave(state))
+                manager.wait_until_finished()
+                log(
+                    f"proxy LM: step {step}/{config.steps} loss {float(state['loss']):.4f} nats/token "
+                    f"({float(state['train_seconds']):.0f} s)"
+                )
+    model = build(state["params"])
+    val_loss = evaluate_loss(model, corpus.windows(val_tokens, config.seq_len))
+    return TrainedModel(
+        model=model,
+        config=config,
+        final_loss=float(state["loss"]),
+        val_loss=val_loss,
+        train_seconds=float(state["train_seconds"]),
+        n_params=sum(int(np.prod(p.shape)) for p in state["params"].values()),
+        directory=directory,
+    )
