@@ -81,6 +81,16 @@ class Costs(NamedTuple):
     area: Area
 
 
+def _layer_repeats(spec: ModelSpec, prec: Precision) -> int:
+    """A precision with one layer row stands for every layer (uniform precision, evaluated once)."""
+    rows = prec.kv_bits.shape[-1]
+    if rows not in (1, spec.n_layers):
+        raise ValueError(
+            f"precision has {rows} layer rows; model {spec.id!r} has {spec.n_layers} layers (or give 1)"
+        )
+    return spec.n_layers // rows
+
+
 def _split(bits, names):
     return {name: bits[..., j] for j, name in enumerate(names)}
 
@@ -108,6 +118,7 @@ def phase_costs(
     shapes = linear_shapes(spec)
     group, head_dim, n_kv = spec.group_size, spec.head_dim, spec.n_kv_heads
     passes, inputs = counts.passes, counts.inputs
+    repeats = _layer_repeats(spec, prec)
 
     cluster_drain = ops.log2_ceil(hw.pes_per_tile) + ops.log2_ceil(hw.active_tiles) + 1.0
     chip_drain = cluster_drain + ops.log2_ceil(clusters)
@@ -278,19 +289,17 @@ def phase_costs(
     }
 
     # Sum the layer axis last, so per-layer arrays could also be reported.
-    latency_by_op = {k: jnp.sum(v, axis=-1) for k, v in latency_by_op.items()}
-    energy_by_op = {
-        op: {c: jnp.sum(jnp.broadcast_to(v, kv.shape), axis=-1) for c, v in comps.items()}
-        for op, comps in energy_by_op.items()
-    }
+    def layer_sum(v):
+        return jnp.sum(jnp.broadcast_to(v, kv.shape), axis=-1) * repeats
+
+    latency_by_op = {k: layer_sum(v) for k, v in latency_by_op.items()}
+    energy_by_op = {op: {c: layer_sum(v) for c, v in comps.items()} for op, comps in energy_by_op.items()}
     latency_by_op["dram_other"] += t_embed
     energy_by_op["dram_other"] = {
         c: e + energy(t_embed, dram=embed_bits)[c] for c, e in energy_by_op["dram_other"].items()
     }
     by_component = {c: sum(energy_by_op[op][c] for op in OPERATORS) for c in COMPONENTS}
-    dram_bits = (
-        jnp.sum(sum(weight_bits.values()) + kv_read_bits + kv_write_bits + aux_bits, axis=-1) + embed_bits
-    )
+    dram_bits = layer_sum(sum(weight_bits.values()) + kv_read_bits + kv_write_bits + aux_bits) + embed_bits
     return PhaseCosts(
         latency_s=_total(latency_by_op),
         energy_j=_total(by_component),

@@ -1,0 +1,129 @@
+"""Exhaustive, batched exact evaluation of a whole design space, in bounded memory.
+
+Designs are decoded from flat indices inside the jitted chunk function, so no table of designs is
+ever materialised; only three float arrays (latency, energy, area) of the space's size are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cimjax.cost.model import evaluate
+from cimjax.hardware.config import PAPER_SPACE, DesignSpace
+from cimjax.hardware.technology import Technology
+from cimjax.search.pareto import alpha_objective, alpha_sweep, pareto_front_2d
+from cimjax.workload.models import ModelSpec
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import Precision
+
+DEFAULT_CHUNK = 1 << 16
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    """Decode latency (s), energy (J) and area (mm^2) of every design, indexed by flat design index."""
+
+    space: DesignSpace
+    latency_s: np.ndarray
+    energy_j: np.ndarray
+    area_mm2: np.ndarray
+    compile_s: float
+    wall_s: float
+
+    @property
+    def evaluations(self) -> int:
+        return int(self.latency_s.size)
+
+    @property
+    def designs_per_s(self) -> float:
+        return self.evaluations / self.wall_s
+
+    def best(self, alpha: float) -> tuple[int, float]:
+        """Flat index and value of the design minimising L^alpha E^(1-alpha).
+
+        Ties (e.g. buses wider than needed at alpha = 1) go to the Pareto-optimal design.
+        """
+        index = int(alpha_sweep(self.latency_s, self.energy_j, [alpha])[0])
+        return index, float(alpha_objective(self.latency_s[index], self.energy_j[index], alpha))
+
+    def pareto_indices(self) -> np.ndarray:
+        """Latency-energy Pareto front, sorted by latency."""
+        return pareto_front_2d(self.latency_s, self.energy_j)
+
+
+@functools.lru_cache(maxsize=32)
+def make_chunk_evaluator(spec: ModelSpec, workload: Workload, space_key: tuple, chunk: int) -> Callable:
+    """A jitted ``run(start, prec, tech) -> (latency, energy, area)`` of ``chunk`` consecutive designs.
+
+    Cached per (model, workload, space, chunk); precision and technology are traced arguments, so
+    calibration loops and repeated sweeps do not recompile.
+    """
+    space = DesignSpace(dict(space_key))
+    offsets = jnp.arange(chunk)
+
+    @jax.jit
+    def run(start, prec, tech):
+        index = jnp.minimum(start + offsets, space.size - 1)  # the last chunk repeats the last design
+        hw = space.decode(index)
+        costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
+        return costs.latency_s, costs.energy_j, costs.area_mm2
+
+    return run
+
+
+def sweep(
+    spec: ModelSpec,
+    prec: Precision,
+    workload: Workload,
+    tech: Technology,
+    space: DesignSpace = PAPER_SPACE,
+    chunk: int = DEFAULT_CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    """Evaluates every design of ``space`` exactly, ``chunk`` designs at a time.
+
+    Uniform precisions are evaluated as one layer repeated (identical results, fewer operations).
+    ``progress(done, total)`` is called after each chunk. Compile time is measured separately.
+    """
+    prec = compress_uniform(prec)
+    run = make_chunk_evaluator(spec, workload, tuple(space.values.items()), chunk)
+    start_compile = time.perf_counter()
+    jax.block_until_ready(run(jnp.asarray(0), prec, tech))
+    compile_s = time.perf_counter() - start_compile
+
+    n = space.size
+    outputs = [np.empty(n, np.float64) for _ in range(3)]
+    start = time.perf_counter()
+    pending = None
+    for first in range(0, n, chunk):
+        result = run(
+            jnp.asarray(first), prec, tech
+        )  # dispatched asynchronously; copy the previous one meanwhile
+        if pending is not None:
+            _store(outputs, *pending)
+        pending = (first, min(chunk, n - first), result)
+        if progress:
+            progress(min(first + chunk, n), n)
+    _store(outputs, *pending)
+    wall_s = time.perf_counter() - start
+    return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s)
+
+
+def _store(outputs, first, count, result):
+    for out, values in zip(outputs, result, strict=True):
+        out[first : first + count] = np.asarray(values)[:count]
+
+
+def compress_uniform(prec: Precision) -> Precision:
+    """One layer row if every layer has the same bits (the cost model repeats it), else unchanged."""
+    leaves = [np.asarray(x) for x in (prec.weight_bits, prec.act_bits, prec.kv_bits)]
+    if all((x == x[:1]).all() for x in leaves):
+        return Precision(prec.weight_bits[:1], prec.act_bits[:1], prec.kv_bits[:1])
+    return prec
