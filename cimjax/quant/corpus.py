@@ -41,8 +41,6 @@ def windows(tokens: np.ndarray, seq_len: int, n: int | None = None) -> np.ndarra
     fit = (len(tokens) - 1) // seq_len
     n = fit if n is None else n
     if not 1 <= n <= fit:
-        raise ValueError(
-            f"n={n} windows of seq_len={seq_len} do not fit in {len(tokens)} tokens (at most {fit})"
-        )
+        raise ValueError(f"n={n} windows of seq_len={seq_len} do not fit in {len(tokens)} tokens (at most {fit})")
     idx = np.arange(n)[:, None] * seq_len + np.arange(seq_len + 1)[None, :]
     return tokens[idx]

@@ -16,6 +16,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cimjax.lm.model import Hooks
 from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
@@ -60,6 +61,9 @@ class QuantScheme:
         return getattr(self, kind)
 
 
+DEFAULT_SCHEME = QuantScheme()
+
+
 def levels(bits, symmetric: bool) -> jax.Array:
     """The largest integer code: ``2^(b-1) - 1`` (symmetric, at least 1) or ``2^b - 1`` (asymmetric)."""
     bits = jnp.asarray(bits, jnp.float32)
@@ -73,8 +77,8 @@ def _check_bits(bits, symmetric: bool) -> None:
     if isinstance(bits, jax.core.Tracer):
         return
     low = 2 if symmetric else 1
-    b = jnp.asarray(bits)
-    if b.size and (not bool(jnp.all(jnp.isfinite(b))) or float(b.min()) < low):
+    b = np.asarray(bits, dtype=np.float64)
+    if b.size and (not np.all(np.isfinite(b)) or b.min() < low):
         kind = "symmetric" if symmetric else "asymmetric"
         raise ValueError(f"bits={bits!r}: {kind} quantisation needs at least {low} bits")
 
@@ -86,9 +90,7 @@ def _grouped(x: jax.Array, scheme: TensorScheme) -> jax.Array:
     if scheme.granularity == "group":
         n = x.shape[-1]
         if n % scheme.group_size:
-            raise ValueError(
-                f"group_size={scheme.group_size} does not divide the last axis ({n}) of shape {x.shape}"
-            )
+            raise ValueError(f"group_size={scheme.group_size} does not divide the last axis ({n}) of shape {x.shape}")
         return x.reshape(*x.shape[:-1], n // scheme.group_size, scheme.group_size)
     return x
 
@@ -131,10 +133,8 @@ def fake_quant(
     _check_bits(bits, symmetric)
     g = _grouped(x.astype(jnp.float32), scheme)
     scale, zero, qmax = _scale_zero(g, bits, symmetric)
-    if symmetric:
-        q = jnp.clip(jnp.round(g / scale), -qmax, qmax)
-    else:
-        q = jnp.clip(jnp.round(g / scale) + zero, 0.0, qmax)
+    lower = -qmax if symmetric else 0.0  # symmetric codes have zero point 0
+    q = jnp.clip(jnp.round(g / scale) + zero, lower, qmax)
     y = (scale * (q - zero)).reshape(x.shape).astype(x.dtype)
     y = jnp.where(jnp.asarray(bits) >= FULL_PRECISION_BITS, x, y)
     return x + jax.lax.stop_gradient(y - x) if ste else y
@@ -171,7 +171,7 @@ class QuantHooks(Hooks):
     at full precision (the Precision layout has no entry for them).
     """
 
-    def __init__(self, precision: Precision, scheme: QuantScheme = QuantScheme(), ste: bool = True):
+    def __init__(self, precision: Precision, scheme: QuantScheme = DEFAULT_SCHEME, ste: bool = True):
         self.precision, self.scheme, self.ste = precision, scheme, ste
 
     def weight(self, layer, op, w):

@@ -1,0 +1,207 @@
+"""The accuracy proxy: predicted increase of the LM loss (nats/token) under a :class:`Precision`.
+
+Every variant is linear in non-negative features of the bits, ``dL(b) = sum_g coef_g * f_g(b)``, each
+feature a sum over points (quantised tensors, :data:`cimjax.quant.sensitivity.POINTS`) that falls
+smoothly and monotonically as bits grow, so every variant is differentiable in continuous bits and more
+bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an error energy:
+
+* ``hessian_noise``:   ``sum_t 0.5 (tr H_t / n_t) C_t / levels(b_t)^2``  (HAWQ-V2 trace x ``Delta^2/12``)
+* ``fisher_noise``:    the same with the empirical-Fisher trace.
+* ``hessian_measured``: ``sum_t 0.5 (tr H_t / n_t) err_t(b_t)`` with the measured error curve.
+* ``fisher_measured``:  the same with the Fisher trace.
+* ``outmse_measured``:  ``a * sum_t (outmse_t / n_t) err_t(b_t)``: output-MSE sensitivity; ``a`` (nats per
+  unit output error energy) is fitted, the only way to give output MSE loss units.
+* ``loss_curves``:      ``sum_t dL_t(b_t)``: measured single-point loss increases, interpolated.
+* ``higgs``:            ``sum_g a_g sum_{t in g} err_t(b_t) / ||x_t||^2``: HIGGS-style linear model in the
+  relative errors, one coefficient per layer and tensor kind (weights, activations, KV), fitted by
+  non-negative least squares on measured losses of assignments that are not used to judge it.
+* ``default``: for models without weights, see :func:`default_proxy` -- an assumption, labelled as such.
+
+Negative Hessian-trace estimates (sampling noise, or non-convex directions) are set to zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.optimize import nnls
+
+from cimjax.quant.quantizers import levels
+from cimjax.quant.sensitivity import POINTS, Sensitivities, bits_table, log_interp
+from cimjax.workload.models import ModelSpec
+from cimjax.workload.precision import LINEAR_OPS, Precision
+
+VARIANTS = (
+    "hessian_noise",
+    "fisher_noise",
+    "hessian_measured",
+    "fisher_measured",
+    "outmse_measured",
+    "loss_curves",
+    "higgs",
+)
+FITTED = ("outmse_measured", "higgs")
+LOSS_FLOOR = 1e-6  # nats/token: measured single-point increases below this are treated as this
+_KINDS = ("weight", "act", "kv")
+
+DEFAULT_ASSUMPTION = (
+    "ASSUMPTION (no weights): every matmul operand has the same loss sensitivity per multiply-accumulate "
+    "and Gaussian-distributed values, so its quantisation noise is the uniform-noise model Delta^2/12 of "
+    "a Gaussian row; the scale kappa was measured on cimjax's byte-level proxy LM, not on this model."
+)
+# Loss increase (nats/token) per unit of MAC-weighted relative noise energy; fitted on the byte-level
+# proxy LM (TrainConfig() defaults) by `python benchmarks/proxy_validation.py` (least squares, fit set).
+DEFAULT_KAPPA = 1.0
+DEFAULT_CONTEXT = 512  # tokens of context assumed for the attention matmuls of the default proxy
+
+
+def _levels_table(table: jax.Array, symmetric: jax.Array) -> jax.Array:
+    return jnp.where(symmetric > 0, levels(table, True), levels(table, False))
+
+
+def _point_terms(name: str, sens: Sensitivities, table: jax.Array) -> jax.Array:
+    """Per-point feature terms ``(L, 17)`` of a variant before grouping and coefficients."""
+    n = sens.numel
+    hess = 0.5 * jnp.maximum(sens.hessian, 0.0) / n
+    fisher = 0.5 * sens.fisher / n
+    noise = sens.noise_c / _levels_table(table, sens.symmetric) ** 2
+    tiny = 1e-30
+    if name == "loss_curves":
+        return log_interp(table, sens.loss, LOSS_FLOOR)
+    err = log_interp(table, sens.err, tiny)
+    return {
+        "hessian_noise": lambda: hess * noise,
+        "fisher_noise": lambda: fisher * noise,
+        "hessian_measured": lambda: hess * err,
+        "fisher_measured": lambda: fisher * err,
+        "outmse_measured": lambda: sens.outmse / n * err,
+        "higgs": lambda: err / jnp.maximum(sens.energy, tiny),
+    }[name]()
+
+
+def _kind_index() -> np.ndarray:
+    return np.array([_KINDS.index(kind) for kind, _ in POINTS])
+
+
+def features(name: str, sens: Sensitivities, table: jax.Array) -> jax.Array:
+    """The variant's features: one per (layer, kind) for ``higgs``, else a single summed feature."""
+    terms = _point_terms(name, sens, table)
+    if name != "higgs":
+        return jnp.sum(terms)[None]
+    onehot = jax.nn.one_hot(_kind_index(), len(_KINDS))  # (17, 3)
+    return (terms @ onehot).reshape(-1)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Proxy:
+    """A proxy variant: ``proxy(precision)`` is the predicted loss increase in nats/token.
+
+    Attributes:
+      name: the variant (one of :data:`VARIANTS`, or ``default``).
+      sens: the model's sensitivities (None for ``default``).
+      coef: non-negative coefficients of the features (ones unless fitted).
+      assumption: why the numbers may not hold for the model at hand; None when measured on it.
+    """
+
+    sens: Sensitivities | None
+    coef: jax.Array
+    name: str = dataclasses.field(metadata={"static": True})
+    assumption: str | None = dataclasses.field(default=None, metadata={"static": True})
+    spec: ModelSpec | None = dataclasses.field(default=None, metadata={"static": True})
+
+    def features(self, precision: Precision) -> jax.Array:
+        table = bits_table(precision)
+        if self.name == "default":
+            return _default_features(self.spec, table)[None]
+        return features(self.name, self.sens, table)
+
+    def __call__(self, precision: Precision) -> jax.Array:
+        return jnp.dot(self.coef, self.features(precision))
+
+
+def make_proxy(name: str, sens: Sensitivities) -> Proxy:
+    """An unfitted variant (coefficients one); fitted variants need :func:`fit_proxy` first."""
+    if name not in VARIANTS:
+        raise ValueError(f"proxy variant {name!r} is not known; allowed: {VARIANTS}")
+    n_feat = features(name, sens, jnp.full(sens.numel.shape, 8.0)).shape[0]
+    return Proxy(sens=sens, coef=jnp.ones((n_feat,), jnp.float32), name=name)
+
+
+def fit_proxy(proxy: Proxy, precisions: list[Precision], measured: np.ndarray) -> Proxy:
+    """Fits non-negative coefficients by least squares of predicted against measured loss increases.
+
+    Args:
+      proxy: the variant (its current coefficients are ignored).
+      precisions: assignments of the *fit* set (never the set the proxy is judged on).
+      measured: their measured loss increases, nats/token.
+    """
+    if len(precisions) != len(measured) or not precisions:
+        raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(precisions)}) > 0")
+    feats = np.stack([np.asarray(proxy.features(p), np.float64) for p in precisions])
+    scale = np.maximum(feats.max(axis=0), 1e-300)  # conditioning: NNLS on features scaled to [0, 1]
+    coef, _ = nnls(feats / scale, np.asarray(measured, np.float64))
+    return dataclasses.replace(proxy, coef=jnp.asarray(coef / scale, jnp.float32))
+
+
+def _default_points(spec: ModelSpec, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-point MAC counts per token, scale-row lengths and symmetry ``(17,)`` of the default proxy."""
+    h, q, kv, f = spec.hidden, spec.q_dim, spec.kv_dim, spec.ffn
+    linear = {"q": (h, q), "k": (h, kv), "v": (h, kv), "o": (q, h), "gate": (h, f), "up": (h, f), "down": (f, h)}
+    attn = spec.n_heads * spec.head_dim * context  # MACs per token of qk and of pv
+    macs, rows, sym = [], [], []
+    for kind, op in POINTS:
+        if op in LINEAR_OPS:
+            d_in, d_out = linear[op]
+            macs.append(d_in * d_out)
+            rows.append(d_in)
+        elif op == "qk":
+            macs.append(attn)
+            rows.append(spec.head_dim)
+        elif op == "pv":
+            macs.append(attn)
+            rows.append(context)
+        else:  # kv: K feeds qk, V feeds pv
+            macs.append(2 * attn)
+            rows.append(spec.head_dim)
+        sym.append(not (kind == "act" and op == "pv"))
+    return np.array(macs, float), np.array(rows, float), np.array(sym)
+
+
+def _default_features(spec: ModelSpec, table: jax.Array) -> jax.Array:
+    """MAC-weighted relative noise energy: ``sum_t (macs_t / macs_linear) g(d_t) / (12 levels(b_t)^2)``.
+
+    ``g(d) = 2 ln(2 d)`` approximates ``E[max|x|^2] / sigma^2`` of a Gaussian row of length ``d``.
+    """
+    macs, rows, sym = _default_points(spec, DEFAULT_CONTEXT)
+    weight_macs = macs[: len(LINEAR_OPS)].sum() * spec.n_layers
+    g = 2.0 * np.log(2.0 * rows)
+    lv = _levels_table(table, jnp.asarray(sym, jnp.float32)[None, :])
+    return jnp.sum(jnp.asarray(macs / weight_macs * g / 12.0, jnp.float32) / lv**2)
+
+
+def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
+    """The proxy for models whose weights are not available: equal sensitivity per MAC, Gaussian noise.
+
+    ``dL(b) = kappa * sum_t (macs_t / macs_linear) * 2 ln(2 d_t) / (12 levels(b_t)^2)`` where ``macs_t`` is
+    the per-token multiply-accumulates of the matmul the point feeds (attention at
+    :data:`DEFAULT_CONTEXT` tokens), ``d_t`` the length of a scale row. The result carries
+    :data:`DEFAULT_ASSUMPTION` in ``proxy.assumption``; report it with every number it produces.
+    """
+    if not (math.isfinite(kappa) and kappa > 0):
+        raise ValueError(f"kappa={kappa!r} must be a positive number")
+    return Proxy(
+        sens=None, coef=jnp.array([kappa], jnp.float32), name="default", assumption=DEFAULT_ASSUMPTION, spec=spec
+    )
+
+
+UNIFORM_BUDGETS = {"int8": 8, "int6": 6, "int4": 4}
+
+
+def uniform_budgets(proxy: Proxy, n_layers: int) -> dict[str, float]:
+    """The proxy at uniform INT8 / INT6 / INT4 (W, A and KV alike): accuracy budgets for the optimiser."""
+    return {name: float(proxy(Precision.uniform(n_layers, bits))) for name, bits in UNIFORM_BUDGETS.items()}
