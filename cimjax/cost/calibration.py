@@ -20,7 +20,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from cimjax.cost.model import evaluate
-from cimjax.hardware.config import PAPER_SPACE, HardwareConfig
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig
 from cimjax.hardware.technology import Technology
 from cimjax.search.exhaustive import sweep
 from cimjax.search.pareto import alpha_objective
@@ -28,17 +28,6 @@ from cimjax.workload.models import MODELS
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset
 
-PAPER_ALPHA05_DESIGN = {
-    "c_v": 2,
-    "c_h": 3,
-    "t_v_act": 4,
-    "t_h_act": 2,
-    "m": 1,
-    "pes_per_tile": 4,
-    "bus_inter_cluster": 4096,
-    "bus_inter_tile": 4096,
-    "bus_intra_tile": 4096,
-}
 PAPER_ALPHA05_AREA_MM2 = 11.83
 THROUGHPUT_POINTS = (("llama3.2-1b", "int4", 400.0), ("llama3.2-3b", "int4", 139.3))
 EFFICIENCY_POINT = ("llama3.2-1b", "int4", 181.0)
@@ -51,7 +40,7 @@ def _sweep(model_id: str, precision: str, tech: Technology, workload: Workload):
 
 def fit_pe_area(tech: Technology) -> float:
     """pe_area_mm2 giving the paper's alpha = 0.5 design its reported area."""
-    hw = HardwareConfig.from_dict(PAPER_ALPHA05_DESIGN)
+    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
     spec = MODELS["llama3.2-3b"]
     prec = preset("int8", spec.n_layers)
 
@@ -84,9 +73,7 @@ def fit_dram_energy(tech: Technology, workload: Workload) -> float:
     best, _ = result.best(1.0)
     hw = PAPER_SPACE.decode(best)
     spec = MODELS[model_id]
-    costs = evaluate(
-        hw, preset(precision, spec.n_layers), spec, workload, tech.replace(dram_energy_per_bit=1e-12)
-    )
+    costs = evaluate(hw, preset(precision, spec.n_layers), spec, workload, tech.replace(dram_energy_per_bit=1e-12))
     other = float(costs.energy_j) - float(costs.decode.energy_by_component["dram"])
     dram_bits = float(costs.decode.dram_bits)
     return (workload.generate / target - other) / dram_bits
@@ -129,7 +116,7 @@ def calibration_report(tech: Technology, workload: Workload | None = None) -> di
             )
     spec = MODELS["llama3.2-3b"]
     prec = preset("int8", spec.n_layers)
-    paper_hw = HardwareConfig.from_dict(PAPER_ALPHA05_DESIGN)
+    paper_hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
     paper = evaluate(paper_hw, prec, spec, workload, tech)
     points.append(
         {
@@ -144,15 +131,15 @@ def calibration_report(tech: Technology, workload: Workload | None = None) -> di
     result = sweep(spec, prec, workload, tech)
     best, objective = result.best(0.5)
     objectives = np.asarray(alpha_objective(result.latency_s, result.energy_j, 0.5))
-    paper_objective = objectives[PAPER_SPACE.encode(PAPER_ALPHA05_DESIGN)]
+    paper_objective = objectives[PAPER_SPACE.encode(EDGECIM_ALPHA05_DESIGN)]
     ours = PAPER_SPACE.decode(best).to_dict()
     return {
         "fitted": fitted,
         "points": points,
         "alpha05_llama3.2-3b_int8": {
-            "paper_design": PAPER_ALPHA05_DESIGN,
+            "paper_design": EDGECIM_ALPHA05_DESIGN,
             "model_optimum": ours,
-            "fields_matching": [k for k in ours if ours[k] == PAPER_ALPHA05_DESIGN[k]],
+            "fields_matching": [k for k in ours if ours[k] == EDGECIM_ALPHA05_DESIGN[k]],
             "objective_of_paper_design_over_optimum": float(paper_objective / objective),
             "rank_of_paper_design": int(np.sum(objectives < paper_objective)),
         },

@@ -53,6 +53,7 @@ COMPONENTS = (
     "functional_units",
     "leakage",
 )
+ACTIVITIES = ("dram_bits", "streamed_bits", "pe_cycles", "adds", "moved_bits", "fu_ops")
 HIGH_PRECISION_BITS = 16  # norm gains, biases, embeddings and partial outputs are kept at 16 bits
 
 
@@ -85,9 +86,7 @@ def _layer_repeats(spec: ModelSpec, prec: Precision) -> int:
     """A precision with one layer row stands for every layer (uniform precision, evaluated once)."""
     rows = prec.kv_bits.shape[-1]
     if rows not in (1, spec.n_layers):
-        raise ValueError(
-            f"precision has {rows} layer rows; model {spec.id!r} has {spec.n_layers} layers (or give 1)"
-        )
+        raise ValueError(f"precision has {rows} layer rows; model {spec.id!r} has {spec.n_layers} layers (or give 1)")
     return spec.n_layers // rows
 
 
@@ -154,9 +153,7 @@ def phase_costs(
         last = timing(stage_bits, last_round, stage_cycles, drain)
         return (rounds - 1.0) * total_of(full) + total_of(last)
 
-    t_qkv = passes * over_rounds(
-        qkv_bits / qkv_stages, qkv_cycles, cluster_drain, lambda t: t.latency(qkv_stages)
-    )
+    t_qkv = passes * over_rounds(qkv_bits / qkv_stages, qkv_cycles, cluster_drain, lambda t: t.latency(qkv_stages))
 
     # --- Attention: K/V blocks per KV group; K on one half of the active PEs, V on the other.
     per_row = weights_per_row(kv, ops)
@@ -165,9 +162,7 @@ def phase_costs(
     block_stages = ops.maximum(ops.ceil_div(2.0 * loads_k, active), ops.ceil_div(2.0 * loads_v, active))
     queries_per_block = counts.query_blocks / counts.blocks
     softmax_cycles = group * block * queries_per_block / tech.fu_lanes
-    att_cycles = ops.maximum(
-        group * queries_per_block * ops.maximum(a["qk"], a["pv"]), softmax_cycles / block_stages
-    )
+    att_cycles = ops.maximum(group * queries_per_block * ops.maximum(a["qk"], a["pv"]), softmax_cycles / block_stages)
     att_stage_bits = 2.0 * block * head_dim * kv / block_stages
     att_stages_total = block_stages * counts.blocks  # summed over passes
     t_attention = over_rounds(
@@ -242,73 +237,73 @@ def phase_costs(
     fu_ops = {name: float(counts.tokens * n * FU_OPS_PER_ELEMENT[name]) for name, n in aux.items()}
     fu_ops["softmax_per_key"] = float(spec.n_heads * counts.scores * FU_OPS_PER_ELEMENT["softmax_per_key"])
 
-    wire_mm = area.wire_intra_tile_mm + area.wire_inter_tile_mm + area.wire_inter_cluster_mm
-    leakage_w = tech.leakage_w_per_mm2 * area.total
-
-    def energy(latency, dram=0.0, streamed=0.0, cycles=0.0, n_adds=0.0, moved=0.0, fu=0.0):
-        """Component energies of one operator group. ``streamed`` bits go DRAM -> macros."""
-        return {
-            "dram": dram * tech.dram_energy_per_bit,
-            "compute": cycles * tech.pe_cycle_energy,
-            "macro_write": streamed * tech.pe_write_energy_per_bit,
-            "reduction": n_adds * tech.psum_bits * tech.add_energy_per_bit,
-            "buffers": 2.0 * (dram + moved) * tech.buffer_energy_per_bit,
-            "buses": (streamed + moved) * wire_mm * tech.wire_energy_per_bit_mm,
-            "functional_units": fu * tech.fu_energy_per_op,
-            "leakage": latency * leakage_w,
-        }
-
-    def linear_energy(names, latency):
-        streamed = sum(weight_bits[n] for n in names)
-        return energy(
-            latency,
-            dram=streamed,
-            streamed=streamed,
-            cycles=sum(pe_cycles[n] for n in names),
-            n_adds=sum(adds[n] for n in names),
-            moved=sum(act_bits[n] for n in names),
+    # Activities per operator group (rows of ACTIVITIES), summed over layers, then priced by
+    # energy_matrix (activities -> components). Leakage is power x each operator's latency.
+    fu_serial_ops = sum(v for k, v in fu_ops.items() if k != "softmax_per_key")
+    linear_groups = {"qkv": ("q", "k", "v"), "o_proj": ("o",), "ffn": ("gate", "up", "down")}
+    activities = {
+        name: (
+            sum(weight_bits[n] for n in names),
+            sum(weight_bits[n] for n in names),
+            sum(pe_cycles[n] for n in names),
+            sum(adds[n] for n in names),
+            sum(act_bits[n] for n in names),
+            0.0,
         )
-
-    energy_by_op = {
-        "qkv": linear_energy(("q", "k", "v"), t_qkv),
-        "attention": energy(
-            t_attention,
-            dram=kv_read_bits,
-            streamed=kv_read_bits,
-            cycles=att_pe_cycles,
-            n_adds=att_adds,
-            moved=att_act_bits,
-            fu=fu_ops["softmax_per_key"],
-        ),
-        "o_proj": linear_energy(("o",), t_o),
-        "ffn": linear_energy(("gate", "up", "down"), t_ffn),
-        "functional_units": energy(
-            latency_by_op["functional_units"], fu=sum(v for k, v in fu_ops.items() if k != "softmax_per_key")
-        ),
-        "dram_other": energy(t_dram_other, dram=kv_write_bits + aux_bits),
+        for name, names in linear_groups.items()
     }
+    activities["attention"] = (
+        kv_read_bits,
+        kv_read_bits,
+        att_pe_cycles,
+        att_adds,
+        att_act_bits,
+        fu_ops["softmax_per_key"],
+    )
+    activities["functional_units"] = (0.0, 0.0, 0.0, 0.0, 0.0, fu_serial_ops)
+    activities["dram_other"] = (kv_write_bits + aux_bits, 0.0, 0.0, 0.0, 0.0, 0.0)
 
-    # Sum the layer axis last, so per-layer arrays could also be reported.
     def layer_sum(v):
         return jnp.sum(jnp.broadcast_to(v, kv.shape), axis=-1) * repeats
 
+    per_op = jnp.stack([jnp.stack([layer_sum(x) for x in activities[op]]) for op in OPERATORS])
+    per_op = per_op.at[OPERATORS.index("dram_other"), 0].add(embed_bits)
     latency_by_op = {k: layer_sum(v) for k, v in latency_by_op.items()}
-    energy_by_op = {op: {c: layer_sum(v) for c, v in comps.items()} for op, comps in energy_by_op.items()}
     latency_by_op["dram_other"] += t_embed
-    energy_by_op["dram_other"] = {
-        c: e + energy(t_embed, dram=embed_bits)[c] for c, e in energy_by_op["dram_other"].items()
-    }
-    by_component = {c: sum(energy_by_op[op][c] for op in OPERATORS) for c in COMPONENTS}
-    dram_bits = layer_sum(sum(weight_bits.values()) + kv_read_bits + kv_write_bits + aux_bits) + embed_bits
+    latencies = jnp.stack([latency_by_op[op] for op in OPERATORS])
+    leakage = latencies * tech.leakage_w_per_mm2 * area.total
+    energies = jnp.concatenate([per_op @ energy_matrix(tech, area), leakage[:, None]], axis=1)  # [op, component]
     return PhaseCosts(
-        latency_s=_total(latency_by_op),
-        energy_j=_total(by_component),
+        latency_s=jnp.sum(latencies),
+        energy_j=jnp.sum(energies),
         latency_by_operator=latency_by_op,
-        energy_by_component=by_component,
-        energy_by_operator={op: _total(c) for op, c in energy_by_op.items()},
-        dram_bits=dram_bits,
+        energy_by_component=dict(zip(COMPONENTS, jnp.sum(energies, axis=0), strict=True)),
+        energy_by_operator=dict(zip(OPERATORS, jnp.sum(energies, axis=1), strict=True)),
+        dram_bits=jnp.sum(per_op[:, ACTIVITIES.index("dram_bits")]),
         tokens=counts.tokens,
     )
+
+
+def energy_matrix(tech: Technology, area: Area):
+    """Joules per unit of each activity (rows, ACTIVITIES) for each component but leakage (columns).
+
+    DRAM bits are also written into and read out of the global buffer; streamed bits are written
+    into macros and cross the three bus levels; activations go through cluster buffers and buses.
+    """
+    wire = (area.wire_intra_tile_mm + area.wire_inter_tile_mm + area.wire_inter_cluster_mm) * (
+        tech.wire_energy_per_bit_mm
+    )
+    buffer = 2.0 * tech.buffer_energy_per_bit
+    zero = jnp.zeros_like(wire)
+    rows = {  # dram, compute, macro_write, reduction, buffers, buses, functional_units
+        "dram_bits": (tech.dram_energy_per_bit, zero, zero, zero, buffer, zero, zero),
+        "streamed_bits": (zero, zero, tech.pe_write_energy_per_bit, zero, zero, wire, zero),
+        "pe_cycles": (zero, tech.pe_cycle_energy, zero, zero, zero, zero, zero),
+        "adds": (zero, zero, zero, tech.psum_bits * tech.add_energy_per_bit, zero, zero, zero),
+        "moved_bits": (zero, zero, zero, zero, buffer, wire, zero),
+        "fu_ops": (zero, zero, zero, zero, zero, zero, tech.fu_energy_per_op),
+    }
+    return jnp.stack([jnp.stack([jnp.asarray(x, wire.dtype) for x in rows[a]]) for a in ACTIVITIES])
 
 
 def evaluate(
@@ -329,9 +324,7 @@ def evaluate(
     decode = phase_costs(hw, prec, spec, decode_counts(workload), workload.attention_block, tech, area, ops)
     prefill = None
     if with_prefill and workload.prefill > 0:
-        prefill = phase_costs(
-            hw, prec, spec, prefill_counts(workload), workload.attention_block, tech, area, ops
-        )
+        prefill = phase_costs(hw, prec, spec, prefill_counts(workload), workload.attention_block, tech, area, ops)
     return Costs(
         latency_s=decode.latency_s,
         energy_j=decode.energy_j,

@@ -131,17 +131,12 @@ def reference_costs(hw: dict, w: list, a: list, kv: list, spec: ModelSpec, wl: W
             dram_bits += step_weights + step_kv_read + step_kv_write + step_aux
             streamed_bits += step_weights + step_kv_read
             for n, (d_in, d_out) in shapes.items():
-                if n in group_shapes:
-                    loads = n_kv * _loads(*group_shapes[n], wb[n])
-                else:
-                    loads = _loads(d_in, d_out, wb[n])
+                loads = n_kv * _loads(*group_shapes[n], wb[n]) if n in group_shapes else _loads(d_in, d_out, wb[n])
                 pe_cycles += loads * ab[n]
                 adds += (math.ceil(d_in / 16) - 1) * d_out
                 moved_bits += d_in * ab[n] * C + d_out * HP
             pe_cycles += n_kv * grp * n_blocks * (loads_k * ab["qk"] + loads_v * ab["pv"])
-            adds += spec.n_heads * (
-                (math.ceil(hd / 16) - 1) * ctx + hd * (math.ceil(block / 16) * n_blocks - 1)
-            )
+            adds += spec.n_heads * ((math.ceil(hd / 16) - 1) * ctx + hd * (math.ceil(block / 16) * n_blocks - 1))
             moved_bits += spec.q_dim * (ab["qk"] + HP) + spec.n_heads * ctx * ab["pv"]
             for name, n in aux_elements(spec).items():
                 count = n * ctx if name == "softmax_per_key" else n

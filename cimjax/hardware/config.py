@@ -104,14 +104,11 @@ class DesignSpace:
             raise ValueError(f"unknown hardware field(s) {unknown}; fields are {list(FIELDS)}")
         for name in FIELDS:
             if name not in config:
-                raise ValueError(
-                    f"hardware field {name!r} is missing; allowed values: {list(self.values[name])}"
-                )
+                raise ValueError(f"hardware field {name!r} is missing; allowed values: {list(self.values[name])}")
             value = config[name]
             if value not in self.values[name]:
                 raise ValueError(
-                    f"hardware field {name!r} = {value!r} is not allowed; "
-                    f"allowed values: {list(self.values[name])}"
+                    f"hardware field {name!r} = {value!r} is not allowed; allowed values: {list(self.values[name])}"
                 )
 
     def decode(self, flat_index) -> HardwareConfig:
@@ -158,3 +155,16 @@ PAPER_SPACE = DesignSpace(
     }
 )
 """EdgeCIM's design space (EDGECIM.md): exactly 3,136,000 designs."""
+
+EDGECIM_ALPHA05_DESIGN = {
+    "c_v": 2,
+    "c_h": 3,
+    "t_v_act": 4,
+    "t_h_act": 2,
+    "m": 1,
+    "pes_per_tile": 4,
+    "bus_inter_cluster": 4096,
+    "bus_inter_tile": 4096,
+    "bus_intra_tile": 4096,
+}
+"""The paper's alpha = 0.5 optimum for LLaMA3.2-3B INT8 (a calibration point; area about 11.83 mm^2)."""

@@ -52,9 +52,9 @@ PARAMETERS: dict[str, Param] = {
         204.8e9, "B/s", "LPDDR5X, 16 channels x 16 bit x 6400 MT/s (JEDEC JESD209-5B data rate; EDGECIM.md)"
     ),
     "dram_efficiency": Param(
-        0.95, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
+        0.9609, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
     ),
-    "dram_energy_per_bit": Param(1.2e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
+    "dram_energy_per_bit": Param(0.5589e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
     "pe_cycle_energy": Param(
         2.56e-12,
         "J",
@@ -73,8 +73,7 @@ PARAMETERS: dict[str, Param] = {
     "buffer_energy_per_bit": Param(
         50e-15,
         "J/bit",
-        "assumed CACTI-style figure for a 16-64 KB, wide-row (512+ bit) SRAM buffer at 65 nm, per bit "
-        "read or written",
+        "assumed CACTI-style figure for a 16-64 KB, wide-row (512+ bit) SRAM buffer at 65 nm, per bit read or written",
     ),
     "wire_energy_per_bit_mm": Param(
         0.1e-12, "J/(bit mm)", "on-chip wire energy of the order used by Dally, Turakhia & Han (CACM 2020)"
@@ -84,17 +83,17 @@ PARAMETERS: dict[str, Param] = {
     ),
     "fu_lanes": Param(16.0, "elements/cycle", "assumed functional-unit width per cluster"),
     "leakage_w_per_mm2": Param(
-        0.01, "W/mm^2", "assumed 65 nm low-power process, logic + SRAM average at 25-85 C"
+        0.002,
+        "W/mm^2",
+        "assumed 65 nm low-power process, logic + SRAM average near room temperature (sensitivity in docs/model.md)",
     ),
     "pe_area_mm2": Param(
-        0.04,
+        0.05073,
         "mm^2",
         "fitted: one PE = 16x16 macro with its column adder trees, shift-accumulators and its share of "
         "the tile adder tree",
     ),
-    "sram_area_per_bit_mm2": Param(
-        0.75e-6, "mm^2/bit", "65 nm 6T cell 0.525 um^2 (TSMC 65 nm) / 0.7 array efficiency"
-    ),
+    "sram_area_per_bit_mm2": Param(0.75e-6, "mm^2/bit", "65 nm 6T cell 0.525 um^2 (TSMC 65 nm) / 0.7 array efficiency"),
     "cluster_buffer_bits": Param(
         131072.0, "bit", "assumed 16 KiB per cluster: holds an 8192-element 16-bit input/output vector"
     ),
@@ -104,9 +103,7 @@ PARAMETERS: dict[str, Param] = {
         "assumed: a driver and a receiver buffer (~2.5 um^2 each at 65 nm) per wire of each bus instance; "
         "wires are routed over logic on upper metal layers",
     ),
-    "fu_area_mm2": Param(
-        0.05, "mm^2", "assumed per-cluster functional units (norm, softmax, activation, quantiser)"
-    ),
+    "fu_area_mm2": Param(0.05, "mm^2", "assumed per-cluster functional units (norm, softmax, activation, quantiser)"),
 }
 
 
@@ -143,13 +140,9 @@ class Technology:
         merged = {name: p.value for name, p in PARAMETERS.items()} | dict(values)
         for name, value in merged.items():
             if not isinstance(value, int | float) or not value > 0 or value != value or value == float("inf"):
-                raise ValueError(
-                    f"technology parameter {name!r} = {value!r} must be a finite positive number"
-                )
+                raise ValueError(f"technology parameter {name!r} = {value!r} must be a finite positive number")
         if merged["dram_efficiency"] > 1:
-            raise ValueError(
-                f"technology parameter 'dram_efficiency' = {merged['dram_efficiency']} must be <= 1"
-            )
+            raise ValueError(f"technology parameter 'dram_efficiency' = {merged['dram_efficiency']} must be <= 1")
         return cls(**{name: jnp.asarray(float(v)) for name, v in merged.items()})
 
     def replace(self, **values: float) -> Technology:

@@ -103,9 +103,7 @@ def sweep(
     start = time.perf_counter()
     pending = None
     for first in range(0, n, chunk):
-        result = run(
-            jnp.asarray(first), prec, tech
-        )  # dispatched asynchronously; copy the previous one meanwhile
+        result = run(jnp.asarray(first), prec, tech)  # dispatched asynchronously; copy the previous one meanwhile
         if pending is not None:
             _store(outputs, *pending)
         pending = (first, min(chunk, n - first), result)

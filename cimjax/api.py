@@ -1,0 +1,134 @@
+"""The validated boundary: evaluate a design from plain values, and report it as JSON-ready data.
+
+Everything here checks its inputs (clear ``ValueError`` naming field, value and allowed set) and then
+calls the pure cost model; nothing here is traced by JAX.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from cimjax.cost.model import Costs, evaluate
+from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
+from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology, default_technology
+from cimjax.mapping.pipeline import dram_bits_per_s
+from cimjax.workload.models import ModelSpec, get_model
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import Precision, preset
+
+_evaluate_jit = jax.jit(evaluate, static_argnames=("spec", "workload", "ops", "with_prefill"))
+
+
+def resolve_model(model: str | ModelSpec) -> ModelSpec:
+    return model if isinstance(model, ModelSpec) else get_model(model)
+
+
+def resolve_precision(precision: str | Precision, spec: ModelSpec) -> Precision:
+    if isinstance(precision, str):
+        return preset(precision, spec.n_layers)
+    precision.validate(spec.n_layers)
+    return precision
+
+
+def load_config(path: str | Path) -> dict:
+    """Reads a hardware config JSON: either the fields themselves or an object with a ``config`` key."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path}: {err.strerror}") from err
+    except json.JSONDecodeError as err:
+        raise ValueError(f"config file {path} is not valid JSON: {err}") from err
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a JSON object with the fields {list(FIELDS)}")
+    return data
+
+
+def roofline_tokens_per_s(dram_bits: float, tech: Technology, tokens: int) -> float:
+    """The physical limit: tokens/s if the DRAM streamed the required bits at its peak rate."""
+    return tokens * float(tech.dram_peak_bytes_per_s) * 8.0 / float(dram_bits)
+
+
+def peak_figure_of_merit(hw: HardwareConfig, tech: Technology, weight_bits: int, act_bits: int, area_mm2: float):
+    """Peak TOPS, TOPS/W and TOPS/W/mm^2 as CIM papers compare macros and accelerators.
+
+    Counted as: every active PE busy (C * T_A * P^2 macros), each macro doing 16 x floor(16 / w)
+    multiply-accumulates per ``act_bits`` cycles, 2 operations per MAC, at the clock; power is the
+    macros' dynamic power at that rate plus the whole chip's leakage (no DRAM, buses or buffers).
+    """
+    active = float(hw.clusters * hw.active_pes)
+    macs_per_cycle = active * MACRO_ROWS * (MACRO_COLS // weight_bits) / act_bits
+    tops = 2.0 * macs_per_cycle * float(tech.clock_hz) / 1e12
+    power_w = active * float(tech.pe_cycle_energy) * float(tech.clock_hz) + float(tech.leakage_w_per_mm2) * area_mm2
+    tops_per_w = tops / power_w
+    return {"peak_tops": tops, "peak_tops_per_w": tops_per_w, "peak_tops_per_w_per_mm2": tops_per_w / area_mm2}
+
+
+def _floats(tree) -> dict:
+    return {k: float(v) for k, v in tree.items()}
+
+
+def costs_report(
+    costs: Costs, hw: HardwareConfig, spec: ModelSpec, precision_name: str, prec: Precision, tech: Technology
+) -> dict:
+    """A JSON-ready dict of one evaluated design."""
+    area = float(costs.area_mm2)
+    decode = costs.decode
+    tokens = int(decode.tokens)
+    dram_bits = float(decode.dram_bits)
+    report = {
+        "model": spec.id,
+        "precision": precision_name,
+        "config": hw.to_dict(),
+        "latency_s": float(costs.latency_s),
+        "energy_j": float(costs.energy_j),
+        "area_mm2": area,
+        "tokens_per_s": float(costs.tokens_per_s),
+        "tokens_per_j": float(costs.tokens_per_j),
+        "roofline_tokens_per_s": roofline_tokens_per_s(dram_bits, tech, tokens),
+        "dram_bytes_per_token": dram_bits / 8.0 / tokens,
+        "latency_by_operator_s": _floats(decode.latency_by_operator),
+        "energy_by_component_j": _floats(decode.energy_by_component),
+        "energy_by_operator_j": _floats(decode.energy_by_operator),
+        "area_breakdown_mm2": {
+            k: float(getattr(costs.area, k)) for k in ("pes", "buffers", "functional_units", "buses")
+        },
+    }
+    w = int(np.max(np.asarray(prec.weight_bits)))
+    a = int(np.max(np.asarray(prec.act_bits)))
+    report["figure_of_merit"] = peak_figure_of_merit(hw, tech, w, a, area)
+    report["sustained_dram_gb_per_s"] = float(dram_bits_per_s(tech)) / 8e9
+    if costs.prefill is not None:
+        report["prefill_beyond_paper"] = {
+            "note": "prefill phase: GEMM-shaped, not modelled by the EdgeCIM paper",
+            "latency_s": float(costs.prefill.latency_s),
+            "energy_j": float(costs.prefill.energy_j),
+            "tokens_per_s": int(costs.prefill.tokens) / float(costs.prefill.latency_s),
+            "latency_by_operator_s": _floats(costs.prefill.latency_by_operator),
+        }
+    return report
+
+
+def evaluate_design(
+    model: str | ModelSpec,
+    precision: str | Precision,
+    config: Mapping[str, float] | HardwareConfig,
+    workload: Workload | None = None,
+    tech: Technology | None = None,
+    space: DesignSpace = PAPER_SPACE,
+) -> dict:
+    """Validates the inputs, evaluates one design exactly and returns the JSON-ready report."""
+    spec = resolve_model(model)
+    prec = resolve_precision(precision, spec)
+    hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(config, space)
+    workload = workload or Workload()
+    tech = tech or default_technology()
+    costs = _evaluate_jit(hw, prec, spec, workload, tech)
+    name = precision if isinstance(precision, str) else "mixed"
+    return costs_report(costs, hw, spec, name, prec, tech)

@@ -1,0 +1,197 @@
+"""The ``cimjax`` command line: models, evaluate, search, reproduce.
+
+User errors (unknown model, value outside its allowed set, unreadable file) print one line to stderr
+and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+err = Console(stderr=True)
+out = Console()
+
+
+@app.callback()
+def _setup() -> None:
+    """Keeps compiled cost models on disk so repeated commands skip XLA compilation."""
+    import jax
+
+    from cimjax.cache import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def user_errors(fn):
+    """Turns ValueError (our validation errors) into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def progress_bar(description: str) -> Progress:
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def emit(report: dict, as_json: bool, title: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+        elif isinstance(value, list):
+            continue
+        table.add_row(key, _fmt(value))
+    out.print(table)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+Model = Annotated[str, typer.Option("--model", help="model id (see `cimjax models`) or a path to a config.json")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="int4 or int8 (weights, activations and KV cache)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
+TechOpt = Annotated[Path | None, typer.Option("--tech", help="JSON file of technology overrides")]
+
+
+def _technology(path: Path | None):
+    from cimjax.hardware.technology import Technology, default_technology
+
+    return Technology.from_json(path) if path else default_technology()
+
+
+@app.command()
+@user_errors
+def models(as_json: JsonOpt = False) -> None:
+    """List the built-in models."""
+    from dataclasses import asdict
+
+    from cimjax.workload.models import MODELS
+
+    if as_json:
+        sys.stdout.write(json.dumps({"models": [asdict(m) for m in MODELS.values()]}) + "\n")
+        return
+    table = Table("id", "name", "layers", "hidden", "heads", "kv heads", "head_dim", "FFN", "vocab", "tied")
+    for m in MODELS.values():
+        table.add_row(
+            m.id,
+            m.name,
+            *map(str, (m.n_layers, m.hidden, m.n_heads, m.n_kv_heads, m.head_dim, m.ffn, m.vocab)),
+            "yes" if m.tied_embeddings else "no",
+        )
+    out.print(table)
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_cmd(
+    model: Model,
+    precision: PrecisionOpt = "int8",
+    config: Annotated[Path | None, typer.Option(help="hardware config JSON (e.g. from `search --json`)")] = None,
+    c_v: Annotated[int | None, typer.Option(help="clusters, vertical (1-5)")] = None,
+    c_h: Annotated[int | None, typer.Option(help="clusters, horizontal (1-5)")] = None,
+    t_v_act: Annotated[int | None, typer.Option(help="active tiles per cluster, vertical (2-8)")] = None,
+    t_h_act: Annotated[int | None, typer.Option(help="active tiles per cluster, horizontal (2-8)")] = None,
+    m: Annotated[int | None, typer.Option(help="tile sets per cluster, T_total = m * T_A (1-8)")] = None,
+    pes_per_tile: Annotated[int | None, typer.Option(help="P^2: 4, 9, 16, 25 or 36")] = None,
+    bus_inter_cluster: Annotated[int | None, typer.Option(help="bits: 512, 1024, 2048, 4096")] = None,
+    bus_inter_tile: Annotated[int | None, typer.Option(help="bits: 512, 1024, 2048, 4096")] = None,
+    bus_intra_tile: Annotated[int | None, typer.Option(help="bits: 512, 1024, 2048, 4096")] = None,
+    prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
+    generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
+    tech: TechOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate one design exactly. Fields not given come from --config, else the paper's alpha=0.5 design."""
+    from cimjax.api import evaluate_design, load_config
+    from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN
+    from cimjax.workload.operators import Workload
+
+    values = dict(EDGECIM_ALPHA05_DESIGN) if config is None else load_config(config)
+    flags = {
+        "c_v": c_v, "c_h": c_h, "t_v_act": t_v_act, "t_h_act": t_h_act, "m": m, "pes_per_tile": pes_per_tile,
+        "bus_inter_cluster": bus_inter_cluster, "bus_inter_tile": bus_inter_tile, "bus_intra_tile": bus_intra_tile,
+    }  # fmt: skip
+    values |= {k: v for k, v in flags.items() if v is not None}
+    report = evaluate_design(model, precision, values, Workload(prefill=prefill, generate=generate), _technology(tech))
+    emit(report, as_json, f"{report['model']} {precision}")
+
+
+@app.command("search")
+@user_errors
+def search_cmd(
+    model: Model,
+    precision: PrecisionOpt = "int8",
+    alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha), alpha in [0, 1]")] = 1.0,
+    method: Annotated[str, typer.Option(help="exhaustive or ga")] = "exhaustive",
+    seed: Annotated[int, typer.Option(help="random seed (ga)")] = 0,
+    prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
+    generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
+    tech: TechOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the paper's design space for the design minimising L^alpha E^(1-alpha)."""
+    from cimjax.search.runner import search
+    from cimjax.workload.operators import Workload
+
+    workload = Workload(prefill=prefill, generate=generate)
+    with progress_bar(f"{method} search") as bar:
+        task = bar.add_task(method, total=None)
+        report = search(
+            model, precision, alpha, method, seed=seed, workload=workload, tech=_technology(tech),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    emit(report, as_json, f"best design: {report['model']} {precision} alpha={alpha} ({method})")
+
+
+@app.command()
+@user_errors
+def reproduce(
+    out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/reproduce"),
+    models: Annotated[str | None, typer.Option(help="comma-separated model ids (default: all twelve)")] = None,
+    tech: TechOpt = None,
+) -> None:
+    """Reproduce the paper's per-model results (Fig. 9 style) and write JSON, CSV, Markdown and plots."""
+    from cimjax.report.paper import reproduce_paper
+
+    ids = models.split(",") if models else None
+    with progress_bar("reproducing") as bar:
+        task = bar.add_task("reproduce", total=None)
+        summary = reproduce_paper(
+            out_dir, ids, _technology(tech), progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    out.print(summary["markdown"])
+    out.print(f"wrote {', '.join(summary['files'])}")

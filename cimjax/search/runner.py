@@ -1,0 +1,116 @@
+"""One entry point for design-space search by any method, returning a JSON-ready result.
+
+Every method scores designs with the same exact cost model; the result always carries the exact
+metrics of the final design, the number of designs evaluated and the wall time.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cimjax.api import evaluate_design, resolve_model, resolve_precision
+from cimjax.cost.model import evaluate
+from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
+from cimjax.hardware.technology import Technology, default_technology
+from cimjax.search.exhaustive import compress_uniform, sweep
+from cimjax.search.ga import run_ga
+from cimjax.search.pareto import alpha_objective
+from cimjax.workload.models import ModelSpec
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import Precision
+
+METHODS = ("exhaustive", "ga")
+
+
+@functools.lru_cache(maxsize=32)
+def _batch_evaluator(spec: ModelSpec, workload: Workload) -> Callable:
+    """Jitted (hw batch, prec, tech) -> (latency, energy) for a fixed batch size."""
+
+    @jax.jit
+    def run(hw: HardwareConfig, prec: Precision, tech: Technology):
+        costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
+        return costs.latency_s, costs.energy_j
+
+    return run
+
+
+def ga_objective(
+    spec: ModelSpec, prec: Precision, workload: Workload, tech: Technology, space: DesignSpace, alpha: float, batch: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The GA's batched objective over choice indices; batches are padded to one size (one compile)."""
+    run = _batch_evaluator(spec, workload)
+    prec = compress_uniform(prec)
+
+    def objective(choice: np.ndarray) -> np.ndarray:
+        n = len(choice)
+        padded = np.concatenate([choice, np.repeat(choice[-1:], max(0, batch - n), axis=0)])
+        latency, energy = run(space.from_choice_indices(padded), prec, tech)
+        return np.asarray(alpha_objective(np.asarray(latency)[:n], np.asarray(energy)[:n], alpha))
+
+    return objective
+
+
+def search(
+    model: str | ModelSpec,
+    precision: str | Precision,
+    alpha: float,
+    method: str = "exhaustive",
+    *,
+    seed: int = 0,
+    workload: Workload | None = None,
+    tech: Technology | None = None,
+    space: DesignSpace = PAPER_SPACE,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Finds the design minimising L^alpha E^(1-alpha); returns its exact report plus search statistics."""
+    if method not in METHODS:
+        raise ValueError(f"search method {method!r} is not known; allowed: {list(METHODS)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha = {alpha!r} is outside the allowed range [0, 1]")
+    spec = resolve_model(model)
+    prec = resolve_precision(precision, spec)
+    workload = workload or Workload()
+    tech = tech or default_technology()
+    name = precision if isinstance(precision, str) else "mixed"
+    start = time.perf_counter()
+    extra = {}
+    if method == "exhaustive":
+        result = sweep(spec, prec, workload, tech, space, progress=progress)
+        index, objective = result.best(alpha)
+        hw = space.decode(jnp.asarray(index))
+        evaluations = result.evaluations
+        extra = {"designs_per_s": result.designs_per_s, "compile_s": result.compile_s, "sweep_s": result.wall_s}
+    else:
+        pop_size, n_gen = 20, 50
+        objective_fn = ga_objective(spec, prec, workload, tech, space, alpha, batch=pop_size)
+        ga = run_ga(
+            objective_fn,
+            space,
+            pop_size=pop_size,
+            n_gen=n_gen,
+            seed=seed,
+            progress=(lambda g, _best: progress(g, n_gen)) if progress else None,
+        )
+        hw = space.from_choice_indices(ga.best_choice[None])
+        hw = jax.tree.map(lambda x: x[0], hw)
+        objective, evaluations = ga.best_value, ga.evaluations
+        extra = {"seed": seed, "history": ga.history.tolist()}
+    wall_s = time.perf_counter() - start
+    report = evaluate_design(spec, prec if name == "mixed" else name, hw.to_dict(), workload, tech, space)
+    return (
+        report
+        | {
+            "method": method,
+            "alpha": alpha,
+            "objective": objective,
+            "evaluations": evaluations,
+            "wall_s": wall_s,
+        }
+        | extra
+    )
