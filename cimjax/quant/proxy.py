@@ -142,7 +142,7 @@ def fit_proxy(proxy: Proxy, precisions: list[Precision], measured: np.ndarray) -
     """
     if len(precisions) != len(measured) or not precisions:
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(precisions)}) > 0")
-    feats = np.stack([np.asarray(proxy.features(p), np.float64) for p in precisions])
+    feats = np.asarray(jax.vmap(proxy.features)(jax.tree.map(lambda *x: jnp.stack(x), *precisions)), np.float64)
     scale = np.maximum(feats.max(axis=0), 1e-300)  # conditioning: NNLS on features scaled to [0, 1]
     coef, _ = nnls(feats / scale, np.asarray(measured, np.float64))
     return dataclasses.replace(proxy, coef=jnp.asarray(coef / scale, jnp.float32))

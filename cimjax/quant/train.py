@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from cimjax.cache import cache_dir
 from cimjax.lm.model import DecoderLM, functional, token_nll
 from cimjax.quant import corpus
 from cimjax.workload.models import ModelSpec
@@ -102,11 +102,6 @@ class TrainedModel:
     directory: Path
 
 
-def cache_root() -> Path:
-    """``$CIMJAX_CACHE`` or ``~/.cache/cimjax``."""
-    return Path(os.environ.get("CIMJAX_CACHE") or "~/.cache/cimjax").expanduser()
-
-
 def run_key(config: TrainConfig) -> str:
     """A short hash of the hyper-parameters and the corpus bytes (so another Python's pydoc differs)."""
     digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
@@ -147,7 +142,7 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
       config: the run's hyper-parameters.
       log: where progress lines go (stderr by default, so ``--json`` output stays clean).
     """
-    directory = cache_root() / "proxy-lm" / run_key(config)
+    directory = cache_dir() / "proxy-lm" / run_key(config)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     model = DecoderLM(config.spec(), rope_theta=config.rope_theta, rms_eps=config.rms_eps, rngs=nnx.Rngs(config.seed))

@@ -21,7 +21,13 @@ from cimjax.quant import corpus
 from cimjax.quant.proxy import FITTED, VARIANTS, Proxy, default_proxy, fit_proxy, make_proxy, uniform_budgets
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantHooks, QuantScheme
 from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, precision_from_table
-from cimjax.quant.train import TrainedModel
+from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
+
+# Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
+SIZES: dict[str, tuple[TrainConfig, dict]] = {
+    "benchmark": (BENCHMARK, {"n_calib": 16, "n_eval": 64, "n_samples": 16}),
+    "tiny": (TINY, {"n_calib": 4, "n_eval": 8, "n_samples": 2}),
+}
 
 GRANULARITIES = ("layer", "tensor")
 _KINDS = ("weight", "act", "kv")
@@ -174,19 +180,18 @@ def validate(
     fit_tables = random_tables(n_fit, n_layers, rng, granularity)
     test_tables = random_tables(n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
-    fit_measured, base = measure_losses(trained, evaluation, fit_tables, scheme)
-    test_measured, _ = measure_losses(trained, evaluation, test_tables, scheme)
+    measured, base = measure_losses(trained, evaluation, np.concatenate([fit_tables, test_tables]), scheme)
+    fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
     fit_prec = [precision_from_table(jnp.asarray(t)) for t in fit_tables]
-    test_prec = [precision_from_table(jnp.asarray(t)) for t in test_tables]
     proxies: list[Proxy] = [make_proxy(name, sens) for name in VARIANTS] + [default_proxy(trained.model.spec)]
     results = []
     for proxy in proxies:
         fitted = proxy.name in FITTED or proxy.name == "default"
         if fitted:
             proxy = fit_proxy(proxy, fit_prec, fit_measured)
-        predict = jax.jit(proxy.__call__)
-        pred = np.array([float(predict(p)) for p in test_prec])
+        predict = jax.jit(jax.vmap(lambda t, proxy=proxy: proxy(precision_from_table(t))))
+        pred = np.asarray(predict(jnp.asarray(test_tables)), np.float64)
         results.append(
             VariantResult(
                 name=proxy.name,

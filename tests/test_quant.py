@@ -1,0 +1,175 @@
+"""Quantisers against hand-computed cases and error bounds; the proxy's interpolation, gradients, monotonicity."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cimjax.quant.proxy import FITTED, VARIANTS, default_proxy, make_proxy, uniform_budgets
+from cimjax.quant.quantizers import QuantScheme, TensorScheme, fake_quant, levels, noise_constant
+from cimjax.quant.sensitivity import BIT_GRID, N_POINTS, Sensitivities, bits_table, log_interp, precision_from_table
+from cimjax.workload.models import MODELS
+from cimjax.workload.precision import Precision
+
+X = jnp.array([[-1.0, 0.2, 0.5, 1.0], [0.1, 0.3, -0.2, 0.0]])
+
+
+def test_symmetric_per_channel_by_hand():
+    # 2 bits: codes -1, 0, 1; row scales 1.0 and 0.3. 0.5 / 1.0 rounds half to even -> 0.
+    np.testing.assert_allclose(fake_quant(X, 2), [[-1, 0, 0, 1], [0, 0.3, -0.3, 0]], atol=1e-6)
+    # 3 bits: codes -3..3; scale 1/3 for row 0, 0.1 for row 1.
+    np.testing.assert_allclose(fake_quant(X, 3)[0], [-1, 1 / 3, 2 / 3, 1], atol=1e-6)
+    np.testing.assert_allclose(fake_quant(X, 3)[1], [0.1, 0.3, -0.2, 0.0], atol=1e-6)
+
+
+def test_asymmetric_per_tensor_by_hand():
+    # 2 bits: S = (1 - (-1)) / 3, Z = round(1.5) = 2; codes 0..3 dequantise to S * (q - 2).
+    s = 2 / 3
+    expected = [[-2 * s, 0, s, s], [0, 0, 0, 0]]
+    np.testing.assert_allclose(fake_quant(X, 2, symmetric=False, granularity="tensor"), expected, atol=1e-6)
+
+
+def test_per_group_by_hand():
+    # groups of 2: [-1, .2] [.5, 1] [.1, .3] [-.2, 0]; 3 bits symmetric: scale max/3.
+    got = fake_quant(X, 3, granularity="group", group_size=2)
+    expected = [[-1, 1 / 3, 2 / 3, 1], [0.1, 0.3, -0.2, 0.0]]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert float(levels(4, True)) == 7 and float(levels(4, False)) == 15
+
+
+def test_full_precision_and_straight_through():
+    np.testing.assert_array_equal(fake_quant(X, 24.0), X)
+    grad = jax.grad(lambda x: jnp.sum(fake_quant(x, 3) * jnp.arange(4.0)))(X)
+    np.testing.assert_array_equal(grad, jnp.broadcast_to(jnp.arange(4.0), X.shape))
+    # Without STE rounding passes no gradient; only the entries that set a row's scale (max |x|) get one.
+    raw = jax.grad(lambda x: jnp.sum(fake_quant(x, 3, ste=False)))(X)
+    sets_scale = jnp.abs(X) == jnp.max(jnp.abs(X), axis=-1, keepdims=True)
+    assert float(jnp.abs(jnp.where(sets_scale, 0.0, raw)).max()) == 0.0
+
+
+def test_quantizer_errors_name_the_problem():
+    with pytest.raises(ValueError, match="granularity='row'"):
+        fake_quant(X, 4, granularity="row")
+    with pytest.raises(ValueError, match="group_size=3 does not divide"):
+        fake_quant(X, 4, granularity="group", group_size=3)
+    with pytest.raises(ValueError, match="at least 2 bits"):
+        fake_quant(X, 1)
+    with pytest.raises(ValueError, match="group_size=0"):
+        TensorScheme(True, "group", 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    bits=st.integers(2, 8),
+    symmetric=st.booleans(),
+    granularity=st.sampled_from(["tensor", "channel", "group"]),
+    seed=st.integers(0, 2**16),
+)
+def test_round_trip_error_is_at_most_half_a_step(bits, symmetric, granularity, seed):
+    x = jnp.asarray(np.random.default_rng(seed).standard_normal((6, 16)) * 3.0, jnp.float32)
+    y = fake_quant(x, bits, symmetric=symmetric, granularity=granularity, group_size=4)
+    g = x.reshape(1, -1) if granularity == "tensor" else x.reshape(6, -1, 4) if granularity == "group" else x
+    span = jnp.max(jnp.abs(g), -1) if symmetric else jnp.max(g, -1) - jnp.min(g, -1)
+    step = span / float(levels(bits, symmetric))
+    err = jnp.abs(y - x).reshape(g.shape)
+    assert bool(jnp.all(err <= step[..., None] / 2 + 1e-5))
+    codes = jnp.unique(jnp.round((y.reshape(g.shape) / step[..., None]) * 1e3) / 1e3)
+    assert codes.size <= 2**bits * g.reshape(-1, g.shape[-1]).shape[0]
+
+
+def test_uniform_noise_model_matches_measured_error():
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (64, 512)), jnp.float32)
+    for scheme in (TensorScheme(True, "channel"), TensorScheme(False, "tensor")):
+        for bits in (4, 6, 8):
+            measured = float(
+                jnp.sum((fake_quant(x, bits, symmetric=scheme.symmetric, granularity=scheme.granularity) - x) ** 2)
+            )
+            model = float(noise_constant(x, scheme) / levels(bits, scheme.symmetric) ** 2)
+            assert measured == pytest.approx(model, rel=0.1)
+
+
+def test_log_interp_hits_knots_is_monotone_and_smooth():
+    curve = jnp.array([3.0, 0.5, 0.6, 0.02, 4e-3, 1e-3, -1e-4])  # non-monotone and negative on purpose
+    knots = log_interp(jnp.asarray(BIT_GRID, jnp.float32), jnp.broadcast_to(curve, (7, 7)), 1e-6)
+    np.testing.assert_allclose(knots, [3.0, 0.5, 0.5, 0.02, 4e-3, 1e-3, 1e-6], rtol=1e-5)
+    b = jnp.linspace(1.0, 12.0, 400)
+    y = log_interp(b, jnp.broadcast_to(curve, (400, 7)), 1e-6)
+    assert bool(jnp.all(jnp.diff(y) <= 1e-12))
+    dy = jax.vmap(jax.grad(lambda t: jnp.log(log_interp(t, curve, 1e-6))))(jnp.array([3.999, 4.0, 4.001]))
+    assert float(jnp.ptp(dy)) < 0.05  # continuous derivative across a knot
+    above = log_interp(jnp.array([9.0, 10.0]), jnp.broadcast_to(curve, (2, 7)), 1e-9)
+    assert float(above[0] / above[1]) >= 4.0 - 1e-4
+
+
+def synthetic_sensitivities(n_layers: int, seed: int = 0) -> Sensitivities:
+    """Positive random tables with error curves that fall like 4^-b (a stand-in for :func:`estimate`)."""
+    rng = np.random.default_rng(seed)
+    shape = (n_layers, N_POINTS)
+    err = rng.uniform(0.5, 2.0, shape)[..., None] * 4.0 ** -(BIT_GRID - 2.0)
+    return Sensitivities(
+        numel=jnp.asarray(rng.integers(100, 1000, shape), jnp.float32),
+        hessian=jnp.asarray(rng.uniform(-0.1, 1.0, shape), jnp.float32),
+        fisher=jnp.asarray(rng.uniform(0.0, 1.0, shape), jnp.float32),
+        outmse=jnp.asarray(rng.uniform(0.0, 1.0, shape), jnp.float32),
+        noise_c=jnp.asarray(rng.uniform(0.1, 1.0, shape), jnp.float32),
+        energy=jnp.asarray(rng.uniform(1.0, 10.0, shape), jnp.float32),
+        symmetric=jnp.asarray(np.ones(shape) * (np.arange(N_POINTS) != 15), jnp.float32),
+        err=jnp.asarray(err, jnp.float32),
+        loss=jnp.asarray(err * 0.1 * rng.uniform(0.5, 2.0, shape)[..., None], jnp.float32),
+        base_loss=jnp.asarray(1.0),
+    )
+
+
+def all_proxies(n_layers: int):
+    sens = synthetic_sensitivities(n_layers)
+    proxies = [make_proxy(name, sens) for name in VARIANTS]
+    proxies = [dataclasses.replace(p, coef=p.coef * 0.7) if p.name in FITTED else p for p in proxies]
+    return proxies + [default_proxy(MODELS["qwen3-0.6b"])]
+
+
+def random_precision(rng, n_layers, low=2.0, high=8.0) -> Precision:
+    return precision_from_table(jnp.asarray(rng.uniform(low, high, (n_layers, N_POINTS)), jnp.float32))
+
+
+def test_proxy_gradients_are_finite_and_non_positive():
+    rng = np.random.default_rng(1)
+    for proxy in all_proxies(28):
+        p = random_precision(rng, 28, 1.5, 12.0)  # also outside the measured 2..8 range
+        grad = jax.grad(proxy)(p)
+        for leaf in jax.tree.leaves(grad):
+            assert bool(jnp.all(jnp.isfinite(leaf))), proxy.name
+            assert bool(jnp.all(leaf <= 0.0)), proxy.name
+        assert float(jnp.sum(bits_table(grad))) < 0.0, proxy.name
+
+
+def test_more_bits_never_predicts_more_loss():
+    rng = np.random.default_rng(2)
+    for proxy in all_proxies(3):
+        f = jax.jit(proxy.__call__)
+        for _ in range(10):
+            p = random_precision(rng, 3, 1.0, 10.0)
+            more = jax.tree.map(lambda b: b + jnp.asarray(rng.uniform(0, 2, b.shape), jnp.float32), p)
+            assert float(f(more)) <= float(f(p)) * (1 + 1e-6), proxy.name
+        b = uniform_budgets(proxy, 3)
+        assert b["int8"] < b["int6"] < b["int4"], proxy.name
+
+
+def test_default_proxy_is_labelled_an_assumption():
+    spec = MODELS["qwen2.5-0.5b"]
+    proxy = default_proxy(spec)
+    assert "ASSUMPTION" in proxy.assumption
+    assert float(proxy(Precision.uniform(spec.n_layers, 8))) > 0.0
+    with pytest.raises(ValueError, match="kappa"):
+        default_proxy(spec, kappa=-1.0)
+    with pytest.raises(ValueError, match="variant 'nope'"):
+        make_proxy("nope", synthetic_sensitivities(1))
+
+
+def test_quant_scheme_kinds():
+    scheme = QuantScheme()
+    assert not scheme.of("act", "pv").symmetric and scheme.of("act", "q").symmetric
+    assert scheme.of("weight", "q").granularity == "channel" and scheme.of("kv", "kv").granularity == "token"
