@@ -28,19 +28,19 @@ class Ops(NamedTuple):
     log2_ceil: _Unary
 
 
-def _as_int(x):
-    return jnp.round(jnp.asarray(x)).astype(jnp.int64 if jnp.asarray(x).dtype == jnp.float64 else jnp.int32)
-
-
 def _exact_ceil_div(a, b):
-    """Integer ceil-division of whole numbers (held as floats), exact where a float quotient would round."""
-    a_i, b_i = _as_int(a), _as_int(b)
-    return (-(-a_i // b_i)).astype(jnp.result_type(a, b, jnp.float32))
+    """ceil(a / b) for whole numbers held as floats, corrected where the float quotient rounds across
+    an integer (exact while a and b times the quotient stay below 2^24 in float32)."""
+    q = jnp.ceil(a / b)
+    q = jnp.where((q - 1.0) * b >= a, q - 1.0, q)
+    return jnp.where(q * b < a, q + 1.0, q)
 
 
 def _exact_floor_div(a, b):
-    a_i, b_i = _as_int(a), _as_int(b)
-    return (a_i // b_i).astype(jnp.result_type(a, b, jnp.float32))
+    """floor(a / b) for whole numbers held as floats, with the same correction."""
+    q = jnp.floor(a / b)
+    q = jnp.where(q * b > a, q - 1.0, q)
+    return jnp.where((q + 1.0) * b <= a, q + 1.0, q)
 
 
 def _exact_log2_ceil(n):

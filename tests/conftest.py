@@ -1,0 +1,27 @@
+"""Shared test fixtures: small workloads that keep the plain-Python reference fast."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Trained proxy models and compiled functions go to a per-session temporary cache, never the user's.
+os.environ.setdefault("CIMJAX_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), "cimjax-test-cache"))
+
+
+def pytest_configure(config):
+    """Share compiled cost models between test processes (xdist workers) through JAX's disk cache."""
+    import jax
+
+    from cimjax.cache import cache_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+@pytest.fixture(scope="session")
+def small_workload():
+    from cimjax.workload.operators import Workload
+
+    return Workload(prefill=37, generate=5, attention_block=16)

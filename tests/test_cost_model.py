@@ -1,0 +1,212 @@
+"""The exact JAX cost model against its oracles: the plain-Python reference, hand-computed cases,
+physical limits and invariants, with and without jit."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cimjax.api import evaluate_design, roofline_tokens_per_s
+from cimjax.cost.model import COMPONENTS, OPERATORS, evaluate
+from cimjax.cost.reference import reference_costs
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, HardwareConfig
+from cimjax.hardware.technology import default_technology
+from cimjax.mapping.pipeline import stage_timing
+from cimjax.cost.ops import EXACT
+from cimjax.workload.models import MODELS, ModelSpec
+from cimjax.workload.operators import Workload
+from cimjax.workload.params import layer_linear_weights
+from cimjax.workload.precision import Precision, preset
+
+REFERENCE_MODELS = ("qwen2.5-0.5b", "phi3.5-mini", "qwen3-0.6b")  # GQA + biases, MHA, q/k norm + head_dim
+
+
+def hardware(values: dict) -> HardwareConfig:
+    return HardwareConfig(**{k: jnp.asarray(float(v)) for k, v in values.items()})
+
+
+@functools.lru_cache(maxsize=None)
+def jitted(spec: ModelSpec, workload: Workload):
+    return jax.jit(lambda hw, prec, tech: evaluate(hw, prec, spec, workload, tech, with_prefill=False))
+
+
+def eager(hw, prec, tech, spec, wl):
+    return evaluate(hw, prec, spec, wl, tech, with_prefill=False)
+
+
+designs = st.fixed_dictionaries({name: st.sampled_from(PAPER_SPACE.values[name]) for name in FIELDS})
+
+
+def bits(n_layers, width):
+    return st.lists(st.lists(st.integers(2, 8), min_size=width, max_size=width), min_size=n_layers, max_size=n_layers)
+
+
+@st.composite
+def cases(draw):
+    spec = MODELS[draw(st.sampled_from(REFERENCE_MODELS))]
+    w = draw(bits(spec.n_layers, 7))
+    a = draw(bits(spec.n_layers, 9))
+    kv = draw(st.lists(st.integers(2, 8), min_size=spec.n_layers, max_size=spec.n_layers))
+    return spec, draw(designs), w, a, kv
+
+
+@pytest.mark.parametrize("use_jit", [True, False], ids=["jit", "eager"])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases())
+def test_matches_plain_python_reference(case, use_jit, small_workload):
+    """Random valid designs and per-layer bits: JAX model == scalar reference to 1e-6 relative."""
+    spec, design, w, a, kv = case
+    with jax.enable_x64(True):
+        tech = default_technology()
+        prec = Precision(jnp.asarray(w, float), jnp.asarray(a, float), jnp.asarray(kv, float))
+        fn = jitted(spec, small_workload) if use_jit else functools.partial(eager, spec=spec, wl=small_workload)
+        got = fn(hardware(design), prec, tech)
+        ref = reference_costs(design, w, a, kv, spec, small_workload, tech.to_dict())
+        for key in ("latency_s", "energy_j", "area_mm2", "tokens_per_s", "tokens_per_j"):
+            assert float(getattr(got, key)) == pytest.approx(ref[key], rel=1e-6), key
+        for component in COMPONENTS:
+            assert float(got.decode.energy_by_component[component]) == pytest.approx(
+                ref["energy_by_component"][component], rel=1e-6, abs=1e-18
+            ), component
+        assert float(got.decode.dram_bits) == pytest.approx(ref["dram_bits"], rel=1e-9)
+
+
+def test_uniform_precision_as_one_layer_row_is_identical(small_workload):
+    spec = MODELS["qwen3-0.6b"]
+    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
+    tech = default_technology()
+    full = evaluate(hw, preset("int8", spec.n_layers), spec, small_workload, tech)
+    one_row = evaluate(hw, preset("int8", 1), spec, small_workload, tech)
+    assert float(one_row.latency_s) == pytest.approx(float(full.latency_s), rel=1e-6)
+    assert float(one_row.energy_j) == pytest.approx(float(full.energy_j), rel=1e-6)
+
+
+def test_breakdowns_add_up():
+    report = evaluate_design("llama3.2-1b", "int4", EDGECIM_ALPHA05_DESIGN)
+    assert set(report["latency_by_operator_s"]) == set(OPERATORS)
+    assert sum(report["latency_by_operator_s"].values()) == pytest.approx(report["latency_s"], rel=1e-5)
+    assert sum(report["energy_by_component_j"].values()) == pytest.approx(report["energy_j"], rel=1e-5)
+    assert sum(report["energy_by_operator_j"].values()) == pytest.approx(report["energy_j"], rel=1e-5)
+    assert "prefill_beyond_paper" in report
+
+
+# --- Hand-computed cases ------------------------------------------------------------------------
+
+TINY = ModelSpec("tiny", "tiny", n_layers=1, hidden=32, n_heads=2, n_kv_heads=1, head_dim=16, ffn=64, vocab=100,
+                 tied_embeddings=True)  # fmt: skip
+
+
+def test_dram_bits_by_hand():
+    """Tiny model, INT4, 3 decode steps after 5 prompt tokens: every streamed bit counted by hand."""
+    wl = Workload(prefill=5, generate=3, attention_block=4)
+    costs = evaluate(HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN), preset("int4", 1), TINY, wl,
+                     default_technology())  # fmt: skip
+    weights = 32 * 32 + 32 * 16 + 32 * 16 + 32 * 32 + 32 * 64 + 32 * 64 + 64 * 32  # q k v o gate up down
+    norms = 2 * 32 * 16  # two RMSNorm gains at 16 bit
+    kv_read = (6 + 7 + 8) * 2 * 16 * 4  # keys attended per step x (k and v) x kv_dim x 4 bits
+    kv_write = 3 * 2 * 16 * 4
+    embedding = 3 * 32 * 16
+    expected = 3 * (weights * 4 + norms) + kv_read + kv_write + embedding
+    assert float(costs.decode.dram_bits) == expected
+
+
+def test_stage_timing_by_hand():
+    """One pipeline stage computed by hand at 400 MHz (2.5 ns per cycle)."""
+    values = dict(EDGECIM_ALPHA05_DESIGN, m=2, bus_inter_cluster=512, bus_inter_tile=4096, bus_intra_tile=4096)
+    hw = HardwareConfig.from_dict(values)
+    tech = default_technology().replace(dram_efficiency=1.0)
+    t = stage_timing(hw, tech, EXACT, stage_bits=8192.0, streaming_clusters=6.0, stage_cycles=8.0, drain_cycles=4.0)
+    cycle = 2.5e-9
+    shared = max(6 * 8192 / 1638.4e9, 6 * 8192 / 512 * cycle, 8192 / 4096 * cycle)  # inter-cluster: 96 cycles
+    load = max(shared, 8192 / 8 / 4096 * cycle, 16 * cycle)
+    assert shared == pytest.approx(96 * cycle)
+    assert float(t.period) == pytest.approx(max(shared, 8 * cycle, (load + 8 * cycle) / 2), rel=1e-6)
+    assert float(t.first) == pytest.approx(load + 8 * cycle + 4 * cycle, rel=1e-6)
+
+
+def test_m1_serialises_load_and_compute():
+    hw = HardwareConfig.from_dict(dict(EDGECIM_ALPHA05_DESIGN, m=1))
+    tech = default_technology()
+    t = stage_timing(hw, tech, EXACT, stage_bits=1024.0, streaming_clusters=1.0, stage_cycles=8.0, drain_cycles=0.0)
+    assert float(t.period) == pytest.approx(float(t.first), rel=1e-6)  # period = load + compute
+
+
+# --- Physical limits and invariants over random designs -----------------------------------------
+
+
+@st.composite
+def model_and_design(draw):
+    return MODELS[draw(st.sampled_from(sorted(MODELS)))], draw(designs), draw(st.sampled_from(["int4", "int8"]))
+
+
+@functools.lru_cache(maxsize=None)
+def batch_eval(spec: ModelSpec):
+    wl = Workload()
+    return jax.jit(jax.vmap(lambda hw, prec, tech: evaluate(hw, prec, spec, wl, tech, with_prefill=False),
+                            in_axes=(0, None, None)))  # fmt: skip
+
+
+def random_designs(rng, n):
+    return {name: rng.choice(PAPER_SPACE.values[name], n).astype(float) for name in FIELDS}
+
+
+@pytest.mark.parametrize("model_id", ["llama3.2-1b", "qwen2.5-0.5b", "phi3.5-mini"])
+def test_invariants_on_random_designs(model_id):
+    rng = np.random.default_rng(0)
+    spec = MODELS[model_id]
+    tech = default_technology()
+    values = random_designs(rng, 512)
+    hw = HardwareConfig(**{k: jnp.asarray(v) for k, v in values.items()})
+    run = batch_eval(spec)
+    int4 = run(hw, preset("int4", 1), tech)
+    int8 = run(hw, preset("int8", 1), tech)
+    lat4, lat8 = np.asarray(int4.latency_s), np.asarray(int8.latency_s)
+    assert np.all(lat4 <= lat8 * (1 + 1e-6)), "INT4 slower than INT8 on the same design"
+    faster_dram = run(hw, preset("int4", 1), tech.replace(dram_peak_bytes_per_s=2 * 204.8e9))
+    assert np.all(np.asarray(faster_dram.latency_s) <= lat4 * (1 + 1e-6)), "more bandwidth made it slower"
+    for costs in (int4, int8):
+        bits = np.asarray(costs.decode.dram_bits)
+        roofline = np.array([roofline_tokens_per_s(b, tech, 128) for b in bits])
+        assert np.all(np.asarray(costs.tokens_per_s) <= roofline), "faster than the DRAM roofline"
+        dram_energy = bits * float(tech.dram_energy_per_bit)
+        assert np.all(np.asarray(costs.energy_j) >= dram_energy)
+    # Streamed weight bits are at least the parameter count (an independent count) times the bits.
+    weights = layer_linear_weights(spec) * spec.n_layers
+    assert np.all(np.asarray(int4.decode.dram_bits) >= 128 * weights * 4)
+    # Wider buses and more tile sets never slow a design down.
+    for field in ("bus_inter_cluster", "bus_inter_tile", "bus_intra_tile", "m"):
+        bigger = dict(values)
+        bigger[field] = values[field] * 2
+        more = run(HardwareConfig(**{k: jnp.asarray(v) for k, v in bigger.items()}), preset("int4", 1), tech)
+        assert np.all(np.asarray(more.latency_s) <= lat4 * (1 + 1e-6)), field
+
+
+def test_calibration_points_hold_for_shipped_constants():
+    """The shipped (fitted) constants reproduce EDGECIM.md's calibration points (docs/model.md)."""
+    from cimjax.search.runner import search
+
+    best = search("llama3.2-1b", "int4", 1.0, "exhaustive")
+    assert best["tokens_per_s"] == pytest.approx(400.0, rel=0.01)
+    assert best["tokens_per_j"] == pytest.approx(181.0, rel=0.01)
+    assert best["tokens_per_s"] <= best["roofline_tokens_per_s"]
+    paper = evaluate_design("llama3.2-3b", "int8", EDGECIM_ALPHA05_DESIGN)
+    assert paper["area_mm2"] == pytest.approx(11.83, rel=0.01)
+
+
+def test_figure_of_merit_by_hand():
+    report = evaluate_design("llama3.2-1b", "int8", EDGECIM_ALPHA05_DESIGN)
+    tech = default_technology()
+    macs_per_cycle = 192 * 16 * 2 / 8  # 192 active macros, 16 rows x 2 INT8 weights, 8 input-bit cycles
+    tops = 2 * macs_per_cycle * 400e6 / 1e12
+    power = 192 * float(tech.pe_cycle_energy) * 400e6 + float(tech.leakage_w_per_mm2) * report["area_mm2"]
+    fom = report["figure_of_merit"]
+    assert fom["peak_tops"] == pytest.approx(tops)
+    assert fom["peak_tops_per_w"] == pytest.approx(tops / power, rel=1e-6)
+    assert math.isclose(fom["peak_tops_per_w_per_mm2"], tops / power / report["area_mm2"], rel_tol=1e-6)
