@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from cimjax.api import evaluate_design, roofline_tokens_per_s
 from cimjax.cost.model import COMPONENTS, OPERATORS, evaluate
+from cimjax.cost.ops import EXACT
 from cimjax.cost.reference import reference_costs
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, HardwareConfig
 from cimjax.hardware.technology import default_technology
 from cimjax.mapping.pipeline import stage_timing
-from cimjax.cost.ops import EXACT
 from cimjax.workload.models import MODELS, ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.params import layer_linear_weights
@@ -32,7 +32,7 @@ def hardware(values: dict) -> HardwareConfig:
     return HardwareConfig(**{k: jnp.asarray(float(v)) for k, v in values.items()})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jitted(spec: ModelSpec, workload: Workload):
     return jax.jit(lambda hw, prec, tech: evaluate(hw, prec, spec, workload, tech, with_prefill=False))
 
@@ -146,7 +146,7 @@ def model_and_design(draw):
     return MODELS[draw(st.sampled_from(sorted(MODELS)))], draw(designs), draw(st.sampled_from(["int4", "int8"]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def batch_eval(spec: ModelSpec):
     wl = Workload()
     return jax.jit(jax.vmap(lambda hw, prec, tech: evaluate(hw, prec, spec, wl, tech, with_prefill=False),
