@@ -1,0 +1,78 @@
+"""Command-line contracts: JSON keys, round trips, and user errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cimjax.cli.main import app
+
+runner = CliRunner()
+REPORT_KEYS = {"config", "latency_s", "energy_j", "area_mm2", "tokens_per_s", "tokens_per_j"}
+
+
+def run_json(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # exactly one JSON object on stdout
+
+
+def test_models_lists_the_twelve_ids():
+    ids = [m["id"] for m in run_json("models")["models"]]
+    assert len(ids) == 12 and "llama3.2-3b" in ids and "qwen3-4b" in ids
+
+
+def test_search_config_round_trips_through_evaluate(tmp_path):
+    found = run_json("search", "--model", "qwen2.5-0.5b", "--precision", "int4", "--alpha", "1", "--method",
+                     "exhaustive")  # fmt: skip
+    assert REPORT_KEYS | {"objective", "evaluations", "wall_s", "designs_per_s"} <= set(found)
+    assert found["evaluations"] == 3_136_000
+    assert found["objective"] == pytest.approx(found["latency_s"], rel=1e-5)  # alpha = 1: latency only
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"config": found["config"]}))
+    again = run_json("evaluate", "--model", "qwen2.5-0.5b", "--precision", "int4", "--config", str(path))
+    assert set(again) >= REPORT_KEYS
+    assert again["config"] == found["config"]
+    assert again["tokens_per_s"] == pytest.approx(found["tokens_per_s"], rel=1e-6)
+
+
+def test_evaluate_flags_override_the_default_design():
+    report = run_json("evaluate", "--model", "qwen2.5-0.5b", "--precision", "int8", "--m", "2", "--generate", "16")
+    assert report["config"]["m"] == 2 and report["config"]["c_h"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["evaluate", "--model", "gpt-9"], "known ids: tinyllama-1.1b"),
+        (["evaluate", "--model", "qwen2.5-0.5b", "--c-v", "7"], "'c_v' = 7 is not allowed; allowed values: [1, 2, 3"),
+        (["evaluate", "--model", "qwen2.5-0.5b", "--pes-per-tile", "8"], "'pes_per_tile' = 8"),
+        (["evaluate", "--model", "qwen2.5-0.5b", "--precision", "int3"], "precision 'int3' is not known"),
+        (["search", "--model", "qwen2.5-0.5b", "--alpha", "1.5"], "alpha = 1.5 is outside the allowed range"),
+        (["search", "--model", "qwen2.5-0.5b", "--method", "annealing"], "search method 'annealing' is not known"),
+        (["evaluate", "--model", "qwen2.5-0.5b", "--generate", "0"], "'generate' = 0 must be an integer >= 1"),
+    ],
+)
+def test_user_errors_exit_2_with_a_clear_message(args, expected):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert expected in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+def test_malformed_inputs_files(tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    result = runner.invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--config", str(bad_json)])
+    assert result.exit_code == 2 and "not valid JSON" in result.stderr
+    missing = tmp_path / "partial.json"
+    missing.write_text(json.dumps({"c_v": 1}))
+    result = runner.invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--config", str(missing)])
+    assert result.exit_code == 2 and "'c_h' is missing" in result.stderr
+    hf = tmp_path / "hf" / "config.json"
+    hf.parent.mkdir()
+    hf.write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2}))
+    result = runner.invoke(app, ["evaluate", "--model", str(hf)])
+    assert result.exit_code == 2 and "hidden_size" in result.stderr
