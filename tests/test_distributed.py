@@ -1,0 +1,104 @@
+"""The sharded sweep on four CPU host devices equals the single-device sweep, bit for bit.
+
+XLA's device count is fixed when JAX starts, so the comparison runs in a fresh interpreter with
+``--xla_force_host_platform_device_count=4``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cimjax.hardware.config import PAPER_SPACE, DesignSpace
+from cimjax.search.distributed import PartialSweep, load_partial, merge_partials, process_index_range
+
+SCRIPT = textwrap.dedent(
+    """
+    import jax
+    import numpy as np
+
+    from cimjax.hardware.config import PAPER_SPACE, DesignSpace
+    from cimjax.hardware.technology import default_technology
+    from cimjax.search.distributed import merge_partials, process_index_range, sharded_sweep, sweep_range
+    from cimjax.search.exhaustive import sweep
+    from cimjax.workload.models import get_model
+    from cimjax.workload.operators import Workload
+    from cimjax.workload.precision import preset
+
+    assert len(jax.devices()) == 4, jax.devices()
+    space = DesignSpace({name: values[:3] for name, values in PAPER_SPACE.values.items()})  # 3^9 = 19,683
+    spec = get_model("qwen3-0.6b")
+    args = (spec, preset("int4", spec.n_layers), Workload(prefill=37, generate=5, attention_block=16))
+    args += (default_technology(), space)
+    single = sweep(*args, chunk=512)
+    sharded = sharded_sweep(*args, chunk_per_device=512)  # 2,048 designs per step, last step partly past the end
+    # Three "hosts", each sweeping its share on all four devices, merged afterwards.
+    parts = [sweep_range(*args, *process_index_range(space.size, i, 3), chunk_per_device=512) for i in range(3)]
+    merged = merge_partials(space, parts)
+    for name in ("latency_s", "energy_j", "area_mm2"):
+        reference = getattr(single, name)
+        assert np.isfinite(reference).all() and reference.min() > 0, name
+        assert np.array_equal(getattr(sharded, name), reference), name
+        assert np.array_equal(getattr(merged, name), reference), name
+    assert sharded.best(0.5) == single.best(0.5)
+    assert np.array_equal(sharded.pareto_indices(), single.pareto_indices())
+    print("OK", space.size)
+    """
+)
+
+
+def test_sharded_sweep_on_four_host_devices_equals_single_device():
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK 19683" in proc.stdout
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+def test_process_ranges_tile_the_space(count):
+    ranges = [process_index_range(100, i, count) for i in range(count)]
+    assert ranges[0][0] == 0 and ranges[-1][1] == 100
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert max(b - a for a, b in ranges) - min(b - a for a, b in ranges) <= 1
+
+
+def test_process_range_rejects_bad_index():
+    with pytest.raises(ValueError, match="process index 3"):
+        process_index_range(100, 3, 3)
+
+
+def _part(start, stop):
+    values = np.arange(start, stop, dtype=np.float64) + 1.0
+    return PartialSweep(start, stop, values, 2 * values, 3 * values, compile_s=1.0, wall_s=float(stop))
+
+
+def test_partials_round_trip_and_merge_in_any_order(tmp_path):
+    space = DesignSpace({name: values[:2] for name, values in PAPER_SPACE.values.items()})  # 512 designs
+    paths = []
+    for i, (start, stop) in enumerate([(300, 512), (0, 100), (100, 300)]):
+        paths.append(tmp_path / f"part-{i}.npz")
+        _part(start, stop).save(paths[-1])
+    merged = merge_partials(space, [load_partial(p) for p in paths])
+    assert np.array_equal(merged.latency_s, np.arange(512) + 1.0)
+    assert np.array_equal(merged.area_mm2, 3 * (np.arange(512) + 1.0))
+    assert merged.wall_s == 512.0
+
+
+def test_merge_rejects_gaps_and_short_coverage():
+    space = DesignSpace({name: values[:2] for name, values in PAPER_SPACE.values.items()})
+    with pytest.raises(ValueError, match="gap or overlap at design index 100"):
+        merge_partials(space, [_part(0, 100), _part(150, 512)])
+    with pytest.raises(ValueError, match=r"cover designs \[0, 300\)"):
+        merge_partials(space, [_part(0, 300)])
+
+
+def test_load_partial_reports_unreadable_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not an npz")
+    with pytest.raises(ValueError, match="cannot read partial sweep"):
+        load_partial(bad)
