@@ -73,3 +73,15 @@ def test_closed_form_block_sums_match_loops():
         contexts = [prefill + t for t in range(1, generate + 1)]
         assert wl.decode_block_sum() == sum(math.ceil(c / block) for c in contexts)
         assert wl.decode_context_sum() == sum(contexts)
+
+
+def test_every_constant_is_documented():
+    from pathlib import Path
+
+    from cimjax.hardware.technology import PARAMETERS
+
+    doc = (Path(__file__).parents[1] / "docs" / "model.md").read_text()
+    missing = [name for name in PARAMETERS if f"`{name}`" not in doc]
+    assert not missing, f"constants without a row in docs/model.md: {missing}"
+    for name, param in PARAMETERS.items():
+        assert f"| `{name}` | {param.value:.4g} |" in doc, f"docs/model.md shows a stale value for {name}"
