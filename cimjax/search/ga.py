@@ -159,6 +159,4 @@ def run_ga(
     Returns:
         A :class:`GAResult`; ``space.from_choice_indices(result.best_choice[None])`` is the best design.
     """
-    return run_integer_ga(
-        objective, space.radices, pop_size=pop_size, n_gen=n_gen, seed=seed, progress=progress
-    )
+    return run_integer_ga(objective, space.radices, pop_size=pop_size, n_gen=n_gen, seed=seed, progress=progress)

@@ -109,9 +109,7 @@ def hypervolume(points, reference) -> float:
     points = _as_points(points)
     reference = np.asarray(reference, dtype=np.float64)
     if reference.shape != (points.shape[1],):
-        raise ValueError(
-            f"reference must have shape ({points.shape[1]},) to match points, got {reference.shape}"
-        )
+        raise ValueError(f"reference must have shape ({points.shape[1]},) to match points, got {reference.shape}")
     if not (np.isfinite(points).all() and np.isfinite(reference).all()):
         raise ValueError("hypervolume needs finite points and a finite reference")
     beyond = np.any(points > reference, axis=1)
@@ -153,9 +151,7 @@ def _check_metrics(latency: np.ndarray, energy: np.ndarray) -> None:
         if np.isnan(values).any():
             raise ValueError(f"{name} contains NaN")
         if (values <= 0).any():
-            raise ValueError(
-                f"{name} must be positive (the objective is taken in log space), got {values.min()}"
-            )
+            raise ValueError(f"{name} must be positive (the objective is taken in log space), got {values.min()}")
 
 
 def _weighted_log(weight, values, xp):
@@ -216,7 +212,5 @@ def alpha_sweep(latency, energy, alphas) -> np.ndarray:
     _check_alphas(alphas)
     front = pareto_front_2d(latency, energy)
     a = alphas[:, None]
-    scores = _weighted_log(a, latency[front][None, :], np) + _weighted_log(
-        1.0 - a, energy[front][None, :], np
-    )
+    scores = _weighted_log(a, latency[front][None, :], np) + _weighted_log(1.0 - a, energy[front][None, :], np)
     return front[np.argmin(scores, axis=1)]

@@ -112,9 +112,7 @@ def load_hf_config(path: str | Path) -> ModelSpec:
 
     tied = cfg.get("tie_word_embeddings", defaults["tied"])
     if not isinstance(tied, bool):
-        raise ConfigError(
-            f"config.json at {file} has 'tie_word_embeddings'={tied!r} (expected true or false)"
-        )
+        raise ConfigError(f"config.json at {file} has 'tie_word_embeddings'={tied!r} (expected true or false)")
 
     name = cfg.get("name_or_path") or cfg.get("_name_or_path") or file.resolve().parent.name
     return ModelSpec(
@@ -146,9 +144,7 @@ def _family(cfg: dict, file: Path) -> str:
                 f"{architectures!r} name none of {', '.join(_ARCHITECTURES)}"
             )
     if model_type not in _FAMILIES:
-        raise ConfigError(
-            f"config.json at {file} has unsupported 'model_type' {model_type!r}; supported: {supported}"
-        )
+        raise ConfigError(f"config.json at {file} has unsupported 'model_type' {model_type!r}; supported: {supported}")
     return model_type
 
 

@@ -41,8 +41,7 @@ class ModelSpec:
                 raise ValueError(f"model {self.id!r}: {field}={value!r} must be a positive integer")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(
-                f"model {self.id!r}: n_heads={self.n_heads} must be a multiple of "
-                f"n_kv_heads={self.n_kv_heads}"
+                f"model {self.id!r}: n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}"
             )
 
     @property

@@ -86,9 +86,7 @@ def decode_counts(workload: Workload) -> PassCounts:
     blocks = workload.decode_block_sum()
     ctx = workload.decode_context_sum()
     g = workload.generate
-    return PassCounts(
-        passes=g, inputs=1, blocks=blocks, query_blocks=blocks, scores=ctx, kv_read=ctx, kv_write=g
-    )
+    return PassCounts(passes=g, inputs=1, blocks=blocks, query_blocks=blocks, scores=ctx, kv_read=ctx, kv_write=g)
 
 
 def prefill_counts(workload: Workload) -> PassCounts:

@@ -43,9 +43,7 @@ class Precision:
         kv = weight if kv is None else kv
         for field, value in (("weight", weight), ("act", act), ("kv", kv)):
             if not MIN_BITS <= value <= MAX_BITS:
-                raise ValueError(
-                    f"{field} bits = {value!r} is outside the allowed range [{MIN_BITS}, {MAX_BITS}]"
-                )
+                raise ValueError(f"{field} bits = {value!r} is outside the allowed range [{MIN_BITS}, {MAX_BITS}]")
         return cls(
             weight_bits=jnp.full((n_layers, len(LINEAR_OPS)), weight, jnp.float32),
             act_bits=jnp.full((n_layers, len(MATMUL_OPS)), act, jnp.float32),
