@@ -95,7 +95,7 @@ def plot_bars(records: Sequence[dict], metric: str, ylabel: str, path: Path, roo
         ax.scatter([], [], marker="_", s=200, color="black", label="DRAM roofline")
     ax.set_xticks(x, models, rotation=35, ha="right")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{ylabel} at the alpha = 1 optimum (128 prefill + 128 generated tokens)")
+    ax.set_title(f"{ylabel} of the alpha = 1 optimum\n(decode, 128 prefill + 128 generated tokens)", fontsize=10)
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
