@@ -7,6 +7,7 @@ XLA's device count is fixed when JAX starts, so the comparison runs in a fresh i
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -15,11 +16,21 @@ import numpy as np
 import pytest
 
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
+from cimjax.hardware.technology import default_technology
 from cimjax.search.distributed import PartialSweep, load_partial, merge_partials, process_index_range
+from cimjax.search.exhaustive import sweep
+from cimjax.workload.models import get_model
+from cimjax.workload.precision import preset
 
-SCRIPT = textwrap.dedent(
+CACHE = """
+import jax
+from cimjax.cache import cache_dir
+jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+"""
+
+SCRIPT = CACHE + textwrap.dedent(
     """
-    import jax
     import numpy as np
 
     from cimjax.hardware.config import PAPER_SPACE, DesignSpace
@@ -52,11 +63,71 @@ SCRIPT = textwrap.dedent(
 )
 
 
+HOST_SCRIPT = (
+    textwrap.dedent(
+        """
+    import sys
+    import jax
+
+    jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+    """
+    )
+    + CACHE
+    + textwrap.dedent(
+        """
+    from cimjax.hardware.config import PAPER_SPACE, DesignSpace
+    from cimjax.hardware.technology import default_technology
+    from cimjax.search.distributed import host_sweep
+    from cimjax.workload.models import get_model
+    from cimjax.workload.operators import Workload
+    from cimjax.workload.precision import preset
+
+    assert jax.process_count() == 2 and len(jax.local_devices()) == 2 and len(jax.devices()) == 4
+    space = DesignSpace({name: values[:3] for name, values in PAPER_SPACE.values.items()})
+    spec = get_model("qwen3-0.6b")
+    workload = Workload(prefill=37, generate=5, attention_block=16)
+    part = host_sweep(spec, preset("int4", spec.n_layers), workload, default_technology(), space, chunk_per_device=512)
+    part.save(f"{sys.argv[3]}/part-{jax.process_index()}.npz")
+    """
+    )
+)
+
+
+def _env(devices: int) -> dict:
+    return os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+
+
 def test_sharded_sweep_on_four_host_devices_equals_single_device():
-    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=_env(4), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK 19683" in proc.stdout
+
+
+def test_two_process_jax_distributed_sweep_merges_to_single_device(tmp_path, small_workload):
+    """Two processes of two CPU devices each, joined by jax.distributed on localhost, then merged here."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOST_SCRIPT, address, str(i), str(tmp_path)],
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for proc in procs:
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, output
+
+    space = DesignSpace({name: values[:3] for name, values in PAPER_SPACE.values.items()})
+    merged = merge_partials(space, [load_partial(tmp_path / f"part-{i}.npz") for i in range(2)])
+    spec = get_model("qwen3-0.6b")
+    single = sweep(spec, preset("int4", spec.n_layers), small_workload, default_technology(), space, chunk=512)
+    for name in ("latency_s", "energy_j", "area_mm2"):
+        assert np.array_equal(getattr(merged, name), getattr(single, name)), name
 
 
 @pytest.mark.parametrize("count", [1, 3, 7])
