@@ -54,7 +54,9 @@ def cases(draw):
     w = draw(bits(spec.n_layers, 7))
     a = draw(bits(spec.n_layers, 9))
     kv = draw(st.lists(st.integers(2, 8), min_size=spec.n_layers, max_size=spec.n_layers))
-    return spec, draw(designs), w, a, kv
+    group_scales = st.lists(st.sampled_from([0.0, 0.125, 0.25, 0.5]), min_size=7, max_size=7)
+    overhead = draw(st.none() | st.lists(group_scales, min_size=spec.n_layers, max_size=spec.n_layers))
+    return spec, draw(designs), w, a, kv, overhead
 
 
 @pytest.mark.parametrize("use_jit", [True, False], ids=["jit", "eager"])
@@ -62,13 +64,14 @@ def cases(draw):
 @given(case=cases())
 def test_matches_plain_python_reference(case, use_jit, small_workload):
     """Random valid designs and per-layer bits: JAX model == scalar reference to 1e-6 relative."""
-    spec, design, w, a, kv = case
+    spec, design, w, a, kv, overhead = case
     with jax.enable_x64(True):
         tech = default_technology()
-        prec = Precision(jnp.asarray(w, float), jnp.asarray(a, float), jnp.asarray(kv, float))
+        extra = None if overhead is None else jnp.asarray(overhead, float)
+        prec = Precision(jnp.asarray(w, float), jnp.asarray(a, float), jnp.asarray(kv, float), extra)
         fn = jitted(spec, small_workload) if use_jit else functools.partial(eager, spec=spec, wl=small_workload)
         got = fn(hardware(design), prec, tech)
-        ref = reference_costs(design, w, a, kv, spec, small_workload, tech.to_dict())
+        ref = reference_costs(design, w, a, kv, spec, small_workload, tech.to_dict(), overhead)
         for key in ("latency_s", "energy_j", "area_mm2", "tokens_per_s", "tokens_per_j"):
             assert float(getattr(got, key)) == pytest.approx(ref[key], rel=1e-6), key
         for component in COMPONENTS:
@@ -86,6 +89,19 @@ def test_uniform_precision_as_one_layer_row_is_identical(small_workload):
     one_row = evaluate(hw, preset("int8", 1), spec, small_workload, tech)
     assert float(one_row.latency_s) == pytest.approx(float(full.latency_s), rel=1e-6)
     assert float(one_row.energy_j) == pytest.approx(float(full.energy_j), rel=1e-6)
+
+
+def test_zero_group_overhead_gives_the_previous_results(small_workload):
+    spec = MODELS["qwen2.5-0.5b"]
+    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
+    tech = default_technology()
+    plain = preset("int4", spec.n_layers)
+    zero = Precision(plain.weight_bits, plain.act_bits, plain.kv_bits, jnp.zeros_like(plain.weight_bits))
+    quarter = Precision(plain.weight_bits, plain.act_bits, plain.kv_bits, jnp.full_like(plain.weight_bits, 0.25))
+    base, same, grouped = (evaluate(hw, p, spec, small_workload, tech) for p in (plain, zero, quarter))
+    assert float(same.latency_s) == float(base.latency_s) and float(same.energy_j) == float(base.energy_j)
+    assert float(grouped.decode.dram_bits) > float(base.decode.dram_bits)
+    assert float(grouped.latency_s) >= float(base.latency_s)
 
 
 def test_breakdowns_add_up():

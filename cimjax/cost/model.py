@@ -112,6 +112,7 @@ def phase_costs(
     f = tech.clock_hz
     clusters, active = hw.clusters, hw.active_pes
     w = _split(prec.weight_bits, LINEAR_OPS)
+    streamed = _split(prec.streamed_weight_bits, LINEAR_OPS)  # weights plus group-scale overhead
     a = _split(prec.act_bits, MATMUL_OPS)
     kv = prec.kv_bits
     shapes = linear_shapes(spec)
@@ -142,7 +143,7 @@ def phase_costs(
     group_loads = {n: pe_loads(d_in, d_out, w[n], ops) for n, (d_in, d_out) in group_shapes.items()}
     group_stages = {n: ops.ceil_div(loads, active) for n, loads in group_loads.items()}
     qkv_stages = _total(group_stages)
-    qkv_bits = sum(d_in * d_out * w[n] for n, (d_in, d_out) in group_shapes.items())
+    qkv_bits = sum(d_in * d_out * streamed[n] for n, (d_in, d_out) in group_shapes.items())
     qkv_cycles = inputs * sum(group_stages[n] * a[n] for n in group_stages) / qkv_stages
     rounds = ops.ceil_div(n_kv, clusters)
     last_round = n_kv - (rounds - 1.0) * clusters
@@ -178,7 +179,7 @@ def phase_costs(
     def all_clusters(names, drain):
         n_loads = sum(loads[n] for n in names)
         stages = ops.ceil_div(n_loads, clusters * active)
-        bits = sum(shapes[n][0] * shapes[n][1] * w[n] for n in names)
+        bits = sum(shapes[n][0] * shapes[n][1] * streamed[n] for n in names)
         cycles = inputs * sum(loads[n] * a[n] for n in names) / n_loads
         return passes * timing(bits / (clusters * stages), clusters, cycles, drain).latency(stages)
 
@@ -208,7 +209,7 @@ def phase_costs(
     }
 
     # --- Energy, per operator and component.
-    weight_bits = {n: float(passes * shapes[n][0] * shapes[n][1]) * w[n] for n in LINEAR_OPS}
+    weight_bits = {n: float(passes * shapes[n][0] * shapes[n][1]) * streamed[n] for n in LINEAR_OPS}
     kv_read_bits = float(counts.kv_read * 2 * spec.kv_dim) * kv
     full_loads = {
         "q": n_kv * group_loads["q"],

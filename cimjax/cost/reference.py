@@ -43,12 +43,15 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t):
     return first + (n - 1) * period
 
 
-def reference_costs(hw: dict, w: list, a: list, kv: list, spec: ModelSpec, wl: Workload, t: dict) -> dict:
+def reference_costs(
+    hw: dict, w: list, a: list, kv: list, spec: ModelSpec, wl: Workload, t: dict, overhead: list | None = None
+) -> dict:
     """Decode latency (s), energy (J) and area (mm^2) of one design.
 
     Args:
       hw: hardware fields (see HardwareConfig).
       w, a, kv: per-layer weight bits [7], activation bits [9] and KV bits (ints).
+      overhead: per-layer group-scale bits per weight [7] streamed with the weights (default none).
       spec, wl: model shape and workload.
       t: technology values by name (``Technology.to_dict()``).
     """
@@ -82,12 +85,14 @@ def reference_costs(hw: dict, w: list, a: list, kv: list, spec: ModelSpec, wl: W
     dram_bits = streamed_bits = pe_cycles = adds = moved_bits = fu_ops = 0.0
     for layer in range(spec.n_layers):
         wb = dict(zip(LINEAR_OPS, w[layer], strict=True))
+        extra = overhead[layer] if overhead is not None else [0.0] * len(LINEAR_OPS)
+        streamed = {n: wb[n] + extra[j] for j, n in enumerate(LINEAR_OPS)}  # bits per weight from DRAM
         ab = dict(zip(MATMUL_OPS, a[layer], strict=True))
         kvb = kv[layer]
         group_shapes = {"q": (spec.hidden, grp * hd), "k": (spec.hidden, hd), "v": (spec.hidden, hd)}
         q_stages = {n: math.ceil(_loads(*group_shapes[n], wb[n]) / N_A) for n in group_shapes}
         n_qkv = sum(q_stages.values())
-        qkv_bits = sum(group_shapes[n][0] * group_shapes[n][1] * wb[n] for n in group_shapes)
+        qkv_bits = sum(group_shapes[n][0] * group_shapes[n][1] * streamed[n] for n in group_shapes)
         qkv_cycles = sum(q_stages[n] * ab[n] for n in q_stages) / n_qkv
 
         per_row = MACRO_COLS // kvb
@@ -96,10 +101,10 @@ def reference_costs(hw: dict, w: list, a: list, kv: list, spec: ModelSpec, wl: W
         s_blk = max(math.ceil(2 * loads_k / N_A), math.ceil(2 * loads_v / N_A))
         att_cycles = max(grp * max(ab["qk"], ab["pv"]), grp * block / t["fu_lanes"] / s_blk)
 
-        def all_clusters(names, drain, wb=wb, ab=ab):
+        def all_clusters(names, drain, wb=wb, ab=ab, streamed=streamed):
             loads = {n: _loads(*shapes[n], wb[n]) for n in names}
             stages = math.ceil(sum(loads.values()) / (C * N_A))
-            bits = sum(shapes[n][0] * shapes[n][1] * wb[n] for n in names)
+            bits = sum(shapes[n][0] * shapes[n][1] * streamed[n] for n in names)
             cycles = sum(loads[n] * ab[n] for n in names) / sum(loads.values())
             return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t)
 
@@ -126,7 +131,7 @@ def reference_costs(hw: dict, w: list, a: list, kv: list, spec: ModelSpec, wl: W
             latency += (step_kv_write + step_aux) / dram_rate
 
             # Traffic and work of this step and layer.
-            step_weights = sum(d_in * d_out * wb[n] for n, (d_in, d_out) in shapes.items())
+            step_weights = sum(d_in * d_out * streamed[n] for n, (d_in, d_out) in shapes.items())
             step_kv_read = ctx * 2 * spec.kv_dim * kvb
             dram_bits += step_weights + step_kv_read + step_kv_write + step_aux
             streamed_bits += step_weights + step_kv_read

@@ -6,6 +6,9 @@ Conventions shared by the cost model, the accuracy proxy and the optimisers:
 * ``act_bits[l, j]``: bit-serial input bits of matmul ``MATMUL_OPS[j]`` of layer ``l`` (the linear
   operators, then ``qk`` = query into K^T and ``pv`` = softmax probabilities into V).
 * ``kv_bits[l]``: bits of the K and V cache entries of layer ``l``.
+* ``weight_overhead_bits[l, j]`` (optional): extra bits streamed per weight for group scales and zero
+  points (e.g. a 16-bit scale and a 16-bit zero point per 128 weights = 0.25, see
+  :func:`group_overhead_bits`). They travel from DRAM with the weights but are not held in the macros.
 
 Integer values give the exact model; non-integer values are meaningful only to the relaxed model.
 """
@@ -26,11 +29,19 @@ MIN_BITS, MAX_BITS = 1, 16
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Precision:
-    """Bits per layer and tensor kind. Shapes: (L, 7), (L, 9), (L,)."""
+    """Bits per layer and tensor kind. Shapes: (L, 7), (L, 9), (L,) and optionally (L, 7)."""
 
     weight_bits: jax.Array
     act_bits: jax.Array
     kv_bits: jax.Array
+    weight_overhead_bits: jax.Array | None = None
+
+    @property
+    def streamed_weight_bits(self):
+        """Bits streamed from DRAM per weight: the weight itself plus its share of group scales."""
+        if self.weight_overhead_bits is None:
+            return self.weight_bits
+        return self.weight_bits + self.weight_overhead_bits
 
     @property
     def n_layers(self) -> int:
@@ -57,6 +68,18 @@ class Precision:
             "act_bits": (n_layers, len(MATMUL_OPS)),
             "kv_bits": (n_layers,),
         }
+        if self.weight_overhead_bits is not None:
+            overhead = np.asarray(self.weight_overhead_bits)
+            if overhead.shape != shapes["weight_bits"]:
+                raise ValueError(
+                    f"precision field 'weight_overhead_bits' has shape {overhead.shape}; "
+                    f"expected {shapes['weight_bits']}"
+                )
+            if not np.all(np.isfinite(overhead)) or overhead.min() < 0 or overhead.max() > MAX_BITS:
+                raise ValueError(
+                    f"precision field 'weight_overhead_bits' has values in [{overhead.min()}, {overhead.max()}]; "
+                    f"allowed range is [0, {MAX_BITS}]"
+                )
         for field, shape in shapes.items():
             value = np.asarray(getattr(self, field))
             if value.shape != shape:
@@ -68,6 +91,13 @@ class Precision:
                 )
             if integer and not np.all(value == np.round(value)):
                 raise ValueError(f"precision field {field!r} must hold whole bits for the exact model")
+
+
+def group_overhead_bits(group_size: int, scale_bits: int = 16, zero_bits: int = 16) -> float:
+    """Extra bits per weight of group quantisation: one scale (and zero point) per ``group_size`` weights."""
+    if not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"group_size = {group_size!r} must be a positive integer")
+    return (scale_bits + zero_bits) / group_size
 
 
 PRESETS = {"int4": 4, "int8": 8}
