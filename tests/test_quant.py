@@ -15,6 +15,10 @@ from cimjax.quant.sensitivity import BIT_GRID, N_POINTS, Sensitivities, bits_tab
 from cimjax.workload.models import MODELS
 from cimjax.workload.precision import Precision
 
+# Jitted once per static setting: eager dispatch of many small ops is slow on a 2-core CI machine.
+fq = jax.jit(fake_quant, static_argnames=("symmetric", "granularity", "group_size", "ste"))
+interp = jax.jit(log_interp, static_argnames="floor")
+
 X = jnp.array([[-1.0, 0.2, 0.5, 1.0], [0.1, 0.3, -0.2, 0.0]])
 
 
@@ -62,7 +66,7 @@ def test_quantizer_errors_name_the_problem():
         TensorScheme(True, "group", 0)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     bits=st.integers(2, 8),
     symmetric=st.booleans(),
@@ -70,15 +74,15 @@ def test_quantizer_errors_name_the_problem():
     seed=st.integers(0, 2**16),
 )
 def test_round_trip_error_is_at_most_half_a_step(bits, symmetric, granularity, seed):
-    x = jnp.asarray(np.random.default_rng(seed).standard_normal((6, 16)) * 3.0, jnp.float32)
-    y = fake_quant(x, bits, symmetric=symmetric, granularity=granularity, group_size=4)
+    x = np.random.default_rng(seed).standard_normal((6, 16)).astype(np.float32) * 3.0
+    y = np.asarray(fq(jnp.asarray(x), bits, symmetric=symmetric, granularity=granularity, group_size=4))
     g = x.reshape(1, -1) if granularity == "tensor" else x.reshape(6, -1, 4) if granularity == "group" else x
-    span = jnp.max(jnp.abs(g), -1) if symmetric else jnp.max(g, -1) - jnp.min(g, -1)
-    step = span / float(levels(bits, symmetric))
-    err = jnp.abs(y - x).reshape(g.shape)
-    assert bool(jnp.all(err <= step[..., None] / 2 + 1e-5))
-    codes = jnp.unique(jnp.round((y.reshape(g.shape) / step[..., None]) * 1e3) / 1e3)
-    assert codes.size <= 2**bits * g.reshape(-1, g.shape[-1]).shape[0]
+    span = np.abs(g).max(-1) if symmetric else g.max(-1) - g.min(-1)
+    step = span / (2.0 ** (bits - 1) - 1 if symmetric else 2.0**bits - 1)
+    assert np.all(np.abs(y - x).reshape(g.shape) <= step[..., None] / 2 + 1e-5)
+    # every group uses at most 2^b distinct values
+    rows = y.reshape(g.shape).reshape(-1, g.shape[-1]) if granularity != "tensor" else y.reshape(1, -1)
+    assert max(len(np.unique(r)) for r in rows) <= 2**bits
 
 
 def test_uniform_noise_model_matches_measured_error():
@@ -94,14 +98,14 @@ def test_uniform_noise_model_matches_measured_error():
 
 def test_log_interp_hits_knots_is_monotone_and_smooth():
     curve = jnp.array([3.0, 0.5, 0.6, 0.02, 4e-3, 1e-3, -1e-4])  # non-monotone and negative on purpose
-    knots = log_interp(jnp.asarray(BIT_GRID, jnp.float32), jnp.broadcast_to(curve, (7, 7)), 1e-6)
+    knots = interp(jnp.asarray(BIT_GRID, jnp.float32), jnp.broadcast_to(curve, (7, 7)), 1e-6)
     np.testing.assert_allclose(knots, [3.0, 0.5, 0.5, 0.02, 4e-3, 1e-3, 1e-6], rtol=1e-5)
     b = jnp.linspace(1.0, 12.0, 400)
-    y = log_interp(b, jnp.broadcast_to(curve, (400, 7)), 1e-6)
+    y = interp(b, jnp.broadcast_to(curve, (400, 7)), 1e-6)
     assert bool(jnp.all(jnp.diff(y) <= 1e-12))
-    dy = jax.vmap(jax.grad(lambda t: jnp.log(log_interp(t, curve, 1e-6))))(jnp.array([3.999, 4.0, 4.001]))
+    dy = jax.jit(jax.vmap(jax.grad(lambda t: jnp.log(log_interp(t, curve, 1e-6)))))(jnp.array([3.999, 4.0, 4.001]))
     assert float(jnp.ptp(dy)) < 0.05  # continuous derivative across a knot
-    above = log_interp(jnp.array([9.0, 10.0]), jnp.broadcast_to(curve, (2, 7)), 1e-9)
+    above = interp(jnp.array([9.0, 10.0]), jnp.broadcast_to(curve, (2, 7)), 1e-9)
     assert float(above[0] / above[1]) >= 4.0 - 1e-4
 
 
@@ -137,9 +141,9 @@ def random_precision(rng, n_layers, low=2.0, high=8.0) -> Precision:
 
 def test_proxy_gradients_are_finite_and_non_positive():
     rng = np.random.default_rng(1)
-    for proxy in all_proxies(28):
-        p = random_precision(rng, 28, 1.5, 12.0)  # also outside the measured 2..8 range
-        grad = jax.grad(proxy)(p)
+    for proxy in all_proxies(4):
+        p = random_precision(rng, 4, 1.5, 12.0)  # also outside the measured 2..8 range
+        grad = jax.jit(jax.grad(proxy))(p)
         for leaf in jax.tree.leaves(grad):
             assert bool(jnp.all(jnp.isfinite(leaf))), proxy.name
             assert bool(jnp.all(leaf <= 0.0)), proxy.name
@@ -154,7 +158,7 @@ def test_more_bits_never_predicts_more_loss():
             p = random_precision(rng, 3, 1.0, 10.0)
             more = jax.tree.map(lambda b: b + jnp.asarray(rng.uniform(0, 2, b.shape), jnp.float32), p)
             assert float(f(more)) <= float(f(p)) * (1 + 1e-6), proxy.name
-        b = uniform_budgets(proxy, 3)
+        b = uniform_budgets(f, 3)
         assert b["int8"] < b["int6"] < b["int4"], proxy.name
 
 

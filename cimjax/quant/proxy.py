@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -202,6 +203,6 @@ def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
 UNIFORM_BUDGETS = {"int8": 8, "int6": 6, "int4": 4}
 
 
-def uniform_budgets(proxy: Proxy, n_layers: int) -> dict[str, float]:
-    """The proxy at uniform INT8 / INT6 / INT4 (W, A and KV alike): accuracy budgets for the optimiser."""
+def uniform_budgets(proxy: Callable[[Precision], jax.Array], n_layers: int) -> dict[str, float]:
+    """A proxy (or a jitted one) at uniform INT8 / INT6 / INT4 (W, A and KV alike): budgets for the optimiser."""
     return {name: float(proxy(Precision.uniform(n_layers, bits))) for name, bits in UNIFORM_BUDGETS.items()}

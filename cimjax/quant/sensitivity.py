@@ -169,20 +169,19 @@ def _rademacher(key: jax.Array, like: dict[str, jax.Array]) -> dict[str, jax.Arr
 def hutchinson_hessian(model: DecoderLM, windows: jax.Array, n_samples: int, key: jax.Array) -> np.ndarray:
     """``tr(H_t)`` per point ``(L, 17)``: Hessian of the mean token loss, Hutchinson with ``n_samples``."""
     build, params = functional(model)
-    tokens, targets = windows[:, :-1], windows[:, 1:]
-    zeros = jax.tree.map(jnp.zeros_like, _collect(model, tokens))
-
-    def loss(eps):
-        return token_nll(build(params)(tokens, PerturbHooks(eps)), targets)
+    zeros = jax.tree.map(jnp.zeros_like, _collect(model, windows[:, :-1]))
 
     @jax.jit
-    def quad(z):
-        hz = jax.jvp(jax.grad(loss), (zeros,), (z,))[1]
+    def quad(params, windows, z):
+        def loss(eps):
+            return token_nll(build(params)(windows[:, :-1], PerturbHooks(eps)), windows[:, 1:])
+
+        hz = jax.jvp(jax.grad(loss), (jax.tree.map(jnp.zeros_like, z),), (z,))[1]
         return {k: jnp.sum(z[k] * hz[k]) for k in z}
 
     total = np.zeros((model.spec.n_layers, N_POINTS))
     for k in jax.random.split(key, n_samples):
-        total += _per_point(quad(_rademacher(k, zeros)), model.spec.n_layers)
+        total += _per_point(quad(params, windows, _rademacher(k, zeros)), model.spec.n_layers)
     return total / n_samples
 
 
@@ -192,17 +191,17 @@ def empirical_fisher(model: DecoderLM, windows: jax.Array) -> np.ndarray:
     n_seq, seq_len = windows.shape[0], windows.shape[1] - 1
     zeros = jax.tree.map(jnp.zeros_like, _collect(model, windows[:1, :-1]))
 
-    def seq_loss(eps, w):
-        return token_nll(build(params)(w[None, :-1], PerturbHooks(eps)), w[None, 1:]) * seq_len
-
     @jax.jit
-    def sq_grads(w):
-        g = jax.grad(seq_loss)(zeros, w)
+    def sq_grads(params, eps, w):
+        def seq_loss(eps):
+            return token_nll(build(params)(w[None, :-1], PerturbHooks(eps)), w[None, 1:]) * seq_len
+
+        g = jax.grad(seq_loss)(eps)
         return {k: jnp.sum(v * v) for k, v in g.items()}
 
     total = np.zeros((model.spec.n_layers, N_POINTS))
     for w in windows:
-        total += _per_point(sq_grads(w), model.spec.n_layers)
+        total += _per_point(sq_grads(params, zeros, w), model.spec.n_layers)
     return total / (n_seq * seq_len)
 
 
@@ -216,30 +215,30 @@ def output_mse(model: DecoderLM, windows: jax.Array, n_samples: int, key: jax.Ar
     tokens = windows[:, :-1]
     zeros = jax.tree.map(jnp.zeros_like, _collect(model, tokens))
 
-    def outputs(eps):
-        hooks = PerturbHooks(eps, local=True)
-        build(params)(tokens, hooks)
-        return hooks.outputs
-
     def consumer(key: str) -> list[str]:
         layer, kind, op = key.split(".")
         ops = {"k": ["qk"], "v": ["pv"]}[op] if kind == "kv" else [op]
         return [f"{layer}.{o}" for o in ops]
 
     @jax.jit
-    def energies(z):
+    def energies(params, tokens, z):
+        def outputs(eps):
+            hooks = PerturbHooks(eps, local=True)
+            build(params)(tokens, hooks)
+            return hooks.outputs
+
         result = {}
         for first in (True, False):
             chosen = {k for k in z if (k.split(".")[1] == "act") == first}
             tangent = {k: v if k in chosen else jnp.zeros_like(v) for k, v in z.items()}
-            dy = jax.jvp(outputs, (zeros,), (tangent,))[1]
+            dy = jax.jvp(outputs, (jax.tree.map(jnp.zeros_like, z),), (tangent,))[1]
             for k in chosen:
                 result[k] = sum(jnp.sum(dy[c] ** 2) for c in consumer(k))
         return result
 
     total = np.zeros((model.spec.n_layers, N_POINTS))
     for k in jax.random.split(key, n_samples):
-        total += _per_point(energies(_rademacher(k, zeros)), model.spec.n_layers)
+        total += _per_point(energies(params, tokens, _rademacher(k, zeros)), model.spec.n_layers)
     return total / n_samples
 
 
@@ -262,23 +261,35 @@ def error_curves(tensors: dict[str, jax.Array], n_layers: int, scheme: QuantSche
     return err, _per_point(const_d, n_layers)
 
 
-def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tuple[np.ndarray, float]:
-    """Measured loss increase ``(L, 17, 7)`` (nats/token) with only one point quantised, and the base loss."""
-    build, params = functional(model)
-    n_layers = model.spec.n_layers
+def quantized_loss_fn(model: DecoderLM, scheme: QuantScheme = DEFAULT_SCHEME):
+    """A jitted ``loss(params, windows, table)``: mean token loss with every point fake-quantised to ``table``.
+
+    Parameters and tokens are arguments, not closed-over constants, so XLA does not constant-fold the model.
+    """
+    build, _ = functional(model)
 
     @jax.jit
-    def loss_at(table):
+    def loss(params, windows, table):
         hooks = QuantHooks(precision_from_table(table), scheme)
         return token_nll(build(params)(windows[:, :-1], hooks), windows[:, 1:])
 
-    full = jnp.full((n_layers, N_POINTS), FULL_PRECISION_BITS, jnp.float32)
-    base = float(loss_at(full))
+    return loss
+
+
+def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tuple[np.ndarray, float]:
+    """Measured loss increase ``(L, 17, 7)`` (nats/token) with only one point quantised, and the base loss."""
+    params = functional(model)[1]
+    n_layers = model.spec.n_layers
+    loss_at = quantized_loss_fn(model, scheme)
+    full = np.full((n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
+    base = float(loss_at(params, windows, full))
     curves = np.zeros((n_layers, N_POINTS, len(BIT_GRID)))
     for layer in range(n_layers):
         for col in range(N_POINTS):
             for i, b in enumerate(BIT_GRID):
-                curves[layer, col, i] = float(loss_at(full.at[layer, col].set(float(b)))) - base
+                table = full.copy()
+                table[layer, col] = b
+                curves[layer, col, i] = float(loss_at(params, windows, table)) - base
     return curves, base
 
 

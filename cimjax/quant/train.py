@@ -128,7 +128,7 @@ def _batch(train: np.ndarray, config: TrainConfig, step: int) -> np.ndarray:
 def evaluate_loss(model: DecoderLM, tokens: np.ndarray, batch: int = 16) -> float:
     """Mean next-token loss (nats/token) of ``model`` over windows ``(n, seq_len + 1)``."""
     build, params = functional(model)
-    loss = jax.jit(lambda p, w: token_nll(build(p)(w[:, :-1]), w[:, 1:]))
+    loss = jax.jit(lambda p, w: token_nll(build(p)(w[:, :-1]), w[:, 1:]))  # params as an argument: no folding
     parts = [
         float(loss(params, tokens[i : i + batch])) * len(tokens[i : i + batch]) for i in range(0, len(tokens), batch)
     ]

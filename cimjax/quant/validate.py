@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from cimjax.lm.model import functional, token_nll
+from cimjax.lm.model import functional
 from cimjax.quant import corpus
 from cimjax.quant.proxy import FITTED, VARIANTS, Proxy, default_proxy, fit_proxy, make_proxy, uniform_budgets
-from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantHooks, QuantScheme
-from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, precision_from_table
+from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
+from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, precision_from_table, quantized_loss_fn
 from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
 
 # Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
@@ -54,16 +54,12 @@ def measure_losses(
     trained: TrainedModel, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
 ) -> tuple[np.ndarray, float]:
     """Real loss increase (nats/token) of each table on ``windows``, and the full-precision loss."""
-    build, params = functional(trained.model)
+    loss_at = quantized_loss_fn(trained.model, scheme)
+    params = functional(trained.model)[1]
     w = jnp.asarray(windows)
-
-    @jax.jit
-    def loss_at(table):
-        hooks = QuantHooks(precision_from_table(table), scheme)
-        return token_nll(build(params)(w[:, :-1], hooks), w[:, 1:])
-
-    base = float(token_nll(jax.jit(lambda p: build(p)(w[:, :-1]))(params), w[:, 1:]))
-    return np.array([float(loss_at(jnp.asarray(t))) - base for t in tables]), base
+    full = np.full(tables.shape[1:], FULL_PRECISION_BITS, np.float32)
+    base = float(loss_at(params, w, full))
+    return np.array([float(loss_at(params, w, t)) - base for t in tables]), base
 
 
 @dataclasses.dataclass

@@ -1,0 +1,132 @@
+"""End to end: a tiny trained LM, real quantised losses against every proxy variant, training resume, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from flax import nnx
+from typer.testing import CliRunner
+
+from cimjax.cli.proxy import proxy_app
+from cimjax.lm import DecoderLM, save_checkpoint
+from cimjax.quant import corpus
+from cimjax.quant.proxy import VARIANTS
+from cimjax.quant.sensitivity import N_POINTS, POINTS
+from cimjax.quant.train import TINY, train
+from cimjax.quant.validate import measure_losses, random_tables, scatter_plot, validate
+from cimjax.workload.models import ModelSpec
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A per-module ``$CIMJAX_CACHE`` so the tiny model is trained once and never lands in the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cimjax-cache")
+        mp.setenv("CIMJAX_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def trained(cache):
+    return train(TINY, log=lambda msg: None)
+
+
+@pytest.fixture(scope="module")
+def result(trained):
+    return validate(trained, n_configs=8, n_fit=8, seed=1, n_calib=4, n_eval=8, n_samples=2)
+
+
+def test_training_learns_and_is_cached(trained, cache):
+    assert trained.val_loss < np.log(256) - 0.5  # well below the uniform byte distribution
+    assert trained.directory.is_relative_to(cache) and trained.n_params > 10_000
+    again = train(TINY, log=lambda msg: None)
+    assert again.final_loss == trained.final_loss and again.train_seconds == trained.train_seconds
+
+
+def test_interrupted_training_resumes_to_the_same_model(cache, tmp_path, monkeypatch):
+    config = TINY.__class__(**{**TINY.__dict__, "steps": 12, "ckpt_every": 6})
+
+    def interrupt(msg):
+        if "step 6/" in msg:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, log=interrupt)
+    lines = []
+    resumed = train(config, log=lines.append)
+    assert any("restored step 6/12" in line for line in lines)
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    straight = train(config, log=lambda msg: None)
+    assert resumed.final_loss == straight.final_loss
+
+
+def test_random_tables_cover_2_to_8_and_share_bits_per_layer_kind():
+    tables = random_tables(50, 3, np.random.default_rng(0))
+    assert tables.shape == (50, 3, N_POINTS) and tables.min() == 2 and tables.max() == 8
+    for kind in ("weight", "act"):
+        cols = [i for i, (k, _) in enumerate(POINTS) if k == kind]
+        assert np.all(tables[:, :, cols] == tables[:, :, cols[:1]])
+    with pytest.raises(ValueError, match="granularity='block'"):
+        random_tables(1, 1, np.random.default_rng(0), "block")
+
+
+def test_fewer_bits_cost_more_real_loss(trained):
+    tables = np.stack([np.full((TINY.n_layers, N_POINTS), b, np.float32) for b in (8, 4, 2)])
+    _, val = corpus.split()
+    increase, base = measure_losses(trained, corpus.windows(val, TINY.seq_len, 8), tables)
+    assert abs(increase[0]) < 0.02 and increase[0] < increase[1] < increase[2]
+    assert base == pytest.approx(trained.val_loss, abs=0.2)
+
+
+def test_validation_reports_every_variant(result, tmp_path):
+    payload = result.to_json()
+    names = [v["name"] for v in payload["variants"]]
+    assert names == [*VARIANTS, "default"]
+    assert payload["n_configs"] == 8 and payload["proxy"] in names
+    for v in result.variants:
+        assert -1.0 <= v.kendall_tau <= 1.0 and -1.0 <= v.spearman <= 1.0, v.name
+        assert len(v.predicted) == 8 and all(c >= 0 for c in v.coef)
+    assert next(v for v in result.variants if v.name == "default").assumption.startswith("ASSUMPTION")
+    assert payload["kendall_tau"] == max(v.kendall_tau for v in result.variants)
+    budgets = payload["budgets"]
+    assert budgets["int8"] <= budgets["int6"] <= budgets["int4"]
+    png = scatter_plot(result, tmp_path / "scatter.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_validate_json(trained, tmp_path):
+    res = CliRunner().invoke(
+        proxy_app, ["validate", "--size", "tiny", "--configs", "5", "--seed", "2", "--json", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)  # exactly one JSON object on stdout
+    for key in ("kendall_tau", "spearman", "n_configs", "proxy", "variants"):
+        assert key in payload
+    assert payload["n_configs"] == 5
+    assert (tmp_path / "validation.json").is_file() and (tmp_path / "proxy_scatter.png").is_file()
+
+
+def test_cli_sensitivities_of_a_checkpoint(tmp_path):
+    spec = ModelSpec("byte-lm", "byte-lm", 1, 16, 2, 1, 8, 32, 256, True)
+    save_checkpoint(DecoderLM(spec, rngs=nnx.Rngs(0), init_std=0.2), tmp_path)
+    args = ["sensitivities", "--checkpoint", str(tmp_path), "--windows", "2", "--seq-len", "16", "--samples", "2"]
+    res = CliRunner().invoke(proxy_app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["n_layers"] == 1 and len(payload["hessian_per_element"]) == 1
+    assert set(payload["hessian_per_element"][0]) == set(payload["points"])
+    b = payload["budgets"]["hessian_measured"]
+    assert b["int8"] < b["int4"]
+
+
+@pytest.mark.parametrize("problem", ["missing", "no-config", "bad-json"])
+def test_cli_sensitivities_bad_checkpoint_is_one_line_exit_2(tmp_path, problem):
+    target = tmp_path / "ckpt"
+    if problem != "missing":
+        target.mkdir()
+    if problem == "bad-json":
+        (target / "config.json").write_text("{not json")
+    res = CliRunner().invoke(proxy_app, ["sensitivities", "--checkpoint", str(target), "--json"])
+    assert res.exit_code == 2
+    assert res.stdout == ""
+    assert "error" in res.stderr and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) <= 2
