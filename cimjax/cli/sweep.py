@@ -1,0 +1,371 @@
+"""``cimjax sweep``: the exact latency-energy Pareto front of a whole design space, its alpha optima, and
+optionally the paper's GA runs drawn over it.
+
+Writes to ``--out``: ``pareto.csv`` and ``pareto.json`` (every non-dominated design with its config),
+``alpha_optima.csv``, ``summary.json`` (alpha optima, hypervolume, sweep speed, GA runs) and
+``pareto.png``. The study itself (:func:`sweep_study`) is a plain function, so benchmarks reuse it.
+"""
+
+import csv
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
+from cimjax.hardware.technology import Technology
+from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, sweep
+from cimjax.search.ga import run_ga
+from cimjax.search.pareto import alpha_objective, hypervolume
+from cimjax.search.runner import ga_objective
+from cimjax.workload.models import ModelSpec
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import Precision
+
+GA_POP, GA_GENERATIONS = 20, 50  # the paper's GA
+HV_MARGIN = 1.1
+"""The hypervolume's reference point is this factor times the worst latency and worst energy of the space."""
+
+
+def parse_alphas(text: str) -> list[float]:
+    """``"0,0.25,1"`` -> ``[0.0, 0.25, 1.0]``, each checked to lie in [0, 1]."""
+    alphas = []
+    for item in text.split(","):
+        try:
+            alpha = float(item)
+        except ValueError:
+            raise ValueError(f"--alphas must be comma-separated numbers in [0, 1], got {item.strip()!r}") from None
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha = {alpha!r} is outside the allowed range [0, 1]")
+        alphas.append(alpha)
+    return alphas
+
+
+def load_space(path: Path) -> DesignSpace:
+    """A design space from JSON ``{field: [values...]}``; fields left out keep the paper's values."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read design space file {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"design space file {path} must hold a JSON object of field: [values]")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown hardware field(s) {unknown} in {path}; fields are {list(FIELDS)}")
+    for name, values in data.items():
+        if not isinstance(values, list) or not values or not all(isinstance(v, int) and v > 0 for v in values):
+            raise ValueError(
+                f"design space field {name!r} must be a non-empty list of positive integers, got {values!r}"
+            )
+    return DesignSpace(dict(PAPER_SPACE.values) | {name: tuple(values) for name, values in data.items()})
+
+
+def _design_row(result: SweepResult, index: int, tokens: int) -> dict:
+    """Config and exact metrics of the design at a flat index, JSON-ready."""
+    latency, energy = float(result.latency_s[index]), float(result.energy_j[index])
+    config = result.space.decode(np.asarray(index)).to_dict()
+    return {
+        "index": int(index),
+        "config": config,
+        "latency_s": latency,
+        "energy_j": energy,
+        "tokens_per_s": tokens / latency,
+        "tokens_per_j": tokens / energy,
+        "area_mm2": float(result.area_mm2[index]),
+    }
+
+
+def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float, scoring: str):
+    """The GA's batched objective: the cost model itself (``"model"``) or a look-up in the finished sweep
+    (``"table"``: the same exact values, without compiling a second evaluator)."""
+    if scoring == "model":
+        return ga_objective(spec, prec, workload, tech, result.space, alpha, batch=GA_POP)
+
+    def look_up(choice: np.ndarray) -> np.ndarray:
+        index = np.ravel_multi_index(tuple(choice.T), result.space.radices)
+        return alpha_objective(result.latency_s[index], result.energy_j[index], alpha)
+
+    return look_up
+
+
+def _ga_runs(objective, result: SweepResult, alpha, best_objective, runs, tokens, advance) -> list[dict]:
+    """``runs`` GA runs (seeds 0..runs-1) for one alpha; each best design's metrics come from the exact sweep."""
+    out = []
+    for seed in range(runs):
+        ga = run_ga(objective, result.space, pop_size=GA_POP, n_gen=GA_GENERATIONS, seed=seed)
+        index = int(np.ravel_multi_index(tuple(ga.best_choice), result.space.radices))
+        value = float(alpha_objective(result.latency_s[index], result.energy_j[index], alpha))
+        row = _design_row(result, index, tokens)
+        out.append(
+            row
+            | {
+                "alpha": alpha,
+                "seed": seed,
+                "objective": value,
+                "gap_to_optimum": value / best_objective - 1.0,
+                "evaluations": ga.evaluations,
+                "wall_s": ga.wall_s,
+            }
+        )
+        advance()
+    return out
+
+
+def sweep_study(
+    spec: ModelSpec,
+    prec: Precision,
+    precision_name: str,
+    workload: Workload,
+    tech: Technology,
+    alphas: Sequence[float],
+    out_dir: Path,
+    space: DesignSpace = PAPER_SPACE,
+    ga_runs: int = 0,
+    ga_scoring: str = "table",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict:
+    """Sweeps ``space`` exactly, then writes the Pareto front, alpha optima, GA runs and plot to ``out_dir``.
+
+    The GA scores designs with ``ga_scoring``: ``"table"`` looks them up in the sweep (fast, identical
+    values), ``"model"`` calls the cost model per generation as :func:`cimjax.search.runner.search` does
+    (realistic GA wall times). ``progress(stage, done, total)`` reports the sweep (designs) and the GA
+    (runs). Returns the summary written to ``summary.json`` (the front itself is in ``pareto.json``).
+    """
+    if ga_runs < 0:
+        raise ValueError(f"--ga-runs must be at least 0, got {ga_runs}")
+    if ga_scoring not in ("table", "model"):
+        raise ValueError(f"ga_scoring must be 'table' or 'model', got {ga_scoring!r}")
+    alphas = list(alphas)
+    if not alphas:
+        raise ValueError("give at least one alpha")
+    for alpha in alphas:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha = {alpha!r} is outside the allowed range [0, 1]")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokens = workload.generate
+
+    report = (lambda done, total: progress("sweep", done, total)) if progress else None
+    result = sweep(spec, prec, workload, tech, space, chunk=min(DEFAULT_CHUNK, space.size), progress=report)
+    finite = np.isfinite(result.latency_s) & np.isfinite(result.energy_j)
+    front = [_design_row(result, i, tokens) for i in result.pareto_indices()]
+    reference = [HV_MARGIN * float(result.latency_s[finite].max()), HV_MARGIN * float(result.energy_j[finite].max())]
+    volume = hypervolume([[d["latency_s"], d["energy_j"]] for d in front], reference)
+
+    optima = []
+    for alpha in alphas:
+        index, value = result.best(alpha)
+        optima.append({"alpha": alpha, "objective": value} | _design_row(result, index, tokens))
+
+    ga = []
+    if ga_runs:
+        done = 0
+
+        def advance():
+            nonlocal done
+            done += 1
+            if progress:
+                progress("ga", done, ga_runs * len(alphas))
+
+        for optimum in optima:
+            alpha = optimum["alpha"]
+            objective = _ga_objective(spec, prec, workload, tech, result, alpha, ga_scoring)
+            ga += _ga_runs(objective, result, alpha, optimum["objective"], ga_runs, tokens, advance)
+
+    summary = {
+        "model": spec.id,
+        "precision": precision_name,
+        "workload": {"prefill": workload.prefill, "generate": workload.generate},
+        "designs": result.evaluations,
+        "feasible_designs": int(finite.sum()),
+        "compile_s": result.compile_s,
+        "sweep_s": result.wall_s,
+        "designs_per_s": result.designs_per_s,
+        "pareto_size": len(front),
+        "hypervolume": {
+            "value": volume,
+            "reference": {"latency_s": reference[0], "energy_j": reference[1]},
+            "normalised": volume / (reference[0] * reference[1]),
+            "note": f"latency x energy of the whole decode; reference = {HV_MARGIN} x the worst design",
+        },
+        "alpha_optima": optima,
+        "ga": {
+            "runs_per_alpha": ga_runs,
+            "pop_size": GA_POP,
+            "generations": GA_GENERATIONS,
+            "scoring": ga_scoring,
+            "results": ga,
+        },
+    }
+    _write_csv(out_dir / "pareto.csv", front)
+    (out_dir / "pareto.json").write_text(json.dumps({"model": spec.id, "precision": precision_name, "front": front}))
+    _write_csv(out_dir / "alpha_optima.csv", optima)
+    plot_front(out_dir / "pareto.png", result, front, optima, ga, tokens, f"{spec.name} {precision_name}")
+    summary["files"] = [str(out_dir / n) for n in ("pareto.csv", "pareto.json", "alpha_optima.csv", "pareto.png")]
+    summary["files"].append(str(out_dir / "summary.json"))
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    """One row per design: its scalar fields, then one column per hardware field."""
+    scalars = [k for k in rows[0] if k != "config"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(scalars + list(FIELDS))
+        for row in rows:
+            writer.writerow([row[k] for k in scalars] + [row["config"][name] for name in FIELDS])
+
+
+ZOOM = 1.6
+"""The plot's right panel shows designs within this factor of the fastest design's latency."""
+
+
+def plot_front(path: Path, result: SweepResult, front, optima, ga, tokens: int, title: str) -> None:
+    """Energy/token vs latency/token (log axes): a sample of all designs, the exact front, alpha optima and
+    GA results; the left panel shows the whole space, the right one zooms on the fast end of the front."""
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FormatStrFormatter
+
+    scale = 1e3 / tokens  # whole-decode seconds (joules) -> ms (mJ) per token
+    finite = np.flatnonzero(np.isfinite(result.latency_s) & np.isfinite(result.energy_j))
+    sample = np.random.default_rng(0).choice(finite, size=min(20_000, finite.size), replace=False)
+    front_x = np.asarray([d["latency_s"] for d in front]) * scale
+    front_y = np.asarray([d["energy_j"] for d in front]) * scale
+    colours = matplotlib.colormaps["viridis"]
+    labels: dict[int, list[str]] = {}  # alphas sharing one optimum get one label
+    for optimum in optima:
+        labels.setdefault(optimum["index"], []).append(f"{optimum['alpha']:g}")
+
+    fig = Figure(figsize=(11.0, 4.8))
+    axes = fig.subplots(1, 2)
+    for ax in axes:
+        ax.scatter(result.latency_s[sample] * scale, result.energy_j[sample] * scale, s=1, c="0.85")
+        ax.plot(front_x, front_y, color="black", lw=1.2, drawstyle="steps-post")
+        for optimum in optima:
+            colour = colours(optimum["alpha"])
+            runs = [g for g in ga if g["alpha"] == optimum["alpha"]]
+            if runs:
+                xs = [g["latency_s"] * scale for g in runs]
+                ax.scatter(xs, [g["energy_j"] * scale for g in runs], marker="x", s=30, color=colour, alpha=0.8)
+            point = (optimum["latency_s"] * scale, optimum["energy_j"] * scale)
+            ax.scatter(*point, marker="o", s=70, facecolors="none", edgecolors=colour, linewidths=1.5)
+        for optimum in optima:
+            if optimum["alpha"] == float(labels[optimum["index"]][0]):
+                point = (optimum["latency_s"] * scale, optimum["energy_j"] * scale)
+                text = "α=" + ",".join(labels[optimum["index"]])
+                ax.annotate(text, point, textcoords="offset points", xytext=(6, 5), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("decode latency per token (ms)")
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+    axes[0].set_ylabel("decode energy per token (mJ)")
+    axes[0].set_title(f"{title}: all designs", fontsize=10)
+
+    fast = front_x <= ZOOM * front_x.min()
+    shown_y = [front_y[fast]] + [[g["energy_j"] * scale for g in ga if g["latency_s"] * scale <= ZOOM * front_x.min()]]
+    y_top = max(np.max(y) for y in shown_y if len(y))
+    axes[1].set_xlim(0.98 * front_x.min(), ZOOM * front_x.min())
+    axes[1].set_ylim(0.97 * front_y[fast].min(), 1.1 * y_top)
+    for axis in (axes[1].xaxis, axes[1].yaxis):
+        axis.set_minor_formatter(FormatStrFormatter("%g"))
+    axes[1].tick_params(which="minor", labelsize=6)
+    axes[1].set_title(f"zoom: within {ZOOM}x of the fastest design", fontsize=10)
+
+    handles = [
+        axes[0].scatter([], [], s=4, c="0.85", label="designs (random sample)"),
+        axes[0].plot([], [], color="black", label=f"exact Pareto front ({len(front)} designs)")[0],
+        axes[0].scatter([], [], marker="o", facecolors="none", edgecolors="black", label="exact alpha optima"),
+    ]
+    if ga:
+        runs = len({g["seed"] for g in ga})
+        handles.append(axes[0].scatter([], [], marker="x", color="black", label=f"GA best design ({runs} runs/alpha)"))
+    axes[1].legend(handles=handles, fontsize=7, loc="upper right")
+    fig.colorbar(matplotlib.cm.ScalarMappable(cmap=colours), ax=axes[1], label="alpha", fraction=0.05, pad=0.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``cimjax sweep`` to the command-line app.
+
+    The CLI helpers are imported here, not at module level, so ``cimjax.cli.main`` may import this module;
+    the option annotations are evaluated right here, hence no ``from __future__ import annotations``.
+    """
+    from cimjax.cli.main import Model, PrecisionOpt, TechOpt, _technology, out, progress_bar, user_errors
+
+    @app.command("sweep")
+    @user_errors
+    def sweep_command(
+        model: Model,
+        precision: PrecisionOpt = "int8",
+        alphas: Annotated[str, typer.Option(help="comma-separated alphas in [0, 1]")] = "0,0.25,0.5,0.75,1",
+        out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/sweep"),
+        ga_runs: Annotated[int, typer.Option(help="GA runs (seeds 0..N-1) per alpha, drawn over the front")] = 0,
+        space: Annotated[
+            Path | None, typer.Option(help="JSON {field: [values]} restricting the paper's design space")
+        ] = None,
+        prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
+        generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
+        tech: TechOpt = None,
+    ) -> None:
+        """Sweep the whole design space exactly; write the Pareto front, alpha optima and a plot."""
+        from rich.table import Table
+
+        from cimjax.api import resolve_model, resolve_precision
+
+        spec = resolve_model(model)
+        prec = resolve_precision(precision, spec)
+        design_space = load_space(space) if space else PAPER_SPACE
+        values = parse_alphas(alphas)
+        workload = Workload(prefill=prefill, generate=generate)
+        start = time.perf_counter()
+        with progress_bar("sweep") as bar:
+            tasks = {}
+
+            def report(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            summary = sweep_study(
+                spec,
+                prec,
+                precision,
+                workload,
+                _technology(tech),
+                values,
+                out_dir,
+                design_space,
+                ga_runs,
+                progress=report,
+            )
+        table = Table("alpha", "tokens/s", "tokens/J", "area mm²", "C", "T_act", "M", "P²", "buses", title=spec.name)
+        for row in summary["alpha_optima"]:
+            c = row["config"]
+            buses = f"{c['bus_inter_cluster']}/{c['bus_inter_tile']}/{c['bus_intra_tile']}"
+            table.add_row(
+                f"{row['alpha']:g}",
+                f"{row['tokens_per_s']:.4g}",
+                f"{row['tokens_per_j']:.4g}",
+                f"{row['area_mm2']:.4g}",
+                f"{c['c_v']}x{c['c_h']}",
+                f"{c['t_v_act']}x{c['t_h_act']}",
+                str(c["m"]),
+                str(c["pes_per_tile"]),
+                buses,
+            )
+        out.print(table)
+        out.print(
+            f"{summary['designs']:,} designs in {summary['sweep_s']:.2f} s "
+            f"({summary['designs_per_s']:,.0f}/s, compile {summary['compile_s']:.1f} s); "
+            f"Pareto front {summary['pareto_size']} designs; total {time.perf_counter() - start:.1f} s"
+        )
+        out.print(f"wrote {', '.join(summary['files'])}")
