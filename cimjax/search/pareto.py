@@ -10,7 +10,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from pymoo.indicators.hv import HV
 
 _CHUNK_ELEMENTS = 1 << 24
 """Largest (rows, n, k) comparison block built at once by the general-k dominance check."""
@@ -122,6 +121,8 @@ def hypervolume(points, reference) -> float:
     if len(points) == 0:
         return 0.0
     if points.shape[1] != 2:
+        from pymoo.indicators.hv import HV  # only needed for k > 2; keeps pymoo off the import path
+
         return float(HV(ref_point=reference)(points))
     front = points[_non_dominated_2d(points)]
     front = front[np.lexsort((front[:, 1], front[:, 0]))]

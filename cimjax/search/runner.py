@@ -19,7 +19,6 @@ from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.search.exhaustive import compress_uniform, sweep
-from cimjax.search.ga import run_ga
 from cimjax.search.pareto import alpha_objective
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
@@ -88,6 +87,8 @@ def search(
         extra = {"designs_per_s": result.designs_per_s, "compile_s": result.compile_s, "sweep_s": result.wall_s}
     else:
         pop_size, n_gen = 20, 50
+        from cimjax.search.ga import run_ga  # pymoo is imported only when the GA runs
+
         objective_fn = ga_objective(spec, prec, workload, tech, space, alpha, batch=pop_size)
         ga = run_ga(
             objective_fn,
