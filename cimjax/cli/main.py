@@ -195,3 +195,14 @@ def reproduce(
         )
     out.print(summary["markdown"])
     out.print(f"wrote {', '.join(summary['files'])}")
+
+
+def _register_subcommands() -> None:
+    from cimjax.cli.proxy import proxy_app
+    from cimjax.cli.sweep import register
+
+    app.add_typer(proxy_app, name="proxy", help="Validate the accuracy proxy; sensitivities of a checkpoint.")
+    register(app)
+
+
+_register_subcommands()
