@@ -46,6 +46,7 @@ def plot_gaps(path: Path, ga: list[dict], title: str) -> None:
         )
     ax.axhline(100 * WITHIN, color="grey", lw=0.8, ls="--", label=f"{100 * WITHIN:g}%")
     ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0.0)
     ax.set_xlabel("alpha")
     ax.set_ylabel("GA gap to the exact optimum (%)")
     ax.set_title(title, fontsize=10)

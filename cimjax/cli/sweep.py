@@ -230,7 +230,7 @@ def plot_front(path: Path, result: SweepResult, front, optima, ga, tokens: int, 
     GA results; the left panel shows the whole space, the right one zooms on the fast end of the front."""
     import matplotlib
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     scale = 1e3 / tokens  # whole-decode seconds (joules) -> ms (mJ) per token
     finite = np.flatnonzero(np.isfinite(result.latency_s) & np.isfinite(result.energy_j))
@@ -266,6 +266,7 @@ def plot_front(path: Path, result: SweepResult, front, optima, ga, tokens: int, 
         ax.grid(True, which="both", lw=0.3, alpha=0.5)
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel("decode energy per token (mJ)")
     axes[0].set_title(f"{title}: all designs", fontsize=10)
 
