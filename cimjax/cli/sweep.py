@@ -19,9 +19,7 @@ import typer
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, sweep
-from cimjax.search.ga import run_ga
 from cimjax.search.pareto import alpha_objective, hypervolume
-from cimjax.search.runner import ga_objective
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
@@ -83,6 +81,8 @@ def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float,
     """The GA's batched objective: the cost model itself (``"model"``) or a look-up in the finished sweep
     (``"table"``: the same exact values, without compiling a second evaluator)."""
     if scoring == "model":
+        from cimjax.search.runner import ga_objective
+
         return ga_objective(spec, prec, workload, tech, result.space, alpha, batch=GA_POP)
 
     def look_up(choice: np.ndarray) -> np.ndarray:
@@ -94,6 +94,8 @@ def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float,
 
 def _ga_runs(objective, result: SweepResult, alpha, best_objective, runs, tokens, advance) -> list[dict]:
     """``runs`` GA runs (seeds 0..runs-1) for one alpha; each best design's metrics come from the exact sweep."""
+    from cimjax.search.ga import run_ga  # pymoo is imported only when a GA runs
+
     out = []
     for seed in range(runs):
         ga = run_ga(objective, result.space, pop_size=GA_POP, n_gen=GA_GENERATIONS, seed=seed)
@@ -311,7 +313,8 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/sweep"),
         ga_runs: Annotated[int, typer.Option(help="GA runs (seeds 0..N-1) per alpha, drawn over the front")] = 0,
         space: Annotated[
-            Path | None, typer.Option(help="JSON {field: [values]} restricting the paper's design space")
+            Path | None,
+            typer.Option(help="JSON object mapping fields to lists of allowed values (others keep the paper's)"),
         ] = None,
         prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
         generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
