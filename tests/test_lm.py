@@ -1,14 +1,24 @@
 """The flax decoder against an independent numpy forward pass, its KV cache, and HF checkpoint I/O."""
 
+import functools
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 from safetensors.numpy import load_file, save_file
 
-from cimjax.lm import CheckpointError, DecoderLM, load_checkpoint, load_weights, model_tensors, save_checkpoint
+from cimjax.lm import (
+    CheckpointError,
+    DecoderLM,
+    functional,
+    load_checkpoint,
+    load_weights,
+    model_tensors,
+    save_checkpoint,
+)
 from cimjax.workload.models import ModelSpec
 
 SPECS = {
@@ -80,6 +90,22 @@ def numpy_forward(t: dict[str, np.ndarray], spec: ModelSpec, tokens: np.ndarray)
     return x @ head.T
 
 
+def forward(model: DecoderLM, tokens) -> np.ndarray:
+    """Jitted full forward pass (one compile per model shape; eager dispatch is slow on 2 cores)."""
+    build, params = functional(model)
+    return np.asarray(_forward(build, params, jnp.asarray(tokens)))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(build, params, tokens):
+    return build(params)(tokens)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _decode(build, params, tokens, cache):
+    return build(params).decode(tokens, cache)
+
+
 TOKENS = np.array([[3, 17, 0, 36, 5, 5, 21, 9, 30], [1, 2, 3, 4, 5, 6, 7, 8, 9]], np.int32)
 
 
@@ -87,7 +113,7 @@ TOKENS = np.array([[3, 17, 0, 36, 5, 5, 21, 9, 30], [1, 2, 3, 4, 5, 6, 7, 8, 9]]
 def test_logits_match_numpy_reference(family):
     spec = SPECS[family]
     model = random_model(spec)
-    logits = np.asarray(model(jnp.asarray(TOKENS)))
+    logits = forward(model, TOKENS)
     tensors = {k: v.astype(np.float64) for k, v in model_tensors(model).items()}
     for row, toks in enumerate(TOKENS):
         ref = numpy_forward(tensors, spec, toks)
@@ -106,7 +132,7 @@ def test_checkpoint_round_trip(tmp_path, family):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
-    np.testing.assert_array_equal(np.asarray(model(jnp.asarray(TOKENS))), np.asarray(loaded(jnp.asarray(TOKENS))))
+    np.testing.assert_array_equal(forward(model, TOKENS), forward(loaded, TOKENS))
 
 
 def test_hf_names():
@@ -129,18 +155,19 @@ def test_sharded_checkpoint(tmp_path):
     shards = set(index["weight_map"].values())
     assert len(shards) > 2 and not (tmp_path / "model.safetensors").exists()
     loaded = load_checkpoint(tmp_path)
-    np.testing.assert_array_equal(np.asarray(model(jnp.asarray(TOKENS))), np.asarray(loaded(jnp.asarray(TOKENS))))
+    np.testing.assert_array_equal(forward(model, TOKENS), forward(loaded, TOKENS))
 
 
 @pytest.mark.parametrize("family", sorted(SPECS))
 def test_kv_cache_decoding_equals_full_forward(family):
     model = random_model(SPECS[family], seed=3)
-    full = np.asarray(model(jnp.asarray(TOKENS)))
+    full = forward(model, TOKENS)
+    build, params = functional(model)
     cache = model.init_cache(batch=2, max_len=12)
-    prefill, cache = model.decode(jnp.asarray(TOKENS[:, :4]), cache)
+    prefill, cache = _decode(build, params, jnp.asarray(TOKENS[:, :4]), cache)
     steps = [prefill]
     for i in range(4, TOKENS.shape[1]):
-        logits, cache = model.decode(jnp.asarray(TOKENS[:, i : i + 1]), cache)
+        logits, cache = _decode(build, params, jnp.asarray(TOKENS[:, i : i + 1]), cache)
         steps.append(logits)
     assert int(cache.length) == TOKENS.shape[1]
     np.testing.assert_allclose(np.concatenate([np.asarray(s) for s in steps], axis=1), full, atol=1e-5, rtol=1e-5)
@@ -194,4 +221,4 @@ def test_transformers_reference(tmp_path):
         ref = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / family, torch_dtype=torch.float32)
         with torch.no_grad():
             expected = ref(torch.tensor(TOKENS, dtype=torch.long)).logits.numpy()
-        np.testing.assert_allclose(np.asarray(model(jnp.asarray(TOKENS))), expected, atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(forward(model, TOKENS), expected, atol=1e-4, rtol=1e-4)

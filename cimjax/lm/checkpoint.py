@@ -112,9 +112,7 @@ def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
     for name in files:
         path = directory / name
         if not path.is_file():
-            raise CheckpointError(
-                f"{index_file.name} names shard {name!r}, which is missing from {directory}"
-            )
+            raise CheckpointError(f"{index_file.name} names shard {name!r}, which is missing from {directory}")
         try:
             tensors.update(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as e:

@@ -9,8 +9,8 @@ fake-quantised one, and the sensitivity code uses the same points to inject pert
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -182,9 +182,7 @@ class Backbone(nnx.Module):
 
     def __init__(self, spec: ModelSpec, *, rms_eps: float, rngs: nnx.Rngs, std: float):
         self.embed_tokens = Embedding(spec.vocab, spec.hidden, rngs=rngs, std=std)
-        self.layers = nnx.List(
-            [DecoderLayer(spec, rms_eps=rms_eps, rngs=rngs, std=std) for _ in range(spec.n_layers)]
-        )
+        self.layers = nnx.List([DecoderLayer(spec, rms_eps=rms_eps, rngs=rngs, std=std) for _ in range(spec.n_layers)])
         self.norm = RMSNorm(spec.hidden, rms_eps)
 
 
@@ -261,20 +259,29 @@ def token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.take_along_axis(logp, targets[..., None], axis=-1))
 
 
-def functional(model: DecoderLM) -> tuple[Callable[[dict[str, jax.Array]], DecoderLM], dict[str, jax.Array]]:
+@dataclasses.dataclass(frozen=True)
+class Builder:
+    """Rebuilds a :class:`DecoderLM` from a flat ``{Hugging Face name: array}`` dict (traceable).
+
+    Hashable, and equal for models of the same structure, so it can be a static ``jax.jit`` argument:
+    functions jitted at module level then compile once per model shape, not once per call.
+    """
+
+    graphdef: nnx.GraphDef
+    paths: tuple[tuple, ...]
+
+    def __call__(self, params: dict[str, jax.Array]) -> DecoderLM:
+        flat = [(path, params[".".join(map(str, path))]) for path in self.paths]
+        return nnx.merge(self.graphdef, nnx.State.from_flat_path(flat))
+
+
+def functional(model: DecoderLM) -> tuple[Builder, dict[str, jax.Array]]:
     """The model as a pure function of a flat ``{Hugging Face name: array}`` dict, for jit/grad/optax/orbax.
 
     Returns:
-      ``(build, params)``: ``build(params)`` returns a :class:`DecoderLM` holding ``params`` (traceable), and
-      ``params`` are the model's current parameters.
+      ``(build, params)``: ``build(params)`` returns a :class:`DecoderLM` holding ``params``, and ``params``
+      are the model's current parameters.
     """
     graphdef, state = nnx.split(model)
-    paths = [path for path, _ in state.flat_state()]
-    params = {".".join(map(str, path)): var[...] for path, var in state.flat_state()}
-
-    def build(p: dict[str, jax.Array]) -> DecoderLM:
-        return nnx.merge(
-            graphdef, nnx.State.from_flat_path([(path, p[".".join(map(str, path))]) for path in paths])
-        )
-
-    return build, params
+    flat = list(state.flat_state())
+    return Builder(graphdef, tuple(path for path, _ in flat)), {".".join(map(str, p)): v[...] for p, v in flat}

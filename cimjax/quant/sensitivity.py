@@ -24,12 +24,13 @@ smoothly and monotonically in ``log`` space between integer bits.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.lm.model import DecoderLM, Hooks, functional, token_nll
+from cimjax.lm.model import Builder, DecoderLM, Hooks, functional, token_nll
 from cimjax.quant.quantizers import (
     DEFAULT_SCHEME,
     FULL_PRECISION_BITS,
@@ -134,16 +135,16 @@ class PerturbHooks(Hooks):
         return y
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _collect_fn(build: Builder, params, tokens):
+    hooks = _Collect()
+    build(params)(tokens, hooks)
+    return hooks.tensors
+
+
 def _collect(model: DecoderLM, tokens: jax.Array) -> dict[str, jax.Array]:
     """Full-precision operands of every point for ``tokens`` (inputs, ``(B, T)``)."""
-    build, params = functional(model)
-
-    def run(p, t):
-        hooks = _Collect()
-        build(p)(t, hooks)
-        return hooks.tensors
-
-    return jax.jit(run)(params, tokens)
+    return _collect_fn(*functional(model), tokens)
 
 
 def _per_point(values: dict[str, jax.Array], n_layers: int) -> np.ndarray:
@@ -166,43 +167,71 @@ def _rademacher(key: jax.Array, like: dict[str, jax.Array]) -> dict[str, jax.Arr
     }
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _hessian_quad(build: Builder, params, windows, z):
+    """``sum(z_t * (H z)_t)`` per key: one Hessian-vector product (forward over reverse) for all points."""
+
+    def loss(eps):
+        return token_nll(build(params)(windows[:, :-1], PerturbHooks(eps)), windows[:, 1:])
+
+    hz = jax.jvp(jax.grad(loss), (jax.tree.map(jnp.zeros_like, z),), (z,))[1]
+    return {k: jnp.sum(z[k] * hz[k]) for k in z}
+
+
 def hutchinson_hessian(model: DecoderLM, windows: jax.Array, n_samples: int, key: jax.Array) -> np.ndarray:
     """``tr(H_t)`` per point ``(L, 17)``: Hessian of the mean token loss, Hutchinson with ``n_samples``."""
     build, params = functional(model)
     zeros = jax.tree.map(jnp.zeros_like, _collect(model, windows[:, :-1]))
-
-    @jax.jit
-    def quad(params, windows, z):
-        def loss(eps):
-            return token_nll(build(params)(windows[:, :-1], PerturbHooks(eps)), windows[:, 1:])
-
-        hz = jax.jvp(jax.grad(loss), (jax.tree.map(jnp.zeros_like, z),), (z,))[1]
-        return {k: jnp.sum(z[k] * hz[k]) for k in z}
-
     total = np.zeros((model.spec.n_layers, N_POINTS))
     for k in jax.random.split(key, n_samples):
-        total += _per_point(quad(params, windows, _rademacher(k, zeros)), model.spec.n_layers)
+        total += _per_point(_hessian_quad(build, params, windows, _rademacher(k, zeros)), model.spec.n_layers)
     return total / n_samples
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _fisher_sq(build: Builder, params, eps, window):
+    """Squared norms per key of the gradient of one sequence's summed token loss."""
+
+    def seq_loss(eps):
+        return token_nll(build(params)(window[None, :-1], PerturbHooks(eps)), window[None, 1:]) * (window.size - 1)
+
+    return {k: jnp.sum(v * v) for k, v in jax.grad(seq_loss)(eps).items()}
 
 
 def empirical_fisher(model: DecoderLM, windows: jax.Array) -> np.ndarray:
     """Diagonal empirical Fisher summed per point, ``sum_b ||g_b,t||^2 / (B T)``, ``(L, 17)``."""
     build, params = functional(model)
-    n_seq, seq_len = windows.shape[0], windows.shape[1] - 1
     zeros = jax.tree.map(jnp.zeros_like, _collect(model, windows[:1, :-1]))
-
-    @jax.jit
-    def sq_grads(params, eps, w):
-        def seq_loss(eps):
-            return token_nll(build(params)(w[None, :-1], PerturbHooks(eps)), w[None, 1:]) * seq_len
-
-        g = jax.grad(seq_loss)(eps)
-        return {k: jnp.sum(v * v) for k, v in g.items()}
-
     total = np.zeros((model.spec.n_layers, N_POINTS))
     for w in windows:
-        total += _per_point(sq_grads(params, zeros, w), model.spec.n_layers)
-    return total / (n_seq * seq_len)
+        total += _per_point(_fisher_sq(build, params, zeros, w), model.spec.n_layers)
+    return total / (windows.shape[0] * (windows.shape[1] - 1))
+
+
+def _consumers(key: str) -> list[str]:
+    """Matmul outputs that a point feeds: K feeds the scores (qk), V the attention output (pv)."""
+    layer, kind, op = key.split(".")
+    ops = {"k": ["qk"], "v": ["pv"]}[op] if kind == "kv" else [op]
+    return [f"{layer}.{o}" for o in ops]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _output_energies(build: Builder, params, tokens, z):
+    """``||J_t z_t||^2`` per key with local Jacobians, first and second matmul operands in separate passes."""
+
+    def outputs(eps):
+        hooks = PerturbHooks(eps, local=True)
+        build(params)(tokens, hooks)
+        return hooks.outputs
+
+    result = {}
+    for first in (True, False):
+        chosen = {k for k in z if (k.split(".")[1] == "act") == first}
+        tangent = {k: v if k in chosen else jnp.zeros_like(v) for k, v in z.items()}
+        dy = jax.jvp(outputs, (jax.tree.map(jnp.zeros_like, z),), (tangent,))[1]
+        for k in chosen:
+            result[k] = sum(jnp.sum(dy[c] ** 2) for c in _consumers(k))
+    return result
 
 
 def output_mse(model: DecoderLM, windows: jax.Array, n_samples: int, key: jax.Array) -> np.ndarray:
@@ -214,82 +243,60 @@ def output_mse(model: DecoderLM, windows: jax.Array, n_samples: int, key: jax.Ar
     build, params = functional(model)
     tokens = windows[:, :-1]
     zeros = jax.tree.map(jnp.zeros_like, _collect(model, tokens))
-
-    def consumer(key: str) -> list[str]:
-        layer, kind, op = key.split(".")
-        ops = {"k": ["qk"], "v": ["pv"]}[op] if kind == "kv" else [op]
-        return [f"{layer}.{o}" for o in ops]
-
-    @jax.jit
-    def energies(params, tokens, z):
-        def outputs(eps):
-            hooks = PerturbHooks(eps, local=True)
-            build(params)(tokens, hooks)
-            return hooks.outputs
-
-        result = {}
-        for first in (True, False):
-            chosen = {k for k in z if (k.split(".")[1] == "act") == first}
-            tangent = {k: v if k in chosen else jnp.zeros_like(v) for k, v in z.items()}
-            dy = jax.jvp(outputs, (jax.tree.map(jnp.zeros_like, z),), (tangent,))[1]
-            for k in chosen:
-                result[k] = sum(jnp.sum(dy[c] ** 2) for c in consumer(k))
-        return result
-
     total = np.zeros((model.spec.n_layers, N_POINTS))
     for k in jax.random.split(key, n_samples):
-        total += _per_point(energies(params, tokens, _rademacher(k, zeros)), model.spec.n_layers)
+        total += _per_point(_output_energies(build, params, tokens, _rademacher(k, zeros)), model.spec.n_layers)
     return total / n_samples
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _error_energies(scheme: QuantScheme, tensors):
+    """Per key: error energies at every bit of :data:`BIT_GRID` (vmapped over bits) and ``C_t``."""
+    bits = jnp.asarray(BIT_GRID, jnp.float32)
+    err, const = {}, {}
+    for k, x in tensors.items():
+        s = scheme.of(*POINTS[_split_key(k)[1]])
+        err[k] = jax.vmap(lambda b, x=x, s=s: jnp.sum((fake_quant_scheme(x, b, s) - x) ** 2))(bits)
+        const[k] = noise_constant(x, s)
+    return err, const
 
 
 def error_curves(tensors: dict[str, jax.Array], n_layers: int, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
     """Measured error energy ``||Q_b(x) - x||^2`` at :data:`BIT_GRID` ``(L, 17, 7)`` and ``C_t`` ``(L, 17)``."""
-    schemes = {k: scheme.of(*POINTS[_split_key(k)[1]]) for k in tensors}
-
-    @jax.jit
-    def measure(tensors):
-        err = {
-            k: jnp.stack([jnp.sum((fake_quant_scheme(x, float(b), schemes[k]) - x) ** 2) for b in BIT_GRID])
-            for k, x in tensors.items()
-        }
-        return err, {k: noise_constant(x, schemes[k]) for k, x in tensors.items()}
-
-    err_d, const_d = measure(tensors)
+    err_d, const_d = _error_energies(scheme, tensors)
     err = np.zeros((n_layers, N_POINTS, len(BIT_GRID)))
     for key, v in err_d.items():
         err[_split_key(key)] += np.asarray(v)
     return err, _per_point(const_d, n_layers)
 
 
-def quantized_loss_fn(model: DecoderLM, scheme: QuantScheme = DEFAULT_SCHEME):
-    """A jitted ``loss(params, windows, table)``: mean token loss with every point fake-quantised to ``table``.
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def quantized_losses(build: Builder, scheme: QuantScheme, params, windows, tables):
+    """Mean token loss on ``windows`` with every point fake-quantised to each table of ``tables`` ``(N, L, 17)``.
 
     Parameters and tokens are arguments, not closed-over constants, so XLA does not constant-fold the model.
     """
-    build, _ = functional(model)
 
-    @jax.jit
-    def loss(params, windows, table):
+    def one(table):
         hooks = QuantHooks(precision_from_table(table), scheme)
         return token_nll(build(params)(windows[:, :-1], hooks), windows[:, 1:])
 
-    return loss
+    return jax.vmap(one)(tables)
 
 
 def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tuple[np.ndarray, float]:
     """Measured loss increase ``(L, 17, 7)`` (nats/token) with only one point quantised, and the base loss."""
-    params = functional(model)[1]
+    build, params = functional(model)
     n_layers = model.spec.n_layers
-    loss_at = quantized_loss_fn(model, scheme)
-    full = np.full((n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
-    base = float(loss_at(params, windows, full))
+    full = np.full((1, n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
+    base = float(quantized_losses(build, scheme, params, windows, full)[0])
     curves = np.zeros((n_layers, N_POINTS, len(BIT_GRID)))
     for layer in range(n_layers):
         for col in range(N_POINTS):
-            for i, b in enumerate(BIT_GRID):
+            for i, b in enumerate(BIT_GRID):  # one table per call: the same compiled function as validation
                 table = full.copy()
-                table[layer, col] = b
-                curves[layer, col, i] = float(loss_at(params, windows, table)) - base
+                table[0, layer, col] = b
+                curves[layer, col, i] = float(quantized_losses(build, scheme, params, windows, table)[0]) - base
     return curves, base
 
 

@@ -9,6 +9,7 @@ checkpoint if interrupted, and is simply loaded when it has finished. Batches ar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -23,7 +24,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 from cimjax.cache import cache_dir
-from cimjax.lm.model import DecoderLM, functional, token_nll
+from cimjax.lm.model import Builder, DecoderLM, functional, token_nll
 from cimjax.quant import corpus
 from cimjax.workload.models import ModelSpec
 
@@ -61,7 +62,7 @@ class TrainConfig:
         """The model shape: byte vocabulary, untied embeddings, LLaMA layout."""
         return ModelSpec(
             id="proxy-lm",
-            name="byte-level proxy LM",
+            name="proxy-lm",
             n_layers=self.n_layers,
             hidden=self.hidden,
             n_heads=self.n_heads,
@@ -113,7 +114,9 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+@functools.cache
 def _optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """AdamW with warm-up and cosine decay; cached so equal configs share one (hashable) transformation."""
     schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, config.warmup, config.steps, config.lr * 0.05)
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=config.weight_decay))
 
@@ -125,14 +128,32 @@ def _batch(train: np.ndarray, config: TrainConfig, step: int) -> np.ndarray:
     return train[starts[:, None] + np.arange(config.seq_len + 1)[None, :]]
 
 
-def evaluate_loss(model: DecoderLM, tokens: np.ndarray, batch: int = 16) -> float:
+@functools.partial(jax.jit, static_argnums=0)
+def _mean_loss(build: Builder, params, windows):
+    return token_nll(build(params)(windows[:, :-1]), windows[:, 1:])
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _train_step(build: Builder, tx: optax.GradientTransformation, state, batch):
+    """One AdamW step on the mean token loss of ``batch``."""
+
+    def loss_fn(p):
+        return token_nll(build(p)(batch[:, :-1]), batch[:, 1:])
+
+    loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    return {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1, "loss": loss}
+
+
+def evaluate_loss(model: DecoderLM, windows: np.ndarray, batch: int = 64) -> float:
     """Mean next-token loss (nats/token) of ``model`` over windows ``(n, seq_len + 1)``."""
     build, params = functional(model)
-    loss = jax.jit(lambda p, w: token_nll(build(p)(w[:, :-1]), w[:, 1:]))  # params as an argument: no folding
-    parts = [
-        float(loss(params, tokens[i : i + batch])) * len(tokens[i : i + batch]) for i in range(0, len(tokens), batch)
-    ]
-    return sum(parts) / len(tokens)
+    total = sum(
+        float(_mean_loss(build, params, windows[i : i + batch])) * len(windows[i : i + batch])
+        for i in range(0, len(windows), batch)
+    )
+    return total / len(windows)
 
 
 def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
@@ -162,28 +183,13 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
             state = manager.restore(latest, args=ocp.args.StandardRestore(state))
             log(f"proxy LM: restored step {latest}/{config.steps} from {directory}")
 
-        @jax.jit
-        def step_fn(state, batch):
-            def loss_fn(p):
-                return token_nll(build(p)(batch[:, :-1]), batch[:, 1:])
-
-            loss, grads = jax.value_and_grad(loss_fn)(state["params"])
-            updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-            return {
-                **state,
-                "params": optax.apply_updates(state["params"], updates),
-                "opt_state": opt_state,
-                "step": state["step"] + 1,
-                "loss": loss,
-            }
-
         train_tokens, val_tokens = corpus.split(config.val_fraction)
         step = int(state["step"])
         if step < config.steps:
             log(f"proxy LM: training {config.steps - step} steps into {directory}")
         t0, spent = time.perf_counter(), float(state["train_seconds"])
         while step < config.steps:
-            state = step_fn(state, jnp.asarray(_batch(train_tokens, config, step)))
+            state = _train_step(build, tx, state, jnp.asarray(_batch(train_tokens, config, step)))
             step += 1
             if step % config.ckpt_every == 0 or step == config.steps:
                 state = {**state, "train_seconds": jnp.float32(spent + time.perf_counter() - t0)}

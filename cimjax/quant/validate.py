@@ -20,7 +20,7 @@ from cimjax.lm.model import functional
 from cimjax.quant import corpus
 from cimjax.quant.proxy import FITTED, VARIANTS, Proxy, default_proxy, fit_proxy, make_proxy, uniform_budgets
 from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
-from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, precision_from_table, quantized_loss_fn
+from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, precision_from_table, quantized_losses
 from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
 
 # Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
@@ -54,12 +54,11 @@ def measure_losses(
     trained: TrainedModel, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
 ) -> tuple[np.ndarray, float]:
     """Real loss increase (nats/token) of each table on ``windows``, and the full-precision loss."""
-    loss_at = quantized_loss_fn(trained.model, scheme)
-    params = functional(trained.model)[1]
+    build, params = functional(trained.model)
     w = jnp.asarray(windows)
-    full = np.full(tables.shape[1:], FULL_PRECISION_BITS, np.float32)
-    base = float(loss_at(params, w, full))
-    return np.array([float(loss_at(params, w, t)) - base for t in tables]), base
+    full = np.full((1, *tables.shape[1:]), FULL_PRECISION_BITS, np.float32)
+    base = float(quantized_losses(build, scheme, params, w, full)[0])
+    return np.array([float(quantized_losses(build, scheme, params, w, t[None])[0]) - base for t in tables]), base
 
 
 @dataclasses.dataclass
@@ -240,7 +239,10 @@ def scatter_plot(result: ValidationResult, path: str | Path) -> Path:
     fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 3.6 * ((n + cols - 1) // cols)))
     measured = np.maximum(np.asarray(result.measured), 1e-6)
     for ax, v in zip(np.ravel(axes), result.variants, strict=False):
-        ax.scatter(np.maximum(v.predicted, 1e-9), measured, s=10)
+        predicted = np.maximum(v.predicted, 1e-9)
+        ax.scatter(predicted, measured, s=10)
+        lo, hi = min(predicted.min(), measured.min()), max(predicted.max(), measured.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.6)  # predicted = measured
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"{v.name}\ntau={v.kendall_tau:.3f} rho={v.spearman:.3f}", fontsize=9)
