@@ -19,12 +19,13 @@ from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.search.exhaustive import compress_uniform, sweep
+from cimjax.search.gradient import gradient_search
 from cimjax.search.pareto import alpha_objective
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
 
-METHODS = ("exhaustive", "ga")
+METHODS = ("exhaustive", "ga", "gradient")
 
 
 @functools.lru_cache(maxsize=32)
@@ -85,6 +86,16 @@ def search(
         hw = space.decode(jnp.asarray(index))
         evaluations = result.evaluations
         extra = {"designs_per_s": result.designs_per_s, "compile_s": result.compile_s, "sweep_s": result.wall_s}
+    elif method == "gradient":
+        result = gradient_search(spec, prec, workload, tech, alpha, space=space, seed=seed, progress=progress)
+        hw = HardwareConfig.from_dict(result.best_config, space)
+        objective, evaluations = result.objective, result.evaluations
+        extra = {
+            "seed": seed,
+            "starts": result.starts,
+            "gradient_steps": result.gradient_steps,
+            "history": result.history.tolist(),
+        }
     else:
         pop_size, n_gen = 20, 50
         from cimjax.search.ga import run_ga  # pymoo is imported only when the GA runs
