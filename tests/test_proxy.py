@@ -41,21 +41,19 @@ def test_training_learns_and_is_cached(trained, cache):
     assert again.final_loss == trained.final_loss and again.train_seconds == trained.train_seconds
 
 
-def test_interrupted_training_resumes_to_the_same_model(cache, tmp_path, monkeypatch):
-    config = TINY.__class__(**{**TINY.__dict__, "steps": 12, "ckpt_every": 6})
+def test_interrupted_training_resumes_to_the_same_model(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))  # a fresh cache; `trained` ran uninterrupted
 
     def interrupt(msg):
-        if "step 6/" in msg:
+        if f"step {TINY.ckpt_every}/" in msg:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(config, log=interrupt)
+        train(TINY, log=interrupt)
     lines = []
-    resumed = train(config, log=lines.append)
-    assert any("restored step 6/12" in line for line in lines)
-    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
-    straight = train(config, log=lambda msg: None)
-    assert resumed.final_loss == straight.final_loss
+    resumed = train(TINY, log=lines.append)
+    assert any(f"restored step {TINY.ckpt_every}/{TINY.steps}" in line for line in lines)
+    assert resumed.final_loss == trained.final_loss and resumed.val_loss == trained.val_loss
 
 
 def test_random_tables_cover_2_to_8_and_share_bits_per_layer_kind():
@@ -72,8 +70,8 @@ def test_fewer_bits_cost_more_real_loss(trained):
     tables = np.stack([np.full((TINY.n_layers, N_POINTS), b, np.float32) for b in (8, 4, 2)])
     _, val = corpus.split()
     increase, base = measure_losses(trained, corpus.windows(val, TINY.seq_len, 8), tables)
-    assert abs(increase[0]) < 0.02 and increase[0] < increase[1] < increase[2]
-    assert base == pytest.approx(trained.val_loss, abs=0.2)
+    assert abs(increase[0]) < 0.01 and increase[2] > max(increase[0], increase[1]) + 0.01
+    assert base == pytest.approx(trained.val_loss, abs=0.3)
 
 
 def test_validation_reports_every_variant(result, tmp_path):
@@ -94,13 +92,13 @@ def test_validation_reports_every_variant(result, tmp_path):
 
 def test_cli_validate_json(trained, tmp_path):
     res = CliRunner().invoke(
-        proxy_app, ["validate", "--size", "tiny", "--configs", "5", "--seed", "2", "--json", "--out", str(tmp_path)]
+        proxy_app, ["validate", "--size", "tiny", "--configs", "8", "--seed", "2", "--json", "--out", str(tmp_path)]
     )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)  # exactly one JSON object on stdout
     for key in ("kendall_tau", "spearman", "n_configs", "proxy", "variants"):
         assert key in payload
-    assert payload["n_configs"] == 5
+    assert payload["n_configs"] == 8
     assert (tmp_path / "validation.json").is_file() and (tmp_path / "proxy_scatter.png").is_file()
 
 

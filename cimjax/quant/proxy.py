@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from cimjax.quant.quantizers import levels
-from cimjax.quant.sensitivity import POINTS, Sensitivities, bits_table, log_interp
+from cimjax.quant.sensitivity import POINTS, Sensitivities, bits_table, log_interp, precision_from_table
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.precision import LINEAR_OPS, Precision
 
@@ -134,20 +134,32 @@ def make_proxy(name: str, sens: Sensitivities) -> Proxy:
     return Proxy(sens=sens, coef=jnp.ones((n_feat,), jnp.float32), name=name)
 
 
-def fit_proxy(proxy: Proxy, precisions: list[Precision], measured: np.ndarray) -> Proxy:
+@jax.jit
+def batch_features(proxy: Proxy, tables: jax.Array) -> jax.Array:
+    """Features ``(N, G)`` of a proxy at bit tables ``(N, L, 17)`` (one compile per variant and N)."""
+    return jax.vmap(lambda t: proxy.features(precision_from_table(t)))(tables)
+
+
+def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     """Fits non-negative coefficients by least squares of predicted against measured loss increases.
 
     Args:
       proxy: the variant (its current coefficients are ignored).
-      precisions: assignments of the *fit* set (never the set the proxy is judged on).
+      tables: bit tables ``(N, L, 17)`` of the *fit* set (never the set the proxy is judged on).
       measured: their measured loss increases, nats/token.
     """
-    if len(precisions) != len(measured) or not precisions:
-        raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(precisions)}) > 0")
-    feats = np.asarray(jax.vmap(proxy.features)(jax.tree.map(lambda *x: jnp.stack(x), *precisions)), np.float64)
-    scale = np.maximum(feats.max(axis=0), 1e-300)  # conditioning: NNLS on features scaled to [0, 1]
+    if len(tables) != len(measured) or not len(tables):
+        raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
+    coef = fit_coefficients(np.asarray(batch_features(proxy, jnp.asarray(tables))), measured)
+    return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
+
+
+def fit_coefficients(features: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Non-negative least squares ``features @ coef ~ measured`` (features ``(N, G)``, scaled for conditioning)."""
+    feats = np.asarray(features, np.float64)
+    scale = np.maximum(feats.max(axis=0), 1e-300)
     coef, _ = nnls(feats / scale, np.asarray(measured, np.float64))
-    return dataclasses.replace(proxy, coef=jnp.asarray(coef / scale, jnp.float32))
+    return coef / scale
 
 
 def _default_points(spec: ModelSpec, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

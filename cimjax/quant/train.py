@@ -77,16 +77,7 @@ class TrainConfig:
 # The benchmark-sized run (~0.86 M parameters, ~0.4 s/step on 2 CPU cores) and a seconds-long one for tests.
 BENCHMARK = TrainConfig()
 TINY = TrainConfig(
-    n_layers=2,
-    hidden=32,
-    n_heads=2,
-    n_kv_heads=1,
-    ffn=64,
-    seq_len=32,
-    batch=8,
-    steps=40,
-    warmup=5,
-    ckpt_every=20,
+    n_layers=1, hidden=32, n_heads=2, n_kv_heads=1, ffn=64, seq_len=32, batch=8, steps=40, warmup=5, ckpt_every=20
 )
 
 

@@ -11,16 +11,24 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
 from cimjax.lm.model import functional
 from cimjax.quant import corpus
-from cimjax.quant.proxy import FITTED, VARIANTS, Proxy, default_proxy, fit_proxy, make_proxy, uniform_budgets
+from cimjax.quant.proxy import (
+    FITTED,
+    VARIANTS,
+    Proxy,
+    batch_features,
+    default_proxy,
+    fit_coefficients,
+    make_proxy,
+    uniform_budgets,
+)
 from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
-from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, precision_from_table, quantized_losses
+from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, quantized_losses
 from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
 
 # Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
@@ -178,15 +186,16 @@ def validate(
     measured, base = measure_losses(trained, evaluation, np.concatenate([fit_tables, test_tables]), scheme)
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
-    fit_prec = [precision_from_table(jnp.asarray(t)) for t in fit_tables]
+    all_tables = jnp.asarray(np.concatenate([fit_tables, test_tables]))  # one batch shape: one compile per variant
     proxies: list[Proxy] = [make_proxy(name, sens) for name in VARIANTS] + [default_proxy(trained.model.spec)]
     results = []
     for proxy in proxies:
         fitted = proxy.name in FITTED or proxy.name == "default"
+        feats = np.asarray(batch_features(proxy, all_tables), np.float64)
         if fitted:
-            proxy = fit_proxy(proxy, fit_prec, fit_measured)
-        predict = jax.jit(jax.vmap(lambda t, proxy=proxy: proxy(precision_from_table(t))))
-        pred = np.asarray(predict(jnp.asarray(test_tables)), np.float64)
+            coef = fit_coefficients(feats[:n_fit], fit_measured)
+            proxy = dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
+        pred = feats[n_fit:] @ np.asarray(proxy.coef, np.float64)
         results.append(
             VariantResult(
                 name=proxy.name,
