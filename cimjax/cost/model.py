@@ -268,12 +268,16 @@ def phase_costs(
         return jnp.sum(jnp.broadcast_to(v, kv.shape), axis=-1) * repeats
 
     per_op = jnp.stack([jnp.stack([layer_sum(x) for x in activities[op]]) for op in OPERATORS])
-    per_op = per_op.at[OPERATORS.index("dram_other"), 0].add(embed_bits)
+    embed_row = jnp.zeros((len(OPERATORS), len(ACTIVITIES))).at[OPERATORS.index("dram_other"), 0].set(1.0)
+    per_op = per_op + embed_bits * embed_row  # a constant pattern: no scatter inside vmapped sweeps
     latency_by_op = {k: layer_sum(v) for k, v in latency_by_op.items()}
     latency_by_op["dram_other"] += t_embed
     latencies = jnp.stack([latency_by_op[op] for op in OPERATORS])
     leakage = latencies * tech.leakage_w_per_mm2 * area.total
-    energies = jnp.concatenate([per_op @ energy_matrix(tech, area), leakage[:, None]], axis=1)  # [op, component]
+    # Multiply-and-sum rather than a matmul: batched 6x6 @ 6x7 products are slow under vmap (and their
+    # gradients slower), as measured by benchmarks/gradient_cost.py.
+    dynamic = jnp.sum(per_op[:, :, None] * energy_matrix(tech, area)[None, :, :], axis=1)
+    energies = jnp.concatenate([dynamic, leakage[:, None]], axis=1)  # [operator, component]
     return PhaseCosts(
         latency_s=jnp.sum(latencies),
         energy_j=jnp.sum(energies),
