@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
-from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, compress_uniform
+from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, compress_uniform, store_chunk
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
@@ -144,19 +144,14 @@ def sweep_range(
     for first in range(start, stop, step):
         result = run(jnp.asarray(first), *inputs)  # asynchronous: copy the previous step's output meanwhile
         if pending is not None:
-            _store(outputs, *pending)
+            store_chunk(outputs, *pending)
         pending = (first - start, min(step, stop - first), result)
         if progress:
             progress(min(first + step, stop) - start, n)
     if pending is not None:
-        _store(outputs, *pending)
+        store_chunk(outputs, *pending)
     wall_s = time.perf_counter() - begin
     return PartialSweep(start, stop, *outputs, compile_s=compile_s, wall_s=wall_s)
-
-
-def _store(outputs, offset, count, result):
-    for out, values in zip(outputs, result, strict=True):
-        out[offset : offset + count] = np.asarray(values)[:count]
 
 
 def sharded_sweep(

@@ -105,16 +105,17 @@ def sweep(
     for first in range(0, n, chunk):
         result = run(jnp.asarray(first), prec, tech)  # dispatched asynchronously; copy the previous one meanwhile
         if pending is not None:
-            _store(outputs, *pending)
+            store_chunk(outputs, *pending)
         pending = (first, min(chunk, n - first), result)
         if progress:
             progress(min(first + chunk, n), n)
-    _store(outputs, *pending)
+    store_chunk(outputs, *pending)
     wall_s = time.perf_counter() - start
     return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s)
 
 
-def _store(outputs, first, count, result):
+def store_chunk(outputs, first, count, result):
+    """Copies the first ``count`` values of each result array into ``outputs`` at ``first``."""
     for out, values in zip(outputs, result, strict=True):
         out[first : first + count] = np.asarray(values)[:count]
 
