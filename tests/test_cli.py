@@ -76,3 +76,15 @@ def test_malformed_inputs_files(tmp_path):
     hf.write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2}))
     result = runner.invoke(app, ["evaluate", "--model", str(hf)])
     assert result.exit_code == 2 and "hidden_size" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["ga", "gradient"])
+def test_search_methods_report_an_exact_valid_design(method):
+    from cimjax.hardware.config import PAPER_SPACE
+
+    found = run_json("search", "--model", "qwen2.5-0.5b", "--precision", "int8", "--alpha", "0.5", "--method", method,
+                     "--seed", "1")  # fmt: skip
+    assert set(found) >= REPORT_KEYS | {"objective", "evaluations", "wall_s"}
+    PAPER_SPACE.validate(found["config"])
+    assert found["objective"] == pytest.approx((found["latency_s"] * found["energy_j"]) ** 0.5, rel=1e-4)
+    assert 0 < found["evaluations"] <= 1000
