@@ -18,7 +18,7 @@ from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareCon
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology, default_technology
 from cimjax.mapping.pipeline import dram_bits_per_s
 from cimjax.workload.models import ModelSpec, get_model
-from cimjax.workload.operators import Workload
+from cimjax.workload.operators import Workload, decode_operators
 from cimjax.workload.precision import Precision, preset
 
 _evaluate_jit = jax.jit(evaluate, static_argnames=("spec", "workload", "ops", "with_prefill"))
@@ -131,4 +131,4 @@ def evaluate_design(
     tech = tech or default_technology()
     costs = _evaluate_jit(hw, prec, spec, workload, tech)
     name = precision if isinstance(precision, str) else "mixed"
-    return costs_report(costs, hw, spec, name, prec, tech)
+    return costs_report(costs, hw, spec, name, prec, tech) | {"layer_operators": decode_operators(spec, workload)}

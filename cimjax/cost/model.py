@@ -94,10 +94,6 @@ def _split(bits, names):
     return {name: bits[..., j] for j, name in enumerate(names)}
 
 
-def _total(values: dict):
-    return sum(values.values())
-
-
 def phase_costs(
     hw: HardwareConfig,
     prec: Precision,
@@ -142,7 +138,7 @@ def phase_costs(
     }
     group_loads = {n: pe_loads(d_in, d_out, w[n], ops) for n, (d_in, d_out) in group_shapes.items()}
     group_stages = {n: ops.ceil_div(loads, active) for n, loads in group_loads.items()}
-    qkv_stages = _total(group_stages)
+    qkv_stages = sum(group_stages.values())
     qkv_bits = sum(d_in * d_out * streamed[n] for n, (d_in, d_out) in group_shapes.items())
     qkv_cycles = inputs * sum(group_stages[n] * a[n] for n in group_stages) / qkv_stages
     rounds = ops.ceil_div(n_kv, clusters)

@@ -109,8 +109,7 @@ def reference_costs(
             return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t)
 
         fu_elements = sum(n for k, n in aux_elements(spec).items() if k != "softmax_per_key")
-        for step in range(1, G + 1):
-            ctx = wl.prefill + step
+        for ctx in wl.context_lengths():
             n_blocks = math.ceil(ctx / block)
             for streaming in streaming_per_round:
                 latency += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t)
