@@ -6,7 +6,6 @@ calls the pure cost model; nothing here is traced by JAX.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from cimjax.cost.model import Costs, evaluate
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology, default_technology
+from cimjax.jsonfile import read_json
 from cimjax.mapping.pipeline import dram_bits_per_s
 from cimjax.workload.models import ModelSpec, get_model
 from cimjax.workload.operators import Workload, decode_operators
@@ -37,12 +37,7 @@ def resolve_precision(precision: str | Precision, spec: ModelSpec) -> Precision:
 
 def load_config(path: str | Path) -> dict:
     """Reads a hardware config JSON: either the fields themselves or an object with a ``config`` key."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as err:
-        raise ValueError(f"cannot read config file {path}: {err.strerror}") from err
-    except json.JSONDecodeError as err:
-        raise ValueError(f"config file {path} is not valid JSON: {err}") from err
+    data = read_json(path, "config")
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ import typer
 
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
+from cimjax.jsonfile import read_json
 from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, sweep
 from cimjax.search.pareto import alpha_objective, hypervolume
 from cimjax.workload.models import ModelSpec
@@ -45,10 +46,7 @@ def parse_alphas(text: str) -> list[float]:
 
 def load_space(path: Path) -> DesignSpace:
     """A design space from JSON ``{field: [values...]}``; fields left out keep the paper's values."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read design space file {path}: {error}") from None
+    data = read_json(path, "design space")
     if not isinstance(data, dict):
         raise ValueError(f"design space file {path} must hold a JSON object of field: [values]")
     unknown = sorted(set(data) - set(FIELDS))

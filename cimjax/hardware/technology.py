@@ -10,12 +10,13 @@ calibration points).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+
+from cimjax.jsonfile import read_json
 
 # Structural constants of the EdgeCIM PE: one 16x16 SRAM macro, one input bit per cycle.
 MACRO_ROWS = 16  # inputs summed per column per cycle; rows written one per cycle
@@ -155,10 +156,7 @@ class Technology:
     @classmethod
     def from_json(cls, path: str | Path) -> Technology:
         """Loads overrides from a JSON object of ``{name: value}``."""
-        try:
-            values = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read technology file {path}: {err}") from err
+        values = read_json(path, "technology")
         if not isinstance(values, dict):
             raise ValueError(f"technology file {path} must hold a JSON object of name: value")
         return cls.from_values(values)
