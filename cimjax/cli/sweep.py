@@ -20,7 +20,7 @@ from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.jsonfile import read_json
 from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, sweep
-from cimjax.search.pareto import alpha_objective, hypervolume
+from cimjax.search.pareto import alpha_objective, check_alphas, hypervolume
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
@@ -38,8 +38,7 @@ def parse_alphas(text: str) -> list[float]:
             alpha = float(item)
         except ValueError:
             raise ValueError(f"--alphas must be comma-separated numbers in [0, 1], got {item.strip()!r}") from None
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha = {alpha!r} is outside the allowed range [0, 1]")
+        check_alphas(alpha)
         alphas.append(alpha)
     return alphas
 
@@ -142,9 +141,7 @@ def sweep_study(
     alphas = list(alphas)
     if not alphas:
         raise ValueError("give at least one alpha")
-    for alpha in alphas:
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha = {alpha!r} is outside the allowed range [0, 1]")
+    check_alphas(alphas)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokens = workload.generate

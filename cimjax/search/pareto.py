@@ -141,10 +141,12 @@ def _same_length_1d(*arrays, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
     return out
 
 
-def _check_alphas(alphas: np.ndarray) -> None:
+def check_alphas(alphas) -> None:
+    """ValueError naming the first alpha outside [0, 1] (NaN included)."""
+    alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
     bad = ~((alphas >= 0.0) & (alphas <= 1.0))  # also catches NaN
     if bad.any():
-        raise ValueError(f"alpha = {alphas[bad][0]!r} is outside the allowed range [0, 1]")
+        raise ValueError(f"alpha = {float(alphas[bad][0])!r} is outside the allowed range [0, 1]")
 
 
 def _check_metrics(latency: np.ndarray, energy: np.ndarray) -> None:
@@ -175,7 +177,7 @@ def alpha_objective(latency, energy, alpha: float):
     Returns:
         The objective, broadcast shape of the inputs (a JAX array for JAX inputs).
     """
-    _check_alphas(np.asarray([float(alpha)]))
+    check_alphas(alpha)
     alpha = float(alpha)
     if isinstance(latency, jax.Array) or isinstance(energy, jax.Array):
         xp = jnp
@@ -210,7 +212,7 @@ def alpha_sweep(latency, energy, alphas) -> np.ndarray:
     alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
     if alphas.ndim != 1:
         raise ValueError(f"alphas must be a scalar or 1-D, got shape {alphas.shape}")
-    _check_alphas(alphas)
+    check_alphas(alphas)
     front = pareto_front_2d(latency, energy)
     a = alphas[:, None]
     scores = _weighted_log(a, latency[front][None, :], np) + _weighted_log(1.0 - a, energy[front][None, :], np)

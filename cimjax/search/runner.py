@@ -20,7 +20,7 @@ from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.search.exhaustive import compress_uniform, sweep
 from cimjax.search.gradient import gradient_search
-from cimjax.search.pareto import alpha_objective
+from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
@@ -71,8 +71,7 @@ def search(
     """Finds the design minimising L^alpha E^(1-alpha); returns its exact report plus search statistics."""
     if method not in METHODS:
         raise ValueError(f"search method {method!r} is not known; allowed: {list(METHODS)}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha = {alpha!r} is outside the allowed range [0, 1]")
+    check_alphas(alpha)
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
     workload = workload or Workload()
