@@ -69,7 +69,7 @@ def reference_costs(
     tile = P2 * t["pe_area_mm2"]
     cbuf = t["cluster_buffer_bits"] * t["sram_area_per_bit_mm2"]
     cluster = hw["m"] * T_A * tile + cbuf + t["fu_area_mm2"]
-    core = C * cluster + 2 * C * N_A * 256 * t["sram_area_per_bit_mm2"]
+    core = C * cluster + 2 * C * N_A * MACRO_ROWS * MACRO_COLS * t["sram_area_per_bit_mm2"]
     buses = t["bus_area_per_bit_mm2"] * (
         C * hw["m"] * T_A * hw["bus_intra_tile"] + C * hw["bus_inter_tile"] + hw["bus_inter_cluster"]
     )
@@ -96,8 +96,8 @@ def reference_costs(
         qkv_cycles = sum(q_stages[n] * ab[n] for n in q_stages) / n_qkv
 
         per_row = MACRO_COLS // kvb
-        loads_k = math.ceil(hd / 16) * math.ceil(block / per_row)
-        loads_v = math.ceil(block / 16) * math.ceil(hd / per_row)
+        loads_k = math.ceil(hd / MACRO_ROWS) * math.ceil(block / per_row)
+        loads_v = math.ceil(block / MACRO_ROWS) * math.ceil(hd / per_row)
         s_blk = max(math.ceil(2 * loads_k / N_A), math.ceil(2 * loads_v / N_A))
         att_cycles = max(grp * max(ab["qk"], ab["pv"]), grp * block / t["fu_lanes"] / s_blk)
 
@@ -137,10 +137,12 @@ def reference_costs(
             for n, (d_in, d_out) in shapes.items():
                 loads = n_kv * _loads(*group_shapes[n], wb[n]) if n in group_shapes else _loads(d_in, d_out, wb[n])
                 pe_cycles += loads * ab[n]
-                adds += (math.ceil(d_in / 16) - 1) * d_out
+                adds += (math.ceil(d_in / MACRO_ROWS) - 1) * d_out
                 moved_bits += d_in * ab[n] * C + d_out * HP
             pe_cycles += n_kv * grp * n_blocks * (loads_k * ab["qk"] + loads_v * ab["pv"])
-            adds += spec.n_heads * ((math.ceil(hd / 16) - 1) * ctx + hd * (math.ceil(block / 16) * n_blocks - 1))
+            adds += spec.n_heads * (
+                (math.ceil(hd / MACRO_ROWS) - 1) * ctx + hd * (math.ceil(block / MACRO_ROWS) * n_blocks - 1)
+            )
             moved_bits += spec.q_dim * (ab["qk"] + HP) + spec.n_heads * ctx * ab["pv"]
             for name, n in aux_elements(spec).items():
                 count = n * ctx if name == "softmax_per_key" else n
