@@ -1,0 +1,311 @@
+"""A joint co-design problem: per-layer bits and accelerator hardware, under accuracy and area limits.
+
+Every optimiser (:mod:`cimjax.joint.optimizer` and the baselines of :mod:`cimjax.joint.baselines`)
+solves the same :class:`JointProblem` and scores its answers with the same exact evaluator,
+:class:`ExactEvaluator`:
+
+    minimise   L^alpha E^(1 - alpha)        (alpha = 1: tokens/s, alpha = 0: tokens/J)
+    subject to proxy(bits) <= budget,  area(hardware) <= area_max,
+               bits[l, t] whole numbers in [low_t, high_t],  hardware in the design space.
+
+A design is a pair (hardware choice indices ``(9,)``, bit table ``(L, 17)`` in
+:data:`cimjax.quant.sensitivity.POINTS` order: 7 linear weights, 9 matmul inputs, the KV cache).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cimjax.cost.model import evaluate
+from cimjax.hardware.area import chip_area
+from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
+from cimjax.hardware.technology import Technology, default_technology
+from cimjax.quant.proxy import UNIFORM_BUDGETS, Proxy, default_proxy
+from cimjax.quant.sensitivity import N_POINTS, POINTS, precision_from_table
+from cimjax.search.pareto import alpha_objective, check_alphas
+from cimjax.workload.models import ModelSpec
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
+
+EXACT_BATCH = 256
+"""Designs per exact evaluation call (padded), so every caller reuses one compilation."""
+
+
+class InfeasibleError(ValueError):
+    """No design can meet the request (a budget below every assignment, an area limit below every design)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BitSpace:
+    """Allowed whole bits per tensor kind (weights, matmul inputs, KV cache), inclusive ranges."""
+
+    weight: tuple[int, int] = (2, 8)
+    act: tuple[int, int] = (2, 16)
+    kv: tuple[int, int] = (2, 16)
+
+    def __post_init__(self):
+        for kind in ("weight", "act", "kv"):
+            low, high = getattr(self, kind)
+            if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high <= 16):
+                raise ValueError(f"BitSpace.{kind} = {(low, high)!r}; allowed: whole bits 1 <= low <= high <= 16")
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest bits of each of the 17 points, shape (17,) each."""
+        ranges = [getattr(self, kind) for kind, _ in POINTS]
+        return np.array([r[0] for r in ranges], np.float64), np.array([r[1] for r in ranges], np.float64)
+
+    def radices(self, n_layers: int) -> np.ndarray:
+        """Number of allowed values of every entry of an ``(L, 17)`` bit table, flattened."""
+        low, high = self.bounds()
+        return np.tile((high - low + 1).astype(np.int64), n_layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class JointProblem:
+    """What is optimised and under which limits. Build it with :func:`make_problem`."""
+
+    spec: ModelSpec
+    proxy: Proxy
+    budget: float
+    budget_label: str
+    alpha: float
+    area_max: float | None
+    workload: Workload
+    tech: Technology
+    space: DesignSpace
+    bits: BitSpace
+
+    @property
+    def n_layers(self) -> int:
+        return self.spec.n_layers
+
+    def proxy_of_tables(self, tables: np.ndarray) -> np.ndarray:
+        """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)``."""
+        return np.asarray(_batch_proxy(self.proxy, jnp.asarray(tables, jnp.float32)), np.float64)
+
+    def uniform_table(self, bits: float) -> np.ndarray:
+        """The ``(L, 17)`` table with every entry at ``bits``."""
+        return np.full((self.n_layers, N_POINTS), float(bits))
+
+    def max_table(self) -> np.ndarray:
+        """Every entry at its highest allowed bits: the lowest proxy any assignment reaches."""
+        return np.broadcast_to(self.bits.bounds()[1], (self.n_layers, N_POINTS)).copy()
+
+
+@jax.jit
+def _batch_proxy(proxy: Proxy, tables: jax.Array) -> jax.Array:
+    return jax.vmap(lambda t: proxy(precision_from_table(t)))(tables)
+
+
+def resolve_budget(budget: str | float, proxy: Proxy, n_layers: int) -> tuple[float, str]:
+    """A budget as (value, label): ``int8``/``int6``/``int4`` (the proxy at that uniform width) or a number."""
+    if isinstance(budget, str):
+        key = budget.strip().lower()
+        if key in UNIFORM_BUDGETS:
+            value = float(proxy(Precision.uniform(n_layers, UNIFORM_BUDGETS[key])))
+            return value, key
+        try:
+            budget = float(key)
+        except ValueError:
+            raise ValueError(
+                f"budget = {budget!r} is not allowed; give one of {sorted(UNIFORM_BUDGETS)} or a positive number "
+                "(predicted loss increase, nats/token)"
+            ) from None
+    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+        raise ValueError(f"budget = {budget!r} must be a positive finite number (nats/token) or int8/int6/int4")
+    return float(budget), f"{budget:g}"
+
+
+@functools.lru_cache(maxsize=8)
+def smallest_area(space_key: tuple, tech_key: tuple) -> float:
+    """The smallest chip area of any design of a space (every design's area, in chunks)."""
+    space = DesignSpace(dict(space_key))
+    tech = Technology(**dict(tech_key))
+    chunk = 1 << 18
+
+    @jax.jit
+    def areas(start):
+        index = jnp.minimum(start + jnp.arange(chunk), space.size - 1)
+        return jnp.min(jax.vmap(lambda h: chip_area(h, tech).total)(space.decode(index)))
+
+    return float(min(float(areas(jnp.asarray(first))) for first in range(0, space.size, chunk)))
+
+
+def _tech_key(tech: Technology) -> tuple:
+    return tuple((f.name, float(getattr(tech, f.name))) for f in dataclasses.fields(tech))
+
+
+def make_problem(
+    spec: ModelSpec,
+    budget: str | float,
+    *,
+    proxy: Proxy | None = None,
+    alpha: float = 1.0,
+    area_max: float | None = None,
+    workload: Workload | None = None,
+    tech: Technology | None = None,
+    space: DesignSpace = PAPER_SPACE,
+    bits: BitSpace | None = None,
+) -> JointProblem:
+    """Validates a request and says plainly when nothing can meet it.
+
+    Args:
+      spec: the model.
+      budget: ``int8``/``int6``/``int4`` (as good as that uniform width by the proxy) or the largest
+        allowed predicted loss increase in nats/token.
+      proxy: the accuracy proxy (default: :func:`cimjax.quant.proxy.default_proxy` of ``spec``).
+      alpha: weight of latency in ``L^alpha E^(1-alpha)``, in [0, 1].
+      area_max: chip area limit in mm^2, or None for none.
+      workload, tech, space: as for the cost model (defaults: the paper's).
+      bits: allowed bits per tensor kind (default :class:`BitSpace`).
+
+    Raises:
+      ValueError: a malformed argument (names the field and what is allowed).
+      InfeasibleError: a budget below the proxy at the highest allowed bits, or an area limit below the
+        smallest design of ``space``.
+    """
+    check_alphas(alpha)
+    proxy = proxy or default_proxy(spec)
+    bits = bits or BitSpace()
+    value, label = resolve_budget(budget, proxy, spec.n_layers)
+    tech = tech or default_technology()
+    if area_max is not None:
+        if not (isinstance(area_max, int | float) and math.isfinite(area_max) and area_max > 0):
+            raise ValueError(f"area_max = {area_max!r} must be a positive number of mm^2 (or None for no limit)")
+        smallest = smallest_area(tuple(space.values.items()), _tech_key(tech))
+        if area_max < smallest:
+            raise InfeasibleError(
+                f"area limit {area_max:g} mm^2 is below the smallest design of the space ({smallest:.3f} mm^2)"
+            )
+    problem = JointProblem(
+        spec=spec,
+        proxy=proxy,
+        budget=value,
+        budget_label=label,
+        alpha=float(alpha),
+        area_max=None if area_max is None else float(area_max),
+        workload=workload or Workload(),
+        tech=tech,
+        space=space,
+        bits=bits,
+    )
+    lowest = float(problem.proxy_of_tables(problem.max_table()[None])[0])
+    if lowest > value:
+        raise InfeasibleError(
+            f"budget {value:.4g} nats/token cannot be met: even every tensor at its highest allowed bits "
+            f"predicts {lowest:.4g} (bits {bits})"
+        )
+    return problem
+
+
+@functools.lru_cache(maxsize=16)
+def _exact_batch(spec: ModelSpec, workload: Workload, space_key: tuple) -> Callable:
+    """Jitted ``run(choice (B, 9), tables (B, L, 17), tech) -> (latency, energy, area)``."""
+    value_tables = [jnp.asarray(values, jnp.float32) for _, values in space_key]
+
+    def one(choice, table, tech):
+        hw = HardwareConfig(**{n: value_tables[i][choice[i]] for i, n in enumerate(FIELDS)})
+        costs = evaluate(hw, precision_from_table(table), spec, workload, tech, with_prefill=False)
+        return costs.latency_s, costs.energy_j, costs.area_mm2
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+
+
+@dataclasses.dataclass
+class Scores:
+    """Exact metrics of a batch of designs (float64 arrays)."""
+
+    latency_s: np.ndarray
+    energy_j: np.ndarray
+    area_mm2: np.ndarray
+    proxy: np.ndarray
+    objective: np.ndarray
+    feasible: np.ndarray
+
+
+class ExactEvaluator:
+    """Scores designs with the exact cost model and the proxy; counts every design it is given."""
+
+    def __init__(self, problem: JointProblem):
+        self.problem = problem
+        self._run = _exact_batch(problem.spec, problem.workload, tuple(problem.space.values.items()))
+        self.evaluations = 0
+
+    def __call__(self, choices: np.ndarray, tables: np.ndarray) -> Scores:
+        """Scores of designs given as hardware choices ``(n, 9)`` and bit tables ``(n, L, 17)``."""
+        p = self.problem
+        choices = np.asarray(choices, np.int32).reshape(-1, len(FIELDS))
+        tables = np.asarray(tables, np.float32).reshape(-1, p.n_layers, N_POINTS)
+        n = len(choices)
+        self.evaluations += n
+        parts = []
+        for first in range(0, n, EXACT_BATCH):
+            c, t = choices[first : first + EXACT_BATCH], tables[first : first + EXACT_BATCH]
+            pad = EXACT_BATCH - len(c)
+            c = np.concatenate([c, np.repeat(c[-1:], pad, axis=0)])
+            t = np.concatenate([t, np.repeat(t[-1:], pad, axis=0)])
+            outputs = (*self._run(c, t, p.tech), _batch_proxy(p.proxy, t))
+            parts.append([np.asarray(x, np.float64)[: EXACT_BATCH - pad] for x in outputs])
+        latency, energy, area, proxy = (np.concatenate(x) for x in zip(*parts, strict=True))
+        objective = np.asarray(alpha_objective(latency, energy, p.alpha), np.float64)
+        feasible = proxy <= p.budget * (1 + 1e-6)
+        if p.area_max is not None:
+            feasible &= area <= p.area_max
+        return Scores(latency, energy, area, proxy, objective, feasible)
+
+
+def bits_report(table: np.ndarray) -> list[dict]:
+    """Per layer: ``{"layer", "weight": {op: bits}, "act": {op: bits}, "kv": bits}`` (JSON-ready)."""
+    table = np.asarray(table)
+    n_w, n_a = len(LINEAR_OPS), len(MATMUL_OPS)
+    return [
+        {
+            "layer": layer,
+            "weight": {op: int(b) for op, b in zip(LINEAR_OPS, row[:n_w], strict=True)},
+            "act": {op: int(b) for op, b in zip(MATMUL_OPS, row[n_w : n_w + n_a], strict=True)},
+            "kv": int(row[-1]),
+        }
+        for layer, row in enumerate(table)
+    ]
+
+
+def design_report(problem: JointProblem, choice: np.ndarray, table: np.ndarray, evaluator: ExactEvaluator) -> dict:
+    """The exact metrics of one discrete design, with its bits and hardware (JSON-ready)."""
+    s = evaluator(np.asarray(choice)[None], np.asarray(table)[None])
+    tokens = problem.workload.generate
+    return {
+        "bits": bits_report(table),
+        "config": {n: problem.space.values[n][int(choice[i])] for i, n in enumerate(FIELDS)},
+        "tokens_per_s": tokens / float(s.latency_s[0]),
+        "tokens_per_j": tokens / float(s.energy_j[0]),
+        "latency_s": float(s.latency_s[0]),
+        "energy_j": float(s.energy_j[0]),
+        "area_mm2": float(s.area_mm2[0]),
+        "proxy": float(s.proxy[0]),
+        "budget": problem.budget,
+        "feasible": bool(s.feasible[0]),
+        "mean_bits": {
+            kind: float(np.mean(np.asarray(table)[:, [i for i, (k, _) in enumerate(POINTS) if k == kind]]))
+            for kind in ("weight", "act", "kv")
+        },
+    }
+
+
+__all__ = [
+    "BitSpace",
+    "ExactEvaluator",
+    "InfeasibleError",
+    "JointProblem",
+    "Scores",
+    "bits_report",
+    "design_report",
+    "make_problem",
+    "resolve_budget",
+]
