@@ -1,4 +1,4 @@
-"""The ``cimjax`` command line: models, evaluate, search, reproduce.
+"""The ``cimjax`` command line: models, evaluate, search, reproduce, sweep, optimize, proxy.
 
 User errors (unknown model, value outside its allowed set, unreadable file) print one line to stderr
 and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
@@ -198,11 +198,12 @@ def reproduce(
 
 
 def _register_subcommands() -> None:
+    from cimjax.cli import optimize, sweep
     from cimjax.cli.proxy import proxy_app
-    from cimjax.cli.sweep import register
 
     app.add_typer(proxy_app, name="proxy", help="Validate the accuracy proxy; sensitivities of a checkpoint.")
-    register(app)
+    sweep.register(app)
+    optimize.register(app)
 
 
 _register_subcommands()

@@ -94,14 +94,14 @@ class GradientResult:
     relaxed_history: np.ndarray
 
 
-def _box(space: DesignSpace) -> tuple[jax.Array, jax.Array]:
+def search_box(space: DesignSpace) -> tuple[jax.Array, jax.Array]:
     """Lower and upper bounds of every field in its search coordinate, shape (9,) each."""
     lo = jnp.stack([to_search_coordinate(n, min(space.values[n])) for n in FIELDS])
     hi = jnp.stack([to_search_coordinate(n, max(space.values[n])) for n in FIELDS])
     return lo, hi
 
 
-def _config_from_z(z) -> HardwareConfig:
+def config_from_coordinates(z) -> HardwareConfig:
     """A continuous design from search coordinates, shape (..., 9)."""
     return HardwareConfig(**{n: from_search_coordinate(n, z[..., i]) for i, n in enumerate(FIELDS)})
 
@@ -115,14 +115,14 @@ def make_descent(
     ``theta0`` has shape (starts, 9) (unconstrained); ``temperatures`` shape (steps,). Cached per model,
     workload, space and sizes: alpha, precision, technology and schedule are traced.
     """
-    lo, hi = _box(DesignSpace(dict(space_key)))
+    lo, hi = search_box(DesignSpace(dict(space_key)))
     optimizer = optax.adam(learning_rate)
 
     def to_z(theta):
         return lo + (hi - lo) * jax.nn.sigmoid(theta)
 
     def loss(theta, alpha, tau, prec, tech):
-        costs = evaluate(_config_from_z(to_z(theta)), prec, spec, workload, tech, relaxed_ops(tau), False)
+        costs = evaluate(config_from_coordinates(to_z(theta)), prec, spec, workload, tech, relaxed_ops(tau), False)
         return alpha * jnp.log(costs.latency_s) + (1.0 - alpha) * jnp.log(costs.energy_j)
 
     value_and_grad = jax.vmap(jax.value_and_grad(loss), in_axes=(0, None, None, None, None))
@@ -199,7 +199,7 @@ def _neighbours(choice: np.ndarray, radices: np.ndarray) -> np.ndarray:
     return moved[np.all((moved >= 0) & (moved < radices), axis=1)]
 
 
-def _check(name: str, value, low, high=None) -> None:
+def check_range(name: str, value, low, high=None) -> None:
     if not (low <= value and (high is None or value <= high)):
         allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{name} = {value!r} is outside the allowed range {allowed}")
@@ -238,14 +238,14 @@ def gradient_search(
     Returns:
       A :class:`GradientResult` with the exact metrics of the final discrete design.
     """
-    _check("alpha", alpha, 0.0, 1.0)
-    _check("starts", starts, 1)
-    _check("steps", steps, 1)
-    _check("beam", beam, 1)
-    _check("learning_rate", learning_rate, np.nextafter(0.0, 1.0))
+    check_range("alpha", alpha, 0.0, 1.0)
+    check_range("starts", starts, 1)
+    check_range("steps", steps, 1)
+    check_range("beam", beam, 1)
+    check_range("learning_rate", learning_rate, np.nextafter(0.0, 1.0))
     tau0, tau1 = temperature
-    _check("final temperature", tau1, np.nextafter(0.0, 1.0))
-    _check("initial temperature", tau0, tau1)
+    check_range("final temperature", tau1, np.nextafter(0.0, 1.0))
+    check_range("initial temperature", tau0, tau1)
 
     start_time = time.perf_counter()
     prec = compress_uniform(prec)

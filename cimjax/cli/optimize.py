@@ -1,0 +1,53 @@
+"""``cimjax optimize``: joint per-layer bits + hardware co-optimisation under an accuracy budget.
+
+Prints the exact metrics of the optimised discrete design next to the best uniform-precision design
+meeting the same budget and area limit; with ``--json``, exactly one JSON object (keys: see
+:mod:`cimjax.joint.runner`).
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``cimjax optimize`` to the command-line app (annotations are evaluated here, see cli/sweep.py)."""
+    from cimjax.cli.main import JsonOpt, Model, TechOpt, _technology, emit, progress_bar, user_errors
+
+    @app.command("optimize")
+    @user_errors
+    def optimize_command(
+        model: Model,
+        budget: Annotated[
+            str, typer.Option(help="int8, int6, int4 (as good as that uniform width) or a loss increase in nats/token")
+        ],
+        area_max: Annotated[float | None, typer.Option("--area-max", help="chip area limit, mm^2")] = None,
+        alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha): 1 = tokens/s, 0 = tokens/J")] = 1.0,
+        method: Annotated[str, typer.Option(help="gradient (ours), ga (joint GA) or sequential (HW then MILP)")] = (
+            "gradient"
+        ),
+        seed: Annotated[int, typer.Option(help="random seed")] = 0,
+        checkpoint_dir: Annotated[
+            Path | None, typer.Option("--checkpoint-dir", help="save the optimiser state here after every round")
+        ] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="continue the run saved in --checkpoint-dir")] = False,
+        tech: TechOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
+        from cimjax.joint.runner import optimize_report
+
+        with progress_bar(f"optimize ({method})") as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    tasks[phase] = bar.add_task(phase, total=total)
+                bar.update(tasks[phase], completed=done, total=total)
+
+            report = optimize_report(
+                model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
+                checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), progress=progress,
+            )  # fmt: skip
+        emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")

@@ -1,0 +1,110 @@
+"""One entry point for joint co-optimisation by any method, returning the JSON object of ``cimjax optimize``.
+
+Keys (a contract for users' scripts): ``bits`` (per layer and tensor kind), ``config`` (hardware), the exact
+metrics of the discrete design (``tokens_per_s``, ``tokens_per_j``, ``latency_s``, ``energy_j``,
+``area_mm2``), ``proxy`` and ``budget`` (nats/token), ``baseline`` (the same metric keys for the best
+uniform-precision design meeting the same budget and area limit) and ``gain`` (tokens/s over the
+baseline's). Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_label``, ``proxy_name``,
+``assumption`` (the proxy's caveat, or null), ``evaluations``, ``wall_s`` and ``mean_bits``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cimjax.api import resolve_model
+from cimjax.hardware.technology import Technology
+from cimjax.joint.problem import JointProblem, make_problem
+from cimjax.quant.proxy import Proxy
+from cimjax.workload.models import ModelSpec
+from cimjax.workload.operators import Workload
+
+METHODS = ("gradient", "ga", "sequential")
+METRICS = ("tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy")
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(phase, done, total)``."""
+
+
+def run_method(
+    problem: JointProblem,
+    method: str,
+    *,
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+):
+    """Runs one method on ``problem``; returns ``(report, evaluations)`` of its final discrete design.
+
+    The GA gets as many exact evaluations as the gradient method's default settings spend (relaxed
+    gradient evaluations included), so the two are compared at equal evaluation counts.
+    """
+    from cimjax.joint.baselines import ga_baseline, sequential_baseline
+    from cimjax.joint.optimizer import JointSettings, optimize
+
+    if method not in METHODS:
+        raise ValueError(f"method = {method!r} is not known; allowed: {list(METHODS)}")
+    if method != "gradient" and (checkpoint_dir is not None or resume):
+        raise ValueError(f"--checkpoint-dir/--resume apply to method 'gradient' only, not {method!r}")
+    settings = JointSettings(seed=seed)
+    if method == "gradient":
+        result = optimize(problem, settings, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
+        return result.report, result.evaluations
+    step = (lambda done, total: progress(method, done, total)) if progress else None
+    if method == "ga":
+        budget = settings.starts * settings.total_steps
+        result = ga_baseline(problem, evaluations=budget, seed=seed, progress=step)
+    else:
+        result = sequential_baseline(problem, progress=step)
+    return result.report, result.evaluations
+
+
+def optimize_report(
+    model: str | ModelSpec,
+    budget: str | float,
+    *,
+    alpha: float = 1.0,
+    area_max: float | None = None,
+    method: str = "gradient",
+    seed: int = 0,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    proxy: Proxy | None = None,
+    workload: Workload | None = None,
+    tech: Technology | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Validates the request, optimises, and compares with the best uniform-precision design (JSON-ready).
+
+    Raises:
+      ValueError: a malformed argument, naming it and what is allowed.
+      cimjax.joint.problem.InfeasibleError: a budget or area limit that no design can meet.
+    """
+    from cimjax.joint.baselines import uniform_baseline
+
+    spec = resolve_model(model)
+    problem = make_problem(spec, budget, proxy=proxy, alpha=alpha, area_max=area_max, workload=workload, tech=tech)
+    start = time.perf_counter()
+    report, evaluations = run_method(
+        problem, method, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress
+    )
+    wall_s = time.perf_counter() - start
+    step = (lambda done, total: progress("baseline", done, total)) if progress else None
+    baseline = uniform_baseline(problem, progress=step).report
+    return report | {
+        "baseline": {k: baseline[k] for k in (*METRICS, "config", "mean_bits")},
+        "gain": report["tokens_per_s"] / baseline["tokens_per_s"],
+        "method": method,
+        "model": spec.id,
+        "alpha": problem.alpha,
+        "area_max": problem.area_max,
+        "budget_label": problem.budget_label,
+        "proxy_name": problem.proxy.name,
+        "assumption": problem.proxy.assumption,
+        "seed": seed,
+        "evaluations": evaluations,
+        "wall_s": wall_s,
+    }
