@@ -11,9 +11,9 @@ Method (equations and reasoning: docs/joint.md):
    ``Phi = f + sum_i (max(0, lambda_i + rho c_i)^2 - lambda_i^2) / (2 rho)``, minimised by Adam for
    ``steps_per_round`` steps, then ``lambda_i <- max(0, lambda_i + rho c_i)`` and ``rho <- growth rho``.
    Many starts run in parallel (``jax.vmap``), each with its own multipliers.
-3. **Discretisation.** Each of the best starts is snapped (nearest allowed hardware, nearest whole bits),
-   repaired to meet the budget (the +1-bit moves with most proxy reduction per unit of exact objective),
-   then polished by exact steepest descent over one-field hardware moves, +-1-bit moves and paired
+3. **Discretisation.** Each start is snapped (nearest allowed hardware, nearest whole bits) and repaired
+   to meet the budget (the +1-bit moves with most proxy reduction per unit of exact objective). The
+   ``beam`` best, and the best start's hardware with the uniform bits that meet the budget, are polished by exact steepest descent over one-field hardware moves, +-1-bit moves and paired
    (+1, -1)-bit exchanges. The reported design and metrics are the exact model's.
 
 The optimiser state (:class:`JointState`) is an explicit pytree; with a checkpoint directory it is saved
@@ -284,6 +284,17 @@ def snap(problem: JointProblem, z: np.ndarray, bits: np.ndarray) -> tuple[np.nda
     return choice, np.clip(np.rint(bits), lo, hi)
 
 
+def uniform_table_meeting_budget(problem: JointProblem) -> np.ndarray | None:
+    """The uniform table at the smallest width meeting the budget (None if no uniform width does)."""
+    lo, hi = problem.bits.bounds()
+    widths = np.arange(int(lo.max()), int(hi.min()) + 1)
+    if not len(widths):
+        return None
+    tables = np.stack([problem.uniform_table(b) for b in widths])
+    ok = np.flatnonzero(problem.proxy_of_tables(tables) <= problem.budget)
+    return tables[ok[0]] if len(ok) else None
+
+
 def _violation(problem: JointProblem, s: Scores) -> np.ndarray:
     """Summed relative constraint violations in log units (0 when feasible)."""
     v = np.maximum(0.0, np.log(s.proxy / problem.budget))
@@ -436,14 +447,19 @@ def optimize(
     evaluator = ExactEvaluator(problem)
     z, bits = continuous_designs(problem, state)
     choices, tables = snap(problem, z, bits)
-    ranked = np.argsort(_rank(problem, evaluator(choices, tables)), kind="stable")
+    tables = np.stack([repair(problem, evaluator, c, t) for c, t in zip(choices, tables, strict=True)])
+    starts = list(np.argsort(_rank(problem, evaluator(choices, tables)), kind="stable")[: settings.beam])
+    candidates = [(choices[i], tables[i]) for i in starts]
+    fallback = uniform_table_meeting_budget(problem)
+    if fallback is not None:  # the best start hardware with uniform bits: never worse than uniform there
+        k = int(np.argmin(_rank(problem, evaluator(choices, np.broadcast_to(fallback, tables.shape)))))
+        candidates.append((choices[k], fallback))
     finalists = []
-    for done, i in enumerate(ranked[: settings.beam]):
-        table = repair(problem, evaluator, choices[i], tables[i])
-        choice, table, _ = polish(problem, evaluator, choices[i], table, settings)
+    for done, (choice, table) in enumerate(candidates):
+        choice, table, _ = polish(problem, evaluator, choice, table, settings)
         finalists.append((choice, table))
         if progress:
-            progress("polish", done + 1, min(settings.beam, len(ranked)))
+            progress("polish", done + 1, len(candidates))
     s = evaluator(np.stack([c for c, _ in finalists]), np.stack([t for _, t in finalists]))
     best = int(np.argmin(_rank(problem, s)))
     choice, table = finalists[best]
