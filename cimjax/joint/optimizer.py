@@ -13,8 +13,9 @@ Method (equations and reasoning: docs/joint.md):
    Many starts run in parallel (``jax.vmap``), each with its own multipliers.
 3. **Discretisation.** Each start is snapped (nearest allowed hardware, nearest whole bits) and repaired
    to meet the budget (the +1-bit moves with most proxy reduction per unit of exact objective). The
-   ``beam`` best, and the best start's hardware with the uniform bits that meet the budget, are polished by exact steepest descent over one-field hardware moves, +-1-bit moves and paired
-   (+1, -1)-bit exchanges. The reported design and metrics are the exact model's.
+   ``beam`` best, and the best start's hardware with the uniform bits that meet the budget, are polished
+   by exact steepest descent over one-field hardware moves, +-1-bit moves and paired (+1, -1)-bit
+   exchanges. The reported design and metrics are the exact model's.
 
 The optimiser state (:class:`JointState`) is an explicit pytree; with a checkpoint directory it is saved
 with orbax after every round, and a stopped run resumes to the same result.
