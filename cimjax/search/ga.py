@@ -80,6 +80,7 @@ def run_integer_ga(
     n_gen: int = 50,
     seed: int = 0,
     progress: Progress | None = None,
+    initial: np.ndarray | None = None,
 ) -> GAResult:
     """Minimises ``objective`` over integer vectors ``x`` with ``0 <= x[i] < radices[i]``.
 
@@ -91,12 +92,16 @@ def run_integer_ga(
         n_gen: Number of generations, the initial random population included (the paper: 50).
         seed: Seed of pymoo's random generator; equal seeds give identical runs.
         progress: Optional callback(generation, best_value), e.g. to drive a progress bar.
+        initial: Optional initial population, integers of shape (pop_size, n_var) within the radices
+            (e.g. seeded with known-good designs); None draws it uniformly at random. Duplicate rows
+            are evaluated once.
 
     Returns:
         The best design found, its value, the evaluation count, the per-generation history and wall time.
 
     Raises:
-        ValueError: On an empty radix list, a radix below 1, or non-positive ``pop_size``/``n_gen``.
+        ValueError: On an empty radix list, a radix below 1, non-positive ``pop_size``/``n_gen``, or an
+            ``initial`` population of the wrong shape or outside the radices.
     """
     radices_arr = np.asarray(radices, dtype=np.int64)
     if radices_arr.ndim != 1 or radices_arr.size == 0:
@@ -107,11 +112,20 @@ def run_integer_ga(
         raise ValueError(f"pop_size must be at least 2 (crossover needs two parents), got {pop_size}")
     if n_gen < 1:
         raise ValueError(f"n_gen must be at least 1, got {n_gen}")
+    sampling = IntegerRandomSampling()
+    if initial is not None:
+        sampling = np.asarray(initial)
+        if sampling.shape != (pop_size, radices_arr.size):
+            raise ValueError(f"initial must have shape ({pop_size}, {radices_arr.size}), got {sampling.shape}")
+        if not (np.all(sampling == np.rint(sampling)) and np.all(sampling >= 0) and np.all(sampling < radices_arr)):
+            raise ValueError(
+                f"initial must hold whole numbers in [0, radix - 1] per column; radices are {radices_arr.tolist()}"
+            )
 
     problem = _BatchedIntegerProblem(objective, radices_arr)
     algorithm = GA(
         pop_size=pop_size,
-        sampling=IntegerRandomSampling(),
+        sampling=sampling,
         crossover=SBX(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
         mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
         eliminate_duplicates=True,
