@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
-from cimjax.joint import baselines
+from cimjax.joint import allocation, baselines
 from cimjax.joint.problem import BitSpace, ExactEvaluator, InfeasibleError, Scores, make_problem
 from cimjax.quant.train import TINY
 from cimjax.search.ga import run_integer_ga
@@ -96,7 +96,7 @@ def test_milp_allocation_equals_brute_force_under_the_linear_model(spec):
     start = tables[-1]  # every weight at 5 bits
 
     evaluator = ExactEvaluator(problem)
-    model = baselines.linearise(problem, choice, start, evaluator)
+    model = allocation.linearise(problem, choice, start, evaluator)
     picked = np.zeros((len(tables), model.entry.size), bool)  # the options each table takes
     for i, table in enumerate(tables):
         picked[i] = table.reshape(-1)[model.entry] == model.bits
@@ -108,16 +108,16 @@ def test_milp_allocation_equals_brute_force_under_the_linear_model(spec):
     s = evaluator(np.repeat(choice[None], len(single) + 1, axis=0), np.concatenate([start[None], tables[single]]))
     np.testing.assert_allclose(linear_cost[single], np.log(s.objective[1:] / s.objective[0]), atol=1e-9)
 
-    allocated = baselines.allocate_bits(model)
+    allocated = allocation.allocate_bits(model)
     feasible = proxies <= budget
     oracle = linear_cost[feasible].min()
     index = int(np.flatnonzero((tables == allocated).all(axis=(1, 2)))[0])
     assert feasible[index]
-    assert linear_cost[index] <= oracle + baselines.MILP_GAP
+    assert linear_cost[index] <= oracle + allocation.MILP_GAP
     assert oracle < 0 and not feasible[np.argmin(linear_cost)]  # the budget binds
 
     with pytest.raises(InfeasibleError, match="cannot meet the budget"):
-        baselines.allocate_bits(dataclasses.replace(model, slack=-1e3))
+        allocation.allocate_bits(dataclasses.replace(model, slack=-1e3))
 
 
 def test_sequential_is_feasible_and_keeps_the_best_design_seen(spec):

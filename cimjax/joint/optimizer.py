@@ -13,8 +13,9 @@ Method (equations and reasoning: docs/joint.md):
    Many starts run in parallel (``jax.vmap``), each with its own multipliers.
 3. **Discretisation.** Each start is snapped (nearest allowed hardware, nearest whole bits) and repaired
    to meet the budget (the +1-bit moves with most proxy reduction per unit of exact objective). The
-   ``beam`` best, and the best start's hardware with the uniform bits that meet the budget, are polished
-   by exact steepest descent over one-field hardware moves, +-1-bit moves and paired (+1, -1)-bit
+   ``beam`` best, and the best start's hardware with the uniform bits that meet the budget, get their
+   bits re-allocated at that hardware by MILP on exact single-entry costs (:mod:`cimjax.joint.allocation`),
+   then are polished by exact steepest descent over one-field hardware moves, +-1-bit moves and paired (+1, -1)-bit
    exchanges. The reported design and metrics are the exact model's.
 
 The optimiser state (:class:`JointState`) is an explicit pytree; with a checkpoint directory it is saved
@@ -39,6 +40,7 @@ import orbax.checkpoint as ocp
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, DesignSpace
+from cimjax.joint.allocation import allocate_within_budget, linearise
 from cimjax.joint.problem import ExactEvaluator, JointProblem, Scores, design_report
 from cimjax.quant.sensitivity import N_POINTS, precision_from_table
 from cimjax.search.gradient import check_range, config_from_coordinates, search_box, to_search_coordinate
@@ -58,6 +60,7 @@ class JointSettings:
     penalty: float = 1.0
     penalty_growth: float = 2.0
     beam: int = 4
+    allocation_rounds: int = 2
     polish_rounds: int = 60
     exchange: int = 12
     seed: int = 0
@@ -66,6 +69,7 @@ class JointSettings:
         for name in ("starts", "rounds", "steps_per_round", "beam", "exchange"):
             check_range(name, getattr(self, name), 1)
         check_range("polish_rounds", self.polish_rounds, 0)
+        check_range("allocation_rounds", self.allocation_rounds, 0)
         check_range("learning_rate", self.learning_rate, np.nextafter(0.0, 1.0))
         check_range("penalty", self.penalty, np.nextafter(0.0, 1.0))
         check_range("penalty_growth", self.penalty_growth, 1.0)
@@ -329,7 +333,7 @@ def repair(problem: JointProblem, evaluator: ExactEvaluator, choice: np.ndarray,
     table = table.copy()
     while True:
         base = evaluator(choice[None], table[None])
-        if base.proxy[0] <= problem.budget:
+        if problem.within_budget(base.proxy[0]):
             return table
         tables, moved = _bit_moves(problem, table, +1)
         if not len(moved):
@@ -343,6 +347,23 @@ def repair(problem: JointProblem, evaluator: ExactEvaluator, choice: np.ndarray,
         flat = table.ravel()
         flat[moved[order[:taken]]] += 1
         table = flat.reshape(table.shape)
+    return table
+
+
+def allocate(
+    problem: JointProblem, evaluator: ExactEvaluator, choice: np.ndarray, table: np.ndarray, rounds: int
+) -> np.ndarray:
+    """Re-allocates the bits at fixed hardware by MILP on exact single-entry costs, while that improves.
+
+    Each round linearises around the current (feasible) table (:mod:`cimjax.joint.allocation`), so the
+    allocation follows the optimiser's hardware and starting bits rather than INT8's.
+    """
+    for _ in range(rounds):
+        new = allocate_within_budget(problem, linearise(problem, choice, table, evaluator), choice, evaluator)
+        s = evaluator(np.stack([choice, choice]), np.stack([table, new]))
+        if _rank(problem, s)[1] >= _rank(problem, s)[0]:
+            break
+        table = new
     return table
 
 
@@ -457,6 +478,7 @@ def optimize(
         candidates.append((choices[k], fallback))
     finalists = []
     for done, (choice, table) in enumerate(candidates):
+        table = allocate(problem, evaluator, choice, table, settings.allocation_rounds)
         choice, table, _ = polish(problem, evaluator, choice, table, settings)
         finalists.append((choice, table))
         if progress:

@@ -37,6 +37,9 @@ from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
 EXACT_BATCH = 256
 """Designs per exact evaluation call (padded), so every caller reuses one compilation."""
 
+BUDGET_RTOL = 1e-6
+"""Relative tolerance on the proxy budget: float32 sums of many per-entry terms round by about this much."""
+
 
 class InfeasibleError(ValueError):
     """No design can meet the request (a budget below every assignment, an area limit below every design)."""
@@ -85,6 +88,10 @@ class JointProblem:
     @property
     def n_layers(self) -> int:
         return self.spec.n_layers
+
+    def within_budget(self, proxy) -> np.ndarray:
+        """Whether proxy values meet the budget (with :data:`BUDGET_RTOL` for float32 rounding)."""
+        return np.asarray(proxy) <= self.budget * (1 + BUDGET_RTOL)
 
     def proxy_of_tables(self, tables: np.ndarray) -> np.ndarray:
         """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)``."""
@@ -255,7 +262,7 @@ class ExactEvaluator:
             parts.append([np.asarray(x, np.float64)[: EXACT_BATCH - pad] for x in outputs])
         latency, energy, area, proxy = (np.concatenate(x) for x in zip(*parts, strict=True))
         objective = np.asarray(alpha_objective(latency, energy, p.alpha), np.float64)
-        feasible = proxy <= p.budget * (1 + 1e-6)
+        feasible = p.within_budget(proxy)
         if p.area_max is not None:
             feasible &= area <= p.area_max
         return Scores(latency, energy, area, proxy, objective, feasible)
