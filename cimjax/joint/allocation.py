@@ -1,21 +1,44 @@
-"""Bit allocation at fixed hardware by integer programming (HAWQ-V3 style), on exact single-entry costs.
+"""The two half-steps of co-design: hardware for fixed bits (exhaustive sweep) and bits for fixed hardware.
+
+:func:`best_hardware` sweeps every design of the space exactly at a fixed bit table (area limit applied).
+Bit allocation at fixed hardware is by integer programming (HAWQ-V3 style) on exact single-entry costs.
 
 At fixed hardware, every entry of the ``(L, 17)`` bit table is set alone to every allowed width and
 evaluated exactly (:func:`linearise`); the proxy is a sum over entries, so summed proxy changes are exact,
 and the summed changes of the log objective are a linearisation around the current table.
 :func:`allocate_bits` then picks one width per entry by ``scipy.optimize.milp`` (a multiple-choice
-knapsack). Used by the sequential baseline for its bit step and by the joint optimiser to discretise.
+knapsack). Both are used by the sequential baseline and by the joint optimiser's discretisation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from cimjax.joint.problem import ExactEvaluator, InfeasibleError, JointProblem
+from cimjax.search.exhaustive import sweep
+from cimjax.search.pareto import alpha_sweep
+from cimjax.workload.precision import Precision
+
+
+def best_hardware(
+    problem: JointProblem, prec: Precision, progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, int]:
+    """The area-feasible design of ``problem.space`` minimising the objective at ``prec``, by exhaustive sweep.
+
+    Returns its choice indices ``(9,)`` and the number of designs swept. Ties go to the Pareto-optimal design.
+    """
+    result = sweep(problem.spec, prec, problem.workload, problem.tech, problem.space, progress=progress)
+    allowed = np.flatnonzero(
+        np.ones(result.evaluations, bool) if problem.area_max is None else result.area_mm2 <= problem.area_max
+    )
+    index = allowed[alpha_sweep(result.latency_s[allowed], result.energy_j[allowed], [problem.alpha])[0]]
+    return np.array(np.unravel_index(index, problem.space.radices)), result.evaluations
+
 
 MILP_GAP = 1e-5
 """The bit allocation stops within this much of the least summed log-objective change (0.001 %). At a

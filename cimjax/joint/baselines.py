@@ -19,12 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.hardware.config import FIELDS
-from cimjax.joint.allocation import allocate_within_budget, linearise
+from cimjax.joint.allocation import allocate_within_budget, best_hardware, linearise
 from cimjax.joint.problem import ExactEvaluator, InfeasibleError, JointProblem, Scores, design_report
 from cimjax.quant.sensitivity import precision_from_table
-from cimjax.search.exhaustive import sweep
 from cimjax.search.ga import run_integer_ga
-from cimjax.search.pareto import alpha_objective, alpha_sweep
+from cimjax.search.pareto import alpha_objective
 from cimjax.workload.precision import Precision
 
 Progress = Callable[[int, int], None]
@@ -75,19 +74,6 @@ def uniform_widths(problem: JointProblem) -> range:
     """Widths every tensor kind allows (the intersection of the :class:`BitSpace` ranges; may be empty)."""
     low, high = problem.bits.bounds()
     return range(int(low.max()), int(high.min()) + 1)
-
-
-def best_hardware(problem: JointProblem, prec: Precision, progress: Progress | None = None) -> tuple[np.ndarray, int]:
-    """The area-feasible design of ``problem.space`` minimising the objective at ``prec``, by exhaustive sweep.
-
-    Returns its choice indices ``(9,)`` and the number of designs swept. Ties go to the Pareto-optimal design.
-    """
-    result = sweep(problem.spec, prec, problem.workload, problem.tech, problem.space, progress=progress)
-    allowed = np.flatnonzero(
-        np.ones(result.evaluations, bool) if problem.area_max is None else result.area_mm2 <= problem.area_max
-    )
-    index = allowed[alpha_sweep(result.latency_s[allowed], result.energy_j[allowed], [problem.alpha])[0]]
-    return np.array(np.unravel_index(index, problem.space.radices)), result.evaluations
 
 
 def _uniform_result(problem: JointProblem, bits: int, progress: Progress | None) -> BaselineResult:
@@ -256,7 +242,6 @@ def ga_baseline(
 
 __all__ = [
     "BaselineResult",
-    "best_hardware",
     "ga_baseline",
     "ga_values",
     "sequential_baseline",

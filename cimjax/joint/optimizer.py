@@ -15,8 +15,11 @@ Method (equations and reasoning: docs/joint.md):
    to meet the budget (the +1-bit moves with most proxy reduction per unit of exact objective). The
    ``beam`` best, and the best start's hardware with the uniform bits that meet the budget, get their
    bits re-allocated at that hardware by MILP on exact single-entry costs (:mod:`cimjax.joint.allocation`),
-   then are polished by exact steepest descent over one-field hardware moves, +-1-bit moves and paired (+1, -1)-bit
-   exchanges. The reported design and metrics are the exact model's.
+   then are polished by exact steepest descent over one-field hardware moves, +-1-bit moves and paired
+   (+1, -1)-bit exchanges. With ``hardware_sweep``, the best one's bits and the uniform bits then get
+   the best hardware of the whole space by exact sweep (area limit applied), are re-allocated and
+   polished there, and kept if better (so the result is never worse than the uniform baseline). The
+   reported design and metrics are the exact model's.
 
 The optimiser state (:class:`JointState`) is an explicit pytree; with a checkpoint directory it is saved
 with orbax after every round, and a stopped run resumes to the same result.
@@ -40,7 +43,7 @@ import orbax.checkpoint as ocp
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, DesignSpace
-from cimjax.joint.allocation import allocate_within_budget, linearise
+from cimjax.joint.allocation import allocate_within_budget, best_hardware, linearise
 from cimjax.joint.problem import ExactEvaluator, JointProblem, Scores, design_report
 from cimjax.quant.sensitivity import N_POINTS, precision_from_table
 from cimjax.search.gradient import check_range, config_from_coordinates, search_box, to_search_coordinate
@@ -61,6 +64,7 @@ class JointSettings:
     penalty_growth: float = 2.0
     beam: int = 4
     allocation_rounds: int = 2
+    hardware_sweep: bool = True
     polish_rounds: int = 60
     exchange: int = 12
     seed: int = 0
@@ -484,9 +488,21 @@ def optimize(
         if progress:
             progress("polish", done + 1, len(candidates))
     s = evaluator(np.stack([c for c, _ in finalists]), np.stack([t for _, t in finalists]))
-    best = int(np.argmin(_rank(problem, s)))
-    choice, table = finalists[best]
-    exact = evaluator.evaluations
+    choice, table = finalists[int(np.argmin(_rank(problem, s)))]
+    swept = 0
+    if settings.hardware_sweep:
+        tables = [table] + ([fallback] if fallback is not None and not np.array_equal(fallback, table) else [])
+        for done, bits in enumerate(tables):
+            new_choice, n = best_hardware(problem, precision_from_table(jnp.asarray(bits, jnp.float32)))
+            new_table = allocate(problem, evaluator, new_choice, bits, settings.allocation_rounds)
+            new_choice, new_table, _ = polish(problem, evaluator, new_choice, new_table, settings)
+            s = evaluator(np.stack([choice, new_choice]), np.stack([table, new_table]))
+            if _rank(problem, s)[1] < _rank(problem, s)[0]:
+                choice, table = new_choice, new_table
+            swept += n
+            if progress:
+                progress("hardware", done + 1, len(tables))
+    exact = evaluator.evaluations + swept
     report = design_report(problem, choice, table, evaluator)
     relaxed = settings.starts * settings.total_steps
     return JointResult(
