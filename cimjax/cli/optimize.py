@@ -32,11 +32,16 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--checkpoint-dir", help="save the optimiser state here after every round")
         ] = None,
         resume: Annotated[bool, typer.Option("--resume", help="continue the run saved in --checkpoint-dir")] = False,
+        starts: Annotated[int, typer.Option(help="parallel starts of the gradient method")] = 16,
+        rounds: Annotated[int, typer.Option(help="augmented-Lagrangian rounds of the gradient method")] = 8,
         tech: TechOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
+        from cimjax.joint.optimizer import JointSettings
         from cimjax.joint.runner import optimize_report
+
+        settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
 
         with progress_bar(f"optimize ({method})") as bar:
             tasks: dict[str, int] = {}
@@ -48,6 +53,7 @@ def register(app: typer.Typer) -> None:
 
             report = optimize_report(
                 model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
-                checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), progress=progress,
+                checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
+                progress=progress,
             )  # fmt: skip
         emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")

@@ -10,6 +10,7 @@ baseline's). Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_labe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,11 @@ from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 
 METHODS = ("gradient", "ga", "sequential")
-GA_EVALUATIONS = 64_000
-"""Default GA evaluations: about what the gradient method spends on a 16-layer model (relaxed + exact)."""
+GA_EVALUATIONS = 6_400_000
+"""Default GA evaluations: about what the gradient method spends with its default settings (relaxed and
+exact evaluations, two exhaustive hardware sweeps of the 3,136,000-design space included)."""
+GA_GENERATIONS = 400
+"""The GA's population is sized so that its evaluations last this many generations (at least 50 each)."""
 METRICS = ("tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy")
 
 Progress = Callable[[str, int, int], None]
@@ -38,12 +42,14 @@ def run_method(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress: Progress | None = None,
+    settings=None,
     ga_evaluations: int = GA_EVALUATIONS,
 ):
     """Runs one method on ``problem``; returns ``(report, evaluations)`` of its final discrete design.
 
-    ``ga_evaluations``: the GA's evaluation budget; experiments pass what the gradient method spent on the
-    same problem (relaxed and exact evaluations), so the two are compared at equal evaluation counts.
+    ``settings``: :class:`cimjax.joint.optimizer.JointSettings` of the gradient method (its seed is
+    replaced by ``seed``). ``ga_evaluations``: the GA's evaluation budget; experiments pass what the
+    gradient method spent on the same problem, so the two are compared at equal evaluation counts.
     """
     from cimjax.joint.baselines import ga_baseline, sequential_baseline
     from cimjax.joint.optimizer import JointSettings, optimize
@@ -52,13 +58,14 @@ def run_method(
         raise ValueError(f"method = {method!r} is not known; allowed: {list(METHODS)}")
     if method != "gradient" and (checkpoint_dir is not None or resume):
         raise ValueError(f"--checkpoint-dir/--resume apply to method 'gradient' only, not {method!r}")
-    settings = JointSettings(seed=seed)
+    settings = dataclasses.replace(settings or JointSettings(), seed=seed)
     if method == "gradient":
         result = optimize(problem, settings, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
         return result.report, result.evaluations
     step = (lambda done, total: progress(method, done, total)) if progress else None
     if method == "ga":
-        result = ga_baseline(problem, evaluations=ga_evaluations, seed=seed, progress=step)
+        pop_size = max(50, ga_evaluations // GA_GENERATIONS)
+        result = ga_baseline(problem, evaluations=ga_evaluations, seed=seed, pop_size=pop_size, progress=step)
     else:
         result = sequential_baseline(problem, progress=step)
     return result.report, result.evaluations
@@ -77,6 +84,7 @@ def optimize_report(
     proxy: Proxy | None = None,
     workload: Workload | None = None,
     tech: Technology | None = None,
+    settings=None,
     progress: Progress | None = None,
 ) -> dict:
     """Validates the request, optimises, and compares with the best uniform-precision design (JSON-ready).
@@ -91,7 +99,7 @@ def optimize_report(
     problem = make_problem(spec, budget, proxy=proxy, alpha=alpha, area_max=area_max, workload=workload, tech=tech)
     start = time.perf_counter()
     report, evaluations = run_method(
-        problem, method, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress
+        problem, method, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress, settings=settings
     )
     wall_s = time.perf_counter() - start
     step = (lambda done, total: progress("baseline", done, total)) if progress else None

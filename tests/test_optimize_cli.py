@@ -1,0 +1,88 @@
+"""``cimjax optimize``: the JSON contract, exact re-evaluation, and plain errors for impossible requests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cimjax.cli.main import app
+from cimjax.joint.problem import ExactEvaluator, make_problem
+from cimjax.workload.hf_config import load_hf_config
+
+runner = CliRunner()
+METRICS = {"tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2"}
+FAST = ["--starts", "2", "--rounds", "2"]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    """A two-layer LLaMA-style config.json: the cost model and optimiser stay fast."""
+    path = tmp_path_factory.mktemp("tiny") / "config.json"
+    path.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "_name_or_path": "tiny-llama",
+                "num_hidden_layers": 2,
+                "hidden_size": 64,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "intermediate_size": 128,
+                "vocab_size": 256,
+                "tie_word_embeddings": False,
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def optimized(tiny_config):
+    result = runner.invoke(app, ["optimize", "--model", str(tiny_config), "--budget", "int6", *FAST, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_has_the_contract_keys(optimized):
+    assert {"bits", "config", "proxy", "budget", "baseline", "gain"} | METRICS <= set(optimized)
+    assert METRICS | {"proxy"} <= set(optimized["baseline"])
+    assert len(optimized["bits"]) == 2
+    assert set(optimized["bits"][0]) == {"layer", "weight", "act", "kv"}
+    assert set(optimized["bits"][0]["act"]) == {"q", "k", "v", "o", "gate", "up", "down", "qk", "pv"}
+    assert optimized["gain"] == pytest.approx(optimized["tokens_per_s"] / optimized["baseline"]["tokens_per_s"])
+    assert optimized["assumption"].startswith("ASSUMPTION")  # the default proxy says what it assumes
+
+
+def test_reported_design_meets_the_budget_and_re_evaluates_exactly(optimized, tiny_config):
+    problem = make_problem(load_hf_config(tiny_config), "int6")
+    assert optimized["budget"] == pytest.approx(problem.budget, rel=1e-6)
+    assert optimized["proxy"] <= problem.budget * (1 + 1e-6)
+    table = np.array([[*b["weight"].values(), *b["act"].values(), b["kv"]] for b in optimized["bits"]], float)
+    choice = np.array([problem.space.values[n].index(v) for n, v in optimized["config"].items()])
+    scores = ExactEvaluator(problem)(choice[None], table[None])
+    assert optimized["latency_s"] == pytest.approx(scores.latency_s[0], rel=1e-9)
+    assert optimized["energy_j"] == pytest.approx(scores.energy_j[0], rel=1e-9)
+    # The optimiser's final sweep covers the uniform bits' best hardware, so it never loses to the baseline.
+    assert optimized["gain"] >= 1.0 - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--budget", "1e-12"], "cannot be met"),
+        (["--budget", "int8", "--area-max", "0.01"], "below the smallest design of the space"),
+        (["--budget", "int7"], "budget = 'int7' is not allowed"),
+        (["--budget", "int8", "--method", "annealing"], "method = 'annealing' is not known"),
+        (["--budget", "int8", "--resume"], "resume=True needs a checkpoint_dir"),
+        (["--budget", "int8", "--method", "ga", "--checkpoint-dir", "x"], "apply to method 'gradient' only"),
+        (["--budget", "int8", "--alpha", "2"], "alpha = 2"),
+    ],
+)
+def test_impossible_requests_say_so_plainly(tiny_config, args, expected):
+    result = runner.invoke(app, ["optimize", "--model", str(tiny_config), *args])
+    assert result.exit_code == 2
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
