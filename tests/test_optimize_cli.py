@@ -41,7 +41,8 @@ def tiny_config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def optimized(tiny_config):
-    result = runner.invoke(app, ["optimize", "--model", str(tiny_config), "--budget", "int6", *FAST, "--json"])
+    args = ["optimize", "--model", str(tiny_config), "--budget", "int6", "--area-max", "50", *FAST, "--json"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -57,7 +58,7 @@ def test_json_has_the_contract_keys(optimized):
 
 
 def test_reported_design_meets_the_budget_and_re_evaluates_exactly(optimized, tiny_config):
-    problem = make_problem(load_hf_config(tiny_config), "int6")
+    problem = make_problem(load_hf_config(tiny_config), "int6", area_max=50.0)
     assert optimized["budget"] == pytest.approx(problem.budget, rel=1e-6)
     assert optimized["proxy"] <= problem.budget * (1 + 1e-6)
     table = np.array([[*b["weight"].values(), *b["act"].values(), b["kv"]] for b in optimized["bits"]], float)
@@ -65,7 +66,8 @@ def test_reported_design_meets_the_budget_and_re_evaluates_exactly(optimized, ti
     scores = ExactEvaluator(problem)(choice[None], table[None])
     assert optimized["latency_s"] == pytest.approx(scores.latency_s[0], rel=1e-9)
     assert optimized["energy_j"] == pytest.approx(scores.energy_j[0], rel=1e-9)
-    # The optimiser's final sweep covers the uniform bits' best hardware, so it never loses to the baseline.
+    assert optimized["area_mm2"] <= 50.0 and optimized["baseline"]["area_mm2"] <= 50.0
+    # Under an area limit the final sweep covers the uniform bits' best hardware: never worse than the baseline.
     assert optimized["gain"] >= 1.0 - 1e-9
 
 

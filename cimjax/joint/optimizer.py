@@ -15,11 +15,11 @@ Method (equations and reasoning: docs/joint.md):
    to meet the budget (the +1-bit moves with most proxy reduction per unit of exact objective). The
    ``beam`` best, and the best start's hardware with the uniform bits that meet the budget, get their
    bits re-allocated at that hardware by MILP on exact single-entry costs (:mod:`cimjax.joint.allocation`),
-   then are polished by exact steepest descent over one-field hardware moves, +-1-bit moves and paired
-   (+1, -1)-bit exchanges. With ``hardware_sweep``, the best one's bits and the uniform bits then get
-   the best hardware of the whole space by exact sweep (area limit applied), are re-allocated and
-   polished there, and kept if better (so the result is never worse than the uniform baseline). The
-   reported design and metrics are the exact model's.
+   then are polished by exact steepest descent over one- and two-field hardware moves, +-1-bit moves
+   and paired (+1, -1)-bit exchanges. With ``hardware_sweep`` (by default: when there is an area limit),
+   the best one's bits and the uniform bits then get the best hardware of the whole space by exact sweep
+   (area limit applied), are re-allocated and polished there, and kept if better (so the result is never
+   worse than the uniform baseline). The reported design and metrics are the exact model's.
 
 The optimiser state (:class:`JointState`) is an explicit pytree; with a checkpoint directory it is saved
 with orbax after every round, and a stopped run resumes to the same result.
@@ -64,7 +64,7 @@ class JointSettings:
     penalty_growth: float = 2.0
     beam: int = 4
     allocation_rounds: int = 2
-    hardware_sweep: bool = True
+    hardware_sweep: bool | None = None  # None: sweep when the problem has an area limit
     polish_rounds: int = 60
     exchange: int = 12
     seed: int = 0
@@ -372,9 +372,13 @@ def allocate(
 
 
 def _hardware_moves(problem: JointProblem, choice: np.ndarray) -> np.ndarray:
+    """Designs one or two fields away (each by one allowed value): two-field moves let a design on the area
+    limit grow one field while shrinking another."""
     radices = np.asarray(problem.space.radices)
-    steps = np.concatenate([np.eye(len(radices), dtype=np.int64), -np.eye(len(radices), dtype=np.int64)])
-    moved = choice[None, :] + steps
+    single = np.concatenate([np.eye(len(radices), dtype=np.int64), -np.eye(len(radices), dtype=np.int64)])
+    pairs = (single[:, None, :] + single[None, :, :]).reshape(-1, len(radices))
+    pairs = pairs[np.abs(pairs).sum(axis=1) == 2]
+    moved = choice[None, :] + np.unique(np.concatenate([single, pairs]), axis=0)
     return moved[np.all((moved >= 0) & (moved < radices), axis=1)]
 
 
@@ -490,7 +494,7 @@ def optimize(
     s = evaluator(np.stack([c for c, _ in finalists]), np.stack([t for _, t in finalists]))
     choice, table = finalists[int(np.argmin(_rank(problem, s)))]
     swept = 0
-    if settings.hardware_sweep:
+    if settings.hardware_sweep or (settings.hardware_sweep is None and problem.area_max is not None):
         tables = [table] + ([fallback] if fallback is not None and not np.array_equal(fallback, table) else [])
         for done, bits in enumerate(tables):
             new_choice, n = best_hardware(problem, precision_from_table(jnp.asarray(bits, jnp.float32)))

@@ -23,9 +23,9 @@ from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 
 METHODS = ("gradient", "ga", "sequential")
-GA_EVALUATIONS = 6_400_000
-"""Default GA evaluations: about what the gradient method spends with its default settings (relaxed and
-exact evaluations, two exhaustive hardware sweeps of the 3,136,000-design space included)."""
+GA_EVALUATIONS = 64_000
+"""Default GA evaluations: about what the gradient method spends with its default settings and no area
+limit on a 16-layer model (relaxed and exact evaluations; an area limit adds its hardware sweeps)."""
 GA_GENERATIONS = 400
 """The GA's population is sized so that its evaluations last this many generations (at least 50 each)."""
 METRICS = ("tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy")
