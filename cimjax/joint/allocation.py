@@ -44,7 +44,7 @@ MILP_GAP = 1e-5
 """The bit allocation stops within this much of the least summed log-objective change (0.001 %). At a
 tight budget a 1e-6 gap took HiGHS over 8 minutes on a 16-layer model, 1e-5 under a second."""
 
-MILP_SECONDS = 20.0
+MILP_SECONDS = 5.0
 """Time limit of one allocation; HiGHS then returns the best allocation found (22-layer TinyLLaMA at the
 INT4 budget ran for minutes without proving the 1e-5 gap). Callers re-evaluate the result exactly."""
 

@@ -63,7 +63,7 @@ class JointSettings:
     penalty: float = 1.0
     penalty_growth: float = 2.0
     beam: int = 4
-    allocation_rounds: int = 2
+    allocation_rounds: int = 1
     hardware_sweep: bool | None = None  # None: sweep when the problem has an area limit
     polish_rounds: int = 60
     exchange: int = 12
