@@ -177,6 +177,37 @@ def plot(records: list[dict], metric: str, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_bits(records: list[dict], path: Path) -> None:
+    """Our per-layer bits (alpha = 1, tightest budget) for every model: layers down, the 17 tensors across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cimjax.quant.sensitivity import point_names
+
+    ours = [r for r in records if r["method"] == "gradient" and r["alpha"] == 1.0]
+    if not ours:
+        return
+    width = min(r["width"] for r in ours)
+    ours = sorted((r for r in ours if r["width"] == width), key=lambda r: list(MODELS).index(r["model"]))
+    cols = min(6, len(ours))
+    rows = math.ceil(len(ours) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 4.2 * rows), squeeze=False)
+    for ax, r in zip(axes.flat, ours, strict=False):
+        table = np.array([[*b["weight"].values(), *b["act"].values(), b["kv"]] for b in r["bits"]])
+        image = ax.imshow(table, aspect="auto", cmap="viridis", vmin=2, vmax=16)
+        ax.set_title(f"{r['model']} ({r['tokens_per_s']:.0f} tok/s)", fontsize=8)
+        ax.set_xticks(range(len(point_names())), point_names(), rotation=90, fontsize=5)
+        ax.set_ylabel("layer", fontsize=7)
+    for ax in list(axes.flat)[len(ours) :]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes, label="bits", shrink=0.6)
+    fig.suptitle(f"joint (ours) bits at the int{width} budget, alpha = 1")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results/joint"))
@@ -221,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "summary.md").write_text(text)
     for metric in METRICS:
         plot(records, metric, args.out / f"pareto_{metric}.png")
+    plot_bits(records, args.out / "bits_ours.png")
     print(text)
     return 0
 
