@@ -32,7 +32,7 @@ from cimjax.quant.sensitivity import N_POINTS, POINTS, precision_from_table
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
-from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
+from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS
 
 EXACT_BATCH = 256
 """Designs per exact evaluation call (padded), so every caller reuses one compilation."""
@@ -94,8 +94,8 @@ class JointProblem:
         return np.asarray(proxy) <= self.budget * (1 + BUDGET_RTOL)
 
     def proxy_of_tables(self, tables: np.ndarray) -> np.ndarray:
-        """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)``."""
-        return np.asarray(_batch_proxy(self.proxy, jnp.asarray(tables, jnp.float32)), np.float64)
+        """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)`` (see :func:`proxy_values`)."""
+        return proxy_values(self.proxy, tables)
 
     def uniform_table(self, bits: float) -> np.ndarray:
         """The ``(L, 17)`` table with every entry at ``bits``."""
@@ -111,12 +111,29 @@ def _batch_proxy(proxy: Proxy, tables: jax.Array) -> jax.Array:
     return jax.vmap(lambda t: proxy(precision_from_table(t)))(tables)
 
 
+def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
+    """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)``, in padded batches of :data:`EXACT_BATCH`.
+
+    Every caller (budgets, feasibility tests, the exact evaluator) goes through this one compiled program,
+    so a table gets the same float32 value wherever it is priced: a design exactly at the budget (uniform
+    INT4 against the ``int4`` budget) is not ruled out by a different summation order.
+    """
+    tables = np.asarray(tables, np.float32)
+    values = []
+    for first in range(0, len(tables), EXACT_BATCH):
+        block = tables[first : first + EXACT_BATCH]
+        padded = np.concatenate([block, np.repeat(block[-1:], EXACT_BATCH - len(block), axis=0)])
+        values.append(np.asarray(_batch_proxy(proxy, jnp.asarray(padded)), np.float64)[: len(block)])
+    return np.concatenate(values)
+
+
 def resolve_budget(budget: str | float, proxy: Proxy, n_layers: int) -> tuple[float, str]:
     """A budget as (value, label): ``int8``/``int6``/``int4`` (the proxy at that uniform width) or a number."""
     if isinstance(budget, str):
         key = budget.strip().lower()
         if key in UNIFORM_BUDGETS:
-            value = float(proxy(Precision.uniform(n_layers, UNIFORM_BUDGETS[key])))
+            table = np.full((1, n_layers, N_POINTS), float(UNIFORM_BUDGETS[key]))
+            value = float(proxy_values(proxy, table)[0])
             return value, key
         try:
             budget = float(key)
@@ -258,9 +275,9 @@ class ExactEvaluator:
             pad = EXACT_BATCH - len(c)
             c = np.concatenate([c, np.repeat(c[-1:], pad, axis=0)])
             t = np.concatenate([t, np.repeat(t[-1:], pad, axis=0)])
-            outputs = (*self._run(c, t, p.tech), _batch_proxy(p.proxy, t))
-            parts.append([np.asarray(x, np.float64)[: EXACT_BATCH - pad] for x in outputs])
-        latency, energy, area, proxy = (np.concatenate(x) for x in zip(*parts, strict=True))
+            parts.append([np.asarray(x, np.float64)[: EXACT_BATCH - pad] for x in self._run(c, t, p.tech)])
+        latency, energy, area = (np.concatenate(x) for x in zip(*parts, strict=True))
+        proxy = proxy_values(p.proxy, tables)
         objective = np.asarray(alpha_objective(latency, energy, p.alpha), np.float64)
         feasible = p.within_budget(proxy)
         if p.area_max is not None:
