@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cimjax.joint.problem import make_problem
+from cimjax.joint.problem import make_problem, proxy_values
 from cimjax.joint.runner import GA_EVALUATIONS, run_method
 from cimjax.quant.proxy import UNIFORM_BUDGETS, default_proxy
+from cimjax.quant.sensitivity import N_POINTS
 from cimjax.search.pareto import hypervolume
 from cimjax.workload.models import MODELS, get_model
-from cimjax.workload.precision import Precision
 
 METHODS = ("gradient", "uniform", "sequential", "ga")
 METRICS = {"tokens_per_s": 1.0, "tokens_per_j": 0.0}  # metric -> the alpha that optimises it
@@ -47,7 +47,7 @@ def budget_of(spec, width: int):
     name = f"int{width}"
     if name in UNIFORM_BUDGETS:
         return name
-    return float(default_proxy(spec)(Precision.uniform(spec.n_layers, width)))
+    return float(proxy_values(default_proxy(spec), np.full((1, spec.n_layers, N_POINTS), float(width)))[0])
 
 
 def run_one(path: Path, spec, alpha: float, width: int, method: str, seed: int, ga_evaluations: int) -> dict:

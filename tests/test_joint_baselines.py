@@ -148,7 +148,7 @@ def test_ga_is_feasible_deterministic_and_within_its_evaluations(spec):
     assert calls == [(g, 12) for g in range(1, 13)]
 
 
-def test_ga_values_rank_infeasible_designs_behind_feasible_ones_by_violation(spec):
+def test_rank_puts_infeasible_designs_behind_feasible_ones_by_violation(spec):
     problem = make_problem(spec, 0.01, area_max=AREA_MAX, space=SPACE)
     b, a = problem.budget, AREA_MAX
     scores = Scores(
@@ -159,7 +159,7 @@ def test_ga_values_rank_infeasible_designs_behind_feasible_ones_by_violation(spe
         objective=np.array([1e300, 1e-300, 1.0, 1.0, 1.0]),
         feasible=np.array([True, True, False, False, False]),
     )
-    values = baselines.ga_values(problem, scores)
+    values = problem.rank(scores)
     assert np.isfinite(values).all()
     assert values[0] < values[2] < values[3] < values[4]
 

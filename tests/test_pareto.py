@@ -54,9 +54,7 @@ def test_hypervolume_hand_computed_2d():
 @given(arrays(np.float64, st.tuples(st.integers(1, 30), st.just(2)), elements=st.floats(0.0, 1.0)))
 def test_hypervolume_2d_matches_pymoo(points):
     reference = np.array([1.1, 1.3])
-    assert hypervolume(points, reference) == pytest.approx(
-        HV(ref_point=reference)(points), rel=1e-9, abs=1e-12
-    )
+    assert hypervolume(points, reference) == pytest.approx(HV(ref_point=reference)(points), rel=1e-9, abs=1e-12)
 
 
 def test_hypervolume_3d_uses_pymoo():

@@ -20,7 +20,7 @@ import numpy as np
 
 from cimjax.hardware.config import FIELDS
 from cimjax.joint.allocation import allocate_within_budget, best_hardware, linearise
-from cimjax.joint.problem import ExactEvaluator, InfeasibleError, JointProblem, Scores, design_report
+from cimjax.joint.problem import INFEASIBLE_RANK, ExactEvaluator, InfeasibleError, JointProblem, design_report
 from cimjax.quant.sensitivity import precision_from_table
 from cimjax.search.ga import run_integer_ga
 from cimjax.search.pareto import alpha_objective
@@ -28,10 +28,6 @@ from cimjax.workload.precision import Precision
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``, e.g. to drive a progress bar."""
-
-GA_INFEASIBLE = 1e3
-"""GA value of an infeasible design before its violation is added: above the log of any finite positive
-float64 (< 710), so every infeasible design ranks behind every feasible one."""
 
 
 @dataclasses.dataclass
@@ -70,12 +66,6 @@ def _result(
     )
 
 
-def uniform_widths(problem: JointProblem) -> range:
-    """Widths every tensor kind allows (the intersection of the :class:`BitSpace` ranges; may be empty)."""
-    low, high = problem.bits.bounds()
-    return range(int(low.max()), int(high.min()) + 1)
-
-
 def _uniform_result(problem: JointProblem, bits: int, progress: Progress | None) -> BaselineResult:
     start = time.perf_counter()
     choice, swept = best_hardware(problem, Precision.uniform(problem.n_layers, bits), progress)
@@ -85,7 +75,7 @@ def _uniform_result(problem: JointProblem, bits: int, progress: Progress | None)
 def uniform_baseline(problem: JointProblem, progress: Progress | None = None) -> BaselineResult:
     """The paper's approach: the same width ``b`` for all weights, activations and KV, hardware by sweep.
 
-    ``b`` is the smallest width of :func:`uniform_widths` whose proxy meets the budget. That is optimal
+    ``b`` is :meth:`JointProblem.smallest_uniform_width`, the smallest allowed width meeting the budget. That is optimal
     among uniform widths: the proxy falls as bits grow, so every width above ``b`` meets the budget too,
     but latency and energy never fall with more bits (more bit-serial cycles, more bytes stored and
     moved) for any hardware, so no design at a wider ``b`` beats the best one at ``b``. One exhaustive sweep
@@ -95,17 +85,17 @@ def uniform_baseline(problem: JointProblem, progress: Progress | None = None) ->
     Raises:
       InfeasibleError: no uniform width meets the budget (or the bit ranges share no width).
     """
-    widths = uniform_widths(problem)
+    widths = problem.uniform_widths()
     if not widths:
         raise InfeasibleError(f"no uniform width: the bit ranges of {problem.bits} share no width")
-    proxies = problem.proxy_of_tables(np.stack([problem.uniform_table(b) for b in widths]))
-    meets = [b for b, ok in zip(widths, problem.within_budget(proxies), strict=True) if ok]
-    if not meets:
+    width = problem.smallest_uniform_width()
+    if width is None:
+        widest = problem.proxy_of_tables(problem.uniform_table(widths[-1])[None])[0]
         raise InfeasibleError(
             f"no uniform width meets the budget {problem.budget:.4g} nats/token: the widest allowed, "
-            f"{widths[-1]} bits, predicts {proxies[-1]:.4g}"
+            f"{widths[-1]} bits, predicts {widest:.4g}"
         )
-    return _uniform_result(problem, meets[0], progress)
+    return _uniform_result(problem, width, progress)
 
 
 def uniform_front(problem: JointProblem, widths, progress: Progress | None = None) -> list[BaselineResult]:
@@ -113,9 +103,9 @@ def uniform_front(problem: JointProblem, widths, progress: Progress | None = Non
     Pareto-front plots. ``progress`` counts designs over all sweeps.
 
     Raises:
-      ValueError: a width outside :func:`uniform_widths`.
+      ValueError: a width outside :meth:`JointProblem.uniform_widths`.
     """
-    allowed = uniform_widths(problem)
+    allowed = problem.uniform_widths()
     widths = list(widths)
     bad = [b for b in widths if b not in allowed]
     if bad:
@@ -182,22 +172,13 @@ def sequential_baseline(problem: JointProblem, max_rounds: int = 6, progress: Pr
     return _result(problem, "sequential", choice, table, evaluator.evaluations + swept, start, history)
 
 
-def ga_values(problem: JointProblem, scores: Scores) -> np.ndarray:
-    """What the GA minimises: ``log`` objective if feasible, else :data:`GA_INFEASIBLE` plus the summed
-    relative violations ``log(proxy / budget)`` and ``log(area / area_max)`` (those above 0). Finite."""
-    violation = np.log(np.maximum(scores.proxy / problem.budget, 1.0))
-    if problem.area_max is not None:
-        violation += np.log(np.maximum(scores.area_mm2 / problem.area_max, 1.0))
-    return np.where(scores.feasible, np.log(scores.objective), GA_INFEASIBLE + violation)
-
-
 def ga_baseline(
     problem: JointProblem, evaluations: int, seed: int = 0, pop_size: int = 50, progress: Progress | None = None
 ) -> BaselineResult:
     """A joint GA (:func:`run_integer_ga`) over the hardware choices and every bit-table entry.
 
     The genome is the 9 choice indices then the ``L * 17`` entries as offsets from their lowest allowed
-    bits; the GA minimises :func:`ga_values`. The initial population holds every uniform width (with
+    bits; the GA minimises :meth:`JointProblem.rank`. The initial population holds every uniform width (with
     random hardware) and random individuals; it runs ``evaluations // pop_size`` generations, so at most
     ``evaluations`` designs are evaluated (``evaluations`` reports how many were). ``history`` is the best
     objective after each generation; ``progress`` counts generations.
@@ -207,7 +188,7 @@ def ga_baseline(
         ``pop_size``.
       InfeasibleError: no feasible design was found.
     """
-    widths = np.asarray(uniform_widths(problem))
+    widths = np.asarray(problem.uniform_widths())
     least = max(2, len(widths))
     if not (isinstance(pop_size, int) and pop_size >= least):
         raise ValueError(f"pop_size = {pop_size!r} is not allowed; give a whole number >= {least}")
@@ -226,7 +207,7 @@ def ga_baseline(
     initial = np.random.default_rng(seed).integers(0, radices, size=(pop_size, radices.size))
     initial[: len(widths), n_hw:] = np.tile(widths[:, None] - low, problem.n_layers)
     ga = run_integer_ga(
-        lambda x: ga_values(problem, evaluator(*design(x))),
+        lambda x: problem.rank(evaluator(*design(x))),
         radices,
         pop_size=pop_size,
         n_gen=n_gen,
@@ -234,18 +215,16 @@ def ga_baseline(
         initial=initial,
         progress=progress and (lambda generation, _: progress(generation, n_gen)),
     )
-    if ga.best_value >= GA_INFEASIBLE:
+    if ga.best_value >= INFEASIBLE_RANK:
         raise InfeasibleError(f"the GA found no design meeting the budget in {ga.evaluations} evaluations")
-    history = [float(np.exp(v)) if v < GA_INFEASIBLE else np.inf for v in ga.history]
+    history = [float(np.exp(v)) if v < INFEASIBLE_RANK else np.inf for v in ga.history]
     return _result(problem, "ga", *design(ga.best_choice), ga.evaluations, start, history)
 
 
 __all__ = [
     "BaselineResult",
     "ga_baseline",
-    "ga_values",
     "sequential_baseline",
     "uniform_baseline",
     "uniform_front",
-    "uniform_widths",
 ]

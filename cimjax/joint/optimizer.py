@@ -46,7 +46,14 @@ from cimjax.hardware.config import FIELDS, DesignSpace
 from cimjax.joint.allocation import allocate_within_budget, best_hardware, linearise
 from cimjax.joint.problem import ExactEvaluator, JointProblem, Scores, design_report
 from cimjax.quant.sensitivity import N_POINTS, precision_from_table
-from cimjax.search.gradient import check_range, config_from_coordinates, search_box, to_search_coordinate
+from cimjax.search.gradient import (
+    check_range,
+    config_from_coordinates,
+    nearest_choices,
+    neighbours,
+    search_box,
+    space_coordinates,
+)
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 
@@ -152,15 +159,10 @@ def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings:
     lo_hw, hi_hw = search_box(DesignSpace(dict(space_key)))
     optimizer = _adam(settings.learning_rate)
 
-    def design(params, bit_lo, bit_hi):
-        theta_hw, theta_bits = params
-        z = lo_hw + (hi_hw - lo_hw) * jax.nn.sigmoid(theta_hw)
-        bits = bit_lo + (bit_hi - bit_lo) * jax.nn.sigmoid(theta_bits)
-        return config_from_coordinates(z), bits
-
     def terms(params, tau, data):
         alpha, budget, area_max, proxy, tech, bit_lo, bit_hi = data
-        hw, bits = design(params, bit_lo, bit_hi)
+        z, bits = unbox(*params, (lo_hw, hi_hw), (bit_lo, bit_hi))
+        hw = config_from_coordinates(z)
         costs = evaluate(hw, precision_from_table(bits), spec, workload, tech, relaxed_ops(tau), False)
         objective = alpha * jnp.log(costs.latency_s) + (1.0 - alpha) * jnp.log(costs.energy_j)
         c_acc = jnp.log(proxy(precision_from_table(bits)) / budget)
@@ -214,13 +216,16 @@ def _problem_data(problem: JointProblem):
     )
 
 
+def unbox(theta_hw, theta_bits, hw_box, bit_box):
+    """Unconstrained parameters to hardware search coordinates and continuous bits, each boxed by a sigmoid."""
+    (lo_hw, hi_hw), (lo, hi) = hw_box, bit_box
+    return lo_hw + (hi_hw - lo_hw) * jax.nn.sigmoid(theta_hw), lo + (hi - lo) * jax.nn.sigmoid(theta_bits)
+
+
 def continuous_designs(problem: JointProblem, state: JointState) -> tuple[np.ndarray, np.ndarray]:
     """The starts' continuous hardware (search coordinates, ``(S, 9)``) and bits ``(S, L, 17)``."""
-    lo_hw, hi_hw = (np.asarray(x, np.float64) for x in search_box(problem.space))
-    lo, hi = problem.bits.bounds()
-    z = lo_hw + (hi_hw - lo_hw) / (1.0 + np.exp(-np.asarray(state.theta_hw, np.float64)))
-    bits = lo + (hi - lo) / (1.0 + np.exp(-np.asarray(state.theta_bits, np.float64)))
-    return z, bits
+    z, bits = unbox(state.theta_hw, state.theta_bits, search_box(problem.space), problem.bits.bounds())
+    return np.asarray(z, np.float64), np.asarray(bits, np.float64)
 
 
 # --- Checkpoints -------------------------------------------------------------------------------------
@@ -287,34 +292,8 @@ class _Checkpoints:
 
 def snap(problem: JointProblem, z: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest allowed hardware (in search coordinates) and nearest whole bits, per start."""
-    coords = [np.asarray(to_search_coordinate(n, problem.space.values[n]), np.float64) for n in FIELDS]
-    choice = np.stack([np.abs(z[:, i, None] - c[None, :]).argmin(axis=1) for i, c in enumerate(coords)], axis=1)
     lo, hi = problem.bits.bounds()
-    return choice, np.clip(np.rint(bits), lo, hi)
-
-
-def uniform_table_meeting_budget(problem: JointProblem) -> np.ndarray | None:
-    """The uniform table at the smallest width meeting the budget (None if no uniform width does)."""
-    lo, hi = problem.bits.bounds()
-    widths = np.arange(int(lo.max()), int(hi.min()) + 1)
-    if not len(widths):
-        return None
-    tables = np.stack([problem.uniform_table(b) for b in widths])
-    ok = np.flatnonzero(problem.proxy_of_tables(tables) <= problem.budget)
-    return tables[ok[0]] if len(ok) else None
-
-
-def _violation(problem: JointProblem, s: Scores) -> np.ndarray:
-    """Summed relative constraint violations in log units (0 when feasible)."""
-    v = np.maximum(0.0, np.log(s.proxy / problem.budget))
-    if problem.area_max is not None:
-        v = v + np.maximum(0.0, np.log(s.area_mm2 / problem.area_max))
-    return v
-
-
-def _rank(problem: JointProblem, s: Scores) -> np.ndarray:
-    """Lower is better: feasible designs by objective, then infeasible ones by violation."""
-    return np.where(s.feasible, np.log(s.objective), 1e6 * (1.0 + _violation(problem, s)))
+    return nearest_choices(z, space_coordinates(problem.space)), np.clip(np.rint(bits), lo, hi)
 
 
 def _bit_moves(problem: JointProblem, table: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -351,7 +330,6 @@ def repair(problem: JointProblem, evaluator: ExactEvaluator, choice: np.ndarray,
         flat = table.ravel()
         flat[moved[order[:taken]]] += 1
         table = flat.reshape(table.shape)
-    return table
 
 
 def allocate(
@@ -365,21 +343,19 @@ def allocate(
     for _ in range(rounds):
         new = allocate_within_budget(problem, linearise(problem, choice, table, evaluator), choice, evaluator)
         s = evaluator(np.stack([choice, choice]), np.stack([table, new]))
-        if _rank(problem, s)[1] >= _rank(problem, s)[0]:
+        if problem.rank(s)[1] >= problem.rank(s)[0]:
             break
         table = new
     return table
 
 
 def _hardware_moves(problem: JointProblem, choice: np.ndarray) -> np.ndarray:
-    """Designs one or two fields away (each by one allowed value): two-field moves let a design on the area
-    limit grow one field while shrinking another."""
+    """Designs one or two single-value steps away: two-field moves let a design on the area limit grow one
+    field while shrinking another."""
     radices = np.asarray(problem.space.radices)
-    single = np.concatenate([np.eye(len(radices), dtype=np.int64), -np.eye(len(radices), dtype=np.int64)])
-    pairs = (single[:, None, :] + single[None, :, :]).reshape(-1, len(radices))
-    pairs = pairs[np.abs(pairs).sum(axis=1) == 2]
-    moved = choice[None, :] + np.unique(np.concatenate([single, pairs]), axis=0)
-    return moved[np.all((moved >= 0) & (moved < radices), axis=1)]
+    near = neighbours(choice, radices)
+    moved = np.unique(np.concatenate([near, *(neighbours(c, radices) for c in near)]), axis=0)
+    return moved[np.any(moved != choice, axis=1)]
 
 
 def polish(
@@ -388,16 +364,14 @@ def polish(
     choice: np.ndarray,
     table: np.ndarray,
     settings: JointSettings,
-) -> tuple[np.ndarray, np.ndarray, list[float]]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact steepest descent from a discrete design over hardware, single-bit and exchange moves.
 
     Exchanges pair the ``exchange`` -1-bit moves that save most objective with the ``exchange`` +1-bit moves
     that remove most proxy per unit of objective, so a design on the budget can still trade bits.
     """
-    history = []
     for _ in range(settings.polish_rounds):
         current = evaluator(choice[None], table[None])
-        history.append(float(current.objective[0]))
         hw = _hardware_moves(problem, choice)
         up, up_idx = _bit_moves(problem, table, +1)
         down, down_idx = _bit_moves(problem, table, -1)
@@ -419,12 +393,12 @@ def polish(
             choices = np.concatenate([choices, np.repeat(choice[None], len(pairs), axis=0)])
             tables = np.concatenate([tables, ex.reshape(-1, *table.shape)])
             s = _concat(s, evaluator(choices[-len(pairs) :], tables[-len(pairs) :]))
-        rank = _rank(problem, s)
+        rank = problem.rank(s)
         j = int(np.argmin(rank))
-        if rank[j] >= _rank(problem, current)[0] - 1e-12:
+        if rank[j] >= problem.rank(current)[0] - 1e-12:
             break
         choice, table = choices[j], tables[j]
-    return choice, table, history
+    return choice, table
 
 
 def _slice(s: Scores, start: int, stop: int) -> Scores:
@@ -478,30 +452,31 @@ def optimize(
     z, bits = continuous_designs(problem, state)
     choices, tables = snap(problem, z, bits)
     tables = np.stack([repair(problem, evaluator, c, t) for c, t in zip(choices, tables, strict=True)])
-    starts = list(np.argsort(_rank(problem, evaluator(choices, tables)), kind="stable")[: settings.beam])
+    starts = list(np.argsort(problem.rank(evaluator(choices, tables)), kind="stable")[: settings.beam])
     candidates = [(choices[i], tables[i]) for i in starts]
-    fallback = uniform_table_meeting_budget(problem)
+    width = problem.smallest_uniform_width()
+    fallback = None if width is None else problem.uniform_table(width)
     if fallback is not None:  # the best start hardware with uniform bits: never worse than uniform there
-        k = int(np.argmin(_rank(problem, evaluator(choices, np.broadcast_to(fallback, tables.shape)))))
+        k = int(np.argmin(problem.rank(evaluator(choices, np.broadcast_to(fallback, tables.shape)))))
         candidates.append((choices[k], fallback))
     finalists = []
     for done, (choice, table) in enumerate(candidates):
         table = allocate(problem, evaluator, choice, table, settings.allocation_rounds)
-        choice, table, _ = polish(problem, evaluator, choice, table, settings)
+        choice, table = polish(problem, evaluator, choice, table, settings)
         finalists.append((choice, table))
         if progress:
             progress("polish", done + 1, len(candidates))
     s = evaluator(np.stack([c for c, _ in finalists]), np.stack([t for _, t in finalists]))
-    choice, table = finalists[int(np.argmin(_rank(problem, s)))]
+    choice, table = finalists[int(np.argmin(problem.rank(s)))]
     swept = 0
     if settings.hardware_sweep or (settings.hardware_sweep is None and problem.area_max is not None):
         tables = [table] + ([fallback] if fallback is not None and not np.array_equal(fallback, table) else [])
         for done, bits in enumerate(tables):
             new_choice, n = best_hardware(problem, precision_from_table(jnp.asarray(bits, jnp.float32)))
             new_table = allocate(problem, evaluator, new_choice, bits, settings.allocation_rounds)
-            new_choice, new_table, _ = polish(problem, evaluator, new_choice, new_table, settings)
+            new_choice, new_table = polish(problem, evaluator, new_choice, new_table, settings)
             s = evaluator(np.stack([choice, new_choice]), np.stack([table, new_table]))
-            if _rank(problem, s)[1] < _rank(problem, s)[0]:
+            if problem.rank(s)[1] < problem.rank(s)[0]:
                 choice, table = new_choice, new_table
             swept += n
             if progress:

@@ -37,6 +37,10 @@ from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS
 EXACT_BATCH = 256
 """Designs per exact evaluation call (padded), so every caller reuses one compilation."""
 
+INFEASIBLE_RANK = 1e3
+"""Rank of an infeasible design before its violation is added: above the log of any finite positive
+float64 (< 710), so every infeasible design ranks behind every feasible one."""
+
 BUDGET_RTOL = 1e-6
 """Relative tolerance on the proxy budget: float32 sums of many per-entry terms round by about this much."""
 
@@ -100,6 +104,32 @@ class JointProblem:
     def uniform_table(self, bits: float) -> np.ndarray:
         """The ``(L, 17)`` table with every entry at ``bits``."""
         return np.full((self.n_layers, N_POINTS), float(bits))
+
+    def uniform_widths(self) -> range:
+        """Widths every tensor kind allows (the intersection of the :class:`BitSpace` ranges; may be empty)."""
+        low, high = self.bits.bounds()
+        return range(int(low.max()), int(high.min()) + 1)
+
+    def smallest_uniform_width(self) -> int | None:
+        """The smallest uniform width whose proxy meets the budget, or None if none does."""
+        widths = self.uniform_widths()
+        if not widths:
+            return None
+        meets = self.within_budget(self.proxy_of_tables(np.stack([self.uniform_table(b) for b in widths])))
+        return widths[int(np.argmax(meets))] if meets.any() else None
+
+    def violation(self, scores: Scores) -> np.ndarray:
+        """Summed relative constraint violations in log units, ``log(proxy / budget)`` and
+        ``log(area / area_max)`` where above 0; 0 for feasible designs."""
+        v = np.log(np.maximum(scores.proxy / self.budget, 1.0))
+        if self.area_max is not None:
+            v = v + np.log(np.maximum(scores.area_mm2 / self.area_max, 1.0))
+        return v
+
+    def rank(self, scores: Scores) -> np.ndarray:
+        """Lower is better, always finite: ``log`` objective if feasible, else :data:`INFEASIBLE_RANK` plus
+        :meth:`violation`. Every optimiser compares designs by it."""
+        return np.where(scores.feasible, np.log(scores.objective), INFEASIBLE_RANK + self.violation(scores))
 
     def max_table(self) -> np.ndarray:
         """Every entry at its highest allowed bits: the lowest proxy any assignment reaches."""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from cimjax.api import resolve_model
 from cimjax.hardware.technology import Technology
+from cimjax.joint.baselines import ga_baseline, sequential_baseline, uniform_baseline
+from cimjax.joint.optimizer import JointSettings, optimize
 from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.quant.proxy import Proxy
 from cimjax.workload.models import ModelSpec
@@ -42,7 +44,7 @@ def run_method(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress: Progress | None = None,
-    settings=None,
+    settings: JointSettings | None = None,
     ga_evaluations: int = GA_EVALUATIONS,
 ):
     """Runs one method on ``problem``; returns ``(report, evaluations)`` of its final discrete design.
@@ -51,9 +53,6 @@ def run_method(
     replaced by ``seed``). ``ga_evaluations``: the GA's evaluation budget; experiments pass what the
     gradient method spent on the same problem, so the two are compared at equal evaluation counts.
     """
-    from cimjax.joint.baselines import ga_baseline, sequential_baseline
-    from cimjax.joint.optimizer import JointSettings, optimize
-
     if method not in METHODS:
         raise ValueError(f"method = {method!r} is not known; allowed: {list(METHODS)}")
     if method != "gradient" and (checkpoint_dir is not None or resume):
@@ -84,7 +83,7 @@ def optimize_report(
     proxy: Proxy | None = None,
     workload: Workload | None = None,
     tech: Technology | None = None,
-    settings=None,
+    settings: JointSettings | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """Validates the request, optimises, and compares with the best uniform-precision design (JSON-ready).
@@ -93,8 +92,6 @@ def optimize_report(
       ValueError: a malformed argument, naming it and what is allowed.
       cimjax.joint.problem.InfeasibleError: a budget or area limit that no design can meet.
     """
-    from cimjax.joint.baselines import uniform_baseline
-
     spec = resolve_model(model)
     problem = make_problem(spec, budget, proxy=proxy, alpha=alpha, area_max=area_max, workload=workload, tech=tech)
     start = time.perf_counter()

@@ -178,9 +178,19 @@ class _ExactCache:
         return np.asarray([self.values[k][0] for k in keys])
 
 
+def space_coordinates(space: DesignSpace) -> list[np.ndarray]:
+    """Every field's allowed values in its search coordinate (float64), in ``FIELDS`` order."""
+    return [np.asarray(to_search_coordinate(n, space.values[n]), np.float64) for n in FIELDS]
+
+
+def nearest_choices(z: np.ndarray, coords: list[np.ndarray]) -> np.ndarray:
+    """Choice indices ``(n, 9)`` of the allowed values nearest to continuous designs ``z`` (search coordinates)."""
+    return np.stack([np.abs(z[:, i, None] - c[None, :]).argmin(axis=1) for i, c in enumerate(coords)], axis=1)
+
+
 def _snap_candidates(z: np.ndarray, coords: list[np.ndarray]) -> np.ndarray:
     """Nearest allowed design of each start, plus one-field swaps to the other bracketing value; (n, 9)."""
-    nearest = np.stack([np.abs(z[:, i, None] - c[None, :]).argmin(axis=1) for i, c in enumerate(coords)], axis=1)
+    nearest = nearest_choices(z, coords)
     candidates = [nearest]
     for i, c in enumerate(coords):
         below = np.clip(np.searchsorted(c, z[:, i], side="right") - 1, 0, len(c) - 1)
@@ -192,7 +202,7 @@ def _snap_candidates(z: np.ndarray, coords: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(candidates)
 
 
-def _neighbours(choice: np.ndarray, radices: np.ndarray) -> np.ndarray:
+def neighbours(choice: np.ndarray, radices: np.ndarray) -> np.ndarray:
     """Designs one field away (adjacent allowed value), shape (<= 18, 9)."""
     steps = np.concatenate([np.eye(len(radices), dtype=np.int64), -np.eye(len(radices), dtype=np.int64)])
     moved = choice[None, :] + steps
@@ -264,14 +274,14 @@ def gradient_search(
         progress(1, total_rounds)
 
     cache = _ExactCache(make_exact_batch(spec, workload, space_key), prec, tech, float(alpha))
-    coords = [np.asarray(to_search_coordinate(n, space.values[n]), np.float64) for n in FIELDS]
+    coords = space_coordinates(space)
     candidates = np.unique(_snap_candidates(z, coords), axis=0)
     objectives = cache.evaluate(candidates)
     current = candidates[np.argsort(objectives, kind="stable")[:beam]]
     history = [float(objectives.min())]
 
     while True:
-        moves = [_neighbours(c, radices) for c in current]
+        moves = [neighbours(c, radices) for c in current]
         values = cache.evaluate(np.concatenate(moves))
         improved, offset = [], 0
         for c, m in zip(current, moves, strict=True):
