@@ -15,23 +15,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from cimjax.joint.problem import ExactEvaluator, InfeasibleError, JointProblem
+from cimjax.quant.sensitivity import precision_from_table
 from cimjax.search.exhaustive import sweep
 from cimjax.search.pareto import alpha_sweep
-from cimjax.workload.precision import Precision
 
 
 def best_hardware(
-    problem: JointProblem, prec: Precision, progress: Callable[[int, int], None] | None = None
+    problem: JointProblem, table: np.ndarray, progress: Callable[[int, int], None] | None = None
 ) -> tuple[np.ndarray, int]:
-    """The area-feasible design of ``problem.space`` minimising the objective at ``prec``, by exhaustive sweep.
+    """The area-feasible design of ``problem.space`` minimising the objective at bit table ``table``
+    ``(L, 17)``, by exhaustive sweep (uniform tables take the sweep's one-layer fast path).
 
     Returns its choice indices ``(9,)`` and the number of designs swept. Ties go to the Pareto-optimal design.
     """
+    prec = precision_from_table(jnp.asarray(table, jnp.float32))
     result = sweep(problem.spec, prec, problem.workload, problem.tech, problem.space, progress=progress)
     allowed = np.flatnonzero(
         np.ones(result.evaluations, bool) if problem.area_max is None else result.area_mm2 <= problem.area_max

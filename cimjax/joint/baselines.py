@@ -15,16 +15,13 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-import jax.numpy as jnp
 import numpy as np
 
 from cimjax.hardware.config import FIELDS
 from cimjax.joint.allocation import allocate_within_budget, best_hardware, linearise
 from cimjax.joint.problem import INFEASIBLE_RANK, ExactEvaluator, InfeasibleError, JointProblem, design_report
-from cimjax.quant.sensitivity import precision_from_table
 from cimjax.search.ga import run_integer_ga
 from cimjax.search.pareto import alpha_objective
-from cimjax.workload.precision import Precision
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``, e.g. to drive a progress bar."""
@@ -68,7 +65,7 @@ def _result(
 
 def _uniform_result(problem: JointProblem, bits: int, progress: Progress | None) -> BaselineResult:
     start = time.perf_counter()
-    choice, swept = best_hardware(problem, Precision.uniform(problem.n_layers, bits), progress)
+    choice, swept = best_hardware(problem, problem.uniform_table(bits), progress)
     return _result(problem, f"uniform-int{bits}", choice, problem.uniform_table(bits), swept, start)
 
 
@@ -141,7 +138,7 @@ def sequential_baseline(problem: JointProblem, max_rounds: int = 6, progress: Pr
     evaluator = ExactEvaluator(problem)
     low, high = problem.bits.bounds()
     table = np.clip(problem.uniform_table(8), low, high)
-    choice, swept = best_hardware(problem, precision_from_table(jnp.asarray(table, jnp.float32)))
+    choice, swept = best_hardware(problem, table)
     best, history, seen = None, [], set()
 
     def keep(choice: np.ndarray, table: np.ndarray) -> None:
@@ -158,7 +155,7 @@ def sequential_baseline(problem: JointProblem, max_rounds: int = 6, progress: Pr
         if progress:
             progress(done, max_rounds + 1)
         new_table = allocate_within_budget(problem, linearise(problem, choice, table, evaluator), choice, evaluator)
-        new_choice, n = best_hardware(problem, precision_from_table(jnp.asarray(new_table, jnp.float32)))
+        new_choice, n = best_hardware(problem, new_table)
         swept += n
         table, choice = new_table, new_choice
         if (choice.tobytes(), table.tobytes()) in seen:

@@ -472,7 +472,7 @@ def optimize(
     if settings.hardware_sweep or (settings.hardware_sweep is None and problem.area_max is not None):
         tables = [table] + ([fallback] if fallback is not None and not np.array_equal(fallback, table) else [])
         for done, bits in enumerate(tables):
-            new_choice, n = best_hardware(problem, precision_from_table(jnp.asarray(bits, jnp.float32)))
+            new_choice, n = best_hardware(problem, bits)
             new_table = allocate(problem, evaluator, new_choice, bits, settings.allocation_rounds)
             new_choice, new_table = polish(problem, evaluator, new_choice, new_table, settings)
             s = evaluator(np.stack([choice, new_choice]), np.stack([table, new_table]))

@@ -141,6 +141,11 @@ def _batch_proxy(proxy: Proxy, tables: jax.Array) -> jax.Array:
     return jax.vmap(lambda t: proxy(precision_from_table(t)))(tables)
 
 
+def _pad(block: np.ndarray) -> np.ndarray:
+    """``block`` padded to :data:`EXACT_BATCH` rows by repeating its last row (one compiled shape)."""
+    return np.concatenate([block, np.repeat(block[-1:], EXACT_BATCH - len(block), axis=0)])
+
+
 def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
     """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)``, in padded batches of :data:`EXACT_BATCH`.
 
@@ -152,8 +157,7 @@ def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
     values = []
     for first in range(0, len(tables), EXACT_BATCH):
         block = tables[first : first + EXACT_BATCH]
-        padded = np.concatenate([block, np.repeat(block[-1:], EXACT_BATCH - len(block), axis=0)])
-        values.append(np.asarray(_batch_proxy(proxy, jnp.asarray(padded)), np.float64)[: len(block)])
+        values.append(np.asarray(_batch_proxy(proxy, jnp.asarray(_pad(block))), np.float64)[: len(block)])
     return np.concatenate(values)
 
 
@@ -302,10 +306,7 @@ class ExactEvaluator:
         parts = []
         for first in range(0, n, EXACT_BATCH):
             c, t = choices[first : first + EXACT_BATCH], tables[first : first + EXACT_BATCH]
-            pad = EXACT_BATCH - len(c)
-            c = np.concatenate([c, np.repeat(c[-1:], pad, axis=0)])
-            t = np.concatenate([t, np.repeat(t[-1:], pad, axis=0)])
-            parts.append([np.asarray(x, np.float64)[: EXACT_BATCH - pad] for x in self._run(c, t, p.tech)])
+            parts.append([np.asarray(x, np.float64)[: len(c)] for x in self._run(_pad(c), _pad(t), p.tech)])
         latency, energy, area = (np.concatenate(x) for x in zip(*parts, strict=True))
         proxy = proxy_values(p.proxy, tables)
         objective = np.asarray(alpha_objective(latency, energy, p.alpha), np.float64)
