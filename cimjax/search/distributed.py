@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
-from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, compress_uniform, store_chunk
+from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, compress_uniform, run_chunks
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
@@ -136,20 +136,8 @@ def sweep_range(
     jax.block_until_ready(run(jnp.asarray(start), *inputs))
     compile_s = time.perf_counter() - start_compile
 
-    step = len(devices) * chunk_per_device
-    n = stop - start
-    outputs = [np.empty(n, np.float64) for _ in range(3)]
     begin = time.perf_counter()
-    pending = None
-    for first in range(start, stop, step):
-        result = run(jnp.asarray(first), *inputs)  # asynchronous: copy the previous step's output meanwhile
-        if pending is not None:
-            store_chunk(outputs, *pending)
-        pending = (first - start, min(step, stop - first), result)
-        if progress:
-            progress(min(first + step, stop) - start, n)
-    if pending is not None:
-        store_chunk(outputs, *pending)
+    outputs = run_chunks(run, inputs, start, stop, len(devices) * chunk_per_device, progress)
     wall_s = time.perf_counter() - begin
     return PartialSweep(start, stop, *outputs, compile_s=compile_s, wall_s=wall_s)
 

@@ -98,23 +98,35 @@ def sweep(
     jax.block_until_ready(run(jnp.asarray(0), prec, tech))
     compile_s = time.perf_counter() - start_compile
 
-    n = space.size
-    outputs = [np.empty(n, np.float64) for _ in range(3)]
     start = time.perf_counter()
-    pending = None
-    for first in range(0, n, chunk):
-        result = run(jnp.asarray(first), prec, tech)  # dispatched asynchronously; copy the previous one meanwhile
-        if pending is not None:
-            store_chunk(outputs, *pending)
-        pending = (first, min(chunk, n - first), result)
-        if progress:
-            progress(min(first + chunk, n), n)
-    store_chunk(outputs, *pending)
+    outputs = run_chunks(run, (prec, tech), 0, space.size, chunk, progress)
     wall_s = time.perf_counter() - start
     return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s)
 
 
-def store_chunk(outputs, first, count, result):
+def run_chunks(run: Callable, args: tuple, start: int, stop: int, step: int, progress=None) -> list[np.ndarray]:
+    """Calls ``run(first, *args)`` for ``first`` in ``range(start, stop, step)``; returns its three outputs,
+    concatenated and cut to ``stop - start`` designs (float64).
+
+    Each call is dispatched asynchronously and the previous call's output copied meanwhile, so the host
+    copy overlaps the device work. ``progress(done, total)`` counts designs of the range.
+    """
+    n = stop - start
+    outputs = [np.empty(n, np.float64) for _ in range(3)]
+    pending = None
+    for first in range(start, stop, step):
+        result = run(jnp.asarray(first), *args)
+        if pending is not None:
+            _store(outputs, *pending)
+        pending = (first - start, min(step, stop - first), result)
+        if progress:
+            progress(min(first + step, stop) - start, n)
+    if pending is not None:
+        _store(outputs, *pending)
+    return outputs
+
+
+def _store(outputs, first, count, result):
     """Copies the first ``count`` values of each result array into ``outputs`` at ``first``."""
     for out, values in zip(outputs, result, strict=True):
         out[first : first + count] = np.asarray(values)[:count]
