@@ -13,10 +13,11 @@ import jax
 import numpy as np
 
 from cimjax.cost.model import Costs, evaluate
-from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology, default_technology
 from cimjax.jsonfile import read_json
 from cimjax.mapping.pipeline import dram_bits_per_s
+from cimjax.results import Result, make_meta
 from cimjax.workload.models import ModelSpec, get_model
 from cimjax.workload.operators import Workload, decode_operators
 from cimjax.workload.precision import Precision, preset
@@ -43,6 +44,11 @@ def load_config(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a JSON object with the fields {list(FIELDS)}")
     return data
+
+
+def complete_config(values: Mapping[str, float]) -> dict:
+    """``values`` with the fields it lacks taken from the paper's alpha = 0.5 design (as the CLI does)."""
+    return dict(EDGECIM_ALPHA05_DESIGN) | dict(values)
 
 
 def roofline_tokens_per_s(dram_bits: float, tech: Technology, tokens: int) -> float:
@@ -118,12 +124,15 @@ def evaluate_design(
     tech: Technology | None = None,
     space: DesignSpace = PAPER_SPACE,
 ) -> dict:
-    """Validates the inputs, evaluates one design exactly and returns the JSON-ready report."""
+    """Validates the inputs, evaluates one design exactly and returns its report (a JSON-ready
+    :class:`cimjax.results.Result` with ``meta``). Hardware fields missing from ``config`` come from the
+    paper's alpha = 0.5 design (``EDGECIM_ALPHA05_DESIGN``), as on the command line."""
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
-    hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(config, space)
+    hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(complete_config(config), space)
     workload = workload or Workload()
     tech = tech or default_technology()
     costs = _evaluate_jit(hw, prec, spec, workload, tech)
     name = precision if isinstance(precision, str) else "mixed"
-    return costs_report(costs, hw, spec, name, prec, tech) | {"layer_operators": decode_operators(spec, workload)}
+    report = costs_report(costs, hw, spec, name, prec, tech) | {"layer_operators": decode_operators(spec, workload)}
+    return Result(report, meta=make_meta(workload, tech))

@@ -69,6 +69,11 @@ def test_sweep_writes_front_optima_ga_and_plot(app, space_file, tmp_path):
     assert sorted((g["alpha"], g["seed"]) for g in ga) == [(0.0, 0), (0.5, 0), (1.0, 0)]
     assert all(g["gap_to_optimum"] >= 0 and g["evaluations"] <= 1000 for g in ga)
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every file says how it was produced: the CSVs through side-cars holding the JSON files' meta
+    assert summary["meta"]["workload"] == {"prefill_tokens": 37, "generate_tokens": 5, "attention_block": 32}
+    for name in ("pareto", "alpha_optima"):
+        side = json.loads((out / f"{name}.meta.json").read_text())
+        assert side == {"describes": f"{name}.csv", "meta": summary["meta"]}
     assert "designs in" in result.output
 
 

@@ -60,11 +60,23 @@ def progress_bar(description: str) -> Progress:
 
 
 def emit(report: dict, as_json: bool, title: str) -> None:
+    """One JSON object (floats rounded, ``meta`` included) or a two-column table (``meta`` as a caption)."""
+    from cimjax.results import to_json
+
     if as_json:
-        sys.stdout.write(json.dumps(report) + "\n")
+        sys.stdout.write(to_json(report) + "\n")
         return
     table = Table(title=title, show_header=False)
+    meta = report.get("meta")
+    if meta:
+        w = meta["workload"]
+        table.caption = (
+            f"{w['generate_tokens']} generated tokens after {w['prefill_tokens']} prompt tokens; "
+            f"cimjax {meta['cimjax_version']}; technology overrides: {meta['technology_overrides'] or 'none'}"
+        )
     for key, value in report.items():
+        if key == "meta":
+            continue
         if isinstance(value, dict):
             value = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
         elif isinstance(value, list):
@@ -82,7 +94,13 @@ def _fmt(value) -> str:
 
 
 Model = Annotated[str, typer.Option("--model", help="model id (see `cimjax models`) or a path to a config.json")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="int4 or int8 (weights, activations and KV cache)")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="int4, int6 or int8 (weights, activations and KV cache alike), or per kind wXaYkvZ: w4a8kv8, w4a16kv8",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
 TechOpt = Annotated[Path | None, typer.Option("--tech", help="JSON file of technology overrides")]
 
@@ -137,10 +155,9 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate one design exactly. Fields not given come from --config, else the paper's alpha=0.5 design."""
     from cimjax.api import evaluate_design, load_config
-    from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN
     from cimjax.workload.operators import Workload
 
-    values = dict(EDGECIM_ALPHA05_DESIGN) if config is None else load_config(config)
+    values = {} if config is None else load_config(config)
     flags = {
         "c_v": c_v, "c_h": c_h, "t_v_act": t_v_act, "t_h_act": t_h_act, "m": m, "pes_per_tile": pes_per_tile,
         "bus_inter_cluster": bus_inter_cluster, "bus_inter_tile": bus_inter_tile, "bus_intra_tile": bus_intra_tile,

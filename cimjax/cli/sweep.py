@@ -6,8 +6,6 @@ Writes to ``--out``: ``pareto.csv`` and ``pareto.json`` (every non-dominated des
 ``pareto.png``. The study itself (:func:`sweep_study`) is a plain function, so benchmarks reuse it.
 """
 
-import csv
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ import typer
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.jsonfile import read_json
+from cimjax.results import make_meta, write_csv, write_json
 from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, sweep
 from cimjax.search.pareto import alpha_objective, check_alphas, hypervolume
 from cimjax.workload.models import ModelSpec
@@ -198,24 +197,15 @@ def sweep_study(
             "results": ga,
         },
     }
-    _write_csv(out_dir / "pareto.csv", front)
-    (out_dir / "pareto.json").write_text(json.dumps({"model": spec.id, "precision": precision_name, "front": front}))
-    _write_csv(out_dir / "alpha_optima.csv", optima)
+    meta = make_meta(workload, tech)
+    summary["meta"] = meta
+    files = write_csv(out_dir / "pareto.csv", front, meta)
+    write_json(out_dir / "pareto.json", {"model": spec.id, "precision": precision_name, "front": front, "meta": meta})
+    files += [out_dir / "pareto.json", *write_csv(out_dir / "alpha_optima.csv", optima, meta)]
     plot_front(out_dir / "pareto.png", result, front, optima, ga, tokens, f"{spec.name} {precision_name}")
-    summary["files"] = [str(out_dir / n) for n in ("pareto.csv", "pareto.json", "alpha_optima.csv", "pareto.png")]
-    summary["files"].append(str(out_dir / "summary.json"))
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary["files"] = [str(p) for p in (*files, out_dir / "pareto.png", out_dir / "summary.json")]
+    write_json(out_dir / "summary.json", summary)
     return summary
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    """One row per design: its scalar fields, then one column per hardware field."""
-    scalars = [k for k in rows[0] if k != "config"]
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(scalars + list(FIELDS))
-        for row in rows:
-            writer.writerow([row[k] for k in scalars] + [row["config"][name] for name in FIELDS])
 
 
 ZOOM = 1.6

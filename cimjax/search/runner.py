@@ -68,7 +68,8 @@ def search(
     space: DesignSpace = PAPER_SPACE,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Finds the design minimising L^alpha E^(1-alpha); returns its exact report plus search statistics."""
+    """Finds the design minimising L^alpha E^(1-alpha); returns its exact report plus search statistics
+    (a :class:`cimjax.results.Result` with ``meta``)."""
     if method not in METHODS:
         raise ValueError(f"search method {method!r} is not known; allowed: {list(METHODS)}")
     check_alphas(alpha)

@@ -16,6 +16,7 @@ Integer values give the exact model; non-integer values are meaningful only to t
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -100,11 +101,28 @@ def group_overhead_bits(group_size: int, scale_bits: int = 16, zero_bits: int = 
     return (scale_bits + zero_bits) / group_size
 
 
-PRESETS = {"int4": 4, "int8": 8}
+PRESETS = {"int4": 4, "int6": 6, "int8": 8}
+PRECISION_FORMS = "int4, int6, int8, or bits per kind as wXaYkvZ (e.g. w4a8kv8, w4a16kv8; kvZ defaults to aY)"
+_PER_KIND = re.compile(r"w(\d+)a(\d+)(?:kv(\d+))?")
+
+
+def parse_precision(name: str) -> tuple[int, int, int]:
+    """``(weight, activation, kv)`` bits of a precision name: ``int6`` -> (6, 6, 6), ``w4a16kv8`` -> (4, 16, 8)."""
+    text = name.strip().lower() if isinstance(name, str) else ""
+    if text in PRESETS:
+        return (PRESETS[text],) * 3
+    match = _PER_KIND.fullmatch(text)
+    if match is None:
+        raise ValueError(f"precision {name!r} is not known; allowed: {PRECISION_FORMS}")
+    weight, act = int(match[1]), int(match[2])
+    bits = (weight, act, int(match[3]) if match[3] else act)
+    if not all(MIN_BITS <= b <= MAX_BITS for b in bits):
+        raise ValueError(f"precision {name!r}: every width must lie in [{MIN_BITS}, {MAX_BITS}] bits")
+    return bits
 
 
 def preset(name: str, n_layers: int) -> Precision:
-    """``int4`` / ``int8``: W, A and KV all at that width (our reading of the paper's INT4/INT8)."""
-    if name not in PRESETS:
-        raise ValueError(f"precision {name!r} is not known; allowed: {sorted(PRESETS)}")
-    return Precision.uniform(n_layers, PRESETS[name])
+    """A uniform precision by name (see :data:`PRECISION_FORMS`). ``intN`` means WNANKVN: weights, bit-serial
+    activations and KV cache all at N bits (our reading of the paper's INT4/INT8)."""
+    weight, act, kv = parse_precision(name)
+    return Precision.uniform(n_layers, weight, act, kv)

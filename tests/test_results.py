@@ -1,0 +1,117 @@
+"""Self-describing results: meta, rounding, flattening, attribute access, exports, precision names."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import cimjax
+from cimjax.cli.main import app
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS
+from cimjax.results import ASSUMPTIONS, Result, flat_row, rounded, write_csv
+from cimjax.workload.precision import Precision, parse_precision, preset
+
+META_KEYS = {"cimjax_version", "jax_version", "git_commit", "device", "workload", "technology_overrides",
+             "assumptions"}  # fmt: skip
+
+
+def test_rounding_drops_float32_noise_and_keeps_seven_digits():
+    assert rounded(float(np.float32(0.3))) == 0.3
+    assert rounded(0.30000001192092896) == 0.3
+    assert rounded(123456789.0) == 123456800.0
+    assert rounded(-1.23456789e-12) == -1.234568e-12
+    assert rounded({"a": [np.float32(0.1), 7, True, None, "x", float("inf")]}) == {
+        "a": [0.1, 7, True, None, "x", float("inf")]
+    }
+
+
+def test_import_cimjax_does_not_import_jax():
+    code = "import sys, cimjax; print(cimjax.__version__); print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1] == "False" and out[0]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        cimjax.nope  # noqa: B018
+
+
+def test_missing_fields_default_to_the_paper_design_like_the_cli(small_workload):
+    partial = cimjax.evaluate_design("qwen2.5-0.5b", "int8", {"c_v": 3}, small_workload)
+    full = cimjax.evaluate_design("qwen2.5-0.5b", "int8", EDGECIM_ALPHA05_DESIGN | {"c_v": 3}, small_workload)
+    assert partial.config == EDGECIM_ALPHA05_DESIGN | {"c_v": 3}
+    assert partial.tokens_per_s == full["tokens_per_s"]
+    with pytest.raises(ValueError, match="'m' = 99 is not allowed"):
+        cimjax.evaluate_design("qwen2.5-0.5b", "int8", {"m": 99}, small_workload)
+
+
+def test_results_carry_meta_with_workload_and_overrides(small_workload):
+    tech = cimjax.default_technology().replace(leakage_w_per_mm2=0.005)
+    r = cimjax.evaluate_design("qwen2.5-0.5b", "int4", {}, small_workload, tech)
+    assert isinstance(r, Result) and set(r.meta) == META_KEYS
+    assert r.meta["workload"] == {"prefill_tokens": 37, "generate_tokens": 5, "attention_block": 16}
+    assert r.meta["technology_overrides"] == {"leakage_w_per_mm2": pytest.approx(0.005)}
+    assert r.meta["assumptions"] == list(ASSUMPTIONS)
+    assert r.meta["jax_version"] and r.meta["cimjax_version"] == cimjax.__version__
+    plain = cimjax.evaluate_design("qwen2.5-0.5b", "int4", {}, small_workload)
+    assert plain.meta["technology_overrides"] == {}
+    # attribute access mirrors the dict; JSON and DataFrame exports hold the same, rounded numbers
+    assert r.tokens_per_s == r["tokens_per_s"] and r.config.c_v == EDGECIM_ALPHA05_DESIGN["c_v"]
+    data = json.loads(r.to_json())
+    assert data["tokens_per_s"] == rounded(r["tokens_per_s"]) and data["meta"]["workload"]["generate_tokens"] == 5
+    assert "tokens_per_s=" in repr(r) and "<table>" in r._repr_html_()
+    pd = pytest.importorskip("pandas")
+    frame = r.to_dataframe()
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 1
+    assert frame["c_v"][0] == EDGECIM_ALPHA05_DESIGN["c_v"] and frame["area_breakdown_mm2.pes"][0] > 0
+
+
+def test_csv_rows_flatten_configs_and_carry_a_meta_side_car(tmp_path):
+    rows = [{"alpha": 0.5, "config": EDGECIM_ALPHA05_DESIGN, "objective": float(np.float32(0.3)), "history": [1]}]
+    csv_path, side = write_csv(tmp_path / "x.csv", rows, {"note": "m"})
+    read = list(csv.DictReader(csv_path.read_text().splitlines()))
+    assert list(read[0]) == ["alpha", *FIELDS, "objective"]
+    assert read[0]["objective"] == "0.3" and read[0]["c_h"] == str(EDGECIM_ALPHA05_DESIGN["c_h"])
+    assert json.loads(side.read_text()) == {"describes": "x.csv", "meta": {"note": "m"}}
+    assert flat_row({"a": {"b": 1, "config": {f: 0 for f in FIELDS}}}) == {"a.b": 1} | {f"a.{f}": 0 for f in FIELDS}
+
+
+@pytest.mark.parametrize(
+    ("name", "bits"),
+    [("int4", (4, 4, 4)), ("int6", (6, 6, 6)), ("INT8", (8, 8, 8)), ("w4a8kv8", (4, 8, 8)), ("w4a16kv8", (4, 16, 8)),
+     ("w3a5", (3, 5, 5))],
+)  # fmt: skip
+def test_precision_names(name, bits):
+    assert parse_precision(name) == bits
+    prec = preset(name, 2)
+    expected = Precision.uniform(2, *bits)
+    for field in ("weight_bits", "act_bits", "kv_bits"):
+        np.testing.assert_array_equal(getattr(prec, field), getattr(expected, field))
+
+
+@pytest.mark.parametrize("name", ["int5", "w4", "w0a8kv8", "w4a17kv8", "fp16", ""])
+def test_bad_precision_names_say_what_is_allowed(name):
+    with pytest.raises(ValueError, match="precision .*(allowed|must lie)"):
+        parse_precision(name)
+
+
+def test_cli_evaluate_json_carries_meta_and_accepts_int6():
+    result = CliRunner().invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--precision", "w4a16kv8",
+                                      "--generate", "8", "--prefill", "4", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["meta"]) == META_KEYS and data["precision"] == "w4a16kv8"
+    assert data["meta"]["workload"]["generate_tokens"] == 8 and data["meta"]["workload"]["prefill_tokens"] == 4
+    bad = CliRunner().invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--precision", "int5"])
+    assert bad.exit_code == 2 and "int6" in bad.stderr
+
+
+def test_importing_the_report_keeps_the_notebook_backend():
+    code = "import matplotlib, cimjax.report.paper; print(matplotlib.get_backend())"
+    env = {**os.environ, "MPLBACKEND": "svg"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "svg"
