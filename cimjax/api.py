@@ -12,6 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from cimjax.cache import enable_compilation_cache
 from cimjax.cost.model import Costs, evaluate
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology, default_technology
@@ -21,6 +22,8 @@ from cimjax.results import Result, make_meta
 from cimjax.workload.models import ModelSpec, get_model
 from cimjax.workload.operators import Workload, decode_operators
 from cimjax.workload.precision import Precision, preset
+
+enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 
 _evaluate_jit = jax.jit(evaluate, static_argnames=("spec", "workload", "ops", "with_prefill"))
 

@@ -14,23 +14,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
+# JAX, NumPy and the cost model are imported inside the commands that use them, so `--help` and
+# `models` start in a fraction of a second. Compiled programs are kept on disk by the library itself
+# (cimjax.cache), for the CLI and for library users alike.
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
-
-
-@app.callback()
-def _setup() -> None:
-    """Keeps compiled cost models on disk so repeated commands skip XLA compilation."""
-    import jax
-
-    from cimjax.cache import cache_dir
-
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def user_errors(fn):
@@ -47,7 +37,17 @@ def user_errors(fn):
     return wrapper
 
 
-def progress_bar(description: str) -> Progress:
+def progress_bar(description: str):
+    """A transient rich progress bar on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn(description),
         BarColumn(),
@@ -66,6 +66,8 @@ def emit(report: dict, as_json: bool, title: str) -> None:
     if as_json:
         sys.stdout.write(to_json(report) + "\n")
         return
+    from rich.table import Table
+
     table = Table(title=title, show_header=False)
     meta = report.get("meta")
     if meta:
@@ -122,6 +124,8 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"models": [asdict(m) for m in MODELS.values()]}) + "\n")
         return
+    from rich.table import Table
+
     table = Table("id", "name", "layers", "hidden", "heads", "kv heads", "head_dim", "FFN", "vocab", "tied")
     for m in MODELS.values():
         table.add_row(

@@ -9,20 +9,19 @@ Writes to ``--out``: ``pareto.csv`` and ``pareto.json`` (every non-dominated des
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
-from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
-from cimjax.hardware.technology import Technology
-from cimjax.jsonfile import read_json
-from cimjax.results import make_meta, write_csv, write_json
-from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, sweep
-from cimjax.search.pareto import alpha_objective, check_alphas, hypervolume
-from cimjax.workload.models import ModelSpec
-from cimjax.workload.operators import Workload
-from cimjax.workload.precision import Precision
+# NumPy, JAX and the cost model are imported inside the functions that use them, so that registering
+# the command (every `cimjax` start-up, `--help` included) imports none of them.
+if TYPE_CHECKING:
+    from cimjax.hardware.config import DesignSpace
+    from cimjax.hardware.technology import Technology
+    from cimjax.search.exhaustive import SweepResult
+    from cimjax.workload.models import ModelSpec
+    from cimjax.workload.operators import Workload
+    from cimjax.workload.precision import Precision
 
 GA_POP, GA_GENERATIONS = 20, 50  # the paper's GA
 HV_MARGIN = 1.1
@@ -31,6 +30,8 @@ HV_MARGIN = 1.1
 
 def parse_alphas(text: str) -> list[float]:
     """``"0,0.25,1"`` -> ``[0.0, 0.25, 1.0]``, each checked to lie in [0, 1]."""
+    from cimjax.search.pareto import check_alphas
+
     alphas = []
     for item in text.split(","):
         try:
@@ -42,8 +43,11 @@ def parse_alphas(text: str) -> list[float]:
     return alphas
 
 
-def load_space(path: Path) -> DesignSpace:
+def load_space(path: Path) -> "DesignSpace":
     """A design space from JSON ``{field: [values...]}``; fields left out keep the paper's values."""
+    from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
+    from cimjax.jsonfile import read_json
+
     data = read_json(path, "design space")
     if not isinstance(data, dict):
         raise ValueError(f"design space file {path} must hold a JSON object of field: [values]")
@@ -58,8 +62,10 @@ def load_space(path: Path) -> DesignSpace:
     return DesignSpace(dict(PAPER_SPACE.values) | {name: tuple(values) for name, values in data.items()})
 
 
-def _design_row(result: SweepResult, index: int, tokens: int) -> dict:
+def _design_row(result: "SweepResult", index: int, tokens: int) -> dict:
     """Config and exact metrics of the design at a flat index, JSON-ready."""
+    import numpy as np
+
     latency, energy = float(result.latency_s[index]), float(result.energy_j[index])
     config = result.space.decode(np.asarray(index)).to_dict()
     return {
@@ -73,13 +79,17 @@ def _design_row(result: SweepResult, index: int, tokens: int) -> dict:
     }
 
 
-def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float, scoring: str):
+def _ga_objective(spec, prec, workload, tech, result: "SweepResult", alpha: float, scoring: str):
     """The GA's batched objective: the cost model itself (``"model"``) or a look-up in the finished sweep
     (``"table"``: the same exact values, without compiling a second evaluator)."""
     if scoring == "model":
         from cimjax.search.runner import ga_objective
 
         return ga_objective(spec, prec, workload, tech, result.space, alpha, batch=GA_POP)
+
+    import numpy as np
+
+    from cimjax.search.pareto import alpha_objective
 
     def look_up(choice: np.ndarray) -> np.ndarray:
         index = np.ravel_multi_index(tuple(choice.T), result.space.radices)
@@ -88,9 +98,12 @@ def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float,
     return look_up
 
 
-def _ga_runs(objective, result: SweepResult, alpha, best_objective, runs, tokens, advance) -> list[dict]:
+def _ga_runs(objective, result: "SweepResult", alpha, best_objective, runs, tokens, advance) -> list[dict]:
     """``runs`` GA runs (seeds 0..runs-1) for one alpha; each best design's metrics come from the exact sweep."""
+    import numpy as np
+
     from cimjax.search.ga import run_ga  # pymoo is imported only when a GA runs
+    from cimjax.search.pareto import alpha_objective
 
     out = []
     for seed in range(runs):
@@ -114,14 +127,14 @@ def _ga_runs(objective, result: SweepResult, alpha, best_objective, runs, tokens
 
 
 def sweep_study(
-    spec: ModelSpec,
-    prec: Precision,
+    spec: "ModelSpec",
+    prec: "Precision",
     precision_name: str,
-    workload: Workload,
-    tech: Technology,
+    workload: "Workload",
+    tech: "Technology",
     alphas: Sequence[float],
     out_dir: Path,
-    space: DesignSpace = PAPER_SPACE,
+    space: "DesignSpace | None" = None,
     ga_runs: int = 0,
     ga_scoring: str = "table",
     progress: Callable[[str, int, int], None] | None = None,
@@ -131,8 +144,17 @@ def sweep_study(
     The GA scores designs with ``ga_scoring``: ``"table"`` looks them up in the sweep (fast, identical
     values), ``"model"`` calls the cost model per generation as :func:`cimjax.search.runner.search` does
     (realistic GA wall times). ``progress(stage, done, total)`` reports the sweep (designs) and the GA
-    (runs). Returns the summary written to ``summary.json`` (the front itself is in ``pareto.json``).
+    (runs). ``space`` defaults to the paper's. Returns the summary written to ``summary.json`` (the front
+    itself is in ``pareto.json``).
     """
+    import numpy as np
+
+    from cimjax.hardware.config import PAPER_SPACE
+    from cimjax.results import make_meta, write_csv, write_json
+    from cimjax.search.exhaustive import DEFAULT_CHUNK, sweep
+    from cimjax.search.pareto import check_alphas, hypervolume
+
+    space = space or PAPER_SPACE
     if ga_runs < 0:
         raise ValueError(f"--ga-runs must be at least 0, got {ga_runs}")
     if ga_scoring not in ("table", "model"):
@@ -212,10 +234,11 @@ ZOOM = 1.6
 """The plot's right panel shows designs within this factor of the fastest design's latency."""
 
 
-def plot_front(path: Path, result: SweepResult, front, optima, ga, tokens: int, title: str) -> None:
+def plot_front(path: Path, result: "SweepResult", front, optima, ga, tokens: int, title: str) -> None:
     """Energy/token vs latency/token (log axes): a sample of all designs, the exact front, alpha optima and
     GA results; the left panel shows the whole space, the right one zooms on the fast end of the front."""
     import matplotlib
+    import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
@@ -309,6 +332,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from cimjax.api import resolve_model, resolve_precision
+        from cimjax.hardware.config import PAPER_SPACE
+        from cimjax.workload.operators import Workload
 
         spec = resolve_model(model)
         prec = resolve_precision(precision, spec)

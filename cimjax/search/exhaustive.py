@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cimjax.cache import enable_compilation_cache
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
@@ -22,6 +23,8 @@ from cimjax.search.pareto import alpha_objective, alpha_sweep, pareto_front_2d
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
+
+enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 
 DEFAULT_CHUNK = 1 << 16
 

@@ -1,0 +1,70 @@
+"""Start-up and the on-disk compilation cache: the CLI imports JAX only for commands that compute, and the
+cache is on for library users, off on request, and never required (a cache that cannot be written)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jax
+import pytest
+
+import cimjax.cache as cache
+
+
+def test_cli_help_and_models_do_not_import_jax_or_numpy():
+    code = (
+        "import sys\n"
+        "from cimjax.cli.main import app\n"
+        "try:\n"
+        "    app(['models', '--json'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('jax', 'numpy', 'cimjax.cost.model') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert '"llama3.2-1b"' in result.stdout
+
+
+@pytest.fixture
+def fresh_cache_state(monkeypatch):
+    """Forget whether the cache was enabled and give JAX no cache directory; both restored afterwards."""
+    monkeypatch.setattr(cache, "_enabled", None)
+    before = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.config.update("jax_compilation_cache_dir", None)
+    yield
+    jax.config.update("jax_compilation_cache_dir", before[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+
+
+def test_compilation_cache_goes_to_the_cimjax_cache(fresh_cache_state, monkeypatch, tmp_path):
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    assert cache.enable_compilation_cache()
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+    assert (tmp_path / "xla").is_dir()
+
+
+def test_compilation_cache_opt_out(fresh_cache_state, monkeypatch, tmp_path):
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    assert not cache.enable_compilation_cache()
+    assert jax.config.jax_compilation_cache_dir is None and not (tmp_path / "xla").exists()
+
+
+def test_unwritable_cache_is_skipped_not_an_error(fresh_cache_state, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("CIMJAX_CACHE", str(blocker / "cache"))  # cannot be created, even by root
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    assert not cache.enable_compilation_cache()
+    assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_users_own_jax_cache_directory_is_kept(fresh_cache_state, monkeypatch, tmp_path):
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "mine"))
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path / "ours"))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    assert cache.enable_compilation_cache()
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
