@@ -90,3 +90,8 @@ def test_search_methods_report_an_exact_valid_design(method):
     PAPER_SPACE.validate(found["config"])
     assert found["objective"] == pytest.approx((found["latency_s"] * found["energy_j"]) ** 0.5, rel=1e-4)
     assert 0 < found["evaluations"] <= 1000
+
+
+def test_search_limits_need_the_exhaustive_method():
+    result = runner.invoke(app, ["search", "--model", "qwen2.5-0.5b", "--method", "ga", "--tolerance", "0.1"])
+    assert result.exit_code == 2 and "need method 'exhaustive'" in result.stderr

@@ -40,11 +40,40 @@ def tiny_config(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def optimized(tiny_config):
+def out_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("optimize")
+
+
+@pytest.fixture(scope="module")
+def optimized(tiny_config, out_dir):
     args = ["optimize", "--model", str(tiny_config), "--budget", "int6", "--area-max", "50", *FAST, "--json"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--out", str(out_dir)])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def test_gains_are_labelled_per_objective_and_never_below_one(optimized):
+    ours, base = optimized, optimized["baseline"]
+    gains = optimized["gains"]
+    assert gains["tokens_per_s"] == pytest.approx(ours["tokens_per_s"] / base["tokens_per_s"], rel=1e-6)
+    assert gains["tokens_per_j"] == pytest.approx(ours["tokens_per_j"] / base["tokens_per_j"], rel=1e-6)
+    assert gains["objective"] == pytest.approx(base["latency_s"] / ours["latency_s"], rel=1e-6)  # alpha = 1
+    assert gains["objective"] >= 1.0 and optimized["objective"] <= optimized["baseline_objective"]
+    ratios = optimized["ratios_to_baseline"]
+    assert ratios["area_mm2"] == pytest.approx(ours["area_mm2"] / base["area_mm2"], rel=1e-6)
+    assert ratios["energy_j"] == pytest.approx(ours["energy_j"] / base["energy_j"], rel=1e-6)
+    assert "latency only" in optimized["objective_note"] and "50 mm^2" in optimized["objective_note"]
+    assert optimized["meta"]["workload"] == {"prefill_tokens": 128, "generate_tokens": 128, "attention_block": 32}
+
+
+def test_out_writes_the_bit_table_as_csv_and_png(optimized, out_dir):
+    rows = (out_dir / "bits.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(optimized["bits"]) and rows[0].startswith("layer,weight.q,")
+    first = optimized["bits"][0]
+    assert rows[1].split(",") == ["0", *map(str, [*first["weight"].values(), *first["act"].values(), first["kv"]])]
+    assert json.loads((out_dir / "bits.meta.json").read_text())["meta"] == optimized["meta"]
+    assert json.loads((out_dir / "optimize.json").read_text())["bits"] == optimized["bits"]
+    assert (out_dir / "bits.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_json_has_the_contract_keys(optimized):
@@ -64,8 +93,9 @@ def test_reported_design_meets_the_budget_and_re_evaluates_exactly(optimized, ti
     table = np.array([[*b["weight"].values(), *b["act"].values(), b["kv"]] for b in optimized["bits"]], float)
     choice = np.array([problem.space.values[n].index(v) for n, v in optimized["config"].items()])
     scores = ExactEvaluator(problem)(choice[None], table[None])
-    assert optimized["latency_s"] == pytest.approx(scores.latency_s[0], rel=1e-9)
-    assert optimized["energy_j"] == pytest.approx(scores.energy_j[0], rel=1e-9)
+    # JSON floats keep float32's 7 significant digits
+    assert optimized["latency_s"] == pytest.approx(scores.latency_s[0], rel=1e-6)
+    assert optimized["energy_j"] == pytest.approx(scores.energy_j[0], rel=1e-6)
     assert optimized["area_mm2"] <= 50.0 and optimized["baseline"]["area_mm2"] <= 50.0
     # Under an area limit the final sweep covers the uniform bits' best hardware: never worse than the baseline.
     assert optimized["gain"] >= 1.0 - 1e-9

@@ -93,3 +93,37 @@ def test_sweep_rejects_bad_space_file(app, tmp_path):
     result = runner.invoke(app, ["sweep", "--model", "qwen3-0.6b", "--space", str(path), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown hardware field(s) ['clusters']" in result.output
+
+
+def test_near_tie_rule_and_area_limit_pick_by_hand():
+    from cimjax.hardware.config import DesignSpace
+    from cimjax.search.exhaustive import SweepResult
+
+    space = DesignSpace({name: values[:1] for name, values in PAPER_SPACE.values.items()} | {"m": (1, 2, 3, 4)})
+    latency = np.array([1.00, 1.01, 1.04, 2.0])
+    energy = np.array([5.0, 5.0, 5.0, 1.0])
+    area = np.array([90.0, 40.0, 10.0, 5.0])
+    result = SweepResult(space, latency, energy, area, 0.0, 1.0)
+    assert result.best(1.0) == (0, 1.0)
+    assert result.best(1.0, tolerance=0.02)[0] == 1  # within 2 % of the best: the smallest chip
+    assert result.best(1.0, tolerance=0.05)[0] == 2
+    assert result.best(1.0, area_max=50.0) == (1, 1.01)
+    assert result.best(0.0, area_max=50.0)[0] == 3
+    with pytest.raises(ValueError, match="--area-max 1 mm\\^2 is below every design"):
+        result.best(1.0, area_max=1.0)
+    with pytest.raises(ValueError, match="--tolerance"):
+        result.best(1.0, tolerance=-0.1)
+
+
+def test_sweep_area_limit_keeps_large_designs_out(app, space_file, tmp_path):
+    out = tmp_path / "out"
+    args = ["sweep", "--model", "qwen3-0.6b", "--precision", "int4", "--alphas", "0,1", "--out", str(out)]
+    args += ["--space", str(space_file), "--prefill", "37", "--generate", "5"]
+    args += ["--area-max", "20", "--tolerance", "0.01"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    front = json.loads((out / "pareto.json").read_text())["front"]
+    assert front and all(d["area_mm2"] <= 20 for d in front)
+    assert all(o["area_mm2"] <= 20 for o in summary["alpha_optima"])
+    assert summary["area_max"] == 20 and summary["tolerance"] == 0.01

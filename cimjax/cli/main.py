@@ -104,6 +104,12 @@ PrecisionOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
+ToleranceOpt = Annotated[
+    float,
+    typer.Option(
+        help="near-tie rule: of the designs within this fraction of the best objective, take the smallest chip"
+    ),
+]
 TechOpt = Annotated[Path | None, typer.Option("--tech", help="JSON file of technology overrides")]
 
 
@@ -179,6 +185,10 @@ def search_cmd(
     alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha), alpha in [0, 1]")] = 1.0,
     method: Annotated[str, typer.Option(help="exhaustive, ga or gradient")] = "exhaustive",
     seed: Annotated[int, typer.Option(help="random seed (ga, gradient)")] = 0,
+    tolerance: ToleranceOpt = 0.0,
+    area_max: Annotated[
+        float | None, typer.Option("--area-max", help="chip area limit in mm^2 (exhaustive only)")
+    ] = None,
     prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
     generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
     tech: TechOpt = None,
@@ -193,7 +203,8 @@ def search_cmd(
         task = bar.add_task(method, total=None)
         report = search(
             model, precision, alpha, method, seed=seed, workload=workload, tech=_technology(tech),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(task, completed=done, total=total), tolerance=tolerance,
+            area_max=area_max,
         )  # fmt: skip
     emit(report, as_json, f"best design: {report['model']} {precision} alpha={alpha} ({method})")
 

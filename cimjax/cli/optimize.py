@@ -13,7 +13,18 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Adds ``cimjax optimize`` to the command-line app (annotations are evaluated here, see cli/sweep.py)."""
-    from cimjax.cli.main import JsonOpt, Model, TechOpt, _technology, emit, progress_bar, user_errors
+    from cimjax.cli.main import (
+        JsonOpt,
+        Model,
+        TechOpt,
+        ToleranceOpt,
+        _technology,
+        emit,
+        err,
+        out,
+        progress_bar,
+        user_errors,
+    )
 
     @app.command("optimize")
     @user_errors
@@ -35,6 +46,10 @@ def register(app: typer.Typer) -> None:
         starts: Annotated[int, typer.Option(help="parallel starts of the gradient method")] = 16,
         rounds: Annotated[int, typer.Option(help="augmented-Lagrangian rounds of the gradient method")] = 8,
         tech: TechOpt = None,
+        tolerance: ToleranceOpt = 0.0,
+        out_dir: Annotated[
+            Path | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
@@ -54,6 +69,15 @@ def register(app: typer.Typer) -> None:
             report = optimize_report(
                 model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
                 checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
-                progress=progress,
+                progress=progress, tolerance=tolerance,
             )  # fmt: skip
         emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
+        from cimjax.cli.bits import heatmap_table, write_outputs
+
+        if not as_json:
+            out.print(heatmap_table(report))
+            out.print(report["objective_note"], highlight=False)
+        if out_dir is not None:
+            title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
+            files = write_outputs(out_dir, report, title)
+            (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)

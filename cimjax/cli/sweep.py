@@ -79,10 +79,13 @@ def _design_row(result: "SweepResult", index: int, tokens: int) -> dict:
     }
 
 
-def _ga_objective(spec, prec, workload, tech, result: "SweepResult", alpha: float, scoring: str):
+def _ga_objective(spec, prec, workload, tech, result: "SweepResult", alpha: float, scoring: str, area_max=None):
     """The GA's batched objective: the cost model itself (``"model"``) or a look-up in the finished sweep
-    (``"table"``: the same exact values, without compiling a second evaluator)."""
+    (``"table"``: the same exact values, without compiling a second evaluator; designs above ``area_max``
+    score inf)."""
     if scoring == "model":
+        if area_max is not None:
+            raise ValueError("GA runs scored by the model do not take --area-max; use scoring 'table'")
         from cimjax.search.runner import ga_objective
 
         return ga_objective(spec, prec, workload, tech, result.space, alpha, batch=GA_POP)
@@ -93,7 +96,8 @@ def _ga_objective(spec, prec, workload, tech, result: "SweepResult", alpha: floa
 
     def look_up(choice: np.ndarray) -> np.ndarray:
         index = np.ravel_multi_index(tuple(choice.T), result.space.radices)
-        return alpha_objective(result.latency_s[index], result.energy_j[index], alpha)
+        value = alpha_objective(result.latency_s[index], result.energy_j[index], alpha)
+        return value if area_max is None else np.where(result.area_mm2[index] <= area_max, value, np.inf)
 
     return look_up
 
@@ -126,6 +130,20 @@ def _ga_runs(objective, result: "SweepResult", alpha, best_objective, runs, toke
     return out
 
 
+def _front_indices(result: "SweepResult", area_max: float | None):
+    """The exact front (flat indices), of the designs within ``area_max`` when given."""
+    import numpy as np
+
+    from cimjax.search.pareto import pareto_front_2d
+
+    if area_max is None:
+        return result.pareto_indices()
+    result.best(1.0, area_max=area_max)  # raises a clear error if no design fits
+    fits = result.area_mm2 <= area_max
+    front = pareto_front_2d(np.where(fits, result.latency_s, np.inf), np.where(fits, result.energy_j, np.inf))
+    return front[fits[front]]
+
+
 def sweep_study(
     spec: "ModelSpec",
     prec: "Precision",
@@ -138,22 +156,26 @@ def sweep_study(
     ga_runs: int = 0,
     ga_scoring: str = "table",
     progress: Callable[[str, int, int], None] | None = None,
+    tolerance: float = 0.0,
+    area_max: float | None = None,
 ) -> dict:
     """Sweeps ``space`` exactly, then writes the Pareto front, alpha optima, GA runs and plot to ``out_dir``.
 
     The GA scores designs with ``ga_scoring``: ``"table"`` looks them up in the sweep (fast, identical
     values), ``"model"`` calls the cost model per generation as :func:`cimjax.search.runner.search` does
     (realistic GA wall times). ``progress(stage, done, total)`` reports the sweep (designs) and the GA
-    (runs). ``space`` defaults to the paper's. Returns the summary written to ``summary.json`` (the front
-    itself is in ``pareto.json``).
+    (runs). ``space`` defaults to the paper's. ``area_max`` (mm^2) keeps larger designs out of the front,
+    the optima and the GA; ``tolerance`` applies the near-tie rule of :meth:`SweepResult.best` to each alpha
+    optimum. Returns the summary written to ``summary.json`` (the front itself is in ``pareto.json``).
     """
     import numpy as np
 
     from cimjax.hardware.config import PAPER_SPACE
     from cimjax.results import make_meta, write_csv, write_json
-    from cimjax.search.exhaustive import DEFAULT_CHUNK, sweep
+    from cimjax.search.exhaustive import DEFAULT_CHUNK, check_limits, sweep
     from cimjax.search.pareto import check_alphas, hypervolume
 
+    check_limits(tolerance, area_max)
     space = space or PAPER_SPACE
     if ga_runs < 0:
         raise ValueError(f"--ga-runs must be at least 0, got {ga_runs}")
@@ -170,13 +192,13 @@ def sweep_study(
     report = (lambda done, total: progress("sweep", done, total)) if progress else None
     result = sweep(spec, prec, workload, tech, space, chunk=min(DEFAULT_CHUNK, space.size), progress=report)
     finite = np.isfinite(result.latency_s) & np.isfinite(result.energy_j)
-    front = [_design_row(result, i, tokens) for i in result.pareto_indices()]
+    front = [_design_row(result, i, tokens) for i in _front_indices(result, area_max)]
     reference = [HV_MARGIN * float(result.latency_s[finite].max()), HV_MARGIN * float(result.energy_j[finite].max())]
     volume = hypervolume([[d["latency_s"], d["energy_j"]] for d in front], reference)
 
     optima = []
     for alpha in alphas:
-        index, value = result.best(alpha)
+        index, value = result.best(alpha, tolerance, area_max)
         optima.append({"alpha": alpha, "objective": value} | _design_row(result, index, tokens))
 
     ga = []
@@ -191,7 +213,7 @@ def sweep_study(
 
         for optimum in optima:
             alpha = optimum["alpha"]
-            objective = _ga_objective(spec, prec, workload, tech, result, alpha, ga_scoring)
+            objective = _ga_objective(spec, prec, workload, tech, result, alpha, ga_scoring, area_max)
             ga += _ga_runs(objective, result, alpha, optimum["objective"], ga_runs, tokens, advance)
 
     summary = {
@@ -204,6 +226,8 @@ def sweep_study(
         "sweep_s": result.wall_s,
         "designs_per_s": result.designs_per_s,
         "pareto_size": len(front),
+        "area_max": area_max,
+        "tolerance": tolerance,
         "hypervolume": {
             "value": volume,
             "reference": {"latency_s": reference[0], "energy_j": reference[1]},
@@ -310,7 +334,16 @@ def register(app: typer.Typer) -> None:
     The CLI helpers are imported here, not at module level, so ``cimjax.cli.main`` may import this module;
     the option annotations are evaluated right here, hence no ``from __future__ import annotations``.
     """
-    from cimjax.cli.main import Model, PrecisionOpt, TechOpt, _technology, out, progress_bar, user_errors
+    from cimjax.cli.main import (
+        Model,
+        PrecisionOpt,
+        TechOpt,
+        ToleranceOpt,
+        _technology,
+        out,
+        progress_bar,
+        user_errors,
+    )
 
     @app.command("sweep")
     @user_errors
@@ -327,6 +360,8 @@ def register(app: typer.Typer) -> None:
         prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
         generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
         tech: TechOpt = None,
+        tolerance: ToleranceOpt = 0.0,
+        area_max: Annotated[float | None, typer.Option("--area-max", help="chip area limit in mm^2")] = None,
     ) -> None:
         """Sweep the whole design space exactly; write the Pareto front, alpha optima and a plot."""
         from rich.table import Table
@@ -360,6 +395,8 @@ def register(app: typer.Typer) -> None:
                 design_space,
                 ga_runs,
                 progress=report,
+                tolerance=tolerance,
+                area_max=area_max,
             )
         table = Table("alpha", "tokens/s", "tokens/J", "area mm²", "C", "T_act", "M", "P²", "buses", title=spec.name)
         for row in summary["alpha_optima"]:

@@ -4,7 +4,10 @@ Keys (a contract for users' scripts): ``bits`` (per layer and tensor kind), ``co
 metrics of the discrete design (``tokens_per_s``, ``tokens_per_j``, ``latency_s``, ``energy_j``,
 ``area_mm2``), ``proxy`` and ``budget`` (nats/token), ``baseline`` (the same metric keys for the best
 uniform-precision design meeting the same budget and area limit) and ``gain`` (tokens/s over the
-baseline's). Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_label``, ``proxy_name``,
+baseline's; kept for old scripts), ``gains`` (``tokens_per_s``, ``tokens_per_j`` and ``objective``
+ratios, each above 1 when ours is better), ``ratios_to_baseline``, ``objective``, ``baseline_objective``,
+``chosen``, ``objective_note`` and ``tolerance`` (see :func:`cimjax.report.baseline.compare`), ``meta``.
+Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_label``, ``proxy_name``,
 ``assumption`` (the proxy's caveat, or null), ``evaluations``, ``wall_s`` and ``mean_bits``.
 """
 
@@ -21,6 +24,8 @@ from cimjax.joint.baselines import ga_baseline, sequential_baseline, uniform_bas
 from cimjax.joint.optimizer import JointSettings, optimize
 from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.quant.proxy import Proxy
+from cimjax.report.baseline import compare
+from cimjax.results import Result, make_meta
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 
@@ -85,8 +90,12 @@ def optimize_report(
     tech: Technology | None = None,
     settings: JointSettings | None = None,
     progress: Progress | None = None,
+    tolerance: float = 0.0,
 ) -> dict:
     """Validates the request, optimises, and compares with the best uniform-precision design (JSON-ready).
+
+    The design returned is never worse than that baseline at the objective; ``tolerance`` is the near-tie
+    rule of :func:`cimjax.report.baseline.compare`.
 
     Raises:
       ValueError: a malformed argument, naming it and what is allowed.
@@ -101,9 +110,12 @@ def optimize_report(
     wall_s = time.perf_counter() - start
     step = (lambda done, total: progress("baseline", done, total)) if progress else None
     baseline = uniform_baseline(problem, progress=step).report
-    return report | {
+    report, comparison = compare(report, baseline, problem.alpha, problem.area_max, tolerance)
+    assumptions = [problem.proxy.assumption] if problem.proxy.assumption else []
+    return Result(report) | comparison | {
         "baseline": {k: baseline[k] for k in (*METRICS, "config", "mean_bits")},
         "gain": report["tokens_per_s"] / baseline["tokens_per_s"],
+        "meta": make_meta(problem.workload, problem.tech, assumptions),
         "method": method,
         "model": spec.id,
         "alpha": problem.alpha,

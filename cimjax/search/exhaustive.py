@@ -48,13 +48,31 @@ class SweepResult:
     def designs_per_s(self) -> float:
         return self.evaluations / self.wall_s
 
-    def best(self, alpha: float) -> tuple[int, float]:
+    def best(self, alpha: float, tolerance: float = 0.0, area_max: float | None = None) -> tuple[int, float]:
         """Flat index and value of the design minimising L^alpha E^(1-alpha).
 
-        Ties (e.g. buses wider than needed at alpha = 1) go to the Pareto-optimal design.
+        Ties (e.g. buses wider than needed at alpha = 1) go to the Pareto-optimal design. ``area_max``
+        (mm^2) leaves out larger designs. ``tolerance`` > 0 is the near-tie rule: of the designs within
+        ``(1 + tolerance)`` of the best objective, the smallest chip (then the lower objective).
         """
-        index = int(alpha_sweep(self.latency_s, self.energy_j, [alpha])[0])
-        return index, float(alpha_objective(self.latency_s[index], self.energy_j[index], alpha))
+        latency, energy = self.latency_s, self.energy_j
+        check_limits(tolerance, area_max)
+        if area_max is not None:
+            fits = self.area_mm2 <= area_max
+            if not fits.any():
+                raise ValueError(
+                    f"--area-max {area_max:g} mm^2 is below every design of the space "
+                    f"(the smallest is {float(np.min(self.area_mm2)):.4g} mm^2)"
+                )
+            latency, energy = np.where(fits, latency, np.inf), np.where(fits, energy, np.inf)
+        index = int(alpha_sweep(latency, energy, [alpha])[0])
+        value = float(alpha_objective(latency[index], energy[index], alpha))
+        if tolerance > 0:
+            objective = np.asarray(alpha_objective(latency, energy, alpha))
+            near = np.flatnonzero(objective <= value * (1.0 + tolerance))
+            index = int(near[np.lexsort((objective[near], self.area_mm2[near]))[0]])
+            value = float(objective[index])
+        return index, value
 
     def pareto_indices(self) -> np.ndarray:
         """Latency-energy Pareto front, sorted by latency."""
@@ -105,6 +123,14 @@ def sweep(
     outputs = run_chunks(run, (prec, tech), 0, space.size, chunk, progress)
     wall_s = time.perf_counter() - start
     return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s)
+
+
+def check_limits(tolerance: float, area_max: float | None) -> None:
+    """ValueError naming ``--tolerance`` or ``--area-max`` when it is not a usable number."""
+    if not (isinstance(tolerance, int | float) and 0 <= tolerance < 1):
+        raise ValueError(f"--tolerance = {tolerance!r} must be a fraction in [0, 1) (e.g. 0.02 for 2 %)")
+    if area_max is not None and not (isinstance(area_max, int | float) and 0 < area_max < float("inf")):
+        raise ValueError(f"--area-max = {area_max!r} must be a positive number of mm^2")
 
 
 def run_chunks(run: Callable, args: tuple, start: int, stop: int, step: int, progress=None) -> list[np.ndarray]:

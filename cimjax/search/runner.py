@@ -18,7 +18,7 @@ from cimjax.api import evaluate_design, resolve_model, resolve_precision
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
-from cimjax.search.exhaustive import compress_uniform, sweep
+from cimjax.search.exhaustive import check_limits, compress_uniform, sweep
 from cimjax.search.gradient import gradient_search
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.workload.models import ModelSpec
@@ -67,12 +67,22 @@ def search(
     tech: Technology | None = None,
     space: DesignSpace = PAPER_SPACE,
     progress: Callable[[int, int], None] | None = None,
+    tolerance: float = 0.0,
+    area_max: float | None = None,
 ) -> dict:
     """Finds the design minimising L^alpha E^(1-alpha); returns its exact report plus search statistics
-    (a :class:`cimjax.results.Result` with ``meta``)."""
+    (a :class:`cimjax.results.Result` with ``meta``).
+
+    ``area_max`` (mm^2) and the near-tie rule ``tolerance`` (the smallest chip within ``1 + tolerance`` of
+    the best objective, see :meth:`SweepResult.best`) need the whole space, so only method ``exhaustive``
+    takes them.
+    """
     if method not in METHODS:
         raise ValueError(f"search method {method!r} is not known; allowed: {list(METHODS)}")
     check_alphas(alpha)
+    check_limits(tolerance, area_max)
+    if method != "exhaustive" and (tolerance or area_max is not None):
+        raise ValueError(f"--tolerance and --area-max need method 'exhaustive', not {method!r}")
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
     workload = workload or Workload()
@@ -82,10 +92,16 @@ def search(
     extra = {}
     if method == "exhaustive":
         result = sweep(spec, prec, workload, tech, space, progress=progress)
-        index, objective = result.best(alpha)
+        index, objective = result.best(alpha, tolerance, area_max)
         hw = space.decode(jnp.asarray(index))
         evaluations = result.evaluations
-        extra = {"designs_per_s": result.designs_per_s, "compile_s": result.compile_s, "sweep_s": result.wall_s}
+        extra = {
+            "designs_per_s": result.designs_per_s,
+            "compile_s": result.compile_s,
+            "sweep_s": result.wall_s,
+            "tolerance": tolerance,
+            "area_max": area_max,
+        }
     elif method == "gradient":
         result = gradient_search(spec, prec, workload, tech, alpha, space=space, seed=seed, progress=progress)
         hw = HardwareConfig.from_dict(result.best_config, space)

@@ -1,0 +1,51 @@
+"""The per-layer bit table of ``cimjax optimize``: a compact coloured heat-map for the terminal, and
+``bits.csv`` (with its ``bits.meta.json`` side-car) + ``bits.png`` + ``optimize.json`` for ``--out DIR``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+
+_SHADES = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")  # viridis, 1..16 bits
+
+
+def _shade(bits: float) -> str:
+    return _SHADES[min(len(_SHADES) - 1, int((bits - 1) / 16 * len(_SHADES)))]
+
+
+def heatmap_table(report: Mapping) -> Table:
+    """Layers down, the 17 quantisation points across (w = weight, a = bit-serial input), bits as
+    coloured numbers."""
+    from cimjax.quant.sensitivity import point_names
+    from cimjax.report.plots import bit_table
+
+    names = [n.replace("weight.", "w.").replace("act.", "a.") for n in point_names()]
+    table = Table(title="bits per layer (w = weight, a = activation input, kv = KV cache)", padding=(0, 0))
+    table.add_column("layer", justify="right")
+    for name in names:
+        table.add_column(name, justify="right", min_width=3)
+    for layer, row in enumerate(bit_table(report["bits"])):
+        cells = [Text(f"{b:>3.0f}", style=f"bold {'black' if b > 8 else 'white'} on {_shade(b)}") for b in row]
+        table.add_row(str(layer), *cells)
+    return table
+
+
+def write_outputs(out_dir: Path, report: Mapping, title: str) -> list[Path]:
+    """``optimize.json``, ``bits.csv`` (one row per layer, one column per point), its side-car and
+    ``bits.png``; returns their paths."""
+    from cimjax.quant.sensitivity import point_names
+    from cimjax.report.plots import bit_heatmap, bit_table, save
+    from cimjax.results import write_csv, write_json
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = bit_table(report["bits"])
+    rows = [{"layer": layer} | dict(zip(point_names(), map(int, row), strict=True)) for layer, row in enumerate(table)]
+    files = [out_dir / "optimize.json"]
+    write_json(files[0], report)
+    files += write_csv(out_dir / "bits.csv", rows, report["meta"])
+    save(bit_heatmap(table, title), out_dir / "bits.png")
+    return [*files, out_dir / "bits.png"]

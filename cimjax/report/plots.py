@@ -1,0 +1,173 @@
+"""Plot helpers shared by the CLI, the experiments and the notebook tour.
+
+Each helper draws on a ``matplotlib.figure.Figure`` built without pyplot, so importing or calling it never
+changes the active backend (a notebook's inline backend stays on) and a Figure returned as a cell's last
+expression is displayed by Jupyter. Pass ``ax=`` to draw into an existing axes instead.
+
+* :func:`pareto_plot`: latency vs energy per token, designs coloured by chip area, the exact front with
+  distinct designs only (mirror designs such as c_v <-> c_h have identical costs), chosen and paper
+  designs marked.
+* :func:`breakdown_plot`: stacked latency (by operator) and energy (by component) bars of one or more
+  evaluated designs.
+* :func:`bit_heatmap`: the per-layer bit table of a mixed-precision design.
+* :func:`readable_log_axis`: log axes whose ticks are labelled in plain numbers even within one decade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _figure(ax, size):
+    """``(figure, axes)``: the given axes' figure, or a new pyplot-free figure of ``size`` inches."""
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def readable_log_axis(ax, which: str, low: float, high: float) -> None:
+    """Makes ``ax``'s ``which`` ("x" or "y") axis logarithmic over data in ``[low, high]`` with several
+    plain-number labels: 1-2-5 ticks over a wide range, every integer multiple within a narrow one."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    span = high / low if low > 0 else np.inf
+    subs = (1.0,) if span > 300 else (1.0, 2.0, 5.0) if span > 4 else tuple(np.arange(1.0, 10.0))
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(LogLocator(base=10.0, subs=tuple(np.arange(1.0, 10.0))))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def distinct(*columns: np.ndarray) -> np.ndarray:
+    """Indices of the first row of each distinct combination of values (rows with identical costs are one
+    design as far as a plot can tell), in their original order."""
+    stacked = np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=1)
+    _, first = np.unique(stacked, axis=0, return_index=True)
+    return np.sort(first)
+
+
+def pareto_plot(
+    latency_s: np.ndarray,
+    energy_j: np.ndarray,
+    area_mm2: np.ndarray,
+    front: np.ndarray,
+    tokens: int,
+    *,
+    marks: Mapping[str, Mapping] | None = None,
+    sample: int = 20_000,
+    title: str = "",
+    ax=None,
+):
+    """Energy per token vs latency per token (ms, mJ; log axes) of a swept space.
+
+    ``front``: indices of the Pareto-optimal designs (e.g. ``SweepResult.pareto_indices()``), drawn once
+    per distinct (latency, energy, area). ``marks``: label -> a report with ``latency_s`` and ``energy_j``
+    (e.g. ``{"chosen": best, "paper design": evaluate_design(...)}``), drawn as large symbols. Up to
+    ``sample`` designs of the space are drawn as small dots coloured by area. Returns the Figure.
+    """
+    from matplotlib.colors import LogNorm
+
+    fig, ax = _figure(ax, (7.0, 5.0))
+    scale = 1e3 / tokens
+    latency, energy, area = (np.asarray(a, dtype=np.float64) for a in (latency_s, energy_j, area_mm2))
+    finite = np.flatnonzero(np.isfinite(latency) & np.isfinite(energy))
+    shown = np.random.default_rng(0).choice(finite, size=min(sample, finite.size), replace=False)
+    norm = LogNorm(vmin=float(area[finite].min()), vmax=float(area[finite].max()))
+    label = f"designs ({len(shown):,} of {finite.size:,} shown)"
+    ax.scatter(latency[shown] * scale, energy[shown] * scale, c=area[shown], s=2, cmap="viridis", norm=norm,
+               alpha=0.35, rasterized=True, label=label)  # fmt: skip
+    front = np.asarray(front)
+    unique = front[distinct(latency[front], energy[front], area[front])]
+    unique = unique[np.argsort(latency[unique])]
+    ax.plot(latency[unique] * scale, energy[unique] * scale, color="black", lw=0.8, drawstyle="steps-post")
+    label = f"Pareto front: {len(unique)} distinct designs ({len(front)} with mirror designs)"
+    points = ax.scatter(latency[unique] * scale, energy[unique] * scale, c=area[unique], cmap="viridis", norm=norm,
+                        s=28, edgecolors="black", linewidths=0.6, zorder=3, label=label)  # fmt: skip
+    styles = [("*", "crimson", 260), ("D", "darkorange", 90), ("P", "deepskyblue", 110), ("X", "magenta", 110)]
+    for (label, report), (marker, colour, size) in zip((marks or {}).items(), styles, strict=False):
+        ax.scatter(report["latency_s"] * scale, report["energy_j"] * scale, marker=marker, s=size, color=colour,
+                   edgecolors="black", linewidths=0.7, zorder=4, label=label)  # fmt: skip
+    xs = np.concatenate([latency[shown], [r["latency_s"] for r in (marks or {}).values()]]) * scale
+    ys = np.concatenate([energy[shown], [r["energy_j"] for r in (marks or {}).values()]]) * scale
+    readable_log_axis(ax, "x", xs.min(), xs.max())
+    readable_log_axis(ax, "y", ys.min(), ys.max())
+    ax.set_xlabel("decode latency per token (ms)")
+    ax.set_ylabel("decode energy per token (mJ)")
+    ax.grid(True, which="major", lw=0.3, alpha=0.6)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(points, ax=ax, label="chip area (mm²)")
+    ax.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def breakdown_plot(reports: Sequence[Mapping] | Mapping, labels: Sequence[str] | None = None, ax=None):
+    """Stacked bars per design: decode latency by operator (ms per token, left) and decode energy by
+    component (mJ per token, right). ``reports``: one or more ``evaluate_design`` results. Returns the
+    Figure (pass ``ax`` = two axes to draw into existing ones)."""
+    import matplotlib
+
+    reports = [reports] if isinstance(reports, Mapping) else list(reports)
+    labels = list(labels or [r.get("model", f"design {i}") for i, r in enumerate(reports)])
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(max(7.0, 2.2 * len(reports) + 5.0), 4.0), layout="constrained")
+        axes = fig.subplots(1, 2)
+    else:
+        axes = ax
+        fig = axes[0].figure
+    panels = (("latency_by_operator_s", "decode latency per token (ms)"), ("energy_by_component_j",
+              "decode energy per token (mJ)"))  # fmt: skip
+    colours = matplotlib.colormaps["tab10"]
+    for axis, (key, ylabel) in zip(axes, panels, strict=True):
+        parts = list(dict.fromkeys(k for r in reports for k in r[key]))
+        bottom = np.zeros(len(reports))
+        for k, part in enumerate(parts):
+            tokens = [r["meta"]["workload"]["generate_tokens"] if "meta" in r else 1 for r in reports]
+            values = np.asarray([1e3 * r[key].get(part, 0.0) / t for r, t in zip(reports, tokens, strict=True)])
+            axis.bar(labels, values, bottom=bottom, label=part, color=colours(k % 10), width=0.6)
+            bottom += values
+        axis.set_ylabel(ylabel)
+        axis.legend(fontsize=7, ncols=2 if len(parts) > 8 else 1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        axis.tick_params(axis="x", labelrotation=20 if len(reports) > 2 else 0)
+        axis.grid(axis="y", lw=0.3, alpha=0.6)
+    return fig
+
+
+def bit_heatmap(table: np.ndarray, title: str = "", ax=None):
+    """The ``(layers, 17)`` bit table (columns as ``cimjax.quant.sensitivity.point_names()``) as a heat-map,
+    every cell labelled with its bits. Returns the Figure."""
+    from cimjax.quant.sensitivity import point_names
+
+    columns = point_names()
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != len(columns):
+        raise ValueError(f"bit table must have shape (layers, {len(columns)}), got {table.shape}")
+    fig, ax = _figure(ax, (9.0, 0.28 * table.shape[0] + 2.2))
+    image = ax.imshow(table, aspect="auto", cmap="viridis", interpolation="nearest", vmin=1, vmax=16)
+    ax.set_xticks(range(len(columns)), columns, rotation=90, fontsize=8)
+    step = max(1, table.shape[0] // 16)
+    ax.set_yticks(range(0, table.shape[0], step))
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=10)
+    for (layer, col), bits in np.ndenumerate(table):
+        ax.text(col, layer, f"{bits:.0f}", ha="center", va="center", fontsize=6, color="w" if bits < 9 else "k")
+    fig.colorbar(image, ax=ax, label="bits")
+    return fig
+
+
+def bit_table(bits: Sequence[Mapping]) -> np.ndarray:
+    """The ``(layers, 17)`` array of an ``optimize`` report's ``bits`` list (weight, act, kv per layer)."""
+    return np.asarray([[*b["weight"].values(), *b["act"].values(), b["kv"]] for b in bits], dtype=np.float64)
+
+
+def save(fig, path, dpi: int = 130) -> None:
+    """Writes ``fig`` to ``path`` (the format follows the suffix)."""
+    fig.savefig(path, dpi=dpi)
