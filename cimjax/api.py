@@ -40,7 +40,8 @@ def resolve_precision(precision: str | Precision, spec: ModelSpec) -> Precision:
 
 
 def load_config(path: str | Path) -> dict:
-    """Reads a hardware config JSON: either the fields themselves or an object with a ``config`` key."""
+    """Reads a hardware config file (JSON, or YAML by suffix): the fields themselves or an object with a
+    ``config`` key (``cimjax schema config``)."""
     data = read_json(path, "config")
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]

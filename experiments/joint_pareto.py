@@ -145,10 +145,7 @@ def markdown(summary: dict) -> str:
 
 def plot(records: list[dict], metric: str, path: Path) -> None:
     """One panel per model: proxy (log) vs the metric, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     alpha = METRICS[metric]
     models = sorted({r["model"] for r in records if r["alpha"] == alpha}, key=list(MODELS).index)
@@ -156,7 +153,8 @@ def plot(records: list[dict], metric: str, path: Path) -> None:
         return
     cols = min(4, len(models))
     rows = math.ceil(len(models) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, model in zip(axes.flat, models, strict=False):
         for method, marker in zip(METHODS, "o^sx", strict=True):
             runs = sorted(
@@ -174,38 +172,30 @@ def plot(records: list[dict], metric: str, path: Path) -> None:
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def plot_bits(records: list[dict], path: Path) -> None:
     """Our per-layer bits (alpha = 1, tightest budget) for every model: layers down, the 17 tensors across."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cimjax.quant.sensitivity import point_names
+    from cimjax.report.plots import bit_heatmap, bit_table
 
     ours = [r for r in records if r["method"] == "gradient" and r["alpha"] == 1.0]
     if not ours:
         return
     width = min(r["width"] for r in ours)
     ours = sorted((r for r in ours if r["width"] == width), key=lambda r: list(MODELS).index(r["model"]))
-    cols = min(6, len(ours))
+    cols = min(4, len(ours))
     rows = math.ceil(len(ours) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 4.2 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 5.0 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, r in zip(axes.flat, ours, strict=False):
-        table = np.array([[*b["weight"].values(), *b["act"].values(), b["kv"]] for b in r["bits"]])
-        image = ax.imshow(table, aspect="auto", cmap="viridis", vmin=2, vmax=16)
-        ax.set_title(f"{r['model']} ({r['tokens_per_s']:.0f} tok/s)", fontsize=8)
-        ax.set_xticks(range(len(point_names())), point_names(), rotation=90, fontsize=5)
-        ax.set_ylabel("layer", fontsize=7)
+        bit_heatmap(bit_table(r["bits"]), f"{r['model']} ({r['tokens_per_s']:.0f} tok/s)", ax=ax, colorbar=False)
     for ax in list(axes.flat)[len(ours) :]:
         ax.axis("off")
-    fig.colorbar(image, ax=axes, label="bits", shrink=0.6)
+    fig.colorbar(axes.flat[0].images[0], ax=axes, label="bits", shrink=0.6)
     fig.suptitle(f"joint (ours) bits at the int{width} budget, alpha = 1")
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:

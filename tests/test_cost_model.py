@@ -205,7 +205,7 @@ def test_invariants_on_random_designs(model_id):
 
 
 def test_calibration_points_hold_for_shipped_constants():
-    """The shipped (fitted) constants reproduce EDGECIM.md's calibration points (docs/model.md)."""
+    """The shipped (fitted) constants reproduce docs/edgecim.md's calibration points (docs/model.md)."""
     from cimjax.search.runner import search
 
     best = search("llama3.2-1b", "int4", 1.0, "exhaustive")

@@ -438,3 +438,18 @@ def test_counts_follow_the_spec():
     spec = ModelSpec("toy", "toy", 2, 8, 4, 2, 2, 16, 10, tied_embeddings=False)
     # layer: q 8x8, k, v 4x8, o 8x8, 3 FFN 16x8, 2 norms of 8; embeddings, head 10x8; final norm 8.
     assert parameter_count(spec) == 2 * (64 + 32 + 32 + 64 + 3 * 128 + 16) + 2 * 80 + 8
+
+
+def test_mistral_config_is_llama_shaped(tmp_path):
+    # Mistral-7B-v0.1's config.json (the keys that matter); 7,241,732,096 parameters as published.
+    cfg = {
+        "architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
+        "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "vocab_size": 32000, "tie_word_embeddings": False, "sliding_window": 4096, "rope_theta": 10000.0,
+        "_name_or_path": "mistralai/Mistral-7B-v0.1",
+    }  # fmt: skip
+    spec = load_hf_config(_write(tmp_path, cfg))
+    assert (spec.id, spec.head_dim, spec.n_kv_heads, spec.qkv_bias, spec.qk_norm) == ("mistral-7b-v0.1", 128, 8,
+                                                                                          False, False)  # fmt: skip
+    assert parameter_count(spec) == 7_241_732_096
+    assert load_hf_config(_write(tmp_path, _without(cfg, "model_type"), "b")).n_layers == 32

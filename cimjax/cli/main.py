@@ -1,4 +1,4 @@
-"""The ``cimjax`` command line: models, evaluate, search, reproduce, sweep, optimize, proxy.
+"""The ``cimjax`` command line: models, evaluate, search, reproduce, sweep, optimize, proxy, tech, schema.
 
 User errors (unknown model, value outside its allowed set, unreadable file) print one line to stderr
 and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
@@ -21,6 +21,24 @@ from rich.console import Console
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from cimjax.results import git_commit, version
+
+        commit = git_commit()
+        out.print(f"cimjax {version()}" + (f" (git {commit[:12]})" if commit else ""), highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    pass
 
 
 def user_errors(fn):
@@ -100,6 +118,7 @@ PrecisionOpt = Annotated[
     str,
     typer.Option(
         "--precision",
+        metavar="[int4|int6|int8|wXaYkvZ]",
         help="int4, int6 or int8 (weights, activations and KV cache alike), or per kind wXaYkvZ: w4a8kv8, w4a16kv8",
     ),
 ]
@@ -110,7 +129,10 @@ ToleranceOpt = Annotated[
         help="near-tie rule: of the designs within this fraction of the best objective, take the smallest chip"
     ),
 ]
-TechOpt = Annotated[Path | None, typer.Option("--tech", help="JSON file of technology overrides")]
+TechOpt = Annotated[
+    Path | None,
+    typer.Option("--tech", help="JSON or YAML file of technology overrides (see `cimjax tech`, `cimjax schema tech`)"),
+]
 
 
 def _technology(path: Path | None):
@@ -148,7 +170,9 @@ def models(as_json: JsonOpt = False) -> None:
 def evaluate_cmd(
     model: Model,
     precision: PrecisionOpt = "int8",
-    config: Annotated[Path | None, typer.Option(help="hardware config JSON (e.g. from `search --json`)")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="hardware config, JSON or YAML (e.g. `search --json` output; `schema config`)")
+    ] = None,
     c_v: Annotated[int | None, typer.Option(help="clusters, vertical (1-5)")] = None,
     c_h: Annotated[int | None, typer.Option(help="clusters, horizontal (1-5)")] = None,
     t_v_act: Annotated[int | None, typer.Option(help="active tiles per cluster, vertical (2-8)")] = None,
@@ -183,7 +207,9 @@ def search_cmd(
     model: Model,
     precision: PrecisionOpt = "int8",
     alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha), alpha in [0, 1]")] = 1.0,
-    method: Annotated[str, typer.Option(help="exhaustive, ga or gradient")] = "exhaustive",
+    method: Annotated[
+        str, typer.Option(metavar="[exhaustive|ga|gradient]", help="exhaustive (exact), ga or gradient")
+    ] = "exhaustive",
     seed: Annotated[int, typer.Option(help="random seed (ga, gradient)")] = 0,
     tolerance: ToleranceOpt = 0.0,
     area_max: Annotated[
@@ -230,12 +256,13 @@ def reproduce(
 
 
 def _register_subcommands() -> None:
-    from cimjax.cli import optimize, sweep
+    from cimjax.cli import info, optimize, sweep
     from cimjax.cli.proxy import proxy_app
 
     app.add_typer(proxy_app, name="proxy", help="Validate the accuracy proxy; sensitivities of a checkpoint.")
     sweep.register(app)
     optimize.register(app)
+    info.register(app)
 
 
 _register_subcommands()

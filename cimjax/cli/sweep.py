@@ -130,6 +130,16 @@ def _ga_runs(objective, result: "SweepResult", alpha, best_objective, runs, toke
     return out
 
 
+def _paper_design(result: "SweepResult", tokens: int) -> dict | None:
+    """The design row of the paper's alpha = 0.5 design, or None when the swept space lacks it."""
+    from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN
+
+    try:
+        return _design_row(result, result.space.encode(EDGECIM_ALPHA05_DESIGN), tokens)
+    except ValueError:
+        return None
+
+
 def _front_indices(result: "SweepResult", area_max: float | None):
     """The exact front (flat indices), of the designs within ``area_max`` when given."""
     import numpy as np
@@ -248,7 +258,8 @@ def sweep_study(
     files = write_csv(out_dir / "pareto.csv", front, meta)
     write_json(out_dir / "pareto.json", {"model": spec.id, "precision": precision_name, "front": front, "meta": meta})
     files += [out_dir / "pareto.json", *write_csv(out_dir / "alpha_optima.csv", optima, meta)]
-    plot_front(out_dir / "pareto.png", result, front, optima, ga, tokens, f"{spec.name} {precision_name}")
+    paper = _paper_design(result, tokens)
+    plot_front(out_dir / "pareto.png", result, front, optima, ga, tokens, f"{spec.name} {precision_name}", paper)
     summary["files"] = [str(p) for p in (*files, out_dir / "pareto.png", out_dir / "summary.json")]
     write_json(out_dir / "summary.json", summary)
     return summary
@@ -258,73 +269,62 @@ ZOOM = 1.6
 """The plot's right panel shows designs within this factor of the fastest design's latency."""
 
 
-def plot_front(path: Path, result: "SweepResult", front, optima, ga, tokens: int, title: str) -> None:
-    """Energy/token vs latency/token (log axes): a sample of all designs, the exact front, alpha optima and
-    GA results; the left panel shows the whole space, the right one zooms on the fast end of the front."""
+def plot_front(path: Path, result: "SweepResult", front, optima, ga, tokens: int, title: str, paper=None) -> None:
+    """Energy/token vs latency/token (log axes) via :func:`cimjax.report.plots.pareto_plot`: designs coloured
+    by area, the exact front (distinct designs), the paper's design (``paper``: a design row, or None when
+    it is outside the space), alpha optima and GA results; the left panel shows the whole space, the right
+    one zooms on the fast end of the front."""
     import matplotlib
     import numpy as np
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    from cimjax.report.plots import pareto_plot, readable_log_axis
 
     scale = 1e3 / tokens  # whole-decode seconds (joules) -> ms (mJ) per token
-    finite = np.flatnonzero(np.isfinite(result.latency_s) & np.isfinite(result.energy_j))
-    sample = np.random.default_rng(0).choice(finite, size=min(20_000, finite.size), replace=False)
+    indices = np.asarray([d["index"] for d in front])
     front_x = np.asarray([d["latency_s"] for d in front]) * scale
     front_y = np.asarray([d["energy_j"] for d in front]) * scale
-    colours = matplotlib.colormaps["viridis"]
+    colours = matplotlib.colormaps["plasma"]
+    marks = {"EdgeCIM paper design (alpha = 0.5)": paper} if paper else {}
     labels: dict[int, list[str]] = {}  # alphas sharing one optimum get one label
     for optimum in optima:
         labels.setdefault(optimum["index"], []).append(f"{optimum['alpha']:g}")
 
-    fig = Figure(figsize=(11.0, 4.8))
+    fig = Figure(figsize=(13.0, 5.2), layout="constrained")
     axes = fig.subplots(1, 2)
     for ax in axes:
-        ax.scatter(result.latency_s[sample] * scale, result.energy_j[sample] * scale, s=1, c="0.85")
-        ax.plot(front_x, front_y, color="black", lw=1.2, drawstyle="steps-post")
+        pareto_plot(result.latency_s, result.energy_j, result.area_mm2, indices, tokens, marks=marks, ax=ax,
+                    colorbar=ax is axes[1])  # fmt: skip
         for optimum in optima:
-            colour = colours(optimum["alpha"])
+            colour = colours(0.85 * optimum["alpha"])
             runs = [g for g in ga if g["alpha"] == optimum["alpha"]]
             if runs:
                 xs = [g["latency_s"] * scale for g in runs]
                 ax.scatter(xs, [g["energy_j"] * scale for g in runs], marker="x", s=30, color=colour, alpha=0.8)
             point = (optimum["latency_s"] * scale, optimum["energy_j"] * scale)
-            ax.scatter(*point, marker="o", s=70, facecolors="none", edgecolors=colour, linewidths=1.5)
-        for optimum in optima:
+            ax.scatter(*point, marker="o", s=110, facecolors="none", edgecolors=colour, linewidths=1.8, zorder=5)
             if optimum["alpha"] == float(labels[optimum["index"]][0]):
-                point = (optimum["latency_s"] * scale, optimum["energy_j"] * scale)
                 text = "α=" + ",".join(labels[optimum["index"]])
-                ax.annotate(text, point, textcoords="offset points", xytext=(6, 5), fontsize=7)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("decode latency per token (ms)")
-        ax.grid(True, which="both", lw=0.3, alpha=0.5)
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(FormatStrFormatter("%g"))
-            axis.set_minor_formatter(NullFormatter())
-    axes[0].set_ylabel("decode energy per token (mJ)")
+                ax.annotate(text, point, textcoords="offset points", xytext=(7, 6), fontsize=7)
     axes[0].set_title(f"{title}: all designs", fontsize=10)
 
     fast = front_x <= ZOOM * front_x.min()
     shown_y = [front_y[fast]] + [[g["energy_j"] * scale for g in ga if g["latency_s"] * scale <= ZOOM * front_x.min()]]
-    y_top = max(np.max(y) for y in shown_y if len(y))
+    y_low, y_high = 0.97 * front_y[fast].min(), 1.1 * max(np.max(y) for y in shown_y if len(y))
     axes[1].set_xlim(0.98 * front_x.min(), ZOOM * front_x.min())
-    axes[1].set_ylim(0.97 * front_y[fast].min(), 1.1 * y_top)
-    for axis in (axes[1].xaxis, axes[1].yaxis):
-        axis.set_minor_formatter(FormatStrFormatter("%g"))
-    axes[1].tick_params(which="minor", labelsize=6)
+    axes[1].set_ylim(y_low, y_high)
+    readable_log_axis(axes[1], "x", 0.98 * front_x.min(), ZOOM * front_x.min())
+    readable_log_axis(axes[1], "y", y_low, y_high)
     axes[1].set_title(f"zoom: within {ZOOM}x of the fastest design", fontsize=10)
 
-    handles = [
-        axes[0].scatter([], [], s=4, c="0.85", label="designs (random sample)"),
-        axes[0].plot([], [], color="black", label=f"exact Pareto front ({len(front)} designs)")[0],
-        axes[0].scatter([], [], marker="o", facecolors="none", edgecolors="black", label="exact alpha optima"),
-    ]
+    handles, _ = axes[0].get_legend_handles_labels()
+    optima_handle = axes[0].scatter([], [], marker="o", facecolors="none", edgecolors="black", label="alpha optima")
+    handles.append(optima_handle)
     if ga:
         runs = len({g["seed"] for g in ga})
         handles.append(axes[0].scatter([], [], marker="x", color="black", label=f"GA best design ({runs} runs/alpha)"))
-    axes[1].legend(handles=handles, fontsize=7, loc="upper right")
-    fig.colorbar(matplotlib.cm.ScalarMappable(cmap=colours), ax=axes[1], label="alpha", fraction=0.05, pad=0.02)
-    fig.tight_layout()
+    axes[0].legend(handles=handles, fontsize=7, loc="upper right")
+    axes[1].get_legend().remove()
     fig.savefig(path, dpi=130)
 
 
@@ -355,7 +355,7 @@ def register(app: typer.Typer) -> None:
         ga_runs: Annotated[int, typer.Option(help="GA runs (seeds 0..N-1) per alpha, drawn over the front")] = 0,
         space: Annotated[
             Path | None,
-            typer.Option(help="JSON object mapping fields to lists of allowed values (others keep the paper's)"),
+            typer.Option(help="JSON or YAML object of field: [allowed values] (others keep the paper's)"),
         ] = None,
         prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
         generate: Annotated[int, typer.Option(help="generated tokens")] = 128,

@@ -1,6 +1,6 @@
 """Fitting the three free constants to EdgeCIM's calibration points, and only to those.
 
-The calibration points (EDGECIM.md) and the constant each one fixes, in this order:
+The calibration points (docs/edgecim.md) and the constant each one fixes, in this order:
 
 1. the area of the paper's alpha = 0.5 design for LLaMA3.2-3B INT8 (about 11.83 mm^2)
    -> ``pe_area_mm2`` (area is linear in it: closed form);

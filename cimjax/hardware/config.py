@@ -154,7 +154,7 @@ PAPER_SPACE = DesignSpace(
         "bus_intra_tile": _BUS,
     }
 )
-"""EdgeCIM's design space (EDGECIM.md): exactly 3,136,000 designs."""
+"""EdgeCIM's design space (docs/edgecim.md): exactly 3,136,000 designs."""
 
 EDGECIM_ALPHA05_DESIGN = {
     "c_v": 2,

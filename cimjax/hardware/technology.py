@@ -3,7 +3,7 @@
 One :class:`Technology` pytree holds all of them, so users override any value with
 ``DEFAULT_TECHNOLOGY.replace(name=value)`` or a JSON file, and gradients can flow into them.
 ``docs/model.md`` reproduces this table next to the equations that use each value; values marked
-*fitted* come from ``benchmarks/calibrate.py`` (the only EdgeCIM numbers used are EDGECIM.md's
+*fitted* come from ``benchmarks/calibrate.py`` (the only EdgeCIM numbers used are docs/edgecim.md's
 calibration points).
 """
 
@@ -50,7 +50,7 @@ PARAMETERS: dict[str, Param] = {
         "the LPDDR5X peak (4096 b x 400 MHz = 1638.4 Gb/s = 204.8 GB/s), so the widest bus matches DRAM",
     ),
     "dram_peak_bytes_per_s": Param(
-        204.8e9, "B/s", "LPDDR5X, 16 channels x 16 bit x 6400 MT/s (JEDEC JESD209-5B data rate; EDGECIM.md)"
+        204.8e9, "B/s", "LPDDR5X, 16 channels x 16 bit x 6400 MT/s (JEDEC JESD209-5B data rate; docs/edgecim.md)"
     ),
     "dram_efficiency": Param(
         0.9609, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"

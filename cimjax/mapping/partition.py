@@ -1,4 +1,4 @@
-"""How matrices are cut into 16x16 macro loads and spread over clusters (EDGECIM.md, "Mapping").
+"""How matrices are cut into 16x16 macro loads and spread over clusters (docs/edgecim.md, "Mapping").
 
 A b-bit weight occupies b adjacent bit columns of a 16x16 macro, so one macro ("one PE load") holds
 16 inputs x floor(16 / b) outputs. A d_in x d_out matrix needs ceil(d_in/16) * ceil(d_out/floor(16/b))

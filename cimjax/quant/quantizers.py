@@ -1,4 +1,4 @@
-"""Uniform fake quantisation (QUANT.md formulas) and the hooks that apply it to the decoder LM per layer.
+"""Uniform fake quantisation (docs/quantisation.md formulas) and the hooks that apply it to the decoder LM per layer.
 
 Symmetric: ``q = clamp(round(x / S), -(2^(b-1) - 1), 2^(b-1) - 1)``, ``S = max|x| / (2^(b-1) - 1)``.
 Asymmetric: ``q = clamp(round(x / S) + Z, 0, 2^b - 1)``, ``S = (max - min) / (2^b - 1)``,

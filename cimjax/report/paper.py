@@ -22,7 +22,7 @@ from cimjax.workload.models import MODELS  # noqa: E402
 PRECISIONS = ("int4", "int8")
 FIG9_KEYS = ("model", "precision", "tokens_per_s", "tokens_per_j", "area_mm2", "roofline_tokens_per_s", "config")
 
-# Vendor-measured decode throughput quoted by the paper (EDGECIM.md), INT4.
+# Vendor-measured decode throughput quoted by the paper (docs/edgecim.md), INT4.
 PUBLISHED_DEVICES = (
     ("llama3.2-1b", "Jetson Orin Nano", 54.8),
     ("llama3.2-1b", "Jetson AGX Orin", 163.9),

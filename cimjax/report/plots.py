@@ -64,13 +64,15 @@ def pareto_plot(
     sample: int = 20_000,
     title: str = "",
     ax=None,
+    colorbar: bool = True,
 ):
     """Energy per token vs latency per token (ms, mJ; log axes) of a swept space.
 
     ``front``: indices of the Pareto-optimal designs (e.g. ``SweepResult.pareto_indices()``), drawn once
     per distinct (latency, energy, area). ``marks``: label -> a report with ``latency_s`` and ``energy_j``
     (e.g. ``{"chosen": best, "paper design": evaluate_design(...)}``), drawn as large symbols. Up to
-    ``sample`` designs of the space are drawn as small dots coloured by area. Returns the Figure.
+    ``sample`` designs of the space are drawn as small dots coloured by area (``colorbar``: draw its scale).
+    Returns the Figure.
     """
     from matplotlib.colors import LogNorm
 
@@ -102,7 +104,8 @@ def pareto_plot(
     ax.set_ylabel("decode energy per token (mJ)")
     ax.grid(True, which="major", lw=0.3, alpha=0.6)
     ax.set_title(title, fontsize=10)
-    fig.colorbar(points, ax=ax, label="chip area (mm²)")
+    if colorbar:
+        fig.colorbar(points, ax=ax, label="chip area (mm²)")
     ax.legend(fontsize=7, loc="upper right")
     return fig
 
@@ -141,9 +144,9 @@ def breakdown_plot(reports: Sequence[Mapping] | Mapping, labels: Sequence[str] |
     return fig
 
 
-def bit_heatmap(table: np.ndarray, title: str = "", ax=None):
-    """The ``(layers, 17)`` bit table (columns as ``cimjax.quant.sensitivity.point_names()``) as a heat-map,
-    every cell labelled with its bits. Returns the Figure."""
+def bit_heatmap(table: np.ndarray, title: str = "", ax=None, colorbar: bool = True):
+    """The ``(layers, 17)`` bit table (columns as ``cimjax.quant.sensitivity.point_names()``) as a heat-map on
+    a fixed 1-16 bit colour scale, every cell labelled with its bits. Returns the Figure."""
     from cimjax.quant.sensitivity import point_names
 
     columns = point_names()
@@ -158,8 +161,9 @@ def bit_heatmap(table: np.ndarray, title: str = "", ax=None):
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=10)
     for (layer, col), bits in np.ndenumerate(table):
-        ax.text(col, layer, f"{bits:.0f}", ha="center", va="center", fontsize=6, color="w" if bits < 9 else "k")
-    fig.colorbar(image, ax=ax, label="bits")
+        ax.text(col, layer, f"{bits:.0f}", ha="center", va="center", fontsize=7, color="w" if bits < 9 else "k")
+    if colorbar:
+        fig.colorbar(image, ax=ax, label="bits")
     return fig
 
 

@@ -1,8 +1,10 @@
 """Reads a Hugging Face ``config.json`` into a :class:`ModelSpec`, so users can add models of their own.
 
 Supported families are the LLaMA-style decoders the cost model understands: LLaMA (TinyLlama, SmolLM,
-SmolLM2), SmolLM3, Qwen2/Qwen2.5, Qwen3 and Phi-3/3.5. Keys that are absent take the defaults of the
-family's ``transformers`` config class, so a spec matches what ``transformers`` would build.
+SmolLM2), SmolLM3, Qwen2/Qwen2.5, Qwen3, Phi-3/3.5 and Mistral (a LLaMA-shaped decoder; its sliding attention
+window is not modelled, which is exact while prompt + generated tokens fit in the window). Keys that are
+absent take the defaults of the family's ``transformers`` config class, so a spec matches what
+``transformers`` would build.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _FAMILIES: dict[str, dict[str, Any]] = {
     "qwen2": {"tied": False, "qkv_bias": True, "qk_norm": False, "head_dim": None},
     "qwen3": {"tied": False, "qkv_bias": False, "qk_norm": True, "head_dim": 128},
     "phi3": {"tied": False, "qkv_bias": False, "qk_norm": False, "head_dim": None},
+    "mistral": {"tied": False, "qkv_bias": False, "qk_norm": False, "head_dim": None},
 }
 
 # Used only when model_type is missing.
@@ -36,6 +39,7 @@ _ARCHITECTURES = {
     "Qwen2ForCausalLM": "qwen2",
     "Qwen3ForCausalLM": "qwen3",
     "Phi3ForCausalLM": "phi3",
+    "MistralForCausalLM": "mistral",
 }
 
 # Key -> what it means, for error messages.

@@ -1,6 +1,6 @@
 """Shapes of decoder-only language models, and the built-in zoo of the twelve EdgeCIM SLMs.
 
-Values are the public Hugging Face ``config.json`` values listed in ``shared/design/MODELS.md``.
+Values are the public Hugging Face ``config.json`` values listed in ``docs/models.md``.
 """
 
 from __future__ import annotations

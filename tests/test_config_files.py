@@ -1,0 +1,76 @@
+"""Configuration files: YAML as well as JSON, their JSON Schemas, `cimjax tech`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cimjax.cli.main import app
+from cimjax.cli.sweep import load_space
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE
+from cimjax.hardware.technology import PARAMETERS, Technology
+from cimjax.schema import NAMES, schema
+
+jsonschema = pytest.importorskip("jsonschema")
+runner = CliRunner()
+
+
+def test_yaml_and_json_files_mean_the_same(tmp_path):
+    (tmp_path / "space.yaml").write_text("m: [1, 2]\npes_per_tile:\n  - 4\n  - 9\n")
+    space = load_space(tmp_path / "space.yaml")
+    assert space.values["m"] == (1, 2) and space.values["pes_per_tile"] == (4, 9)
+    assert space.values["c_v"] == PAPER_SPACE.values["c_v"]
+    (tmp_path / "tech.yml").write_text("clock_hz: 5.0e+8\n")
+    assert float(Technology.from_json(tmp_path / "tech.yml").clock_hz) == 5e8
+    (tmp_path / "config.yaml").write_text("config:\n  c_v: 4\n  m: 2\n")
+    (tmp_path / "config.json").write_text(json.dumps({"c_v": 4, "m": 2}))
+    reports = []
+    for name in ("config.yaml", "config.json"):
+        result = runner.invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--config", str(tmp_path / name),
+                                     "--prefill", "4", "--generate", "4", "--json"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(result.stdout))
+    assert reports[0]["config"] == reports[1]["config"] == EDGECIM_ALPHA05_DESIGN | {"c_v": 4, "m": 2}
+    assert reports[0]["tokens_per_s"] == reports[1]["tokens_per_s"]
+
+
+def test_bad_yaml_is_a_one_line_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("c_v: [1,\n")
+    result = runner.invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2 and "is not valid YAML" in result.stderr and "Traceback" not in result.output
+
+
+def test_schemas_match_what_the_loaders_accept():
+    config, space, tech = (schema(n) for n in NAMES)
+    for s in (config, space, tech):
+        jsonschema.Draft202012Validator.check_schema(s)
+    assert list(config["anyOf"][0]["properties"]) == list(FIELDS) == list(space["properties"])
+    assert list(tech["properties"]) == list(PARAMETERS)
+    jsonschema.validate(EDGECIM_ALPHA05_DESIGN, config)
+    jsonschema.validate({"config": {"c_v": 5}}, config)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"c_v": 6}, config)  # not in the paper's space, as HardwareConfig.from_dict says
+    jsonschema.validate({"m": [1, 2]}, space)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"m": []}, space)
+    jsonschema.validate({"clock_hz": 5e8}, tech)
+    for bad in ({"clock_hz": -1}, {"dram_efficiency": 1.5}, {"nope": 1}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, tech)
+        with pytest.raises(ValueError):
+            Technology.from_values(bad)
+
+
+def test_schema_and_tech_commands():
+    result = runner.invoke(app, ["schema", "space"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["title"] == "cimjax design space"
+    bad = runner.invoke(app, ["schema", "hardware"])
+    assert bad.exit_code == 2 and "allowed: ['config', 'space', 'tech']" in bad.stderr
+    rows = json.loads(runner.invoke(app, ["tech", "--json"]).stdout)["technology"]
+    by_name = {r["name"]: r for r in rows}
+    for name, param in PARAMETERS.items():
+        assert by_name[name]["value"] == param.value and by_name[name]["unit"] == param.unit
+        assert by_name[name]["source"] and by_name[name]["overridable"]
+    assert by_name["MACRO_ROWS"]["value"] == 16 and not by_name["MACRO_ROWS"]["overridable"]
