@@ -95,3 +95,17 @@ def test_search_methods_report_an_exact_valid_design(method):
 def test_search_limits_need_the_exhaustive_method():
     result = runner.invoke(app, ["search", "--model", "qwen2.5-0.5b", "--method", "ga", "--tolerance", "0.1"])
     assert result.exit_code == 2 and "need method 'exhaustive'" in result.stderr
+
+
+def test_models_shows_whole_ids_on_an_80_column_terminal():
+    import os
+    import subprocess
+    import sys
+
+    from cimjax.workload.models import MODELS
+
+    env = {**os.environ, "COLUMNS": "80"}
+    code = "from cimjax.cli.main import app; app(['models'])"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
+    assert max(map(len, shown.splitlines())) <= 80
+    assert all(f" {model_id} " in shown for model_id in MODELS)

@@ -152,9 +152,15 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"models": [asdict(m) for m in MODELS.values()]}) + "\n")
         return
+    from rich.box import SIMPLE_HEAD
     from rich.table import Table
 
-    table = Table("id", "name", "layers", "hidden", "heads", "kv heads", "head_dim", "FFN", "vocab", "tied")
+    # the id (what --model takes) never wraps; names fold and numbers stay whole on an 80-column terminal
+    table = Table(box=SIMPLE_HEAD, pad_edge=False, caption="kv: key/value heads; hd: head_dim; tied: embeddings")
+    table.add_column("id", no_wrap=True, style="bold")
+    table.add_column("name", overflow="fold", max_width=22)
+    for header in ("layers", "hidden", "heads", "kv", "hd", "FFN", "vocab", "tied"):
+        table.add_column(header, justify="right", no_wrap=True)
     for m in MODELS.values():
         table.add_row(
             m.id,

@@ -31,7 +31,7 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
-.wrap{display:flex;gap:18px;align-items:flex-start}
+.wrap{display:flex;gap:18px;align-items:flex-start}.wrap svg{flex-shrink:0}
 #tip{min-width:330px;font-size:13px;border:1px solid #bbb;border-radius:6px;padding:10px;background:#fafafa}
 .bar{display:flex;height:16px;margin:3px 0 8px 0;border:1px solid #999}.bar div{height:100%}
 .key{display:inline-block;width:10px;height:10px;margin-right:4px}
@@ -43,7 +43,8 @@ _JS = """
 const data = JSON.parse(document.getElementById('data').textContent);
 const tip = document.getElementById('tip');
 const colours = ['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd','#8c564b','#e377c2','#7f7f7f','#bcbd22','#17becf'];
-function bar(parts, unit) {
+function bar(all, unit) {
+  const parts = Object.fromEntries(Object.entries(all).filter(([k]) => k !== 'total'));
   const total = Object.values(parts).reduce((a, b) => a + b, 0);
   let cells = '', keys = '';
   Object.entries(parts).forEach(([k, v], i) => {
@@ -58,8 +59,8 @@ function show(i) {
   const cfg = Object.entries(d.config).map(([k, v]) => `${k}=${v}`).join(', ');
   tip.innerHTML = `<b>${d.label}</b><br>${d.tokens_per_s.toPrecision(4)} tokens/s, ` +
     `${d.tokens_per_j.toPrecision(4)} tokens/J, ${d.area_mm2.toPrecision(4)} mm&sup2;<br><small>${cfg}</small>` +
-    `<p><b>latency per token</b> (ms, by operator)${bar(d.latency_ms, 'ms')}</p>` +
-    `<p><b>energy per token</b> (mJ, by component)${bar(d.energy_mj, 'mJ')}</p>`;
+    `<p><b>latency per token: ${d.latency_ms.total.toPrecision(4)} ms</b> (by operator)${bar(d.latency_ms, 'ms')}</p>` +
+    `<p><b>energy per token: ${d.energy_mj.total.toPrecision(4)} mJ</b> (by component)${bar(d.energy_mj, 'mJ')}</p>`;
 }
 document.querySelectorAll('circle.pt').forEach(c => {
   c.addEventListener('mouseenter', () => show(+c.dataset.i));
