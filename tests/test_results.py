@@ -115,3 +115,18 @@ def test_importing_the_report_keeps_the_notebook_backend():
     env = {**os.environ, "MPLBACKEND": "svg"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip() == "svg"
+
+
+def test_reproduce_writes_a_meta_side_car(tmp_path, monkeypatch):
+    import cimjax.report.paper
+
+    def fake(out_dir, ids, tech, progress=None):  # the searches themselves are tested elsewhere
+        return {"markdown": "| table |", "files": ["fig9.json", "fig9.csv"]}
+
+    monkeypatch.setattr(cimjax.report.paper, "reproduce_paper", fake)
+    (tmp_path / "tech.json").write_text(json.dumps({"clock_hz": 5e8}))
+    result = CliRunner().invoke(app, ["reproduce", "--out", str(tmp_path), "--tech", str(tmp_path / "tech.json")])
+    assert result.exit_code == 0, result.output
+    side = json.loads((tmp_path / "meta.json").read_text())
+    assert side["describes"] == ["fig9.csv", "fig9.json"] and set(side["meta"]) == META_KEYS
+    assert side["meta"]["technology_overrides"] == {"clock_hz": 5e8}

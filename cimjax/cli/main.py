@@ -250,15 +250,20 @@ def reproduce(
 ) -> None:
     """Reproduce the paper's per-model results (Fig. 9 style) and write JSON, CSV, Markdown and plots."""
     from cimjax.report.paper import reproduce_paper
+    from cimjax.results import make_meta, write_json
 
     ids = models.split(",") if models else None
+    technology = _technology(tech)
     with progress_bar("reproducing") as bar:
         task = bar.add_task("reproduce", total=None)
         summary = reproduce_paper(
-            out_dir, ids, _technology(tech), progress=lambda done, total: bar.update(task, completed=done, total=total)
+            out_dir, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
+    # one side-car for the whole directory: its files are lists and tables that have no room for `meta`
+    side_car = {"describes": sorted(summary["files"]), "meta": make_meta(None, technology)}
+    write_json(Path(out_dir) / "meta.json", side_car)
     out.print(summary["markdown"])
-    out.print(f"wrote {', '.join(summary['files'])}")
+    out.print(f"wrote {', '.join([*summary['files'], 'meta.json'])}")
 
 
 def _register_subcommands() -> None:
