@@ -246,9 +246,18 @@ def search_cmd(
 def reproduce(
     out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/reproduce"),
     models: Annotated[str | None, typer.Option(help="comma-separated model ids (default: all twelve)")] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="knee: designs within this fraction of the best alpha=1 throughput qualify")
+    ] = 0.01,
+    knee: Annotated[str, typer.Option(help="knee: qualifying design of lowest 'energy' or 'area'")] = "energy",
+    ga_seeds: Annotated[int, typer.Option(help="runs of the paper's GA (seeds 0..n-1); 0 skips it")] = 5,
     tech: TechOpt = None,
 ) -> None:
-    """Reproduce the paper's per-model results (Fig. 9 style) and write JSON, CSV, Markdown and plots."""
+    """Reproduce the paper's per-model results (Fig. 9 style) and write JSON, CSV, Markdown and plots.
+
+    Per model and precision: the exhaustive alpha=1 optimum, the paper's GA over several seeds, and the
+    knee design put beside the paper (see docs/model.md, "Selection").
+    """
     from cimjax.report.paper import reproduce_paper
     from cimjax.results import make_meta, write_json
 
@@ -257,12 +266,14 @@ def reproduce(
     with progress_bar("reproducing") as bar:
         task = bar.add_task("reproduce", total=None)
         summary = reproduce_paper(
-            out_dir, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
+            out_dir, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total),
+            tolerance=tolerance, knee=knee, ga_seeds=ga_seeds,
+        )  # fmt: skip
     # one side-car for the whole directory: its files are lists and tables that have no room for `meta`
     side_car = {"describes": sorted(summary["files"]), "meta": make_meta(None, technology)}
     write_json(Path(out_dir) / "meta.json", side_car)
     out.print(summary["markdown"])
+    out.print(summary["search_markdown"])
     out.print(f"wrote {', '.join([*summary['files'], 'meta.json'])}")
 
 

@@ -182,10 +182,13 @@ def phase_costs(
     t_o = all_clusters(("o",), chip_drain)
     t_ffn = all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain)
 
-    # --- Functional units: serial work spread over the C clusters' units.
+    # --- Functional units: work spread over the C clusters' units; with fu_overlap it runs alongside the
+    # layer's weight streaming and only what exceeds that streaming time is exposed.
     aux = aux_elements(spec)
     fu_elements = sum(n for name, n in aux.items() if name != "softmax_per_key")
     t_fu = passes * inputs * fu_elements / (tech.fu_lanes * clusters * f)
+    t_streaming = t_qkv + t_attention + t_o + t_ffn
+    t_fu = tech.fu_overlap * (ops.maximum(t_fu, t_streaming) - t_streaming) + (1.0 - tech.fu_overlap) * t_fu
 
     # --- Other DRAM traffic: KV append, norm gains and biases (per layer); embedding rows (per token).
     dram_rate = dram_bits_per_s(tech)

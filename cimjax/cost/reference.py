@@ -30,15 +30,16 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t):
     """Seconds for n pipeline stages, and (first, period): see mapping/pipeline.py's equations."""
     f = t["clock_hz"]
     dram = t["dram_peak_bytes_per_s"] * 8 * t["dram_efficiency"]
-    shared = max(
-        streaming * stage_bits / dram,
-        streaming * stage_bits / (hw["bus_inter_cluster"] * f),
-        stage_bits / (hw["bus_inter_tile"] * f),
-    )
     tiles = hw["t_v_act"] * hw["t_h_act"]
-    load = max(shared, stage_bits / tiles / (hw["bus_intra_tile"] * f), MACRO_ROWS / f)
+    t_ic = streaming * stage_bits / (hw["bus_inter_cluster"] * f)
+    t_it = stage_bits / (hw["bus_inter_tile"] * f)
+    t_pe = stage_bits / tiles / (hw["bus_intra_tile"] * f)
+    shared = max(streaming * stage_bits / dram, t_ic, t_it)
+    load = max(shared, t_pe, MACRO_ROWS / f)
+    # With the double-buffered global buffer, DRAM fills its other half meanwhile.
+    load_cycle = max(t_ic, t_it, t_pe, MACRO_ROWS / f) if t["global_buffer_overlap"] else load
     compute = cycles / f
-    period = max(shared, compute, (load + compute) / hw["m"])
+    period = max(shared, compute, (load_cycle + compute) / hw["m"])
     first = load + compute + drain / f
     return first + (n - 1) * period
 
@@ -111,9 +112,10 @@ def reference_costs(
         fu_elements = sum(n for k, n in aux_elements(spec).items() if k != "softmax_per_key")
         for ctx in wl.context_lengths():
             n_blocks = math.ceil(ctx / block)
+            stream = 0.0  # this layer's operators, one after another
             for streaming in streaming_per_round:
-                latency += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t)
-                latency += _phase(
+                stream += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t)
+                stream += _phase(
                     n_blocks * s_blk,
                     2 * block * hd * kvb / s_blk,
                     streaming,
@@ -122,9 +124,10 @@ def reference_costs(
                     hw,
                     t,
                 )
-            latency += all_clusters(("o",), chip_drain)
-            latency += all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain)
-            latency += fu_elements / (t["fu_lanes"] * C * f)
+            stream += all_clusters(("o",), chip_drain)
+            stream += all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain)
+            fu = fu_elements / (t["fu_lanes"] * C * f)
+            latency += stream + (max(fu - stream, 0.0) if t["fu_overlap"] else fu)
             step_kv_write = 2 * spec.kv_dim * kvb
             step_aux = aux_parameters(spec) * HP
             latency += (step_kv_write + step_aux) / dram_rate

@@ -53,9 +53,9 @@ PARAMETERS: dict[str, Param] = {
         204.8e9, "B/s", "LPDDR5X, 16 channels x 16 bit x 6400 MT/s (JEDEC JESD209-5B data rate; docs/edgecim.md)"
     ),
     "dram_efficiency": Param(
-        0.9609, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
+        0.9672, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
     ),
-    "dram_energy_per_bit": Param(0.5589e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
+    "dram_energy_per_bit": Param(0.8926e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
     "pe_cycle_energy": Param(
         2.56e-12,
         "J",
@@ -108,6 +108,35 @@ PARAMETERS: dict[str, Param] = {
 }
 
 
+# Mechanism switches (0 = off, 1 = on): each is one equation of docs/model.md, "Mechanisms".
+SWITCHES: dict[str, Param] = {
+    "global_buffer_overlap": Param(
+        0.0,
+        "0/1",
+        "the global buffer is double-buffered (its area already counts both halves), so DRAM fills one half "
+        "while a stage moves from the other into the tiles: DRAM time leaves a tile set's load/compute cycle",
+    ),
+    "fu_overlap": Param(
+        0.0,
+        "0/1",
+        "functional units (norm, RoPE, activation, multiply, residual, quantisers) consume operator outputs "
+        "as they stream out, concurrently with the weight streaming; only time beyond the layer's streaming "
+        "is exposed",
+    ),
+}
+ALL_PARAMETERS = PARAMETERS | SWITCHES
+
+
+SYSTEM_DRAM_ENERGY_PER_BIT = Param(
+    4.0e-12,
+    "J/bit",
+    "public order of magnitude for a mobile DRAM access including I/O: O'Connor et al., 'Fine-Grained DRAM', "
+    "MICRO 2017, put HBM2 at 3.9 pJ/bit and off-package LPDDR-class interfaces no lower; used only by the "
+    "'system' energy accounting of reports, never fitted",
+)
+"""The DRAM energy of the *system* accounting (docs/model.md, "Energy accounting")."""
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Technology:
@@ -131,15 +160,22 @@ class Technology:
     cluster_buffer_bits: jax.Array
     bus_area_per_bit_mm2: jax.Array
     fu_area_mm2: jax.Array
+    global_buffer_overlap: jax.Array
+    fu_overlap: jax.Array
 
     @classmethod
     def from_values(cls, values: Mapping[str, float]) -> Technology:
-        """Builds a validated parameter set; unknown or non-positive values raise ValueError."""
-        unknown = sorted(set(values) - set(PARAMETERS))
+        """Builds a validated parameter set; unknown or non-positive values (switches: not 0 or 1) raise
+        ValueError."""
+        unknown = sorted(set(values) - set(ALL_PARAMETERS))
         if unknown:
-            raise ValueError(f"unknown technology parameter(s) {unknown}; known: {sorted(PARAMETERS)}")
-        merged = {name: p.value for name, p in PARAMETERS.items()} | dict(values)
+            raise ValueError(f"unknown technology parameter(s) {unknown}; known: {sorted(ALL_PARAMETERS)}")
+        merged = {name: p.value for name, p in ALL_PARAMETERS.items()} | dict(values)
         for name, value in merged.items():
+            if name in SWITCHES:
+                if value not in (0, 1):
+                    raise ValueError(f"technology switch {name!r} = {value!r} must be 0 (off) or 1 (on)")
+                continue
             if not isinstance(value, int | float) or not value > 0 or value != value or value == float("inf"):
                 raise ValueError(f"technology parameter {name!r} = {value!r} must be a finite positive number")
         if merged["dram_efficiency"] > 1:
@@ -151,7 +187,7 @@ class Technology:
         return Technology.from_values(self.to_dict() | values)
 
     def to_dict(self) -> dict[str, float]:
-        return {name: float(getattr(self, name)) for name in PARAMETERS}
+        return {name: float(getattr(self, name)) for name in ALL_PARAMETERS}
 
     @classmethod
     def from_json(cls, path: str | Path) -> Technology:
@@ -170,5 +206,5 @@ def default_technology() -> Technology:
 def markdown_table() -> str:
     """The parameter table for docs/model.md."""
     rows = ["| parameter | value | unit | source |", "|---|---|---|---|"]
-    rows += [f"| `{n}` | {p.value:.4g} | {p.unit} | {p.source} |" for n, p in PARAMETERS.items()]
+    rows += [f"| `{n}` | {p.value:.4g} | {p.unit} | {p.source} |" for n, p in ALL_PARAMETERS.items()]
     return "\n".join(rows)

@@ -7,9 +7,15 @@ cluster) from DRAM through the three buses into the macros of a set, then comput
 
     shared = max(t_dram, t_inter_cluster, t_inter_tile)      # links every set of a cluster shares
     load   = max(shared, t_intra_tile, t_row_write)            # one set's whole load
-    period = max(shared, compute, (load + compute) / m)        # steady state, round-robin over m sets
+    local  = max(t_inter_cluster, t_inter_tile, t_intra_tile, t_row_write)  # from the global buffer on
+    cycle  = local if global_buffer_overlap else load          # what a set's load blocks it for
+    period = max(shared, compute, (cycle + compute) / m)       # steady state, round-robin over m sets
     first  = load + compute + drain                            # fill and drain of the pipeline
     T(n)   = first + (n - 1) * period
+
+With ``global_buffer_overlap`` the double-buffered global buffer takes the next stage from DRAM while
+the current one moves on chip, so DRAM time bounds the period (through ``shared``) but no longer adds
+to a tile set's own load-then-compute cycle.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ def stage_timing(
     t_row_write = MACRO_ROWS / f
     shared = ops.maximum(ops.maximum(t_dram, t_inter_cluster), t_inter_tile)
     load = ops.maximum(ops.maximum(shared, t_intra_tile), t_row_write)
+    local = ops.maximum(ops.maximum(t_inter_cluster, t_inter_tile), ops.maximum(t_intra_tile, t_row_write))
+    cycle = tech.global_buffer_overlap * local + (1.0 - tech.global_buffer_overlap) * load
     compute = stage_cycles / f
-    period = ops.maximum(ops.maximum(shared, compute), (load + compute) / hw.m)
+    period = ops.maximum(ops.maximum(shared, compute), (cycle + compute) / hw.m)
     return StageTiming(first=load + compute + drain_cycles / f, period=period)

@@ -1,0 +1,83 @@
+"""The paper reproduction: knee selection by hand, and the report's contracts on a small design space."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cimjax.cli.main import app
+from cimjax.hardware.config import DesignSpace
+from cimjax.hardware.technology import default_technology
+from cimjax.report.paper import FIG9_KEYS, reproduce_paper
+from cimjax.report.selection import knee_index
+
+# Every field has two values (the GA needs radices >= 2): 512 designs.
+SMALL_SPACE = DesignSpace(
+    {
+        "c_v": (1, 2),
+        "c_h": (1, 3),
+        "t_v_act": (2, 4),
+        "t_h_act": (2, 4),
+        "m": (1, 3),
+        "pes_per_tile": (4, 16),
+        "bus_inter_cluster": (1024, 4096),
+        "bus_inter_tile": (512, 4096),
+        "bus_intra_tile": (512, 4096),
+    }
+)
+
+
+def test_knee_by_hand():
+    latency = [1.0, 1.005, 1.02, 1.009]  # within 1 % of the best throughput: 0, 1, 3
+    energy = [5.0, 3.0, 1.0, 4.0]
+    area = [10.0, 20.0, 1.0, 5.0]
+    assert knee_index(latency, energy, area, 0.01, "energy") == 1
+    assert knee_index(latency, energy, area, 0.01, "area") == 3
+    assert knee_index(latency, energy, area, 0.0, "energy") == 0
+    assert knee_index(latency, energy, area, 0.05, "energy") == 2
+    with pytest.raises(ValueError, match="knee rule 'power' is not known"):
+        knee_index(latency, energy, area, 0.01, "power")
+    with pytest.raises(ValueError, match="tolerance = -0.1 must be in"):
+        knee_index(latency, energy, area, -0.1, "energy")
+
+
+def test_reproduce_rows_exhaustive_and_ga(tmp_path, small_workload):
+    summary = reproduce_paper(tmp_path, ["qwen2.5-0.5b"], ga_seeds=2, workload=small_workload, space=SMALL_SPACE)
+    rows = json.loads((tmp_path / "fig9.json").read_text())
+    assert [(r["model"], r["precision"]) for r in rows] == [("qwen2.5-0.5b", "int4"), ("qwen2.5-0.5b", "int8")]
+    for row in rows:
+        assert set(FIG9_KEYS) | {"selection", "exhaustive", "ga"} <= set(row)
+        assert row["selection"]["tolerance"] == 0.01 and row["selection"]["rule"] == "energy"
+        best = row["exhaustive"]
+        # The knee is within the tolerance of the exhaustive optimum, and never costs more energy.
+        assert row["tokens_per_s"] >= 0.99 * best["tokens_per_s"] * (1 - 1e-6)
+        assert row["tokens_per_j"] >= best["tokens_per_j"] * (1 - 1e-6)
+        ga = row["ga"]
+        assert [run["seed"] for run in ga["runs"]] == [0, 1]
+        for metric in ("tokens_per_s", "tokens_per_j", "area_mm2"):
+            values = [run[metric] for run in ga["runs"]]
+            assert ga["min"][metric] == min(values) and ga["max"][metric] == max(values)
+            assert min(values) <= ga["median"][metric] <= max(values)
+        # No GA run beats the exhaustive optimum of the same space.
+        assert max(run["tokens_per_s"] for run in ga["runs"]) <= best["tokens_per_s"] * (1 + 1e-6)
+    assert summary["alpha05"] is None  # the paper's alpha = 0.5 point is not in this run
+    assert "GA tokens/s" in (tmp_path / "fig9.md").read_text()
+    trends = json.loads((tmp_path / "trends.json").read_text())["selected"]
+    in_band = [r for r in rows if 18.4 <= r["area_mm2"] <= 103.6]
+    assert trends["area_in_paper_band"]["following"] == len(in_band) and trends["area_in_paper_band"]["designs"] == 2
+    for row in rows:  # the energy split adds up; the system accounting changes only the DRAM part
+        assert row["dram_energy_j"] + row["on_chip_energy_j"] == pytest.approx(row["energy_j"], rel=1e-9)
+        system = row["system"]
+        assert system["energy_j"] - system["dram_energy_j"] == pytest.approx(row["on_chip_energy_j"], rel=1e-9)
+        assert system["dram_energy_j"] / row["dram_energy_j"] == pytest.approx(
+            system["dram_energy_per_bit"] / float(default_technology().dram_energy_per_bit), rel=1e-5
+        )
+
+
+def test_reproduce_rejects_bad_options():
+    result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--tolerance", "0.7"])
+    assert result.exit_code == 2 and "tolerance = 0.7 must be in [0, 0.5)" in result.output
+    result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--knee", "cost"])
+    assert result.exit_code == 2 and "knee rule 'cost' is not known" in result.output
