@@ -209,8 +209,7 @@ class Result(dict):
         )
         meta = self.get("meta") or {}
         caption = html.escape(
-            f"cimjax {meta.get('cimjax_version', '?')}, {meta.get('device', '?')}, "
-            f"workload {meta.get('workload', {})}"
+            f"cimjax {meta.get('cimjax_version', '?')}, {meta.get('device', '?')}, workload {meta.get('workload', {})}"
         )
         return f"<table><caption>{caption}</caption>{body}</table>"
 

@@ -47,7 +47,7 @@ def _sweep(model_id: str, precision: str, tech: Technology, workload: Workload):
 def selected_design(model_id: str, precision: str, tech: Technology, workload: Workload) -> tuple[int, object]:
     """Flat index of the alpha = 1 design put beside the paper (the default knee), and the sweep."""
     result = _sweep(model_id, precision, tech, workload)
-    return knee_index(result.latency_s, result.energy_j, result.area_mm2), result
+    return knee_index(result), result
 
 
 def fit_pe_area(tech: Technology) -> float:

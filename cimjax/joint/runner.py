@@ -112,18 +112,22 @@ def optimize_report(
     baseline = uniform_baseline(problem, progress=step).report
     report, comparison = compare(report, baseline, problem.alpha, problem.area_max, tolerance)
     assumptions = [problem.proxy.assumption] if problem.proxy.assumption else []
-    return Result(report) | comparison | {
-        "baseline": {k: baseline[k] for k in (*METRICS, "config", "mean_bits")},
-        "gain": report["tokens_per_s"] / baseline["tokens_per_s"],
-        "meta": make_meta(problem.workload, problem.tech, assumptions),
-        "method": method,
-        "model": spec.id,
-        "alpha": problem.alpha,
-        "area_max": problem.area_max,
-        "budget_label": problem.budget_label,
-        "proxy_name": problem.proxy.name,
-        "assumption": problem.proxy.assumption,
-        "seed": seed,
-        "evaluations": evaluations,
-        "wall_s": wall_s,
-    }
+    return (
+        Result(report)
+        | comparison
+        | {
+            "baseline": {k: baseline[k] for k in (*METRICS, "config", "mean_bits")},
+            "gain": report["tokens_per_s"] / baseline["tokens_per_s"],
+            "meta": make_meta(problem.workload, problem.tech, assumptions),
+            "method": method,
+            "model": spec.id,
+            "alpha": problem.alpha,
+            "area_max": problem.area_max,
+            "budget_label": problem.budget_label,
+            "proxy_name": problem.proxy.name,
+            "assumption": problem.proxy.assumption,
+            "seed": seed,
+            "evaluations": evaluations,
+            "wall_s": wall_s,
+        }
+    )

@@ -12,19 +12,20 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from cimjax.cost.calibration import EFFICIENCY_POINT, THROUGHPUT_POINTS  # noqa: E402
-from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace  # noqa: E402
-from cimjax.hardware.technology import SYSTEM_DRAM_ENERGY_PER_BIT, Technology, default_technology  # noqa: E402
-from cimjax.report.selection import DEFAULT_TOLERANCE, check_knee, describe, knee_index  # noqa: E402
-from cimjax.search.exhaustive import sweep  # noqa: E402
-from cimjax.search.pareto import alpha_objective  # noqa: E402
-from cimjax.search.runner import search  # noqa: E402
-from cimjax.workload.models import MODELS  # noqa: E402
-from cimjax.workload.operators import Workload  # noqa: E402
-from cimjax.workload.precision import preset  # noqa: E402
+from cimjax.cost.calibration import EFFICIENCY_POINT, THROUGHPUT_POINTS
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace
+from cimjax.hardware.technology import SYSTEM_DRAM_ENERGY_PER_BIT, Technology, default_technology
+from cimjax.report.selection import DEFAULT_TOLERANCE, check_knee, describe, knee_index
+from cimjax.results import write_json
+from cimjax.search.exhaustive import sweep
+from cimjax.search.pareto import alpha_objective
+from cimjax.search.runner import search
+from cimjax.workload.models import MODELS
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import preset
 
 PRECISIONS = ("int4", "int8")
 ALPHA05_POINT = ("llama3.2-3b", "int8")  # the paper's alpha = 0.5 design is for this model and precision
@@ -279,7 +280,7 @@ def _point(model_id, precision, tech, workload, space, tolerance, knee, ga_seeds
     spec = MODELS[model_id]
     result = sweep(spec, preset(precision, spec.n_layers), workload, tech, space)
     best, _ = result.best(1.0)
-    chosen = knee_index(result.latency_s, result.energy_j, result.area_mm2, tolerance, knee)
+    chosen = knee_index(result, tolerance, knee)
 
     def report(index):
         return evaluate_design(model_id, precision, space.decode(index).to_dict(), workload, tech, space)
@@ -358,7 +359,7 @@ def reproduce_paper(
                 alpha05 = alpha05_comparison(result, tech, workload)
 
     fig9 = [{k: r[k] for k in FIG9_KEYS} | r for r in records]
-    (out_dir / "fig9.json").write_text(json.dumps(fig9, indent=2))
+    write_json(out_dir / "fig9.json", fig9, indent=2)
     with open(out_dir / "fig9.csv", "w", newline="") as f:
         writer = csv.writer(f)
         columns = [k for k in fig9[0] if not isinstance(fig9[0][k], dict)] + ["config", "selection"]
@@ -368,7 +369,7 @@ def reproduce_paper(
     table = markdown_table(records)
     searches = search_table(records)
     trends = {"selected": paper_trends(records), "exhaustive": paper_trends([r["exhaustive"] for r in records])}
-    (out_dir / "trends.json").write_text(json.dumps(trends, indent=2))
+    write_json(out_dir / "trends.json", trends, indent=2)
     (out_dir / "fig9.md").write_text(
         f"Rows put beside the paper ({describe(knee, tolerance)}); the paper's published numbers where they "
         f"are calibration points, '-' where they are held out:\n\n{table}\n\n"
@@ -378,9 +379,9 @@ def reproduce_paper(
         f"and for the exhaustive optima:\n\n{trends_table(trends['exhaustive'])}\n"
     )
     devices = device_comparison(records)
-    (out_dir / "devices.json").write_text(json.dumps(devices, indent=2))
+    write_json(out_dir / "devices.json", devices, indent=2)
     if alpha05 is not None:
-        (out_dir / "alpha05_llama3.2-3b_int8.json").write_text(json.dumps(alpha05, indent=2))
+        write_json(out_dir / "alpha05_llama3.2-3b_int8.json", alpha05, indent=2)
     plot_bars(records, "tokens_per_s", "tokens/s", out_dir / "fig9_tokens_per_s.png", roofline=True)
     plot_bars(records, "tokens_per_j", "tokens/J", out_dir / "fig9_tokens_per_j.png")
     plot_bars(records, "area_mm2", "area (mm^2)", out_dir / "fig9_area.png", band=PAPER_AREA_BAND_MM2)
