@@ -120,8 +120,8 @@ def test_importing_the_report_keeps_the_notebook_backend():
 def test_reproduce_writes_a_meta_side_car(tmp_path, monkeypatch):
     import cimjax.report.paper
 
-    def fake(out_dir, ids, tech, progress=None):  # the searches themselves are tested elsewhere
-        return {"markdown": "| table |", "files": ["fig9.json", "fig9.csv"]}
+    def fake(out_dir, ids, tech, progress=None, **options):  # the searches themselves are tested elsewhere
+        return {"markdown": "| table |", "search_markdown": "| searches |", "files": ["fig9.json", "fig9.csv"]}
 
     monkeypatch.setattr(cimjax.report.paper, "reproduce_paper", fake)
     (tmp_path / "tech.json").write_text(json.dumps({"clock_hz": 5e8}))

@@ -247,7 +247,7 @@ def reproduce(
     out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/reproduce"),
     models: Annotated[str | None, typer.Option(help="comma-separated model ids (default: all twelve)")] = None,
     tolerance: Annotated[
-        float, typer.Option(help="knee: designs within this fraction of the best alpha=1 throughput qualify")
+        float, typer.Option(help="knee: designs within this fraction of the best alpha=1 latency qualify")
     ] = 0.01,
     knee: Annotated[str, typer.Option(help="knee: qualifying design of lowest 'energy' or 'area'")] = "energy",
     ga_seeds: Annotated[int, typer.Option(help="runs of the paper's GA (seeds 0..n-1); 0 skips it")] = 5,
@@ -256,7 +256,7 @@ def reproduce(
     """Reproduce the paper's per-model results (Fig. 9 style) and write JSON, CSV, Markdown and plots.
 
     Per model and precision: the exhaustive alpha=1 optimum, the paper's GA over several seeds, and the
-    knee design put beside the paper (see docs/model.md, "Selection").
+    knee design put beside the paper (see docs/model.md, section 9).
     """
     from cimjax.report.paper import reproduce_paper
     from cimjax.results import make_meta, write_json
