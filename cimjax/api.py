@@ -35,6 +35,8 @@ def resolve_model(model: str | ModelSpec) -> ModelSpec:
 def resolve_precision(precision: str | Precision, spec: ModelSpec) -> Precision:
     if isinstance(precision, str):
         return preset(precision, spec.n_layers)
+    if not isinstance(precision, Precision):
+        raise ValueError(f"precision = {precision!r} is not allowed; allowed: 'int4', 'int8' or a Precision")
     precision.validate(spec.n_layers)
     return precision
 
@@ -133,6 +135,10 @@ def evaluate_design(
     paper's alpha = 0.5 design (``EDGECIM_ALPHA05_DESIGN``), as on the command line."""
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
+    if not isinstance(config, Mapping | HardwareConfig):
+        raise ValueError(
+            f"config = {config!r} is not allowed; allowed: a mapping of {list(FIELDS)} or a HardwareConfig"
+        )
     hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(complete_config(config), space)
     workload = workload or Workload()
     tech = tech or default_technology()

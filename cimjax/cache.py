@@ -10,8 +10,12 @@ directory cannot be created or written (a read-only home): then programs are sim
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
+
+from cimjax.validation import InputError
 
 NO_CACHE_ENV = "CIMJAX_NO_CACHE"
 MIN_COMPILE_S = 0.2
@@ -21,14 +25,29 @@ _enabled: bool | None = None
 
 
 def cache_root() -> Path:
-    """The cache directory, not created."""
-    return Path(os.environ.get("CIMJAX_CACHE", Path.home() / ".cache" / "cimjax"))
+    """The cache directory, not created: $CIMJAX_CACHE (if set and not empty), else ~/.cache/cimjax, else
+    (no home directory at all) a per-user directory in the system's temporary directory."""
+    if os.environ.get("CIMJAX_CACHE", "").strip():
+        return Path(os.environ["CIMJAX_CACHE"])
+    try:
+        return Path.home() / ".cache" / "cimjax"
+    except RuntimeError:
+        return Path(tempfile.gettempdir()) / f"cimjax-cache-{os.getuid()}"
 
 
 def cache_dir() -> Path:
-    """The cache directory, created if missing (for callers that write to it)."""
+    """The cache directory, created if missing (for callers that write to it); an InputError saying how to
+    set CIMJAX_CACHE if it cannot be created or written (a file, under a file, a read-only home)."""
     path = cache_root()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "not writable")
+    except OSError as err:
+        raise InputError(
+            f"cache directory {str(path)!r} is not usable ({err.strerror}); allowed: a writable directory "
+            "(set CIMJAX_CACHE to one, e.g. export CIMJAX_CACHE=/tmp/cimjax-cache)"
+        ) from None
     return path
 
 

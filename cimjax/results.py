@@ -12,11 +12,14 @@ from __future__ import annotations
 import csv
 import functools
 import html
+import io
 import json
 import math
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from cimjax.files import atomic_write
 
 SIGNIFICANT_DIGITS = 7
 """Floats in result files keep this many significant digits: the model computes in float32 (24-bit
@@ -57,12 +60,14 @@ def rounded(value, digits: int = SIGNIFICANT_DIGITS):
 
 
 def to_json(value, indent: int | None = None) -> str:
-    """JSON text of ``value`` with floats rounded (see :data:`SIGNIFICANT_DIGITS`)."""
-    return json.dumps(rounded(value), indent=indent)
+    """JSON text of ``value`` with floats rounded (see :data:`SIGNIFICANT_DIGITS`); a NaN or infinity raises
+    ValueError (never bare ``NaN``/``Infinity``, which is not JSON)."""
+    return json.dumps(rounded(value), indent=indent, allow_nan=False)
 
 
 def write_json(path: str | Path, value, indent: int | None = 1) -> None:
-    Path(path).write_text(to_json(value, indent) + "\n")
+    """Writes the file whole or not at all (:func:`cimjax.files.atomic_write`)."""
+    atomic_write(path, to_json(value, indent) + "\n")
 
 
 def version() -> str:
@@ -148,10 +153,11 @@ def write_csv(path: str | Path, rows: Sequence[Mapping], meta: Mapping) -> list[
     path = Path(path)
     flat = [rounded(flat_row(r)) for r in rows]
     columns = list(dict.fromkeys(k for r in flat for k in r))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns)
-        writer.writeheader()
-        writer.writerows(flat)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows(flat)
+    atomic_write(path, text.getvalue())
     side = path.with_name(path.stem + ".meta.json")
     write_json(side, {"describes": path.name, "meta": meta})
     return [path, side]

@@ -334,7 +334,7 @@ def test_missing_file(tmp_path):
 def test_invalid_json(tmp_path):
     file = tmp_path / "config.json"
     file.write_text('{"hidden_size": 2048,')
-    with pytest.raises(ConfigError, match="not readable JSON"):
+    with pytest.raises(ConfigError, match="is not valid JSON"):
         load_hf_config(file)
     file.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="JSON object"):

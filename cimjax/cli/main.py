@@ -244,7 +244,7 @@ def search_cmd(
 @app.command()
 @user_errors
 def reproduce(
-    out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/reproduce"),
+    out_dir: Annotated[str, typer.Option("--out", help="output directory")] = "results/reproduce",
     models: Annotated[str | None, typer.Option(help="comma-separated model ids (default: all twelve)")] = None,
     tolerance: Annotated[
         float, typer.Option(help="knee: designs within this fraction of the best alpha=1 latency qualify")
@@ -258,20 +258,24 @@ def reproduce(
     Per model and precision: the exhaustive alpha=1 optimum, the paper's GA over several seeds, and the
     knee design put beside the paper (see docs/model.md, section 9).
     """
+    from cimjax.files import output_dir
     from cimjax.report.paper import reproduce_paper
     from cimjax.results import make_meta, write_json
+    from cimjax.workload.models import MODELS
 
-    ids = models.split(",") if models else None
+    ids = models.split(",") if models is not None else None
+    if ids is not None and not all(i in MODELS for i in ids):
+        raise ValueError(f"--models = {models!r} is not allowed; allowed: comma-separated ids of {', '.join(MODELS)}")
     technology = _technology(tech)
-    with progress_bar("reproducing") as bar:
+    with output_dir(out_dir, "--out") as directory, progress_bar("reproducing") as bar:
         task = bar.add_task("reproduce", total=None)
         summary = reproduce_paper(
-            out_dir, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total),
+            directory, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total),
             tolerance=tolerance, knee=knee, ga_seeds=ga_seeds,
         )  # fmt: skip
-    # one side-car for the whole directory: its files are lists and tables that have no room for `meta`
-    side_car = {"describes": sorted(summary["files"]), "meta": make_meta(None, technology)}
-    write_json(Path(out_dir) / "meta.json", side_car)
+        # one side-car for the whole directory: its files are lists and tables that have no room for `meta`
+        side_car = {"describes": sorted(summary["files"]), "meta": make_meta(None, technology)}
+        write_json(directory / "meta.json", side_car)
     out.print(summary["markdown"])
     out.print(summary["search_markdown"])
     out.print(f"wrote {', '.join([*summary['files'], 'meta.json'])}")

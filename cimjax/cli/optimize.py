@@ -5,14 +5,19 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 :mod:`cimjax.joint.runner`).
 """
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+MAX_STARTS = 4096
+"""Most parallel starts of the gradient method (each carries its per-layer bit table through the descent)."""
+MAX_ROUNDS = 1000
+"""Most augmented-Lagrangian rounds (the default is 8)."""
+
 
 def register(app: typer.Typer) -> None:
     """Adds ``cimjax optimize`` to the command-line app (annotations are evaluated here, see cli/sweep.py)."""
+    from cimjax import validation
     from cimjax.cli.main import (
         JsonOpt,
         Model,
@@ -25,6 +30,7 @@ def register(app: typer.Typer) -> None:
         progress_bar,
         user_errors,
     )
+    from cimjax.files import check_output_dir, output_dir
 
     @app.command("optimize")
     @user_errors
@@ -40,7 +46,7 @@ def register(app: typer.Typer) -> None:
         ),
         seed: Annotated[int, typer.Option(help="random seed")] = 0,
         checkpoint_dir: Annotated[
-            Path | None, typer.Option("--checkpoint-dir", help="save the optimiser state here after every round")
+            str | None, typer.Option("--checkpoint-dir", help="save the optimiser state here after every round")
         ] = None,
         resume: Annotated[bool, typer.Option("--resume", help="continue the run saved in --checkpoint-dir")] = False,
         starts: Annotated[int, typer.Option(help="parallel starts of the gradient method")] = 16,
@@ -48,7 +54,7 @@ def register(app: typer.Typer) -> None:
         tech: TechOpt = None,
         tolerance: ToleranceOpt = 0.0,
         out_dir: Annotated[
-            Path | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
+            str | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
         ] = None,
         as_json: JsonOpt = False,
     ) -> None:
@@ -56,7 +62,12 @@ def register(app: typer.Typer) -> None:
         from cimjax.joint.optimizer import JointSettings
         from cimjax.joint.runner import optimize_report
 
+        validation.integer("--starts", starts, 1, MAX_STARTS)
+        validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
         settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
+        for flag, path in (("--checkpoint-dir", checkpoint_dir), ("--out", out_dir)):
+            if path is not None:
+                check_output_dir(path, flag)
 
         with progress_bar(f"optimize ({method})") as bar:
             tasks: dict[str, int] = {}
@@ -66,11 +77,21 @@ def register(app: typer.Typer) -> None:
                     tasks[phase] = bar.add_task(phase, total=total)
                 bar.update(tasks[phase], completed=done, total=total)
 
-            report = optimize_report(
-                model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
-                checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
-                progress=progress, tolerance=tolerance,
-            )  # fmt: skip
+            try:
+                report = optimize_report(
+                    model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
+                    checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
+                    progress=progress, tolerance=tolerance,
+                )  # fmt: skip
+            except KeyboardInterrupt:
+                bar.stop()
+                saved = "nothing was saved (no --checkpoint-dir)"
+                if checkpoint_dir is not None:
+                    saved = (
+                        f"the last finished round is saved in {checkpoint_dir}; rerun the same command with --resume"
+                    )
+                err.print(f"interrupted: {saved}", highlight=False)
+                raise typer.Exit(130) from None
         emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
         from cimjax.cli.bits import heatmap_table, write_outputs
 
@@ -79,5 +100,6 @@ def register(app: typer.Typer) -> None:
             out.print(report["objective_note"], highlight=False)
         if out_dir is not None:
             title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
-            files = write_outputs(out_dir, report, title)
+            with output_dir(out_dir, "--out") as directory:
+                files = write_outputs(directory, report, title)
             (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)

@@ -6,6 +6,7 @@ checkpoint prints one line to stderr and exits with status 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from cimjax import validation
+
+MAX_CONFIGS = 10_000
+"""Most held-out assignments ``proxy validate`` measures (each is a full evaluation of the LM)."""
+MAX_SAMPLES = 10_000
+"""Most Hutchinson / output-MSE samples ``proxy sensitivities`` draws."""
 
 proxy_app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 _err = Console(stderr=True)
@@ -37,27 +45,34 @@ def validate(
         str, typer.Option(help="Random assignments per 'layer' (and kind) or per 'tensor'.")
     ] = "layer",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Directory for validation.json and proxy_scatter.png.")] = None,
+    out: Annotated[str | None, typer.Option(help="Directory for validation.json and proxy_scatter.png.")] = None,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank random mixed-precision assignments by every proxy."""
+    from cimjax.files import atomic_path, atomic_write, output_dir
     from cimjax.quant.train import train
-    from cimjax.quant.validate import SIZES, scatter_plot
+    from cimjax.quant.validate import GRANULARITIES, SIZES, scatter_plot
     from cimjax.quant.validate import validate as run_validation
 
-    if size not in SIZES:
-        raise _fail(f"--size {size!r} is not known; allowed: {', '.join(SIZES)}")
-    config, measure = SIZES[size]
-    try:
-        trained = train(config, log=_log)
-        result = run_validation(trained, n_configs=configs, seed=seed, granularity=granularity, log=_log, **measure)
+    try:  # every option is checked before the LM is trained
+        validation.integer("--configs", configs, 3, MAX_CONFIGS)
+        validation.integer("--seed", seed, 0, 2**32 - 1)
+        if size not in SIZES:
+            raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
+        if granularity not in GRANULARITIES:
+            raise validation.fail("--granularity", granularity, f"allowed: {', '.join(GRANULARITIES)}")
+        config, measure = SIZES[size]
+        with contextlib.ExitStack() as stack:
+            directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
+            trained = train(config, log=_log)
+            result = run_validation(trained, n_configs=configs, seed=seed, granularity=granularity, log=_log, **measure)
+            payload = result.to_json()
+            if directory is not None:
+                atomic_write(directory / "validation.json", json.dumps(payload, indent=2) + "\n")
+                with atomic_path(directory / "proxy_scatter.png") as tmp:
+                    scatter_plot(result, tmp)
+                _log(f"wrote {directory / 'validation.json'} and {directory / 'proxy_scatter.png'}")
     except ValueError as e:
         raise _fail(str(e)) from None
-    payload = result.to_json()
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "validation.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        scatter_plot(result, out / "proxy_scatter.png")
-        _log(f"wrote {out / 'validation.json'} and {out / 'proxy_scatter.png'}")
     if json_output:
         print(json.dumps(payload))
         return
@@ -72,6 +87,16 @@ def validate(
         f"model: {m['n_params']} parameters, {m['train_steps']} steps in {m['train_seconds']:.0f} s, "
         f"final train loss {m['final_train_loss']:.4f}, validation loss {m['val_loss']:.4f} nats/token"
     )
+
+
+def _memory_bytes(spec, windows: int, seq_len: int) -> float:
+    """Rough peak memory of the sensitivity estimate: float32 logits and per-layer activations (about 16
+    vectors of the wider of hidden and FFN per token and layer) kept for a backward pass (x3), plus the
+    parameters with their gradients and Hessian-vector products (x4)."""
+    tokens = windows * seq_len
+    activations = tokens * (spec.vocab + 16 * spec.n_layers * max(spec.hidden, spec.ffn))
+    params = spec.n_layers * (4 * spec.hidden * spec.q_dim + 3 * spec.hidden * spec.ffn) + spec.vocab * spec.hidden
+    return 4.0 * (3 * activations + 4 * params)
 
 
 @proxy_app.command()
@@ -92,17 +117,20 @@ def sensitivities(
     from cimjax.quant.proxy import make_proxy, uniform_budgets
     from cimjax.quant.sensitivity import estimate
 
-    for name, value in (("--windows", windows), ("--seq-len", seq_len), ("--samples", samples)):
-        if value < 1:
-            raise _fail(f"{name}={value} must be a positive integer")
-    try:
+    try:  # every option and the checkpoint are checked before any JAX work
+        train_tokens, _ = corpus.split()
+        validation.integer("--seq-len", seq_len, 1, len(train_tokens) - 1)
+        validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
+        validation.integer("--samples", samples, 1, MAX_SAMPLES)
         model = load_checkpoint(checkpoint)
-    except CheckpointError as e:
+        if model.spec.vocab < corpus.VOCAB:
+            raise validation.fail("vocab_size", model.spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
+        validation.memory(
+            f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", _memory_bytes(model.spec, windows, seq_len)
+        )
+        calib = corpus.windows(train_tokens, seq_len, windows)
+    except (CheckpointError, ValueError) as e:
         raise _fail(str(e)) from None
-    if model.spec.vocab < corpus.VOCAB:
-        raise _fail(f"vocab_size={model.spec.vocab} is below the {corpus.VOCAB} byte ids the calibration text uses")
-    train_tokens, _ = corpus.split()
-    calib = corpus.windows(train_tokens, seq_len, windows)
     _log(f"estimating sensitivities of {checkpoint} on {windows} x {seq_len} tokens ...")
     sens = estimate(model, calib, n_samples=samples)
     payload = {

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cimjax import validation
+from cimjax.files import atomic_path, output_dir
+
 # NumPy, JAX and the cost model are imported inside the functions that use them, so that registering
 # the command (every `cimjax` start-up, `--help` included) imports none of them.
 if TYPE_CHECKING:
@@ -24,6 +27,11 @@ if TYPE_CHECKING:
     from cimjax.workload.precision import Precision
 
 GA_POP, GA_GENERATIONS = 20, 50  # the paper's GA
+MAX_FIELD_VALUE = 65536
+"""Largest value of a hardware field in a --space file (16x the paper's widest bus)."""
+MAX_DESIGNS = 10**9
+"""Largest design space swept (the paper's has 3,136,000; 1e9 designs take about an hour)."""
+MAX_GA_RUNS = 1000
 HV_MARGIN = 1.1
 """The hypervolume's reference point is this factor times the worst latency and worst energy of the space."""
 
@@ -55,11 +63,14 @@ def load_space(path: Path) -> "DesignSpace":
     if unknown:
         raise ValueError(f"unknown hardware field(s) {unknown} in {path}; fields are {list(FIELDS)}")
     for name, values in data.items():
-        if not isinstance(values, list) or not values or not all(isinstance(v, int) and v > 0 for v in values):
-            raise ValueError(
-                f"design space field {name!r} must be a non-empty list of positive integers, got {values!r}"
-            )
-    return DesignSpace(dict(PAPER_SPACE.values) | {name: tuple(values) for name, values in data.items()})
+        if not isinstance(values, list) or not values:
+            raise validation.fail(f"design space field {name!r}", values, "allowed: a non-empty list of integers")
+        for value in values:
+            validation.integer(f"design space field {name!r} value", value, 1, MAX_FIELD_VALUE)
+    space = DesignSpace(dict(PAPER_SPACE.values) | {name: tuple(values) for name, values in data.items()})
+    if space.size > MAX_DESIGNS:
+        raise ValueError(f"design space {path} has {space.size:,} designs; allowed: at most {MAX_DESIGNS:,}")
+    return space
 
 
 def _design_row(result: "SweepResult", index: int, tokens: int) -> dict:
@@ -187,8 +198,7 @@ def sweep_study(
 
     check_limits(tolerance, area_max)
     space = space or PAPER_SPACE
-    if ga_runs < 0:
-        raise ValueError(f"--ga-runs must be at least 0, got {ga_runs}")
+    validation.integer("--ga-runs", ga_runs, 0, MAX_GA_RUNS)
     if ga_scoring not in ("table", "model"):
         raise ValueError(f"ga_scoring must be 'table' or 'model', got {ga_scoring!r}")
     alphas = list(alphas)
@@ -325,7 +335,8 @@ def plot_front(path: Path, result: "SweepResult", front, optima, ga, tokens: int
         handles.append(axes[0].scatter([], [], marker="x", color="black", label=f"GA best design ({runs} runs/alpha)"))
     axes[0].legend(handles=handles, fontsize=7, loc="upper right")
     axes[1].get_legend().remove()
-    fig.savefig(path, dpi=130)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130)
 
 
 def register(app: typer.Typer) -> None:
@@ -351,7 +362,7 @@ def register(app: typer.Typer) -> None:
         model: Model,
         precision: PrecisionOpt = "int8",
         alphas: Annotated[str, typer.Option(help="comma-separated alphas in [0, 1]")] = "0,0.25,0.5,0.75,1",
-        out_dir: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/sweep"),
+        out_dir: Annotated[str, typer.Option("--out", help="output directory")] = "results/sweep",
         ga_runs: Annotated[int, typer.Option(help="GA runs (seeds 0..N-1) per alpha, drawn over the front")] = 0,
         space: Annotated[
             Path | None,
@@ -375,8 +386,9 @@ def register(app: typer.Typer) -> None:
         design_space = load_space(space) if space else PAPER_SPACE
         values = parse_alphas(alphas)
         workload = Workload(prefill=prefill, generate=generate)
+        technology = _technology(tech)
         start = time.perf_counter()
-        with progress_bar("sweep") as bar:
+        with output_dir(out_dir, "--out") as directory, progress_bar("sweep") as bar:
             tasks = {}
 
             def report(stage: str, done: int, total: int) -> None:
@@ -389,9 +401,9 @@ def register(app: typer.Typer) -> None:
                 prec,
                 precision,
                 workload,
-                _technology(tech),
+                technology,
                 values,
-                out_dir,
+                directory,
                 design_space,
                 ga_runs,
                 progress=report,

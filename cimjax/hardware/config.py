@@ -43,6 +43,23 @@ class HardwareConfig:
     bus_inter_tile: jax.Array
     bus_intra_tile: jax.Array
 
+    def __post_init__(self):
+        """Concrete leaves (not traced ones) must be finite and at least 1: a count of clusters, tiles or PEs,
+        or a bus width. Membership in a design space is checked by :meth:`from_dict`."""
+        for name in FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, jax.core.Tracer) or not isinstance(
+                value, jax.Array | np.ndarray | np.generic | int | float
+            ):
+                continue  # traced, or a placeholder jax builds while transforming
+            array = np.asarray(value)
+            if isinstance(value, bool) or array.dtype == bool or not np.all(np.isfinite(array) & (array >= 1)):
+                shown = array.item() if array.size == 1 else f"an array with {np.size(array)} values"
+                raise ValueError(
+                    f"hardware field {name!r} = {shown!r} is not allowed; allowed: finite numbers >= 1 "
+                    "(use HardwareConfig.from_dict to check against a design space)"
+                )
+
     @property
     def clusters(self):
         return self.c_v * self.c_h
@@ -106,7 +123,11 @@ class DesignSpace:
             if name not in config:
                 raise ValueError(f"hardware field {name!r} is missing; allowed values: {list(self.values[name])}")
             value = config[name]
-            if value not in self.values[name]:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | np.number)
+                or value not in self.values[name]
+            ):
                 raise ValueError(
                     f"hardware field {name!r} = {value!r} is not allowed; allowed values: {list(self.values[name])}"
                 )

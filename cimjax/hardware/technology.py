@@ -16,6 +16,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from cimjax import validation
 from cimjax.jsonfile import read_json
 
 # Structural constants of the EdgeCIM PE: one 16x16 SRAM macro, one input bit per cycle.
@@ -165,8 +166,8 @@ class Technology:
 
     @classmethod
     def from_values(cls, values: Mapping[str, float]) -> Technology:
-        """Builds a validated parameter set; unknown or non-positive values (switches: not 0 or 1) raise
-        ValueError."""
+        """Builds a validated parameter set: every value a finite number (not a bool) within
+        :func:`allowed_range` (switches: 0 or 1); anything else raises ValueError naming it and its range."""
         unknown = sorted(set(values) - set(ALL_PARAMETERS))
         if unknown:
             raise ValueError(f"unknown technology parameter(s) {unknown}; known: {sorted(ALL_PARAMETERS)}")
@@ -176,10 +177,7 @@ class Technology:
                 if value not in (0, 1):
                     raise ValueError(f"technology switch {name!r} = {value!r} must be 0 (off) or 1 (on)")
                 continue
-            if not isinstance(value, int | float) or not value > 0 or value != value or value == float("inf"):
-                raise ValueError(f"technology parameter {name!r} = {value!r} must be a finite positive number")
-        if merged["dram_efficiency"] > 1:
-            raise ValueError(f"technology parameter 'dram_efficiency' = {merged['dram_efficiency']} must be <= 1")
+            validation.number(f"technology parameter {name!r}", value, *allowed_range(name))
         return cls(**{name: jnp.asarray(float(v)) for name, v in merged.items()})
 
     def replace(self, **values: float) -> Technology:
@@ -196,6 +194,21 @@ class Technology:
         if not isinstance(values, dict):
             raise ValueError(f"technology file {path} must hold a JSON object of name: value")
         return cls.from_values(values)
+
+
+RANGE_FACTOR = 1000.0
+"""Every technology constant must lie within this factor of its default (``dram_efficiency`` also <= 1).
+
+Three orders of magnitude either way covers every process node and memory a 65 nm-class model is
+sensibly extrapolated to, and keeps every cost finite in float32 for every design and workload that
+passes validation (tests/test_hostile.py checks the extremes); a 1 Hz or 1e300 Hz clock is refused."""
+
+
+def allowed_range(name: str) -> tuple[float, float]:
+    """The closed range a technology constant (not a switch) may take (see :data:`RANGE_FACTOR`)."""
+    default = PARAMETERS[name].value
+    high = 1.0 if name == "dram_efficiency" else default * RANGE_FACTOR
+    return default / RANGE_FACTOR, high
 
 
 def default_technology() -> Technology:

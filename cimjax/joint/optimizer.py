@@ -27,9 +27,11 @@ with orbax after every round, and a stopped run resumes to the same result.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from cimjax import files
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, DesignSpace
@@ -54,6 +57,7 @@ from cimjax.search.gradient import (
     search_box,
     space_coordinates,
 )
+from cimjax.validation import json_object, read_json
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 
@@ -242,6 +246,8 @@ def _fingerprint(problem: JointProblem, settings: JointSettings) -> dict:
         "proxy": problem.proxy.name,
         "bits": dataclasses.asdict(problem.bits),
         "settings": dataclasses.asdict(settings),
+        "workload": dataclasses.asdict(problem.workload),
+        "technology": problem.tech.to_dict(),
     }
 
 
@@ -253,7 +259,17 @@ class _Checkpoints:
     """Orbax manager of :class:`JointState` after every round, plus a JSON fingerprint of the problem."""
 
     def __init__(self, directory: Path, fingerprint: dict, resume: bool):
-        self.directory = Path(directory).resolve()
+        self._lock = contextlib.ExitStack()  # one run per directory, released by close() or the process's end
+        self.directory = self._lock.enter_context(files.output_dir(directory, "--checkpoint-dir")).resolve()
+        try:
+            self._check(fingerprint, resume)
+            options = ocp.CheckpointManagerOptions(max_to_keep=2)
+            self.manager = ocp.CheckpointManager(self.directory / "state", options=options)
+        except BaseException:
+            if not self._lock.__exit__(*sys.exc_info()):  # also removes the directory if created here
+                raise
+
+    def _check(self, fingerprint: dict, resume: bool) -> None:
         meta = self.directory / "problem.json"
         existing = meta.exists()
         if existing and not resume:
@@ -261,30 +277,41 @@ class _Checkpoints:
                 f"{self.directory} already holds a joint-optimisation checkpoint; pass resume=True (--resume) to "
                 "continue it, or choose another directory"
             )
+        if not existing and (self.directory / "state").exists():
+            raise CheckpointError(
+                f"{self.directory} holds optimiser state without its problem.json, so it cannot be checked to be "
+                "this problem's; remove the directory or choose another"
+            )
         if existing:
-            saved = json.loads(meta.read_text())
+            try:
+                saved = json_object(read_json(meta, "checkpoint problem"), "checkpoint problem", meta)
+            except ValueError as e:
+                raise CheckpointError(str(e)) from None
             wanted = json.loads(json.dumps(fingerprint))
             differs = sorted(k for k in wanted if saved.get(k) != wanted[k])
             if differs:
                 raise CheckpointError(f"checkpoint in {self.directory} is for another problem: {differs} differ")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not existing:
-            meta.write_text(json.dumps(fingerprint, indent=2) + "\n")
-        options = ocp.CheckpointManagerOptions(max_to_keep=2)
-        self.manager = ocp.CheckpointManager(self.directory / "state", options=options)
+        else:
+            files.atomic_write(meta, json.dumps(fingerprint, indent=2) + "\n")
 
     def restore(self, template: JointState) -> JointState | None:
-        latest = self.manager.latest_step()
-        if latest is None:
-            return None
-        return self.manager.restore(latest, args=ocp.args.StandardRestore(template))
+        """The newest intact saved state (a step left truncated by a killed run is skipped), or None."""
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                return self.manager.restore(step, args=ocp.args.StandardRestore(template))
+            except Exception:  # noqa: BLE001 - any unreadable step: fall back to the previous one
+                continue
+        return None
 
     def save(self, state: JointState) -> None:
         self.manager.save(int(state.round), args=ocp.args.StandardSave(state))
         self.manager.wait_until_finished()
 
     def close(self) -> None:
-        self.manager.close()
+        try:
+            self.manager.close()
+        finally:
+            self._lock.close()
 
 
 # --- Discretisation ------------------------------------------------------------------------------------

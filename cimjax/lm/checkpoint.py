@@ -17,7 +17,9 @@ from flax import nnx
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from cimjax.files import atomic_path, atomic_write
 from cimjax.lm.model import DecoderLM, functional
+from cimjax.validation import number, read_json
 from cimjax.workload.models import ModelSpec
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -72,11 +74,12 @@ def save_checkpoint(model: DecoderLM, directory: str | Path, max_shard_bytes: in
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_config_dict(model), indent=2) + "\n", encoding="utf-8")
+    atomic_write(out / "config.json", json.dumps(_config_dict(model), indent=2) + "\n")
     tensors = model_tensors(model)
     metadata = {"format": "pt"}
     if max_shard_bytes is None or sum(t.nbytes for t in tensors.values()) <= max_shard_bytes:
-        save_file(tensors, str(out / SINGLE_FILE), metadata=metadata)
+        with atomic_path(out / SINGLE_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
         return out
     shards: list[dict[str, np.ndarray]] = [{}]
     for name, t in tensors.items():
@@ -86,10 +89,11 @@ def save_checkpoint(model: DecoderLM, directory: str | Path, max_shard_bytes: in
     weight_map = {}
     for i, shard in enumerate(shards):
         file = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(out / file), metadata=metadata)
+        with atomic_path(out / file) as tmp:
+            save_file(shard, str(tmp), metadata=metadata)
         weight_map.update(dict.fromkeys(shard, file))
     index = {"metadata": {"total_size": sum(t.nbytes for t in tensors.values())}, "weight_map": weight_map}
-    (out / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    atomic_write(out / INDEX_FILE, json.dumps(index, indent=2) + "\n")
     return out
 
 
@@ -97,11 +101,7 @@ def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
     """All tensors of a single-file or index-sharded safetensors checkpoint."""
     index_file = directory / INDEX_FILE
     if index_file.is_file():
-        try:
-            weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{index_file} is not a safetensors index with a 'weight_map': {e}") from e
-        files = sorted(set(weight_map.values()))
+        files = _shard_names(index_file)
     elif (directory / SINGLE_FILE).is_file():
         files = [SINGLE_FILE]
     else:
@@ -120,6 +120,36 @@ def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
+def _shard_names(index_file: Path) -> list[str]:
+    """The shard files an index names: its ``weight_map`` must map tensor names to plain file names in the
+    checkpoint directory (an absolute or ``../`` path would read a file outside it)."""
+    try:
+        index = read_json(index_file, "safetensors index")
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(
+            f"{index_file}: 'weight_map' = {weight_map!r} is not allowed; allowed: an object of tensor name: shard file"
+        )
+    for tensor, name in weight_map.items():
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise CheckpointError(
+                f"{index_file}: weight_map[{tensor!r}] = {name!r} is not allowed; allowed: a file name inside "
+                f"{index_file.parent} (no directories)"
+            )
+    return sorted(set(weight_map.values()))
+
+
+def _hyperparameter(cfg: dict, key: str, default: float, path: Path) -> float:
+    """A float of config.json: finite and positive (``rope_theta``, ``rms_norm_eps``)."""
+    value = cfg.get(key, default)
+    try:
+        return number(f"config.json at {path}: {key!r}", value, 0.0, low_open=True)
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def load_checkpoint(directory: str | Path) -> DecoderLM:
     """Builds a :class:`DecoderLM` from a local Hugging Face checkpoint directory.
 
@@ -136,9 +166,9 @@ def load_checkpoint(directory: str | Path) -> DecoderLM:
         spec: ModelSpec = load_hf_config(path)
     except ConfigError as e:
         raise CheckpointError(str(e)) from e
-    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    rope_theta = float(cfg.get("rope_theta", 10000.0))
-    rms_eps = float(cfg.get("rms_norm_eps", 1e-6))
+    cfg = read_json(path / "config.json", "config.json")  # load_hf_config checked it is a readable object
+    rope_theta = _hyperparameter(cfg, "rope_theta", 10000.0, path)
+    rms_eps = _hyperparameter(cfg, "rms_norm_eps", 1e-6, path)
     model = nnx.eval_shape(lambda: DecoderLM(spec, rope_theta=rope_theta, rms_eps=rms_eps, rngs=nnx.Rngs(0)))
     return load_weights(model, _read_tensors(path), source=str(path))
 

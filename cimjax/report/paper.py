@@ -8,6 +8,7 @@ paper's numbers; tokens/s, tokens/J and area, the DRAM roofline, and ratios to t
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cimjax.cost.calibration import EFFICIENCY_POINT, THROUGHPUT_POINTS
+from cimjax.files import atomic_path, atomic_write
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import SYSTEM_DRAM_ENERGY_PER_BIT, Technology, default_technology
 from cimjax.report.selection import DEFAULT_TOLERANCE, check_knee, describe, knee_index
@@ -269,7 +271,8 @@ def plot_bars(
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130)
     plt.close(fig)
 
 
@@ -360,23 +363,25 @@ def reproduce_paper(
 
     fig9 = [{k: r[k] for k in FIG9_KEYS} | r for r in records]
     write_json(out_dir / "fig9.json", fig9, indent=2)
-    with open(out_dir / "fig9.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        columns = [k for k in fig9[0] if not isinstance(fig9[0][k], dict)] + ["config", "selection"]
-        writer.writerow(columns)
-        for r in fig9:
-            writer.writerow([json.dumps(r[k]) if isinstance(r[k], dict) else r[k] for k in columns])
+    rows = io.StringIO(newline="")
+    writer = csv.writer(rows)
+    columns = [k for k in fig9[0] if not isinstance(fig9[0][k], dict)] + ["config", "selection"]
+    writer.writerow(columns)
+    for r in fig9:
+        writer.writerow([json.dumps(r[k]) if isinstance(r[k], dict) else r[k] for k in columns])
+    atomic_write(out_dir / "fig9.csv", rows.getvalue())
     table = markdown_table(records)
     searches = search_table(records)
     trends = {"selected": paper_trends(records), "exhaustive": paper_trends([r["exhaustive"] for r in records])}
     write_json(out_dir / "trends.json", trends, indent=2)
-    (out_dir / "fig9.md").write_text(
+    atomic_write(
+        out_dir / "fig9.md",
         f"Rows put beside the paper ({describe(knee, tolerance)}); the paper's published numbers where they "
         f"are calibration points, '-' where they are held out:\n\n{table}\n\n"
         f"Exhaustive alpha = 1 optimum and the paper's GA (population 20, 50 generations, {ga_seeds} seeds; "
         f"median [min, max]):\n\n{searches}\n\n"
         f"The paper's stated trends, for the rows put beside it:\n\n{trends_table(trends['selected'])}\n\n"
-        f"and for the exhaustive optima:\n\n{trends_table(trends['exhaustive'])}\n"
+        f"and for the exhaustive optima:\n\n{trends_table(trends['exhaustive'])}\n",
     )
     devices = device_comparison(records)
     write_json(out_dir / "devices.json", devices, indent=2)
@@ -385,7 +390,7 @@ def reproduce_paper(
     plot_bars(records, "tokens_per_s", "tokens/s", out_dir / "fig9_tokens_per_s.png", roofline=True)
     plot_bars(records, "tokens_per_j", "tokens/J", out_dir / "fig9_tokens_per_j.png")
     plot_bars(records, "area_mm2", "area (mm^2)", out_dir / "fig9_area.png", band=PAPER_AREA_BAND_MM2)
-    files = sorted(p.name for p in out_dir.iterdir())
+    files = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))  # not lock or temporary files
     return {
         "records": records,
         "devices": devices,

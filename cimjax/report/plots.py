@@ -173,5 +173,8 @@ def bit_table(bits: Sequence[Mapping]) -> np.ndarray:
 
 
 def save(fig, path, dpi: int = 130) -> None:
-    """Writes ``fig`` to ``path`` (the format follows the suffix)."""
-    fig.savefig(path, dpi=dpi)
+    """Writes ``fig`` to ``path`` whole or not at all (the format follows the suffix)."""
+    from cimjax.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)

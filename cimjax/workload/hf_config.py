@@ -9,10 +9,10 @@ absent take the defaults of the family's ``transformers`` config class, so a spe
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from cimjax.validation import read_json
 from cimjax.workload.models import ModelSpec
 
 
@@ -76,9 +76,9 @@ def load_hf_config(path: str | Path) -> ModelSpec:
     if not file.is_file():
         raise ConfigError(f"no config.json at {file}")
     try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"config.json at {file} is not readable JSON: {e}") from e
+        cfg = read_json(file, "config.json")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"config.json at {file} must hold a JSON object, not {type(cfg).__name__}")
 
@@ -118,21 +118,26 @@ def load_hf_config(path: str | Path) -> ModelSpec:
     if not isinstance(tied, bool):
         raise ConfigError(f"config.json at {file} has 'tie_word_embeddings'={tied!r} (expected true or false)")
 
-    name = cfg.get("name_or_path") or cfg.get("_name_or_path") or file.resolve().parent.name
-    return ModelSpec(
-        id=str(name).rstrip("/").rsplit("/", 1)[-1].lower(),
-        name=str(name),
-        n_layers=sizes["num_hidden_layers"],
-        hidden=hidden,
-        n_heads=heads,
-        n_kv_heads=kv_heads,
-        head_dim=head_dim,
-        ffn=sizes["intermediate_size"],
-        vocab=sizes["vocab_size"],
-        tied_embeddings=tied,
-        qkv_bias=defaults["qkv_bias"],
-        qk_norm=defaults["qk_norm"],
-    )
+    name = cfg.get("name_or_path") or cfg.get("_name_or_path")
+    if not isinstance(name, str) or not name.strip("/"):
+        name = file.resolve().parent.name
+    try:  # sizes beyond the documented limits (cimjax.validation.MODEL_LIMITS) are refused here
+        return ModelSpec(
+            id=name.rstrip("/").rsplit("/", 1)[-1].lower(),
+            name=name,
+            n_layers=sizes["num_hidden_layers"],
+            hidden=hidden,
+            n_heads=heads,
+            n_kv_heads=kv_heads,
+            head_dim=head_dim,
+            ffn=sizes["intermediate_size"],
+            vocab=sizes["vocab_size"],
+            tied_embeddings=tied,
+            qkv_bias=defaults["qkv_bias"],
+            qk_norm=defaults["qk_norm"],
+        )
+    except ValueError as e:
+        raise ConfigError(f"config.json at {file}: {e}") from None
 
 
 def _family(cfg: dict, file: Path) -> str:
@@ -141,13 +146,16 @@ def _family(cfg: dict, file: Path) -> str:
     model_type = cfg.get("model_type")
     if model_type is None:
         architectures = cfg.get("architectures") or []
-        model_type = next((_ARCHITECTURES[a] for a in architectures if a in _ARCHITECTURES), None)
+        if not isinstance(architectures, list):
+            architectures = [architectures]
+        known = [_ARCHITECTURES[a] for a in architectures if isinstance(a, str) and a in _ARCHITECTURES]
+        model_type = known[0] if known else None
         if model_type is None:
             raise ConfigError(
                 f"config.json at {file} lacks 'model_type' (one of: {supported}) and its 'architectures' "
                 f"{architectures!r} name none of {', '.join(_ARCHITECTURES)}"
             )
-    if model_type not in _FAMILIES:
+    if not isinstance(model_type, str) or model_type not in _FAMILIES:
         raise ConfigError(f"config.json at {file} has unsupported 'model_type' {model_type!r}; supported: {supported}")
     return model_type
 

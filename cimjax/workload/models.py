@@ -35,10 +35,12 @@ class ModelSpec:
     qk_norm: bool = False
 
     def __post_init__(self):
-        for field in ("n_layers", "hidden", "n_heads", "n_kv_heads", "head_dim", "ffn", "vocab"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"model {self.id!r}: {field}={value!r} must be a positive integer")
+        from cimjax.validation import MODEL_LIMITS, model_sizes
+
+        model_sizes(self.id, {field: getattr(self, field) for field in MODEL_LIMITS})
+        for field in ("tied_embeddings", "qkv_bias", "qk_norm"):
+            if not isinstance(getattr(self, field), bool):
+                raise ValueError(f"model {self.id!r}: {field} = {getattr(self, field)!r} is not allowed; allowed: bool")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(
                 f"model {self.id!r}: n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}"
@@ -87,6 +89,11 @@ class UnknownModelError(ValueError):
 
 def get_model(model_id: str) -> ModelSpec:
     """Returns a built-in model by id, or loads a Hugging Face ``config.json`` given as a path."""
+    if not isinstance(model_id, str):
+        raise UnknownModelError(
+            f"model = {model_id!r} is not allowed; allowed: a model id ({', '.join(MODELS)}), a path to a "
+            "config.json or a ModelSpec"
+        )
     if model_id in MODELS:
         return MODELS[model_id]
     if model_id.endswith(".json") or "/" in model_id:

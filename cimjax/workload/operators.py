@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from cimjax import validation
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.precision import LINEAR_OPS
 
@@ -26,9 +27,7 @@ class Workload:
 
     def __post_init__(self):
         for field, low in (("prefill", 0), ("generate", 1), ("attention_block", 1)):
-            value = getattr(self, field)
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"workload field {field!r} = {value!r} must be an integer >= {low}")
+            validation.tokens(f"workload field {field!r}", getattr(self, field), low)
 
     def context_lengths(self) -> list[int]:
         """Keys attended by each decode step: step t (1-based) sees the prompt and t generated tokens."""
@@ -50,13 +49,16 @@ class Workload:
 
     def prefill_query_block_pairs(self) -> int:
         """Causal prefill: sum over K/V blocks of the queries that attend to that block."""
-        b = self.attention_block
-        return sum(self.prefill - j * b for j in range(self.prefill_blocks()))
+        n, b = self.prefill_blocks(), self.attention_block
+        return n * self.prefill - b * n * (n - 1) // 2  # sum over j < n of (prefill - j b)
 
 
 @dataclasses.dataclass(frozen=True)
 class PassCounts:
     """Static counts of one phase (decode or prefill), summed over its passes, per KV head.
+
+    Counts are Python floats: they exceed int32 for long contexts (``--generate 46341``), and an int
+    above 2^31 reaching jitted code overflows, while float32 keeps them to 7 significant digits.
 
     Attributes:
       passes: times every weight matrix is streamed from DRAM.
@@ -68,16 +70,20 @@ class PassCounts:
       kv_write: K/V entries appended to DRAM.
     """
 
-    passes: int
-    inputs: int
-    blocks: int
-    query_blocks: int
-    scores: int
-    kv_read: int
-    kv_write: int
+    passes: float
+    inputs: float
+    blocks: float
+    query_blocks: float
+    scores: float
+    kv_read: float
+    kv_write: float
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, float(getattr(self, field.name)))
 
     @property
-    def tokens(self) -> int:
+    def tokens(self) -> float:
         return self.passes * self.inputs
 
 

@@ -1,0 +1,142 @@
+"""Safe output: directories checked before any work, one writer at a time, whole files or none.
+
+* :func:`output_dir` checks an output directory up front (empty name, an existing file or device, a path
+  under a file, not writable), creates it, and locks it so a second run on the same directory is refused;
+  if the run fails, directories it created and left empty are removed.
+* :func:`atomic_write` / :func:`atomic_path` write to a temporary file in the same directory and rename it
+  into place, so an interrupted run never leaves a truncated result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from cimjax.validation import InputError
+
+LOCK_NAME = ".cimjax.lock"
+
+
+def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
+    """``path`` as a directory cimjax may create and write; InputError naming ``flag`` otherwise."""
+    text = os.fspath(path)
+    allowed = "allowed: a directory path that is writable (it is created if missing)"
+    if not text.strip():
+        raise InputError(f"{flag} = {text!r} is not allowed; {allowed}")
+    target = Path(text)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a directory; {allowed}")
+    ancestor = target
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InputError(f"{flag} = {text!r} is not allowed: {ancestor} is a file, not a directory; {allowed}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} = {text!r} is not allowed: {ancestor} is not writable; {allowed}")
+    return target
+
+
+def _make_dirs(target: Path, flag: str) -> list[Path]:
+    """Creates ``target`` and missing parents; returns those created (outermost first)."""
+    missing = []
+    probe = target
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    created = []
+    try:
+        for directory in reversed(missing):
+            directory.mkdir()
+            created.append(directory)
+    except OSError as err:
+        _remove_empty(created)
+        raise InputError(f"{flag} = {str(target)!r} is not allowed: cannot create it ({err.strerror})") from None
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    for directory in reversed(created):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+@contextlib.contextmanager
+def lock(directory: Path, flag: str) -> Iterator[None]:
+    """Holds an exclusive lock on ``directory`` (a lock file inside it) while the block runs.
+
+    A second process asking for the same directory is refused at once; the lock is released when the
+    block ends or the process dies (an ``flock``, so a killed run never leaves a stale lock behind).
+    """
+    path = directory / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise InputError(f"{flag} = {str(directory)!r} is not allowed: cannot write ({err.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise InputError(
+                    f"{flag} = {str(directory)!r} is in use by another cimjax run; allowed: a directory no other "
+                    "run is writing (wait for it to finish or choose another)"
+                ) from None
+            raise
+        try:  # the file we locked may have been removed by its previous holder: lock the current one
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_dir(path: str | os.PathLike, flag: str) -> Iterator[Path]:
+    """Checks, creates and locks an output directory for the duration of a run (see the module docstring).
+
+    If the block raises (or is interrupted), directories created here are removed again when empty.
+    """
+    target = check_output_dir(path, flag)
+    created = _make_dirs(target, flag)
+    try:
+        with lock(target, flag):
+            yield target
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to ``path``; renamed onto ``path`` when the block succeeds, removed otherwise."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
+    """Writes ``data`` to ``path`` all at once: a temporary file, flushed to disk, then renamed."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,222 @@
+"""The input boundary: every value a user gives (CLI option, JSON file, ``config.json``, checkpoint file,
+environment variable) is checked here before any JAX work, with documented limits (docs/limits.md).
+
+Each check raises :class:`InputError` (a ``ValueError``) with one line naming the field, the value and what
+is allowed; the CLI turns it into exit status 2. A JSON boolean is never a number here (``true`` is not a
+1 Hz clock), and every number must be finite.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """A user input outside what cimjax accepts; the message names field, value and what is allowed."""
+
+
+MAX_TOKENS = 2**24
+"""Largest ``prefill`` or ``generate``: 16,777,216 tokens (128x a 128k context). float32 holds every token
+count up to it exactly, and the cost model's counts (up to ~1e14 for the attention scores) stay finite."""
+
+MODEL_LIMITS = {
+    "n_layers": 1024,
+    "hidden": 65536,
+    "n_heads": 1024,
+    "n_kv_heads": 1024,
+    "head_dim": 4096,
+    "ffn": 262144,
+    "vocab": 2**22,
+}
+"""Largest model sizes: several times the largest published decoders (Llama 3.1 405B: 126 layers, hidden
+16384, FFN 53248, 128 query heads; vocabularies up to 262144)."""
+
+MAX_MATRIX_ELEMENTS = 2**31 - 1
+"""A weight matrix's elements (d_in x d_out) must fit int32: the cost model's shape products are integers."""
+
+MAX_JSON_DEPTH = 64
+"""JSON files cimjax reads are a few levels deep; deeper nesting is refused (instead of a RecursionError)."""
+
+MAX_JSON_BYTES = 64 * 2**20
+"""Largest JSON file read (64 MiB); a config or index file is kilobytes."""
+
+
+def fail(field: str, value, allowed: str) -> InputError:
+    """The one-line error: ``<field> = <value> is not allowed; <allowed>``."""
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return InputError(f"{field} = {shown} is not allowed; {allowed}")
+
+
+def is_number(value) -> bool:
+    """An int or float that is not a bool (JSON ``true`` is not 1)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def integer(field: str, value, low: int, high: int | None = None) -> int:
+    """``value`` as an int in ``[low, high]``; bools, floats and strings are refused."""
+    allowed = f"allowed: an integer in [{low}, {high}]" if high is not None else f"allowed: an integer >= {low}"
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+        raise fail(field, value, allowed)
+    return value
+
+
+def number(
+    field: str, value, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False
+) -> float:
+    """``value`` as a finite float within the given bounds; bools and strings are refused."""
+    lo_bracket, hi_bracket = "(" if low_open else "[", ")" if high_open else "]"
+    allowed = f"allowed: a finite number in {lo_bracket}{low:g}, {high:g}{hi_bracket}"
+    if not is_number(value) or not math.isfinite(value):
+        raise fail(field, value, allowed)
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if below or above:
+        raise fail(field, value, allowed)
+    return float(value)
+
+
+# --- Workloads and models -------------------------------------------------------------------------------
+
+
+def tokens(field: str, value, low: int) -> int:
+    """A token count of a workload: an integer in ``[low, MAX_TOKENS]``."""
+    return integer(field, value, low, MAX_TOKENS)
+
+
+def model_sizes(model_id: str, sizes: Mapping[str, int]) -> None:
+    """The sizes of a model: positive integers within :data:`MODEL_LIMITS`, matrices within int32."""
+    for name, high in MODEL_LIMITS.items():
+        integer(f"model {model_id!r}: {name}", sizes[name], 1, high)
+    q_dim, kv_dim = sizes["n_heads"] * sizes["head_dim"], sizes["n_kv_heads"] * sizes["head_dim"]
+    hidden, ffn = sizes["hidden"], sizes["ffn"]
+    for name, elements in (("q/o projection", hidden * q_dim), ("k/v projection", hidden * kv_dim),
+                           ("FFN matrix", hidden * ffn)):  # fmt: skip
+        if elements > MAX_MATRIX_ELEMENTS:
+            raise InputError(
+                f"model {model_id!r}: {name} of {elements:,} elements is not allowed; allowed: at most "
+                f"{MAX_MATRIX_ELEMENTS:,} (2^31 - 1) elements per weight matrix"
+            )
+
+
+# --- Files ----------------------------------------------------------------------------------------------
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of JSON arrays/objects in ``text`` (brackets inside strings are skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (allowed: finite numbers only)")
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _first_nonfinite(value, seen: set[int]) -> str | None:
+    """Where a NaN/infinity hides in parsed YAML (``.nan``, ``.inf``), or None; shared nodes visited once."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict | list) and id(value) not in seen:
+        seen.add(id(value))
+        for item in value.values() if isinstance(value, dict) else value:
+            found = _first_nonfinite(item, seen)
+            if found:
+                return found
+    return None
+
+
+def _parse_yaml(text: str, what: str, path: Path):
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as err:
+        raise InputError(f"{what} file {path} is not valid YAML: {' '.join(str(err).split())[:200]}") from None
+    found = _first_nonfinite(data, set())
+    if found:
+        raise InputError(f"{what} file {path} holds {found}; allowed: finite numbers only")
+    return data
+
+
+def read_json(path: str | Path, what: str):
+    """Parsed contents of a user's JSON file (YAML when it ends in .yaml/.yml): at most
+    :data:`MAX_JSON_BYTES`, :data:`MAX_JSON_DEPTH` levels, UTF-8, no NaN/infinity; InputError naming the
+    ``what`` file otherwise."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise InputError(f"{what} file {path} is a directory; allowed: a JSON file")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_JSON_BYTES + 1)
+    except OSError as err:
+        raise InputError(f"cannot read {what} file {path}: {err.strerror or err}") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise InputError(f"{what} file {path} is larger than {MAX_JSON_BYTES // 2**20} MiB; allowed: a small JSON file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} file {path} is not UTF-8 text; allowed: a JSON file") from None
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise InputError(f"{what} file {path} nests deeper than {MAX_JSON_DEPTH} levels; allowed: a flat JSON object")
+    if path.suffix.lower() in YAML_SUFFIXES:
+        return _parse_yaml(text, what, path)
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as err:
+        detail = str(err).splitlines()[0]
+        raise InputError(f"{what} file {path} is not valid JSON: {detail}") from None
+
+
+def json_object(data, what: str, path) -> dict:
+    """``data`` if it is a JSON object; InputError otherwise."""
+    if not isinstance(data, dict):
+        raise InputError(f"{what} file {path} holds a JSON {type(data).__name__}; allowed: a JSON object")
+    return data
+
+
+# --- Resources -----------------------------------------------------------------------------------------
+
+
+def available_memory_bytes() -> int:
+    """Memory this process may use: MemAvailable from /proc/meminfo, else physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def memory(what: str, needed_bytes: float) -> None:
+    """Refuses a request whose estimated memory exceeds what the machine has available."""
+    available = available_memory_bytes()
+    if needed_bytes > available:
+        raise InputError(
+            f"{what} needs about {needed_bytes / 2**30:,.1f} GiB of memory; allowed: at most the "
+            f"{available / 2**30:,.1f} GiB available on this machine"
+        )
