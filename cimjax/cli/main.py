@@ -14,11 +14,38 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 # JAX, NumPy and the cost model are imported inside the commands that use them, so `--help` and
 # `models` start in a fraction of a second. Compiled programs are kept on disk by the library itself
 # (cimjax.cache), for the CLI and for library users alike.
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors typer finds itself (an option that is not an integer, an unknown option) are printed
+    as one line too, ``error: <what> (see '<command> --help')``, with their exit status (2)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        kwargs = dict(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        if not standalone_mode:
+            return super().main(**kwargs)
+        try:
+            code = super().main(**kwargs)
+        except typer.TyperException as error:
+            if type(error).__name__ != "NoArgsIsHelpError":  # help was printed: nothing to add
+                ctx = getattr(error, "ctx", None)
+                command = ctx.command_path if ctx is not None else "cimjax"
+                message = escape(" ".join(error.format_message().split()))
+                err.print(f"[red]error:[/red] {message} (see '{command} --help')", highlight=False)
+            sys.exit(getattr(error, "exit_code", 2))
+        except typer.Abort:
+            err.print("[red]error:[/red] aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
 

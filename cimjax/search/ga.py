@@ -66,8 +66,9 @@ class _BatchedIntegerProblem(Problem):
                 f"objective must return shape ({len(choice)},) for a batch of {len(choice)} designs, "
                 f"got shape {values.shape}"
             )
-        if np.isnan(values).any():
-            raise ValueError(f"objective returned NaN for choices {choice[np.isnan(values)].tolist()}")
+        if not np.isfinite(values).all():  # a non-finite design is never ranked
+            bad = choice[~np.isfinite(values)].tolist()
+            raise ValueError(f"objective returned a non-finite value (NaN or infinity) for choices {bad}")
         self.evaluations += len(choice)
         out["F"] = values[:, None]
 

@@ -173,6 +173,8 @@ class _ExactCache:
                 np.asarray(x, np.float64)[: len(block)] for x in self._run(padded, self._prec, self._tech)
             )
             objective = alpha_objective(latency, energy, self._alpha)
+            if not np.isfinite(objective).all():  # a non-finite design is never ranked
+                raise ValueError(f"the exact model returned a non-finite objective for designs {block.tolist()}")
             for key, o, lat, e in zip(map(tuple, block.tolist()), objective, latency, energy, strict=True):
                 self.values[key] = (float(o), float(lat), float(e))
         return np.asarray([self.values[k][0] for k in keys])
