@@ -53,7 +53,7 @@ def test_evaluate_flags_override_the_default_design():
         (["evaluate", "--model", "qwen2.5-0.5b", "--precision", "int3"], "precision 'int3' is not known"),
         (["search", "--model", "qwen2.5-0.5b", "--alpha", "1.5"], "alpha = 1.5 is outside the allowed range"),
         (["search", "--model", "qwen2.5-0.5b", "--method", "annealing"], "search method 'annealing' is not known"),
-        (["evaluate", "--model", "qwen2.5-0.5b", "--generate", "0"], "'generate' = 0 is not allowed; allowed: an integer in [1, 16777216]"),
+        (["evaluate", "--model", "qwen2.5-0.5b", "--generate", "0"], "'generate' = 0 is not allowed"),
     ],
 )
 def test_user_errors_exit_2_with_a_clear_message(args, expected):
