@@ -61,10 +61,12 @@ def register(app: typer.Typer) -> None:
         studies: Annotated[
             list[Path], typer.Argument(help="output directories of `cimjax sweep --out` or `cimjax reproduce --out`")
         ],
-        html_dir: Annotated[Path, typer.Option("--html", help="write the HTML pages (and index.html) here")],
+        html_dir: Annotated[str, typer.Option("--html", help="write the HTML pages (and index.html) here")],
     ) -> None:
         """Write one self-contained HTML page per study: interactive Pareto fronts, the reproduction table."""
+        from cimjax.files import output_dir
         from cimjax.report.html import write_report
 
-        files = write_report(html_dir, studies)
+        with output_dir(html_dir, "--html") as directory:
+            files = write_report(directory, studies)
         out.print(f"wrote {', '.join(map(str, files))}", highlight=False)

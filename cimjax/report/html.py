@@ -20,7 +20,9 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from cimjax.files import atomic_write
 from cimjax.results import rounded
+from cimjax.validation import read_json
 
 WIDTH, HEIGHT, PAD = 760, 480, 64
 _VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
@@ -176,8 +178,8 @@ def sweep_page(study: Path) -> str:
     from cimjax.hardware.technology import default_technology
     from cimjax.workload.operators import Workload
 
-    summary = json.loads((study / "summary.json").read_text())
-    front = json.loads((study / "pareto.json").read_text())["front"]
+    summary = read_json(study / "summary.json", "study summary")
+    front = read_json(study / "pareto.json", "study front")["front"]
     meta = summary.get("meta") or {}
     w = meta.get("workload", {})
     workload = Workload(prefill=w.get("prefill_tokens", 128), generate=w.get("generate_tokens", 128),
@@ -240,7 +242,7 @@ def _config_text(c: Mapping) -> str:
 
 def reproduction_page(study: Path) -> str:
     """The page of a ``cimjax reproduce`` output directory: the reproduction and device tables."""
-    records = json.loads((study / "fig9.json").read_text())
+    records = read_json(study / "fig9.json", "study table")
     rows = "".join(
         f"<tr><td class='l'>{html.escape(r['model'])}</td><td class='l'>{r['precision']}</td>"
         f"<td>{r['tokens_per_s']:.1f}</td><td>{r['roofline_tokens_per_s']:.1f}</td>"
@@ -256,7 +258,7 @@ def reproduction_page(study: Path) -> str:
     )
     devices_file = study / "devices.json"
     if devices_file.exists():
-        devices = json.loads(devices_file.read_text())
+        devices = read_json(devices_file, "study devices")
         rows = "".join(
             f"<tr><td class='l'>{html.escape(d['model'])}</td><td class='l'>{html.escape(d['device'])}</td>"
             f"<td>{d['device_tokens_per_s']:g}</td><td>{d['model_over_device']:.2f}</td></tr>"
@@ -268,7 +270,7 @@ def reproduction_page(study: Path) -> str:
             f"<th>modelled / device</th></tr>{rows}</table>"
         )
     meta_file = study / "meta.json"
-    meta = json.loads(meta_file.read_text()).get("meta") if meta_file.exists() else None
+    meta = read_json(meta_file, "study meta").get("meta") if meta_file.exists() else None
     return _page("Reproduction of the EdgeCIM paper (Bazzi et al., arXiv 2604.11512)", body, meta)
 
 
@@ -288,21 +290,24 @@ def write_report(out_dir: str | Path, studies: Sequence[str | Path]) -> list[Pat
         raise ValueError("give at least one study directory (a `cimjax sweep --out` or `cimjax reproduce --out`)")
     pages = []
     for study in map(Path, studies):
-        if (study / "pareto.json").exists() and (study / "summary.json").exists():
-            text = sweep_page(study)
-        elif (study / "fig9.json").exists():
-            text = reproduction_page(study)
-        else:
-            raise ValueError(
-                f"study directory {study} holds neither pareto.json + summary.json (`cimjax sweep --out`) "
-                "nor fig9.json (`cimjax reproduce --out`)"
-            )
+        try:
+            if (study / "pareto.json").exists() and (study / "summary.json").exists():
+                text = sweep_page(study)
+            elif (study / "fig9.json").exists():
+                text = reproduction_page(study)
+            else:
+                raise ValueError(
+                    f"study directory {study} holds neither pareto.json + summary.json (`cimjax sweep --out`) "
+                    "nor fig9.json (`cimjax reproduce --out`)"
+                )
+        except (KeyError, TypeError, IndexError, AttributeError) as e:  # files edited or not cimjax's
+            raise ValueError(f"study directory {study} holds files cimjax did not write ({e!r})") from None
         pages.append((f"{len(pages) + 1:02d}-{study.resolve().name}.html", study, text))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, _, text in pages:
-        (out_dir / name).write_text(text)
+        atomic_write(out_dir / name, text)
         written.append(out_dir / name)
     links = "".join(f"<li><a href='{html.escape(n)}'>{html.escape(str(s))}</a></li>" for n, s, _ in pages)
-    (out_dir / "index.html").write_text(_page("cimjax report", f"<ul>{links}</ul>", None))
+    atomic_write(out_dir / "index.html", _page("cimjax report", f"<ul>{links}</ul>", None))
     return [out_dir / "index.html", *written]
