@@ -99,10 +99,11 @@ def test_bad_precision_names_say_what_is_allowed(name):
         parse_precision(name)
 
 
-def test_cli_evaluate_json_carries_meta_and_accepts_int6():
-    result = CliRunner().invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--precision", "w4a16kv8",
-                                      "--generate", "8", "--prefill", "4", "--json"])  # fmt: skip
+def test_cli_evaluate_json_carries_meta_and_accepts_int6(tmp_path):
+    args = ["evaluate", "--model", "qwen2.5-0.5b", "--precision", "w4a16kv8", "--generate", "8", "--prefill", "4"]
+    result = CliRunner().invoke(app, [*args, "--json", "--plot", str(tmp_path / "b.png")])
     assert result.exit_code == 0, result.output
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"  # the breakdown chart
     data = json.loads(result.stdout)
     assert set(data["meta"]) == META_KEYS and data["precision"] == "w4a16kv8"
     assert data["meta"]["workload"]["generate_tokens"] == 8 and data["meta"]["workload"]["prefill_tokens"] == 4

@@ -218,6 +218,9 @@ def evaluate_cmd(
     prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
     generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
     tech: TechOpt = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="write the stacked latency/energy breakdown chart (.png, .svg, .pdf)")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate one design exactly. Fields not given come from --config, else the paper's alpha=0.5 design."""
@@ -232,6 +235,11 @@ def evaluate_cmd(
     values |= {k: v for k, v in flags.items() if v is not None}
     report = evaluate_design(model, precision, values, Workload(prefill=prefill, generate=generate), _technology(tech))
     emit(report, as_json, f"{report['model']} {precision}")
+    if plot is not None:
+        from cimjax.report.plots import breakdown_plot, save
+
+        save(breakdown_plot(report, [f"{report['model']} {precision}"]), plot)
+        (err if as_json else out).print(f"wrote {plot}", highlight=False)
 
 
 @app.command("search")
