@@ -6,13 +6,14 @@ calls the pure cost model; nothing here is traced by JAX.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from cimjax.cache import enable_compilation_cache
+from cimjax.cache import CompiledProgram, enable_compilation_cache
 from cimjax.cost.model import Costs, evaluate
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology, default_technology
@@ -25,7 +26,12 @@ from cimjax.workload.precision import Precision, preset
 
 enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 
-_evaluate_jit = jax.jit(evaluate, static_argnames=("spec", "workload", "ops", "with_prefill"))
+
+@functools.lru_cache(maxsize=64)
+def _evaluator(spec: ModelSpec, workload: Workload) -> CompiledProgram:
+    """``evaluate`` of one design, compiled once per model and workload and kept on disk (cimjax.cache)."""
+    run = jax.jit(lambda hw, prec, tech: evaluate(hw, prec, spec, workload, tech))
+    return CompiledProgram("evaluate", (spec, workload), run)
 
 
 def resolve_model(model: str | ModelSpec) -> ModelSpec:
@@ -142,7 +148,7 @@ def evaluate_design(
     hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(complete_config(config), space)
     workload = workload or Workload()
     tech = tech or default_technology()
-    costs = _evaluate_jit(hw, prec, spec, workload, tech)
+    costs = _evaluator(spec, workload)(hw, prec, tech)
     name = precision if isinstance(precision, str) else "mixed"
     report = costs_report(costs, hw, spec, name, prec, tech) | {"layer_operators": decode_operators(spec, workload)}
     return Result(report, meta=make_meta(workload, tech))

@@ -79,3 +79,110 @@ def enable_compilation_cache() -> bool:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)
     _enabled = True
     return True
+
+
+def _source_fingerprint() -> str:
+    """Hash of every cimjax source file: a compiled program on disk is reused only by the code that made it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_FINGERPRINT: str | None = None
+
+
+def program_key(name: str, static: object, args: tuple) -> str:
+    """A file name for a compiled program: its name, static settings, argument types and the environment
+    (cimjax sources, JAX and jaxlib versions, devices, XLA flags)."""
+    import hashlib
+
+    import jax
+    import jaxlib
+
+    global _FINGERPRINT
+    _FINGERPRINT = _FINGERPRINT or _source_fingerprint()
+    leaves, tree = jax.tree.flatten(args)
+    parts = [
+        _FINGERPRINT,
+        jax.__version__,
+        jaxlib.__version__,
+        repr([(d.platform, d.device_kind) for d in jax.local_devices()]),
+        os.environ.get("XLA_FLAGS", ""),
+        name,
+        repr(static),
+        str(tree),
+        repr([str(jax.typeof(x)) for x in leaves]),
+    ]
+    return f"{name}-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:32]}"
+
+
+class CompiledProgram:
+    """``jitted(*args)``, compiled ahead of time once per argument types and kept on disk between processes.
+
+    A new process (a CLI command, a notebook kernel) loads the executable instead of tracing, lowering
+    and compiling the cost model again; JAX's own persistent cache would still trace and lower it. The
+    program is found by :func:`program_key`: ``name`` and ``static`` must identify everything ``jitted``
+    closes over (model, workload, space, sizes). Without a usable cache (see the module docstring) it
+    compiles in memory only. Keyword arguments are not supported; every argument is a traced pytree.
+    """
+
+    def __init__(self, name: str, static: object, jitted):
+        self.name, self.static, self._jitted = name, static, jitted
+        self._compiled: dict[str, object] = {}
+
+    def __call__(self, *args):
+        return self.compiled(*args)(*args)
+
+    def compiled(self, *args):
+        key = program_key(self.name, self.static, args)
+        if key not in self._compiled:
+            self._compiled[key] = self._load(key) or self._compile(key, args)
+        return self._compiled[key]
+
+    def _directory(self) -> Path | None:
+        return cache_root() / "aot" if enable_compilation_cache() else None
+
+    def _load(self, key: str):
+        directory = self._directory()
+        path = directory / f"{key}.bin" if directory else None
+        if path is None or not path.is_file():
+            return None
+        import pickle
+
+        from jax.experimental.serialize_executable import deserialize_and_load
+
+        try:
+            return deserialize_and_load(*pickle.loads(path.read_bytes()))
+        except Exception:  # a truncated or foreign file: compile afresh (and overwrite it)
+            return None
+
+    def _compile(self, key: str, args: tuple):
+        compiled = self._jitted.trace(*args).lower().compile()
+        directory = self._directory()
+        if directory is not None:
+            self._store(directory, key, compiled)
+        return compiled
+
+    @staticmethod
+    def _store(directory: Path, key: str, compiled) -> None:
+        import pickle
+        import tempfile
+
+        from jax.experimental.serialize_executable import serialize
+
+        try:
+            blob = pickle.dumps(serialize(compiled))
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as f:
+                temporary = Path(f.name)
+                f.write(blob)
+            os.replace(temporary, directory / f"{key}.bin")  # atomic: readers never see half a file
+        except (OSError, ValueError, TypeError, pickle.PicklingError):
+            # A full or read-only disk, or a program that cannot be serialised: it still runs, it is not kept.
+            if "temporary" in locals():
+                temporary.unlink(missing_ok=True)

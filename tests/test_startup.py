@@ -68,3 +68,43 @@ def test_users_own_jax_cache_directory_is_kept(fresh_cache_state, monkeypatch, t
     monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
     assert cache.enable_compilation_cache()
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
+
+
+class _NoTrace:
+    """Stands for a jitted function that must not be traced (the program should come from disk)."""
+
+    def trace(self, *args):
+        raise AssertionError("traced although a compiled program was on disk")
+
+
+def test_compiled_program_is_kept_on_disk_and_reloaded(fresh_cache_state, monkeypatch, tmp_path):
+    import jax.numpy as jnp
+
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    x = jnp.arange(5.0)
+    first = cache.CompiledProgram("double", ("v1",), jax.jit(lambda v: 2.0 * v))
+    assert jnp.array_equal(first(x), 2.0 * x)
+    stored = list((tmp_path / "aot").glob("double-*.bin"))
+    assert len(stored) == 1
+
+    again = cache.CompiledProgram("double", ("v1",), _NoTrace())  # as a new process would
+    assert jnp.array_equal(again(x), 2.0 * x)
+    other_static = cache.CompiledProgram("double", ("v2",), jax.jit(lambda v: 3.0 * v))
+    assert jnp.array_equal(other_static(x), 3.0 * x)  # other settings: another program
+    first(jnp.arange(3.0))  # another argument shape: another program
+    assert len(list((tmp_path / "aot").glob("double-*.bin"))) == 3
+
+    stored[0].write_bytes(b"truncated")  # a damaged file is compiled afresh, not an error
+    damaged = cache.CompiledProgram("double", ("v1",), jax.jit(lambda v: 2.0 * v))
+    assert jnp.array_equal(damaged(x), 2.0 * x)
+
+
+def test_compiled_program_without_a_cache_runs_in_memory(fresh_cache_state, monkeypatch, tmp_path):
+    import jax.numpy as jnp
+
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    monkeypatch.setenv(cache.NO_CACHE_ENV, "1")
+    program = cache.CompiledProgram("square", (), jax.jit(lambda v: v * v))
+    assert jnp.array_equal(program(jnp.arange(4.0)), jnp.arange(4.0) ** 2)
+    assert not (tmp_path / "aot").exists()

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.cache import enable_compilation_cache
+from cimjax.cache import CompiledProgram, enable_compilation_cache
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
@@ -81,22 +81,21 @@ class SweepResult:
 
 @functools.lru_cache(maxsize=32)
 def make_chunk_evaluator(spec: ModelSpec, workload: Workload, space_key: tuple, chunk: int) -> Callable:
-    """A jitted ``run(start, prec, tech) -> (latency, energy, area)`` of ``chunk`` consecutive designs.
+    """A compiled ``run(start, prec, tech) -> (latency, energy, area)`` of ``chunk`` consecutive designs.
 
-    Cached per (model, workload, space, chunk); precision and technology are traced arguments, so
-    calibration loops and repeated sweeps do not recompile.
+    Cached per (model, workload, space, chunk), in memory and on disk (:class:`cimjax.cache.CompiledProgram`);
+    precision and technology are traced arguments, so calibration loops and repeated sweeps do not recompile.
     """
     space = DesignSpace(dict(space_key))
     offsets = jnp.arange(chunk)
 
-    @jax.jit
     def run(start, prec, tech):
         index = jnp.minimum(start + offsets, space.size - 1)  # the last chunk repeats the last design
         hw = space.decode(index)
         costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
         return costs.latency_s, costs.energy_j, costs.area_mm2
 
-    return run
+    return CompiledProgram("sweep-chunk", (spec, workload, space_key, chunk), jax.jit(run))
 
 
 def sweep(

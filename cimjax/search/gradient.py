@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cimjax.cache import CompiledProgram
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
@@ -110,7 +111,7 @@ def config_from_coordinates(z) -> HardwareConfig:
 def make_descent(
     spec: ModelSpec, workload: Workload, space_key: tuple, starts: int, steps: int, learning_rate: float
 ) -> Callable:
-    """A jitted ``descend(theta0, alpha, temperatures, prec, tech) -> (z, relaxed_history)``.
+    """A compiled ``descend(theta0, alpha, temperatures, prec, tech) -> (z, relaxed_history)`` (cimjax.cache).
 
     ``theta0`` has shape (starts, 9) (unconstrained); ``temperatures`` shape (steps,). Cached per model,
     workload, space and sizes: alpha, precision, technology and schedule are traced.
@@ -127,7 +128,6 @@ def make_descent(
 
     value_and_grad = jax.vmap(jax.value_and_grad(loss), in_axes=(0, None, None, None, None))
 
-    @jax.jit
     def descend(theta0, alpha, temperatures, prec, tech):
         def step(carry, tau):
             theta, opt_state = carry
@@ -138,21 +138,20 @@ def make_descent(
         (theta, _), history = jax.lax.scan(step, (theta0, optimizer.init(theta0)), temperatures)
         return to_z(theta), history
 
-    return descend
+    return CompiledProgram("descent", (spec, workload, space_key, starts, steps, learning_rate), jax.jit(descend))
 
 
 @functools.lru_cache(maxsize=16)
 def make_exact_batch(spec: ModelSpec, workload: Workload, space_key: tuple) -> Callable:
-    """A jitted ``run(choice, prec, tech) -> (latency, energy)`` of EXACT_BATCH designs given by choice indices."""
+    """A compiled ``run(choice, prec, tech) -> (latency, energy)`` of EXACT_BATCH designs given by choice indices."""
     tables = [jnp.asarray(values, jnp.float32) for _, values in space_key]
 
-    @jax.jit
     def run(choice, prec, tech):
         hw = HardwareConfig(**{n: tables[i][choice[:, i]] for i, n in enumerate(FIELDS)})
         costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
         return costs.latency_s, costs.energy_j
 
-    return run
+    return CompiledProgram("exact-batch", (spec, workload, space_key), jax.jit(run))
 
 
 class _ExactCache:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.api import evaluate_design, resolve_model, resolve_precision
+from cimjax.cache import CompiledProgram
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
@@ -30,14 +31,13 @@ METHODS = ("exhaustive", "ga", "gradient")
 
 @functools.lru_cache(maxsize=32)
 def _batch_evaluator(spec: ModelSpec, workload: Workload) -> Callable:
-    """Jitted (hw batch, prec, tech) -> (latency, energy) for a fixed batch size."""
+    """Compiled (hw batch, prec, tech) -> (latency, energy), once per batch size (kept on disk, cimjax.cache)."""
 
-    @jax.jit
     def run(hw: HardwareConfig, prec: Precision, tech: Technology):
         costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
         return costs.latency_s, costs.energy_j
 
-    return run
+    return CompiledProgram("batch", (spec, workload), jax.jit(run))
 
 
 def ga_objective(
