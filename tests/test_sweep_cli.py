@@ -44,7 +44,8 @@ def test_sweep_writes_front_optima_ga_and_plot(app, space_file, tmp_path):
     assert result.exit_code == 0, result.output
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["designs"] == 3**9 == summary["feasible_designs"]
+    assert summary["space_designs"] == 3**9
+    assert summary["designs"] == 6 * 6 * 3**5 == summary["feasible_designs"]  # distinct: 6 = 3 * 4 / 2 per pair
     front = json.loads((out / "pareto.json").read_text())["front"]
     assert len(front) == summary["pareto_size"] > 1
     points = np.asarray([[d["latency_s"], d["energy_j"]] for d in front])

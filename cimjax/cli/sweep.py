@@ -240,8 +240,9 @@ def sweep_study(
         "model": spec.id,
         "precision": precision_name,
         "workload": {"prefill": workload.prefill, "generate": workload.generate},
-        "designs": result.evaluations,
-        "feasible_designs": int(finite.sum()),
+        "designs": result.evaluations,  # distinct designs (mirror images folded, see cimjax.search.symmetry)
+        "space_designs": int(result.latency_s.size),
+        "feasible_designs": int(finite[result.distinct_indices].sum()),
         "compile_s": result.compile_s,
         "sweep_s": result.wall_s,
         "designs_per_s": result.designs_per_s,

@@ -1,7 +1,9 @@
 """Exhaustive, batched exact evaluation of a whole design space, in bounded memory.
 
-Designs are decoded from flat indices inside the jitted chunk function, so no table of designs is
+Designs are decoded from their index inside the jitted chunk function, so no table of designs is
 ever materialised; only three float arrays (latency, energy, area) of the space's size are kept.
+Mirror images (a 2 x 3 cluster grid and a 3 x 2 one, see :mod:`cimjax.search.symmetry`) cost the same,
+so only the distinct designs are evaluated, and counted; their costs are copied to the mirrors.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.search.pareto import alpha_objective, alpha_sweep, pareto_front_2d
+from cimjax.search.symmetry import MirrorFolding
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
@@ -31,7 +34,12 @@ DEFAULT_CHUNK = 1 << 16
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
-    """Decode latency (s), energy (J) and area (mm^2) of every design, indexed by flat design index."""
+    """Decode latency (s), energy (J) and area (mm^2) of every design, indexed by flat design index.
+
+    ``evaluations`` counts the designs the cost model evaluated (the distinct ones, after mirror folding,
+    unless the sweep evaluated them all); the optimum and the Pareto front are taken over distinct
+    designs, so a design and its mirror image are reported once (the canonical one).
+    """
 
     space: DesignSpace
     latency_s: np.ndarray
@@ -39,30 +47,49 @@ class SweepResult:
     area_mm2: np.ndarray
     compile_s: float
     wall_s: float
+    evaluated: int | None = None
+    """Designs evaluated by the cost model; None: every design of the space."""
 
     @property
     def evaluations(self) -> int:
-        return int(self.latency_s.size)
+        return int(self.latency_s.size) if self.evaluated is None else self.evaluated
+
+    @property
+    def distinct_designs(self) -> int:
+        return MirrorFolding(self.space).size
 
     @property
     def designs_per_s(self) -> float:
+        """Designs evaluated per second (distinct designs when the sweep folded mirrors)."""
         return self.evaluations / self.wall_s
 
-    def best(self, alpha: float, tolerance: float = 0.0, area_max: float | None = None) -> tuple[int, float]:
-        """Flat index and value of the design minimising L^alpha E^(1-alpha).
+    @property
+    def space_designs_per_s(self) -> float:
+        """Designs of the whole space covered per second (mirror images included)."""
+        return int(self.latency_s.size) / self.wall_s
 
-        Ties (e.g. buses wider than needed at alpha = 1) go to the Pareto-optimal design. ``area_max``
-        (mm^2) leaves out larger designs. ``tolerance`` > 0 is the near-tie rule: of the designs within
-        ``(1 + tolerance)`` of the best objective, the smallest chip (then the lower objective).
+    @property
+    def distinct_indices(self) -> np.ndarray:
+        """Flat indices of the distinct designs (one of each mirror pair), increasing."""
+        return MirrorFolding(self.space).flat_indices
+
+    def best(self, alpha: float, tolerance: float = 0.0, area_max: float | None = None) -> tuple[int, float]:
+        """Flat index and value of the distinct design minimising L^alpha E^(1-alpha).
+
+        Ties (e.g. buses wider than needed at alpha = 1) go to the Pareto-optimal design, then to the lower
+        index (so a canonical design before its mirror image). ``area_max`` (mm^2) leaves out larger designs.
+        ``tolerance`` > 0 is the near-tie rule: of the designs within ``(1 + tolerance)`` of the best
+        objective, the smallest chip (then the lower objective).
         """
-        latency, energy = self.latency_s, self.energy_j
+        distinct = self.distinct_indices
+        latency, energy, area = self.latency_s[distinct], self.energy_j[distinct], self.area_mm2[distinct]
         check_limits(tolerance, area_max)
         if area_max is not None:
-            fits = self.area_mm2 <= area_max
+            fits = area <= area_max
             if not fits.any():
                 raise ValueError(
                     f"--area-max {area_max:g} mm^2 is below every design of the space "
-                    f"(the smallest is {float(np.min(self.area_mm2)):.4g} mm^2)"
+                    f"(the smallest is {float(np.min(area)):.4g} mm^2)"
                 )
             latency, energy = np.where(fits, latency, np.inf), np.where(fits, energy, np.inf)
         index = int(alpha_sweep(latency, energy, [alpha])[0])
@@ -70,28 +97,30 @@ class SweepResult:
         if tolerance > 0:
             objective = np.asarray(alpha_objective(latency, energy, alpha))
             near = np.flatnonzero(objective <= value * (1.0 + tolerance))
-            index = int(near[np.lexsort((objective[near], self.area_mm2[near]))[0]])
+            index = int(near[np.lexsort((objective[near], area[near]))[0]])
             value = float(objective[index])
-        return index, value
+        return int(distinct[index]), value
 
     def pareto_indices(self) -> np.ndarray:
-        """Latency-energy Pareto front, sorted by latency."""
-        return pareto_front_2d(self.latency_s, self.energy_j)
+        """Latency-energy Pareto front of the distinct designs (flat indices), sorted by latency."""
+        distinct = self.distinct_indices
+        return distinct[pareto_front_2d(self.latency_s[distinct], self.energy_j[distinct])]
 
 
 @functools.lru_cache(maxsize=32)
 def make_chunk_evaluator(spec: ModelSpec, workload: Workload, space_key: tuple, chunk: int) -> Callable:
-    """A compiled ``run(start, prec, tech) -> (latency, energy, area)`` of ``chunk`` consecutive designs.
+    """A compiled ``run(start, prec, tech) -> (latency, energy, area)`` of the ``chunk`` distinct designs
+    ranked ``start, start + 1, ...`` (:class:`cimjax.search.symmetry.MirrorFolding`).
 
     Cached per (model, workload, space, chunk), in memory and on disk (:class:`cimjax.cache.CompiledProgram`);
     precision and technology are traced arguments, so calibration loops and repeated sweeps do not recompile.
     """
-    space = DesignSpace(dict(space_key))
+    designs = MirrorFolding(DesignSpace(dict(space_key)))
     offsets = jnp.arange(chunk)
 
     def run(start, prec, tech):
-        index = jnp.minimum(start + offsets, space.size - 1)  # the last chunk repeats the last design
-        hw = space.decode(index)
+        rank = jnp.minimum(start + offsets, designs.size - 1)  # the last chunk repeats the last design
+        hw = designs.decode(rank)
         costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
         return costs.latency_s, costs.energy_j, costs.area_mm2
 
@@ -107,10 +136,11 @@ def sweep(
     chunk: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
-    """Evaluates every design of ``space`` exactly, ``chunk`` designs at a time.
+    """Costs every design of ``space`` exactly, evaluating each distinct design once, ``chunk`` at a time.
 
-    Uniform precisions are evaluated as one layer repeated (identical results, fewer operations).
-    ``progress(done, total)`` is called after each chunk. Compile time is measured separately.
+    Mirror images get their canonical design's costs (:mod:`cimjax.search.symmetry`). Uniform precisions
+    are evaluated as one layer repeated (identical results, fewer operations). ``progress(done, total)``
+    is called after each chunk (distinct designs). Compile time is measured separately.
     """
     prec = compress_uniform(prec)
     run = make_chunk_evaluator(spec, workload, tuple(space.values.items()), chunk)
@@ -119,9 +149,10 @@ def sweep(
     compile_s = time.perf_counter() - start_compile
 
     start = time.perf_counter()
-    outputs = run_chunks(run, (prec, tech), 0, space.size, chunk, progress)
+    designs = MirrorFolding(space)
+    outputs = [designs.expand(o) for o in run_chunks(run, (prec, tech), 0, designs.size, chunk, progress)]
     wall_s = time.perf_counter() - start
-    return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s)
+    return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s, evaluated=designs.size)
 
 
 def check_limits(tolerance: float, area_max: float | None) -> None:

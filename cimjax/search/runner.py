@@ -96,7 +96,8 @@ def search(
         hw = space.decode(jnp.asarray(index))
         evaluations = result.evaluations
         extra = {
-            "designs_per_s": result.designs_per_s,
+            "designs_per_s": result.designs_per_s,  # distinct designs evaluated per second
+            "space_designs": space.size,  # of which `evaluations` are distinct (mirror images folded)
             "compile_s": result.compile_s,
             "sweep_s": result.wall_s,
             "tolerance": tolerance,
