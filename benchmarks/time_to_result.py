@@ -69,8 +69,9 @@ CASES = [*CLI_CASES, "python"]
 def command(case: str, tmp: str) -> list[str]:
     if case == "python":
         return [sys.executable, "-c", API_SCRIPT]
-    script = Path(sys.executable).parent / "cimjax"
-    return [str(script), *(a.replace("{tmp}", tmp) for a in CLI_CASES[case])]
+    script = Path(sys.executable).parent / "cimjax"  # the console script, as a user runs it
+    launcher = [str(script)] if script.exists() else [sys.executable, "-c", "from cimjax.cli.main import app; app()"]
+    return [*launcher, *(a.replace("{tmp}", tmp) for a in CLI_CASES[case])]
 
 
 def run_once(case: str, root: Path, cache: str, timeout: float) -> dict:

@@ -1,6 +1,6 @@
 """The two half-steps of co-design: hardware for fixed bits (exhaustive sweep) and bits for fixed hardware.
 
-:func:`best_hardware` sweeps every design of the space exactly at a fixed bit table (area limit applied).
+:func:`best_hardware` sweeps every (distinct) design of the space exactly at a fixed bit table (area limit applied).
 Bit allocation at fixed hardware is by integer programming (HAWQ-V3 style) on exact single-entry costs.
 
 At fixed hardware, every entry of the ``(L, 17)`` bit table is set alone to every allowed width and
@@ -36,9 +36,8 @@ def best_hardware(
     """
     prec = precision_from_table(jnp.asarray(table, jnp.float32))
     result = sweep(problem.spec, prec, problem.workload, problem.tech, problem.space, progress=progress)
-    allowed = np.flatnonzero(
-        np.ones(result.evaluations, bool) if problem.area_max is None else result.area_mm2 <= problem.area_max
-    )
+    distinct = result.distinct_indices  # one design of each mirror pair (cimjax.search.symmetry)
+    allowed = distinct if problem.area_max is None else distinct[result.area_mm2[distinct] <= problem.area_max]
     index = allowed[alpha_sweep(result.latency_s[allowed], result.energy_j[allowed], [problem.alpha])[0]]
     return np.array(np.unravel_index(index, problem.space.radices)), result.evaluations
 
