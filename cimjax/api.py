@@ -31,7 +31,7 @@ enable_compilation_cache()  # compiled programs on disk, for library users as fo
 def _evaluator(spec: ModelSpec, workload: Workload) -> CompiledProgram:
     """``evaluate`` of one design, compiled once per model and workload and kept on disk (cimjax.cache)."""
     run = jax.jit(lambda hw, prec, tech: evaluate(hw, prec, spec, workload, tech))
-    return CompiledProgram("evaluate", (spec, workload), run)
+    return CompiledProgram("evaluate", (spec, workload), run, fast_compile=True)
 
 
 def resolve_model(model: str | ModelSpec) -> ModelSpec:

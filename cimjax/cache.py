@@ -121,6 +121,12 @@ def program_key(name: str, static: object, args: tuple) -> str:
     return f"{name}-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:32]}"
 
 
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+"""XLA options for programs whose run time is negligible next to their compile time, on CPUs: about a third
+less compile time (benchmarks/compile_time.py); their code runs up to 3x slower, which is why the sweep's
+chunk evaluator (run 17 times per sweep) keeps the default."""
+
+
 class CompiledProgram:
     """``jitted(*args)``, compiled ahead of time once per argument types and kept on disk between processes.
 
@@ -129,20 +135,27 @@ class CompiledProgram:
     program is found by :func:`program_key`: ``name`` and ``static`` must identify everything ``jitted``
     closes over (model, workload, space, sizes). Without a usable cache (see the module docstring) it
     compiles in memory only. Keyword arguments are not supported; every argument is a traced pytree.
+    ``fast_compile``: compile with :data:`FAST_COMPILE` on the CPU backend.
     """
 
-    def __init__(self, name: str, static: object, jitted):
+    def __init__(self, name: str, static: object, jitted, fast_compile: bool = False):
         self.name, self.static, self._jitted = name, static, jitted
+        self._fast_compile = fast_compile
         self._compiled: dict[str, object] = {}
 
     def __call__(self, *args):
         return self.compiled(*args)(*args)
 
     def compiled(self, *args):
-        key = program_key(self.name, self.static, args)
+        key = program_key(self.name, (self.static, self._options()), args)
         if key not in self._compiled:
             self._compiled[key] = self._load(key) or self._compile(key, args)
         return self._compiled[key]
+
+    def _options(self) -> dict:
+        import jax
+
+        return FAST_COMPILE if self._fast_compile and jax.default_backend() == "cpu" else {}
 
     def _directory(self) -> Path | None:
         return cache_root() / "aot" if enable_compilation_cache() else None
@@ -162,7 +175,7 @@ class CompiledProgram:
             return None
 
     def _compile(self, key: str, args: tuple):
-        compiled = self._jitted.trace(*args).lower().compile()
+        compiled = self._jitted.trace(*args).lower().compile(compiler_options=self._options())
         directory = self._directory()
         if directory is not None:
             self._store(directory, key, compiled)

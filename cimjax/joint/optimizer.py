@@ -43,6 +43,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from cimjax import files
+from cimjax.cache import CompiledProgram
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, DesignSpace
@@ -155,7 +156,7 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=16)
 def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings: JointSettings, has_area: bool):
-    """A jitted ``round(state, temperatures, problem data) -> (state, constraints, objective)``.
+    """A compiled ``round(state, temperatures, problem data) -> (state, constraints, objective)``.
 
     Runs ``steps_per_round`` Adam steps on the augmented Lagrangian of every start, then updates the
     multipliers. Problem numbers (alpha, budget, area limit, proxy, technology, bit bounds) are traced.
@@ -181,7 +182,6 @@ def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings:
     grad = jax.vmap(jax.grad(lagrangian), in_axes=(0, 0, None, None, None))
     measure = jax.vmap(terms, in_axes=(0, None, None))
 
-    @jax.jit
     def run_round(state: JointState, temperatures, data):
         def step(carry, tau):
             params, opt_state = carry
@@ -203,7 +203,9 @@ def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings:
         )
         return new, c, objective
 
-    return run_round
+    # Compiled once per machine, kept on disk (cimjax.cache); fast compile: its run is short next to compiling.
+    static = (spec, workload, space_key, settings, has_area)
+    return CompiledProgram("joint-round", static, jax.jit(run_round), fast_compile=True)
 
 
 def _problem_data(problem: JointProblem):

@@ -138,7 +138,8 @@ def make_descent(
         (theta, _), history = jax.lax.scan(step, (theta0, optimizer.init(theta0)), temperatures)
         return to_z(theta), history
 
-    return CompiledProgram("descent", (spec, workload, space_key, starts, steps, learning_rate), jax.jit(descend))
+    static = (spec, workload, space_key, starts, steps, learning_rate)
+    return CompiledProgram("descent", static, jax.jit(descend), fast_compile=True)
 
 
 @functools.lru_cache(maxsize=16)
@@ -151,7 +152,7 @@ def make_exact_batch(spec: ModelSpec, workload: Workload, space_key: tuple) -> C
         costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
         return costs.latency_s, costs.energy_j
 
-    return CompiledProgram("exact-batch", (spec, workload, space_key), jax.jit(run))
+    return CompiledProgram("exact-batch", (spec, workload, space_key), jax.jit(run), fast_compile=True)
 
 
 class _ExactCache:

@@ -37,7 +37,7 @@ def _batch_evaluator(spec: ModelSpec, workload: Workload) -> Callable:
         costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
         return costs.latency_s, costs.energy_j
 
-    return CompiledProgram("batch", (spec, workload), jax.jit(run))
+    return CompiledProgram("batch", (spec, workload), jax.jit(run), fast_compile=True)
 
 
 def ga_objective(

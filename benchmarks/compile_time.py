@@ -1,0 +1,113 @@
+"""Where compilation time goes: trace, lower and XLA-compile each program a command needs, then run it.
+
+Usage: python benchmarks/compile_time.py [--model llama3.2-1b] [--precision int4] [--out results/compile_time.json]
+
+Programs (LLaMA3.2-1B INT4 by default, the paper's workload): ``evaluate`` (one design, decode and prefill,
+as ``cimjax evaluate``), ``sweep-chunk`` (65,536 designs, decode, as the exhaustive sweep), ``exact-batch``
+(128 designs, as gradient search's exact stage) and ``descent`` (32 starts x 200 Adam steps on the relaxed
+model's gradient, one ``lax.scan``). For each: wall and CPU seconds of tracing, lowering and compiling, the
+size of the lowered program (StableHLO operations) and one run, at XLA's default optimisation level and at
+``xla_backend_optimization_level=0`` (less LLVM work, slower code). Nothing is read from or written to the
+on-disk caches. CPU seconds are this process's (all threads); wall seconds on a shared machine are upper
+bounds, with the load average recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ["CIMJAX_NO_CACHE"] = "1"  # measure compilation, not the cache
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cimjax.api import _evaluator, resolve_model, resolve_precision  # noqa: E402
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig  # noqa: E402
+from cimjax.hardware.technology import default_technology  # noqa: E402
+from cimjax.search.exhaustive import DEFAULT_CHUNK, compress_uniform, make_chunk_evaluator  # noqa: E402
+from cimjax.search.gradient import EXACT_BATCH, make_descent, make_exact_batch  # noqa: E402
+from cimjax.workload.operators import Workload  # noqa: E402
+
+
+def _clock():
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start) -> dict:
+    wall, cpu = _clock()
+    return {"wall_s": wall - start[0], "cpu_s": cpu - start[1]}
+
+
+def profile(program, args: tuple, options: dict) -> dict:
+    """Trace, lower, compile (with XLA ``options``) and run ``program`` once on ``args``."""
+    jitted = program._jitted
+    start = _clock()
+    traced = jitted.trace(*args)
+    out = {"trace": _since(start)}
+    start = _clock()
+    lowered = traced.lower()
+    out["lower"] = _since(start)
+    out["stablehlo_ops"] = lowered.as_text().count("stablehlo.")
+    start = _clock()
+    compiled = lowered.compile(compiler_options=options)
+    out["compile"] = _since(start)
+    start = _clock()
+    jax.block_until_ready(compiled(*args))
+    out["run"] = _since(start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="llama3.2-1b")
+    parser.add_argument("--precision", default="int4")
+    parser.add_argument("--out", type=Path, default=Path("results/compile_time.json"))
+    args = parser.parse_args()
+
+    spec = resolve_model(args.model)
+    prec = compress_uniform(resolve_precision(args.precision, spec))
+    workload, tech = Workload(), default_technology()
+    space_key = tuple(PAPER_SPACE.values.items())
+    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
+    steps, starts = 200, 32
+    temperatures = jnp.asarray(np.geomspace(1.0, 1e-3, steps), jnp.float32)
+    programs = {
+        "evaluate": (_evaluator(spec, workload), (hw, resolve_precision(args.precision, spec), tech)),
+        "sweep-chunk": (
+            make_chunk_evaluator(spec, workload, space_key, DEFAULT_CHUNK),
+            (jnp.asarray(0), prec, tech),
+        ),
+        "exact-batch": (
+            make_exact_batch(spec, workload, space_key),
+            (np.zeros((EXACT_BATCH, 9), np.int32), prec, tech),
+        ),
+        "descent": (
+            make_descent(spec, workload, space_key, starts, steps, 0.1),
+            (jnp.zeros((starts, 9)), jnp.float32(0.5), temperatures, prec, tech),
+        ),
+    }
+    report = {"model": spec.id, "precision": args.precision, "jax": jax.__version__, "programs": {}}
+    for name, (program, program_args) in programs.items():
+        for level, options in (("default", {}), ("O0", {"xla_backend_optimization_level": 0})):
+            load = os.getloadavg()[0]
+            result = profile(program, program_args, options) | {"load_1min": load}
+            report["programs"].setdefault(name, {})[level] = result
+            trace, lower = result["trace"]["wall_s"], result["lower"]["wall_s"]
+            print(
+                f"{name:12s} {level:8s} trace {trace:6.2f} s  lower {lower:5.2f} s"
+                f"  compile {result['compile']['wall_s']:6.2f} s (cpu {result['compile']['cpu_s']:6.2f})"
+                f"  run {result['run']['wall_s']:7.3f} s  ops {result['stablehlo_ops']:5d}  load {load:.1f}",
+                flush=True,
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
