@@ -127,6 +127,26 @@ less compile time (benchmarks/compile_time.py); their code runs up to 3x slower,
 chunk evaluator (run 17 times per sweep) keeps the default."""
 
 
+_jax_cache_hits: int | None = None
+"""Programs JAX read back from its persistent cache in this process (None: not counting yet)."""
+
+
+def _count_jax_cache_hit(event: str, **_) -> None:
+    global _jax_cache_hits
+    if event == "/jax/compilation_cache/cache_hits":
+        _jax_cache_hits += 1
+
+
+def _jax_cache_hits_so_far() -> int:
+    global _jax_cache_hits
+    if _jax_cache_hits is None:
+        import jax
+
+        _jax_cache_hits = 0
+        jax.monitoring.register_event_listener(_count_jax_cache_hit)
+    return _jax_cache_hits
+
+
 class CompiledProgram:
     """``jitted(*args)``, compiled ahead of time once per argument types and kept on disk between processes.
 
@@ -175,9 +195,12 @@ class CompiledProgram:
             return None
 
     def _compile(self, key: str, args: tuple):
+        hits = _jax_cache_hits_so_far()
         compiled = self._jitted.trace(*args).lower().compile(compiler_options=self._options())
         directory = self._directory()
-        if directory is not None:
+        # An executable JAX read back from its own cache serialises incompletely on CPUs (running the copy
+        # fails with "Function ... not found"), so only freshly compiled programs are kept.
+        if directory is not None and _jax_cache_hits_so_far() == hits:
             self._store(directory, key, compiled)
         return compiled
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import jax
 import pytest
@@ -108,3 +109,23 @@ def test_compiled_program_without_a_cache_runs_in_memory(fresh_cache_state, monk
     program = cache.CompiledProgram("square", (), jax.jit(lambda v: v * v))
     assert jnp.array_equal(program(jnp.arange(4.0)), jnp.arange(4.0) ** 2)
     assert not (tmp_path / "aot").exists()
+
+
+def test_a_program_read_back_from_jaxs_cache_is_not_kept(fresh_cache_state, monkeypatch, tmp_path):
+    """Re-serialising an executable JAX loaded from its own cache gives a copy that fails to run (CPU), so
+    CompiledProgram keeps only programs it compiled itself."""
+    import jax.numpy as jnp
+
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    jitted = jax.jit(lambda v: v + 1.0)
+
+    def compile_hit(compiler_options=None):
+        jax.monitoring.record_event("/jax/compilation_cache/cache_hits")  # as JAX reports a cache hit
+        return jitted.trace(jnp.zeros(2)).lower().compile()
+
+    lowered = SimpleNamespace(compile=compile_hit)
+    from_jax_cache = SimpleNamespace(trace=lambda *_: SimpleNamespace(lower=lambda: lowered))
+    program = cache.CompiledProgram("inc", (), from_jax_cache)
+    assert jnp.array_equal(program(jnp.zeros(2)), jnp.ones(2))
+    assert not list((tmp_path / "aot").glob("inc-*.bin"))
