@@ -5,6 +5,8 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 :mod:`cimjax.joint.runner`).
 """
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,7 +22,6 @@ def register(app: typer.Typer) -> None:
     from cimjax import validation
     from cimjax.cli.main import (
         JsonOpt,
-        Model,
         TechOpt,
         ToleranceOpt,
         _technology,
@@ -35,10 +36,13 @@ def register(app: typer.Typer) -> None:
     @app.command("optimize")
     @user_errors
     def optimize_command(
-        model: Model,
         budget: Annotated[
             str, typer.Option(help="int8, int6, int4 (as good as that uniform width) or a loss increase in nats/token")
         ],
+        model: Annotated[
+            str | None,
+            typer.Option("--model", help="model id (see `cimjax models`) or a path to a config.json"),
+        ] = None,
         area_max: Annotated[float | None, typer.Option("--area-max", help="chip area limit, mm^2")] = None,
         alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha): 1 = tokens/s, 0 = tokens/J")] = 1.0,
         method: Annotated[str, typer.Option(help="gradient (ours), ga (joint GA) or sequential (HW then MILP)")] = (
@@ -56,6 +60,25 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[
             str | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
         ] = None,
+        checkpoint: Annotated[
+            Path | None,
+            typer.Option(
+                "--checkpoint",
+                help="a Hugging Face checkpoint directory: shape from its config, proxy and budgets from its "
+                "measured sensitivities (cached by content)",
+            ),
+        ] = None,
+        sensitivities: Annotated[
+            Path | None,
+            typer.Option(help="a file from `cimjax proxy sensitivities --out` (instead of measuring them here)"),
+        ] = None,
+        verify: Annotated[
+            bool,
+            typer.Option("--verify", help="measure the result by fake quantisation; correct and re-optimise if over"),
+        ] = False,
+        verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 3,
+        calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
+        calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
         as_json: JsonOpt = False,
     ) -> None:
         """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
@@ -68,6 +91,17 @@ def register(app: typer.Typer) -> None:
         for flag, path in (("--checkpoint-dir", checkpoint_dir), ("--out", out_dir)):
             if path is not None:
                 check_output_dir(path, flag)
+        measured = None
+        if checkpoint is not None or sensitivities is not None:
+            if model is not None:
+                raise ValueError("give either --model or --checkpoint/--sensitivities, not both")
+            if checkpoint_dir is not None or resume:
+                raise ValueError("--checkpoint-dir/--resume apply to --model runs, not to --checkpoint/--sensitivities")
+            measured, weights = _measured(checkpoint, sensitivities, verify, calib_windows, calib_seq_len, seed)
+        elif model is None:
+            raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
+        elif verify:
+            raise ValueError("--verify measures real weights: it needs --checkpoint DIR")
 
         with progress_bar(f"optimize ({method})") as bar:
             tasks: dict[str, int] = {}
@@ -78,11 +112,20 @@ def register(app: typer.Typer) -> None:
                 bar.update(tasks[phase], completed=done, total=total)
 
             try:
-                report = optimize_report(
-                    model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
-                    checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
-                    progress=progress, tolerance=tolerance,
-                )  # fmt: skip
+                if measured is None:
+                    report = optimize_report(
+                        model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
+                        checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
+                        progress=progress, tolerance=tolerance,
+                    )  # fmt: skip
+                else:
+                    from cimjax.joint.verified import optimize_measured
+
+                    report = optimize_measured(
+                        measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
+                        area_max=area_max, method=method, seed=seed, tech=_technology(tech), settings=settings,
+                        progress=progress, tolerance=tolerance, log=lambda msg: err.print(msg, highlight=False),
+                    )  # fmt: skip
             except KeyboardInterrupt:
                 bar.stop()
                 saved = "nothing was saved (no --checkpoint-dir)"
@@ -103,3 +146,27 @@ def register(app: typer.Typer) -> None:
             with output_dir(out_dir, "--out") as directory:
                 files = write_outputs(directory, report, title)
             (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
+
+
+def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, windows: int, seq_len: int, seed: int):
+    """The checkpoint's measured data (from the file, the cache, or measured now) and its weights when needed.
+
+    A file and a checkpoint given together must be the same checkpoint (content hash).
+    """
+    from cimjax.lm.checkpoint import load_checkpoint
+    from cimjax.quant.measured import Calibration, checkpoint_hash, for_checkpoint, load
+
+    if checkpoint is not None and not checkpoint.is_dir():
+        raise ValueError(f"--checkpoint {checkpoint} is not a directory")
+    if sensitivities is not None:
+        measured = load(sensitivities)
+        if checkpoint is not None and checkpoint_hash(checkpoint) != measured.checkpoint_hash:
+            raise ValueError(
+                f"--sensitivities {sensitivities} was measured on another checkpoint than {checkpoint} "
+                f"(content hash {measured.checkpoint_hash[:12]}... differs)"
+            )
+    else:
+        calibration = Calibration(windows=windows, seq_len=seq_len, seed=seed)
+        measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr))
+    weights = load_checkpoint(checkpoint) if verify and checkpoint is not None else None
+    return measured, weights

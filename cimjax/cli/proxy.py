@@ -100,48 +100,77 @@ def _memory_bytes(spec, windows: int, seq_len: int) -> float:
 
 
 @proxy_app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="Directory to write config.json and model.safetensors into.")],
+    size: Annotated[str, typer.Option(help="Which trained byte-level LM: benchmark or tiny.")] = "benchmark",
+) -> None:
+    """Write the trained byte-level LM (trained now or loaded from the cache) as a Hugging Face checkpoint."""
+    from cimjax.lm import save_checkpoint
+    from cimjax.quant.train import train
+    from cimjax.quant.validate import SIZES
+
+    if size not in SIZES:
+        raise _fail(f"--size {size!r} is not known; allowed: {', '.join(SIZES)}")
+    if out.exists() and not out.is_dir():
+        raise _fail(f"--out {out} exists and is not a directory")
+    trained = train(SIZES[size][0], log=_log)
+    save_checkpoint(trained.model, out)
+    _log(f"wrote {out / 'config.json'} and {out / 'model.safetensors'} ({trained.n_params} parameters)")
+
+
+@proxy_app.command()
 def sensitivities(
     checkpoint: Annotated[Path, typer.Option(help="A Hugging Face checkpoint directory (config.json + safetensors).")],
-    windows: Annotated[int, typer.Option(help="Calibration sequences.")] = 4,
-    seq_len: Annotated[int, typer.Option(help="Tokens per calibration sequence.")] = 64,
-    samples: Annotated[int, typer.Option(help="Hutchinson / output-MSE samples.")] = 8,
+    out: Annotated[
+        Path | None, typer.Option(help="Write everything measured here (for `cimjax optimize --sensitivities`).")
+    ] = None,
+    windows: Annotated[int, typer.Option(help="Calibration sequences.")] = 16,
+    seq_len: Annotated[int, typer.Option(help="Tokens per calibration sequence.")] = 128,
+    samples: Annotated[int, typer.Option(help="Hutchinson / output-MSE samples.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seeds the calibration windows and the samples.")] = 0,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
-    """Per-layer, per-tensor sensitivities of a real checkpoint, and the proxy at uniform INT8/6/4.
+    """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
+    the proxy at uniform INT8/6/4. Cached under the cache directory by the checkpoint's content.
 
     Calibration text is the pydoc corpus as byte-valued token ids (no tokenizer is available offline), so
     for a subword vocabulary the sensitivities describe the model on unusual input; the output says so.
     """
-    from cimjax.lm import CheckpointError, load_checkpoint
+    from cimjax.lm import CheckpointError
     from cimjax.quant import corpus
+    from cimjax.quant.measured import Calibration, for_checkpoint
     from cimjax.quant.proxy import make_proxy, uniform_budgets
-    from cimjax.quant.sensitivity import estimate
+    from cimjax.workload.hf_config import load_hf_config
 
-    try:  # every option and the checkpoint are checked before any JAX work
+    try:  # every option and the checkpoint's config are checked before any JAX work
         train_tokens, _ = corpus.split()
         validation.integer("--seq-len", seq_len, 1, len(train_tokens) - 1)
         validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
         validation.integer("--samples", samples, 1, MAX_SAMPLES)
-        model = load_checkpoint(checkpoint)
-        if model.spec.vocab < corpus.VOCAB:
-            raise validation.fail("vocab_size", model.spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
+        calibration = Calibration(windows=windows, seq_len=seq_len, samples=samples, seed=seed)
+        spec = load_hf_config(checkpoint)
+        if spec.vocab < corpus.VOCAB:
+            raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
         validation.memory(
-            f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", _memory_bytes(model.spec, windows, seq_len)
+            f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", _memory_bytes(spec, windows, seq_len)
         )
-        calib = corpus.windows(train_tokens, seq_len, windows)
+        measured = for_checkpoint(checkpoint, calibration, log=_log)
     except (CheckpointError, ValueError) as e:
         raise _fail(str(e)) from None
-    _log(f"estimating sensitivities of {checkpoint} on {windows} x {seq_len} tokens ...")
-    sens = estimate(model, calib, n_samples=samples)
+    if out is not None:
+        measured.save(out)
+        _log(f"wrote {out}")
+    sens = measured.sens
+    n_layers = measured.spec.n_layers
     payload = {
         "checkpoint": str(checkpoint),
-        "n_layers": model.spec.n_layers,
-        "calibration": f"{windows} x {seq_len} byte-valued token ids of the pydoc_data corpus"
-        + ("" if model.spec.vocab == corpus.VOCAB else " (not this model's tokenizer)"),
+        "checkpoint_hash": measured.checkpoint_hash,
+        "n_layers": n_layers,
+        "calibration": calibration.describe(measured.spec.vocab),
         "budgets": {
-            name: uniform_budgets(make_proxy(name, sens), model.spec.n_layers)
-            for name in ("hessian_measured", "loss_curves")
+            name: uniform_budgets(make_proxy(name, sens), n_layers) for name in ("hessian_measured", "loss_curves")
         },
+        "measured_budgets": {name: measured.uniform_loss[b] for name, b in (("int8", 8), ("int6", 6), ("int4", 4))},
         **sens.summary(),
     }
     if json_output:
@@ -155,5 +184,7 @@ def sensitivities(
         table.add_row(str(layer), *(f"{row[n]:.2e}" for n in payload["points"]))
     _out.print(table)
     _out.print(f"full-precision calibration loss {payload['base_loss']:.4f} nats/token")
+    budgets = payload["measured_budgets"]
+    _out.print("measured (uniform W=A=KV): " + ", ".join(f"{k} {v:.3g}" for k, v in budgets.items()) + " nats/token")
     for name, budgets in payload["budgets"].items():
         _out.print(f"{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in budgets.items()) + " nats/token")

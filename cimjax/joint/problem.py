@@ -333,6 +333,11 @@ def bits_report(table: np.ndarray) -> list[dict]:
     ]
 
 
+def table_from_bits(bits: list[dict]) -> np.ndarray:
+    """The ``(L, 17)`` bit table of a :func:`bits_report` (its inverse)."""
+    return np.array([[*row["weight"].values(), *row["act"].values(), row["kv"]] for row in bits], np.float64)
+
+
 def design_report(problem: JointProblem, choice: np.ndarray, table: np.ndarray, evaluator: ExactEvaluator) -> dict:
     """The exact metrics of one discrete design, with its bits and hardware (JSON-ready)."""
     s = evaluator(np.asarray(choice)[None], np.asarray(table)[None])
@@ -365,4 +370,5 @@ __all__ = [
     "design_report",
     "make_problem",
     "resolve_budget",
+    "table_from_bits",
 ]

@@ -213,6 +213,22 @@ def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
     )
 
 
+OPTIMIZER_PROXY = "loss_curves"
+"""The variant ``cimjax optimize --checkpoint`` prices assignments with (see :func:`optimizer_proxy`)."""
+
+
+def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarray) -> Proxy:
+    """The proxy of :data:`OPTIMIZER_PROXY` for a checkpoint, given its measured mixed assignments.
+
+    Args:
+      sens: the checkpoint's sensitivities.
+      tables, measured: mixed assignments ``(n, L, 17)`` and their measured loss increases (the fit set of
+        fitted variants; unused by unfitted ones).
+    """
+    proxy = make_proxy(OPTIMIZER_PROXY, sens)
+    return fit_proxy(proxy, tables, measured) if OPTIMIZER_PROXY in FITTED else proxy
+
+
 UNIFORM_BUDGETS = {"int8": 8, "int6": 6, "int4": 4}
 
 

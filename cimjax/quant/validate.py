@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from cimjax.lm.model import functional
 from cimjax.quant import corpus
+from cimjax.quant.measured import loss_increases
 from cimjax.quant.proxy import (
     FITTED,
     VARIANTS,
@@ -27,8 +27,8 @@ from cimjax.quant.proxy import (
     make_proxy,
     uniform_budgets,
 )
-from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
-from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate, quantized_losses
+from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
+from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate
 from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
 
 # Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
@@ -62,11 +62,7 @@ def measure_losses(
     trained: TrainedModel, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
 ) -> tuple[np.ndarray, float]:
     """Real loss increase (nats/token) of each table on ``windows``, and the full-precision loss."""
-    build, params = functional(trained.model)
-    w = jnp.asarray(windows)
-    full = np.full((1, *tables.shape[1:]), FULL_PRECISION_BITS, np.float32)
-    base = float(quantized_losses(build, scheme, params, w, full)[0])
-    return np.array([float(quantized_losses(build, scheme, params, w, t[None])[0]) - base for t in tables]), base
+    return loss_increases(trained.model, windows, tables, scheme)
 
 
 @dataclasses.dataclass

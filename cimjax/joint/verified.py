@@ -1,0 +1,179 @@
+"""Joint optimisation of a real checkpoint in measured units, verified by applying the bits for real.
+
+With weights, a budget means what uniform precision *measures*: ``int8`` is the loss increase of uniform
+W=A=KV INT8 on the calibration windows (:class:`cimjax.quant.measured.Measured`), and a number is a
+measured loss increase in nats/token. The proxy (:func:`cimjax.quant.proxy.optimizer_proxy`) only steers the
+search. With ``verify`` the final assignment is fake-quantised and its loss measured on the same windows; if
+it exceeds the budget the round is corrected and the problem solved again (at most ``max_rounds`` rounds):
+
+1. the proxy is refitted with every measurement made so far (fitted variants only), and
+2. the proxy budget is tightened by the remaining misprediction at the failed assignment,
+   ``budget_p <- budget_p * min(1, proxy(b) / measured(b))``.
+
+The design reported is the best (by the objective) among the rounds' designs measured within the budget;
+``verified`` is true only then. Without ``verify`` nothing is measured and ``verified`` is false. The uniform
+baseline is the smallest uniform width whose *measured* loss meets the budget, on its best hardware.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from cimjax.hardware.technology import Technology
+from cimjax.joint.baselines import uniform_front
+from cimjax.joint.optimizer import JointSettings
+from cimjax.joint.problem import InfeasibleError, make_problem, proxy_values, table_from_bits
+from cimjax.joint.runner import METRICS, Progress, run_method
+from cimjax.lm.model import DecoderLM
+from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, loss_increases
+from cimjax.quant.proxy import UNIFORM_BUDGETS, optimizer_proxy
+from cimjax.report.baseline import compare, objective_note
+from cimjax.results import Result, make_meta
+from cimjax.search.pareto import alpha_objective
+
+MAX_ROUNDS = 3
+
+
+def measured_budget(measured: Measured, budget: str | float) -> tuple[float, str]:
+    """A budget in measured nats/token: ``int8``/``int6``/``int4`` (measured uniform loss) or a number."""
+    if isinstance(budget, str):
+        key = budget.strip().lower()
+        if key in UNIFORM_BUDGETS:
+            value = measured.uniform_loss[UNIFORM_BUDGETS[key]]
+            if value <= 0:
+                raise ValueError(
+                    f"budget {key}: uniform {key.upper()} measured a loss increase of {value:.3g} <= 0 nats/token "
+                    "on the calibration windows (below the measurement noise); use more calibration windows or "
+                    "give a positive number"
+                )
+            return value, key
+        try:
+            budget = float(key)
+        except ValueError:
+            raise ValueError(
+                f"budget = {budget!r} is not allowed; give one of {sorted(UNIFORM_BUDGETS)} or a positive number "
+                "(measured loss increase, nats/token)"
+            ) from None
+    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+        raise ValueError(f"budget = {budget!r} must be a positive finite number (nats/token) or int8/int6/int4")
+    return float(budget), f"{budget:g}"
+
+
+def _uniform_width(measured: Measured, target: float) -> int | None:
+    """The smallest uniform width whose measured loss meets ``target``."""
+    return next((b for b in UNIFORM_WIDTHS if measured.uniform_loss[b] <= target), None)
+
+
+def optimize_measured(
+    measured: Measured,
+    budget: str | float,
+    *,
+    model: DecoderLM | None = None,
+    verify: bool = False,
+    max_rounds: int = MAX_ROUNDS,
+    alpha: float = 1.0,
+    area_max: float | None = None,
+    method: str = "gradient",
+    seed: int = 0,
+    tech: Technology | None = None,
+    settings: JointSettings | None = None,
+    progress: Progress | None = None,
+    tolerance: float = 0.0,
+    log=None,
+) -> dict:
+    """Optimises a checkpoint's bits and hardware against its measured budget; the JSON of ``optimize``.
+
+    Adds to :func:`cimjax.joint.runner.optimize_report`'s keys: ``measured_budget``, ``measured_loss``
+    (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry per round: proxy
+    budget, proxy, measured loss, tokens/s), ``verify_wall_s``, ``calibration``; ``baseline`` gains its
+    ``measured_loss`` and ``width``.
+
+    Raises:
+      ValueError: a malformed argument, or ``verify`` without a model.
+      InfeasibleError: no design can meet the request.
+    """
+    say = log or (lambda msg: None)
+    if verify and model is None:
+        raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
+    if not (isinstance(max_rounds, int) and max_rounds >= 1):
+        raise ValueError(f"max_rounds = {max_rounds!r} must be a positive integer")
+    spec = measured.spec
+    target, label = measured_budget(measured, budget)
+    fit_tables, fit_loss = list(measured.joint_tables), list(measured.joint_loss)
+    proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
+    windows = measured.calibration.tokens() if verify else None
+    proxy_budget = target
+    history, candidates = [], []
+    start = time.perf_counter()
+    evaluations = 0
+    for round_no in range(1, (max_rounds if verify else 1) + 1):
+        try:
+            problem = make_problem(spec, proxy_budget, proxy=proxy, alpha=alpha, area_max=area_max, tech=tech)
+        except InfeasibleError:
+            if not candidates:
+                raise
+            say(f"round {round_no}: the corrected proxy budget {proxy_budget:.4g} cannot be met; stopping")
+            break
+        report, n = run_method(problem, method, seed=seed, progress=progress, settings=settings)
+        evaluations += n
+        table = table_from_bits(report["bits"])
+        entry = {"round": round_no, "proxy_budget": proxy_budget, "proxy": report["proxy"],
+                 "tokens_per_s": report["tokens_per_s"], "measured_loss": None}  # fmt: skip
+        history.append(entry)
+        candidates.append((problem, report, None))
+        if not verify:
+            break
+        loss = float(loss_increases(model, windows, table[None])[0][0])
+        entry["measured_loss"] = loss
+        candidates[-1] = (problem, report, loss)
+        say(f"round {round_no}: proxy {report['proxy']:.4g}, measured {loss:.4g}, budget {target:.4g} nats/token")
+        if loss <= target:
+            break
+        fit_tables.append(table)
+        fit_loss.append(loss)
+        proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
+        predicted = float(proxy_values(proxy, table[None])[0])
+        proxy_budget = min(proxy_budget, report["proxy"]) * min(1.0, predicted / loss)
+    verify_wall = time.perf_counter() - start
+
+    within = [c for c in candidates if c[2] is not None and c[2] <= target]
+    problem, report, loss = min(
+        within or candidates[-1:], key=lambda c: float(alpha_objective(c[1]["latency_s"], c[1]["energy_j"], alpha))
+    )
+    width = _uniform_width(measured, target)
+    extras: dict = {"baseline": None, "gain": None, "objective_note": objective_note(problem.alpha, problem.area_max)}
+    if width is not None:
+        base = uniform_front(problem, [width])[0].report
+        chosen, comparison = compare(report, base, problem.alpha, problem.area_max, tolerance)
+        if chosen is not report:  # the measured-within-budget uniform design is better: it is what we return
+            report, loss = chosen, measured.uniform_loss[width]
+        baseline = {k: base[k] for k in (*METRICS, "config", "mean_bits")}
+        extras = comparison | {
+            "baseline": baseline | {"width": width, "measured_loss": measured.uniform_loss[width]},
+            "gain": report["tokens_per_s"] / base["tokens_per_s"],
+        }
+    note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}"
+    return Result(report) | extras | {
+        "meta": make_meta(problem.workload, problem.tech, [note]),
+        "method": method,
+        "model": spec.id,
+        "alpha": problem.alpha,
+        "area_max": problem.area_max,
+        "budget_label": label,
+        "proxy_name": problem.proxy.name,
+        "assumption": None,
+        "seed": seed,
+        "evaluations": evaluations,
+        "wall_s": verify_wall,
+        "measured_budget": target,
+        "measured_loss": loss,
+        "verified": loss is not None and loss <= target,
+        "rounds": len(history),
+        "verify_history": history,
+        "verify_wall_s": verify_wall,
+        "calibration": measured.calibration.describe(spec.vocab),
+        "checkpoint_hash": measured.checkpoint_hash,
+    }

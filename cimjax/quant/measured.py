@@ -1,0 +1,309 @@
+"""What was measured on one checkpoint, kept together so it can move between machines.
+
+A :class:`Measured` holds a checkpoint's sensitivities (:mod:`cimjax.quant.sensitivity`), the measured loss
+increase of uniform W=A=KV assignments at 2..8 bits (the *measured budgets*: ``int8`` is what uniform INT8
+really costs on the calibration windows) and the measured losses of mixed assignments (the fit set of the
+interaction-aware proxy). Every number is measured on the same calibration windows (:class:`Calibration`,
+random windows of the training split of the pydoc corpus, as byte ids).
+
+It is written as one JSON file (``cimjax proxy sensitivities --out FILE``), read back with checks
+(:func:`load`: a malformed or mismatched file raises :class:`MeasuredFileError` naming the field), and
+cached under ``$CIMJAX_CACHE/sensitivities`` keyed by the checkpoint's content hash and the calibration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from cimjax.cache import cache_dir
+from cimjax.lm.model import DecoderLM, functional
+from cimjax.quant import corpus
+from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
+from cimjax.quant.sensitivity import BIT_GRID, N_POINTS, Sensitivities, estimate, quantized_losses
+from cimjax.workload.models import ModelSpec
+
+FORMAT = "cimjax-measured-sensitivities"
+VERSION = 1
+UNIFORM_WIDTHS = tuple(int(b) for b in BIT_GRID)  # uniform W=A=KV widths whose loss is measured
+
+
+class MeasuredFileError(ValueError):
+    """A sensitivities file that cannot be read, is malformed, or belongs to another model or checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """The calibration windows every measurement of a checkpoint uses (all of it keys the cache).
+
+    ``windows`` random windows of ``seq_len`` tokens from the training split (seeded by ``seed``);
+    ``samples`` Hutchinson / output-MSE samples.
+    """
+
+    windows: int = 16
+    seq_len: int = 128
+    samples: int = 4
+    seed: int = 0
+
+    def __post_init__(self):
+        for field in ("windows", "seq_len", "samples"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"calibration {field}={value!r} must be a positive integer")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"calibration seed={self.seed!r} must be an integer")
+
+    def tokens(self) -> np.ndarray:
+        """The windows ``(windows, seq_len + 1)`` (inputs plus next-token targets)."""
+        train_tokens, _ = corpus.split()
+        if len(train_tokens) <= self.seq_len + 1:
+            raise ValueError(f"calibration seq_len={self.seq_len} is longer than the corpus")
+        starts = np.random.default_rng(self.seed).integers(0, len(train_tokens) - self.seq_len - 1, size=self.windows)
+        return train_tokens[starts[:, None] + np.arange(self.seq_len + 1)[None, :]]
+
+    def describe(self, vocab: int) -> str:
+        note = "" if vocab == corpus.VOCAB else " (byte ids, not this model's tokenizer)"
+        return f"{self.windows} x {self.seq_len} tokens of the pydoc_data corpus, seed {self.seed}{note}"
+
+
+def loss_increases(
+    model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
+) -> tuple[np.ndarray, float]:
+    """Real loss increase (nats/token) of each bit table ``(n, L, 17)`` on ``windows``, and the base loss."""
+    build, params = functional(model)
+    w = jnp.asarray(windows)
+    full = np.full((1, model.spec.n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
+    base = float(quantized_losses(build, scheme, params, w, full)[0])
+    tables = np.asarray(tables, np.float32)
+    return np.array([float(quantized_losses(build, scheme, params, w, t[None])[0]) - base for t in tables]), base
+
+
+@dataclasses.dataclass
+class Measured:
+    """Sensitivities and measured losses of one checkpoint on one :class:`Calibration`.
+
+    Attributes:
+      spec: the model's shape.
+      checkpoint_hash: :func:`checkpoint_hash` of the directory measured.
+      calibration: the windows every number below was measured on.
+      sens: the per-point sensitivities.
+      uniform_loss: measured loss increase of uniform W=A=KV at each of :data:`UNIFORM_WIDTHS`.
+      joint_tables, joint_loss: mixed assignments ``(n, L, 17)`` and their measured loss increases.
+    """
+
+    spec: ModelSpec
+    checkpoint_hash: str
+    calibration: Calibration
+    sens: Sensitivities
+    uniform_loss: dict[int, float]
+    joint_tables: np.ndarray
+    joint_loss: np.ndarray
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "model": dataclasses.asdict(self.spec),
+            "checkpoint_hash": self.checkpoint_hash,
+            "calibration": dataclasses.asdict(self.calibration),
+            "calibration_text": self.calibration.describe(self.spec.vocab),
+            "uniform_loss": {str(b): v for b, v in self.uniform_loss.items()},
+            "joint": {"tables": np.asarray(self.joint_tables).tolist(), "loss": np.asarray(self.joint_loss).tolist()},
+            "sensitivities": {f.name: np.asarray(getattr(self.sens, f.name)).tolist() for f in _SENS_FIELDS},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json()) + "\n", encoding="utf-8")
+        tmp.replace(path)  # never a half-written file under the final name
+        return path
+
+
+_SENS_FIELDS = dataclasses.fields(Sensitivities)
+
+
+def _shape_of(field: str, n_layers: int) -> tuple[int, ...]:
+    if field in ("err", "loss"):
+        return (n_layers, N_POINTS, len(BIT_GRID))
+    return () if field == "base_loss" else (n_layers, N_POINTS)
+
+
+def _array(value, field: str, shape: tuple[int, ...], source: str) -> np.ndarray:
+    try:
+        a = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        raise MeasuredFileError(f"{source}: '{field}' is not an array of numbers") from None
+    if a.shape != shape:
+        raise MeasuredFileError(f"{source}: '{field}' has shape {a.shape}; the model implies {shape}")
+    if not np.all(np.isfinite(a)):
+        raise MeasuredFileError(f"{source}: '{field}' holds non-finite values")
+    return a
+
+
+def from_json(payload, source: str = "sensitivities file") -> Measured:
+    """A :class:`Measured` from its JSON object, every field checked (raises :class:`MeasuredFileError`)."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MeasuredFileError(f"{source}: not a cimjax sensitivities file (expected 'format': {FORMAT!r})")
+    if payload.get("version") != VERSION:
+        raise MeasuredFileError(f"{source}: 'version'={payload.get('version')!r}; this cimjax reads {VERSION}")
+    missing = [k for k in ("model", "checkpoint_hash", "calibration", "uniform_loss", "joint", "sensitivities")
+               if k not in payload]  # fmt: skip
+    if missing:
+        raise MeasuredFileError(f"{source}: missing field(s) {', '.join(missing)}")
+    try:
+        spec = ModelSpec(**payload["model"])
+        calibration = Calibration(**payload["calibration"])
+    except (TypeError, ValueError) as e:
+        raise MeasuredFileError(f"{source}: 'model' or 'calibration' is malformed: {e}") from None
+    sens_in = payload["sensitivities"]
+    if not isinstance(sens_in, dict):
+        raise MeasuredFileError(f"{source}: 'sensitivities' must be an object")
+    sens = {}
+    for f in _SENS_FIELDS:
+        if f.name not in sens_in:
+            raise MeasuredFileError(f"{source}: 'sensitivities' lacks '{f.name}'")
+        sens[f.name] = jnp.asarray(_array(sens_in[f.name], f.name, _shape_of(f.name, spec.n_layers), source))
+    uniform_in = payload["uniform_loss"]
+    if not isinstance(uniform_in, dict) or set(uniform_in) != {str(b) for b in UNIFORM_WIDTHS}:
+        raise MeasuredFileError(f"{source}: 'uniform_loss' must map every width of {list(UNIFORM_WIDTHS)} to a loss")
+    uniform = {b: float(_array(uniform_in[str(b)], f"uniform_loss.{b}", (), source)) for b in UNIFORM_WIDTHS}
+    joint = payload["joint"]
+    if not isinstance(joint, dict) or not {"tables", "loss"} <= set(joint):
+        raise MeasuredFileError(f"{source}: 'joint' must hold 'tables' and 'loss'")
+    n = len(joint["loss"]) if isinstance(joint["loss"], list) else -1
+    if n < 0:
+        raise MeasuredFileError(f"{source}: 'joint.loss' must be a list")
+    tables = _array(joint["tables"], "joint.tables", (n, spec.n_layers, N_POINTS), source) if n else np.zeros(
+        (0, spec.n_layers, N_POINTS)
+    )
+    return Measured(
+        spec=spec,
+        checkpoint_hash=str(payload["checkpoint_hash"]),
+        calibration=calibration,
+        sens=Sensitivities(**sens),
+        uniform_loss=uniform,
+        joint_tables=tables,
+        joint_loss=_array(joint["loss"], "joint.loss", (n,), source),
+    )
+
+
+def load(path: str | Path) -> Measured:
+    """Reads a sensitivities file written by :meth:`Measured.save` (raises :class:`MeasuredFileError`)."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MeasuredFileError(f"sensitivities file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MeasuredFileError(f"sensitivities file {path} is not readable JSON: {e}") from None
+    return from_json(payload, source=f"sensitivities file {path}")
+
+
+def checkpoint_hash(directory: str | Path) -> str:
+    """SHA-256 of a checkpoint's JSON and safetensors files (config, index, weights: names and bytes)."""
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith((".safetensors", ".json")))
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def measure(
+    model: DecoderLM,
+    calibration: Calibration,
+    checkpoint: str,
+    joint_tables: np.ndarray | None = None,
+    scheme: QuantScheme = DEFAULT_SCHEME,
+    log: Callable[[str], None] | None = None,
+) -> Measured:
+    """Measures everything :class:`Measured` holds for ``model`` on ``calibration``'s windows."""
+    say = log or (lambda msg: None)
+    windows = calibration.tokens()
+    say(f"sensitivities on {calibration.describe(model.spec.vocab)} ...")
+    sens = estimate(model, windows, scheme, n_samples=calibration.samples, seed=calibration.seed)
+    n_layers = model.spec.n_layers
+    joint_tables = np.zeros((0, n_layers, N_POINTS)) if joint_tables is None else np.asarray(joint_tables)
+    uniform = np.stack([np.full((n_layers, N_POINTS), float(b)) for b in UNIFORM_WIDTHS])
+    say(f"measuring {len(uniform)} uniform and {len(joint_tables)} mixed assignments ...")
+    losses, _ = loss_increases(model, windows, np.concatenate([uniform, joint_tables]), scheme)
+    return Measured(
+        spec=model.spec,
+        checkpoint_hash=checkpoint,
+        calibration=calibration,
+        sens=sens,
+        uniform_loss={b: float(v) for b, v in zip(UNIFORM_WIDTHS, losses[: len(uniform)], strict=True)},
+        joint_tables=joint_tables,
+        joint_loss=losses[len(uniform) :],
+    )
+
+
+def cache_path(digest: str, calibration: Calibration) -> Path:
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(calibration), sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / "sensitivities" / f"{digest[:32]}-{key}-v{VERSION}.json"
+
+
+def fit_tables(n: int, n_layers: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` mixed assignments ``(n, L, 17)`` spread over the region the optimiser explores.
+
+    Each draws a base width (4..8 for every point), moves a random fraction (10-60 %) of the points by
+    -3..+3 bits, and lifts a random fraction (0-50 %) of activations and KV entries to 16 bits (W-A16-style
+    designs are cheap on the accelerator); weights stay within 2..8, the rest within 2..16.
+    """
+    from cimjax.quant.sensitivity import POINTS
+
+    is_weight = np.array([kind == "weight" for kind, _ in POINTS])
+    tables = np.empty((n, n_layers, N_POINTS))
+    for i in range(n):
+        base = rng.integers(4, 9)
+        moved = rng.random((n_layers, N_POINTS)) < rng.uniform(0.1, 0.6)
+        offset = rng.integers(-3, 4, size=(n_layers, N_POINTS)) * moved
+        table = base + offset
+        wide = (rng.random((n_layers, N_POINTS)) < rng.uniform(0.0, 0.5)) & ~is_weight
+        table = np.where(wide, 16, table)
+        tables[i] = np.clip(table, 2, np.where(is_weight, 8, 16))
+    return tables.astype(np.float32)
+
+
+def for_checkpoint(
+    directory: str | Path,
+    calibration: Calibration | None = None,
+    n_fit: int = 64,
+    log: Callable[[str], None] | None = None,
+) -> Measured:
+    """The checkpoint's :class:`Measured`, from the cache when this content and calibration were measured.
+
+    Raises:
+      cimjax.lm.CheckpointError: the checkpoint cannot be loaded.
+    """
+    from cimjax.lm.checkpoint import CheckpointError, load_checkpoint
+
+    calibration = calibration or Calibration()
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory {directory} does not exist")
+    digest = checkpoint_hash(directory)
+    path = cache_path(digest, calibration)
+    if path.is_file():
+        try:
+            cached = load(path)
+            if cached.checkpoint_hash == digest:
+                return cached
+        except MeasuredFileError:
+            pass  # a stale or damaged cache entry is measured again
+    model = load_checkpoint(directory)
+    rng = np.random.default_rng(calibration.seed)
+    measured = measure(model, calibration, digest, fit_tables(n_fit, model.spec.n_layers, rng), log=log)
+    measured.save(path)
+    return measured
