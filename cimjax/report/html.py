@@ -250,8 +250,9 @@ def reproduction_page(study: Path) -> str:
         f"<td>{r['area_mm2']:.2f}</td><td class='l'>{_config_text(r['config'])}</td></tr>"
         for r in records
     )
+    selection = records[0].get("selection", {}).get("description", "the exact alpha = 1 optimum")
     body = (
-        "<p>Per model and precision: the exact alpha = 1 optimum of the paper's design space (decode of 128 "
+        f"<p>Per model and precision, the design put beside the paper: {html.escape(selection)} (decode of 128 "
         "tokens after a 128-token prompt).</p><table id='reproduction'><tr><th class='l'>model</th>"
         "<th class='l'>precision</th><th>tokens/s</th><th>roofline tokens/s</th><th>% of roofline</th>"
         f"<th>tokens/J</th><th>area mm²</th><th class='l'>design</th></tr>{rows}</table>"
