@@ -131,3 +131,11 @@ def test_reproduce_writes_a_meta_side_car(tmp_path, monkeypatch):
     side = json.loads((tmp_path / "meta.json").read_text())
     assert side["describes"] == ["fig9.csv", "fig9.json"] and set(side["meta"]) == META_KEYS
     assert side["meta"]["technology_overrides"] == {"clock_hz": 5e8}
+
+
+def test_version_and_new_commands_are_listed():
+    runner = CliRunner()
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.stdout.startswith(f"cimjax {cimjax.__version__}")
+    listed = runner.invoke(app, ["--help"]).stdout
+    assert all(name in listed for name in ("tech", "schema", "report", "--version"))
