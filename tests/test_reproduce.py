@@ -46,17 +46,18 @@ def test_knee_by_hand():
         knee_index(result, -0.1, "energy")
 
 
-def test_reproduce_rows_exhaustive_and_ga(tmp_path, small_workload):
+def test_reproduce_rows_exhaustive_knee_and_ga(tmp_path, small_workload):
     summary = reproduce_paper(tmp_path, ["qwen2.5-0.5b"], ga_seeds=2, workload=small_workload, space=SMALL_SPACE)
     rows = json.loads((tmp_path / "fig9.json").read_text())
     assert [(r["model"], r["precision"]) for r in rows] == [("qwen2.5-0.5b", "int4"), ("qwen2.5-0.5b", "int8")]
     for row in rows:
-        assert set(FIG9_KEYS) | {"selection", "exhaustive", "ga"} <= set(row)
-        assert row["selection"]["tolerance"] == 0.01 and row["selection"]["rule"] == "energy"
-        best = row["exhaustive"]
+        assert set(FIG9_KEYS) | {"selection", "exhaustive", "knee", "ga"} <= set(row)
+        assert row["selection"]["rule"] == "exhaustive" and row["selection"]["tolerance"] == 0.01
+        best, knee = row["exhaustive"], row["knee"]
+        assert row["config"] == best["config"] and row["tokens_per_s"] == best["tokens_per_s"]
         # The knee is within the tolerance of the exhaustive optimum, and never costs more energy.
-        assert row["tokens_per_s"] >= best["tokens_per_s"] / 1.01 * (1 - 1e-6)
-        assert row["tokens_per_j"] >= best["tokens_per_j"] * (1 - 1e-6)
+        assert knee["tokens_per_s"] >= best["tokens_per_s"] / 1.01 * (1 - 1e-6)
+        assert knee["tokens_per_j"] >= best["tokens_per_j"] * (1 - 1e-6)
         ga = row["ga"]
         assert [run["seed"] for run in ga["runs"]] == [0, 1]
         for metric in ("tokens_per_s", "tokens_per_j", "area_mm2"):
@@ -79,8 +80,20 @@ def test_reproduce_rows_exhaustive_and_ga(tmp_path, small_workload):
         )
 
 
+def test_reproduce_knee_selection(tmp_path, small_workload):
+    reproduce_paper(tmp_path, ["qwen2.5-0.5b"], selection="knee", knee="area", tolerance=0.05, ga_seeds=0,
+                    workload=small_workload, space=SMALL_SPACE)  # fmt: skip
+    for row in json.loads((tmp_path / "fig9.json").read_text()):
+        assert row["selection"] == {"rule": "knee", "knee": "area", "tolerance": 0.05,
+                                    "description": row["selection"]["description"]}  # fmt: skip
+        assert row["config"] == row["knee"]["config"] and row["area_mm2"] <= row["exhaustive"]["area_mm2"]
+        assert row["ga"]["runs"] == [] and row["ga"]["median"] is None
+
+
 def test_reproduce_rejects_bad_options():
     result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--tolerance", "1.5"])
     assert result.exit_code == 2 and "--tolerance = 1.5 must be a fraction in [0, 1)" in result.output
     result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--knee", "cost"])
     assert result.exit_code == 2 and "knee rule 'cost' is not known" in result.output
+    result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--selection", "best"])
+    assert result.exit_code == 2 and "selection 'best' is not known" in result.output

@@ -281,6 +281,9 @@ def search_cmd(
 def reproduce(
     out_dir: Annotated[str, typer.Option("--out", help="output directory")] = "results/reproduce",
     models: Annotated[str | None, typer.Option(help="comma-separated model ids (default: all twelve)")] = None,
+    selection: Annotated[
+        str, typer.Option(help="row beside the paper: 'exhaustive' (alpha=1 optimum) or 'knee'")
+    ] = "exhaustive",
     tolerance: Annotated[
         float, typer.Option(help="knee: designs within this fraction of the best alpha=1 latency qualify")
     ] = 0.01,
@@ -290,8 +293,8 @@ def reproduce(
 ) -> None:
     """Reproduce the paper's per-model results (Fig. 9 style) and write JSON, CSV, Markdown and plots.
 
-    Per model and precision: the exhaustive alpha=1 optimum, the paper's GA over several seeds, and the
-    knee design put beside the paper (see docs/model.md, section 9).
+    Per model and precision: the exhaustive alpha=1 optimum, the knee, and the paper's GA over several
+    seeds; --selection says which stands beside the paper (see docs/model.md, section 9).
     """
     from cimjax.files import output_dir
     from cimjax.report.paper import reproduce_paper
@@ -306,7 +309,7 @@ def reproduce(
         task = bar.add_task("reproduce", total=None)
         summary = reproduce_paper(
             directory, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total),
-            tolerance=tolerance, knee=knee, ga_seeds=ga_seeds,
+            selection=selection, tolerance=tolerance, knee=knee, ga_seeds=ga_seeds,
         )  # fmt: skip
         # one side-car for the whole directory: its files are lists and tables that have no room for `meta`
         side_car = {"describes": sorted(summary["files"]), "meta": make_meta(None, technology)}

@@ -9,9 +9,9 @@ The calibration points (docs/edgecim.md) and the constant each one fixes, in thi
 3. LLaMA3.2-1B INT4 alpha = 1 efficiency (181 tokens/J) -> ``dram_energy_per_bit`` (energy is affine
    in it: closed form).
 
-The alpha = 1 points are compared at the design put beside the paper: the knee of
-:func:`cimjax.report.selection.knee_index` (default rule and tolerance). Every design streams the same
-DRAM bits, so the DRAM energy adds the same amount to every design and the knee does not depend on
+The alpha = 1 points are compared at the design put beside the paper
+(:func:`cimjax.report.selection.selected_index`, default selection). Every design streams the same DRAM
+bits, so the DRAM energy adds the same amount to every design and the selection does not depend on
 ``dram_energy_per_bit``: fitting it last, in closed form, leaves the selected design unchanged.
 
 The alpha = 0.5 design itself is not fitted: the report says how far our optimum is from it.
@@ -27,7 +27,7 @@ from scipy.optimize import minimize_scalar
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig
 from cimjax.hardware.technology import Technology
-from cimjax.report.selection import knee_index
+from cimjax.report.selection import selected_index
 from cimjax.search.exhaustive import sweep
 from cimjax.search.pareto import alpha_objective
 from cimjax.workload.models import MODELS
@@ -45,9 +45,9 @@ def _sweep(model_id: str, precision: str, tech: Technology, workload: Workload):
 
 
 def selected_design(model_id: str, precision: str, tech: Technology, workload: Workload) -> tuple[int, object]:
-    """Flat index of the alpha = 1 design put beside the paper (the default knee), and the sweep."""
+    """Flat index of the alpha = 1 design put beside the paper (the default selection), and the sweep."""
     result = _sweep(model_id, precision, tech, workload)
-    return knee_index(result), result
+    return selected_index(result), result
 
 
 def fit_pe_area(tech: Technology) -> float:

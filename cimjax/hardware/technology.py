@@ -54,9 +54,9 @@ PARAMETERS: dict[str, Param] = {
         204.8e9, "B/s", "LPDDR5X, 16 channels x 16 bit x 6400 MT/s (JEDEC JESD209-5B data rate; docs/edgecim.md)"
     ),
     "dram_efficiency": Param(
-        0.9672, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
+        0.9592, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
     ),
-    "dram_energy_per_bit": Param(0.8926e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
+    "dram_energy_per_bit": Param(0.8388e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
     "pe_cycle_energy": Param(
         2.56e-12,
         "J",
@@ -112,13 +112,13 @@ PARAMETERS: dict[str, Param] = {
 # Mechanism switches (0 = off, 1 = on): each is one equation of docs/model.md, "Mechanisms".
 SWITCHES: dict[str, Param] = {
     "global_buffer_overlap": Param(
-        0.0,
+        1.0,
         "0/1",
         "the global buffer is double-buffered (its area already counts both halves), so DRAM fills one half "
         "while a stage moves from the other into the tiles: DRAM time leaves a tile set's load/compute cycle",
     ),
     "fu_overlap": Param(
-        0.0,
+        1.0,
         "0/1",
         "functional units (norm, RoPE, activation, multiply, residual, quantisers) consume operator outputs "
         "as they stream out, concurrently with the weight streaming; only time beyond the layer's streaming "
