@@ -35,7 +35,8 @@ def test_knee_by_hand():
     latency = np.array([1.0, 1.005, 1.02, 1.009])  # within 1 % of the best latency: 0, 1, 3
     energy = np.array([5.0, 3.0, 1.0, 4.0])
     area = np.array([10.0, 20.0, 1.0, 5.0])
-    result = SweepResult(SMALL_SPACE, latency, energy, area, compile_s=0.0, wall_s=1.0)
+    four = DesignSpace({f: ((1, 2, 3, 4) if f == "m" else SMALL_SPACE.values[f][:1]) for f in SMALL_SPACE.values})
+    result = SweepResult(four, latency, energy, area, compile_s=0.0, wall_s=1.0)
     assert knee_index(result, 0.01, "energy") == 1
     assert knee_index(result, 0.01, "area") == 3
     assert knee_index(result, 0.0, "energy") == 0
