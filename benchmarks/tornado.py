@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/tornado.py [--out results/tornado] [--models llama3.2-1b,llama3.2-3b,qwen2.5-0.5b]
        [--precision int4]
-For each model: its reported design (the default knee of `cimjax reproduce`, found with the shipped
+For each model: its reported design (the row `cimjax reproduce` puts beside the paper, found with the shipped
 constants) is held fixed, and each constant of the technology table is halved and doubled in turn
 (``dram_efficiency`` is capped at 1, its physical limit); the change of tokens/s and tokens/J is
 recorded. Writes tornado.json, tornado.md and tornado.png (one panel per model and metric).
