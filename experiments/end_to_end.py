@@ -1,17 +1,14 @@
-"""End-to-end check on a real (small) LM: apply the optimised bit assignment for real and measure its loss.
+"""End-to-end check on a real (small) LM: the verified gain of joint optimisation at measured budgets.
 
-The byte-level LLaMA-style model of the proxy issue (``TrainConfig()``, trained or loaded from
-``$CIMJAX_CACHE``) gets its sensitivities on training-split windows; the ``loss_curves`` proxy (the
-best-ranked variant in docs/proxy.md, no fitted coefficients) prices assignments. For each budget
-(the proxy at uniform INT8 / INT6 / INT4), the joint optimiser (alpha = 1, tokens/s) picks bits and
-hardware for this model's shape on the accelerator. Then every assignment is applied with fake
-quantisation and its loss increase measured on validation-split windows, next to
+The byte-level LLaMA-style model of docs/proxy.md (``TrainConfig()``, trained or loaded from
+``$CIMJAX_CACHE``) is exported as a Hugging Face checkpoint and measured as ``cimjax optimize --checkpoint``
+does (:func:`cimjax.quant.measured.for_checkpoint`, cached by content). For each budget -- the *measured*
+loss increase of uniform INT8 / INT6 / INT4 on the check windows -- ``optimize --verify`` (alpha = 1,
+tokens/s) returns an assignment whose loss was measured within the budget (or says it is not), next to
+the best uniform design meeting the same measured budget. Both are then also measured on validation
+windows that neither the budget nor the verification used (``held-out``).
 
-* what the proxy promised for it,
-* the uniform assignments (W = A = KV, widths 2-8) on their own best hardware, whose tokens/s bracket
-  ours: "uniform assignments of the same cost".
-
-    python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--eval-windows 64]
+    python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
 """
 
 from __future__ import annotations
@@ -19,18 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from cimjax.joint.baselines import uniform_front
-from cimjax.joint.optimizer import optimize
-from cimjax.joint.problem import make_problem
+from cimjax.joint.problem import table_from_bits
+from cimjax.joint.verified import optimize_measured
+from cimjax.lm.checkpoint import save_checkpoint
 from cimjax.quant import corpus
-from cimjax.quant.proxy import make_proxy
-from cimjax.quant.sensitivity import estimate
+from cimjax.quant.measured import Calibration, for_checkpoint, loss_increases
 from cimjax.quant.train import BENCHMARK, train
-from cimjax.quant.validate import measure_losses
 
 
 def log(msg: str) -> None:
@@ -41,65 +37,72 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results/end_to_end"))
     parser.add_argument("--budgets", default="int8,int6,int4")
-    parser.add_argument("--calib-windows", type=int, default=16)
-    parser.add_argument("--eval-windows", type=int, default=64)
+    parser.add_argument("--held-out", type=int, default=128, help="validation windows after the check windows")
+    parser.add_argument("--rounds", type=int, default=3, help="most verification rounds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     trained = train(BENCHMARK, log=log)
-    cfg, spec = trained.config, trained.model.spec
-    train_tokens, val_tokens = corpus.split(cfg.val_fraction)
-    rng = np.random.default_rng(args.seed)
-    starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=args.calib_windows)
-    calib = train_tokens[starts[:, None] + np.arange(cfg.seq_len + 1)[None, :]]
-    evaluation = corpus.windows(val_tokens, cfg.seq_len, args.eval_windows)
-    log("sensitivities (loss curves) ...")
-    proxy = make_proxy("loss_curves", estimate(trained.model, calib, n_samples=2, seed=args.seed))
+    directory = trained.directory / "hf"
+    if not (directory / "config.json").is_file():
+        save_checkpoint(trained.model, directory)
+    calibration = Calibration(seq_len=trained.config.seq_len, seed=args.seed)
+    measured = for_checkpoint(directory, calibration, log=log)
+    _, val_tokens = corpus.split(trained.config.val_fraction)
+    n_check = calibration.check_windows
+    held_out = corpus.windows(val_tokens, calibration.seq_len, n_check + args.held_out)[n_check:]
 
     rows = []
     for budget in args.budgets.split(","):
-        problem = make_problem(spec, budget, proxy=proxy, alpha=1.0)
-        log(f"{budget}: joint optimisation ...")
-        ours = optimize(problem)
-        uniform = uniform_front(problem, range(2, 9))
-        tables = np.stack([ours.table] + [u.table for u in uniform])
-        log(f"{budget}: measuring {len(tables)} assignments on {len(evaluation)} validation windows ...")
-        measured, base = measure_losses(trained, evaluation, tables)
-        entries = [("joint (ours)", ours.report, measured[0])]
-        entries += [
-            (f"uniform W{w}A{w}KV{w}", u.report, m) for w, u, m in zip(range(2, 9), uniform, measured[1:], strict=True)
-        ]
-        for name, report, dl in entries:
-            rows.append(
-                {
-                    "budget": budget,
-                    "budget_value": problem.budget,
-                    "assignment": name,
-                    "tokens_per_s": report["tokens_per_s"],
-                    "tokens_per_j": report["tokens_per_j"],
-                    "proxy": report["proxy"],
-                    "measured_loss_increase": float(dl),
-                    "mean_bits": report["mean_bits"],
-                }
-            )
-        rows[-len(entries)]["wall_s"] = ours.wall_s
-        rows[-len(entries)]["bits"] = ours.report["bits"]
-        rows[-len(entries)]["base_loss"] = base
+        log(f"{budget}: verified joint optimisation ...")
+        start = time.perf_counter()
+        report = optimize_measured(measured, budget, model=trained.model, verify=True, max_rounds=args.rounds,
+                                   seed=args.seed, log=log)  # fmt: skip
+        wall = time.perf_counter() - start
+        base = report["baseline"]
+        tables = [table_from_bits(report["bits"])] + [np.full_like(table_from_bits(report["bits"]), base["width"])]
+        held, _ = loss_increases(trained.model, held_out, np.stack(tables))
+        rows.append(
+            {
+                "budget": budget,
+                "measured_budget": report["measured_budget"],
+                "tokens_per_s": report["tokens_per_s"],
+                "baseline_tokens_per_s": base["tokens_per_s"],
+                "baseline_width": base["width"],
+                "gain": report["gain"],
+                "chosen": report["chosen"],
+                "measured_loss": report["measured_loss"],
+                "verified": report["verified"],
+                "baseline_measured_loss": base["measured_loss"],
+                "held_out_loss": float(held[0]),
+                "baseline_held_out_loss": float(held[1]),
+                "rounds": report["rounds"],
+                "verify_history": report["verify_history"],
+                "proxy_name": report["proxy_name"],
+                "mean_bits": report["mean_bits"],
+                "bits": report["bits"],
+                "wall_s": wall,
+            }
+        )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "end_to_end.json").write_text(json.dumps({"model": spec.id, "rows": rows}, indent=2) + "\n")
+    payload = {"model": trained.model.spec.id, "calibration": measured.calibration.describe(256), "rows": rows}
+    (args.out / "end_to_end.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
-        f"model {spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
-        f"proxy loss_curves; {len(evaluation)} validation windows",
+        f"model {trained.model.spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
+        f"{payload['calibration']}; held-out: {len(held_out)} further validation windows",
         "",
-        "| budget | assignment | tokens/s | tokens/J | proxy (promised) | measured dL | mean W/A/KV bits |",
-        "|---|---|---|---|---|---|---|",
+        "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
+        "verified | held-out dL ours / uniform | rounds | wall s | mean W/A/KV bits |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["mean_bits"]
         lines.append(
-            f"| {r['budget']} ({r['budget_value']:.3g}) | {r['assignment']} | {r['tokens_per_s']:.1f} | "
-            f"{r['tokens_per_j']:.1f} | {r['proxy']:.4g} | {r['measured_loss_increase']:.4g} | "
+            f"| {r['budget']} ({r['measured_budget']:.4g}) | {r['tokens_per_s']:.0f} | "
+            f"{r['baseline_tokens_per_s']:.0f} (INT{r['baseline_width']}) | {r['gain']:.3f} | "
+            f"{r['measured_loss']:.4g} / {r['baseline_measured_loss']:.4g} | {r['verified']} | "
+            f"{r['held_out_loss']:.4g} / {r['baseline_held_out_loss']:.4g} | {r['rounds']} | {r['wall_s']:.0f} | "
             f"{b['weight']:.2f}/{b['act']:.2f}/{b['kv']:.2f} |"
         )
     text = "\n".join(lines) + "\n"

@@ -21,8 +21,7 @@ from cimjax.quant.sensitivity import precision_from_table
 from cimjax.quant.train import TINY, train
 
 runner = CliRunner()
-CALIB = ["--windows", "2", "--seq-len", "32", "--samples", "1"]
-OPT_CALIB = ["--calib-windows", "4", "--calib-seq-len", "32"]
+CALIB = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
 FAST = ["--starts", "2", "--rounds", "2"]
 
 
@@ -72,11 +71,11 @@ def test_sensitivities_file_round_trips_and_is_cached_by_content(sens_file, expo
     measured = load(sens_file)
     assert measured.checkpoint_hash == checkpoint_hash(exported)
     assert measured.spec.n_layers == TINY.n_layers and len(measured.joint_loss) == len(measured.joint_tables) > 0
-    calibration = Calibration(windows=2, seq_len=32, samples=1)
+    calibration = Calibration(windows=2, seq_len=32, samples=1, check_windows=4)
     assert cache_path(measured.checkpoint_hash, calibration).is_file()
     # The measured int8 budget is the real loss increase of uniform INT8 on the calibration windows.
     model = load_checkpoint(exported)
-    expected = _measured_loss(model, calibration.tokens(), np.full((TINY.n_layers, 17), 8.0))
+    expected = _measured_loss(model, calibration.check_tokens(), np.full((TINY.n_layers, 17), 8.0))
     assert measured.uniform_loss[8] == pytest.approx(expected, abs=2e-6)
 
 
@@ -89,7 +88,7 @@ def test_optimize_checkpoint_verify_reports_measured_units(exported, sens_file):
     assert report["measured_budget"] == pytest.approx(measured.uniform_loss[4])
     assert 1 <= report["rounds"] == len(report["verify_history"]) <= 2
     model = load_checkpoint(exported)
-    loss = _measured_loss(model, measured.calibration.tokens(), table_from_bits(report["bits"]))
+    loss = _measured_loss(model, measured.calibration.check_tokens(), table_from_bits(report["bits"]))
     assert report["measured_loss"] == pytest.approx(loss, abs=2e-6)
     assert report["verified"] == (report["measured_loss"] <= report["measured_budget"])
     if report["baseline"] is not None:

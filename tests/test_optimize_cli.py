@@ -84,6 +84,7 @@ def test_json_has_the_contract_keys(optimized):
     assert set(optimized["bits"][0]["act"]) == {"q", "k", "v", "o", "gate", "up", "down", "qk", "pv"}
     assert optimized["gain"] == pytest.approx(optimized["tokens_per_s"] / optimized["baseline"]["tokens_per_s"])
     assert optimized["assumption"].startswith("ASSUMPTION")  # the default proxy says what it assumes
+    assert "1.04x at INT8" in optimized["gain_cap"] and "1.06x at INT4" in optimized["gain_cap"]
 
 
 def test_reported_design_meets_the_budget_and_re_evaluates_exactly(optimized, tiny_config):

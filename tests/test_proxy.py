@@ -126,3 +126,24 @@ def test_cli_sensitivities_bad_checkpoint_is_one_line_exit_2(tmp_path, problem):
     assert res.stdout == ""
     assert "error" in res.stderr and "Traceback" not in res.stderr
     assert len(" ".join(res.stderr.split()).splitlines()) == 1  # one message (rich wraps it at the terminal width)
+
+
+def test_cli_validate_frontier_protocol(trained):
+    """The frontier protocol judges the optimiser's own assignments (and neighbours) and names its proxy."""
+    from cimjax.quant.proxy import OPTIMIZER_PROXY
+
+    res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", "--protocol", "frontier", "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["protocol"] == "frontier" and payload["optimizer_proxy"] == OPTIMIZER_PROXY
+    assert OPTIMIZER_PROXY in {v["name"] for v in payload["variants"]}
+    frontier = payload["frontier"]
+    assert len(frontier) == payload["n_configs"] == 4  # one budget x one seed x (1 + 3 neighbours)
+    assert [f["neighbour"] for f in frontier] == [False, True, True, True]
+    for f in frontier:
+        assert f["ratio"] == pytest.approx(f["measured"] / max(f["predicted"], 1e-12), rel=1e-6)
+
+
+def test_cli_validate_rejects_unknown_protocol():
+    res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", "--protocol", "pareto"])
+    assert res.exit_code == 2 and "--protocol" in res.output

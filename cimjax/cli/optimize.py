@@ -79,11 +79,15 @@ def register(app: typer.Typer) -> None:
         verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 3,
         calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
         calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
+        check_windows: Annotated[
+            int, typer.Option(help="validation-split windows that budgets and --verify are measured on")
+        ] = 64,
         as_json: JsonOpt = False,
     ) -> None:
         """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
         from cimjax.joint.optimizer import JointSettings
         from cimjax.joint.runner import optimize_report
+        from cimjax.quant.measured import Calibration
 
         validation.integer("--starts", starts, 1, MAX_STARTS)
         validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
@@ -97,7 +101,8 @@ def register(app: typer.Typer) -> None:
                 raise ValueError("give either --model or --checkpoint/--sensitivities, not both")
             if checkpoint_dir is not None or resume:
                 raise ValueError("--checkpoint-dir/--resume apply to --model runs, not to --checkpoint/--sensitivities")
-            measured, weights = _measured(checkpoint, sensitivities, verify, calib_windows, calib_seq_len, seed)
+            calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
+            measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
         elif model is None:
             raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
         elif verify:
@@ -148,13 +153,13 @@ def register(app: typer.Typer) -> None:
             (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
 
 
-def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, windows: int, seq_len: int, seed: int):
+def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration):
     """The checkpoint's measured data (from the file, the cache, or measured now) and its weights when needed.
 
     A file and a checkpoint given together must be the same checkpoint (content hash).
     """
     from cimjax.lm.checkpoint import load_checkpoint
-    from cimjax.quant.measured import Calibration, checkpoint_hash, for_checkpoint, load
+    from cimjax.quant.measured import checkpoint_hash, for_checkpoint, load
 
     if checkpoint is not None and not checkpoint.is_dir():
         raise ValueError(f"--checkpoint {checkpoint} is not a directory")
@@ -166,7 +171,6 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool,
                 f"(content hash {measured.checkpoint_hash[:12]}... differs)"
             )
     else:
-        calibration = Calibration(windows=windows, seq_len=seq_len, seed=seed)
         measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr))
     weights = load_checkpoint(checkpoint) if verify and checkpoint is not None else None
     return measured, weights

@@ -46,11 +46,18 @@ def validate(
     ] = "layer",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     out: Annotated[str | None, typer.Option(help="Directory for validation.json and proxy_scatter.png.")] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="'random' assignments, or the 'frontier': what the joint optimiser returns at budgets INT8..INT4 "
+            "and seeds 0, 1, plus one-step neighbours (tensor-wise; --configs and --granularity do not apply)"
+        ),
+    ] = "random",
 ) -> None:
-    """Train (or load the cached) byte-level LM and rank random mixed-precision assignments by every proxy."""
+    """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import atomic_path, atomic_write, output_dir
     from cimjax.quant.train import train
-    from cimjax.quant.validate import GRANULARITIES, SIZES, scatter_plot
+    from cimjax.quant.validate import FRONTIER_SIZES, GRANULARITIES, PROTOCOLS, SIZES, scatter_plot, validate_frontier
     from cimjax.quant.validate import validate as run_validation
 
     try:  # every option is checked before the LM is trained
@@ -60,11 +67,18 @@ def validate(
             raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
         if granularity not in GRANULARITIES:
             raise validation.fail("--granularity", granularity, f"allowed: {', '.join(GRANULARITIES)}")
+        if protocol not in PROTOCOLS:
+            raise validation.fail("--protocol", protocol, f"allowed: {', '.join(PROTOCOLS)}")
         config, measure = SIZES[size]
         with contextlib.ExitStack() as stack:
             directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
             trained = train(config, log=_log)
-            result = run_validation(trained, n_configs=configs, seed=seed, granularity=granularity, log=_log, **measure)
+            if protocol == "frontier":
+                result = validate_frontier(trained, seed=seed, log=_log, **measure, **FRONTIER_SIZES[size])
+            else:
+                result = run_validation(
+                    trained, n_configs=configs, seed=seed, granularity=granularity, log=_log, **measure
+                )
             payload = result.to_json()
             if directory is not None:
                 atomic_write(directory / "validation.json", json.dumps(payload, indent=2) + "\n")
@@ -76,11 +90,16 @@ def validate(
     if json_output:
         print(json.dumps(payload))
         return
-    table = Table(title=f"proxy vs measured loss, {result.n_configs} held-out assignments (fit on {result.n_fit})")
-    for col in ("variant", "Kendall tau", "Spearman", "fitted"):
+    table = Table(
+        title=f"proxy vs measured loss, {result.n_configs} held-out {protocol} assignments (fit on {result.n_fit})"
+    )
+    for col in ("variant", "Kendall tau", "Spearman", "measured/predicted", "fitted"):
         table.add_column(col)
-    for v in sorted(result.variants, key=lambda v: -v.kendall_tau):
-        table.add_row(v.name, f"{v.kendall_tau:.3f}", f"{v.spearman:.3f}", "yes" if v.fitted else "no")
+    for v in sorted(result.variants, key=lambda v: 2.0 if v.kendall_tau is None else -v.kendall_tau):
+        name = v.name + (" (optimizer proxy)" if v.name == payload["optimizer_proxy"] else "")
+        ratios = f"{min(v.ratios):.2f}-{max(v.ratios):.2f}"
+        tau, rho = (f"{x:.3f}" if x is not None else "n/a" for x in (v.kendall_tau, v.spearman))
+        table.add_row(name, tau, rho, ratios, "yes" if v.fitted else "no")
     _out.print(table)
     m = result.model
     _out.print(
@@ -128,6 +147,9 @@ def sensitivities(
     seq_len: Annotated[int, typer.Option(help="Tokens per calibration sequence.")] = 128,
     samples: Annotated[int, typer.Option(help="Hutchinson / output-MSE samples.")] = 4,
     seed: Annotated[int, typer.Option(help="Seeds the calibration windows and the samples.")] = 0,
+    check_windows: Annotated[
+        int, typer.Option(help="Validation-split windows whole assignments (budgets, fit set) are measured on.")
+    ] = 64,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
@@ -147,7 +169,8 @@ def sensitivities(
         validation.integer("--seq-len", seq_len, 1, len(train_tokens) - 1)
         validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
         validation.integer("--samples", samples, 1, MAX_SAMPLES)
-        calibration = Calibration(windows=windows, seq_len=seq_len, samples=samples, seed=seed)
+        calibration = Calibration(windows, seq_len, samples, seed, check_windows)
+        calibration.check_tokens()  # the check windows fit in the validation split
         spec = load_hf_config(checkpoint)
         if spec.vocab < corpus.VOCAB:
             raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")

@@ -8,7 +8,8 @@ baseline's; kept for old scripts), ``gains`` (``tokens_per_s``, ``tokens_per_j``
 ratios, each above 1 when ours is better), ``ratios_to_baseline``, ``objective``, ``baseline_objective``,
 ``chosen``, ``objective_note`` and ``tolerance`` (see :func:`cimjax.report.baseline.compare`), ``meta``.
 Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_label``, ``proxy_name``,
-``assumption`` (the proxy's caveat, or null), ``evaluations``, ``wall_s`` and ``mean_bits``.
+``assumption`` (the proxy's caveat, or null), ``gain_cap`` (under the weight-less default proxy: the
+most any assignment can gain, and why; else null), ``evaluations``, ``wall_s`` and ``mean_bits``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import ga_baseline, sequential_baseline, uniform_baseline
 from cimjax.joint.optimizer import JointSettings, optimize
 from cimjax.joint.problem import JointProblem, make_problem
-from cimjax.quant.proxy import Proxy
+from cimjax.quant.proxy import Proxy, gain_cap_note
 from cimjax.report.baseline import compare
 from cimjax.results import Result, make_meta
 from cimjax.workload.models import ModelSpec
@@ -126,6 +127,7 @@ def optimize_report(
             "budget_label": problem.budget_label,
             "proxy_name": problem.proxy.name,
             "assumption": problem.proxy.assumption,
+            "gain_cap": gain_cap_note(problem.proxy.name),
             "seed": seed,
             "evaluations": evaluations,
             "wall_s": wall_s,

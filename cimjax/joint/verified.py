@@ -1,14 +1,15 @@
 """Joint optimisation of a real checkpoint in measured units, verified by applying the bits for real.
 
 With weights, a budget means what uniform precision *measures*: ``int8`` is the loss increase of uniform
-W=A=KV INT8 on the calibration windows (:class:`cimjax.quant.measured.Measured`), and a number is a
-measured loss increase in nats/token. The proxy (:func:`cimjax.quant.proxy.optimizer_proxy`) only steers the
-search. With ``verify`` the final assignment is fake-quantised and its loss measured on the same windows; if
+W=A=KV INT8 on the check windows (:class:`cimjax.quant.measured.Measured`), and a number is a measured
+loss increase in nats/token. The proxy (:func:`cimjax.quant.proxy.optimizer_proxy`) only steers the search.
+With ``verify`` the final assignment is fake-quantised and its loss measured on the same windows; if
 it exceeds the budget the round is corrected and the problem solved again (at most ``max_rounds`` rounds):
 
 1. the proxy is refitted with every measurement made so far (fitted variants only), and
-2. the proxy budget is tightened by the remaining misprediction at the failed assignment,
-   ``budget_p <- budget_p * min(1, proxy(b) / measured(b))``.
+2. the proxy budget is tightened by what the refitted proxy still under-predicts at the failed
+   assignment, ``B_p <- max(min(B_p, B * min(1, proxy'(b) / measured(b))), 1.001 proxy'(b_max))``
+   (``B`` the measured budget, ``b_max`` every entry at its highest bits: the budget stays reachable).
 
 The design reported is the best (by the objective) among the rounds' designs measured within the budget;
 ``verified`` is true only then. Without ``verify`` nothing is measured and ``verified`` is false. The uniform
@@ -46,7 +47,7 @@ def measured_budget(measured: Measured, budget: str | float) -> tuple[float, str
             if value <= 0:
                 raise ValueError(
                     f"budget {key}: uniform {key.upper()} measured a loss increase of {value:.3g} <= 0 nats/token "
-                    "on the calibration windows (below the measurement noise); use more calibration windows or "
+                    "on the check windows (below the measurement noise); use more check windows or "
                     "give a positive number"
                 )
             return value, key
@@ -104,7 +105,7 @@ def optimize_measured(
     target, label = measured_budget(measured, budget)
     fit_tables, fit_loss = list(measured.joint_tables), list(measured.joint_loss)
     proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
-    windows = measured.calibration.tokens() if verify else None
+    windows = measured.calibration.check_tokens() if verify else None
     proxy_budget = target
     history, candidates = [], []
     start = time.perf_counter()
@@ -135,8 +136,10 @@ def optimize_measured(
         fit_tables.append(table)
         fit_loss.append(loss)
         proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
-        predicted = float(proxy_values(proxy, table[None])[0])
-        proxy_budget = min(proxy_budget, report["proxy"]) * min(1.0, predicted / loss)
+        predicted, lowest = proxy_values(proxy, np.stack([table, problem.max_table()]))
+        # Tighten by what the refitted proxy still under-predicts here, but never below the lowest proxy any
+        # assignment reaches (then the next round returns about the most accurate assignment allowed).
+        proxy_budget = max(min(proxy_budget, target * min(1.0, predicted / loss)), lowest * (1 + 1e-3))
     verify_wall = time.perf_counter() - start
 
     within = [c for c in candidates if c[2] is not None and c[2] <= target]

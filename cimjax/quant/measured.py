@@ -2,9 +2,12 @@
 
 A :class:`Measured` holds a checkpoint's sensitivities (:mod:`cimjax.quant.sensitivity`), the measured loss
 increase of uniform W=A=KV assignments at 2..8 bits (the *measured budgets*: ``int8`` is what uniform INT8
-really costs on the calibration windows) and the measured losses of mixed assignments (the fit set of the
-interaction-aware proxy). Every number is measured on the same calibration windows (:class:`Calibration`,
-random windows of the training split of the pydoc corpus, as byte ids).
+really costs) and the measured losses of mixed assignments (the fit set of the interaction-aware proxy).
+Two sets of windows of the pydoc corpus (as byte ids) are used (:class:`Calibration`): the sensitivities
+come from random *calibration* windows of the training split; every loss of a whole assignment (budgets,
+fit set, verification) is measured on *check* windows of the validation split. Measured on the windows
+the single-point curves came from, an optimised assignment can exploit their noise (the trained LM's
+INT8-budget assignment measured a loss *decrease* of 0.0013 nats/token there; see docs/joint.md).
 
 It is written as one JSON file (``cimjax proxy sensitivities --out FILE``), read back with checks
 (:func:`load`: a malformed or mismatched file raises :class:`MeasuredFileError` naming the field), and
@@ -30,7 +33,7 @@ from cimjax.quant.sensitivity import BIT_GRID, N_POINTS, Sensitivities, estimate
 from cimjax.workload.models import ModelSpec
 
 FORMAT = "cimjax-measured-sensitivities"
-VERSION = 1
+VERSION = 3
 UNIFORM_WIDTHS = tuple(int(b) for b in BIT_GRID)  # uniform W=A=KV widths whose loss is measured
 
 
@@ -42,17 +45,19 @@ class MeasuredFileError(ValueError):
 class Calibration:
     """The calibration windows every measurement of a checkpoint uses (all of it keys the cache).
 
-    ``windows`` random windows of ``seq_len`` tokens from the training split (seeded by ``seed``);
-    ``samples`` Hutchinson / output-MSE samples.
+    ``windows`` random windows of ``seq_len`` tokens from the training split (seeded by ``seed``) for the
+    sensitivities; ``samples`` Hutchinson / output-MSE samples; ``check_windows`` consecutive windows from
+    the start of the validation split, on which whole assignments are measured.
     """
 
     windows: int = 16
     seq_len: int = 128
     samples: int = 4
     seed: int = 0
+    check_windows: int = 64
 
     def __post_init__(self):
-        for field in ("windows", "seq_len", "samples"):
+        for field in ("windows", "seq_len", "samples", "check_windows"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"calibration {field}={value!r} must be a positive integer")
@@ -67,9 +72,17 @@ class Calibration:
         starts = np.random.default_rng(self.seed).integers(0, len(train_tokens) - self.seq_len - 1, size=self.windows)
         return train_tokens[starts[:, None] + np.arange(self.seq_len + 1)[None, :]]
 
+    def check_tokens(self) -> np.ndarray:
+        """The check windows ``(check_windows, seq_len + 1)`` of the validation split."""
+        _, val_tokens = corpus.split()
+        return corpus.windows(val_tokens, self.seq_len, self.check_windows)
+
     def describe(self, vocab: int) -> str:
         note = "" if vocab == corpus.VOCAB else " (byte ids, not this model's tokenizer)"
-        return f"{self.windows} x {self.seq_len} tokens of the pydoc_data corpus, seed {self.seed}{note}"
+        return (
+            f"pydoc_data corpus{note}: sensitivities on {self.windows} x {self.seq_len} training-split tokens "
+            f"(seed {self.seed}), losses on {self.check_windows} x {self.seq_len} validation-split tokens"
+        )
 
 
 def loss_increases(
@@ -91,7 +104,7 @@ class Measured:
     Attributes:
       spec: the model's shape.
       checkpoint_hash: :func:`checkpoint_hash` of the directory measured.
-      calibration: the windows every number below was measured on.
+      calibration: the windows the numbers below were measured on.
       sens: the per-point sensitivities.
       uniform_loss: measured loss increase of uniform W=A=KV at each of :data:`UNIFORM_WIDTHS`.
       joint_tables, joint_loss: mixed assignments ``(n, L, 17)`` and their measured loss increases.
@@ -131,7 +144,7 @@ _SENS_FIELDS = dataclasses.fields(Sensitivities)
 
 
 def _shape_of(field: str, n_layers: int) -> tuple[int, ...]:
-    if field in ("err", "loss"):
+    if field in ("err", "loss", "kl"):
         return (n_layers, N_POINTS, len(BIT_GRID))
     return () if field == "base_loss" else (n_layers, N_POINTS)
 
@@ -230,14 +243,13 @@ def measure(
 ) -> Measured:
     """Measures everything :class:`Measured` holds for ``model`` on ``calibration``'s windows."""
     say = log or (lambda msg: None)
-    windows = calibration.tokens()
-    say(f"sensitivities on {calibration.describe(model.spec.vocab)} ...")
-    sens = estimate(model, windows, scheme, n_samples=calibration.samples, seed=calibration.seed)
+    say(f"measuring {calibration.describe(model.spec.vocab)} ...")
+    sens = estimate(model, calibration.tokens(), scheme, n_samples=calibration.samples, seed=calibration.seed)
     n_layers = model.spec.n_layers
     joint_tables = np.zeros((0, n_layers, N_POINTS)) if joint_tables is None else np.asarray(joint_tables)
     uniform = np.stack([np.full((n_layers, N_POINTS), float(b)) for b in UNIFORM_WIDTHS])
     say(f"measuring {len(uniform)} uniform and {len(joint_tables)} mixed assignments ...")
-    losses, _ = loss_increases(model, windows, np.concatenate([uniform, joint_tables]), scheme)
+    losses, _ = loss_increases(model, calibration.check_tokens(), np.concatenate([uniform, joint_tables]), scheme)
     return Measured(
         spec=model.spec,
         checkpoint_hash=checkpoint,

@@ -15,6 +15,16 @@ bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an
 * ``higgs``:            ``sum_g a_g sum_{t in g} err_t(b_t) / ||x_t||^2``: HIGGS-style linear model in the
   relative errors, one coefficient per layer and tensor kind (weights, activations, KV), fitted by
   non-negative least squares on measured losses of assignments that are not used to judge it.
+* ``interaction``:   ``a sum_t d_t + sum_l c_l (sum_{t in l} sqrt d_t)^2 + g (sum_t sqrt d_t)^2
+  + p sum_{l, op} sqrt(d_W,l,op d_X,l,op)`` with ``d_t = KL_t(b_t)`` the measured single-point KL
+  divergences from the full-precision model (non-negative, unlike single-point loss changes, which are
+  noise-dominated at high bits; the target stays the loss increase):
+  the additive model plus interaction terms -- errors compounding inside a layer, across the whole model,
+  and between the weight and the input of the same matmul (the ``dW dX`` product of ``(W + dW)(X + dX)``).
+  Expanding a square gives every pairwise product ``sqrt(d_t d_u)``: the interaction of two points is
+  assumed to scale with the geometric mean of their single-point effects, with one coefficient per group
+  (layer, model, matmul). The ``L + 3`` coefficients are fitted (non-negative least squares on *relative*
+  errors) on measured mixed assignments.
 * ``default``: for models without weights, see :func:`default_proxy` -- an assumption, labelled as such.
 
 Negative Hessian-trace estimates (sampling noise, or non-convex directions) are set to zero.
@@ -44,8 +54,11 @@ VARIANTS = (
     "outmse_measured",
     "loss_curves",
     "higgs",
+    "interaction",
 )
-FITTED = ("outmse_measured", "higgs")
+FITTED = ("outmse_measured", "higgs", "interaction")
+RELATIVE_FIT = ("interaction",)  # fitted on relative errors: budgets span 1e-4..1 nats/token
+RELATIVE_FLOOR = 1e-5  # nats/token: measured increases below this weigh as this in a relative fit
 LOSS_FLOOR = 1e-6  # nats/token: measured single-point increases below this are treated as this
 _KINDS = ("weight", "act", "kv")
 
@@ -59,6 +72,22 @@ DEFAULT_ASSUMPTION = (
 # `python benchmarks/proxy_validation.py` (validation_layer.json, variant "default": 2.29). See docs/proxy.md.
 DEFAULT_KAPPA = 2.3
 DEFAULT_CONTEXT = 512  # tokens of context assumed for the attention matmuls of the default proxy
+# The most any assignment can gain in tokens/s over uniform precision under the default proxy on a
+# DRAM-bound decode (derivation: docs/benchmarks.md, "Joint co-optimisation"): the weights take the whole
+# budget, activations and KV go to 16 bits, a fraction of the weights drops one bit. Measured: 1.044-1.045x
+# at INT8 and 1.061-1.064x at INT4 on the twelve SLMs.
+DEFAULT_GAIN_CAP = {"int8": 1.04, "int4": 1.06}
+
+
+def gain_cap_note(proxy_name: str) -> str | None:
+    """What a gain under the weight-less default proxy can be at most, and why; None for measured proxies."""
+    if proxy_name != "default":
+        return None
+    return (
+        "default proxy (no weights, equal sensitivity per MAC assumed): no assignment can gain more than "
+        f"~{DEFAULT_GAIN_CAP['int8']:.2f}x at INT8 or ~{DEFAULT_GAIN_CAP['int4']:.2f}x at INT4 over uniform "
+        "precision (derivation: docs/benchmarks.md); real gains need measured sensitivities (--checkpoint)"
+    )
 
 
 def _levels_table(table: jax.Array, symmetric: jax.Array) -> jax.Array:
@@ -89,8 +118,20 @@ def _kind_index() -> np.ndarray:
     return np.array([_KINDS.index(kind) for kind, _ in POINTS])
 
 
+def _interaction_features(sens: Sensitivities, table: jax.Array) -> jax.Array:
+    """``[sum d, (sum_layer sqrt d)^2 per layer, (sum sqrt d)^2, sum_matmul sqrt(d_W d_X)]``, ``(L + 3,)``."""
+    d = log_interp(table, sens.kl, LOSS_FLOOR)
+    r = jnp.sqrt(d)
+    n_w = len(LINEAR_OPS)
+    pairs = jnp.sum(r[:, :n_w] * r[:, n_w : 2 * n_w])  # weight and input of q..down (same column order)
+    return jnp.concatenate([jnp.sum(d)[None], jnp.sum(r, axis=1) ** 2, (jnp.sum(r) ** 2)[None], pairs[None]])
+
+
 def features(name: str, sens: Sensitivities, table: jax.Array) -> jax.Array:
-    """The variant's features: one per (layer, kind) for ``higgs``, else a single summed feature."""
+    """The variant's features: one per (layer, kind) for ``higgs``, ``L + 3`` for ``interaction``, else a
+    single summed feature."""
+    if name == "interaction":
+        return _interaction_features(sens, table)
     terms = _point_terms(name, sens, table)
     if name != "higgs":
         return jnp.sum(terms)[None]
@@ -150,15 +191,24 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     """
     if len(tables) != len(measured) or not len(tables):
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
-    coef = fit_coefficients(np.asarray(batch_features(proxy, jnp.asarray(tables))), measured)
+    feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
+    coef = fit_coefficients(feats, measured, relative=proxy.name in RELATIVE_FIT)
     return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
 
 
-def fit_coefficients(features: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Non-negative least squares ``features @ coef ~ measured`` (features ``(N, G)``, scaled for conditioning)."""
+def fit_coefficients(features: np.ndarray, measured: np.ndarray, relative: bool = False) -> np.ndarray:
+    """Non-negative least squares ``features @ coef ~ measured`` (features ``(N, G)``, scaled for conditioning).
+
+    With ``relative`` every row is divided by its measured value (at least :data:`RELATIVE_FLOOR`), so the
+    fit minimises relative errors and small losses count as much as large ones.
+    """
     feats = np.asarray(features, np.float64)
+    target = np.asarray(measured, np.float64)
+    if relative:
+        weight = 1.0 / np.maximum(np.abs(target), RELATIVE_FLOOR)
+        feats, target = feats * weight[:, None], target * weight
     scale = np.maximum(feats.max(axis=0), 1e-300)
-    coef, _ = nnls(feats / scale, np.asarray(measured, np.float64))
+    coef, _ = nnls(feats / scale, target)
     return coef / scale
 
 
@@ -213,7 +263,7 @@ def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
     )
 
 
-OPTIMIZER_PROXY = "loss_curves"
+OPTIMIZER_PROXY = "interaction"
 """The variant ``cimjax optimize --checkpoint`` prices assignments with (see :func:`optimizer_proxy`)."""
 
 
@@ -223,10 +273,15 @@ def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarra
     Args:
       sens: the checkpoint's sensitivities.
       tables, measured: mixed assignments ``(n, L, 17)`` and their measured loss increases (the fit set of
-        fitted variants; unused by unfitted ones).
+        fitted variants; unused by unfitted ones). Without a fit set, or when the fit gives every coefficient
+        zero (measured losses at the noise level), the additive ``loss_curves`` variant is returned.
     """
     proxy = make_proxy(OPTIMIZER_PROXY, sens)
-    return fit_proxy(proxy, tables, measured) if OPTIMIZER_PROXY in FITTED else proxy
+    if OPTIMIZER_PROXY in FITTED:
+        proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy
+        if not np.any(np.asarray(proxy.coef) > 0):  # no loss above noise to fit: the additive measured curves
+            proxy = make_proxy("loss_curves", sens)
+    return proxy
 
 
 UNIFORM_BUDGETS = {"int8": 8, "int6": 6, "int4": 4}

@@ -15,16 +15,20 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from cimjax.joint.optimizer import JointSettings
 from cimjax.quant import corpus
 from cimjax.quant.measured import loss_increases
 from cimjax.quant.proxy import (
     FITTED,
+    OPTIMIZER_PROXY,
+    RELATIVE_FIT,
     VARIANTS,
     Proxy,
     batch_features,
     default_proxy,
     fit_coefficients,
     make_proxy,
+    optimizer_proxy,
     uniform_budgets,
 )
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
@@ -38,6 +42,12 @@ SIZES: dict[str, tuple[TrainConfig, dict]] = {
 }
 
 GRANULARITIES = ("layer", "tensor")
+PROTOCOLS = ("random", "frontier")
+# Frontier runs per size: the optimiser's settings (None: JointSettings()) and check windows.
+FRONTIER_SIZES: dict[str, dict] = {
+    "benchmark": {"settings": None, "check_windows": 64},
+    "tiny": {"settings": JointSettings(starts=2, rounds=2), "check_windows": 8, "seeds": (0,), "widths": (3,)},
+}
 _KINDS = ("weight", "act", "kv")
 
 
@@ -76,6 +86,37 @@ class VariantResult:
     coef: list[float]
     assumption: str | None
     predicted: list[float]
+    ratios: list[float]  # measured / predicted per judged assignment
+
+
+RATIO_BAND = (0.67, 1.5)  # measured / predicted within this band counts as a calibrated prediction
+
+
+def score(
+    name: str, predicted: np.ndarray, measured: np.ndarray, fitted: bool, coef, assumption: str | None
+) -> VariantResult:
+    """Kendall tau, Spearman rho and measured/predicted ratios of one variant's predictions."""
+    predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
+    return VariantResult(
+        name=name,
+        kendall_tau=_finite(stats.kendalltau(predicted, measured).statistic),
+        spearman=_finite(stats.spearmanr(predicted, measured).statistic),
+        fitted=fitted,
+        coef=[float(c) for c in coef],
+        assumption=assumption,
+        predicted=predicted.tolist(),
+        ratios=(measured / np.maximum(predicted, 1e-12)).tolist(),
+    )
+
+
+def _tau(v: VariantResult) -> float:
+    """Sort key: Kendall tau, undefined counting as the worst."""
+    return -2.0 if v.kendall_tau is None else v.kendall_tau
+
+
+def _finite(x) -> float | None:
+    """A statistic, or None where it is undefined (constant predictions): JSON has no NaN."""
+    return float(x) if np.isfinite(x) else None
 
 
 @dataclasses.dataclass
@@ -93,10 +134,12 @@ class ValidationResult:
     model: dict
     budgets: dict[str, float]
     sensitivity_seconds: float
+    protocol: str = "random"
+    details: dict = dataclasses.field(default_factory=dict)  # protocol-specific (the frontier's assignments)
 
     @property
     def best(self) -> VariantResult:
-        return max(self.variants, key=lambda v: v.kendall_tau)
+        return max(self.variants, key=_tau)
 
     def to_json(self) -> dict:
         best = self.best
@@ -104,6 +147,8 @@ class ValidationResult:
             "proxy": best.name,
             "kendall_tau": best.kendall_tau,
             "spearman": best.spearman,
+            "protocol": self.protocol,
+            "optimizer_proxy": OPTIMIZER_PROXY,
             "n_configs": self.n_configs,
             "n_fit": self.n_fit,
             "granularity": self.granularity,
@@ -120,9 +165,14 @@ class ValidationResult:
                     "fitted": v.fitted,
                     "coef": v.coef,
                     "assumption": v.assumption,
+                    "ratio_min": float(np.min(v.ratios)),
+                    "ratio_max": float(np.max(v.ratios)),
+                    "within_ratio_band": float(np.mean(_in_band(v.ratios))),
                 }
                 for v in self.variants
             ],
+            "ratio_band": list(RATIO_BAND),
+            **self.details,
             "measured_loss_increase": {
                 "min": float(np.min(self.measured)),
                 "median": float(np.median(self.measured)),
@@ -189,34 +239,14 @@ def validate(
         fitted = proxy.name in FITTED or proxy.name == "default"
         feats = np.asarray(batch_features(proxy, all_tables), np.float64)
         if fitted:
-            coef = fit_coefficients(feats[:n_fit], fit_measured)
+            coef = fit_coefficients(feats[:n_fit], fit_measured, relative=proxy.name in RELATIVE_FIT)
             proxy = dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
         pred = feats[n_fit:] @ np.asarray(proxy.coef, np.float64)
-        results.append(
-            VariantResult(
-                name=proxy.name,
-                kendall_tau=float(stats.kendalltau(pred, test_measured).statistic),
-                spearman=float(stats.spearmanr(pred, test_measured).statistic),
-                fitted=fitted,
-                coef=[float(c) for c in proxy.coef],
-                assumption=proxy.assumption,
-                predicted=pred.tolist(),
-            )
-        )
-    best = max(results, key=lambda v: v.kendall_tau)
+        results.append(score(proxy.name, pred, test_measured, fitted, proxy.coef, proxy.assumption))
+    best = max(results, key=_tau)
     best_proxy = next(p for p in proxies if p.name == best.name)
     if best.fitted:
         best_proxy = dataclasses.replace(best_proxy, coef=jnp.asarray(best.coef, jnp.float32))
-    model_info = {
-        "n_params": trained.n_params,
-        "n_layers": n_layers,
-        "hidden": cfg.hidden,
-        "train_steps": cfg.steps,
-        "train_seconds": trained.train_seconds,
-        "final_train_loss": trained.final_loss,
-        "val_loss": trained.val_loss,
-        "cache_dir": str(trained.directory),
-    }
     return ValidationResult(
         variants=results,
         measured=test_measured.tolist(),
@@ -226,9 +256,138 @@ def validate(
         n_fit=n_fit,
         granularity=granularity,
         seed=seed,
-        model=model_info,
+        model=_model_info(trained),
         budgets=uniform_budgets(best_proxy, n_layers),
         sensitivity_seconds=sens_seconds,
+    )
+
+
+def _model_info(trained: TrainedModel) -> dict:
+    cfg = trained.config
+    return {
+        "n_params": trained.n_params,
+        "n_layers": trained.model.spec.n_layers,
+        "hidden": cfg.hidden,
+        "train_steps": cfg.steps,
+        "train_seconds": trained.train_seconds,
+        "final_train_loss": trained.final_loss,
+        "val_loss": trained.val_loss,
+        "cache_dir": str(trained.directory),
+    }
+
+
+def _in_band(ratios) -> np.ndarray:
+    r = np.asarray(ratios)
+    return (r >= RATIO_BAND[0]) & (r <= RATIO_BAND[1])
+
+
+def one_step_neighbours(table: np.ndarray, n: int, rng: np.random.Generator, low, high) -> np.ndarray:
+    """``n`` tables that each move one random entry of ``table`` by +-1 bit within ``[low, high]`` ``(17,)``."""
+    out = []
+    while len(out) < n:
+        layer, col = rng.integers(table.shape[0]), rng.integers(table.shape[1])
+        step = rng.choice((-1, 1))
+        if low[col] <= table[layer, col] + step <= high[col]:
+            moved = table.copy()
+            moved[layer, col] += step
+            out.append(moved)
+    return np.stack(out)
+
+
+def validate_frontier(
+    trained: TrainedModel,
+    *,
+    widths: tuple[int, ...] = (8, 6, 4),
+    seeds: tuple[int, ...] = (0, 1),
+    neighbours: int = 3,
+    seed: int = 0,
+    n_calib: int = 16,
+    n_eval: int = 64,
+    n_samples: int = 16,
+    check_windows: int = 64,
+    settings=None,
+    log=None,
+) -> ValidationResult:
+    """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
+
+    The trained model is exported as a checkpoint and measured like ``cimjax optimize --checkpoint`` does
+    (:func:`cimjax.quant.measured.for_checkpoint`: sensitivities on ``n_calib`` calibration windows, budgets
+    and the fit set on ``check_windows`` validation windows). For each measured budget and seed, the joint
+    optimiser (tokens/s, no area limit, ``settings``) with :func:`optimizer_proxy` returns an assignment
+    (budgets: the measured loss of uniform W=A=KV at each of ``widths``; INT8..INT4 by default);
+    ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
+    validation windows (after the check windows). Fitted variants are fitted on the checkpoint's fit set.
+    """
+    import time
+
+    from cimjax.joint.optimizer import optimize
+    from cimjax.joint.problem import make_problem
+    from cimjax.lm.checkpoint import save_checkpoint
+    from cimjax.quant.measured import Calibration, for_checkpoint
+
+    say = log or (lambda msg: None)
+    cfg, spec = trained.config, trained.model.spec
+    directory = trained.directory / "hf"
+    if not (directory / "config.json").is_file():
+        save_checkpoint(trained.model, directory)
+    calibration = Calibration(n_calib, cfg.seq_len, n_samples, seed, check_windows)
+    t0 = time.perf_counter()
+    measured = for_checkpoint(directory, calibration, log=say)
+    sens_seconds = time.perf_counter() - t0
+    proxy = optimizer_proxy(measured.sens, measured.joint_tables, measured.joint_loss)
+    tables, labels = [], []
+    for width in widths:
+        budget, target = f"int{width}", measured.uniform_loss[width]
+        if target <= 0:
+            raise ValueError(f"uniform INT{width} measured a loss increase of {target:.3g} <= 0: no budget to test at")
+        problem = make_problem(spec, target, proxy=proxy)
+        low, high = problem.bits.bounds()
+        for s in seeds:
+            say(f"frontier: {budget} (measured {target:.4g} nats/token), seed {s} ...")
+            run = dataclasses.replace(settings or JointSettings(), seed=s)
+            table = optimize(problem, run).table
+            rng = np.random.default_rng([seed, s, len(tables)])
+            tables += [table, *one_step_neighbours(table, neighbours, rng, low, high)]
+            labels += [{"budget": budget, "seed": s, "neighbour": k > 0} for k in range(neighbours + 1)]
+    tables = np.stack(tables).astype(np.float32)
+    _, val_tokens = corpus.split(cfg.val_fraction)
+    held_out = corpus.windows(val_tokens, cfg.seq_len, check_windows + n_eval)[check_windows:]
+    say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out validation windows ...")
+    frontier_measured, base = loss_increases(trained.model, held_out, tables)
+
+    all_tables = jnp.asarray(np.concatenate([measured.joint_tables.astype(np.float32), tables]))
+    n_fit = len(measured.joint_loss)
+    results = []
+    for p in [make_proxy(name, measured.sens) for name in VARIANTS] + [default_proxy(spec)]:
+        fitted = p.name in FITTED or p.name == "default"
+        feats = np.asarray(batch_features(p, all_tables), np.float64)
+        coef = np.asarray(p.coef, np.float64)
+        if fitted:
+            coef = fit_coefficients(feats[:n_fit], measured.joint_loss, relative=p.name in RELATIVE_FIT)
+        results.append(score(p.name, feats[n_fit:] @ coef, frontier_measured, fitted, coef, p.assumption))
+    opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
+    details = {
+        "frontier": [
+            label | {"measured": float(m), "predicted": float(q), "ratio": float(r)}
+            for label, m, q, r in zip(labels, frontier_measured, opt.predicted, opt.ratios, strict=True)
+        ],
+        "measured_budgets": {f"int{w}": measured.uniform_loss[w] for w in widths},
+        "held_out_windows": len(held_out),
+    }
+    return ValidationResult(
+        variants=results,
+        measured=frontier_measured.tolist(),
+        measured_fit=measured.joint_loss.tolist(),
+        base_loss=base,
+        n_configs=len(tables),
+        n_fit=n_fit,
+        granularity="tensor",
+        seed=seed,
+        model=_model_info(trained),
+        budgets=uniform_budgets(proxy, spec.n_layers),
+        sensitivity_seconds=sens_seconds,
+        protocol="frontier",
+        details=details,
     )
 
 
@@ -250,7 +409,7 @@ def scatter_plot(result: ValidationResult, path: str | Path) -> Path:
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.6)  # predicted = measured
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"{v.name}\ntau={v.kendall_tau:.3f} rho={v.spearman:.3f}", fontsize=9)
+        ax.set_title(f"{v.name}\ntau={_tau(v):.3f} rho={v.spearman or 0:.3f}", fontsize=9)
         ax.set_xlabel("predicted dL (nats/token)")
         ax.set_ylabel("measured dL")
     for ax in np.ravel(axes)[n:]:
