@@ -12,7 +12,10 @@ knapsack). Both are used by the sequential baseline and by the joint optimiser's
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import sys
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -94,6 +97,21 @@ def linearise(problem: JointProblem, choice: np.ndarray, table: np.ndarray, eval
     return LinearModel(table, entry, bits, cost, proxy, 1 - s.proxy[0] / problem.budget)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Sends file descriptor 1 to stderr: HiGHS (C++) sometimes prints solver traces there, which would break
+    the one-JSON-object stdout of ``--json`` commands."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def allocate_bits(model: LinearModel) -> np.ndarray:
     """The table of least summed cost change whose summed proxy change fits the slack, by ``scipy`` MILP.
 
@@ -108,13 +126,14 @@ def allocate_bits(model: LinearModel) -> np.ndarray:
     shape = (model.table.size, n + 1)
     one_each = LinearConstraint(csr_array((np.ones(n), (model.entry, np.arange(n))), shape=shape), 1, 1)
     budget = LinearConstraint(np.append(model.proxy, 0.0)[None], -np.inf, model.slack)
-    solved = milp(
-        np.append(model.cost, 1.0),
-        constraints=[one_each, budget],
-        integrality=np.append(np.ones(n), 0),
-        bounds=Bounds(np.append(np.zeros(n), 1.0), 1.0),
-        options={"mip_rel_gap": MILP_GAP, "time_limit": MILP_SECONDS},
-    )
+    with _stdout_to_stderr():
+        solved = milp(
+            np.append(model.cost, 1.0),
+            constraints=[one_each, budget],
+            integrality=np.append(np.ones(n), 0),
+            bounds=Bounds(np.append(np.zeros(n), 1.0), 1.0),
+            options={"mip_rel_gap": MILP_GAP, "time_limit": MILP_SECONDS},
+        )
     if solved.status == 2:
         raise InfeasibleError(f"the bit allocation cannot meet the budget: {solved.message}")
     if solved.x is None or solved.status not in (0, 1):  # 1: time limit, with the best allocation found

@@ -7,13 +7,16 @@ With ``verify`` the final assignment is fake-quantised and its loss measured on 
 it exceeds the budget the round is corrected and the problem solved again (at most ``max_rounds`` rounds):
 
 1. the proxy is refitted with every measurement made so far (fitted variants only), and
-2. the proxy budget is tightened by what the refitted proxy still under-predicts at the failed
-   assignment, ``B_p <- max(min(B_p, B * min(1, proxy'(b) / measured(b))), 1.001 proxy'(b_max))``
+2. the proxy budget is tightened by the measured excess, or by what the refitted proxy ``proxy'`` still
+   under-predicts at the failed assignment if that is more,
+   ``B_p <- max(min(B_p B / measured(b), B proxy'(b) / measured(b)), 1.001 proxy'(b_max))``
    (``B`` the measured budget, ``b_max`` every entry at its highest bits: the budget stays reachable).
 
-The design reported is the best (by the objective) among the rounds' designs measured within the budget;
-``verified`` is true only then. Without ``verify`` nothing is measured and ``verified`` is false. The uniform
-baseline is the smallest uniform width whose *measured* loss meets the budget, on its best hardware.
+The design reported is the best (by the objective) among the rounds' designs measured within the budget, or
+the uniform baseline (measured within it by construction) when it is better or no round's design was within;
+``verified`` is true only for a measured design within the budget. Without ``verify`` nothing is measured and
+``verified`` is false. The uniform baseline is the smallest uniform width whose *measured* loss meets the
+budget, on its best hardware.
 """
 
 from __future__ import annotations
@@ -137,9 +140,9 @@ def optimize_measured(
         fit_loss.append(loss)
         proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
         predicted, lowest = proxy_values(proxy, np.stack([table, problem.max_table()]))
-        # Tighten by what the refitted proxy still under-predicts here, but never below the lowest proxy any
-        # assignment reaches (then the next round returns about the most accurate assignment allowed).
-        proxy_budget = max(min(proxy_budget, target * min(1.0, predicted / loss)), lowest * (1 + 1e-3))
+        # Tighten by the measured excess, or by what the refitted proxy still under-predicts here if that is
+        # more, but never below the lowest proxy any assignment reaches (the budget stays reachable).
+        proxy_budget = max(min(proxy_budget * target / loss, target * predicted / loss), lowest * (1 + 1e-3))
     verify_wall = time.perf_counter() - start
 
     within = [c for c in candidates if c[2] is not None and c[2] <= target]
@@ -150,8 +153,11 @@ def optimize_measured(
     extras: dict = {"baseline": None, "gain": None, "objective_note": objective_note(problem.alpha, problem.area_max)}
     if width is not None:
         base = uniform_front(problem, [width])[0].report
+        base = base | {"feasible": True}  # measured within the budget (its proxy is not what counts here)
+        if verify and not within:  # no optimised design measured within: the uniform one is returned
+            report = report | {"feasible": False}
         chosen, comparison = compare(report, base, problem.alpha, problem.area_max, tolerance)
-        if chosen is not report:  # the measured-within-budget uniform design is better: it is what we return
+        if chosen is not report:  # the measured-within-budget uniform design: it is what we return
             report, loss = chosen, measured.uniform_loss[width]
         baseline = {k: base[k] for k in (*METRICS, "config", "mean_bits")}
         extras = comparison | {
