@@ -13,7 +13,9 @@ import contextlib
 import errno
 import fcntl
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,8 +38,12 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise InputError(f"{flag} = {text!r} is not allowed: {ancestor} is a file, not a directory; {allowed}")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} = {text!r} is not allowed: {ancestor} is not writable; {allowed}")
+    try:  # try it: permission bits do not bind root, and a read-only file system ignores them
+        probe = Path(tempfile.mkdtemp(prefix=".cimjax-probe-", dir=ancestor))
+        probe.rmdir()
+    except OSError as err:
+        reason = f"{ancestor} is not writable ({err.strerror})"
+        raise InputError(f"{flag} = {text!r} is not allowed: {reason}; {allowed}") from None
     return target
 
 
@@ -132,6 +138,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Holds Ctrl-C (SIGINT) until the block ends, then raises KeyboardInterrupt: a checkpoint being saved is
+    finished first, so the interrupted run can be resumed from it. Only the main thread receives signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:

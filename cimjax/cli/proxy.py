@@ -23,7 +23,7 @@ MAX_SAMPLES = 10_000
 """Most Hutchinson / output-MSE samples ``proxy sensitivities`` draws."""
 
 proxy_app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 _out = Console()
 
 

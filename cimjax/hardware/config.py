@@ -28,6 +28,22 @@ FIELDS = (
 )
 
 
+FIELD_LIMITS = {
+    "c_v": 64,
+    "c_h": 64,
+    "t_v_act": 64,
+    "t_h_act": 64,
+    "m": 64,
+    "pes_per_tile": 1024,
+    "bus_inter_cluster": 65536,
+    "bus_inter_tile": 65536,
+    "bus_intra_tile": 65536,
+}
+"""Largest value of each field any design (and any user's design space) may take: 8-16x the paper's
+largest (5 clusters a side, 8 tiles, 36 PEs per tile, 4096-bit buses). Up to these, and with every other
+input validated, the cost model's values stay finite in float32 (tests/test_hostile.py checks the corners)."""
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class HardwareConfig:
@@ -44,8 +60,8 @@ class HardwareConfig:
     bus_intra_tile: jax.Array
 
     def __post_init__(self):
-        """Concrete leaves (not traced ones) must be finite and at least 1: a count of clusters, tiles or PEs,
-        or a bus width. Membership in a design space is checked by :meth:`from_dict`."""
+        """Concrete leaves (not traced ones) must be finite numbers in ``[1, FIELD_LIMITS[field]]``.
+        Membership in a design space is checked by :meth:`from_dict`."""
         for name in FIELDS:
             value = getattr(self, name)
             if isinstance(value, jax.core.Tracer) or not isinstance(
@@ -53,11 +69,12 @@ class HardwareConfig:
             ):
                 continue  # traced, or a placeholder jax builds while transforming
             array = np.asarray(value)
-            if isinstance(value, bool) or array.dtype == bool or not np.all(np.isfinite(array) & (array >= 1)):
+            inside = np.isfinite(array) & (array >= 1) & (array <= FIELD_LIMITS[name])
+            if isinstance(value, bool) or array.dtype == bool or not np.all(inside):
                 shown = array.item() if array.size == 1 else f"an array with {np.size(array)} values"
                 raise ValueError(
-                    f"hardware field {name!r} = {shown!r} is not allowed; allowed: finite numbers >= 1 "
-                    "(use HardwareConfig.from_dict to check against a design space)"
+                    f"hardware field {name!r} = {shown!r} is not allowed; allowed: finite numbers in "
+                    f"[1, {FIELD_LIMITS[name]}] (use HardwareConfig.from_dict to check against a design space)"
                 )
 
     @property

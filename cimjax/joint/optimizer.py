@@ -306,8 +306,9 @@ class _Checkpoints:
         return None
 
     def save(self, state: JointState) -> None:
-        self.manager.save(int(state.round), args=ocp.args.StandardSave(state))
-        self.manager.wait_until_finished()
+        with files.deferred_interrupt():  # Ctrl-C during a save: finish it, then stop
+            self.manager.save(int(state.round), args=ocp.args.StandardSave(state))
+            self.manager.wait_until_finished()
 
     def close(self) -> None:
         try:

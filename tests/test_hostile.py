@@ -1,0 +1,644 @@
+"""Hostile input and hostile environments: a clear one-line error (exit 2) every time, never a traceback, a
+NaN or lost work. The bad inputs are generated here (hypothesis where the space is large); the CLI runs
+in-process with typer's CliRunner, except where a real signal must reach a real process."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cimjax import files, validation
+from cimjax.cli.main import app
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELD_LIMITS, FIELDS, HardwareConfig
+from cimjax.hardware.technology import PARAMETERS, Technology, allowed_range
+from cimjax.validation import MAX_TOKENS, MODEL_LIMITS, InputError
+
+runner = CliRunner()
+MODEL = "qwen2.5-0.5b"
+HYPOTHESIS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+UNWRITABLE = "/proc/cimjax-test/out"  # cannot be created, even by root (chmod tests would not bind root)
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def refused(args, cwd: Path | None = None, env=None) -> str:
+    """Runs the CLI and checks the contract for bad input: exit 2, one line on stderr, no traceback, and
+    nothing created under ``cwd``. Returns the line."""
+    before = tree(cwd) if cwd else None
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    assert not (result.exception and not isinstance(result.exception, SystemExit)), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, (args, result.exit_code, result.output)
+    assert len(lines) == 1 and lines[0].startswith("error:"), (args, result.stderr)
+    assert "Traceback" not in result.output
+    if cwd is not None:
+        assert tree(cwd) == before, f"{args} wrote {tree(cwd) - before}"
+    return lines[0]
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A scratch working directory (``--out ""`` would write here) holding a plain file to abuse as a path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file.txt").write_text("not a directory")
+    return tmp_path
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+# --- Bad values, per command and file type ----------------------------------------------------------
+
+bad_tokens = st.one_of(st.integers(max_value=-1), st.integers(min_value=MAX_TOKENS + 1, max_value=10**30))
+not_an_int = st.sampled_from(["1e9", "nan", "inf", "", "12abc", "0x10", "1.5"])
+
+
+@HYPOTHESIS
+@given(flag=st.sampled_from(["--prefill", "--generate"]), value=st.one_of(bad_tokens.map(str), not_an_int))
+def test_evaluate_and_search_refuse_workload_sizes(flag, value):
+    for command in (["evaluate", "--model", MODEL], ["search", "--model", MODEL, "--method", "ga"]):
+        refused([*command, flag, value, "--json"])
+
+
+def _bad_field_value():
+    """A value no hardware field accepts: wrong type, bool, non-finite written as a literal, off the grid."""
+    return st.one_of(
+        st.booleans(),
+        st.text(max_size=4),
+        st.none(),
+        st.lists(st.integers(1, 4), max_size=2),
+        st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+        st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not float(x).is_integer()),
+        st.integers().filter(lambda x: x not in (1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 25, 36, 512, 1024, 2048, 4096)),
+    )
+
+
+@HYPOTHESIS
+@given(field=st.sampled_from(FIELDS), value=_bad_field_value())
+def test_evaluate_refuses_bad_config_fields(tmp_path, field, value):
+    path = write(tmp_path / "config.json", json.dumps(EDGECIM_ALPHA05_DESIGN | {field: value}))
+    line = refused(["evaluate", "--model", MODEL, "--config", path, "--json"])
+    assert field in line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,  # deep nesting: a RecursionError in json
+        '{"config": ' + "{" * 200 + "}" * 200 + "}",
+        '{"c_v": NaN}',
+        '{"c_v": Infinity}',
+        '{"c_v": 1e400}',
+        "",
+        "null",
+        "[1, 2]",
+    ],
+)
+def test_json_files_refused_before_any_work(tmp_path, text):
+    path = write(tmp_path / "file.json", text)
+    refused(["evaluate", "--model", MODEL, "--config", path, "--json"])
+    refused(["evaluate", "--model", MODEL, "--tech", path, "--json"])
+    refused(["evaluate", "--model", path, "--json"])
+
+
+def test_yaml_and_binary_files_refused(tmp_path):
+    for name, text in [("deep.yaml", "[" * 5000 + "]" * 5000), ("nan.yaml", "clock_hz: .nan"), ("x.json", None)]:
+        path = tmp_path / name
+        if text is None:
+            path.write_bytes(b"\xff\xfe\x00")
+        else:
+            path.write_text(text)
+        refused(["evaluate", "--model", MODEL, "--tech", str(path), "--json"])
+    refused(["evaluate", "--model", MODEL, "--config", str(tmp_path), "--json"])  # a directory
+
+
+def _bad_tech_value(name):
+    low, high = allowed_range(name)
+    return st.one_of(
+        st.floats(min_value=0, max_value=low, exclude_max=True),
+        st.floats(min_value=high, exclude_min=True, allow_infinity=False),
+        st.floats(max_value=0),
+        st.booleans(),
+        st.text(max_size=3),
+        st.none(),
+    )
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_technology_files_refuse_absurd_constants(tmp_path, data):
+    name = data.draw(st.sampled_from(sorted(PARAMETERS)))
+    value = data.draw(_bad_tech_value(name))
+    path = write(tmp_path / "tech.json", json.dumps({name: value}))
+    line = refused(["evaluate", "--model", MODEL, "--tech", path, "--json"])
+    assert name in line or "is not a JSON number" in line  # an infinity is refused by the JSON reader
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_hf_configs_refuse_absurd_and_mistyped_fields(tmp_path, data):
+    cfg = {
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+    }
+    key = data.draw(st.sampled_from([*cfg, "architectures", "head_dim"]))
+    if key == "model_type":
+        value = data.draw(
+            st.one_of(
+                st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+                st.lists(st.text(max_size=3), max_size=2),
+                st.integers(),
+                st.booleans(),
+            )
+        )
+    elif key == "architectures":
+        del cfg["model_type"]
+        value = data.draw(
+            st.one_of(
+                st.integers(),
+                st.lists(st.lists(st.text(max_size=3), max_size=2), max_size=2),
+                st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+            )
+        )
+    else:
+        value = data.draw(
+            st.one_of(
+                st.integers(min_value=2**22 + 1, max_value=10**15),
+                st.integers(max_value=0),
+                st.booleans(),
+                st.floats(allow_nan=False),
+                st.text(max_size=3),
+            )
+        )
+    path = write(tmp_path / "config.json", json.dumps(cfg | {key: value}))
+    refused(["evaluate", "--model", path, "--json"])
+
+
+def test_model_limits_are_the_documented_ones(tmp_path):
+    cfg = {
+        "model_type": "llama",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 256,
+    }
+    for key, field in [
+        ("num_hidden_layers", "n_layers"),
+        ("hidden_size", "hidden"),
+        ("vocab_size", "vocab"),
+        ("intermediate_size", "ffn"),
+    ]:
+        path = write(tmp_path / "config.json", json.dumps(cfg | {key: MODEL_LIMITS[field] + 1, "head_dim": 16}))
+        assert f"{field} = {MODEL_LIMITS[field] + 1}" in refused(["evaluate", "--model", path])
+        assert f", {MODEL_LIMITS[field]}]" in refused(["evaluate", "--model", path])
+    path = write(
+        tmp_path / "config.json", json.dumps(cfg | {"hidden_size": 65536, "intermediate_size": 65536, "head_dim": 64})
+    )
+    assert "2^31 - 1" in refused(["evaluate", "--model", path])
+
+
+@pytest.mark.parametrize("target", ["", "a_file.txt", "/dev/null", "a_file.txt/sub", UNWRITABLE])
+def test_output_paths_refused_up_front(work, target):
+    space = write(work / "space.json", json.dumps({k: [v] for k, v in EDGECIM_ALPHA05_DESIGN.items()}))
+    commands = [
+        ["sweep", "--model", MODEL, "--space", space, "--out", target],
+        ["reproduce", "--models", MODEL, "--out", target],
+        ["optimize", "--model", MODEL, "--budget", "int8", "--checkpoint-dir", target],
+        ["optimize", "--model", MODEL, "--budget", "int8", "--out", target],
+        ["proxy", "validate", "--size", "tiny", "--out", target],
+        ["report", str(work), "--html", target],
+    ]
+    for args in commands:
+        refused(args, cwd=work)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["optimize", "--model", MODEL, "--budget", "int8", "--starts", "1000000000"],
+        ["optimize", "--model", MODEL, "--budget", "int8", "--rounds", "1000000000"],
+        ["optimize", "--model", MODEL, "--budget", "int8", "--starts", "0"],
+        ["optimize", "--model", MODEL, "--budget", "nan"],
+        ["optimize", "--model", MODEL, "--budget", "int8", "--area-max", "nan"],
+        ["optimize", "--model", MODEL, "--budget", "int8", "--alpha", "inf"],
+        ["search", "--model", MODEL, "--alpha", "nan"],
+        ["sweep", "--model", MODEL, "--ga-runs", "1000000000"],
+        ["sweep", "--model", MODEL, "--alphas", "0,nan"],
+        ["reproduce", "--models", ","],
+        ["proxy", "validate", "--size", "tiny", "--configs", "1000000000"],
+        ["proxy", "validate", "--size", "tiny", "--configs", "0"],
+        ["evaluate", "--model", MODEL, "--bogus-flag"],
+    ],
+)
+def test_resource_limits_and_option_values(work, args):
+    refused(args, cwd=work)
+
+
+def test_proxy_validate_refuses_granularity_before_training(work, monkeypatch):
+    import cimjax.quant.train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the LM was trained before the options were checked")
+
+    monkeypatch.setattr(cimjax.quant.train, "train", no_training)
+    assert "--granularity" in refused(["proxy", "validate", "--size", "tiny", "--granularity", "foo"], cwd=work)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from flax import nnx
+
+    from cimjax.lm import DecoderLM, save_checkpoint
+    from cimjax.workload.models import ModelSpec
+
+    spec = ModelSpec("tiny", "tiny", 2, 24, 4, 2, 6, 40, 256, False)
+    path = tmp_path_factory.mktemp("ckpt")
+    save_checkpoint(DecoderLM(spec, rope_theta=500.0, rms_eps=1e-5, rngs=nnx.Rngs(0)), path, max_shard_bytes=20_000)
+    return path
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("flag", ["--windows", "--seq-len", "--samples"])
+def test_sensitivities_refuse_resource_limits(checkpoint, flag):
+    refused(["proxy", "sensitivities", "--checkpoint", checkpoint, flag, "1000000000"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("rope_theta", "10000"),
+        ("rope_theta", float("nan")),
+        ("rope_theta", -1.0),
+        ("rms_norm_eps", -1e-6),
+        ("rms_norm_eps", True),
+        ("rope_theta", [1]),
+    ],
+)
+def test_sensitivities_refuse_bad_checkpoint_config(checkpoint, tmp_path, field, value):
+    ckpt = _copy(checkpoint, tmp_path / "c")
+    cfg = json.loads((ckpt / "config.json").read_text()) | {field: value}
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    line = refused(["proxy", "sensitivities", "--checkpoint", ckpt])
+    assert field in line or "NaN is not a JSON number" in line
+
+
+@pytest.mark.parametrize(
+    "weight_map",
+    [
+        [],
+        "x",
+        {"model.embed_tokens.weight": 3},
+        {"model.embed_tokens.weight": "/etc/passwd"},
+        {"model.embed_tokens.weight": "../outside.safetensors"},
+        {"model.embed_tokens.weight": "sub/x.safetensors"},
+    ],
+)
+def test_sensitivities_refuse_bad_weight_maps(checkpoint, tmp_path, weight_map):
+    ckpt = _copy(checkpoint, tmp_path / "c")
+    (tmp_path / "outside.safetensors").write_bytes((ckpt / next(ckpt.glob("*.safetensors")).name).read_bytes())
+    index = json.loads((ckpt / "model.safetensors.index.json").read_text())
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps(index | {"weight_map": weight_map}))
+    assert "weight_map" in refused(["proxy", "sensitivities", "--checkpoint", ckpt])
+
+
+# --- The environment --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache", ["file", "under_file", UNWRITABLE])
+def test_unusable_cache_directory(tmp_path, monkeypatch, cache):
+    from cimjax.cache import cache_dir
+
+    (tmp_path / "file").write_text("x")
+    value = {"file": str(tmp_path / "file"), "under_file": str(tmp_path / "file" / "sub")}.get(cache, cache)
+    result = runner.invoke(app, ["models", "--json"], env={"CIMJAX_CACHE": value})
+    assert result.exit_code == 0 and len(json.loads(result.stdout)["models"]) >= 12  # read-only: no cache needed
+    monkeypatch.setenv("CIMJAX_CACHE", value)
+    with pytest.raises(InputError, match="set CIMJAX_CACHE"):
+        cache_dir()
+
+
+def test_home_without_a_usable_cache_still_evaluates(monkeypatch):
+    monkeypatch.delenv("CIMJAX_CACHE")
+    monkeypatch.setenv("HOME", UNWRITABLE)
+    result = runner.invoke(app, ["evaluate", "--model", MODEL, "--generate", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(json.loads(result.stdout)["latency_s"])
+
+
+# --- The library ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("c_v", 0.0), ("m", -1.0), ("pes_per_tile", float("nan")), ("bus_intra_tile", 1e9), ("c_h", True)],
+)
+def test_hardware_config_built_directly_is_validated(field, value):
+    leaves = {k: jnp.asarray(float(v)) for k, v in EDGECIM_ALPHA05_DESIGN.items()}
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        HardwareConfig(**leaves | {field: value})
+
+
+def test_none_and_wrong_types_at_the_api():
+    from cimjax.api import evaluate_design
+
+    for kwargs in [{"model": None}, {"model": 3}, {"precision": None}, {"config": None}, {"config": [1, 2]}]:
+        args = {"model": MODEL, "precision": "int8", "config": EDGECIM_ALPHA05_DESIGN} | kwargs
+        with pytest.raises(ValueError, match="is not allowed"):
+            evaluate_design(args["model"], args["precision"], args["config"])
+
+
+def test_json_output_never_holds_nan():
+    from cimjax.results import to_json
+
+    with pytest.raises(ValueError):
+        to_json({"latency_s": float("nan")})
+
+
+# --- Results are finite for everything validation lets through ------------------------------------------
+
+
+def _largest_models():
+    from cimjax.workload.models import ModelSpec
+
+    return [
+        ModelSpec("smallest", "smallest", 1, 1, 1, 1, 1, 1, 1, False),
+        ModelSpec(
+            "widest",
+            "widest",
+            MODEL_LIMITS["n_layers"],
+            MODEL_LIMITS["hidden"],
+            255,
+            255,
+            128,
+            32767,
+            MODEL_LIMITS["vocab"],
+            False,
+            qkv_bias=True,
+        ),
+    ]
+
+
+_CORNERS = np.array(list(itertools.product(*[(1.0, float(FIELD_LIMITS[f])) for f in FIELDS])), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("spec_index", "workload"), [(0, (0, 1)), (1, (MAX_TOKENS, MAX_TOKENS))], ids=["smallest", "largest"]
+)
+def test_cost_model_is_finite_over_the_validated_range(spec_index, workload):
+    """Every corner of the allowed hardware box x technology constants anywhere in their allowed ranges
+    (their ends included) x the smallest/largest model and workload: finite, positive latency and energy."""
+    from cimjax.cost.model import evaluate
+    from cimjax.workload.operators import Workload
+    from cimjax.workload.precision import preset
+
+    spec = _largest_models()[spec_index]
+    wl = Workload(prefill=workload[0], generate=workload[1])
+    hw = HardwareConfig(**{f: jnp.asarray(_CORNERS[:, i]) for i, f in enumerate(FIELDS)})
+    runs = {
+        p: jax.jit(jax.vmap(lambda h, t, p=p: evaluate(h, preset(p, spec.n_layers), spec, wl, t), (0, None)))
+        for p in ("int4", "int8")
+    }
+
+    end = st.sampled_from(["low", "high"])
+
+    @settings(max_examples=6, deadline=None)
+    @given(
+        st.fixed_dictionaries({n: st.one_of(end, st.floats(0, 1)) for n in PARAMETERS}),
+        st.sampled_from(["int4", "int8"]),
+    )
+    def check(where, precision):
+        values = {}
+        for name, w in where.items():
+            low, high = allowed_range(name)
+            values[name] = {"low": low, "high": high}.get(w) if isinstance(w, str) else low * (high / low) ** w
+        costs = runs[precision](hw, Technology.from_values(values))
+        for leaf in jax.tree_util.tree_leaves(costs):
+            assert np.all(np.isfinite(np.asarray(leaf)))
+        assert np.all(np.asarray(costs.latency_s) > 0) and np.all(np.asarray(costs.energy_j) > 0)
+
+    check()
+
+
+def test_long_contexts_that_overflowed_int32_now_match_the_reference():
+    """``--prefill 131072`` and ``--generate 46341`` overflowed int32 inside the jitted model. A two-layer
+    model and one K/V block per step keep the plain-Python reference (which loops over steps) fast."""
+    from cimjax.api import evaluate_design
+    from cimjax.cost.reference import reference_costs
+    from cimjax.hardware.technology import default_technology
+    from cimjax.workload.models import ModelSpec
+    from cimjax.workload.operators import Workload
+
+    spec = ModelSpec("two-layer", "two-layer", 2, 896, 14, 2, 64, 4864, 151936, True, qkv_bias=True)
+    for wl in (Workload(prefill=131072, generate=2), Workload(prefill=8, generate=46341, attention_block=2**16)):
+        report = evaluate_design(spec, "int8", EDGECIM_ALPHA05_DESIGN, wl)
+        bits = [[8] * 7] * spec.n_layers
+        ref = reference_costs(
+            EDGECIM_ALPHA05_DESIGN,
+            bits,
+            [[8] * 9] * spec.n_layers,
+            [8] * spec.n_layers,
+            spec,
+            wl,
+            default_technology().to_dict(),
+        )
+        assert report["latency_s"] == pytest.approx(ref["latency_s"], rel=1e-4)
+        assert report["energy_j"] == pytest.approx(ref["energy_j"], rel=1e-4)
+
+
+# --- Files: atomic, locked, nothing left behind ------------------------------------------------------------
+
+
+def test_atomic_write_never_leaves_a_truncated_file(tmp_path):
+    target = tmp_path / "result.json"
+    files.atomic_write(target, "old")
+    with pytest.raises(KeyboardInterrupt), files.atomic_path(target) as tmp:
+        tmp.write_text("half of the new")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+def test_failed_run_leaves_no_empty_directories(tmp_path):
+    with pytest.raises(RuntimeError), files.output_dir(tmp_path / "a" / "b", "--out"):
+        raise RuntimeError("the run failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_runs_on_one_output_directory(tmp_path):
+    space = write(tmp_path / "space.json", json.dumps({k: [v] for k, v in EDGECIM_ALPHA05_DESIGN.items()}))
+    out = tmp_path / "out"
+    with files.output_dir(out, "--out"):  # another run holds the directory
+        line = refused(["sweep", "--model", MODEL, "--space", space, "--out", out])
+        assert "in use by another cimjax run" in line
+        with pytest.raises(InputError, match="in use"), files.lock(out, "--checkpoint-dir"):
+            pass
+    assert list(out.iterdir()) == []
+    result = runner.invoke(app, ["sweep", "--model", MODEL, "--space", space, "--out", str(out)])
+    assert result.exit_code == 0, result.output  # free again: the lock went with its holder
+    assert not (out / files.LOCK_NAME).exists()
+
+
+# --- Checkpoints: fingerprint, missing metadata, truncation, interruption ----------------------------------
+
+TINY_CONFIG = {
+    "model_type": "llama",
+    "_name_or_path": "tiny-llama",
+    "num_hidden_layers": 2,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 256,
+}
+OPTIMIZE = ["optimize", "--budget", "int6", "--starts", "2", "--rounds", "3", "--json"]
+
+
+@pytest.fixture(scope="module")
+def joint(tmp_path_factory):
+    """A small joint problem, and its uninterrupted result with checkpoints."""
+    from cimjax.joint.optimizer import JointSettings, optimize
+    from cimjax.joint.problem import BitSpace, make_problem
+    from cimjax.quant.train import TINY
+    from cimjax.workload.operators import Workload
+
+    problem = make_problem(
+        dataclasses.replace(TINY.spec(), n_layers=2),
+        "int6",
+        workload=Workload(prefill=0, generate=5, attention_block=16),
+        bits=BitSpace(weight=(2, 8), act=(2, 8), kv=(2, 8)),
+    )
+    small = JointSettings(
+        starts=2, rounds=3, steps_per_round=4, beam=1, polish_rounds=1, exchange=1, allocation_rounds=0
+    )
+    return problem, small, optimize(problem, small, checkpoint_dir=tmp_path_factory.mktemp("full"))
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(a.choice, b.choice)
+    np.testing.assert_array_equal(a.table, b.table)
+    assert a.report["latency_s"] == b.report["latency_s"]
+
+
+@pytest.mark.parametrize("stop_after", [1, 2])
+def test_sigint_at_each_round_resumes_to_the_uninterrupted_result(joint, tmp_path, stop_after):
+    from cimjax.joint.optimizer import optimize
+
+    problem, small, full = joint
+
+    def interrupt(phase, done, total):
+        if phase == "descent" and done == stop_after:
+            raise KeyboardInterrupt  # what SIGINT raises in the main thread
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize(problem, small, checkpoint_dir=tmp_path, progress=interrupt)
+    _same(optimize(problem, small, checkpoint_dir=tmp_path, resume=True), full)
+
+
+def test_resume_refuses_another_technology_and_missing_metadata(joint, tmp_path):
+    from cimjax.joint.optimizer import CheckpointError, optimize
+
+    problem, small, _ = joint
+
+    def interrupt(phase, done, total):
+        if phase == "descent" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimize(problem, small, checkpoint_dir=tmp_path, progress=interrupt)
+    other = dataclasses.replace(problem, tech=problem.tech.replace(clock_hz=5e8))
+    with pytest.raises(CheckpointError, match="technology"):
+        optimize(other, small, checkpoint_dir=tmp_path, resume=True)
+    (tmp_path / "problem.json").unlink()
+    for resume in (False, True):
+        with pytest.raises(CheckpointError, match="without its problem.json"):
+            optimize(problem, small, checkpoint_dir=tmp_path, resume=resume)
+    with files.lock(tmp_path, "--checkpoint-dir"), pytest.raises(InputError, match="in use"):
+        optimize(problem, small, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_truncated_checkpoint_step_falls_back_to_the_previous_one(joint, tmp_path):
+    from cimjax.joint.optimizer import optimize
+
+    problem, small, full = joint
+    optimize(problem, small, checkpoint_dir=tmp_path)  # keeps the last two steps (rounds 2 and 3)
+    latest = max((tmp_path / "state").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
+    for f in (p for p in latest.rglob("*") if p.is_file()):
+        f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
+    _same(optimize(problem, small, checkpoint_dir=tmp_path, resume=True), full)
+
+
+def _cli_optimize_until(tmp_path: Path, config: str, sig: int) -> subprocess.CompletedProcess:
+    """Starts ``cimjax optimize`` in its own process, sends ``sig`` once its first round is saved."""
+    ckpt = tmp_path / "ckpt"
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])}
+    code = "from cimjax.cli.main import app; app()"
+    args = [sys.executable, "-c", code, *OPTIMIZE, "--model", config, "--checkpoint-dir", str(ckpt)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not any((ckpt / "state").glob("[0-9]*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    path = tmp_path_factory.mktemp("whole")
+    config = write(path / "config.json", json.dumps(TINY_CONFIG))
+    whole = runner.invoke(app, [*OPTIMIZE, "--model", config, "--checkpoint-dir", str(path / "ckpt")])
+    assert whole.exit_code == 0, whole.output
+    return json.loads(whole.stdout)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_cli_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, sig):
+    """A real signal to a real ``cimjax optimize`` process as soon as it starts saving its first round."""
+    config = write(tmp_path / "config.json", json.dumps(TINY_CONFIG))
+    done = _cli_optimize_until(tmp_path, config, sig)
+    if sig == signal.SIGINT:
+        assert done.returncode == 130, done.stderr
+        assert "--resume" in done.stderr and "Traceback" not in done.stderr
+    else:
+        assert done.returncode == -signal.SIGKILL
+    resumed = runner.invoke(app, [*OPTIMIZE, "--model", config, "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    got = json.loads(resumed.stdout)
+    for key in ("bits", "config", "latency_s", "energy_j", "proxy"):
+        assert got[key] == uninterrupted[key], key
+
+
+def test_limits_are_documented():
+    doc = (Path(__file__).parents[1] / "docs" / "limits.md").read_text()
+    for value in (f"{MAX_TOKENS:,}", f"{validation.MAX_JSON_DEPTH}", "RANGE_FACTOR", *map(str, FIELD_LIMITS.values())):
+        assert value in doc, value
