@@ -24,7 +24,7 @@ _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 def schema(name: str) -> dict:
     """The JSON Schema of a ``config``, ``space`` or ``tech`` file."""
-    from cimjax.hardware.config import FIELDS, PAPER_SPACE
+    from cimjax.hardware.config import FIELD_LIMITS, FIELDS, PAPER_SPACE
 
     if name == "config":
         fields = {
@@ -43,7 +43,7 @@ def schema(name: str) -> dict:
         fields = {
             f: {
                 "type": "array",
-                "items": {"type": "integer", "exclusiveMinimum": 0},
+                "items": {"type": "integer", "minimum": 1, "maximum": FIELD_LIMITS[f]},
                 "minItems": 1,
                 "description": f"allowed values of {f} ({FIELD_DESCRIPTIONS[f]}); the paper's: "
                 f"{list(PAPER_SPACE.values[f])}",
@@ -59,13 +59,13 @@ def schema(name: str) -> dict:
             "additionalProperties": False,
         }
     if name == "tech":
-        from cimjax.hardware.technology import PARAMETERS
+        from cimjax.hardware.technology import PARAMETERS, allowed_range
 
         params = {
-            n: {"type": "number", "exclusiveMinimum": 0, "default": p.value, "description": f"[{p.unit}] {p.source}"}
+            n: {"type": "number", "minimum": allowed_range(n)[0], "maximum": allowed_range(n)[1], "default": p.value,
+                "description": f"[{p.unit}] {p.source}"}
             for n, p in PARAMETERS.items()
-        }
-        params["dram_efficiency"]["maximum"] = 1
+        }  # fmt: skip
         return {
             "$schema": _DRAFT,
             "title": "cimjax technology overrides",

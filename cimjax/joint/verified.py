@@ -165,24 +165,28 @@ def optimize_measured(
             "gain": report["tokens_per_s"] / base["tokens_per_s"],
         }
     note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}"
-    return Result(report) | extras | {
-        "meta": make_meta(problem.workload, problem.tech, [note]),
-        "method": method,
-        "model": spec.id,
-        "alpha": problem.alpha,
-        "area_max": problem.area_max,
-        "budget_label": label,
-        "proxy_name": problem.proxy.name,
-        "assumption": None,
-        "seed": seed,
-        "evaluations": evaluations,
-        "wall_s": verify_wall,
-        "measured_budget": target,
-        "measured_loss": loss,
-        "verified": loss is not None and loss <= target,
-        "rounds": len(history),
-        "verify_history": history,
-        "verify_wall_s": verify_wall,
-        "calibration": measured.calibration.describe(spec.vocab),
-        "checkpoint_hash": measured.checkpoint_hash,
-    }
+    return (
+        Result(report)
+        | extras
+        | {
+            "meta": make_meta(problem.workload, problem.tech, [note]),
+            "method": method,
+            "model": spec.id,
+            "alpha": problem.alpha,
+            "area_max": problem.area_max,
+            "budget_label": label,
+            "proxy_name": problem.proxy.name,
+            "assumption": None,
+            "seed": seed,
+            "evaluations": evaluations,
+            "wall_s": verify_wall,
+            "measured_budget": target,
+            "measured_loss": loss,
+            "verified": loss is not None and loss <= target,
+            "rounds": len(history),
+            "verify_history": history,
+            "verify_wall_s": verify_wall,
+            "calibration": measured.calibration.describe(spec.vocab),
+            "checkpoint_hash": measured.checkpoint_hash,
+        }
+    )

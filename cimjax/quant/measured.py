@@ -194,8 +194,10 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
     n = len(joint["loss"]) if isinstance(joint["loss"], list) else -1
     if n < 0:
         raise MeasuredFileError(f"{source}: 'joint.loss' must be a list")
-    tables = _array(joint["tables"], "joint.tables", (n, spec.n_layers, N_POINTS), source) if n else np.zeros(
-        (0, spec.n_layers, N_POINTS)
+    tables = (
+        _array(joint["tables"], "joint.tables", (n, spec.n_layers, N_POINTS), source)
+        if n
+        else np.zeros((0, spec.n_layers, N_POINTS))
     )
     return Measured(
         spec=spec,
