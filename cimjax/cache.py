@@ -18,7 +18,7 @@ from pathlib import Path
 from cimjax.validation import InputError
 
 NO_CACHE_ENV = "CIMJAX_NO_CACHE"
-MIN_COMPILE_S = 0.2
+MIN_COMPILE_S = 0.02
 """Programs compiling faster than this are not written to disk (reading them back would save little)."""
 
 _enabled: bool | None = None
