@@ -6,7 +6,7 @@ Programs (LLaMA3.2-1B INT4 by default, the paper's workload): ``evaluate`` (one 
 as ``cimjax evaluate``), ``sweep-chunk`` (65,536 designs, decode, as the exhaustive sweep), ``exact-batch``
 (128 designs, as gradient search's exact stage) and ``descent`` (32 starts x 200 Adam steps on the relaxed
 model's gradient, one ``lax.scan``). For each: wall and CPU seconds of tracing, lowering and compiling, the
-size of the lowered program (StableHLO operations) and one run, at XLA's default optimisation level and at
+size of the lowered program (StableHLO operations) and a run (median of 5), at XLA's default optimisation level and at
 ``xla_backend_optimization_level=0`` (less LLVM work, slower code). Nothing is read from or written to the
 on-disk caches. CPU seconds are this process's (all threads); wall seconds on a shared machine are upper
 bounds, with the load average recorded.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import DEFAULT_CHUNK, compress_uniform, make_chunk_evaluator  # noqa: E402
 from cimjax.search.gradient import EXACT_BATCH, make_descent, make_exact_batch  # noqa: E402
 from cimjax.workload.operators import Workload  # noqa: E402
+
+RUNS = 5
+"""Timed runs after compiling (median reported)."""
 
 
 def _clock():
@@ -56,9 +60,13 @@ def profile(program, args: tuple, options: dict) -> dict:
     start = _clock()
     compiled = lowered.compile(compiler_options=options)
     out["compile"] = _since(start)
-    start = _clock()
-    jax.block_until_ready(compiled(*args))
-    out["run"] = _since(start)
+    jax.block_until_ready(compiled(*args))  # the first run also loads the code
+    runs = []
+    for _ in range(RUNS):
+        start = _clock()
+        jax.block_until_ready(compiled(*args))
+        runs.append(_since(start))
+    out["run"] = {key: statistics.median(r[key] for r in runs) for key in ("wall_s", "cpu_s")}
     return out
 
 
