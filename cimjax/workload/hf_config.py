@@ -147,7 +147,10 @@ def _family(cfg: dict, file: Path) -> str:
     if model_type is None:
         architectures = cfg.get("architectures") or []
         if not isinstance(architectures, list):
-            architectures = [architectures]
+            raise ConfigError(
+                f"config.json at {file} has 'architectures' = {architectures!r}; expected a list of class names "
+                f"such as ['LlamaForCausalLM'] (or give 'model_type', one of: {supported})"
+            )
         known = [_ARCHITECTURES[a] for a in architectures if isinstance(a, str) and a in _ARCHITECTURES]
         model_type = known[0] if known else None
         if model_type is None:
