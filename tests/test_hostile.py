@@ -131,6 +131,24 @@ def test_yaml_and_binary_files_refused(tmp_path):
     refused(["evaluate", "--model", MODEL, "--config", str(tmp_path), "--json"])  # a directory
 
 
+@HYPOTHESIS
+@given(data=st.data())
+def test_sweep_refuses_bad_space_files(work, data):
+    field = data.draw(st.sampled_from(FIELDS))
+    bad_item = st.one_of(
+        st.booleans(),
+        st.integers(max_value=0),
+        st.integers(min_value=FIELD_LIMITS[field] + 1),
+        st.floats(allow_nan=False).filter(lambda x: not float(x).is_integer()),
+        st.text(max_size=2),
+    )
+    values = data.draw(
+        st.one_of(st.lists(bad_item, min_size=1, max_size=3), st.just([]), st.integers(1, 4), st.text(max_size=2))
+    )
+    path = write(work / "space.json", json.dumps({field: values}))
+    assert field in refused(["sweep", "--model", MODEL, "--space", path, "--out", work / "out"], cwd=work)
+
+
 def _bad_tech_value(name):
     low, high = allowed_range(name)
     return st.one_of(
