@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/end_to_end"))
     parser.add_argument("--budgets", default="int8,int6,int4")
     parser.add_argument("--held-out", type=int, default=128, help="validation windows after the check windows")
-    parser.add_argument("--rounds", type=int, default=3, help="most verification rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="most verification rounds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

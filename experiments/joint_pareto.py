@@ -33,7 +33,7 @@ import numpy as np
 
 from cimjax.joint.problem import make_problem, proxy_values
 from cimjax.joint.runner import GA_EVALUATIONS, run_method
-from cimjax.quant.proxy import UNIFORM_BUDGETS, default_proxy
+from cimjax.quant.proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, UNIFORM_BUDGETS, default_proxy, gain_cap_note
 from cimjax.quant.sensitivity import N_POINTS
 from cimjax.search.pareto import hypervolume
 from cimjax.workload.models import MODELS, get_model
@@ -121,6 +121,7 @@ def summarise(records: list[dict]) -> dict:
 def markdown(summary: dict) -> str:
     """The gains and hypervolume tables as Markdown."""
     lines = ["## Gain in tokens/s over the best uniform design at the same budget (alpha = 1)", ""]
+    lines += [f"Proxy: {DEFAULT_ASSUMPTION}", "", f"Gain cap: {gain_cap_note('default')}.", ""]
     methods = [m for m in METHODS if m != "uniform"]
     lines += ["| model | budget | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for key, g in summary["gains"].items():
@@ -170,6 +171,8 @@ def plot(records: list[dict], metric: str, path: Path) -> None:
     for ax in list(axes.flat)[len(models) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
+    fig.suptitle("default proxy (no weights: equal sensitivity per MAC assumed); gain over uniform capped at "
+                 f"~{DEFAULT_GAIN_CAP['int8']:.2f}x (INT8) / ~{DEFAULT_GAIN_CAP['int4']:.2f}x (INT4)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

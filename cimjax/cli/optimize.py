@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--verify", help="measure the result by fake quantisation; correct and re-optimise if over"),
         ] = False,
-        verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 3,
+        verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
         calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
         calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
         check_windows: Annotated[

@@ -38,7 +38,7 @@ from cimjax.report.baseline import compare, objective_note
 from cimjax.results import Result, make_meta
 from cimjax.search.pareto import alpha_objective
 
-MAX_ROUNDS = 3
+MAX_ROUNDS = 5
 
 
 def measured_budget(measured: Measured, budget: str | float) -> tuple[float, str]:
