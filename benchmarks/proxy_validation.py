@@ -2,10 +2,12 @@
 
 Trains (or loads from ``$CIMJAX_CACHE``) the 4-layer model of ``TrainConfig()``, estimates its
 sensitivities, measures the real loss increase of random mixed-precision assignments (weights,
-activations, KV cache; 2-8 bits) and reports Kendall tau / Spearman rho of every proxy variant on
-held-out assignments. Writes ``validation_<granularity>.json`` and ``proxy_scatter_<granularity>.png``.
+activations, KV cache; 2-8 bits) and reports Kendall tau / Spearman rho and measured/predicted ratios
+of every proxy variant on held-out assignments; with ``--frontier`` also on the assignments the joint
+optimiser returns (``cimjax proxy validate --protocol frontier``). Writes ``validation_<set>.json`` and
+``proxy_scatter_<set>.png`` (set: layer, tensor, frontier).
 
-    python benchmarks/proxy_validation.py --out results/proxy [--configs 60] [--seed 0]
+    python benchmarks/proxy_validation.py --out results/proxy [--configs 60] [--seed 0] [--frontier]
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 from pathlib import Path
 
 from cimjax.quant.train import train
-from cimjax.quant.validate import GRANULARITIES, SIZES, scatter_plot, validate
+from cimjax.quant.validate import FRONTIER_SIZES, GRANULARITIES, SIZES, scatter_plot, validate, validate_frontier
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", type=int, default=60, help="held-out assignments (as many again are fitted)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--granularity", choices=(*GRANULARITIES, "both"), default="both")
+    parser.add_argument("--frontier", action="store_true", help="also judge the optimiser's frontier assignments")
     args = parser.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -34,13 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     trained = train(config, log=log)
     args.out.mkdir(parents=True, exist_ok=True)
     granularities = GRANULARITIES if args.granularity == "both" else (args.granularity,)
-    for granularity in granularities:
-        result = validate(trained, n_configs=args.configs, seed=args.seed, granularity=granularity, log=log, **measure)
+    runs = [(g, lambda g=g: validate(trained, n_configs=args.configs, seed=args.seed, granularity=g, log=log,
+                                     **measure)) for g in granularities]  # fmt: skip
+    if args.frontier:
+        runs.append(("frontier", lambda: validate_frontier(trained, seed=args.seed, log=log, **measure,
+                                                           **FRONTIER_SIZES["benchmark"])))  # fmt: skip
+    for name, run in runs:
+        result = run()
         payload = result.to_json()
-        (args.out / f"validation_{granularity}.json").write_text(json.dumps(payload, indent=2) + "\n")
-        scatter_plot(result, args.out / f"proxy_scatter_{granularity}.png")
+        (args.out / f"validation_{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+        scatter_plot(result, args.out / f"proxy_scatter_{name}.png")
         m = result.model
-        print(f"\n== {granularity}-wise random assignments: {result.n_configs} held-out, {result.n_fit} fit ==")
+        print(f"\n== {name} assignments: {result.n_configs} held-out, {result.n_fit} fit ==")
         print(
             f"model {m['n_params']} params, {m['train_steps']} steps, {m['train_seconds']:.0f} s training, "
             f"final train loss {m['final_train_loss']:.4f}, val loss {m['val_loss']:.4f} nats/token"
@@ -49,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             f"sensitivities in {result.sensitivity_seconds:.0f} s; measured dL median "
             f"{payload['measured_loss_increase']['median']:.4f}, max {payload['measured_loss_increase']['max']:.3f}"
         )
-        print(f"{'variant':18s} {'tau':>7s} {'rho':>7s}  fitted")
-        for v in sorted(result.variants, key=lambda v: -v.kendall_tau):
-            print(f"{v.name:18s} {v.kendall_tau:7.3f} {v.spearman:7.3f}  {'yes' if v.fitted else 'no'}")
+        print(f"{'variant':18s} {'tau':>7s} {'rho':>7s} {'ratio min..max':>15s}  fitted")
+        for v in sorted(result.variants, key=lambda v: -2.0 if v.kendall_tau is None else -v.kendall_tau):
+            tau, rho = (float("nan") if x is None else x for x in (v.kendall_tau, v.spearman))
+            ratios = f"{min(v.ratios):.2f}..{max(v.ratios):.2f}"
+            print(f"{v.name:18s} {tau:7.3f} {rho:7.3f} {ratios:>15s}  {'yes' if v.fitted else 'no'}")
         print(f"best: {result.best.name}; budgets at uniform W/A/KV: {payload['budgets']}")
     return 0
 
