@@ -16,7 +16,13 @@ import numpy as np
 from cimjax.cache import CompiledProgram, enable_compilation_cache
 from cimjax.cost.model import Costs, evaluate
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
-from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology, default_technology
+from cimjax.hardware.technology import (
+    MACRO_COLS,
+    MACRO_ROWS,
+    SYSTEM_DRAM_ENERGY_PER_BIT,
+    Technology,
+    default_technology,
+)
 from cimjax.jsonfile import read_json
 from cimjax.mapping.pipeline import dram_bits_per_s
 from cimjax.results import Result, make_meta
@@ -83,6 +89,29 @@ def peak_figure_of_merit(hw: HardwareConfig, tech: Technology, weight_bits: int,
     return {"peak_tops": tops, "peak_tops_per_w": tops_per_w, "peak_tops_per_w_per_mm2": tops_per_w / area_mm2}
 
 
+ENERGY_ACCOUNT_KEYS = ("dram_energy_j", "on_chip_energy_j", "system")  # what energy_accounts adds
+
+
+def energy_accounts(report: Mapping) -> dict:
+    """A report's decode energy split into DRAM and on-chip, and the *system* accounting: the same
+    on-chip energy with the DRAM bits priced at a public LPDDR5X-class energy per bit (docs/model.md,
+    "Energy accounting")."""
+    tokens = report["tokens_per_s"] * report["latency_s"]
+    dram = report["energy_by_component_j"]["dram"]
+    on_chip = report["energy_j"] - dram
+    system_dram = report["dram_bytes_per_token"] * 8.0 * tokens * SYSTEM_DRAM_ENERGY_PER_BIT.value
+    return {
+        "dram_energy_j": dram,
+        "on_chip_energy_j": on_chip,
+        "system": {
+            "dram_energy_per_bit": SYSTEM_DRAM_ENERGY_PER_BIT.value,
+            "dram_energy_j": system_dram,
+            "energy_j": on_chip + system_dram,
+            "tokens_per_j": tokens / (on_chip + system_dram),
+        },
+    }
+
+
 def _floats(tree) -> dict:
     return {k: float(v) for k, v in tree.items()}
 
@@ -90,7 +119,8 @@ def _floats(tree) -> dict:
 def costs_report(
     costs: Costs, hw: HardwareConfig, spec: ModelSpec, precision_name: str, prec: Precision, tech: Technology
 ) -> dict:
-    """A JSON-ready dict of one evaluated design."""
+    """A JSON-ready dict of one evaluated design; decode energy also split into DRAM and on-chip, with
+    the *system* accounting beside it (:func:`energy_accounts`)."""
     area = float(costs.area_mm2)
     decode = costs.decode
     tokens = int(decode.tokens)
@@ -115,6 +145,7 @@ def costs_report(
     }
     w = int(np.max(np.asarray(prec.weight_bits)))
     a = int(np.max(np.asarray(prec.act_bits)))
+    report |= energy_accounts(report)
     report["figure_of_merit"] = peak_figure_of_merit(hw, tech, w, a, area)
     report["sustained_dram_gb_per_s"] = float(dram_bits_per_s(tech)) / 8e9
     if costs.prefill is not None:

@@ -37,6 +37,17 @@ def test_search_config_round_trips_through_evaluate(tmp_path):
     assert set(again) >= REPORT_KEYS
     assert again["config"] == found["config"]
     assert again["tokens_per_s"] == pytest.approx(found["tokens_per_s"], rel=1e-6)
+    for report in (found, again):  # both reports split the energy into DRAM and on-chip
+        assert report["dram_energy_j"] == report["energy_by_component_j"]["dram"]
+        assert report["dram_energy_j"] + report["on_chip_energy_j"] == pytest.approx(report["energy_j"], rel=1e-6)
+        assert report["system"]["tokens_per_j"] < report["tokens_per_j"]  # 4 pJ/bit DRAM costs more than the fit
+
+
+def test_evaluate_table_shows_the_energy_split():
+    result = runner.invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--precision", "int8", "--generate", "4"])
+    assert result.exit_code == 0, result.output
+    for row in ("dram_energy_j", "on_chip_energy_j", "system", "dram_energy_per_bit="):
+        assert row in result.output
 
 
 def test_evaluate_flags_override_the_default_design():

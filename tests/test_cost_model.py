@@ -18,7 +18,7 @@ from cimjax.cost.model import COMPONENTS, OPERATORS, evaluate
 from cimjax.cost.ops import EXACT
 from cimjax.cost.reference import reference_costs
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, HardwareConfig
-from cimjax.hardware.technology import SWITCHES, default_technology
+from cimjax.hardware.technology import SWITCHES, SYSTEM_DRAM_ENERGY_PER_BIT, default_technology
 from cimjax.mapping.pipeline import stage_timing
 from cimjax.workload.models import MODELS, ModelSpec
 from cimjax.workload.operators import Workload
@@ -103,6 +103,27 @@ def test_zero_group_overhead_gives_the_previous_results(small_workload):
     assert float(same.latency_s) == float(base.latency_s) and float(same.energy_j) == float(base.energy_j)
     assert float(grouped.decode.dram_bits) > float(base.decode.dram_bits)
     assert float(grouped.latency_s) >= float(base.latency_s)
+
+
+def test_energy_split_matches_the_reference(small_workload):
+    """A report's DRAM and on-chip energy, and its system accounting, from the plain-Python reference."""
+    spec = MODELS["qwen2.5-0.5b"]
+    design = EDGECIM_ALPHA05_DESIGN | {"m": 2}
+    report = evaluate_design(spec, "int4", design, small_workload)
+    n = spec.n_layers
+    ref = reference_costs(design, [[4] * 7] * n, [[4] * 9] * n, [4] * n, spec, small_workload,
+                          default_technology().to_dict())  # fmt: skip
+    dram = ref["energy_by_component"]["dram"]
+    on_chip = sum(v for k, v in ref["energy_by_component"].items() if k != "dram")
+    assert report["dram_energy_j"] == pytest.approx(dram, rel=1e-5)
+    assert report["on_chip_energy_j"] == pytest.approx(on_chip, rel=1e-5)
+    assert report["dram_energy_j"] + report["on_chip_energy_j"] == pytest.approx(ref["energy_j"], rel=1e-5)
+    system = report["system"]
+    system_dram = ref["dram_bits"] * SYSTEM_DRAM_ENERGY_PER_BIT.value
+    assert system["dram_energy_per_bit"] == SYSTEM_DRAM_ENERGY_PER_BIT.value
+    assert system["dram_energy_j"] == pytest.approx(system_dram, rel=1e-5)
+    assert system["energy_j"] == pytest.approx(on_chip + system_dram, rel=1e-5)
+    assert system["tokens_per_j"] == pytest.approx(small_workload.generate / (on_chip + system_dram), rel=1e-5)
 
 
 def test_breakdowns_add_up():

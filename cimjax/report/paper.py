@@ -16,10 +16,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cimjax.api import ENERGY_ACCOUNT_KEYS
 from cimjax.cost.calibration import EFFICIENCY_POINT, THROUGHPUT_POINTS
 from cimjax.files import atomic_path, atomic_write
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace
-from cimjax.hardware.technology import SYSTEM_DRAM_ENERGY_PER_BIT, Technology, default_technology
+from cimjax.hardware.technology import Technology, default_technology
 from cimjax.report.selection import (
     DEFAULT_TOLERANCE,
     SELECTIONS,
@@ -63,32 +64,13 @@ PUBLISHED_DEVICES = (
 DEVICE_POWER_W = {"Jetson Orin Nano": 15.0, "Jetson Orin Nano Super": 25.0, "Jetson AGX Orin": 60.0}
 
 
-def energy_accounts(report: dict) -> dict:
-    """A report's decode energy split into DRAM and on-chip, and the *system* accounting: the same
-    on-chip energy with the DRAM bits priced at a public LPDDR5X-class energy per bit."""
-    tokens = report["tokens_per_s"] * report["latency_s"]
-    dram = report["energy_by_component_j"]["dram"]
-    on_chip = report["energy_j"] - dram
-    system_dram = report["dram_bytes_per_token"] * 8.0 * tokens * SYSTEM_DRAM_ENERGY_PER_BIT.value
-    return {
-        "dram_energy_j": dram,
-        "on_chip_energy_j": on_chip,
-        "system": {
-            "dram_energy_per_bit": SYSTEM_DRAM_ENERGY_PER_BIT.value,
-            "dram_energy_j": system_dram,
-            "energy_j": on_chip + system_dram,
-            "tokens_per_j": tokens / (on_chip + system_dram),
-        },
-    }
-
-
 def _record(report: dict) -> dict:
     record = {k: report[k] for k in FIG9_KEYS}
     record["fraction_of_roofline"] = report["tokens_per_s"] / report["roofline_tokens_per_s"]
     record["latency_s"] = report["latency_s"]
     record["energy_j"] = report["energy_j"]
     record["peak_tops_per_w_per_mm2"] = report["figure_of_merit"]["peak_tops_per_w_per_mm2"]
-    return record | energy_accounts(report)
+    return record | {k: report[k] for k in ENERGY_ACCOUNT_KEYS}
 
 
 def _brief(report: dict) -> dict:
