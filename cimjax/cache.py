@@ -121,6 +121,28 @@ def program_key(name: str, static: object, args: tuple) -> str:
     return f"{name}-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:32]}"
 
 
+def lowered_key(name: str, lowered, options: dict) -> str:
+    """A file name for a compiled program by its lowered form (and argument and result structure, compile
+    options, JAX versions, devices, XLA flags), independent of cimjax's sources: a program that an upgrade
+    or an edit left unchanged is found again without compiling it."""
+    import hashlib
+
+    import jax
+    import jaxlib
+
+    parts = [
+        jax.__version__,
+        jaxlib.__version__,
+        repr([(d.platform, d.device_kind) for d in jax.local_devices()]),
+        os.environ.get("XLA_FLAGS", ""),
+        repr(sorted(options.items())),
+        str(lowered.in_tree),
+        str(lowered.out_tree),
+        lowered.as_text(),
+    ]
+    return f"{name}-lowered-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:32]}"
+
+
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 """XLA options for programs whose run time is negligible next to their compile time, on CPUs: about a third
 less compile time (benchmarks/compile_time.py); their code runs up to 3x slower, which is why the sweep's
@@ -155,6 +177,7 @@ class CompiledProgram:
     program is found by :func:`program_key`: ``name`` and ``static`` must identify everything ``jitted``
     closes over (model, workload, space, sizes). Without a usable cache (see the module docstring) it
     compiles in memory only. Keyword arguments are not supported; every argument is a traced pytree.
+    A program is also kept under :func:`lowered_key`, so one unchanged by an edit of cimjax is not compiled again.
     ``fast_compile``: compile with :data:`FAST_COMPILE` on the CPU backend.
     """
 
@@ -195,30 +218,45 @@ class CompiledProgram:
             return None
 
     def _compile(self, key: str, args: tuple):
-        hits = _jax_cache_hits_so_far()
-        compiled = self._jitted.trace(*args).lower().compile(compiler_options=self._options())
+        lowered = self._jitted.trace(*args).lower()
+        by_program = lowered_key(self.name, lowered, self._options())
+        compiled = self._load(by_program)  # the same program, kept under an older key (e.g. before an upgrade)
         directory = self._directory()
+        if compiled is not None:
+            if directory is not None:
+                self._write(directory, key, (directory / f"{by_program}.bin").read_bytes())
+            return compiled
+        hits = _jax_cache_hits_so_far()
+        compiled = lowered.compile(compiler_options=self._options())
         # An executable JAX read back from its own cache serialises incompletely on CPUs (running the copy
         # fails with "Function ... not found"), so only freshly compiled programs are kept.
         if directory is not None and _jax_cache_hits_so_far() == hits:
-            self._store(directory, key, compiled)
+            self._store(directory, (key, by_program), compiled)
         return compiled
 
-    @staticmethod
-    def _store(directory: Path, key: str, compiled) -> None:
+    def _store(self, directory: Path, keys: tuple[str, ...], compiled) -> None:
         import pickle
-        import tempfile
 
         from jax.experimental.serialize_executable import serialize
 
         try:
             blob = pickle.dumps(serialize(compiled))
+        except (ValueError, TypeError, pickle.PicklingError):
+            return  # a program that cannot be serialised: it still runs, it is not kept
+        for key in keys:
+            self._write(directory, key, blob)
+
+    @staticmethod
+    def _write(directory: Path, key: str, blob: bytes) -> None:
+        import tempfile
+
+        temporary = None
+        try:
             directory.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as f:
                 temporary = Path(f.name)
                 f.write(blob)
             os.replace(temporary, directory / f"{key}.bin")  # atomic: readers never see half a file
-        except (OSError, ValueError, TypeError, pickle.PicklingError):
-            # A full or read-only disk, or a program that cannot be serialised: it still runs, it is not kept.
-            if "temporary" in locals():
+        except OSError:  # a full or read-only disk: the program still runs, it is not kept
+            if temporary is not None:
                 temporary.unlink(missing_ok=True)

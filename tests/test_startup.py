@@ -86,7 +86,7 @@ def test_compiled_program_is_kept_on_disk_and_reloaded(fresh_cache_state, monkey
     x = jnp.arange(5.0)
     first = cache.CompiledProgram("double", ("v1",), jax.jit(lambda v: 2.0 * v))
     assert jnp.array_equal(first(x), 2.0 * x)
-    stored = list((tmp_path / "aot").glob("double-*.bin"))
+    stored = list((tmp_path / "aot").glob("double-[0-9a-f]*.bin"))  # by key (also kept by lowered program)
     assert len(stored) == 1
 
     again = cache.CompiledProgram("double", ("v1",), _NoTrace())  # as a new process would
@@ -94,7 +94,7 @@ def test_compiled_program_is_kept_on_disk_and_reloaded(fresh_cache_state, monkey
     other_static = cache.CompiledProgram("double", ("v2",), jax.jit(lambda v: 3.0 * v))
     assert jnp.array_equal(other_static(x), 3.0 * x)  # other settings: another program
     first(jnp.arange(3.0))  # another argument shape: another program
-    assert len(list((tmp_path / "aot").glob("double-*.bin"))) == 3
+    assert len(list((tmp_path / "aot").glob("double-[0-9a-f]*.bin"))) == 3
 
     stored[0].write_bytes(b"truncated")  # a damaged file is compiled afresh, not an error
     damaged = cache.CompiledProgram("double", ("v1",), jax.jit(lambda v: 2.0 * v))
@@ -124,8 +124,33 @@ def test_a_program_read_back_from_jaxs_cache_is_not_kept(fresh_cache_state, monk
         jax.monitoring.record_event("/jax/compilation_cache/cache_hits")  # as JAX reports a cache hit
         return jitted.trace(jnp.zeros(2)).lower().compile()
 
-    lowered = SimpleNamespace(compile=compile_hit)
+    real = jitted.trace(jnp.zeros(2)).lower()
+    lowered = SimpleNamespace(in_tree=real.in_tree, out_tree=real.out_tree, as_text=real.as_text, compile=compile_hit)
     from_jax_cache = SimpleNamespace(trace=lambda *_: SimpleNamespace(lower=lambda: lowered))
     program = cache.CompiledProgram("inc", (), from_jax_cache)
     assert jnp.array_equal(program(jnp.zeros(2)), jnp.ones(2))
-    assert not list((tmp_path / "aot").glob("inc-*.bin"))
+    assert not list((tmp_path / "aot").glob("inc-*.bin"))  # neither by key nor by lowered program
+
+
+def test_a_program_unchanged_by_an_upgrade_is_found_by_its_lowered_form(fresh_cache_state, monkeypatch, tmp_path):
+    """Other sources (another key) but the same lowered program: loaded from disk, not compiled again."""
+    import jax.numpy as jnp
+
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    monkeypatch.delenv(cache.NO_CACHE_ENV, raising=False)
+    x = jnp.arange(3.0)
+    jitted = jax.jit(lambda v: 2.0 * v)
+    assert jnp.array_equal(cache.CompiledProgram("twice", ("old sources",), jitted)(x), 2.0 * x)
+
+    def no_compile(**_):
+        raise AssertionError("compiled although the same lowered program was on disk")
+
+    def lower(*args):
+        lowered = jitted.trace(*args).lower()
+        return SimpleNamespace(in_tree=lowered.in_tree, out_tree=lowered.out_tree, as_text=lowered.as_text,
+                               compile=no_compile)  # fmt: skip
+
+    upgraded = cache.CompiledProgram("twice", ("new sources",), SimpleNamespace(trace=lambda *a: SimpleNamespace(
+        lower=lambda: lower(*a))))  # fmt: skip
+    assert jnp.array_equal(upgraded(x), 2.0 * x)
+    assert len(list((tmp_path / "aot").glob("twice-*.bin"))) == 3  # two keys by sources, one by program
