@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cimjax.cli.main import app
-from cimjax.hardware.config import DesignSpace
+from cimjax.hardware.config import FIELDS, DesignSpace
 from cimjax.hardware.technology import default_technology
 from cimjax.report.paper import FIG9_KEYS, reproduce_paper
 from cimjax.report.selection import knee_index
@@ -68,6 +69,17 @@ def test_reproduce_rows_exhaustive_knee_and_ga(tmp_path, small_workload):
         # No GA run beats the exhaustive optimum of the same space.
         assert max(run["tokens_per_s"] for run in ga["runs"]) <= best["tokens_per_s"] * (1 + 1e-6)
     assert summary["alpha05"] is None  # the paper's alpha = 0.5 point is not in this run
+    with open(tmp_path / "fig9.csv", newline="") as f:  # configs flattened one column per field, as pareto.csv
+        table = list(csv.DictReader(f))
+    assert not any(cell.startswith("{") for r in table for cell in r.values())  # no JSON in a cell
+    for r, row in zip(table, rows, strict=True):
+        assert {f: float(r[f]) for f in FIELDS} == row["config"]
+        assert {f: float(r[f"knee.{f}"]) for f in FIELDS} == row["knee"]["config"]
+        assert r["selection.rule"] == "exhaustive" and float(r["tokens_per_s"]) == row["tokens_per_s"]
+        assert float(r["ga.median.area_mm2"]) == row["ga"]["median"]["area_mm2"]
+    side = json.loads((tmp_path / "fig9.meta.json").read_text())
+    assert side["describes"] == "fig9.csv" and side["meta"]["workload"]["generate_tokens"] == small_workload.generate
+    assert "fig9.meta.json" in summary["files"]
     assert "GA tokens/s" in (tmp_path / "fig9.md").read_text()
     trends = json.loads((tmp_path / "trends.json").read_text())["selected"]
     in_band = [r for r in rows if 18.4 <= r["area_mm2"] <= 103.6]

@@ -7,9 +7,6 @@ paper's numbers; tokens/s, tokens/J and area, the DRAM roofline, and ratios to t
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,7 +26,7 @@ from cimjax.report.selection import (
     describe_selection,
     knee_index,
 )
-from cimjax.results import write_json
+from cimjax.results import make_meta, write_csv, write_json
 from cimjax.search.exhaustive import sweep
 from cimjax.search.pareto import alpha_objective
 from cimjax.search.runner import search
@@ -362,13 +359,8 @@ def reproduce_paper(
 
     fig9 = [{k: r[k] for k in FIG9_KEYS} | r for r in records]
     write_json(out_dir / "fig9.json", fig9, indent=2)
-    rows = io.StringIO(newline="")
-    writer = csv.writer(rows)
-    columns = [k for k in fig9[0] if not isinstance(fig9[0][k], dict)] + ["config", "selection"]
-    writer.writerow(columns)
-    for r in fig9:
-        writer.writerow([json.dumps(r[k]) if isinstance(r[k], dict) else r[k] for k in columns])
-    atomic_write(out_dir / "fig9.csv", rows.getvalue())
+    # fig9.json stays a list (its row keys are a contract): its meta is in the directory's meta.json (CLI)
+    write_csv(out_dir / "fig9.csv", fig9, make_meta(workload, tech))
     table = markdown_table(records)
     searches = search_table(records)
     trends = {"selected": paper_trends(records)} | {k: paper_trends([r[k] for r in records]) for k in SELECTIONS}
