@@ -25,3 +25,12 @@ def small_workload():
     from cimjax.workload.operators import Workload
 
     return Workload(prefill=37, generate=5, attention_block=16)
+
+
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """A per-module ``$CIMJAX_CACHE``: a tiny trained model is trained once per module, never in the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("cimjax-cache")
+        mp.setenv("CIMJAX_CACHE", str(path))
+        yield path

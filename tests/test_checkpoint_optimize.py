@@ -27,15 +27,7 @@ FAST = ["--starts", "2", "--rounds", "2"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cimjax-cache")
-        mp.setenv("CIMJAX_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def exported(cache, tmp_path_factory):
+def exported(module_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
     res = runner.invoke(app, ["proxy", "export", "--size", "tiny", "--out", str(out)])
     assert res.exit_code == 0, res.output
@@ -61,7 +53,7 @@ def _measured_loss(model, windows, table) -> float:
     return float(quantised) - float(jax.jit(lambda p: token_nll(build(p)(x), y))(params))
 
 
-def test_export_writes_the_trained_model(exported, cache):
+def test_export_writes_the_trained_model(exported, module_cache):
     trained = train(TINY, log=lambda msg: None)
     loaded = model_tensors(load_checkpoint(exported))
     for name, value in model_tensors(trained.model).items():

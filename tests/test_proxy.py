@@ -16,16 +16,7 @@ from cimjax.quant.validate import measure_losses, random_tables, scatter_plot, v
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A per-module ``$CIMJAX_CACHE`` so the tiny model is trained once and never lands in the user's cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("cimjax-cache")
-        mp.setenv("CIMJAX_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def trained(cache):
+def trained(module_cache):
     return train(TINY, log=lambda msg: None)
 
 
@@ -34,9 +25,9 @@ def result(trained):
     return validate(trained, n_configs=8, n_fit=8, seed=1, n_calib=4, n_eval=8, n_samples=2)
 
 
-def test_training_learns_and_is_cached(trained, cache):
+def test_training_learns_and_is_cached(trained, module_cache):
     assert trained.val_loss < np.log(256) - 0.5  # well below the uniform byte distribution
-    assert trained.directory.is_relative_to(cache) and trained.n_params > 10_000
+    assert trained.directory.is_relative_to(module_cache) and trained.n_params > 10_000
     again = train(TINY, log=lambda msg: None)
     assert again.final_loss == trained.final_loss and again.train_seconds == trained.train_seconds
 

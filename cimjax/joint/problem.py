@@ -164,18 +164,26 @@ def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
 
 def resolve_budget(budget: str | float, proxy: Proxy, n_layers: int) -> tuple[float, str]:
     """A budget as (value, label): ``int8``/``int6``/``int4`` (the proxy at that uniform width) or a number."""
+
+    def uniform(width: int) -> float:
+        return float(proxy_values(proxy, np.full((1, n_layers, N_POINTS), float(width)))[0])
+
+    return parse_budget(budget, uniform, "predicted")
+
+
+def parse_budget(budget: str | float, uniform: Callable[[int], float], kind: str) -> tuple[float, str]:
+    """``(value, label)`` of a budget: a label of :data:`UNIFORM_BUDGETS` is ``uniform(width)``, anything
+    else must be a positive finite number (a ``kind`` loss increase in nats/token)."""
     if isinstance(budget, str):
         key = budget.strip().lower()
         if key in UNIFORM_BUDGETS:
-            table = np.full((1, n_layers, N_POINTS), float(UNIFORM_BUDGETS[key]))
-            value = float(proxy_values(proxy, table)[0])
-            return value, key
+            return uniform(UNIFORM_BUDGETS[key]), key
         try:
             budget = float(key)
         except ValueError:
             raise ValueError(
                 f"budget = {budget!r} is not allowed; give one of {sorted(UNIFORM_BUDGETS)} or a positive number "
-                "(predicted loss increase, nats/token)"
+                f"({kind} loss increase, nats/token)"
             ) from None
     if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
         raise ValueError(f"budget = {budget!r} must be a positive finite number (nats/token) or int8/int6/int4")

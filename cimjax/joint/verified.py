@@ -21,7 +21,6 @@ budget, on its best hardware.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -29,11 +28,11 @@ import numpy as np
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
 from cimjax.joint.optimizer import JointSettings
-from cimjax.joint.problem import InfeasibleError, make_problem, proxy_values, table_from_bits
+from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values, table_from_bits
 from cimjax.joint.runner import METRICS, Progress, run_method
 from cimjax.lm.model import DecoderLM
 from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, loss_increases
-from cimjax.quant.proxy import UNIFORM_BUDGETS, optimizer_proxy
+from cimjax.quant.proxy import optimizer_proxy
 from cimjax.report.baseline import compare, objective_note
 from cimjax.results import Result, make_meta
 from cimjax.search.pareto import alpha_objective
@@ -43,27 +42,18 @@ MAX_ROUNDS = 5
 
 def measured_budget(measured: Measured, budget: str | float) -> tuple[float, str]:
     """A budget in measured nats/token: ``int8``/``int6``/``int4`` (measured uniform loss) or a number."""
-    if isinstance(budget, str):
-        key = budget.strip().lower()
-        if key in UNIFORM_BUDGETS:
-            value = measured.uniform_loss[UNIFORM_BUDGETS[key]]
-            if value <= 0:
-                raise ValueError(
-                    f"budget {key}: uniform {key.upper()} measured a loss increase of {value:.3g} <= 0 nats/token "
-                    "on the check windows (below the measurement noise); use more check windows or "
-                    "give a positive number"
-                )
-            return value, key
-        try:
-            budget = float(key)
-        except ValueError:
+
+    def uniform(width: int) -> float:
+        value = measured.uniform_loss[width]
+        if value <= 0:
             raise ValueError(
-                f"budget = {budget!r} is not allowed; give one of {sorted(UNIFORM_BUDGETS)} or a positive number "
-                "(measured loss increase, nats/token)"
-            ) from None
-    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
-        raise ValueError(f"budget = {budget!r} must be a positive finite number (nats/token) or int8/int6/int4")
-    return float(budget), f"{budget:g}"
+                f"budget int{width}: uniform INT{width} measured a loss increase of {value:.3g} <= 0 nats/token "
+                "on the check windows (below the measurement noise); use more check windows or give a positive "
+                "number"
+            )
+        return value
+
+    return parse_budget(budget, uniform, "measured")
 
 
 def _uniform_width(measured: Measured, target: float) -> int | None:
