@@ -59,13 +59,17 @@ def schema(name: str) -> dict:
             "additionalProperties": False,
         }
     if name == "tech":
-        from cimjax.hardware.technology import PARAMETERS, allowed_range
+        from cimjax.hardware.technology import PARAMETERS, SWITCH_VALUES, SWITCHES, allowed_range
 
         params = {
             n: {"type": "number", "minimum": allowed_range(n)[0], "maximum": allowed_range(n)[1], "default": p.value,
                 "description": f"[{p.unit}] {p.source}"}
             for n, p in PARAMETERS.items()
         }  # fmt: skip
+        params |= {
+            n: {"enum": list(SWITCH_VALUES), "default": int(p.value), "description": f"switch (0/1): {p.source}"}
+            for n, p in SWITCHES.items()
+        }
         return {
             "$schema": _DRAFT,
             "title": "cimjax technology overrides",

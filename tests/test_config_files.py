@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 from cimjax.cli.main import app
 from cimjax.cli.sweep import load_space
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE
-from cimjax.hardware.technology import PARAMETERS, Technology
+from cimjax.hardware.technology import ALL_PARAMETERS, PARAMETERS, Technology
 from cimjax.schema import NAMES, schema
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -47,7 +48,7 @@ def test_schemas_match_what_the_loaders_accept():
     for s in (config, space, tech):
         jsonschema.Draft202012Validator.check_schema(s)
     assert list(config["anyOf"][0]["properties"]) == list(FIELDS) == list(space["properties"])
-    assert list(tech["properties"]) == list(PARAMETERS)
+    assert list(tech["properties"]) == list(ALL_PARAMETERS)
     jsonschema.validate(EDGECIM_ALPHA05_DESIGN, config)
     jsonschema.validate({"config": {"c_v": 5}}, config)
     with pytest.raises(jsonschema.ValidationError):
@@ -74,3 +75,32 @@ def test_schema_and_tech_commands():
         assert by_name[name]["value"] == param.value and by_name[name]["unit"] == param.unit
         assert by_name[name]["source"] and by_name[name]["overridable"]
     assert by_name["MACRO_ROWS"]["value"] == 16 and not by_name["MACRO_ROWS"]["overridable"]
+
+
+def test_every_key_the_tech_loader_accepts_is_in_the_schema_and_in_cimjax_tech(tmp_path):
+    accepted = [f.name for f in dataclasses.fields(Technology)]  # the loader takes exactly these names
+    tech = schema("tech")
+    rows = {r["name"]: r for r in json.loads(runner.invoke(app, ["tech", "--json"]).stdout)["technology"]}
+    for name in accepted:
+        assert name in tech["properties"] and rows[name]["overridable"], name
+    switches = [n for n in accepted if "enum" in tech["properties"][n]]
+    assert {"fu_overlap", "global_buffer_overlap"} <= set(switches)
+    for name in switches:  # schema, loader and `cimjax tech` agree on the allowed values
+        assert tech["properties"][name]["enum"] == rows[name]["allowed"] == [0, 1]
+        for value in (0, 1):
+            path = tmp_path / "tech.json"
+            path.write_text(json.dumps({name: value}))
+            jsonschema.validate({name: value}, tech)
+            assert float(getattr(Technology.from_json(path), name)) == value
+        for bad in (2, 0.5, True):
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate({name: bad}, tech)
+            with pytest.raises(ValueError, match=f"technology switch '{name}'"):
+                Technology.from_values({name: bad})
+    for name in accepted:  # the other constants: the ranges shown are those the loader enforces
+        if name not in switches:
+            low, high = rows[name]["minimum"], rows[name]["maximum"]
+            assert (tech["properties"][name]["minimum"], tech["properties"][name]["maximum"]) == (low, high)
+            Technology.from_values({name: high})
+            with pytest.raises(ValueError):
+                Technology.from_values({name: high * 1.01})

@@ -18,10 +18,22 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def tech_command(as_json: JsonOpt = False) -> None:
         """List every technology constant: value, unit and source (override any with --tech FILE)."""
-        from cimjax.hardware.technology import FU_OPS_PER_ELEMENT, MACRO_COLS, MACRO_ROWS, PARAMETERS
+        from cimjax.hardware.technology import (
+            FU_OPS_PER_ELEMENT,
+            MACRO_COLS,
+            MACRO_ROWS,
+            PARAMETERS,
+            SWITCH_VALUES,
+            SWITCHES,
+            allowed_range,
+        )
 
-        rows = [{"name": n, "value": p.value, "unit": p.unit, "source": p.source, "overridable": True}
+        rows = [{"name": n, "value": p.value, "unit": p.unit, "source": p.source, "overridable": True,
+                 "minimum": allowed_range(n)[0], "maximum": allowed_range(n)[1]}
                 for n, p in PARAMETERS.items()]  # fmt: skip
+        rows += [{"name": n, "value": p.value, "unit": p.unit, "source": p.source, "overridable": True,
+                  "allowed": list(SWITCH_VALUES)}
+                 for n, p in SWITCHES.items()]  # fmt: skip
         rows += [
             {"name": "MACRO_ROWS", "value": MACRO_ROWS, "unit": "inputs", "overridable": False,
              "source": "EdgeCIM PE: a 16x16 SRAM macro sums 16 inputs per column per cycle"},
@@ -38,12 +50,23 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table("name", "value", "unit", "source", title="technology constants (65 nm CIM, LPDDR5X)")
+        def allowed(r):
+            if "allowed" in r:
+                return " or ".join(map(str, r["allowed"]))
+            return f"{r['minimum']:.3g} to {r['maximum']:.3g}" if "minimum" in r else "-"
+
+        table = Table(title="technology constants (65 nm CIM, LPDDR5X)")
+        table.add_column("name", no_wrap=True)
+        for column in ("value", "unit", "allowed", "source"):
+            table.add_column(column, ratio=2 if column == "source" else 1)
         for r in rows:
             name = r["name"] if r["overridable"] else f"[dim]{r['name']}[/dim]"
-            table.add_row(name, f"{r['value']:.6g}", r["unit"], r["source"])
+            table.add_row(name, f"{r['value']:.6g}", r["unit"], allowed(r), r["source"])
         out.print(table)
-        out.print("Dimmed names are structural; the others can be overridden with --tech FILE (JSON or YAML).")
+        out.print(
+            "Dimmed names are structural; the others can be overridden with --tech FILE (JSON or YAML), "
+            "within 'allowed' (switches: 0 off, 1 on)."
+        )
 
     @app.command("schema")
     @user_errors

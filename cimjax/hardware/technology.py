@@ -109,7 +109,10 @@ PARAMETERS: dict[str, Param] = {
 }
 
 
-# Mechanism switches (0 = off, 1 = on): each is one equation of docs/model.md, "Mechanisms".
+SWITCH_VALUES = (0, 1)
+"""The values a mechanism switch may take: 0 = off, 1 = on."""
+
+# Mechanism switches (see SWITCH_VALUES): each is one equation of docs/model.md, "Mechanisms".
 SWITCHES: dict[str, Param] = {
     "global_buffer_overlap": Param(
         1.0,
@@ -174,7 +177,7 @@ class Technology:
         merged = {name: p.value for name, p in ALL_PARAMETERS.items()} | dict(values)
         for name, value in merged.items():
             if name in SWITCHES:
-                if value not in (0, 1):
+                if isinstance(value, bool) or value not in SWITCH_VALUES:
                     raise ValueError(f"technology switch {name!r} = {value!r} must be 0 (off) or 1 (on)")
                 continue
             validation.number(f"technology parameter {name!r}", value, *allowed_range(name))
