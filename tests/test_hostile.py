@@ -331,6 +331,18 @@ def test_sensitivities_refuse_bad_checkpoint_config(checkpoint, tmp_path, field,
     assert field in line or "NaN is not a JSON number" in line
 
 
+def test_sensitivities_refuse_non_finite_weights(checkpoint, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    ckpt = _copy(checkpoint, tmp_path / "c")
+    shard = next(ckpt.glob("*.safetensors"))
+    tensors = load_file(str(shard))
+    name = next(iter(tensors))
+    tensors[name][0] = np.nan
+    save_file(tensors, str(shard), metadata={"format": "pt"})
+    assert "NaN or infinite" in refused(["proxy", "sensitivities", "--checkpoint", ckpt])
+
+
 @pytest.mark.parametrize(
     "weight_map",
     [

@@ -81,14 +81,14 @@ def validate(
                 )
             payload = result.to_json()
             if directory is not None:
-                atomic_write(directory / "validation.json", json.dumps(payload, indent=2) + "\n")
+                atomic_write(directory / "validation.json", json.dumps(payload, indent=2, allow_nan=False) + "\n")
                 with atomic_path(directory / "proxy_scatter.png") as tmp:
                     scatter_plot(result, tmp)
                 _log(f"wrote {directory / 'validation.json'} and {directory / 'proxy_scatter.png'}")
     except ValueError as e:
         raise _fail(str(e)) from None
     if json_output:
-        print(json.dumps(payload))
+        print(json.dumps(payload, allow_nan=False))
         return
     table = Table(
         title=f"proxy vs measured loss, {result.n_configs} held-out {protocol} assignments (fit on {result.n_fit})"
@@ -197,7 +197,7 @@ def sensitivities(
         **sens.summary(),
     }
     if json_output:
-        print(json.dumps(payload))
+        print(json.dumps(payload, allow_nan=False))
         return
     table = Table(title=f"sensitivities of {checkpoint} (mean Hessian diagonal per element)")
     table.add_column("layer")

@@ -194,5 +194,7 @@ def load_weights(model: DecoderLM, tensors: dict[str, np.ndarray], source: str =
             raise CheckpointError(
                 f"{source}: tensor {name!r} has shape {tuple(value.shape)}; config implies {tuple(var.shape)}"
             )
+        if not np.isfinite(value).all():  # NaN/inf weights would make every sensitivity NaN
+            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values; allowed: finite weights")
         var.set_value(jnp.asarray(value, jnp.float32))
     return nnx.merge(graphdef, state)
