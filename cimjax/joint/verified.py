@@ -12,6 +12,9 @@ it exceeds the budget the round is corrected and the problem solved again (at mo
    ``B_p <- max(min(B_p B / measured(b), B proxy'(b) / measured(b)), 1.001 proxy'(b_max))``
    (``B`` the measured budget, ``b_max`` every entry at its highest bits: the budget stays reachable).
 
+After a design measured within the budget, the remaining rounds bisect (geometrically) between the largest
+passing and the smallest failing proxy budget, until they are within 10 %.
+
 The design reported is the best (by the objective) among the rounds' designs measured within the budget, or
 the uniform baseline (measured within it by construction) when it is better or no round's design was within;
 ``verified`` is true only for a measured design within the budget. Without ``verify`` nothing is measured and
@@ -21,6 +24,7 @@ budget, on its best hardware.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -38,6 +42,7 @@ from cimjax.results import Result, make_meta
 from cimjax.search.pareto import alpha_objective
 
 MAX_ROUNDS = 5
+BISECT_STOP = 1.1  # stop once the failing and the passing proxy budgets are within 10 %
 
 
 def measured_budget(measured: Measured, budget: str | float) -> tuple[float, str]:
@@ -100,6 +105,7 @@ def optimize_measured(
     proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
     windows = measured.calibration.check_tokens() if verify else None
     proxy_budget = target
+    failed_at = math.inf  # the smallest proxy budget whose design measured over the budget
     history, candidates = [], []
     start = time.perf_counter()
     evaluations = 0
@@ -125,7 +131,11 @@ def optimize_measured(
         candidates[-1] = (problem, report, loss)
         say(f"round {round_no}: proxy {report['proxy']:.4g}, measured {loss:.4g}, budget {target:.4g} nats/token")
         if loss <= target:
-            break
+            if not math.isfinite(failed_at) or failed_at / proxy_budget < BISECT_STOP:
+                break
+            proxy_budget = math.sqrt(proxy_budget * failed_at)  # a passing design: try between it and the failure
+            continue
+        failed_at = min(failed_at, proxy_budget)
         fit_tables.append(table)
         fit_loss.append(loss)
         proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
@@ -133,6 +143,9 @@ def optimize_measured(
         # Tighten by the measured excess, or by what the refitted proxy still under-predicts here if that is
         # more, but never below the lowest proxy any assignment reaches (the budget stays reachable).
         proxy_budget = max(min(proxy_budget * target / loss, target * predicted / loss), lowest * (1 + 1e-3))
+        passed = [h["proxy_budget"] for h in history if h["measured_loss"] is not None and h["measured_loss"] <= target]
+        if passed:  # between the largest passing budget and this failure
+            proxy_budget = math.sqrt(max(passed) * failed_at)
     verify_wall = time.perf_counter() - start
 
     within = [c for c in candidates if c[2] is not None and c[2] <= target]
