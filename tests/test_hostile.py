@@ -538,6 +538,23 @@ def test_two_runs_on_one_output_directory(tmp_path):
     assert not (out / files.LOCK_NAME).exists()
 
 
+def test_optimize_out_is_locked_for_the_whole_run(tmp_path, monkeypatch):
+    """A second ``optimize`` on an --out in use is refused before it optimises anything, not when it writes."""
+    from cimjax.joint import runner as joint_runner
+
+    calls = []
+    monkeypatch.setattr(joint_runner, "optimize_report", lambda *a, **k: calls.append(a) or {})
+    config = write(tmp_path / "config.json", json.dumps({"model_type": "llama", "num_hidden_layers": 2}))
+    out = tmp_path / "out"
+    with files.output_dir(out, "--out"):
+        line = refused(["optimize", "--budget", "int6", "--model", config, "--out", out])
+    assert "in use by another cimjax run" in line and calls == []
+    ckpt = ["--checkpoint-dir", tmp_path / "same"]
+    assert "also the --checkpoint-dir" in refused(
+        ["optimize", "--budget", "int6", "--model", config, "--out", tmp_path / "same", *ckpt], cwd=tmp_path
+    )
+
+
 # --- Checkpoints: fingerprint, missing metadata, truncation, interruption ----------------------------------
 
 TINY_CONFIG = {

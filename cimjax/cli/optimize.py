@@ -5,6 +5,7 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 :mod:`cimjax.joint.runner`).
 """
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
         user_errors,
     )
     from cimjax.files import check_output_dir, output_dir
+    from cimjax.validation import InputError
 
     @app.command("optimize")
     @user_errors
@@ -92,65 +94,70 @@ def register(app: typer.Typer) -> None:
         validation.integer("--starts", starts, 1, MAX_STARTS)
         validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
         settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
-        for flag, path in (("--checkpoint-dir", checkpoint_dir), ("--out", out_dir)):
-            if path is not None:
-                check_output_dir(path, flag)
-        measured = None
-        if checkpoint is not None or sensitivities is not None:
-            if model is not None:
-                raise ValueError("give either --model or --checkpoint/--sensitivities, not both")
-            if checkpoint_dir is not None or resume:
-                raise ValueError("--checkpoint-dir/--resume apply to --model runs, not to --checkpoint/--sensitivities")
-            calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
-            measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
-        elif model is None:
-            raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
-        elif verify:
-            raise ValueError("--verify measures real weights: it needs --checkpoint DIR")
-
-        with progress_bar(f"optimize ({method})") as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if phase not in tasks:
-                    tasks[phase] = bar.add_task(phase, total=total)
-                bar.update(tasks[phase], completed=done, total=total)
-
-            try:
-                if measured is None:
-                    report = optimize_report(
-                        model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
-                        checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
-                        progress=progress, tolerance=tolerance,
-                    )  # fmt: skip
-                else:
-                    from cimjax.joint.verified import optimize_measured
-
-                    report = optimize_measured(
-                        measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
-                        area_max=area_max, method=method, seed=seed, tech=_technology(tech), settings=settings,
-                        progress=progress, tolerance=tolerance, log=lambda msg: err.print(msg, highlight=False),
-                    )  # fmt: skip
-            except KeyboardInterrupt:
-                bar.stop()
-                saved = "nothing was saved (no --checkpoint-dir)"
-                if checkpoint_dir is not None:
-                    saved = (
-                        f"the last finished round is saved in {checkpoint_dir}; rerun the same command with --resume"
+        if checkpoint_dir is not None:
+            check_output_dir(checkpoint_dir, "--checkpoint-dir")
+            if out_dir is not None and Path(checkpoint_dir).resolve() == Path(out_dir).resolve():
+                raise InputError(
+                    f"--out = {out_dir!r} is not allowed: it is also the --checkpoint-dir; allowed: another directory"
+                )
+        with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
+            directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
+            measured = None
+            if checkpoint is not None or sensitivities is not None:
+                if model is not None:
+                    raise ValueError("give either --model or --checkpoint/--sensitivities, not both")
+                if checkpoint_dir is not None or resume:
+                    raise ValueError(
+                        "--checkpoint-dir/--resume apply to --model runs, not to --checkpoint/--sensitivities"
                     )
-                err.print(f"interrupted: {saved}", highlight=False)
-                raise typer.Exit(130) from None
-        emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
-        from cimjax.cli.bits import heatmap_table, write_outputs
+                calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
+                measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
+            elif model is None:
+                raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
+            elif verify:
+                raise ValueError("--verify measures real weights: it needs --checkpoint DIR")
 
-        if not as_json:
-            out.print(heatmap_table(report))
-            out.print(report["objective_note"], highlight=False)
-        if out_dir is not None:
-            title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
-            with output_dir(out_dir, "--out") as directory:
+            with progress_bar(f"optimize ({method})") as bar:
+                tasks: dict[str, int] = {}
+
+                def progress(phase: str, done: int, total: int) -> None:
+                    if phase not in tasks:
+                        tasks[phase] = bar.add_task(phase, total=total)
+                    bar.update(tasks[phase], completed=done, total=total)
+
+                try:
+                    if measured is None:
+                        report = optimize_report(
+                            model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
+                            checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
+                            progress=progress, tolerance=tolerance,
+                        )  # fmt: skip
+                    else:
+                        from cimjax.joint.verified import optimize_measured
+
+                        report = optimize_measured(
+                            measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
+                            area_max=area_max, method=method, seed=seed, tech=_technology(tech), settings=settings,
+                            progress=progress, tolerance=tolerance, log=lambda msg: err.print(msg, highlight=False),
+                        )  # fmt: skip
+                except KeyboardInterrupt:
+                    bar.stop()
+                    saved = "nothing was saved (no --checkpoint-dir)"
+                    if checkpoint_dir is not None:
+                        saved = f"the last finished round is saved in {checkpoint_dir}; "
+                        saved += "rerun the same command with --resume"
+                    err.print(f"interrupted: {saved}", highlight=False)
+                    raise typer.Exit(130) from None
+            emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
+            from cimjax.cli.bits import heatmap_table, write_outputs
+
+            if not as_json:
+                out.print(heatmap_table(report))
+                out.print(report["objective_note"], highlight=False)
+            if directory is not None:
+                title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
                 files = write_outputs(directory, report, title)
-            (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
+                (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
 
 
 def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration):
