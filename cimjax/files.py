@@ -72,10 +72,11 @@ def _remove_empty(created: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def lock(directory: Path, flag: str) -> Iterator[None]:
+def lock(directory: Path, flag: str, wait: bool = False) -> Iterator[None]:
     """Holds an exclusive lock on ``directory`` (a lock file inside it) while the block runs.
 
-    A second process asking for the same directory is refused at once; the lock is released when the
+    A second process asking for the same directory is refused at once, or with ``wait`` waits its turn (a
+    cache entry: the second one then finds the first one's finished result); the lock is released when the
     block ends or the process dies (an ``flock``, so a killed run never leaves a stale lock behind).
     """
     path = directory / LOCK_NAME
@@ -85,7 +86,7 @@ def lock(directory: Path, flag: str) -> Iterator[None]:
         except OSError as err:
             raise InputError(f"{flag} = {str(directory)!r} is not allowed: cannot write ({err.strerror})") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             os.close(fd)
             if err.errno in (errno.EAGAIN, errno.EACCES):

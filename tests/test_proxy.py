@@ -1,6 +1,8 @@
 """End to end: a tiny trained LM, real quantised losses against every proxy variant, training resume, CLI."""
 
+import dataclasses
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -45,6 +47,37 @@ def test_interrupted_training_resumes_to_the_same_model(trained, tmp_path, monke
     resumed = train(TINY, log=lines.append)
     assert any(f"restored step {TINY.ckpt_every}/{TINY.steps}" in line for line in lines)
     assert resumed.final_loss == trained.final_loss and resumed.val_loss == trained.val_loss
+
+
+def test_concurrent_training_of_one_cached_model_waits_and_reuses_it(tmp_path, monkeypatch):
+    """A second trainer of the same cached run waits for the first (paused after its first checkpoint) and
+    then loads its finished model instead of training into the same directory at the same time."""
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    config = dataclasses.replace(TINY, steps=4, ckpt_every=2, warmup=1, seq_len=16, batch=2)
+    first_saved, release = threading.Event(), threading.Event()
+    first_lines, second_lines, results = [], [], {}
+
+    def first_log(msg):
+        first_lines.append(msg)
+        if "step 2/" in msg:
+            first_saved.set()
+            release.wait(60)
+
+    def run(name, log):
+        results[name] = train(config, log=log)
+
+    first = threading.Thread(target=run, args=("first", first_log))
+    first.start()
+    assert first_saved.wait(120)
+    second = threading.Thread(target=run, args=("second", second_lines.append))
+    second.start()
+    second.join(3)  # without the lock it would restore step 2 and train on, into the same directory
+    release.set()
+    first.join(120)
+    second.join(120)
+    assert not any("proxy LM: training" in line for line in second_lines), second_lines
+    assert any("restored step 4/4" in line for line in second_lines), second_lines
+    assert results["second"].final_loss == results["first"].final_loss
 
 
 def test_random_tables_cover_2_to_8_and_share_bits_per_layer_kind():

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.cache import cache_dir
+from cimjax.files import atomic_write
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.quant import corpus
 from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
@@ -134,9 +135,9 @@ class Measured:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()) + "\n", encoding="utf-8")
-        tmp.replace(path)  # never a half-written file under the final name
+        atomic_write(
+            path, json.dumps(self.to_json()) + "\n"
+        )  # a temporary file of its own: concurrent savers never mix
         return path
 
 

@@ -23,6 +23,7 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from cimjax import files
 from cimjax.cache import cache_dir
 from cimjax.lm.model import Builder, DecoderLM, functional, token_nll
 from cimjax.quant import corpus
@@ -156,7 +157,25 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
     """
     directory = cache_dir() / "proxy-lm" / run_key(config)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    with files.lock(directory, "CIMJAX_CACHE", wait=True):  # a second process waits, then loads the result
+        state, build = _train_locked(config, directory, log)
+    model = build(state["params"])
+    val_tokens = corpus.split(config.val_fraction)[1]
+    val_loss = evaluate_loss(model, corpus.windows(val_tokens, config.seq_len))
+    return TrainedModel(
+        model=model,
+        config=config,
+        final_loss=float(state["loss"]),
+        val_loss=val_loss,
+        train_seconds=float(state["train_seconds"]),
+        n_params=sum(int(np.prod(p.shape)) for p in state["params"].values()),
+        directory=directory,
+    )
+
+
+def _train_locked(config: TrainConfig, directory: Path, log):
+    """Trains (or resumes, or loads) ``config`` in ``directory``, which the caller holds locked."""
+    files.atomic_write(directory / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     model = DecoderLM(config.spec(), rope_theta=config.rope_theta, rms_eps=config.rms_eps, rngs=nnx.Rngs(config.seed))
     build, params = functional(model)
     tx = _optimizer(config)
@@ -174,7 +193,7 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
             state = manager.restore(latest, args=ocp.args.StandardRestore(state))
             log(f"proxy LM: restored step {latest}/{config.steps} from {directory}")
 
-        train_tokens, val_tokens = corpus.split(config.val_fraction)
+        train_tokens, _ = corpus.split(config.val_fraction)
         step = int(state["step"])
         if step < config.steps:
             log(f"proxy LM: training {config.steps - step} steps into {directory}")
@@ -190,14 +209,4 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
                     f"proxy LM: step {step}/{config.steps} loss {float(state['loss']):.4f} nats/token "
                     f"({float(state['train_seconds']):.0f} s)"
                 )
-    model = build(state["params"])
-    val_loss = evaluate_loss(model, corpus.windows(val_tokens, config.seq_len))
-    return TrainedModel(
-        model=model,
-        config=config,
-        final_loss=float(state["loss"]),
-        val_loss=val_loss,
-        train_seconds=float(state["train_seconds"]),
-        n_params=sum(int(np.prod(p.shape)) for p in state["params"].values()),
-        directory=directory,
-    )
+    return state, build
