@@ -76,6 +76,23 @@ def test_out_writes_the_bit_table_as_csv_and_png(optimized, out_dir):
     assert (out_dir / "bits.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bits_png_states_the_default_proxy_gain_cap(optimized, tmp_path, monkeypatch):
+    """The heat-map of a default-proxy run carries its gain cap (the JSON's ``gain_cap``) in the figure."""
+    from matplotlib.text import Text
+
+    from cimjax.cli.bits import write_outputs
+    from cimjax.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path, dpi=130: figures.append(fig))
+    write_outputs(tmp_path, optimized, "title")
+    text = " ".join(" ".join(t.get_text().split()) for t in figures[0].findobj(Text))
+    assert optimized["proxy_name"] == "default" and optimized["gain_cap"] in text
+    assert "1.04x at INT8" in text
+    measured = plots.bit_heatmap(plots.bit_table(optimized["bits"]), "title", caption=None)
+    assert measured.axes[0].get_xlabel() == ""  # measured proxies: no caveat caption
+
+
 def test_json_has_the_contract_keys(optimized):
     assert {"bits", "config", "proxy", "budget", "baseline", "gain"} | METRICS <= set(optimized)
     assert METRICS | {"proxy"} <= set(optimized["baseline"])

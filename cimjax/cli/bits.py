@@ -35,7 +35,8 @@ def heatmap_table(report: Mapping) -> Table:
 
 def write_outputs(out_dir: Path, report: Mapping, title: str) -> list[Path]:
     """``optimize.json``, ``bits.csv`` (one row per layer, one column per point), its side-car and
-    ``bits.png``; returns their paths."""
+    ``bits.png`` (captioned with the report's ``gain_cap`` when the weight-less default proxy was used);
+    returns their paths."""
     from cimjax.quant.sensitivity import point_names
     from cimjax.report.plots import bit_heatmap, bit_table, save
     from cimjax.results import write_csv, write_json
@@ -47,5 +48,5 @@ def write_outputs(out_dir: Path, report: Mapping, title: str) -> list[Path]:
     files = [out_dir / "optimize.json"]
     write_json(files[0], report)
     files += write_csv(out_dir / "bits.csv", rows, report["meta"])
-    save(bit_heatmap(table, title), out_dir / "bits.png")
+    save(bit_heatmap(table, title, caption=report.get("gain_cap")), out_dir / "bits.png")
     return [*files, out_dir / "bits.png"]

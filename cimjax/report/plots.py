@@ -144,9 +144,12 @@ def breakdown_plot(reports: Sequence[Mapping] | Mapping, labels: Sequence[str] |
     return fig
 
 
-def bit_heatmap(table: np.ndarray, title: str = "", ax=None, colorbar: bool = True):
+def bit_heatmap(table: np.ndarray, title: str = "", ax=None, colorbar: bool = True, caption: str | None = None):
     """The ``(layers, 17)`` bit table (columns as ``cimjax.quant.sensitivity.point_names()``) as a heat-map on
-    a fixed 1-16 bit colour scale, every cell labelled with its bits. Returns the Figure."""
+    a fixed 1-16 bit colour scale, every cell labelled with its bits; ``caption`` (e.g. the default proxy's
+    gain cap, which the figure must not be read without) goes under the axis. Returns the Figure."""
+    import textwrap
+
     from cimjax.quant.sensitivity import point_names
 
     columns = point_names()
@@ -160,6 +163,8 @@ def bit_heatmap(table: np.ndarray, title: str = "", ax=None, colorbar: bool = Tr
     ax.set_yticks(range(0, table.shape[0], step))
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=10)
+    if caption:
+        ax.set_xlabel(textwrap.fill(caption, 110, break_on_hyphens=False), fontsize=8, loc="left")
     for (layer, col), bits in np.ndenumerate(table):
         ax.text(col, layer, f"{bits:.0f}", ha="center", va="center", fontsize=7, color="w" if bits < 9 else "k")
     if colorbar:
