@@ -176,7 +176,8 @@ class CompiledProgram:
     and compiling the cost model again; JAX's own persistent cache would still trace and lower it. The
     program is found by :func:`program_key`: ``name`` and ``static`` must identify everything ``jitted``
     closes over (model, workload, space, sizes). Without a usable cache (see the module docstring) it
-    compiles in memory only. Keyword arguments are not supported; every argument is a traced pytree.
+    compiles in memory only, and so does a process with several devices. Keyword arguments are not
+    supported; every argument is a traced pytree.
     A program is also kept under :func:`lowered_key`, so one unchanged by an edit of cimjax is not compiled again.
     ``fast_compile``: compile with :data:`FAST_COMPILE` on the CPU backend.
     """
@@ -201,7 +202,14 @@ class CompiledProgram:
         return FAST_COMPILE if self._fast_compile and jax.default_backend() == "cpu" else {}
 
     def _directory(self) -> Path | None:
-        return cache_root() / "aot" if enable_compilation_cache() else None
+        """Where programs are kept; None (compile in memory) without a usable cache or with several local
+        devices: an executable read back from disk there expects one shard per device and refuses the
+        single-device arguments of an unsharded program (seen with 4 forced host devices)."""
+        import jax
+
+        if not enable_compilation_cache() or jax.local_device_count() > 1:
+            return None
+        return cache_root() / "aot"
 
     def _load(self, key: str):
         directory = self._directory()

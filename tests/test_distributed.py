@@ -97,10 +97,14 @@ def _env(devices: int) -> dict:
     return os.environ | {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
 
 
-def test_sharded_sweep_on_four_host_devices_equals_single_device():
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=_env(4), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "OK 19683" in proc.stdout
+def test_sharded_sweep_on_four_host_devices_equals_single_device(tmp_path):
+    """Run twice on one fresh cache: the second process must not load an executable kept on disk by the first
+    (with several devices it expects one shard per device and refused the single-device sweep's arguments)."""
+    env = _env(4) | {"CIMJAX_CACHE": str(tmp_path)}
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "OK 19683" in proc.stdout
 
 
 def test_two_process_jax_distributed_sweep_merges_to_single_device(tmp_path, small_workload):
