@@ -149,17 +149,8 @@ def cases(ws: Workspace) -> list[dict]:
     # Hardware fields on the command line and in --config files.
     for flag, value in [("--c-v", 0), ("--c-v", -3), ("--pes-per-tile", 7), ("--bus-intra-tile", 10**12)]:
         add("evaluate", "hardware flag", [*ev, flag, value, "--json"])
-    base = {
-        "c_v": 2,
-        "c_h": 3,
-        "t_v_act": 4,
-        "t_h_act": 2,
-        "m": 1,
-        "pes_per_tile": 4,
-        "bus_inter_cluster": 4096,
-        "bus_inter_tile": 4096,
-        "bus_intra_tile": 4096,
-    }
+    from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN as base  # a valid config to spoil field by field
+
     for bad in [{"m": True}, {"c_v": 2.0000001}, {"c_v": "2"}, {"c_v": None}, {"c_v": [2]}, {"c_v": {"a": 1}}]:
         add("evaluate", "config field type", [*ev, "--config", ws.json(base | bad), "--json"])
     for text in [

@@ -220,3 +220,11 @@ def memory(what: str, needed_bytes: float) -> None:
             f"{what} needs about {needed_bytes / 2**30:,.1f} GiB of memory; allowed: at most the "
             f"{available / 2**30:,.1f} GiB available on this machine"
         )
+
+
+def check_limits(tolerance: float, area_max: float | None) -> None:
+    """ValueError naming ``--tolerance`` or ``--area-max`` when it is not a usable number."""
+    if not (isinstance(tolerance, int | float) and 0 <= tolerance < 1):
+        raise ValueError(f"--tolerance = {tolerance!r} must be a fraction in [0, 1) (e.g. 0.02 for 2 %)")
+    if area_max is not None and not (isinstance(area_max, int | float) and 0 < area_max < float("inf")):
+        raise ValueError(f"--area-max = {area_max!r} must be a positive number of mm^2")

@@ -191,8 +191,9 @@ def sweep_study(
 
     from cimjax.hardware.config import PAPER_SPACE
     from cimjax.results import make_meta, write_csv, write_json
-    from cimjax.search.exhaustive import DEFAULT_CHUNK, check_limits, sweep
+    from cimjax.search.exhaustive import DEFAULT_CHUNK, sweep
     from cimjax.search.pareto import check_alphas, hypervolume
+    from cimjax.validation import check_limits
 
     check_limits(tolerance, area_max)
     space = space or PAPER_SPACE

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cimjax.search.pareto import alpha_objective
+from cimjax.validation import check_limits
 
 
 def objective_of(report: Mapping, alpha: float) -> float:
@@ -40,8 +41,7 @@ def compare(ours: Mapping, baseline: Mapping, alpha: float, area_max: float | No
     ``latency_s`` of the chosen design over the baseline's; ``objective`` (chosen) and
     ``baseline_objective``; ``chosen`` ("optimised" or "baseline") and ``objective_note``.
     """
-    if not 0 <= tolerance < 1:
-        raise ValueError(f"--tolerance = {tolerance!r} must be a fraction in [0, 1) (e.g. 0.02 for 2 %)")
+    check_limits(tolerance, None)
     ours_value, base_value = objective_of(ours, alpha), objective_of(baseline, alpha)
     ours_ok = bool(ours.get("feasible", True))
     best = min(ours_value if ours_ok else float("inf"), base_value)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cimjax.search.exhaustive import SweepResult, check_limits
+from cimjax.search.exhaustive import SweepResult
+from cimjax.validation import check_limits
 
 KNEE_RULES = ("energy", "area")
 DEFAULT_TOLERANCE = 0.01

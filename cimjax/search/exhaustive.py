@@ -23,6 +23,7 @@ from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.search.pareto import alpha_objective, alpha_sweep, pareto_front_2d
 from cimjax.search.symmetry import MirrorFolding
+from cimjax.validation import check_limits
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
@@ -153,14 +154,6 @@ def sweep(
     outputs = [designs.expand(o) for o in run_chunks(run, (prec, tech), 0, designs.size, chunk, progress)]
     wall_s = time.perf_counter() - start
     return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s, evaluated=designs.size)
-
-
-def check_limits(tolerance: float, area_max: float | None) -> None:
-    """ValueError naming ``--tolerance`` or ``--area-max`` when it is not a usable number."""
-    if not (isinstance(tolerance, int | float) and 0 <= tolerance < 1):
-        raise ValueError(f"--tolerance = {tolerance!r} must be a fraction in [0, 1) (e.g. 0.02 for 2 %)")
-    if area_max is not None and not (isinstance(area_max, int | float) and 0 < area_max < float("inf")):
-        raise ValueError(f"--area-max = {area_max!r} must be a positive number of mm^2")
 
 
 def run_chunks(run: Callable, args: tuple, start: int, stop: int, step: int, progress=None) -> list[np.ndarray]:

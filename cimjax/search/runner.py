@@ -19,9 +19,10 @@ from cimjax.cache import CompiledProgram
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
-from cimjax.search.exhaustive import check_limits, compress_uniform, sweep
+from cimjax.search.exhaustive import compress_uniform, sweep
 from cimjax.search.gradient import gradient_search
 from cimjax.search.pareto import alpha_objective, check_alphas
+from cimjax.validation import check_limits
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
