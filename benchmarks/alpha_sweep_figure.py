@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from cimjax.api import resolve_model, resolve_precision
-from cimjax.cli.sweep import parse_alphas, sweep_study
+from cimjax.cli.common import parse_alphas
 from cimjax.hardware.technology import default_technology
+from cimjax.report.study import sweep_study
 from cimjax.workload.operators import Workload
 
 PAPER_ALPHAS = ",".join(f"{a:g}" for a in np.round(np.linspace(0.0, 1.0, 11), 2))

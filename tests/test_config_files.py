@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cimjax.cli.main import app
-from cimjax.cli.sweep import load_space
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE
 from cimjax.hardware.technology import ALL_PARAMETERS, PARAMETERS, Technology
+from cimjax.report.study import load_space
 from cimjax.schema import NAMES, schema
 
 jsonschema = pytest.importorskip("jsonschema")

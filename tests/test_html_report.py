@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cimjax.cli.main import app
-from cimjax.cli.sweep import sweep_study
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import default_technology
+from cimjax.report.study import sweep_study
 from cimjax.workload.models import get_model
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset

@@ -6,16 +6,32 @@ and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
+
+from cimjax.cli import info, optimize, sweep
+from cimjax.cli.common import (
+    Generate,
+    JsonOpt,
+    Model,
+    PrecisionOpt,
+    Prefill,
+    TechOpt,
+    ToleranceOpt,
+    emit,
+    err,
+    load_technology,
+    out,
+    progress_bar,
+    user_errors,
+)
+from cimjax.cli.proxy import proxy_app
 
 # JAX, NumPy and the cost model are imported inside the commands that use them, so `--help` and
 # `models` start in a fraction of a second. Compiled programs are kept on disk by the library itself
@@ -46,8 +62,6 @@ class _OneLineErrors(TyperGroup):
 
 
 app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True, soft_wrap=True)
-out = Console()
 
 
 def _print_version(value: bool) -> None:
@@ -66,106 +80,6 @@ def _main(
     ] = False,
 ) -> None:
     pass
-
-
-def user_errors(fn):
-    """Turns ValueError (our validation errors) into a one-line message and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def progress_bar(description: str):
-    """A transient rich progress bar on stderr."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-
-
-def emit(report: dict, as_json: bool, title: str) -> None:
-    """One JSON object (floats rounded, ``meta`` included) or a two-column table (``meta`` as a caption)."""
-    from cimjax.results import to_json
-
-    if as_json:
-        sys.stdout.write(to_json(report) + "\n")
-        return
-    from rich.table import Table
-
-    table = Table(title=title, show_header=False)
-    meta = report.get("meta")
-    if meta:
-        w = meta["workload"]
-        table.caption = (
-            f"{w['generate_tokens']} generated tokens after {w['prefill_tokens']} prompt tokens; "
-            f"cimjax {meta['cimjax_version']}; technology overrides: {meta['technology_overrides'] or 'none'}"
-        )
-    for key, value in report.items():
-        if key == "meta":
-            continue
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-        elif isinstance(value, list):
-            continue
-        table.add_row(key, _fmt(value))
-    out.print(table)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
-Model = Annotated[str, typer.Option("--model", help="model id (see `cimjax models`) or a path to a config.json")]
-PrecisionOpt = Annotated[
-    str,
-    typer.Option(
-        "--precision",
-        metavar="[int4|int6|int8|wXaYkvZ]",
-        help="int4, int6 or int8 (weights, activations and KV cache alike), or per kind wXaYkvZ: w4a8kv8, w4a16kv8",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
-ToleranceOpt = Annotated[
-    float,
-    typer.Option(
-        help="near-tie rule: of the designs within this fraction of the best objective, take the smallest chip"
-    ),
-]
-TechOpt = Annotated[
-    Path | None,
-    typer.Option("--tech", help="JSON or YAML file of technology overrides (see `cimjax tech`, `cimjax schema tech`)"),
-]
-
-
-def _technology(path: Path | None):
-    from cimjax.hardware.technology import Technology, default_technology
-
-    return Technology.from_json(path) if path else default_technology()
 
 
 @app.command()
@@ -215,8 +129,8 @@ def evaluate_cmd(
     bus_inter_cluster: Annotated[int | None, typer.Option(help="bits: 512, 1024, 2048, 4096")] = None,
     bus_inter_tile: Annotated[int | None, typer.Option(help="bits: 512, 1024, 2048, 4096")] = None,
     bus_intra_tile: Annotated[int | None, typer.Option(help="bits: 512, 1024, 2048, 4096")] = None,
-    prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
-    generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
+    prefill: Prefill = 128,
+    generate: Generate = 128,
     tech: TechOpt = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="write the stacked latency/energy breakdown chart (.png, .svg, .pdf)")
@@ -233,7 +147,8 @@ def evaluate_cmd(
         "bus_inter_cluster": bus_inter_cluster, "bus_inter_tile": bus_inter_tile, "bus_intra_tile": bus_intra_tile,
     }  # fmt: skip
     values |= {k: v for k, v in flags.items() if v is not None}
-    report = evaluate_design(model, precision, values, Workload(prefill=prefill, generate=generate), _technology(tech))
+    workload = Workload(prefill=prefill, generate=generate)
+    report = evaluate_design(model, precision, values, workload, load_technology(tech))
     emit(report, as_json, f"{report['model']} {precision}")
     if plot is not None:
         from cimjax.report.plots import breakdown_plot, save
@@ -256,8 +171,8 @@ def search_cmd(
     area_max: Annotated[
         float | None, typer.Option("--area-max", help="chip area limit in mm^2 (exhaustive only)")
     ] = None,
-    prefill: Annotated[int, typer.Option(help="prompt tokens before decoding")] = 128,
-    generate: Annotated[int, typer.Option(help="generated tokens")] = 128,
+    prefill: Prefill = 128,
+    generate: Generate = 128,
     tech: TechOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -269,7 +184,7 @@ def search_cmd(
     with progress_bar(f"{method} search") as bar:
         task = bar.add_task(method, total=None)
         report = search(
-            model, precision, alpha, method, seed=seed, workload=workload, tech=_technology(tech),
+            model, precision, alpha, method, seed=seed, workload=workload, tech=load_technology(tech),
             progress=lambda done, total: bar.update(task, completed=done, total=total), tolerance=tolerance,
             area_max=area_max,
         )  # fmt: skip
@@ -304,7 +219,7 @@ def reproduce(
     ids = models.split(",") if models is not None else None
     if ids is not None and not all(i in MODELS for i in ids):
         raise ValueError(f"--models = {models!r} is not allowed; allowed: comma-separated ids of {', '.join(MODELS)}")
-    technology = _technology(tech)
+    technology = load_technology(tech)
     with output_dir(out_dir, "--out") as directory, progress_bar("reproducing") as bar:
         task = bar.add_task("reproduce", total=None)
         summary = reproduce_paper(
@@ -319,14 +234,7 @@ def reproduce(
     out.print(f"wrote {', '.join([*summary['files'], 'meta.json'])}")
 
 
-def _register_subcommands() -> None:
-    from cimjax.cli import info, optimize, sweep
-    from cimjax.cli.proxy import proxy_app
-
-    app.add_typer(proxy_app, name="proxy", help="Validate the accuracy proxy; sensitivities of a checkpoint.")
-    sweep.register(app)
-    optimize.register(app)
-    info.register(app)
-
-
-_register_subcommands()
+app.add_typer(proxy_app, name="proxy", help="Validate the accuracy proxy; sensitivities of a checkpoint.")
+sweep.register(app)
+optimize.register(app)
+info.register(app)

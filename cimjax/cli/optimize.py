@@ -5,6 +5,8 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 :mod:`cimjax.joint.runner`).
 """
 
+from __future__ import annotations
+
 import contextlib
 import sys
 from pathlib import Path
@@ -12,152 +14,157 @@ from typing import Annotated
 
 import typer
 
+from cimjax import validation
+from cimjax.cli.common import JsonOpt, TechOpt, ToleranceOpt, emit, err, load_technology, out, progress_bar, user_errors
+from cimjax.files import check_output_dir, output_dir
+from cimjax.validation import InputError
+
 MAX_STARTS = 4096
 """Most parallel starts of the gradient method (each carries its per-layer bit table through the descent)."""
 MAX_ROUNDS = 1000
 """Most augmented-Lagrangian rounds (the default is 8)."""
 
 
-def register(app: typer.Typer) -> None:
-    """Adds ``cimjax optimize`` to the command-line app (annotations are evaluated here, see cli/sweep.py)."""
-    from cimjax import validation
-    from cimjax.cli.main import (
-        JsonOpt,
-        TechOpt,
-        ToleranceOpt,
-        _technology,
-        emit,
-        err,
-        out,
-        progress_bar,
-        user_errors,
-    )
-    from cimjax.files import check_output_dir, output_dir
-    from cimjax.validation import InputError
-
-    @app.command("optimize")
-    @user_errors
-    def optimize_command(
-        budget: Annotated[
-            str, typer.Option(help="int8, int6, int4 (as good as that uniform width) or a loss increase in nats/token")
-        ],
-        model: Annotated[
-            str | None,
-            typer.Option("--model", help="model id (see `cimjax models`) or a path to a config.json"),
-        ] = None,
-        area_max: Annotated[float | None, typer.Option("--area-max", help="chip area limit, mm^2")] = None,
-        alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha): 1 = tokens/s, 0 = tokens/J")] = 1.0,
-        method: Annotated[str, typer.Option(help="gradient (ours), ga (joint GA) or sequential (HW then MILP)")] = (
-            "gradient"
+@user_errors
+def optimize_command(
+    budget: Annotated[
+        str, typer.Option(help="int8, int6, int4 (as good as that uniform width) or a loss increase in nats/token")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="model id (see `cimjax models`) or a path to a config.json"),
+    ] = None,
+    area_max: Annotated[float | None, typer.Option("--area-max", help="chip area limit, mm^2")] = None,
+    alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha): 1 = tokens/s, 0 = tokens/J")] = 1.0,
+    method: Annotated[str, typer.Option(help="gradient (ours), ga (joint GA) or sequential (HW then MILP)")] = (
+        "gradient"
+    ),
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    checkpoint_dir: Annotated[
+        str | None, typer.Option("--checkpoint-dir", help="save the optimiser state here after every round")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run saved in --checkpoint-dir")] = False,
+    starts: Annotated[int, typer.Option(help="parallel starts of the gradient method")] = 16,
+    rounds: Annotated[int, typer.Option(help="augmented-Lagrangian rounds of the gradient method")] = 8,
+    tech: TechOpt = None,
+    tolerance: ToleranceOpt = 0.0,
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="a Hugging Face checkpoint directory: shape from its config, proxy and budgets from its "
+            "measured sensitivities (cached by content)",
         ),
-        seed: Annotated[int, typer.Option(help="random seed")] = 0,
-        checkpoint_dir: Annotated[
-            str | None, typer.Option("--checkpoint-dir", help="save the optimiser state here after every round")
-        ] = None,
-        resume: Annotated[bool, typer.Option("--resume", help="continue the run saved in --checkpoint-dir")] = False,
-        starts: Annotated[int, typer.Option(help="parallel starts of the gradient method")] = 16,
-        rounds: Annotated[int, typer.Option(help="augmented-Lagrangian rounds of the gradient method")] = 8,
-        tech: TechOpt = None,
-        tolerance: ToleranceOpt = 0.0,
-        out_dir: Annotated[
-            str | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
-        ] = None,
-        checkpoint: Annotated[
-            Path | None,
-            typer.Option(
-                "--checkpoint",
-                help="a Hugging Face checkpoint directory: shape from its config, proxy and budgets from its "
-                "measured sensitivities (cached by content)",
-            ),
-        ] = None,
-        sensitivities: Annotated[
-            Path | None,
-            typer.Option(help="a file from `cimjax proxy sensitivities --out` (instead of measuring them here)"),
-        ] = None,
-        verify: Annotated[
-            bool,
-            typer.Option("--verify", help="measure the result by fake quantisation; correct and re-optimise if over"),
-        ] = False,
-        verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
-        calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
-        calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
-        check_windows: Annotated[
-            int, typer.Option(help="validation-split windows that budgets and --verify are measured on")
-        ] = 64,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
-        from cimjax.joint.optimizer import JointSettings
-        from cimjax.joint.runner import optimize_report
-        from cimjax.quant.measured import Calibration
+    ] = None,
+    sensitivities: Annotated[
+        Path | None,
+        typer.Option(help="a file from `cimjax proxy sensitivities --out` (instead of measuring them here)"),
+    ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="measure the result by fake quantisation; correct and re-optimise if over"),
+    ] = False,
+    verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
+    calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
+    calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
+    check_windows: Annotated[
+        int, typer.Option(help="validation-split windows that budgets and --verify are measured on")
+    ] = 64,
+    as_json: JsonOpt = False,
+) -> None:
+    """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
+    from cimjax.joint.optimizer import JointSettings
+    from cimjax.joint.runner import optimize_report
+    from cimjax.quant.measured import Calibration
 
-        validation.integer("--starts", starts, 1, MAX_STARTS)
-        validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
-        settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
-        if checkpoint_dir is not None:
-            check_output_dir(checkpoint_dir, "--checkpoint-dir")
-            if out_dir is not None and Path(checkpoint_dir).resolve() == Path(out_dir).resolve():
-                raise InputError(
-                    f"--out = {out_dir!r} is not allowed: it is also the --checkpoint-dir; allowed: another directory"
-                )
-        with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
-            directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
-            measured = None
-            if checkpoint is not None or sensitivities is not None:
-                if model is not None:
-                    raise ValueError("give either --model or --checkpoint/--sensitivities, not both")
-                if checkpoint_dir is not None or resume:
-                    raise ValueError(
-                        "--checkpoint-dir/--resume apply to --model runs, not to --checkpoint/--sensitivities"
-                    )
-                calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
-                measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
-            elif model is None:
-                raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
-            elif verify:
-                raise ValueError("--verify measures real weights: it needs --checkpoint DIR")
+    validation.integer("--starts", starts, 1, MAX_STARTS)
+    validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
+    settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
+    if checkpoint_dir is not None:
+        check_output_dir(checkpoint_dir, "--checkpoint-dir")
+        if out_dir is not None and Path(checkpoint_dir).resolve() == Path(out_dir).resolve():
+            raise InputError(
+                f"--out = {out_dir!r} is not allowed: it is also the --checkpoint-dir; allowed: another directory"
+            )
+    with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
+        directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
+        measured = weights = None
+        if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, verify):
+            calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
+            measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
+        with _phase_progress(f"optimize ({method})", checkpoint_dir) as progress:
+            if measured is None:
+                report = optimize_report(
+                    model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
+                    checkpoint_dir=checkpoint_dir, resume=resume, tech=load_technology(tech), settings=settings,
+                    progress=progress, tolerance=tolerance,
+                )  # fmt: skip
+            else:
+                from cimjax.joint.verified import optimize_measured
 
-            with progress_bar(f"optimize ({method})") as bar:
-                tasks: dict[str, int] = {}
+                report = optimize_measured(
+                    measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
+                    area_max=area_max, method=method, seed=seed, tech=load_technology(tech), settings=settings,
+                    progress=progress, tolerance=tolerance, log=lambda msg: err.print(msg, highlight=False),
+                )  # fmt: skip
+        _print_report(report, as_json, directory, method, alpha)
 
-                def progress(phase: str, done: int, total: int) -> None:
-                    if phase not in tasks:
-                        tasks[phase] = bar.add_task(phase, total=total)
-                    bar.update(tasks[phase], completed=done, total=total)
 
-                try:
-                    if measured is None:
-                        report = optimize_report(
-                            model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
-                            checkpoint_dir=checkpoint_dir, resume=resume, tech=_technology(tech), settings=settings,
-                            progress=progress, tolerance=tolerance,
-                        )  # fmt: skip
-                    else:
-                        from cimjax.joint.verified import optimize_measured
+def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, verify) -> bool:
+    """Whether the run reads a checkpoint's measured sensitivities (else it takes ``--model``); refuses
+    options that do not go together."""
+    if checkpoint is not None or sensitivities is not None:
+        if model is not None:
+            raise ValueError("give either --model or --checkpoint/--sensitivities, not both")
+        if checkpoint_dir is not None or resume:
+            raise ValueError("--checkpoint-dir/--resume apply to --model runs, not to --checkpoint/--sensitivities")
+        return True
+    if model is None:
+        raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
+    if verify:
+        raise ValueError("--verify measures real weights: it needs --checkpoint DIR")
+    return False
 
-                        report = optimize_measured(
-                            measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
-                            area_max=area_max, method=method, seed=seed, tech=_technology(tech), settings=settings,
-                            progress=progress, tolerance=tolerance, log=lambda msg: err.print(msg, highlight=False),
-                        )  # fmt: skip
-                except KeyboardInterrupt:
-                    bar.stop()
-                    saved = "nothing was saved (no --checkpoint-dir)"
-                    if checkpoint_dir is not None:
-                        saved = f"the last finished round is saved in {checkpoint_dir}; "
-                        saved += "rerun the same command with --resume"
-                    err.print(f"interrupted: {saved}", highlight=False)
-                    raise typer.Exit(130) from None
-            emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
-            from cimjax.cli.bits import heatmap_table, write_outputs
 
-            if not as_json:
-                out.print(heatmap_table(report))
-                out.print(report["objective_note"], highlight=False)
-            if directory is not None:
-                title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
-                files = write_outputs(directory, report, title)
-                (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
+@contextlib.contextmanager
+def _phase_progress(description: str, checkpoint_dir: str | None):
+    """Yields ``progress(phase, done, total)``, one bar per phase; Ctrl-C ends the run with status 130 and
+    says what was saved."""
+    with progress_bar(description) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        try:
+            yield progress
+        except KeyboardInterrupt:
+            bar.stop()
+            saved = "nothing was saved (no --checkpoint-dir)"
+            if checkpoint_dir is not None:
+                saved = f"the last finished round is saved in {checkpoint_dir}; "
+                saved += "rerun the same command with --resume"
+            err.print(f"interrupted: {saved}", highlight=False)
+            raise typer.Exit(130) from None
+
+
+def _print_report(report, as_json: bool, directory: Path | None, method: str, alpha: float) -> None:
+    """The report (JSON or table), the bit heat-map and its note, and the ``--out`` files."""
+    from cimjax.cli.bits import heatmap_table, write_outputs
+
+    emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
+    if not as_json:
+        out.print(heatmap_table(report))
+        out.print(report["objective_note"], highlight=False)
+    if directory is not None:
+        title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
+        files = write_outputs(directory, report, title)
+        (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
 
 
 def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration):
@@ -181,3 +188,8 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool,
         measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr))
     weights = load_checkpoint(checkpoint) if verify and checkpoint is not None else None
     return measured, weights
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``cimjax optimize`` to the command-line app."""
+    app.command("optimize")(optimize_command)

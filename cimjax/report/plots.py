@@ -7,6 +7,8 @@ expression is displayed by Jupyter. Pass ``ax=`` to draw into an existing axes i
 * :func:`pareto_plot`: latency vs energy per token, designs coloured by chip area, the exact front with
   distinct designs only (mirror designs such as c_v <-> c_h have identical costs), chosen and paper
   designs marked.
+* :func:`study_plot`: a sweep study's two panels (whole space; zoom on the fast end of the front) with
+  its alpha optima and GA results on top of :func:`pareto_plot`.
 * :func:`breakdown_plot`: stacked latency (by operator) and energy (by component) bars of one or more
   evaluated designs.
 * :func:`bit_heatmap`: the per-layer bit table of a mixed-precision design.
@@ -108,6 +110,77 @@ def pareto_plot(
         fig.colorbar(points, ax=ax, label="chip area (mm²)")
     ax.legend(fontsize=7, loc="upper right")
     return fig
+
+
+ZOOM = 1.6
+""":func:`study_plot`'s right panel shows designs within this factor of the fastest design's latency."""
+
+
+def study_plot(result, front, optima, ga, tokens: int, title: str, paper=None):
+    """Energy/token vs latency/token (log axes) of a sweep study (:mod:`cimjax.report.study`) via
+    :func:`pareto_plot`: designs coloured by area, the exact front (distinct designs), the paper's design
+    (``paper``: a design row, or None when it is outside the space), alpha optima and GA results; the left
+    panel shows the whole space, the right one zooms on the fast end of the front. Returns the Figure."""
+    from matplotlib.figure import Figure
+
+    scale = 1e3 / tokens  # whole-decode seconds (joules) -> ms (mJ) per token
+    indices = np.asarray([d["index"] for d in front])
+    marks = {"EdgeCIM paper design (alpha = 0.5)": paper} if paper else {}
+    fig = Figure(figsize=(13.0, 5.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax in axes:
+        pareto_plot(result.latency_s, result.energy_j, result.area_mm2, indices, tokens, marks=marks, ax=ax,
+                    colorbar=ax is axes[1])  # fmt: skip
+        _draw_optima(ax, optima, ga, scale)
+    axes[0].set_title(f"{title}: all designs", fontsize=10)
+    front_x = np.asarray([d["latency_s"] for d in front]) * scale
+    front_y = np.asarray([d["energy_j"] for d in front]) * scale
+    _zoom(axes[1], front_x, front_y, [(g["latency_s"] * scale, g["energy_j"] * scale) for g in ga])
+
+    handles, _ = axes[0].get_legend_handles_labels()
+    optima_handle = axes[0].scatter([], [], marker="o", facecolors="none", edgecolors="black", label="alpha optima")
+    handles.append(optima_handle)
+    if ga:
+        runs = len({g["seed"] for g in ga})
+        handles.append(axes[0].scatter([], [], marker="x", color="black", label=f"GA best design ({runs} runs/alpha)"))
+    axes[0].legend(handles=handles, fontsize=7, loc="upper right")
+    axes[1].get_legend().remove()
+    return fig
+
+
+def _draw_optima(ax, optima, ga, scale: float) -> None:
+    """Each alpha optimum as a ring coloured by alpha (alphas sharing one optimum get one label), and the
+    GA runs of that alpha as crosses of the same colour."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["plasma"]
+    labels: dict[int, list[str]] = {}
+    for optimum in optima:
+        labels.setdefault(optimum["index"], []).append(f"{optimum['alpha']:g}")
+    for optimum in optima:
+        colour = colours(0.85 * optimum["alpha"])
+        runs = [g for g in ga if g["alpha"] == optimum["alpha"]]
+        if runs:
+            xs = [g["latency_s"] * scale for g in runs]
+            ax.scatter(xs, [g["energy_j"] * scale for g in runs], marker="x", s=30, color=colour, alpha=0.8)
+        point = (optimum["latency_s"] * scale, optimum["energy_j"] * scale)
+        ax.scatter(*point, marker="o", s=110, facecolors="none", edgecolors=colour, linewidths=1.8, zorder=5)
+        if optimum["alpha"] == float(labels[optimum["index"]][0]):
+            text = "α=" + ",".join(labels[optimum["index"]])
+            ax.annotate(text, point, textcoords="offset points", xytext=(7, 6), fontsize=7)
+
+
+def _zoom(ax, front_x: np.ndarray, front_y: np.ndarray, ga_points) -> None:
+    """Limits ``ax`` to the front within :data:`ZOOM` of its fastest design (and the GA points there)."""
+    fastest = front_x.min()
+    fast = front_x <= ZOOM * fastest
+    shown_y = [front_y[fast]] + [[y for x, y in ga_points if x <= ZOOM * fastest]]
+    y_low, y_high = 0.97 * front_y[fast].min(), 1.1 * max(np.max(y) for y in shown_y if len(y))
+    ax.set_xlim(0.98 * fastest, ZOOM * fastest)
+    ax.set_ylim(y_low, y_high)
+    readable_log_axis(ax, "x", 0.98 * fastest, ZOOM * fastest)
+    readable_log_axis(ax, "y", y_low, y_high)
+    ax.set_title(f"zoom: within {ZOOM}x of the fastest design", fontsize=10)
 
 
 def breakdown_plot(reports: Sequence[Mapping] | Mapping, labels: Sequence[str] | None = None, ax=None):

@@ -1,0 +1,139 @@
+"""What every ``cimjax`` command shares: the consoles, the one-line error rule, the progress bar, the
+JSON-or-table printer and the options several commands take.
+
+It imports nothing from the rest of :mod:`cimjax.cli`, so each command module imports it and
+:mod:`cimjax.cli.main` imports the command modules, without a cycle. JAX, NumPy and the cost model are
+imported inside the helpers that use them, so registering the commands (every start-up, ``--help``
+included) imports none of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+
+def user_errors(fn):
+    """Turns ValueError (our validation errors) into a one-line message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def progress_bar(description: str):
+    """A transient rich progress bar on stderr."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def emit(report: dict, as_json: bool, title: str) -> None:
+    """One JSON object (floats rounded, ``meta`` included) or a two-column table (``meta`` as a caption)."""
+    from cimjax.results import to_json
+
+    if as_json:
+        sys.stdout.write(to_json(report) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    meta = report.get("meta")
+    if meta:
+        w = meta["workload"]
+        table.caption = (
+            f"{w['generate_tokens']} generated tokens after {w['prefill_tokens']} prompt tokens; "
+            f"cimjax {meta['cimjax_version']}; technology overrides: {meta['technology_overrides'] or 'none'}"
+        )
+    for key, value in report.items():
+        if key == "meta":
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+        elif isinstance(value, list):
+            continue
+        table.add_row(key, _fmt(value))
+    out.print(table)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def load_technology(path: Path | None):
+    """The technology of ``--tech FILE``, else the default (calibrated) one."""
+    from cimjax.hardware.technology import Technology, default_technology
+
+    return Technology.from_json(path) if path else default_technology()
+
+
+def parse_alphas(text: str) -> list[float]:
+    """``"0,0.25,1"`` -> ``[0.0, 0.25, 1.0]``, each checked to lie in [0, 1]."""
+    from cimjax.search.pareto import check_alphas
+
+    alphas = []
+    for item in text.split(","):
+        try:
+            alpha = float(item)
+        except ValueError:
+            raise ValueError(f"--alphas must be comma-separated numbers in [0, 1], got {item.strip()!r}") from None
+        check_alphas(alpha)
+        alphas.append(alpha)
+    return alphas
+
+
+Model = Annotated[str, typer.Option("--model", help="model id (see `cimjax models`) or a path to a config.json")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        metavar="[int4|int6|int8|wXaYkvZ]",
+        help="int4, int6 or int8 (weights, activations and KV cache alike), or per kind wXaYkvZ: w4a8kv8, w4a16kv8",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
+ToleranceOpt = Annotated[
+    float,
+    typer.Option(
+        help="near-tie rule: of the designs within this fraction of the best objective, take the smallest chip"
+    ),
+]
+TechOpt = Annotated[
+    Path | None,
+    typer.Option("--tech", help="JSON or YAML file of technology overrides (see `cimjax tech`, `cimjax schema tech`)"),
+]
+Prefill = Annotated[int, typer.Option(help="prompt tokens before decoding")]
+Generate = Annotated[int, typer.Option(help="generated tokens")]
