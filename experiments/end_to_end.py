@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cimjax.joint.problem import table_from_bits
 from cimjax.joint.verified import optimize_measured
 from cimjax.lm.checkpoint import save_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant.measured import Calibration, for_checkpoint, loss_increases
 from cimjax.quant.train import BENCHMARK, train
+from cimjax.workload.precision import table_from_bits
 
 
 def log(msg: str) -> None:

@@ -33,10 +33,10 @@ import numpy as np
 
 from cimjax.joint.problem import make_problem, proxy_values
 from cimjax.joint.runner import GA_EVALUATIONS, run_method
-from cimjax.quant.proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, UNIFORM_BUDGETS, default_proxy, gain_cap_note
-from cimjax.quant.sensitivity import N_POINTS
+from cimjax.quant.proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, default_proxy, gain_cap_note
 from cimjax.search.pareto import hypervolume
 from cimjax.workload.models import MODELS, get_model
+from cimjax.workload.precision import N_POINTS, PRESETS, table_from_bits
 
 METHODS = ("gradient", "uniform", "sequential", "ga")
 METRICS = {"tokens_per_s": 1.0, "tokens_per_j": 0.0}  # metric -> the alpha that optimises it
@@ -45,7 +45,7 @@ METRICS = {"tokens_per_s": 1.0, "tokens_per_j": 0.0}  # metric -> the alpha that
 def budget_of(spec, width: int):
     """``int8``/``int6``/``int4`` by name, other widths as the proxy's number at that uniform width."""
     name = f"int{width}"
-    if name in UNIFORM_BUDGETS:
+    if name in PRESETS:
         return name
     return float(proxy_values(default_proxy(spec), np.full((1, spec.n_layers, N_POINTS), float(width)))[0])
 
@@ -181,7 +181,7 @@ def plot_bits(records: list[dict], path: Path) -> None:
     """Our per-layer bits (alpha = 1, tightest budget) for every model: layers down, the 17 tensors across."""
     from matplotlib.figure import Figure
 
-    from cimjax.report.plots import bit_heatmap, bit_table
+    from cimjax.report.plots import bit_heatmap
 
     ours = [r for r in records if r["method"] == "gradient" and r["alpha"] == 1.0]
     if not ours:
@@ -193,7 +193,7 @@ def plot_bits(records: list[dict], path: Path) -> None:
     fig = Figure(figsize=(4.2 * cols, 5.0 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax, r in zip(axes.flat, ours, strict=False):
-        bit_heatmap(bit_table(r["bits"]), f"{r['model']} ({r['tokens_per_s']:.0f} tok/s)", ax=ax, colorbar=False)
+        bit_heatmap(table_from_bits(r["bits"]), f"{r['model']} ({r['tokens_per_s']:.0f} tok/s)", ax=ax, colorbar=False)
     for ax in list(axes.flat)[len(ours) :]:
         ax.axis("off")
     fig.colorbar(axes.flat[0].images[0], ax=axes, label="bits", shrink=0.6)

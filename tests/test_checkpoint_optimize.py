@@ -12,14 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cimjax.cli.main import app
-from cimjax.joint.problem import table_from_bits
 from cimjax.joint.verified import measured_budget
 from cimjax.lm import load_checkpoint, model_tensors
 from cimjax.lm.model import functional, token_nll
 from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, load
 from cimjax.quant.quantizers import QuantHooks
-from cimjax.quant.sensitivity import precision_from_table
 from cimjax.quant.train import TINY, train
+from cimjax.workload.precision import Precision, table_from_bits
 
 runner = CliRunner()
 CALIB = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
@@ -48,7 +47,7 @@ def _measured_loss(model, windows, table) -> float:
     """Independent oracle: the mean token loss with the table fake-quantised minus the full-precision loss."""
     build, params = functional(model)
     x, y = windows[:, :-1], windows[:, 1:]
-    hooks = QuantHooks(precision_from_table(jnp.asarray(table, jnp.float32)))
+    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)))
     quantised = jax.jit(lambda p: token_nll(build(p)(x, hooks), y))(params)
     return float(quantised) - float(jax.jit(lambda p: token_nll(build(p)(x), y))(params))
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cimjax.cli.main import app
 from cimjax.joint.problem import ExactEvaluator, make_problem
 from cimjax.workload.hf_config import load_hf_config
+from cimjax.workload.precision import table_from_bits
 
 runner = CliRunner()
 METRICS = {"tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2"}
@@ -89,7 +90,7 @@ def test_bits_png_states_the_default_proxy_gain_cap(optimized, tmp_path, monkeyp
     text = " ".join(" ".join(t.get_text().split()) for t in figures[0].findobj(Text))
     assert optimized["proxy_name"] == "default" and optimized["gain_cap"] in text
     assert "1.04x at INT8" in text
-    measured = plots.bit_heatmap(plots.bit_table(optimized["bits"]), "title", caption=None)
+    measured = plots.bit_heatmap(table_from_bits(optimized["bits"]), "title", caption=None)
     assert measured.axes[0].get_xlabel() == ""  # measured proxies: no caveat caption
 
 

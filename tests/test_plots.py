@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cimjax.report import plots
+from cimjax.workload.precision import table_from_bits
 
 
 def _labels(fig, axis):
@@ -74,4 +75,4 @@ def test_bit_heatmap_labels_every_cell_and_checks_the_shape():
     with pytest.raises(ValueError, match="shape"):
         plots.bit_heatmap(np.ones((3, 16)))
     bits = [{"weight": dict.fromkeys("abcdefg", 4), "act": dict.fromkeys("abcdefghi", 8), "kv": 6}]
-    assert plots.bit_table(bits).tolist() == [[4.0] * 7 + [8.0] * 9 + [6.0]]
+    assert table_from_bits(bits).tolist() == [[4.0] * 7 + [8.0] * 9 + [6.0]]

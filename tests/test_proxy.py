@@ -12,9 +12,9 @@ from cimjax.cli.proxy import proxy_app
 from cimjax.lm import save_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant.proxy import VARIANTS
-from cimjax.quant.sensitivity import N_POINTS, POINTS
 from cimjax.quant.train import TINY, train
 from cimjax.quant.validate import measure_losses, random_tables, scatter_plot, validate
+from cimjax.workload.precision import N_POINTS, POINTS
 
 
 @pytest.fixture(scope="module")

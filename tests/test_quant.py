@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from cimjax.quant.proxy import FITTED, VARIANTS, default_proxy, make_proxy, uniform_budgets
 from cimjax.quant.quantizers import QuantScheme, TensorScheme, fake_quant, levels, noise_constant
-from cimjax.quant.sensitivity import BIT_GRID, N_POINTS, Sensitivities, bits_table, log_interp, precision_from_table
+from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, log_interp
 from cimjax.workload.models import MODELS
-from cimjax.workload.precision import Precision
+from cimjax.workload.precision import N_POINTS, Precision
 
 # Jitted once per static setting: eager dispatch of many small ops is slow on a 2-core CI machine.
 fq = jax.jit(fake_quant, static_argnames=("symmetric", "granularity", "group_size", "ste"))
@@ -137,7 +137,7 @@ def all_proxies(n_layers: int):
 
 
 def random_precision(rng, n_layers, low=2.0, high=8.0) -> Precision:
-    return precision_from_table(jnp.asarray(rng.uniform(low, high, (n_layers, N_POINTS)), jnp.float32))
+    return Precision.from_table(jnp.asarray(rng.uniform(low, high, (n_layers, N_POINTS)), jnp.float32))
 
 
 def test_proxy_is_differentiable_and_monotone_in_bits():
@@ -151,7 +151,7 @@ def test_proxy_is_differentiable_and_monotone_in_bits():
             value, grad = value_and_grad(p)
             for leaf in jax.tree.leaves(grad):
                 assert bool(jnp.all(jnp.isfinite(leaf))) and bool(jnp.all(leaf <= 0.0)), proxy.name
-            assert float(jnp.sum(bits_table(grad))) < 0.0, proxy.name
+            assert float(jnp.sum(grad.to_table())) < 0.0, proxy.name
             assert float(value_and_grad(more)[0]) <= float(value) * (1 + 1e-6), proxy.name
         b = uniform_budgets(lambda p, f=value_and_grad: f(p)[0], 3)
         assert b["int8"] < b["int6"] < b["int4"], proxy.name

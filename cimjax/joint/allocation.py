@@ -24,9 +24,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from cimjax.joint.problem import ExactEvaluator, InfeasibleError, JointProblem
-from cimjax.quant.sensitivity import precision_from_table
 from cimjax.search.exhaustive import sweep
 from cimjax.search.pareto import alpha_sweep
+from cimjax.workload.precision import Precision
 
 
 def best_hardware(
@@ -37,7 +37,7 @@ def best_hardware(
 
     Returns its choice indices ``(9,)`` and the number of designs swept. Ties go to the Pareto-optimal design.
     """
-    prec = precision_from_table(jnp.asarray(table, jnp.float32))
+    prec = Precision.from_table(jnp.asarray(table, jnp.float32))
     result = sweep(problem.spec, prec, problem.workload, problem.tech, problem.space, progress=progress)
     distinct = result.distinct_indices  # one design of each mirror pair (cimjax.search.symmetry)
     allowed = distinct if problem.area_max is None else distinct[result.area_mm2[distinct] <= problem.area_max]

@@ -49,7 +49,6 @@ from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, DesignSpace
 from cimjax.joint.allocation import allocate_within_budget, best_hardware, linearise
 from cimjax.joint.problem import ExactEvaluator, JointProblem, Scores, design_report
-from cimjax.quant.sensitivity import N_POINTS, precision_from_table
 from cimjax.search.gradient import (
     check_range,
     config_from_coordinates,
@@ -61,6 +60,7 @@ from cimjax.search.gradient import (
 from cimjax.validation import json_object, read_json
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
+from cimjax.workload.precision import N_POINTS, Precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,9 +168,9 @@ def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings:
         alpha, budget, area_max, proxy, tech, bit_lo, bit_hi = data
         z, bits = unbox(*params, (lo_hw, hi_hw), (bit_lo, bit_hi))
         hw = config_from_coordinates(z)
-        costs = evaluate(hw, precision_from_table(bits), spec, workload, tech, relaxed_ops(tau), False)
+        costs = evaluate(hw, Precision.from_table(bits), spec, workload, tech, relaxed_ops(tau), False)
         objective = alpha * jnp.log(costs.latency_s) + (1.0 - alpha) * jnp.log(costs.energy_j)
-        c_acc = jnp.log(proxy(precision_from_table(bits)) / budget)
+        c_acc = jnp.log(proxy(Precision.from_table(bits)) / budget)
         c_area = jnp.log(costs.area_mm2 / area_max) if has_area else jnp.asarray(-1.0)
         return objective, jnp.stack([c_acc, c_area])
 

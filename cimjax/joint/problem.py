@@ -9,7 +9,7 @@ solves the same :class:`JointProblem` and scores its answers with the same exact
                bits[l, t] whole numbers in [low_t, high_t],  hardware in the design space.
 
 A design is a pair (hardware choice indices ``(9,)``, bit table ``(L, 17)`` in
-:data:`cimjax.quant.sensitivity.POINTS` order: 7 linear weights, 9 matmul inputs, the KV cache).
+:data:`cimjax.workload.precision.POINTS` order: 7 linear weights, 9 matmul inputs, the KV cache).
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from cimjax.cost.model import evaluate
 from cimjax.hardware.area import chip_area
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
-from cimjax.quant.proxy import UNIFORM_BUDGETS, Proxy, default_proxy
-from cimjax.quant.sensitivity import N_POINTS, POINTS, precision_from_table
+from cimjax.quant.proxy import Proxy, default_proxy
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
-from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS
+from cimjax.workload.precision import N_POINTS, POINTS, PRESETS, Precision, bits_report
 
 EXACT_BATCH = 256
 """Designs per exact evaluation call (padded), so every caller reuses one compilation."""
@@ -139,7 +138,7 @@ class JointProblem:
 
 @jax.jit
 def _batch_proxy(proxy: Proxy, tables: jax.Array) -> jax.Array:
-    return jax.vmap(lambda t: proxy(precision_from_table(t)))(tables)
+    return jax.vmap(lambda t: proxy(Precision.from_table(t)))(tables)
 
 
 def _pad(block: np.ndarray) -> np.ndarray:
@@ -172,17 +171,17 @@ def resolve_budget(budget: str | float, proxy: Proxy, n_layers: int) -> tuple[fl
 
 
 def parse_budget(budget: str | float, uniform: Callable[[int], float], kind: str) -> tuple[float, str]:
-    """``(value, label)`` of a budget: a label of :data:`UNIFORM_BUDGETS` is ``uniform(width)``, anything
+    """``(value, label)`` of a budget: a label of :data:`PRESETS` is ``uniform(width)``, anything
     else must be a positive finite number (a ``kind`` loss increase in nats/token)."""
     if isinstance(budget, str):
         key = budget.strip().lower()
-        if key in UNIFORM_BUDGETS:
-            return uniform(UNIFORM_BUDGETS[key]), key
+        if key in PRESETS:
+            return uniform(PRESETS[key]), key
         try:
             budget = float(key)
         except ValueError:
             raise ValueError(
-                f"budget = {budget!r} is not allowed; give one of {sorted(UNIFORM_BUDGETS)} or a positive number "
+                f"budget = {budget!r} is not allowed; give one of {sorted(PRESETS)} or a positive number "
                 f"({kind} loss increase, nats/token)"
             ) from None
     if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
@@ -279,7 +278,7 @@ def _exact_batch(spec: ModelSpec, workload: Workload, space_key: tuple) -> Calla
 
     def one(choice, table, tech):
         hw = HardwareConfig(**{n: value_tables[i][choice[i]] for i, n in enumerate(FIELDS)})
-        costs = evaluate(hw, precision_from_table(table), spec, workload, tech, with_prefill=False)
+        costs = evaluate(hw, Precision.from_table(table), spec, workload, tech, with_prefill=False)
         return costs.latency_s, costs.energy_j, costs.area_mm2
 
     run = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
@@ -326,26 +325,6 @@ class ExactEvaluator:
         return Scores(latency, energy, area, proxy, objective, feasible)
 
 
-def bits_report(table: np.ndarray) -> list[dict]:
-    """Per layer: ``{"layer", "weight": {op: bits}, "act": {op: bits}, "kv": bits}`` (JSON-ready)."""
-    table = np.asarray(table)
-    n_w, n_a = len(LINEAR_OPS), len(MATMUL_OPS)
-    return [
-        {
-            "layer": layer,
-            "weight": {op: int(b) for op, b in zip(LINEAR_OPS, row[:n_w], strict=True)},
-            "act": {op: int(b) for op, b in zip(MATMUL_OPS, row[n_w : n_w + n_a], strict=True)},
-            "kv": int(row[-1]),
-        }
-        for layer, row in enumerate(table)
-    ]
-
-
-def table_from_bits(bits: list[dict]) -> np.ndarray:
-    """The ``(L, 17)`` bit table of a :func:`bits_report` (its inverse)."""
-    return np.array([[*row["weight"].values(), *row["act"].values(), row["kv"]] for row in bits], np.float64)
-
-
 def design_report(problem: JointProblem, choice: np.ndarray, table: np.ndarray, evaluator: ExactEvaluator) -> dict:
     """The exact metrics of one discrete design, with its bits and hardware (JSON-ready)."""
     s = evaluator(np.asarray(choice)[None], np.asarray(table)[None])
@@ -374,9 +353,7 @@ __all__ = [
     "InfeasibleError",
     "JointProblem",
     "Scores",
-    "bits_report",
     "design_report",
     "make_problem",
     "resolve_budget",
-    "table_from_bits",
 ]

@@ -32,7 +32,7 @@ import numpy as np
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
 from cimjax.joint.optimizer import JointSettings
-from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values, table_from_bits
+from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values
 from cimjax.joint.runner import METRICS, Progress, run_method
 from cimjax.lm.model import DecoderLM
 from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, loss_increases
@@ -40,6 +40,7 @@ from cimjax.quant.proxy import optimizer_proxy
 from cimjax.report.baseline import compare, objective_note
 from cimjax.results import Result, make_meta
 from cimjax.search.pareto import alpha_objective
+from cimjax.workload.precision import table_from_bits
 
 MAX_ROUNDS = 5
 BISECT_STOP = 1.1  # stop once the failing and the passing proxy budgets are within 10 %

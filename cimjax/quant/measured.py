@@ -30,8 +30,9 @@ from cimjax.files import atomic_write
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.quant import corpus
 from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
-from cimjax.quant.sensitivity import BIT_GRID, N_POINTS, Sensitivities, estimate, quantized_losses
+from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate, quantized_losses
 from cimjax.workload.models import ModelSpec
+from cimjax.workload.precision import N_POINTS, POINTS
 
 FORMAT = "cimjax-measured-sensitivities"
 VERSION = 3
@@ -276,8 +277,6 @@ def fit_tables(n: int, n_layers: int, rng: np.random.Generator) -> np.ndarray:
     -3..+3 bits, and lifts a random fraction (0-50 %) of activations and KV entries to 16 bits (W-A16-style
     designs are cheap on the accelerator); weights stay within 2..8, the rest within 2..16.
     """
-    from cimjax.quant.sensitivity import POINTS
-
     is_weight = np.array([kind == "weight" for kind, _ in POINTS])
     tables = np.empty((n, n_layers, N_POINTS))
     for i in range(n):

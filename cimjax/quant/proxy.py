@@ -1,7 +1,7 @@
 """The accuracy proxy: predicted increase of the LM loss (nats/token) under a :class:`Precision`.
 
 Every variant is linear in non-negative features of the bits, ``dL(b) = sum_g coef_g * f_g(b)``, each
-feature a sum over points (quantised tensors, :data:`cimjax.quant.sensitivity.POINTS`) that falls
+feature a sum over points (quantised tensors, :data:`cimjax.workload.precision.POINTS`) that falls
 smoothly and monotonically as bits grow, so every variant is differentiable in continuous bits and more
 bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an error energy:
 
@@ -42,9 +42,9 @@ import numpy as np
 from scipy.optimize import nnls
 
 from cimjax.quant.quantizers import levels
-from cimjax.quant.sensitivity import POINTS, Sensitivities, bits_table, log_interp, precision_from_table
+from cimjax.quant.sensitivity import Sensitivities, log_interp
 from cimjax.workload.models import ModelSpec
-from cimjax.workload.precision import LINEAR_OPS, Precision
+from cimjax.workload.precision import LINEAR_OPS, POINTS, PRESETS, Precision
 
 VARIANTS = (
     "hessian_noise",
@@ -158,7 +158,7 @@ class Proxy:
     spec: ModelSpec | None = dataclasses.field(default=None, metadata={"static": True})
 
     def features(self, precision: Precision) -> jax.Array:
-        table = bits_table(precision)
+        table = precision.to_table()
         if self.name == "default":
             return _default_features(self.spec, table)[None]
         return features(self.name, self.sens, table)
@@ -178,7 +178,7 @@ def make_proxy(name: str, sens: Sensitivities) -> Proxy:
 @jax.jit
 def batch_features(proxy: Proxy, tables: jax.Array) -> jax.Array:
     """Features ``(N, G)`` of a proxy at bit tables ``(N, L, 17)`` (one compile per variant and N)."""
-    return jax.vmap(lambda t: proxy.features(precision_from_table(t)))(tables)
+    return jax.vmap(lambda t: proxy.features(Precision.from_table(t)))(tables)
 
 
 def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
@@ -284,9 +284,7 @@ def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarra
     return proxy
 
 
-UNIFORM_BUDGETS = {"int8": 8, "int6": 6, "int4": 4}
-
-
 def uniform_budgets(proxy: Callable[[Precision], jax.Array], n_layers: int) -> dict[str, float]:
-    """A proxy (or a jitted one) at uniform INT8 / INT6 / INT4 (W, A and KV alike): budgets for the optimiser."""
-    return {name: float(proxy(Precision.uniform(n_layers, bits))) for name, bits in UNIFORM_BUDGETS.items()}
+    """A proxy (or a jitted one) at each uniform width of :data:`PRESETS` (W, A and KV alike): budgets for the
+    optimiser."""
+    return {name: float(proxy(Precision.uniform(n_layers, bits))) for name, bits in PRESETS.items()}

@@ -1,7 +1,8 @@
 """Per-layer, per-tensor sensitivities of the LM loss to quantisation noise, estimated in JAX.
 
-A *point* is one quantised tensor of one layer, in the column order of :class:`Precision` flattened to
-``(L, 17)``: the 7 linear weights, the 9 matmul inputs, then the KV cache (K and V together). For each
+A *point* is one quantised tensor of one layer, a column of the ``(L, 17)`` bit table
+(:data:`cimjax.workload.precision.POINTS`): the 7 linear weights, the 9 matmul inputs, then the KV cache
+(K and V together). For each
 point this module measures, on a calibration batch at full precision:
 
 * ``hessian``: mean diagonal of the Hessian of the mean token loss with respect to the tensor,
@@ -40,31 +41,9 @@ from cimjax.quant.quantizers import (
     fake_quant_scheme,
     noise_constant,
 )
-from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
+from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, N_POINTS, POINT_NAMES, POINTS, Precision
 
-POINTS: tuple[tuple[str, str], ...] = (
-    tuple(("weight", op) for op in LINEAR_OPS) + tuple(("act", op) for op in MATMUL_OPS) + (("kv", "kv"),)
-)
-N_POINTS = len(POINTS)
 BIT_GRID = np.arange(2, 9)  # integer bits at which the error and loss curves are measured
-
-
-def point_names() -> list[str]:
-    """``weight.q``, ..., ``act.pv``, ``kv``: labels of the 17 columns."""
-    return [f"{k}.{op}" if k != "kv" else "kv" for k, op in POINTS]
-
-
-def bits_table(precision: Precision) -> jax.Array:
-    """A Precision as one ``(L, 17)`` array in :data:`POINTS` order."""
-    return jnp.concatenate([precision.weight_bits, precision.act_bits, precision.kv_bits[..., None]], axis=-1).astype(
-        jnp.float32
-    )
-
-
-def precision_from_table(table: jax.Array) -> Precision:
-    """The inverse of :func:`bits_table`."""
-    n_w, n_a = len(LINEAR_OPS), len(MATMUL_OPS)
-    return Precision(table[..., :n_w], table[..., n_w : n_w + n_a], table[..., n_w + n_a])
 
 
 def _key(layer: int, kind: str, op: str) -> str:
@@ -280,7 +259,7 @@ def quantized_losses(build: Builder, scheme: QuantScheme, params, windows, table
     """
 
     def one(table):
-        hooks = QuantHooks(precision_from_table(table), scheme)
+        hooks = QuantHooks(Precision.from_table(table), scheme)
         return token_nll(build(params)(windows[:, :-1], hooks), windows[:, 1:])
 
     return jax.vmap(one)(tables)
@@ -289,7 +268,7 @@ def quantized_losses(build: Builder, scheme: QuantScheme, params, windows, table
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, table, ref_logp):
     """Mean token loss and mean per-token ``KL(p_full || p_quantised)`` with ``table`` ``(L, 17)`` applied."""
-    logits = build(params)(windows[:, :-1], QuantHooks(precision_from_table(table), scheme))
+    logits = build(params)(windows[:, :-1], QuantHooks(Precision.from_table(table), scheme))
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     kl = jnp.mean(jnp.sum(jnp.exp(ref_logp) * (ref_logp - logp), axis=-1))
     return token_nll(logits, windows[:, 1:]), kl
@@ -348,7 +327,7 @@ class Sensitivities:
 
     def summary(self) -> dict:
         """JSON-ready per-layer tables keyed by point name."""
-        names = point_names()
+        names = list(POINT_NAMES)
 
         def table(a):
             return [{n: float(v) for n, v in zip(names, row, strict=True)} for row in np.asarray(a)]

@@ -32,8 +32,9 @@ from cimjax.quant.proxy import (
     uniform_budgets,
 )
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
-from cimjax.quant.sensitivity import N_POINTS, POINTS, estimate
+from cimjax.quant.sensitivity import estimate
 from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
+from cimjax.workload.precision import N_POINTS, POINTS
 
 # Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
 SIZES: dict[str, tuple[TrainConfig, dict]] = {

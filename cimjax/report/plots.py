@@ -218,14 +218,13 @@ def breakdown_plot(reports: Sequence[Mapping] | Mapping, labels: Sequence[str] |
 
 
 def bit_heatmap(table: np.ndarray, title: str = "", ax=None, colorbar: bool = True, caption: str | None = None):
-    """The ``(layers, 17)`` bit table (columns as ``cimjax.quant.sensitivity.point_names()``) as a heat-map on
+    """The ``(layers, 17)`` bit table (columns as ``cimjax.workload.precision.POINT_NAMES``) as a heat-map on
     a fixed 1-16 bit colour scale, every cell labelled with its bits; ``caption`` (e.g. the default proxy's
     gain cap, which the figure must not be read without) goes under the axis. Returns the Figure."""
     import textwrap
 
-    from cimjax.quant.sensitivity import point_names
+    from cimjax.workload.precision import POINT_NAMES as columns
 
-    columns = point_names()
     table = np.asarray(table, dtype=np.float64)
     if table.ndim != 2 or table.shape[1] != len(columns):
         raise ValueError(f"bit table must have shape (layers, {len(columns)}), got {table.shape}")
@@ -243,11 +242,6 @@ def bit_heatmap(table: np.ndarray, title: str = "", ax=None, colorbar: bool = Tr
     if colorbar:
         fig.colorbar(image, ax=ax, label="bits")
     return fig
-
-
-def bit_table(bits: Sequence[Mapping]) -> np.ndarray:
-    """The ``(layers, 17)`` array of an ``optimize`` report's ``bits`` list (weight, act, kv per layer)."""
-    return np.asarray([[*b["weight"].values(), *b["act"].values(), b["kv"]] for b in bits], dtype=np.float64)
 
 
 def save(fig, path, dpi: int = 130) -> None:

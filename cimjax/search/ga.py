@@ -30,6 +30,9 @@ Objective = Callable[[np.ndarray], np.ndarray]
 Progress = Callable[[int, float], None]
 """Called after each generation with the 1-based generation number and the best value so far."""
 
+PAPER_POP_SIZE, PAPER_GENERATIONS = 20, 50
+"""The paper's GA settings: population 20 over 50 generations (the defaults of every GA run here)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class GAResult:
@@ -77,8 +80,8 @@ def run_integer_ga(
     objective: Objective,
     radices: Sequence[int],
     *,
-    pop_size: int = 20,
-    n_gen: int = 50,
+    pop_size: int = PAPER_POP_SIZE,
+    n_gen: int = PAPER_GENERATIONS,
     seed: int = 0,
     progress: Progress | None = None,
     initial: np.ndarray | None = None,
@@ -155,8 +158,8 @@ def run_ga(
     objective: Objective,
     space: DesignSpace,
     *,
-    pop_size: int = 20,
-    n_gen: int = 50,
+    pop_size: int = PAPER_POP_SIZE,
+    n_gen: int = PAPER_GENERATIONS,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> GAResult:

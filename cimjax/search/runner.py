@@ -115,8 +115,9 @@ def search(
             "history": result.history.tolist(),
         }
     else:
-        pop_size, n_gen = 20, 50
-        from cimjax.search.ga import run_ga  # pymoo is imported only when the GA runs
+        from cimjax.search.ga import PAPER_GENERATIONS, PAPER_POP_SIZE, run_ga  # pymoo: only when the GA runs
+
+        pop_size, n_gen = PAPER_POP_SIZE, PAPER_GENERATIONS
 
         objective_fn = ga_objective(spec, prec, workload, tech, space, alpha, batch=pop_size)
         ga = run_ga(

@@ -9,6 +9,10 @@ Conventions shared by the cost model, the accuracy proxy and the optimisers:
 * ``weight_overhead_bits[l, j]`` (optional): extra bits streamed per weight for group scales and zero
   points (e.g. a 16-bit scale and a 16-bit zero point per 128 weights = 0.25, see
   :func:`group_overhead_bits`). They travel from DRAM with the weights but are not held in the macros.
+* The bit table: the same bits as one ``(L, 17)`` array, one column per quantised tensor (*point*) in
+  :data:`POINTS` order -- the 7 linear weights, the 9 matmul inputs, the KV cache (K and V together).
+  The proxy, the sensitivities and the joint optimiser work on it (:meth:`Precision.to_table`,
+  :meth:`Precision.from_table`); :func:`bits_report` is its JSON form.
 
 Integer values give the exact model; non-integer values are meaningful only to the relaxed model.
 """
@@ -25,6 +29,14 @@ import numpy as np
 LINEAR_OPS = ("q", "k", "v", "o", "gate", "up", "down")
 MATMUL_OPS = LINEAR_OPS + ("qk", "pv")
 MIN_BITS, MAX_BITS = 1, 16
+
+POINTS: tuple[tuple[str, str], ...] = (
+    tuple(("weight", op) for op in LINEAR_OPS) + tuple(("act", op) for op in MATMUL_OPS) + (("kv", "kv"),)
+)
+"""``(kind, operator)`` of the bit table's columns."""
+N_POINTS = len(POINTS)
+POINT_NAMES = tuple(f"{kind}.{op}" if kind != "kv" else "kv" for kind, op in POINTS)
+"""``weight.q``, ..., ``act.pv``, ``kv``: labels of the bit table's columns."""
 
 
 @jax.tree_util.register_dataclass
@@ -47,6 +59,17 @@ class Precision:
     @property
     def n_layers(self) -> int:
         return self.kv_bits.shape[-1]
+
+    def to_table(self) -> jax.Array:
+        """The bits as one ``(..., L, 17)`` float32 table in :data:`POINTS` order (jittable); the weight
+        overhead bits are not part of it."""
+        return jnp.concatenate([self.weight_bits, self.act_bits, self.kv_bits[..., None]], axis=-1).astype(jnp.float32)
+
+    @classmethod
+    def from_table(cls, table: jax.Array) -> Precision:
+        """The inverse of :meth:`to_table` (jittable): a ``(..., L, 17)`` table split by tensor kind."""
+        n_w, n_a = len(LINEAR_OPS), len(MATMUL_OPS)
+        return cls(table[..., :n_w], table[..., n_w : n_w + n_a], table[..., n_w + n_a])
 
     @classmethod
     def uniform(cls, n_layers: int, weight: float, act: float | None = None, kv: float | None = None):
@@ -101,7 +124,9 @@ def group_overhead_bits(group_size: int, scale_bits: int = 16, zero_bits: int = 
     return (scale_bits + zero_bits) / group_size
 
 
-PRESETS = {"int4": 4, "int6": 6, "int8": 8}
+PRESETS = {"int8": 8, "int6": 6, "int4": 4}
+"""Uniform widths by name (weights, bit-serial activations and KV cache alike): the precisions
+:func:`preset` accepts and the accuracy budgets of the joint optimiser (the proxy at that width)."""
 PRECISION_FORMS = "int4, int6, int8, or bits per kind as wXaYkvZ (e.g. w4a8kv8, w4a16kv8; kvZ defaults to aY)"
 _PER_KIND = re.compile(r"w(\d+)a(\d+)(?:kv(\d+))?")
 
@@ -126,3 +151,24 @@ def preset(name: str, n_layers: int) -> Precision:
     activations and KV cache all at N bits (our reading of the paper's INT4/INT8)."""
     weight, act, kv = parse_precision(name)
     return Precision.uniform(n_layers, weight, act, kv)
+
+
+def bits_report(table: np.ndarray) -> list[dict]:
+    """A whole-bit ``(L, 17)`` table as JSON, per layer:
+    ``{"layer", "weight": {op: bits}, "act": {op: bits}, "kv": bits}``."""
+    table = np.asarray(table)
+    n_w, n_a = len(LINEAR_OPS), len(MATMUL_OPS)
+    return [
+        {
+            "layer": layer,
+            "weight": {op: int(b) for op, b in zip(LINEAR_OPS, row[:n_w], strict=True)},
+            "act": {op: int(b) for op, b in zip(MATMUL_OPS, row[n_w : n_w + n_a], strict=True)},
+            "kv": int(row[-1]),
+        }
+        for layer, row in enumerate(table)
+    ]
+
+
+def table_from_bits(bits: list[dict]) -> np.ndarray:
+    """The ``(L, 17)`` float64 bit table of a :func:`bits_report` (its inverse)."""
+    return np.array([[*row["weight"].values(), *row["act"].values(), row["kv"]] for row in bits], np.float64)
