@@ -461,7 +461,7 @@ def library_cases() -> list[dict]:
 
 def _relaxed_cases() -> list[dict]:
     """The relaxed model at temperatures JointSettings accepts: value and gradient finite for random designs."""
-    from cimjax.joint.optimizer import JointSettings
+    from cimjax.joint.settings import JointSettings
 
     out = []
     for tau in (1e-5, 1e-6, 1e-7):

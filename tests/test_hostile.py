@@ -573,8 +573,9 @@ OPTIMIZE = ["optimize", "--budget", "int6", "--starts", "2", "--rounds", "3", "-
 @pytest.fixture(scope="module")
 def joint(tmp_path_factory):
     """A small joint problem, and its uninterrupted result with checkpoints."""
-    from cimjax.joint.optimizer import JointSettings, optimize
+    from cimjax.joint.optimizer import optimize
     from cimjax.joint.problem import BitSpace, make_problem
+    from cimjax.joint.settings import JointSettings
     from cimjax.quant.train import TINY
     from cimjax.workload.operators import Workload
 
@@ -612,7 +613,8 @@ def test_sigint_at_each_round_resumes_to_the_uninterrupted_result(joint, tmp_pat
 
 
 def test_resume_refuses_another_technology_and_missing_metadata(joint, tmp_path):
-    from cimjax.joint.optimizer import CheckpointError, optimize
+    from cimjax.joint.checkpoints import CheckpointError
+    from cimjax.joint.optimizer import optimize
 
     problem, small, _ = joint
 

@@ -9,8 +9,11 @@ import pytest
 
 from cimjax.cost.reference import reference_costs
 from cimjax.hardware.config import FIELDS, PAPER_SPACE
-from cimjax.joint.optimizer import CheckpointError, JointSettings, optimize, repair
+from cimjax.joint.checkpoints import CheckpointError
+from cimjax.joint.discrete import repair
+from cimjax.joint.optimizer import optimize
 from cimjax.joint.problem import BitSpace, ExactEvaluator, InfeasibleError, make_problem
+from cimjax.joint.settings import JointSettings
 from cimjax.quant.train import TINY
 from cimjax.workload.operators import Workload
 

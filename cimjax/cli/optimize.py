@@ -76,8 +76,8 @@ def optimize_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
-    from cimjax.joint.optimizer import JointSettings
     from cimjax.joint.runner import optimize_report
+    from cimjax.joint.settings import JointSettings
     from cimjax.quant.measured import Calibration
 
     validation.integer("--starts", starts, 1, MAX_STARTS)

@@ -22,8 +22,9 @@ from pathlib import Path
 from cimjax.api import resolve_model
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import ga_baseline, sequential_baseline, uniform_baseline
-from cimjax.joint.optimizer import JointSettings, optimize
+from cimjax.joint.optimizer import optimize
 from cimjax.joint.problem import JointProblem, make_problem
+from cimjax.joint.settings import JointSettings
 from cimjax.quant.proxy import Proxy, gain_cap_note
 from cimjax.report.baseline import compare
 from cimjax.results import Result, make_meta
@@ -55,7 +56,7 @@ def run_method(
 ):
     """Runs one method on ``problem``; returns ``(report, evaluations)`` of its final discrete design.
 
-    ``settings``: :class:`cimjax.joint.optimizer.JointSettings` of the gradient method (its seed is
+    ``settings``: :class:`cimjax.joint.settings.JointSettings` of the gradient method (its seed is
     replaced by ``seed``). ``ga_evaluations``: the GA's evaluation budget; experiments pass what the
     gradient method spent on the same problem, so the two are compared at equal evaluation counts.
     """

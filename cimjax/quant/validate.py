@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from cimjax.joint.optimizer import JointSettings
+from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
 from cimjax.quant.measured import loss_increases
 from cimjax.quant.proxy import (
