@@ -28,6 +28,7 @@ from cimjax.report.selection import (
 )
 from cimjax.results import make_meta, write_csv, write_json
 from cimjax.search.exhaustive import sweep
+from cimjax.search.ga import PAPER_GENERATIONS, PAPER_POP_SIZE
 from cimjax.search.pareto import alpha_objective
 from cimjax.search.runner import search
 from cimjax.workload.models import MODELS
@@ -370,7 +371,8 @@ def reproduce_paper(
         f"Rows put beside the paper ({describe_selection(selection, knee, tolerance)}); the paper's published "
         f"numbers where they are calibration points, '-' where they are held out:\n\n{table}\n\n"
         f"Exhaustive alpha = 1 optimum, knee ({describe(knee, tolerance)}) and the paper's GA "
-        f"(population 20, 50 generations, {ga_seeds} seeds; median [min, max]):\n\n{searches}\n\n"
+        f"(population {PAPER_POP_SIZE}, {PAPER_GENERATIONS} generations, {ga_seeds} seeds; median [min, max]):"
+        f"\n\n{searches}\n\n"
         f"The paper's stated trends, for the rows put beside it:\n\n{trends_table(trends['selected'])}\n\n"
         f"for the exhaustive optima:\n\n{trends_table(trends['exhaustive'])}\n\n"
         f"and for the knees ({describe(knee, tolerance)}):\n\n{trends_table(trends['knee'])}\n",

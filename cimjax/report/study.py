@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from cimjax.workload.operators import Workload
     from cimjax.workload.precision import Precision
 
-GA_POP, GA_GENERATIONS = 20, 50  # the paper's GA
 MAX_DESIGNS = 10**9
 """Largest design space swept (the paper's has 3,136,000; 1e9 designs take about an hour)."""
 MAX_GA_RUNS = 1000
@@ -79,9 +78,10 @@ def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float,
     if scoring == "model":
         if area_max is not None:
             raise ValueError("GA runs scored by the model do not take --area-max; use scoring 'table'")
+        from cimjax.search.ga import PAPER_POP_SIZE
         from cimjax.search.runner import ga_objective
 
-        return ga_objective(spec, prec, workload, tech, result.space, alpha, batch=GA_POP)
+        return ga_objective(spec, prec, workload, tech, result.space, alpha, batch=PAPER_POP_SIZE)
 
     import numpy as np
 
@@ -99,12 +99,12 @@ def _ga_runs(objective, result: SweepResult, alpha, best_objective, runs, tokens
     """``runs`` GA runs (seeds 0..runs-1) for one alpha; each best design's metrics come from the exact sweep."""
     import numpy as np
 
-    from cimjax.search.ga import run_ga  # pymoo is imported only when a GA runs
+    from cimjax.search.ga import run_ga
     from cimjax.search.pareto import alpha_objective
 
     out = []
     for seed in range(runs):
-        ga = run_ga(objective, result.space, pop_size=GA_POP, n_gen=GA_GENERATIONS, seed=seed)
+        ga = run_ga(objective, result.space, seed=seed)  # the paper's population and generations
         index = int(np.ravel_multi_index(tuple(ga.best_choice), result.space.radices))
         value = float(alpha_objective(result.latency_s[index], result.energy_j[index], alpha))
         row = _design_row(result, index, tokens)
@@ -208,6 +208,7 @@ def sweep_study(
     from cimjax.report.plots import save, study_plot
     from cimjax.results import make_meta, write_csv, write_json
     from cimjax.search.exhaustive import DEFAULT_CHUNK, sweep
+    from cimjax.search.ga import PAPER_GENERATIONS, PAPER_POP_SIZE
     from cimjax.search.pareto import check_alphas
     from cimjax.validation import check_limits
 
@@ -255,8 +256,8 @@ def sweep_study(
         "alpha_optima": optima,
         "ga": {
             "runs_per_alpha": ga_runs,
-            "pop_size": GA_POP,
-            "generations": GA_GENERATIONS,
+            "pop_size": PAPER_POP_SIZE,
+            "generations": PAPER_GENERATIONS,
             "scoring": ga_scoring,
             "results": ga,
         },
