@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax.joint.methods import GA_EVALUATIONS
 from cimjax.joint.problem import make_problem, proxy_values
-from cimjax.joint.runner import GA_EVALUATIONS, run_method
+from cimjax.joint.runner import run_method
 from cimjax.quant.proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, default_proxy, gain_cap_note
 from cimjax.search.pareto import hypervolume
 from cimjax.workload.models import MODELS, get_model
@@ -62,7 +63,7 @@ def run_one(path: Path, spec, alpha: float, width: int, method: str, seed: int, 
         result = uniform_baseline(problem)
         report, evaluations = result.report, result.evaluations
     else:
-        report, evaluations = run_method(problem, method, seed=seed, ga_evaluations=ga_evaluations)
+        report, evaluations = run_method(problem, method, seed=seed, evaluations=ga_evaluations)
     record = report | {
         "model": spec.id,
         "alpha": alpha,

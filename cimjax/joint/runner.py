@@ -14,15 +14,13 @@ most any assignment can gain, and why; else null), ``evaluations``, ``wall_s`` a
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cimjax.api import resolve_model
 from cimjax.hardware.technology import Technology
-from cimjax.joint.baselines import ga_baseline, sequential_baseline, uniform_baseline
-from cimjax.joint.optimizer import optimize
+from cimjax.joint.baselines import uniform_baseline
+from cimjax.joint.methods import CHECKPOINT_OPTIONS, JOINT_METHODS, JointOutcome, Progress, get_joint_method
 from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.joint.settings import JointSettings
 from cimjax.quant.proxy import Proxy, gain_cap_note
@@ -31,50 +29,29 @@ from cimjax.results import Result, make_meta
 from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 
-METHODS = ("gradient", "ga", "sequential")
-GA_EVALUATIONS = 64_000
-"""Default GA evaluations: about what the gradient method spends with its default settings and no area
-limit on a 16-layer model (relaxed and exact evaluations; an area limit adds its hardware sweeps)."""
-GA_GENERATIONS = 400
-"""The GA's population is sized so that its evaluations last this many generations (at least 50 each)."""
 METRICS = ("tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy")
-
-Progress = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)``."""
 
 
 def run_method(
-    problem: JointProblem,
-    method: str,
-    *,
-    seed: int = 0,
-    checkpoint_dir: str | Path | None = None,
-    resume: bool = False,
-    progress: Progress | None = None,
-    settings: JointSettings | None = None,
-    ga_evaluations: int = GA_EVALUATIONS,
-):
-    """Runs one method on ``problem``; returns ``(report, evaluations)`` of its final discrete design.
+    problem: JointProblem, method: str, *, seed: int = 0, progress: Progress | None = None, **options
+) -> JointOutcome:
+    """Runs the registered joint method ``method`` (:mod:`cimjax.joint.methods`) on ``problem``; returns its
+    :class:`~cimjax.joint.methods.JointOutcome` ``(report, evaluations)`` of the final discrete design.
 
-    ``settings``: :class:`cimjax.joint.settings.JointSettings` of the gradient method (its seed is
-    replaced by ``seed``). ``ga_evaluations``: the GA's evaluation budget; experiments pass what the
-    gradient method spent on the same problem, so the two are compared at equal evaluation counts.
+    ``options`` (e.g. ``settings``, ``checkpoint_dir``, ``resume`` of ``gradient``; ``evaluations`` of
+    ``ga``) go to the methods that take them, so one call can be made for every method; an option that no
+    method takes is an error, and so are checkpoint options for a method that cannot resume.
     """
-    if method not in METHODS:
-        raise ValueError(f"method = {method!r} is not known; allowed: {list(METHODS)}")
-    if method != "gradient" and (checkpoint_dir is not None or resume):
-        raise ValueError(f"--checkpoint-dir/--resume apply to method 'gradient' only, not {method!r}")
-    settings = dataclasses.replace(settings or JointSettings(), seed=seed)
-    if method == "gradient":
-        result = optimize(problem, settings, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
-        return result.report, result.evaluations
-    step = (lambda done, total: progress(method, done, total)) if progress else None
-    if method == "ga":
-        pop_size = max(50, ga_evaluations // GA_GENERATIONS)
-        result = ga_baseline(problem, evaluations=ga_evaluations, seed=seed, pop_size=pop_size, progress=step)
-    else:
-        result = sequential_baseline(problem, progress=step)
-    return result.report, result.evaluations
+    entry = get_joint_method(method)
+    known = frozenset().union(*(m.options for m in JOINT_METHODS.values()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"run_method: no joint method takes {unknown}; options: {sorted(known)}")
+    resumable = set(CHECKPOINT_OPTIONS) <= entry.options
+    if not resumable and (options.get("checkpoint_dir") is not None or options.get("resume")):
+        takers = " or ".join(repr(n) for n, m in JOINT_METHODS.items() if set(CHECKPOINT_OPTIONS) <= m.options)
+        raise ValueError(f"--checkpoint-dir/--resume apply to method {takers} only, not {method!r}")
+    return entry.run(problem, seed, progress, **{k: v for k, v in options.items() if k in entry.options})
 
 
 def optimize_report(

@@ -31,8 +31,9 @@ import numpy as np
 
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
+from cimjax.joint.methods import Progress
 from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values
-from cimjax.joint.runner import METRICS, Progress, run_method
+from cimjax.joint.runner import METRICS, run_method
 from cimjax.joint.settings import JointSettings
 from cimjax.lm.model import DecoderLM
 from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, loss_increases

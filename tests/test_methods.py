@@ -1,0 +1,87 @@
+"""Pluggable methods: a new joint method is one decorated function (here, in this file), reachable by
+``run_method``, ``optimize_report`` and ``cimjax optimize --method``; the registries route options and
+name what is allowed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cimjax.cli.main import app
+from cimjax.joint import methods
+from cimjax.joint.methods import JOINT_METHODS, JointOutcome, joint_method
+from cimjax.joint.problem import ExactEvaluator, design_report, make_problem
+from cimjax.joint.runner import run_method
+from cimjax.quant.train import TINY
+
+runner = CliRunner()
+TINY_CONFIG = {
+    "model_type": "llama",
+    "_name_or_path": "tiny-llama",
+    "num_hidden_layers": 2,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 256,
+    "tie_word_embeddings": False,
+}
+
+
+@pytest.fixture
+def random_joint():
+    """Registers ``random``: the best of ``samples`` random hardware designs at the smallest uniform width
+    that meets the budget -- a whole joint method in one function."""
+
+    @joint_method("random", "random hardware, uniform bits")
+    def random_search(problem, seed, progress, *, samples: int = 64) -> JointOutcome:
+        evaluator = ExactEvaluator(problem)
+        rng = np.random.default_rng(seed)
+        choices = rng.integers(0, problem.space.radices, size=(samples, len(problem.space.radices)))
+        table = problem.uniform_table(problem.smallest_uniform_width())
+        scores = evaluator(choices, np.broadcast_to(table, (samples, *table.shape)))
+        best = choices[int(np.argmin(problem.rank(scores)))]
+        if progress:
+            progress("random", samples, samples)
+        return JointOutcome(design_report(problem, best, table, evaluator), evaluator.evaluations)
+
+    yield random_search
+    JOINT_METHODS.pop("random")
+
+
+def test_a_joint_method_registered_in_one_file_runs_through_the_runner_and_the_cli(random_joint, tmp_path):
+    problem = make_problem(TINY.spec(), "int6")
+    calls = []
+    report, evaluations = run_method(
+        problem, "random", seed=3, progress=lambda *a: calls.append(a), samples=8, settings=None
+    )  # settings: the gradient method's option, not passed to this one
+    assert evaluations == 9 and calls == [("random", 8, 8)]  # 8 samples + the report's evaluation
+    assert report["feasible"] and report["proxy"] <= problem.budget * (1 + 1e-6)
+    assert "random (random hardware, uniform bits)" in methods.methods_help()
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    result = runner.invoke(
+        app, ["optimize", "--model", str(config), "--budget", "int6", "--method", "random", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["method"] == "random" and found["evaluations"] == 65  # the default samples=64, + 1
+    assert found["tokens_per_s"] >= found["baseline"]["tokens_per_s"] * (1 - 1e-9)  # never worse than uniform
+
+
+def test_joint_options_go_to_the_methods_that_take_them(random_joint):
+    problem = make_problem(TINY.spec(), "int6")
+    with pytest.raises(
+        ValueError, match=r"method = 'annealing' is not known; allowed: \['gradient', 'ga', 'sequential', 'random'\]"
+    ):
+        run_method(problem, "annealing")
+    with pytest.raises(TypeError, match=r"no joint method takes \['sample'\]"):
+        run_method(problem, "random", sample=3)
+    with pytest.raises(ValueError, match="--checkpoint-dir/--resume apply to method 'gradient' only, not 'random'"):
+        run_method(problem, "random", resume=True)
+    assert JOINT_METHODS["ga"].options == {"evaluations", "generations", "min_pop_size"}
+    assert JOINT_METHODS["random"].options == {"samples"}
