@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cimjax.api import resolve_model, resolve_precision
 from cimjax.cli.common import parse_alphas
 from cimjax.hardware.technology import default_technology
 from cimjax.report.study import sweep_study
+from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
+from cimjax.workload.precision import resolve_precision
 
 PAPER_ALPHAS = ",".join(f"{a:g}" for a in np.round(np.linspace(0.0, 1.0, 11), 2))
 WITHIN = 0.01  # a run "finds the optimum" if within 1% of it

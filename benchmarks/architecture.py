@@ -26,7 +26,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("hardware",),
     ("mapping",),
     ("cost",),
-    ("results",),
+    ("results", "evaluation"),
     ("search", "lm"),
     ("quant",),
     ("joint",),

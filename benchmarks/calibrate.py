@@ -13,8 +13,8 @@ import json
 import time
 from pathlib import Path
 
-from cimjax.cost.calibration import calibrate, fit_dram_energy
 from cimjax.hardware.technology import default_technology
+from cimjax.report.calibration import calibrate, fit_dram_energy
 from cimjax.workload.operators import Workload
 
 

@@ -27,12 +27,14 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cimjax.api import _evaluator, resolve_model, resolve_precision  # noqa: E402
+from cimjax.evaluation import _evaluator  # noqa: E402
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import DEFAULT_CHUNK, compress_uniform, make_chunk_evaluator  # noqa: E402
 from cimjax.search.gradient import EXACT_BATCH, make_descent, make_exact_batch  # noqa: E402
+from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload  # noqa: E402
+from cimjax.workload.precision import resolve_precision  # noqa: E402
 
 RUNS = 5
 """Timed runs after compiling (median reported)."""

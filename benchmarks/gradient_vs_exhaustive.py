@@ -22,13 +22,14 @@ from pathlib import Path
 
 os.environ["CIMJAX_NO_CACHE"] = "1"  # first calls compile, as in a cold start
 
-from cimjax.api import resolve_model, resolve_precision  # noqa: E402
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import sweep  # noqa: E402
 from cimjax.search.gradient import gradient_search  # noqa: E402
 from cimjax.search.symmetry import MirrorFolding  # noqa: E402
+from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload  # noqa: E402
+from cimjax.workload.precision import resolve_precision  # noqa: E402
 
 LARGE_SPACE = DesignSpace(
     {

@@ -105,7 +105,7 @@ def _tiny_model():
         from flax import nnx
 
         from cimjax.lm import DecoderLM
-        from cimjax.workload.models import ModelSpec
+        from cimjax.workload.spec import ModelSpec
 
         spec = ModelSpec("tiny", "tiny", 2, 24, 4, 2, 6, 40, 256, False)
         _TINY = DecoderLM(spec, rope_theta=500.0, rms_eps=1e-5, rngs=nnx.Rngs(0))

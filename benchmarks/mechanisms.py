@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from cimjax.api import evaluate_design
-from cimjax.cost.calibration import EFFICIENCY_POINT, PAPER_ALPHA05_AREA_MM2, THROUGHPUT_POINTS
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE
 from cimjax.hardware.technology import SWITCHES, default_technology
+from cimjax.report.calibration import EFFICIENCY_POINT, PAPER_ALPHA05_AREA_MM2, THROUGHPUT_POINTS
 from cimjax.report.paper import ALPHA05_POINT, PRECISIONS, paper_trends
 from cimjax.report.selection import knee_index
 from cimjax.search.exhaustive import sweep

@@ -26,13 +26,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from cimjax.api import resolve_model, resolve_precision
 from cimjax.cost.reference import reference_costs
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
 from cimjax.search.distributed import sharded_sweep
 from cimjax.search.exhaustive import DEFAULT_CHUNK, sweep
+from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
+from cimjax.workload.precision import resolve_precision
 
 ACCELERATOR_CHUNK = 1 << 19
 """Default chunk on GPUs/TPUs: larger steps keep them busy; about 1 GB of intermediates, checked on none

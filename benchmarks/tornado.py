@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cimjax.api import evaluate_design
-from cimjax.cost.calibration import selected_design
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import PARAMETERS, default_technology
+from cimjax.report.calibration import selected_design
 from cimjax.results import write_json
 from cimjax.workload.operators import Workload
 

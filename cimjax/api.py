@@ -1,56 +1,45 @@
-"""The validated boundary: evaluate a design from plain values, and report it as JSON-ready data.
+"""The validated boundary, the façade users call: evaluate a design from plain values (a model id or
+``config.json`` path, a precision name, a mapping of hardware fields), and read config files.
 
 Everything here checks its inputs (clear ``ValueError`` naming field, value and allowed set) and then
-calls the pure cost model; nothing here is traced by JAX.
+calls the library below; nothing in the library imports this module. The report builders and resolvers
+it re-exports live on their own floors (:mod:`cimjax.evaluation`, :mod:`cimjax.workload.models`,
+:mod:`cimjax.workload.precision`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from pathlib import Path
 
-import jax
-import numpy as np
-
-from cimjax.cache import CompiledProgram, enable_compilation_cache
-from cimjax.cost.model import Costs, evaluate
-from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
-from cimjax.hardware.technology import (
-    MACRO_COLS,
-    MACRO_ROWS,
-    SYSTEM_DRAM_ENERGY_PER_BIT,
-    Technology,
-    default_technology,
+from cimjax.evaluation import (
+    ENERGY_ACCOUNT_KEYS,
+    costs_report,
+    design_report,
+    energy_accounts,
+    peak_figure_of_merit,
+    roofline_tokens_per_s,
 )
+from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
+from cimjax.hardware.technology import Technology, default_technology
 from cimjax.jsonfile import read_json
-from cimjax.mapping.pipeline import dram_bits_per_s
-from cimjax.results import Result, make_meta
-from cimjax.workload.models import ModelSpec, get_model
-from cimjax.workload.operators import Workload, decode_operators
-from cimjax.workload.precision import Precision, preset
+from cimjax.workload.models import resolve_model
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import Precision, resolve_precision
+from cimjax.workload.spec import ModelSpec
 
-enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
-
-
-@functools.lru_cache(maxsize=64)
-def _evaluator(spec: ModelSpec, workload: Workload) -> CompiledProgram:
-    """``evaluate`` of one design, compiled once per model and workload and kept on disk (cimjax.cache)."""
-    run = jax.jit(lambda hw, prec, tech: evaluate(hw, prec, spec, workload, tech))
-    return CompiledProgram("evaluate", (spec, workload), run, fast_compile=True)
-
-
-def resolve_model(model: str | ModelSpec) -> ModelSpec:
-    return model if isinstance(model, ModelSpec) else get_model(model)
-
-
-def resolve_precision(precision: str | Precision, spec: ModelSpec) -> Precision:
-    if isinstance(precision, str):
-        return preset(precision, spec.n_layers)
-    if not isinstance(precision, Precision):
-        raise ValueError(f"precision = {precision!r} is not allowed; allowed: 'int4', 'int8' or a Precision")
-    precision.validate(spec.n_layers)
-    return precision
+__all__ = [
+    "ENERGY_ACCOUNT_KEYS",
+    "complete_config",
+    "costs_report",
+    "energy_accounts",
+    "evaluate_design",
+    "load_config",
+    "peak_figure_of_merit",
+    "resolve_model",
+    "resolve_precision",
+    "roofline_tokens_per_s",
+]
 
 
 def load_config(path: str | Path) -> dict:
@@ -67,96 +56,6 @@ def load_config(path: str | Path) -> dict:
 def complete_config(values: Mapping[str, float]) -> dict:
     """``values`` with the fields it lacks taken from the paper's alpha = 0.5 design (as the CLI does)."""
     return dict(EDGECIM_ALPHA05_DESIGN) | dict(values)
-
-
-def roofline_tokens_per_s(dram_bits: float, tech: Technology, tokens: int) -> float:
-    """The physical limit: tokens/s if the DRAM streamed the required bits at its peak rate."""
-    return tokens * float(tech.dram_peak_bytes_per_s) * 8.0 / float(dram_bits)
-
-
-def peak_figure_of_merit(hw: HardwareConfig, tech: Technology, weight_bits: int, act_bits: int, area_mm2: float):
-    """Peak TOPS, TOPS/W and TOPS/W/mm^2 as CIM papers compare macros and accelerators.
-
-    Counted as: every active PE busy (C * T_A * P^2 macros), each macro doing 16 x floor(16 / w)
-    multiply-accumulates per ``act_bits`` cycles, 2 operations per MAC, at the clock; power is the
-    macros' dynamic power at that rate plus the whole chip's leakage (no DRAM, buses or buffers).
-    """
-    active = float(hw.clusters * hw.active_pes)
-    macs_per_cycle = active * MACRO_ROWS * (MACRO_COLS // weight_bits) / act_bits
-    tops = 2.0 * macs_per_cycle * float(tech.clock_hz) / 1e12
-    power_w = active * float(tech.pe_cycle_energy) * float(tech.clock_hz) + float(tech.leakage_w_per_mm2) * area_mm2
-    tops_per_w = tops / power_w
-    return {"peak_tops": tops, "peak_tops_per_w": tops_per_w, "peak_tops_per_w_per_mm2": tops_per_w / area_mm2}
-
-
-ENERGY_ACCOUNT_KEYS = ("dram_energy_j", "on_chip_energy_j", "system")  # what energy_accounts adds
-
-
-def energy_accounts(report: Mapping) -> dict:
-    """A report's decode energy split into DRAM and on-chip, and the *system* accounting: the same
-    on-chip energy with the DRAM bits priced at a public LPDDR5X-class energy per bit (docs/model.md,
-    "Energy accounting")."""
-    tokens = report["tokens_per_s"] * report["latency_s"]
-    dram = report["energy_by_component_j"]["dram"]
-    on_chip = report["energy_j"] - dram
-    system_dram = report["dram_bytes_per_token"] * 8.0 * tokens * SYSTEM_DRAM_ENERGY_PER_BIT.value
-    return {
-        "dram_energy_j": dram,
-        "on_chip_energy_j": on_chip,
-        "system": {
-            "dram_energy_per_bit": SYSTEM_DRAM_ENERGY_PER_BIT.value,
-            "dram_energy_j": system_dram,
-            "energy_j": on_chip + system_dram,
-            "tokens_per_j": tokens / (on_chip + system_dram),
-        },
-    }
-
-
-def _floats(tree) -> dict:
-    return {k: float(v) for k, v in tree.items()}
-
-
-def costs_report(
-    costs: Costs, hw: HardwareConfig, spec: ModelSpec, precision_name: str, prec: Precision, tech: Technology
-) -> dict:
-    """A JSON-ready dict of one evaluated design; decode energy also split into DRAM and on-chip, with
-    the *system* accounting beside it (:func:`energy_accounts`)."""
-    area = float(costs.area_mm2)
-    decode = costs.decode
-    tokens = int(decode.tokens)
-    dram_bits = float(decode.dram_bits)
-    report = {
-        "model": spec.id,
-        "precision": precision_name,
-        "config": hw.to_dict(),
-        "latency_s": float(costs.latency_s),
-        "energy_j": float(costs.energy_j),
-        "area_mm2": area,
-        "tokens_per_s": float(costs.tokens_per_s),
-        "tokens_per_j": float(costs.tokens_per_j),
-        "roofline_tokens_per_s": roofline_tokens_per_s(dram_bits, tech, tokens),
-        "dram_bytes_per_token": dram_bits / 8.0 / tokens,
-        "latency_by_operator_s": _floats(decode.latency_by_operator),
-        "energy_by_component_j": _floats(decode.energy_by_component),
-        "energy_by_operator_j": _floats(decode.energy_by_operator),
-        "area_breakdown_mm2": {
-            k: float(getattr(costs.area, k)) for k in ("pes", "buffers", "functional_units", "buses")
-        },
-    }
-    w = int(np.max(np.asarray(prec.weight_bits)))
-    a = int(np.max(np.asarray(prec.act_bits)))
-    report |= energy_accounts(report)
-    report["figure_of_merit"] = peak_figure_of_merit(hw, tech, w, a, area)
-    report["sustained_dram_gb_per_s"] = float(dram_bits_per_s(tech)) / 8e9
-    if costs.prefill is not None:
-        report["prefill_beyond_paper"] = {
-            "note": "prefill phase: GEMM-shaped, not modelled by the EdgeCIM paper",
-            "latency_s": float(costs.prefill.latency_s),
-            "energy_j": float(costs.prefill.energy_j),
-            "tokens_per_s": int(costs.prefill.tokens) / float(costs.prefill.latency_s),
-            "latency_by_operator_s": _floats(costs.prefill.latency_by_operator),
-        }
-    return report
 
 
 def evaluate_design(
@@ -177,9 +76,5 @@ def evaluate_design(
             f"config = {config!r} is not allowed; allowed: a mapping of {list(FIELDS)} or a HardwareConfig"
         )
     hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(complete_config(config), space)
-    workload = workload or Workload()
-    tech = tech or default_technology()
-    costs = _evaluator(spec, workload)(hw, prec, tech)
     name = precision if isinstance(precision, str) else "mixed"
-    report = costs_report(costs, hw, spec, name, prec, tech) | {"layer_operators": decode_operators(spec, workload)}
-    return Result(report, meta=make_meta(workload, tech))
+    return design_report(spec, prec, name, hw, workload or Workload(), tech or default_technology(), space)

@@ -20,10 +20,11 @@ from cimjax.cost.reference import reference_costs
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, HardwareConfig
 from cimjax.hardware.technology import SWITCHES, SYSTEM_DRAM_ENERGY_PER_BIT, default_technology
 from cimjax.mapping.pipeline import stage_timing
-from cimjax.workload.models import MODELS, ModelSpec
+from cimjax.workload.models import MODELS
 from cimjax.workload.operators import Workload
 from cimjax.workload.params import layer_linear_weights
 from cimjax.workload.precision import Precision, preset
+from cimjax.workload.spec import ModelSpec
 
 REFERENCE_MODELS = ("qwen2.5-0.5b", "phi3.5-mini", "qwen3-0.6b")  # GQA + biases, MHA, q/k norm + head_dim
 
@@ -247,7 +248,7 @@ def test_invariants_on_random_designs(model_id):
 def test_calibration_points_hold_for_shipped_constants():
     """The shipped (fitted) constants reproduce docs/edgecim.md's calibration points (docs/model.md) at the
     designs put beside the paper (the knee of the alpha = 1 sweep)."""
-    from cimjax.cost.calibration import selected_design
+    from cimjax.report.calibration import selected_design
 
     tech = default_technology()
     index, _ = selected_design("llama3.2-1b", "int4", tech, Workload())

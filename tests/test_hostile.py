@@ -292,7 +292,7 @@ def checkpoint(tmp_path_factory):
     from flax import nnx
 
     from cimjax.lm import DecoderLM, save_checkpoint
-    from cimjax.workload.models import ModelSpec
+    from cimjax.workload.spec import ModelSpec
 
     spec = ModelSpec("tiny", "tiny", 2, 24, 4, 2, 6, 40, 256, False)
     path = tmp_path_factory.mktemp("ckpt")
@@ -419,7 +419,7 @@ def test_json_output_never_holds_nan():
 
 
 def _largest_models():
-    from cimjax.workload.models import ModelSpec
+    from cimjax.workload.spec import ModelSpec
 
     return [
         ModelSpec("smallest", "smallest", 1, 1, 1, 1, 1, 1, 1, False),
@@ -486,8 +486,8 @@ def test_long_contexts_that_overflowed_int32_now_match_the_reference():
     from cimjax.api import evaluate_design
     from cimjax.cost.reference import reference_costs
     from cimjax.hardware.technology import default_technology
-    from cimjax.workload.models import ModelSpec
     from cimjax.workload.operators import Workload
+    from cimjax.workload.spec import ModelSpec
 
     spec = ModelSpec("two-layer", "two-layer", 2, 896, 14, 2, 64, 4864, 151936, True, qkv_bias=True)
     for wl in (Workload(prefill=131072, generate=2), Workload(prefill=8, generate=46341, attention_block=2**16)):

@@ -19,7 +19,7 @@ from cimjax.lm import (
     model_tensors,
     save_checkpoint,
 )
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.spec import ModelSpec
 
 SPECS = {
     "llama": ModelSpec("tiny-llama", "tiny", 2, 24, 4, 2, 6, 40, 37, False),

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from cimjax.workload.hf_config import ConfigError, load_hf_config
-from cimjax.workload.models import MODELS, ModelSpec, UnknownModelError, get_model
+from cimjax.workload.models import MODELS, UnknownModelError, get_model
 from cimjax.workload.params import layer_linear_weights, parameter_count, tensor_shapes
+from cimjax.workload.spec import ModelSpec
 
 # The public config.json files of the Hugging Face checkpoints (Phi-3.5's long rope factor lists are
 # cut short; they do not affect shapes). SmolLM3-3B's file has no tie_word_embeddings key: the

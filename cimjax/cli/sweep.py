@@ -43,11 +43,12 @@ def sweep_command(
     area_max: Annotated[float | None, typer.Option("--area-max", help="chip area limit in mm^2")] = None,
 ) -> None:
     """Sweep the whole design space exactly; write the Pareto front, alpha optima and a plot."""
-    from cimjax.api import resolve_model, resolve_precision
     from cimjax.files import output_dir
     from cimjax.hardware.config import PAPER_SPACE
     from cimjax.report.study import load_space, sweep_study
+    from cimjax.workload.models import resolve_model
     from cimjax.workload.operators import Workload
+    from cimjax.workload.precision import resolve_precision
 
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)

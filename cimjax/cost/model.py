@@ -30,7 +30,6 @@ from cimjax.hardware.config import HardwareConfig
 from cimjax.hardware.technology import FU_OPS_PER_ELEMENT, Technology
 from cimjax.mapping.partition import pe_loads, reduction_adds, row_groups, weights_per_row
 from cimjax.mapping.pipeline import StageTiming, dram_bits_per_s, stage_timing
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import (
     PassCounts,
     Workload,
@@ -41,6 +40,7 @@ from cimjax.workload.operators import (
     prefill_counts,
 )
 from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
+from cimjax.workload.spec import ModelSpec
 
 OPERATORS = ("qkv", "attention", "o_proj", "ffn", "functional_units", "dram_other")
 COMPONENTS = (

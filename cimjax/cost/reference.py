@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 from cimjax.hardware.technology import FU_OPS_PER_ELEMENT, MACRO_COLS, MACRO_ROWS
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload, aux_elements, aux_parameters, linear_shapes
 from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS
+from cimjax.workload.spec import ModelSpec
 
 HP = 16  # bits of norm gains, biases, embeddings and matmul outputs
 

@@ -27,9 +27,9 @@ from cimjax.hardware.config import FIELDS, DesignSpace
 from cimjax.joint.problem import JointProblem
 from cimjax.joint.settings import JointSettings
 from cimjax.search.gradient import config_from_coordinates, search_box
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import N_POINTS, Precision
+from cimjax.workload.spec import ModelSpec
 
 FEASIBLE = 1e-3
 """A start counts as feasible in the history when every log-constraint is at most this."""

@@ -30,9 +30,9 @@ from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareCon
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.quant.proxy import Proxy, default_proxy
 from cimjax.search.pareto import alpha_objective, check_alphas
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import N_POINTS, POINTS, PRESETS, Precision, bits_report
+from cimjax.workload.spec import ModelSpec
 
 EXACT_BATCH = 256
 """Designs per exact evaluation call (padded), so every caller reuses one compilation."""

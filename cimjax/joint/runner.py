@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cimjax.api import resolve_model
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_baseline
 from cimjax.joint.methods import CHECKPOINT_OPTIONS, JOINT_METHODS, JointOutcome, Progress, get_joint_method
@@ -26,8 +25,9 @@ from cimjax.joint.settings import JointSettings
 from cimjax.quant.proxy import Proxy, gain_cap_note
 from cimjax.report.baseline import compare
 from cimjax.results import Result, make_meta
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
+from cimjax.workload.spec import ModelSpec
 
 METRICS = ("tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy")
 

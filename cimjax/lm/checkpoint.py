@@ -20,7 +20,7 @@ from safetensors.numpy import load_file, save_file
 from cimjax.files import atomic_path, atomic_write
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.validation import number, read_json
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.spec import ModelSpec
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"

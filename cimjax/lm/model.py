@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.spec import ModelSpec
 
 
 class Hooks:

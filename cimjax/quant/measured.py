@@ -31,8 +31,8 @@ from cimjax.lm.model import DecoderLM, functional
 from cimjax.quant import corpus
 from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
 from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate, quantized_losses
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.precision import N_POINTS, POINTS
+from cimjax.workload.spec import ModelSpec
 
 FORMAT = "cimjax-measured-sensitivities"
 VERSION = 3

@@ -43,8 +43,8 @@ from scipy.optimize import nnls
 
 from cimjax.quant.quantizers import levels
 from cimjax.quant.sensitivity import Sensitivities, log_interp
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.precision import LINEAR_OPS, POINTS, PRESETS, Precision
+from cimjax.workload.spec import ModelSpec
 
 VARIANTS = (
     "hessian_noise",

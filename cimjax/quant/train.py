@@ -27,7 +27,7 @@ from cimjax import files
 from cimjax.cache import cache_dir
 from cimjax.lm.model import Builder, DecoderLM, functional, token_nll
 from cimjax.quant import corpus
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.spec import ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)

@@ -173,10 +173,12 @@ def _design(report: Mapping, label: str, on_front: bool) -> dict:
 
 def sweep_page(study: Path) -> str:
     """The page of a ``cimjax sweep`` output directory (front designs re-evaluated for their breakdowns)."""
-    from cimjax.api import evaluate_design
+    from cimjax.evaluation import design_report
     from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS
     from cimjax.hardware.technology import default_technology
+    from cimjax.workload.models import resolve_model
     from cimjax.workload.operators import Workload
+    from cimjax.workload.precision import resolve_precision
 
     summary = read_json(study / "summary.json", "study summary")
     front = read_json(study / "pareto.json", "study front")["front"]
@@ -186,8 +188,11 @@ def sweep_page(study: Path) -> str:
                         attention_block=w.get("attention_block", 32))  # fmt: skip
     tech = default_technology().replace(**meta.get("technology_overrides", {}))
 
+    spec = resolve_model(summary["model"])
+    prec = resolve_precision(summary["precision"], spec)
+
     def evaluate(config):
-        return evaluate_design(summary["model"], summary["precision"], config, workload, tech, _space(front))
+        return design_report(spec, prec, summary["precision"], config, workload, tech, _space(front))
 
     seen, designs, marks = {}, [], {}
     for row in front:
@@ -202,7 +207,7 @@ def sweep_page(study: Path) -> str:
             index = len(designs)
             designs.append(_design(evaluate(optimum["config"]), f"alpha = {optimum['alpha']:g}", False))
         marks[index] = (marks[index] + ", " if index in marks else "α=") + f"{optimum['alpha']:g}"
-    paper = evaluate_design(summary["model"], summary["precision"], EDGECIM_ALPHA05_DESIGN, workload, tech)
+    paper = design_report(spec, prec, summary["precision"], EDGECIM_ALPHA05_DESIGN, workload, tech)
     marks[len(designs)] = "EdgeCIM paper design"
     designs.append(_design(paper, "EdgeCIM paper design (alpha = 0.5, LLaMA3.2-3B INT8 optimum)", False))
     for d in designs:

@@ -13,11 +13,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cimjax.api import ENERGY_ACCOUNT_KEYS
-from cimjax.cost.calibration import EFFICIENCY_POINT, THROUGHPUT_POINTS
+from cimjax.evaluation import ENERGY_ACCOUNT_KEYS, design_report
 from cimjax.files import atomic_path, atomic_write
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology, default_technology
+from cimjax.report.calibration import EFFICIENCY_POINT, THROUGHPUT_POINTS
 from cimjax.report.selection import (
     DEFAULT_TOLERANCE,
     SELECTIONS,
@@ -268,14 +268,13 @@ def plot_bars(
 
 def _point(model_id, precision, tech, workload, space, selection, tolerance, knee, ga_seeds, progress):
     """One model and precision: the sweep, its exhaustive optimum and knee, and the GA runs."""
-    from cimjax.api import evaluate_design
-
     spec = MODELS[model_id]
-    result = sweep(spec, preset(precision, spec.n_layers), workload, tech, space)
+    prec = preset(precision, spec.n_layers)
+    result = sweep(spec, prec, workload, tech, space)
     best, _ = result.best(1.0)
 
     def report(index):
-        return evaluate_design(model_id, precision, space.decode(index).to_dict(), workload, tech, space)
+        return design_report(spec, prec, precision, space.decode(index).to_dict(), workload, tech, space)
 
     exhaustive = report(best)
     progress()
@@ -297,11 +296,11 @@ def _point(model_id, precision, tech, workload, space, selection, tolerance, kne
 
 def alpha05_comparison(result, tech: Technology, workload: Workload) -> dict:
     """The paper's alpha = 0.5 design for LLaMA3.2-3B INT8 against our alpha = 0.5 optimum (same sweep)."""
-    from cimjax.api import evaluate_design
-
     index, objective = result.best(0.5)
-    ours = evaluate_design("llama3.2-3b", "int8", result.space.decode(index).to_dict(), workload, tech)
-    paper = evaluate_design("llama3.2-3b", "int8", EDGECIM_ALPHA05_DESIGN, workload, tech)
+    spec = MODELS["llama3.2-3b"]
+    prec = preset("int8", spec.n_layers)
+    ours = design_report(spec, prec, "int8", result.space.decode(index).to_dict(), workload, tech)
+    paper = design_report(spec, prec, "int8", EDGECIM_ALPHA05_DESIGN, workload, tech)
     paper_objective = float(alpha_objective(paper["latency_s"], paper["energy_j"], 0.5))
     keys = ("config", "tokens_per_s", "tokens_per_j", "area_mm2")
     return {

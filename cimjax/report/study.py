@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from cimjax.hardware.config import DesignSpace
     from cimjax.hardware.technology import Technology
     from cimjax.search.exhaustive import SweepResult
-    from cimjax.workload.models import ModelSpec
     from cimjax.workload.operators import Workload
     from cimjax.workload.precision import Precision
+    from cimjax.workload.spec import ModelSpec
 
 MAX_DESIGNS = 10**9
 """Largest design space swept (the paper's has 3,136,000; 1e9 designs take about an hour)."""

@@ -35,9 +35,9 @@ from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, compress_uniform, run_chunks
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
+from cimjax.workload.spec import ModelSpec
 
 AXIS = "designs"
 

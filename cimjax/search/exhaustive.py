@@ -24,9 +24,9 @@ from cimjax.hardware.technology import Technology
 from cimjax.search.pareto import alpha_objective, alpha_sweep, pareto_front_2d
 from cimjax.search.symmetry import MirrorFolding
 from cimjax.validation import check_limits
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
+from cimjax.workload.spec import ModelSpec
 
 enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 

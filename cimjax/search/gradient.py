@@ -35,9 +35,9 @@ from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareCon
 from cimjax.hardware.technology import Technology
 from cimjax.search.exhaustive import compress_uniform
 from cimjax.search.pareto import alpha_objective
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
+from cimjax.workload.spec import ModelSpec
 
 EXACT_BATCH = 128
 """Designs per exact evaluation call (padded), so snapping and every round reuse one compilation."""

@@ -14,18 +14,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.api import evaluate_design, resolve_model, resolve_precision
 from cimjax.cache import CompiledProgram
 from cimjax.cost.model import evaluate
+from cimjax.evaluation import design_report
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.search.exhaustive import compress_uniform, sweep
 from cimjax.search.gradient import gradient_search
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.validation import check_limits
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
-from cimjax.workload.precision import Precision
+from cimjax.workload.precision import Precision, resolve_precision
+from cimjax.workload.spec import ModelSpec
 
 METHODS = ("exhaustive", "ga", "gradient")
 
@@ -133,7 +134,7 @@ def search(
         objective, evaluations = ga.best_value, ga.evaluations
         extra = {"seed": seed, "history": ga.history.tolist()}
     wall_s = time.perf_counter() - start
-    report = evaluate_design(spec, prec if name == "mixed" else name, hw.to_dict(), workload, tech, space)
+    report = design_report(spec, prec, name, hw.to_dict(), workload, tech, space)
     return (
         report
         | {

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cimjax.validation import read_json
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.spec import ModelSpec
 
 
 class ConfigError(ValueError):

@@ -1,63 +1,13 @@
-"""Shapes of decoder-only language models, and the built-in zoo of the twelve EdgeCIM SLMs.
+"""The built-in zoo of the twelve EdgeCIM SLMs, and model look-up by id or ``config.json`` path.
 
-Values are the public Hugging Face ``config.json`` values listed in ``docs/models.md``.
+Values are the public Hugging Face ``config.json`` values listed in ``docs/models.md``; the shape itself
+is :class:`cimjax.workload.spec.ModelSpec`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """The shape of a LLaMA-style decoder (RMSNorm, RoPE, GQA attention, gated FFN).
-
-    Attributes:
-      id: the identifier used on the command line and in tables.
-      name: a human-readable name.
-      n_layers, hidden, n_heads, n_kv_heads, head_dim, ffn, vocab: the usual transformer sizes.
-      tied_embeddings: the LM head shares the embedding matrix.
-      qkv_bias: q, k and v projections have biases (Qwen2/2.5).
-      qk_norm: per-head RMSNorm on q and k (Qwen3).
-    """
-
-    id: str
-    name: str
-    n_layers: int
-    hidden: int
-    n_heads: int
-    n_kv_heads: int
-    head_dim: int
-    ffn: int
-    vocab: int
-    tied_embeddings: bool
-    qkv_bias: bool = False
-    qk_norm: bool = False
-
-    def __post_init__(self):
-        from cimjax.validation import MODEL_LIMITS, model_sizes
-
-        model_sizes(self.id, {field: getattr(self, field) for field in MODEL_LIMITS})
-        for field in ("tied_embeddings", "qkv_bias", "qk_norm"):
-            if not isinstance(getattr(self, field), bool):
-                raise ValueError(f"model {self.id!r}: {field} = {getattr(self, field)!r} is not allowed; allowed: bool")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(
-                f"model {self.id!r}: n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads}"
-            )
-
-    @property
-    def group_size(self) -> int:
-        """Query heads per KV head (1 for multi-head attention)."""
-        return self.n_heads // self.n_kv_heads
-
-    @property
-    def q_dim(self) -> int:
-        return self.n_heads * self.head_dim
-
-    @property
-    def kv_dim(self) -> int:
-        return self.n_kv_heads * self.head_dim
+from cimjax.workload.hf_config import load_hf_config
+from cimjax.workload.spec import ModelSpec
 
 
 def _m(id, name, layers, hidden, heads, kv, head_dim, ffn, vocab, tied, **kw) -> ModelSpec:
@@ -97,9 +47,12 @@ def get_model(model_id: str) -> ModelSpec:
     if model_id in MODELS:
         return MODELS[model_id]
     if model_id.endswith(".json") or "/" in model_id:
-        from cimjax.workload.hf_config import load_hf_config
-
         return load_hf_config(model_id)
     raise UnknownModelError(
         f"unknown model id {model_id!r}; known ids: {', '.join(MODELS)} (or a path to a config.json)"
     )
+
+
+def resolve_model(model: str | ModelSpec) -> ModelSpec:
+    """A :class:`ModelSpec` given as itself, a built-in id or a ``config.json`` path (see :func:`get_model`)."""
+    return model if isinstance(model, ModelSpec) else get_model(model)

@@ -9,8 +9,8 @@ import dataclasses
 import math
 
 from cimjax import validation
-from cimjax.workload.models import ModelSpec
 from cimjax.workload.precision import LINEAR_OPS
+from cimjax.workload.spec import ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)

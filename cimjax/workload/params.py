@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from cimjax.workload.models import ModelSpec
+from cimjax.workload.spec import ModelSpec
 
 # Tensors that occur once per model; every other entry of tensor_shapes occurs once per layer.
 MODEL_TENSORS = ("embed_tokens", "norm", "lm_head")

@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:
+    from cimjax.workload.spec import ModelSpec
 
 LINEAR_OPS = ("q", "k", "v", "o", "gate", "up", "down")
 MATMUL_OPS = LINEAR_OPS + ("qk", "pv")
@@ -172,3 +176,14 @@ def bits_report(table: np.ndarray) -> list[dict]:
 def table_from_bits(bits: list[dict]) -> np.ndarray:
     """The ``(L, 17)`` float64 bit table of a :func:`bits_report` (its inverse)."""
     return np.array([[*row["weight"].values(), *row["act"].values(), row["kv"]] for row in bits], np.float64)
+
+
+def resolve_precision(precision: str | Precision, spec: ModelSpec) -> Precision:
+    """``spec``'s :class:`Precision` given as itself (checked against the model's layers) or as a name
+    (:func:`preset`)."""
+    if isinstance(precision, str):
+        return preset(precision, spec.n_layers)
+    if not isinstance(precision, Precision):
+        raise ValueError(f"precision = {precision!r} is not allowed; allowed: 'int4', 'int8' or a Precision")
+    precision.validate(spec.n_layers)
+    return precision

@@ -1,0 +1,144 @@
+"""Exact evaluation of one design and its JSON-ready report: the compiled evaluator and the report
+builder (metrics, breakdowns, energy accounts, figure of merit, roofline).
+
+The floor above the cost model and below search/, joint/ and report/, which all report designs this way;
+:func:`cimjax.api.evaluate_design` is the same report behind input validation. Nothing here is traced by
+JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+
+from cimjax.cache import CompiledProgram, enable_compilation_cache
+from cimjax.cost.model import Costs, evaluate
+from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
+from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, SYSTEM_DRAM_ENERGY_PER_BIT, Technology
+from cimjax.mapping.pipeline import dram_bits_per_s
+from cimjax.results import Result, make_meta
+from cimjax.workload.operators import Workload, decode_operators
+from cimjax.workload.precision import Precision
+from cimjax.workload.spec import ModelSpec
+
+enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
+
+
+@functools.lru_cache(maxsize=64)
+def _evaluator(spec: ModelSpec, workload: Workload) -> CompiledProgram:
+    """``evaluate`` of one design, compiled once per model and workload and kept on disk (cimjax.cache)."""
+    run = jax.jit(lambda hw, prec, tech: evaluate(hw, prec, spec, workload, tech))
+    return CompiledProgram("evaluate", (spec, workload), run, fast_compile=True)
+
+
+def roofline_tokens_per_s(dram_bits: float, tech: Technology, tokens: int) -> float:
+    """The physical limit: tokens/s if the DRAM streamed the required bits at its peak rate."""
+    return tokens * float(tech.dram_peak_bytes_per_s) * 8.0 / float(dram_bits)
+
+
+def peak_figure_of_merit(hw: HardwareConfig, tech: Technology, weight_bits: int, act_bits: int, area_mm2: float):
+    """Peak TOPS, TOPS/W and TOPS/W/mm^2 as CIM papers compare macros and accelerators.
+
+    Counted as: every active PE busy (C * T_A * P^2 macros), each macro doing 16 x floor(16 / w)
+    multiply-accumulates per ``act_bits`` cycles, 2 operations per MAC, at the clock; power is the
+    macros' dynamic power at that rate plus the whole chip's leakage (no DRAM, buses or buffers).
+    """
+    active = float(hw.clusters * hw.active_pes)
+    macs_per_cycle = active * MACRO_ROWS * (MACRO_COLS // weight_bits) / act_bits
+    tops = 2.0 * macs_per_cycle * float(tech.clock_hz) / 1e12
+    power_w = active * float(tech.pe_cycle_energy) * float(tech.clock_hz) + float(tech.leakage_w_per_mm2) * area_mm2
+    tops_per_w = tops / power_w
+    return {"peak_tops": tops, "peak_tops_per_w": tops_per_w, "peak_tops_per_w_per_mm2": tops_per_w / area_mm2}
+
+
+ENERGY_ACCOUNT_KEYS = ("dram_energy_j", "on_chip_energy_j", "system")  # what energy_accounts adds
+
+
+def energy_accounts(report: Mapping) -> dict:
+    """A report's decode energy split into DRAM and on-chip, and the *system* accounting: the same
+    on-chip energy with the DRAM bits priced at a public LPDDR5X-class energy per bit (docs/model.md,
+    "Energy accounting")."""
+    tokens = report["tokens_per_s"] * report["latency_s"]
+    dram = report["energy_by_component_j"]["dram"]
+    on_chip = report["energy_j"] - dram
+    system_dram = report["dram_bytes_per_token"] * 8.0 * tokens * SYSTEM_DRAM_ENERGY_PER_BIT.value
+    return {
+        "dram_energy_j": dram,
+        "on_chip_energy_j": on_chip,
+        "system": {
+            "dram_energy_per_bit": SYSTEM_DRAM_ENERGY_PER_BIT.value,
+            "dram_energy_j": system_dram,
+            "energy_j": on_chip + system_dram,
+            "tokens_per_j": tokens / (on_chip + system_dram),
+        },
+    }
+
+
+def _floats(tree) -> dict:
+    return {k: float(v) for k, v in tree.items()}
+
+
+def costs_report(
+    costs: Costs, hw: HardwareConfig, spec: ModelSpec, precision_name: str, prec: Precision, tech: Technology
+) -> dict:
+    """A JSON-ready dict of one evaluated design; decode energy also split into DRAM and on-chip, with
+    the *system* accounting beside it (:func:`energy_accounts`)."""
+    area = float(costs.area_mm2)
+    decode = costs.decode
+    tokens = int(decode.tokens)
+    dram_bits = float(decode.dram_bits)
+    report = {
+        "model": spec.id,
+        "precision": precision_name,
+        "config": hw.to_dict(),
+        "latency_s": float(costs.latency_s),
+        "energy_j": float(costs.energy_j),
+        "area_mm2": area,
+        "tokens_per_s": float(costs.tokens_per_s),
+        "tokens_per_j": float(costs.tokens_per_j),
+        "roofline_tokens_per_s": roofline_tokens_per_s(dram_bits, tech, tokens),
+        "dram_bytes_per_token": dram_bits / 8.0 / tokens,
+        "latency_by_operator_s": _floats(decode.latency_by_operator),
+        "energy_by_component_j": _floats(decode.energy_by_component),
+        "energy_by_operator_j": _floats(decode.energy_by_operator),
+        "area_breakdown_mm2": {
+            k: float(getattr(costs.area, k)) for k in ("pes", "buffers", "functional_units", "buses")
+        },
+    }
+    w = int(np.max(np.asarray(prec.weight_bits)))
+    a = int(np.max(np.asarray(prec.act_bits)))
+    report |= energy_accounts(report)
+    report["figure_of_merit"] = peak_figure_of_merit(hw, tech, w, a, area)
+    report["sustained_dram_gb_per_s"] = float(dram_bits_per_s(tech)) / 8e9
+    if costs.prefill is not None:
+        report["prefill_beyond_paper"] = {
+            "note": "prefill phase: GEMM-shaped, not modelled by the EdgeCIM paper",
+            "latency_s": float(costs.prefill.latency_s),
+            "energy_j": float(costs.prefill.energy_j),
+            "tokens_per_s": int(costs.prefill.tokens) / float(costs.prefill.latency_s),
+            "latency_by_operator_s": _floats(costs.prefill.latency_by_operator),
+        }
+    return report
+
+
+def design_report(
+    spec: ModelSpec,
+    prec: Precision,
+    precision_name: str,
+    config: Mapping[str, float] | HardwareConfig,
+    workload: Workload,
+    tech: Technology,
+    space: DesignSpace = PAPER_SPACE,
+) -> Result:
+    """One design evaluated exactly: its report (:func:`costs_report` plus the per-layer operators) as a
+    :class:`cimjax.results.Result` with ``meta``. A mapping ``config`` must name every field and lie in
+    ``space``."""
+    hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(config, space)
+    costs = _evaluator(spec, workload)(hw, prec, tech)
+    report = costs_report(costs, hw, spec, precision_name, prec, tech) | {
+        "layer_operators": decode_operators(spec, workload)
+    }
+    return Result(report, meta=make_meta(workload, tech))
