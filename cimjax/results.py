@@ -5,21 +5,34 @@ modelling assumptions), so a result file can be read and compared long after it 
 Every JSON file the CLI writes goes through :func:`to_json` (floats rounded to :data:`SIGNIFICANT_DIGITS`
 significant digits) and every CSV through :func:`write_csv` (hardware configs flattened to one column per
 field, the same ``meta`` in a ``<name>.meta.json`` side-car).
+
+One design is reported as a typed :class:`DesignReport` (hardware ``config``, exact :class:`Metrics`,
+precision: a name, or a whole-bit table with its :class:`Accuracy`, :class:`Breakdowns`), whose
+:meth:`DesignReport.to_json` writes one of the forms of :data:`FORMS`: ``evaluate`` (a design of
+``cimjax evaluate``, ``search`` and ``reproduce``, with every breakdown), ``joint`` (a design of
+``cimjax optimize`` and its baseline) or ``sweep`` (a row of ``cimjax sweep``'s front, optima and GA runs).
+tokens/s and tokens/J are derived in :class:`Metrics` and nowhere else. The keys each command writes are
+declared here once (:data:`FORMS`, :data:`EVALUATE_KEYS`, :data:`SEARCH_KEYS`, :data:`OPTIMIZE_KEYS`).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import html
 import io
 import json
 import math
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cimjax.files import atomic_write
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SIGNIFICANT_DIGITS = 7
 """Floats in result files keep this many significant digits: the model computes in float32 (24-bit
@@ -224,3 +237,207 @@ def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+PREFILL_NOTE = "prefill phase: GEMM-shaped, not modelled by the EdgeCIM paper"
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """Exact latency (s), energy (J) and chip area (mm^2) of ``tokens`` tokens (decode, or prefill)."""
+
+    tokens: int
+    latency_s: float
+    energy_j: float
+    area_mm2: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.latency_s
+
+    @property
+    def tokens_per_j(self) -> float:
+        return self.tokens / self.energy_j
+
+
+@dataclasses.dataclass(frozen=True)
+class Breakdowns:
+    """Where the decode time, energy and area go, the DRAM traffic, and the limits a design is judged by.
+
+    ``roofline_tokens_per_s``: tokens/s if the DRAM streamed ``dram_bits`` at its peak rate;
+    ``figure_of_merit``: peak TOPS, TOPS/W, TOPS/W/mm^2; ``system_dram_energy_per_bit``: the public
+    LPDDR5X-class price of a DRAM bit of the *system* energy account (docs/model.md, "Energy accounting");
+    ``prefill`` and ``prefill_latency_by_operator_s``: the prompt phase, when the workload has one.
+    """
+
+    latency_by_operator_s: Mapping[str, float]
+    energy_by_component_j: Mapping[str, float]
+    energy_by_operator_j: Mapping[str, float]
+    area_mm2: Mapping[str, float]
+    dram_bits: float
+    roofline_tokens_per_s: float
+    figure_of_merit: Mapping[str, float]
+    sustained_dram_gb_per_s: float
+    system_dram_energy_per_bit: float
+    prefill: Metrics | None = None
+    prefill_latency_by_operator_s: Mapping[str, float] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Accuracy:
+    """The accuracy proxy's predicted loss increase of a bit assignment against its budget (nats/token)."""
+
+    proxy: float
+    budget: float
+    feasible: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignReport:
+    """One design and its exact metrics. ``bits``: the whole-bit ``(L, 17)`` table
+    (:meth:`cimjax.workload.precision.Precision.to_table`) of a mixed assignment; ``index``: the design's
+    flat index in a swept space. Parts a form does not write may be left None."""
+
+    config: Mapping[str, float]
+    metrics: Metrics
+    model: str | None = None
+    precision: str | None = None
+    bits: np.ndarray | None = None
+    accuracy: Accuracy | None = None
+    breakdowns: Breakdowns | None = None
+    index: int | None = None
+
+    def to_json(self, form: str) -> dict:
+        """The JSON object of this design in ``form`` (a key of :data:`FORMS`), keys in its order;
+        ``prefill_beyond_paper`` only when there was a prefill phase."""
+        if form not in FORMS:
+            raise ValueError(f"form = {form!r} is not known; allowed: {list(FORMS)}")
+        out = {key: _VALUES[key](self) for key in FORMS[form]}
+        if out.get("prefill_beyond_paper", ...) is None:
+            del out["prefill_beyond_paper"]
+        return out
+
+
+def _energy_accounts(d: DesignReport) -> dict:
+    """Decode energy split into DRAM and on-chip, and the *system* account: the same on-chip energy with
+    the DRAM bits priced at ``system_dram_energy_per_bit``."""
+    b = d.breakdowns
+    dram = b.energy_by_component_j["dram"]
+    on_chip = d.metrics.energy_j - dram
+    system_dram = _dram_bytes_per_token(d) * 8.0 * d.metrics.tokens * b.system_dram_energy_per_bit
+    system = Metrics(d.metrics.tokens, d.metrics.latency_s, on_chip + system_dram, d.metrics.area_mm2)
+    return {
+        "dram_energy_j": dram,
+        "on_chip_energy_j": on_chip,
+        "system": {
+            "dram_energy_per_bit": b.system_dram_energy_per_bit,
+            "dram_energy_j": system_dram,
+            "energy_j": system.energy_j,
+            "tokens_per_j": system.tokens_per_j,
+        },
+    }
+
+
+def _dram_bytes_per_token(d: DesignReport) -> float:
+    return d.breakdowns.dram_bits / 8.0 / d.metrics.tokens
+
+
+def _prefill(d: DesignReport) -> dict | None:
+    p = d.breakdowns.prefill
+    if p is None:
+        return None
+    return {
+        "note": PREFILL_NOTE,
+        "latency_s": p.latency_s,
+        "energy_j": p.energy_j,
+        "tokens_per_s": p.tokens_per_s,
+        "latency_by_operator_s": dict(d.breakdowns.prefill_latency_by_operator_s),
+    }
+
+
+def _bits(d: DesignReport) -> list[dict]:
+    from cimjax.workload.precision import bits_report
+
+    return bits_report(d.bits)
+
+
+def _mean_bits(d: DesignReport) -> dict[str, float]:
+    import numpy as np
+
+    from cimjax.workload.precision import POINTS
+
+    table = np.asarray(d.bits)
+    return {
+        kind: float(np.mean(table[:, [i for i, (k, _) in enumerate(POINTS) if k == kind]]))
+        for kind in ("weight", "act", "kv")
+    }
+
+
+_VALUES: dict[str, Callable[[DesignReport], object]] = {
+    "index": lambda d: int(d.index),
+    "model": lambda d: d.model,
+    "precision": lambda d: d.precision,
+    "bits": _bits,
+    "config": lambda d: dict(d.config),
+    "latency_s": lambda d: d.metrics.latency_s,
+    "energy_j": lambda d: d.metrics.energy_j,
+    "area_mm2": lambda d: d.metrics.area_mm2,
+    "tokens_per_s": lambda d: d.metrics.tokens_per_s,
+    "tokens_per_j": lambda d: d.metrics.tokens_per_j,
+    "roofline_tokens_per_s": lambda d: d.breakdowns.roofline_tokens_per_s,
+    "dram_bytes_per_token": _dram_bytes_per_token,
+    "latency_by_operator_s": lambda d: dict(d.breakdowns.latency_by_operator_s),
+    "energy_by_component_j": lambda d: dict(d.breakdowns.energy_by_component_j),
+    "energy_by_operator_j": lambda d: dict(d.breakdowns.energy_by_operator_j),
+    "area_breakdown_mm2": lambda d: dict(d.breakdowns.area_mm2),
+    "dram_energy_j": lambda d: _energy_accounts(d)["dram_energy_j"],
+    "on_chip_energy_j": lambda d: _energy_accounts(d)["on_chip_energy_j"],
+    "system": lambda d: _energy_accounts(d)["system"],
+    "figure_of_merit": lambda d: dict(d.breakdowns.figure_of_merit),
+    "sustained_dram_gb_per_s": lambda d: d.breakdowns.sustained_dram_gb_per_s,
+    "prefill_beyond_paper": _prefill,
+    "proxy": lambda d: d.accuracy.proxy,
+    "budget": lambda d: d.accuracy.budget,
+    "feasible": lambda d: d.accuracy.feasible,
+    "mean_bits": _mean_bits,
+}
+"""How each key of a design's JSON is read from a :class:`DesignReport`."""
+
+ENERGY_ACCOUNT_KEYS = ("dram_energy_j", "on_chip_energy_j", "system")
+"""Decode energy split into DRAM and on-chip, and the *system* account (``evaluate`` form)."""
+
+FORMS: dict[str, tuple[str, ...]] = {
+    "evaluate": (
+        "model", "precision", "config", "latency_s", "energy_j", "area_mm2", "tokens_per_s", "tokens_per_j",
+        "roofline_tokens_per_s", "dram_bytes_per_token", "latency_by_operator_s", "energy_by_component_j",
+        "energy_by_operator_j", "area_breakdown_mm2", *ENERGY_ACCOUNT_KEYS, "figure_of_merit",
+        "sustained_dram_gb_per_s", "prefill_beyond_paper",
+    ),
+    "joint": (
+        "bits", "config", "tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy", "budget",
+        "feasible", "mean_bits",
+    ),
+    "sweep": ("index", "config", "latency_s", "energy_j", "tokens_per_s", "tokens_per_j", "area_mm2"),
+}  # fmt: skip
+"""The keys of a design's JSON in each form, in order (a contract for users' scripts)."""
+
+BASELINE_KEYS = ("tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy", "config", "mean_bits")
+"""What ``cimjax optimize`` keeps of its baseline's ``joint`` form (under ``baseline``)."""
+
+EVALUATE_KEYS = (*FORMS["evaluate"], "layer_operators", "meta")
+"""``cimjax evaluate --json`` (``prefill_beyond_paper`` only with a prefill phase)."""
+
+SEARCH_KEYS = {
+    "": (*EVALUATE_KEYS, "method", "alpha", "objective", "evaluations", "wall_s"),
+    "exhaustive": ("designs_per_s", "space_designs", "compile_s", "sweep_s", "tolerance", "area_max"),
+    "gradient": ("seed", "starts", "gradient_steps", "history"),
+    "ga": ("seed", "history"),
+}
+"""``cimjax search --json``: the keys of every method (``""``), then each method's own."""
+
+OPTIMIZE_KEYS = (
+    *FORMS["joint"], "gains", "ratios_to_baseline", "objective", "baseline_objective", "chosen", "objective_note",
+    "tolerance", "baseline", "gain", "meta", "method", "model", "alpha", "area_max", "budget_label", "proxy_name",
+    "assumption", "gain_cap", "seed", "evaluations", "wall_s",
+)  # fmt: skip
+"""``cimjax optimize --json`` (without ``--checkpoint``/``--sensitivities``)."""

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from cimjax.cli.main import app
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN
+from cimjax.results import EVALUATE_KEYS, SEARCH_KEYS
 
 runner = CliRunner()
-REPORT_KEYS = {"config", "latency_s", "energy_j", "area_mm2", "tokens_per_s", "tokens_per_j"}
 
 
 def run_json(*args: str) -> dict:
@@ -28,13 +28,13 @@ def test_models_lists_the_twelve_ids():
 def test_search_config_round_trips_through_evaluate(tmp_path):
     found = run_json("search", "--model", "qwen2.5-0.5b", "--precision", "int4", "--alpha", "1", "--method",
                      "exhaustive")  # fmt: skip
-    assert REPORT_KEYS | {"objective", "evaluations", "wall_s", "designs_per_s"} <= set(found)
+    assert list(found) == [*SEARCH_KEYS[""], *SEARCH_KEYS["exhaustive"]]  # the declared keys, in order
     assert found["evaluations"] == 1_075_200 and found["space_designs"] == 3_136_000  # distinct: mirrors folded
     assert found["objective"] == pytest.approx(found["latency_s"], rel=1e-5)  # alpha = 1: latency only
     path = tmp_path / "best.json"
     path.write_text(json.dumps({"config": found["config"]}))
     again = run_json("evaluate", "--model", "qwen2.5-0.5b", "--precision", "int4", "--config", str(path))
-    assert set(again) >= REPORT_KEYS
+    assert list(again) == list(EVALUATE_KEYS)
     assert again["config"] == found["config"]
     assert again["tokens_per_s"] == pytest.approx(found["tokens_per_s"], rel=1e-6)
     for report in (found, again):  # both reports split the energy into DRAM and on-chip
@@ -51,8 +51,10 @@ def test_evaluate_table_shows_the_energy_split():
 
 
 def test_evaluate_flags_override_the_default_design():
-    report = run_json("evaluate", "--model", "qwen2.5-0.5b", "--precision", "int8", "--m", "2", "--generate", "16")
+    report = run_json("evaluate", "--model", "qwen2.5-0.5b", "--precision", "int8", "--m", "2", "--generate", "16",
+                      "--prefill", "0")  # fmt: skip
     assert report["config"]["m"] == 2 and report["config"]["c_h"] == 3
+    assert list(report) == [k for k in EVALUATE_KEYS if k != "prefill_beyond_paper"]  # no prompt, no prefill
 
 
 @pytest.mark.parametrize(
@@ -97,7 +99,7 @@ def test_search_methods_report_an_exact_valid_design(method):
 
     found = run_json("search", "--model", "qwen2.5-0.5b", "--precision", "int8", "--alpha", "0.5", "--method", method,
                      "--seed", "1")  # fmt: skip
-    assert set(found) >= REPORT_KEYS | {"objective", "evaluations", "wall_s"}
+    assert list(found) == [*SEARCH_KEYS[""], *SEARCH_KEYS[method]]  # the declared keys, in order
     PAPER_SPACE.validate(found["config"])
     assert found["objective"] == pytest.approx((found["latency_s"] * found["energy_j"]) ** 0.5, rel=1e-4)
     assert 0 < found["evaluations"] <= 1000

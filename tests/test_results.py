@@ -15,7 +15,19 @@ from typer.testing import CliRunner
 import cimjax
 from cimjax.cli.main import app
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS
-from cimjax.results import ASSUMPTIONS, Result, flat_row, rounded, write_csv
+from cimjax.results import (
+    ASSUMPTIONS,
+    EVALUATE_KEYS,
+    FORMS,
+    Accuracy,
+    Breakdowns,
+    DesignReport,
+    Metrics,
+    Result,
+    flat_row,
+    rounded,
+    write_csv,
+)
 from cimjax.workload.precision import Precision, parse_precision, preset
 
 META_KEYS = {"cimjax_version", "jax_version", "git_commit", "device", "workload", "technology_overrides",
@@ -106,6 +118,7 @@ def test_cli_evaluate_json_carries_meta_and_accepts_int6(tmp_path):
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"  # the breakdown chart
     data = json.loads(result.stdout)
     assert set(data["meta"]) == META_KEYS and data["precision"] == "w4a16kv8"
+    assert list(data) == list(EVALUATE_KEYS)  # the declared keys, in order
     assert data["meta"]["workload"]["generate_tokens"] == 8 and data["meta"]["workload"]["prefill_tokens"] == 4
     bad = CliRunner().invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--precision", "int5"])
     assert bad.exit_code == 2 and "int6" in bad.stderr
@@ -139,3 +152,58 @@ def test_version_and_new_commands_are_listed():
     assert version.exit_code == 0 and version.stdout.startswith(f"cimjax {cimjax.__version__}")
     listed = runner.invoke(app, ["--help"]).stdout
     assert all(name in listed for name in ("tech", "schema", "report", "--version"))
+
+
+def _breakdowns(prefill: Metrics | None = None) -> Breakdowns:
+    return Breakdowns(
+        latency_by_operator_s={"ffn": 1.5, "qkv": 0.5},
+        energy_by_component_j={"dram": 3.0, "compute": 1.0},
+        energy_by_operator_j={"ffn": 4.0},
+        area_mm2={"pes": 9.0, "buses": 1.0},
+        dram_bits=8e9,
+        roofline_tokens_per_s=250.0,
+        figure_of_merit={"peak_tops": 0.5},
+        sustained_dram_gb_per_s=200.0,
+        system_dram_energy_per_bit=4e-12,
+        prefill=prefill,
+        prefill_latency_by_operator_s=None if prefill is None else {"ffn": 0.25},
+    )
+
+
+def test_design_report_forms_by_hand():
+    """100 tokens in 2 s and 4 J on 10 mm^2, 8e9 DRAM bits: every derived number worked out by hand."""
+    metrics = Metrics(tokens=100, latency_s=2.0, energy_j=4.0, area_mm2=10.0)
+    assert (metrics.tokens_per_s, metrics.tokens_per_j) == (50.0, 25.0)
+    prefill = Metrics(tokens=64, latency_s=0.5, energy_j=0.75, area_mm2=10.0)
+    report = DesignReport({"c_v": 2}, metrics, model="m", precision="int4", breakdowns=_breakdowns(prefill))
+    out = report.to_json("evaluate")
+    assert list(out) == list(FORMS["evaluate"])
+    assert out["dram_bytes_per_token"] == 1e7  # 8e9 bits / 8 / 100 tokens
+    assert (out["dram_energy_j"], out["on_chip_energy_j"]) == (3.0, 1.0)
+    system_dram = 8e9 * 4e-12  # the same DRAM bits at the system price: 0.032 J
+    assert out["system"] == pytest.approx(
+        {
+            "dram_energy_per_bit": 4e-12,
+            "dram_energy_j": system_dram,
+            "energy_j": 1.0 + system_dram,
+            "tokens_per_j": 100 / (1.0 + system_dram),
+        }  # fmt: skip
+    )
+    assert out["prefill_beyond_paper"]["tokens_per_s"] == 128.0
+    assert out["area_breakdown_mm2"] == {"pes": 9.0, "buses": 1.0} and out["config"] == {"c_v": 2}
+    no_prefill = DesignReport({"c_v": 2}, metrics, model="m", precision="int4", breakdowns=_breakdowns())
+    assert list(no_prefill.to_json("evaluate")) == [k for k in FORMS["evaluate"] if k != "prefill_beyond_paper"]
+
+    table = np.array([[4.0] * 7 + [8.0] * 9 + [16.0], [2.0] * 7 + [8.0] * 9 + [4.0]])
+    joint = DesignReport({"c_v": 2}, metrics, bits=table, accuracy=Accuracy(0.01, 0.02, True)).to_json("joint")
+    assert list(joint) == list(FORMS["joint"])
+    assert joint["mean_bits"] == {"weight": 3.0, "act": 8.0, "kv": 10.0}
+    assert joint["bits"][1]["kv"] == 4 and joint["bits"][0]["weight"]["down"] == 4
+    assert (joint["proxy"], joint["budget"], joint["feasible"]) == (0.01, 0.02, True)
+
+    row = DesignReport({"c_v": 2}, metrics, index=np.int64(7)).to_json("sweep")
+    assert row == {"index": 7, "config": {"c_v": 2}, "latency_s": 2.0, "energy_j": 4.0, "tokens_per_s": 50.0,
+                   "tokens_per_j": 25.0, "area_mm2": 10.0}  # fmt: skip
+    assert type(row["index"]) is int
+    with pytest.raises(ValueError, match=r"form = 'csv' is not known; allowed: \['evaluate', 'joint', 'sweep'\]"):
+        report.to_json("csv")

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from cimjax.cli.sweep import register
 from cimjax.hardware.config import FIELDS, PAPER_SPACE
+from cimjax.results import FORMS
 from cimjax.search.pareto import alpha_objective, non_dominated
 
 runner = CliRunner()
@@ -52,6 +53,7 @@ def test_sweep_writes_front_optima_ga_and_plot(app, space_file, tmp_path):
     assert non_dominated(points).all()
     assert np.all(np.diff(points[:, 0]) >= 0) and np.all(np.diff(points[:, 1]) <= 0)
     for d in front:
+        assert list(d) == list(FORMS["sweep"])  # the declared keys, in their order (the CSV's columns)
         assert set(d["config"]) == set(FIELDS)
         assert all(d["config"][name] in PAPER_SPACE.values[name][:3] for name in FIELDS)
         assert d["tokens_per_s"] == pytest.approx(5 / d["latency_s"])

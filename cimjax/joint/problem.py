@@ -29,9 +29,10 @@ from cimjax.hardware.area import chip_area
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.quant.proxy import Proxy, default_proxy
+from cimjax.results import Accuracy, DesignReport, Metrics
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.workload.operators import Workload
-from cimjax.workload.precision import N_POINTS, POINTS, PRESETS, Precision, bits_report
+from cimjax.workload.precision import N_POINTS, POINTS, PRESETS, Precision
 from cimjax.workload.spec import ModelSpec
 
 EXACT_BATCH = 256
@@ -326,25 +327,16 @@ class ExactEvaluator:
 
 
 def design_report(problem: JointProblem, choice: np.ndarray, table: np.ndarray, evaluator: ExactEvaluator) -> dict:
-    """The exact metrics of one discrete design, with its bits and hardware (JSON-ready)."""
+    """The exact metrics of one discrete design, with its bits and hardware: the ``joint`` form of a
+    :class:`cimjax.results.DesignReport`."""
     s = evaluator(np.asarray(choice)[None], np.asarray(table)[None])
-    tokens = problem.workload.generate
-    return {
-        "bits": bits_report(table),
-        "config": {n: problem.space.values[n][int(choice[i])] for i, n in enumerate(FIELDS)},
-        "tokens_per_s": tokens / float(s.latency_s[0]),
-        "tokens_per_j": tokens / float(s.energy_j[0]),
-        "latency_s": float(s.latency_s[0]),
-        "energy_j": float(s.energy_j[0]),
-        "area_mm2": float(s.area_mm2[0]),
-        "proxy": float(s.proxy[0]),
-        "budget": problem.budget,
-        "feasible": bool(s.feasible[0]),
-        "mean_bits": {
-            kind: float(np.mean(np.asarray(table)[:, [i for i, (k, _) in enumerate(POINTS) if k == kind]]))
-            for kind in ("weight", "act", "kv")
-        },
-    }
+    metrics = Metrics(problem.workload.generate, float(s.latency_s[0]), float(s.energy_j[0]), float(s.area_mm2[0]))
+    return DesignReport(
+        config={n: problem.space.values[n][int(choice[i])] for i, n in enumerate(FIELDS)},
+        metrics=metrics,
+        bits=np.asarray(table),
+        accuracy=Accuracy(float(s.proxy[0]), problem.budget, bool(s.feasible[0])),
+    ).to_json("joint")
 
 
 __all__ = [

@@ -10,6 +10,8 @@ ratios, each above 1 when ours is better), ``ratios_to_baseline``, ``objective``
 Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_label``, ``proxy_name``,
 ``assumption`` (the proxy's caveat, or null), ``gain_cap`` (under the weight-less default proxy: the
 most any assignment can gain, and why; else null), ``evaluations``, ``wall_s`` and ``mean_bits``.
+They are declared in :data:`cimjax.results.OPTIMIZE_KEYS` (the design's own: the ``joint`` form of
+:class:`cimjax.results.DesignReport`).
 """
 
 from __future__ import annotations
@@ -24,12 +26,10 @@ from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.joint.settings import JointSettings
 from cimjax.quant.proxy import Proxy, gain_cap_note
 from cimjax.report.baseline import compare
-from cimjax.results import Result, make_meta
+from cimjax.results import BASELINE_KEYS, Result, make_meta
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
 from cimjax.workload.spec import ModelSpec
-
-METRICS = ("tokens_per_s", "tokens_per_j", "latency_s", "energy_j", "area_mm2", "proxy")
 
 
 def run_method(
@@ -95,7 +95,7 @@ def optimize_report(
         Result(report)
         | comparison
         | {
-            "baseline": {k: baseline[k] for k in (*METRICS, "config", "mean_bits")},
+            "baseline": {k: baseline[k] for k in BASELINE_KEYS},
             "gain": report["tokens_per_s"] / baseline["tokens_per_s"],
             "meta": make_meta(problem.workload, problem.tech, assumptions),
             "method": method,

@@ -33,13 +33,13 @@ from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
 from cimjax.joint.methods import Progress
 from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values
-from cimjax.joint.runner import METRICS, run_method
+from cimjax.joint.runner import run_method
 from cimjax.joint.settings import JointSettings
 from cimjax.lm.model import DecoderLM
 from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, loss_increases
 from cimjax.quant.proxy import optimizer_proxy
 from cimjax.report.baseline import compare, objective_note
-from cimjax.results import Result, make_meta
+from cimjax.results import BASELINE_KEYS, Result, make_meta
 from cimjax.search.pareto import alpha_objective
 from cimjax.workload.precision import table_from_bits
 
@@ -164,7 +164,7 @@ def optimize_measured(
         chosen, comparison = compare(report, base, problem.alpha, problem.area_max, tolerance)
         if chosen is not report:  # the measured-within-budget uniform design: it is what we return
             report, loss = chosen, measured.uniform_loss[width]
-        baseline = {k: base[k] for k in (*METRICS, "config", "mean_bits")}
+        baseline = {k: base[k] for k in BASELINE_KEYS}
         extras = comparison | {
             "baseline": baseline | {"width": width, "measured_loss": measured.uniform_loss[width]},
             "gain": report["tokens_per_s"] / base["tokens_per_s"],

@@ -55,20 +55,14 @@ def load_space(path: Path) -> DesignSpace:
 
 
 def _design_row(result: SweepResult, index: int, tokens: int) -> dict:
-    """Config and exact metrics of the design at a flat index, JSON-ready."""
+    """Config and exact metrics of the design at a flat index: the ``sweep`` form of a design report."""
     import numpy as np
 
-    latency, energy = float(result.latency_s[index]), float(result.energy_j[index])
+    from cimjax.results import DesignReport, Metrics
+
+    metrics = Metrics(tokens, *(float(x[index]) for x in (result.latency_s, result.energy_j, result.area_mm2)))
     config = result.space.decode(np.asarray(index)).to_dict()
-    return {
-        "index": int(index),
-        "config": config,
-        "latency_s": latency,
-        "energy_j": energy,
-        "tokens_per_s": tokens / latency,
-        "tokens_per_j": tokens / energy,
-        "area_mm2": float(result.area_mm2[index]),
-    }
+    return DesignReport(config, metrics, index=int(index)).to_json("sweep")
 
 
 def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float, scoring: str, area_max=None):
