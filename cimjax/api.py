@@ -12,17 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from cimjax.evaluation import (
-    ENERGY_ACCOUNT_KEYS,
-    costs_report,
-    design_report,
-    energy_accounts,
-    peak_figure_of_merit,
-    roofline_tokens_per_s,
-)
+from cimjax.evaluation import costs_report, design_report, peak_figure_of_merit, roofline_tokens_per_s
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.jsonfile import read_json
+from cimjax.results import ENERGY_ACCOUNT_KEYS
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision, resolve_precision
@@ -32,7 +26,6 @@ __all__ = [
     "ENERGY_ACCOUNT_KEYS",
     "complete_config",
     "costs_report",
-    "energy_accounts",
     "evaluate_design",
     "load_config",
     "peak_figure_of_merit",

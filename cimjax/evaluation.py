@@ -1,7 +1,8 @@
 """Exact evaluation of one design and its JSON-ready report: the compiled evaluator and the report
 builder (metrics, breakdowns, energy accounts, figure of merit, roofline).
 
-The floor above the cost model and below search/, joint/ and report/, which all report designs this way;
+The floor above the cost model and below search/, joint/ and report/, which all report designs this way
+(through :class:`cimjax.results.DesignReport`, where the report's keys and derived numbers are defined);
 :func:`cimjax.api.evaluate_design` is the same report behind input validation. Nothing here is traced by
 JAX.
 """
@@ -19,7 +20,7 @@ from cimjax.cost.model import Costs, evaluate
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, SYSTEM_DRAM_ENERGY_PER_BIT, Technology
 from cimjax.mapping.pipeline import dram_bits_per_s
-from cimjax.results import Result, make_meta
+from cimjax.results import Breakdowns, DesignReport, Metrics, Result, make_meta
 from cimjax.workload.operators import Workload, decode_operators
 from cimjax.workload.precision import Precision
 from cimjax.workload.spec import ModelSpec
@@ -54,29 +55,6 @@ def peak_figure_of_merit(hw: HardwareConfig, tech: Technology, weight_bits: int,
     return {"peak_tops": tops, "peak_tops_per_w": tops_per_w, "peak_tops_per_w_per_mm2": tops_per_w / area_mm2}
 
 
-ENERGY_ACCOUNT_KEYS = ("dram_energy_j", "on_chip_energy_j", "system")  # what energy_accounts adds
-
-
-def energy_accounts(report: Mapping) -> dict:
-    """A report's decode energy split into DRAM and on-chip, and the *system* accounting: the same
-    on-chip energy with the DRAM bits priced at a public LPDDR5X-class energy per bit (docs/model.md,
-    "Energy accounting")."""
-    tokens = report["tokens_per_s"] * report["latency_s"]
-    dram = report["energy_by_component_j"]["dram"]
-    on_chip = report["energy_j"] - dram
-    system_dram = report["dram_bytes_per_token"] * 8.0 * tokens * SYSTEM_DRAM_ENERGY_PER_BIT.value
-    return {
-        "dram_energy_j": dram,
-        "on_chip_energy_j": on_chip,
-        "system": {
-            "dram_energy_per_bit": SYSTEM_DRAM_ENERGY_PER_BIT.value,
-            "dram_energy_j": system_dram,
-            "energy_j": on_chip + system_dram,
-            "tokens_per_j": tokens / (on_chip + system_dram),
-        },
-    }
-
-
 def _floats(tree) -> dict:
     return {k: float(v) for k, v in tree.items()}
 
@@ -84,44 +62,31 @@ def _floats(tree) -> dict:
 def costs_report(
     costs: Costs, hw: HardwareConfig, spec: ModelSpec, precision_name: str, prec: Precision, tech: Technology
 ) -> dict:
-    """A JSON-ready dict of one evaluated design; decode energy also split into DRAM and on-chip, with
-    the *system* accounting beside it (:func:`energy_accounts`)."""
+    """A JSON-ready dict of one evaluated design: the ``evaluate`` form of a :class:`cimjax.results.DesignReport`
+    (decode energy also split into DRAM and on-chip, with the *system* accounting beside it)."""
     area = float(costs.area_mm2)
-    decode = costs.decode
-    tokens = int(decode.tokens)
-    dram_bits = float(decode.dram_bits)
-    report = {
-        "model": spec.id,
-        "precision": precision_name,
-        "config": hw.to_dict(),
-        "latency_s": float(costs.latency_s),
-        "energy_j": float(costs.energy_j),
-        "area_mm2": area,
-        "tokens_per_s": float(costs.tokens_per_s),
-        "tokens_per_j": float(costs.tokens_per_j),
-        "roofline_tokens_per_s": roofline_tokens_per_s(dram_bits, tech, tokens),
-        "dram_bytes_per_token": dram_bits / 8.0 / tokens,
-        "latency_by_operator_s": _floats(decode.latency_by_operator),
-        "energy_by_component_j": _floats(decode.energy_by_component),
-        "energy_by_operator_j": _floats(decode.energy_by_operator),
-        "area_breakdown_mm2": {
-            k: float(getattr(costs.area, k)) for k in ("pes", "buffers", "functional_units", "buses")
-        },
-    }
+    decode, prefill = costs.decode, costs.prefill
+    tokens, dram_bits = int(decode.tokens), float(decode.dram_bits)
     w = int(np.max(np.asarray(prec.weight_bits)))
     a = int(np.max(np.asarray(prec.act_bits)))
-    report |= energy_accounts(report)
-    report["figure_of_merit"] = peak_figure_of_merit(hw, tech, w, a, area)
-    report["sustained_dram_gb_per_s"] = float(dram_bits_per_s(tech)) / 8e9
-    if costs.prefill is not None:
-        report["prefill_beyond_paper"] = {
-            "note": "prefill phase: GEMM-shaped, not modelled by the EdgeCIM paper",
-            "latency_s": float(costs.prefill.latency_s),
-            "energy_j": float(costs.prefill.energy_j),
-            "tokens_per_s": int(costs.prefill.tokens) / float(costs.prefill.latency_s),
-            "latency_by_operator_s": _floats(costs.prefill.latency_by_operator),
-        }
-    return report
+    breakdowns = Breakdowns(
+        latency_by_operator_s=_floats(decode.latency_by_operator),
+        energy_by_component_j=_floats(decode.energy_by_component),
+        energy_by_operator_j=_floats(decode.energy_by_operator),
+        area_mm2={k: float(getattr(costs.area, k)) for k in ("pes", "buffers", "functional_units", "buses")},
+        dram_bits=dram_bits,
+        roofline_tokens_per_s=roofline_tokens_per_s(dram_bits, tech, tokens),
+        figure_of_merit=peak_figure_of_merit(hw, tech, w, a, area),
+        sustained_dram_gb_per_s=float(dram_bits_per_s(tech)) / 8e9,
+        system_dram_energy_per_bit=SYSTEM_DRAM_ENERGY_PER_BIT.value,
+        prefill=None
+        if prefill is None
+        else Metrics(int(prefill.tokens), float(prefill.latency_s), float(prefill.energy_j), area),
+        prefill_latency_by_operator_s=None if prefill is None else _floats(prefill.latency_by_operator),
+    )
+    metrics = Metrics(tokens, float(costs.latency_s), float(costs.energy_j), area)
+    report = DesignReport(hw.to_dict(), metrics, spec.id, precision_name, breakdowns=breakdowns)
+    return report.to_json("evaluate")
 
 
 def design_report(

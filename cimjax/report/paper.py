@@ -13,7 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cimjax.evaluation import ENERGY_ACCOUNT_KEYS, design_report
+from cimjax.evaluation import design_report
 from cimjax.files import atomic_path, atomic_write
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology, default_technology
@@ -26,7 +26,7 @@ from cimjax.report.selection import (
     describe_selection,
     knee_index,
 )
-from cimjax.results import make_meta, write_csv, write_json
+from cimjax.results import ENERGY_ACCOUNT_KEYS, make_meta, write_csv, write_json
 from cimjax.search.exhaustive import sweep
 from cimjax.search.ga import PAPER_GENERATIONS, PAPER_POP_SIZE
 from cimjax.search.pareto import alpha_objective
