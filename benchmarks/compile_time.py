@@ -27,11 +27,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cimjax.evaluation import _evaluator  # noqa: E402
+from cimjax.cost.batched import compress_uniform, make_evaluator  # noqa: E402
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
-from cimjax.search.exhaustive import DEFAULT_CHUNK, compress_uniform, make_chunk_evaluator  # noqa: E402
-from cimjax.search.gradient import EXACT_BATCH, make_descent, make_exact_batch  # noqa: E402
+from cimjax.search.exhaustive import DEFAULT_CHUNK  # noqa: E402
+from cimjax.search.gradient import EXACT_BATCH, make_descent  # noqa: E402
+from cimjax.search.symmetry import MirrorFolding  # noqa: E402
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload  # noqa: E402
 from cimjax.workload.precision import resolve_precision  # noqa: E402
@@ -82,22 +83,24 @@ def main() -> None:
     spec = resolve_model(args.model)
     prec = compress_uniform(resolve_precision(args.precision, spec))
     workload, tech = Workload(), default_technology()
-    space_key = tuple(PAPER_SPACE.values.items())
-    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
+    hw = jax.tree.map(lambda x: x[None], HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN))  # a batch of one
     steps, starts = 200, 32
     temperatures = jnp.asarray(np.geomspace(1.0, 1e-3, steps), jnp.float32)
     programs = {
-        "evaluate": (_evaluator(spec, workload), (hw, resolve_precision(args.precision, spec), tech)),
+        "evaluate": (
+            make_evaluator(spec, workload, designs="config", full=True),
+            (hw, resolve_precision(args.precision, spec), tech),
+        ),
         "sweep-chunk": (
-            make_chunk_evaluator(spec, workload, space_key, DEFAULT_CHUNK),
+            make_evaluator(spec, workload, MirrorFolding(PAPER_SPACE), "range", size=DEFAULT_CHUNK),
             (jnp.asarray(0), prec, tech),
         ),
         "exact-batch": (
-            make_exact_batch(spec, workload, space_key),
+            make_evaluator(spec, workload, PAPER_SPACE, "choice"),
             (np.zeros((EXACT_BATCH, 9), np.int32), prec, tech),
         ),
         "descent": (
-            make_descent(spec, workload, space_key, starts, steps, 0.1),
+            make_descent(spec, workload, PAPER_SPACE, starts, steps, 0.1),
             (jnp.zeros((starts, 9)), jnp.float32(0.5), temperatures, prec, tech),
         ),
     }

@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cimjax.cost.batched import compress_uniform
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
-from cimjax.search.exhaustive import compress_uniform
 from cimjax.workload.models import get_model
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset

@@ -2,8 +2,8 @@
 
 Compiled programs: :func:`enable_compilation_cache` points JAX's persistent compilation cache at
 ``<cache>/xla``, so a second process (a CLI command, a new notebook kernel) loads the compiled cost model
-instead of compiling it again. It is called when :mod:`cimjax.evaluation` (so :mod:`cimjax.api`) or
-:mod:`cimjax.search.exhaustive` is imported, so library users get it as well as the CLI. It does nothing
+instead of compiling it again. It is called when :mod:`cimjax.cost.batched` (the batched evaluator every
+sweep, search and the API use) is imported, so library users get it as well as the CLI. It does nothing
 when ``CIMJAX_NO_CACHE`` is set to anything but ``0`` or empty, when the user already chose a JAX cache
 directory, or when the cache directory cannot be created or written (a read-only home): then programs are
 simply compiled in memory.

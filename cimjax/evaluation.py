@@ -1,5 +1,6 @@
-"""Exact evaluation of one design and its JSON-ready report: the compiled evaluator and the report
-builder (metrics, breakdowns, energy accounts, figure of merit, roofline).
+"""Exact evaluation of one design and its JSON-ready report: the design through the batched evaluator
+(:mod:`cimjax.cost.batched`) and the report builder (metrics, breakdowns, energy accounts, figure of merit,
+roofline).
 
 The floor above the cost model and below search/, joint/ and report/, which all report designs this way
 (through :class:`cimjax.results.DesignReport`, where the report's keys and derived numbers are defined);
@@ -9,14 +10,13 @@ JAX.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
 import jax
 import numpy as np
 
-from cimjax.cache import CompiledProgram, enable_compilation_cache
-from cimjax.cost.model import Costs, evaluate
+from cimjax.cost.batched import make_evaluator
+from cimjax.cost.model import Costs
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, SYSTEM_DRAM_ENERGY_PER_BIT, Technology
 from cimjax.mapping.pipeline import dram_bits_per_s
@@ -25,14 +25,13 @@ from cimjax.workload.operators import Workload, decode_operators
 from cimjax.workload.precision import Precision
 from cimjax.workload.spec import ModelSpec
 
-enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 
-
-@functools.lru_cache(maxsize=64)
-def _evaluator(spec: ModelSpec, workload: Workload) -> CompiledProgram:
-    """``evaluate`` of one design, compiled once per model and workload and kept on disk (cimjax.cache)."""
-    run = jax.jit(lambda hw, prec, tech: evaluate(hw, prec, spec, workload, tech))
-    return CompiledProgram("evaluate", (spec, workload), run, fast_compile=True)
+def _evaluate(hw: HardwareConfig, prec: Precision, spec: ModelSpec, workload: Workload, tech: Technology) -> Costs:
+    """``evaluate`` of one design, as a batch of one of the batched evaluator (compiled once per model and
+    workload, kept on disk: cimjax.cache)."""
+    run = make_evaluator(spec, workload, designs="config", full=True)
+    batch = jax.tree.map(lambda x: np.asarray(x)[None], hw)  # on the host: no small programs to compile
+    return jax.tree.map(lambda x: np.asarray(x)[0], run(batch, prec, tech))
 
 
 def roofline_tokens_per_s(dram_bits: float, tech: Technology, tokens: int) -> float:
@@ -102,7 +101,7 @@ def design_report(
     :class:`cimjax.results.Result` with ``meta``. A mapping ``config`` must name every field and lie in
     ``space``."""
     hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(config, space)
-    costs = _evaluator(spec, workload)(hw, prec, tech)
+    costs = _evaluate(hw, prec, spec, workload, tech)
     report = costs_report(costs, hw, spec, precision_name, prec, tech) | {
         "layer_operators": decode_operators(spec, workload)
     }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+import types
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -114,7 +115,11 @@ class HardwareConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DesignSpace:
-    """The allowed values of each hardware field (a Cartesian product)."""
+    """The allowed values of each hardware field (a Cartesian product).
+
+    Immutable and hashable by value (``values`` is a read-only mapping of tuples, in ``FIELDS`` order), so
+    caches and compiled programs key on the space itself: equal spaces share one compiled evaluator.
+    """
 
     values: Mapping[str, tuple[int, ...]]
 
@@ -122,6 +127,20 @@ class DesignSpace:
         missing = [f for f in FIELDS if f not in self.values]
         if missing:
             raise ValueError(f"design space lacks fields {missing}")
+        unknown = sorted(set(self.values) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown hardware field(s) {unknown} in a design space; fields are {list(FIELDS)}")
+        frozen = {name: tuple(self.values[name]) for name in FIELDS}
+        object.__setattr__(self, "values", types.MappingProxyType(frozen))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.values.items()))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, DesignSpace) and tuple(self.values.items()) == tuple(other.values.items())
+
+    def __reduce__(self):  # a read-only mapping does not pickle; the plain dict does
+        return DesignSpace, (dict(self.values),)
 
     @property
     def size(self) -> int:
@@ -152,12 +171,11 @@ class DesignSpace:
     def decode(self, flat_index) -> HardwareConfig:
         """Maps flat indices in [0, size) to designs (mixed radix, last field fastest). Jittable."""
         flat_index = jnp.asarray(flat_index)
-        leaves = {}
+        digits = {}
         for name in reversed(FIELDS):
-            table = jnp.asarray(self.values[name], dtype=jnp.float32)
-            leaves[name] = table[flat_index % len(table)]
-            flat_index = flat_index // len(table)
-        return HardwareConfig(**leaves)
+            digits[name] = flat_index % len(self.values[name])
+            flat_index = flat_index // len(self.values[name])
+        return self.lookup(digits)
 
     def encode(self, config: Mapping[str, float]) -> int:
         """Inverse of :meth:`decode` for one validated design."""
@@ -167,14 +185,20 @@ class DesignSpace:
             index = index * len(self.values[name]) + self.values[name].index(config[name])
         return index
 
-    def from_choice_indices(self, choice: np.ndarray | Sequence[Sequence[int]]) -> HardwareConfig:
-        """Designs from per-field choice indices, shape (n, 9) (as a genetic algorithm encodes them)."""
-        choice = np.asarray(choice, dtype=np.int64)
+    def from_choice_indices(self, choice) -> HardwareConfig:
+        """Designs from per-field choice indices, shape (..., 9) (as a genetic algorithm encodes them).
+        Jittable; indices must lie in ``[0, radices[i])`` (out-of-range ones raise on the host, are clamped
+        under jit)."""
+        choice = choice if isinstance(choice, jax.Array) else np.asarray(choice)
+        return self.lookup({name: choice[..., i] for i, name in enumerate(FIELDS)})
+
+    def lookup(self, digits: Mapping[str, jax.Array]) -> HardwareConfig:
+        """The design whose field ``name`` takes allowed value number ``digits[name]`` (the one decoding
+        from choices to values, float32 leaves). Jittable; host (NumPy) digits are looked up on the host."""
+        on_host = not any(isinstance(d, jax.Array) for d in digits.values())
+        xp = np if on_host else jnp
         return HardwareConfig(
-            **{
-                name: jnp.asarray(np.asarray(self.values[name], dtype=np.float32)[choice[:, i]])
-                for i, name in enumerate(FIELDS)
-            }
+            **{name: jnp.asarray(xp.asarray(self.values[name], xp.float32)[digits[name]]) for name in FIELDS}
         )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from cimjax import validation
 from cimjax.jsonfile import read_json
@@ -144,7 +145,11 @@ SYSTEM_DRAM_ENERGY_PER_BIT = Param(
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Technology:
-    """All technology and DRAM numbers as float leaves (see ``PARAMETERS`` for units and sources)."""
+    """All technology and DRAM numbers as float leaves (see ``PARAMETERS`` for units and sources).
+
+    A pytree (gradients flow into every leaf) that is also hashable and comparable by its concrete values,
+    so caches key on it directly; hashing a traced one raises (its values are not known).
+    """
 
     clock_hz: jax.Array
     dram_peak_bytes_per_s: jax.Array
@@ -182,6 +187,23 @@ class Technology:
                 continue
             validation.number(f"technology parameter {name!r}", value, *allowed_range(name))
         return cls(**{name: jnp.asarray(float(v)) for name, v in merged.items()})
+
+    def _value_key(self) -> tuple:
+        return tuple((np.shape(leaf), np.asarray(leaf, np.float64).tobytes()) for leaf in self._leaves())
+
+    def _leaves(self) -> list:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+    def __hash__(self) -> int:
+        return hash(self._value_key())
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Technology):
+            return NotImplemented
+        return all(
+            np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b))
+            for a, b in zip(self._leaves(), other._leaves(), strict=True)
+        )
 
     def replace(self, **values: float) -> Technology:
         """A copy with some values overridden (validated)."""

@@ -27,6 +27,7 @@ from cimjax.hardware.config import FIELDS, DesignSpace
 from cimjax.joint.problem import JointProblem
 from cimjax.joint.settings import JointSettings
 from cimjax.search.gradient import config_from_coordinates, search_box
+from cimjax.search.pareto import log_alpha_objective
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import N_POINTS, Precision
 from cimjax.workload.spec import ModelSpec
@@ -63,9 +64,7 @@ class Descent(NamedTuple):
 def make_descent(problem: JointProblem, settings: JointSettings) -> Descent:
     """The descent of ``problem`` with ``settings``' sizes and schedule (temperatures annealed geometrically
     from ``temperature[0]`` to ``temperature[1]`` over all steps, each round taking its window)."""
-    run_round = _make_round(
-        problem.spec, problem.workload, tuple(problem.space.values.items()), settings, problem.area_max is not None
-    )
+    run_round = _make_round(problem.spec, problem.workload, problem.space, settings, problem.area_max is not None)
     tau0, tau1 = settings.temperature
     schedule = np.geomspace(tau0, tau1, settings.total_steps).astype(np.float32)
     data = _problem_data(problem)
@@ -126,13 +125,13 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 
 @functools.lru_cache(maxsize=16)
-def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings: JointSettings, has_area: bool):
+def _make_round(spec: ModelSpec, workload: Workload, space: DesignSpace, settings: JointSettings, has_area: bool):
     """A compiled ``round(state, temperatures, problem data) -> (state, constraints, objective)``.
 
     Runs ``steps_per_round`` Adam steps on the augmented Lagrangian of every start, then updates the
     multipliers. Problem numbers (alpha, budget, area limit, proxy, technology, bit bounds) are traced.
     """
-    lo_hw, hi_hw = search_box(DesignSpace(dict(space_key)))
+    lo_hw, hi_hw = search_box(space)
     optimizer = _adam(settings.learning_rate)
 
     def terms(params, tau, data):
@@ -140,7 +139,7 @@ def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings:
         z, bits = unbox(*params, (lo_hw, hi_hw), (bit_lo, bit_hi))
         hw = config_from_coordinates(z)
         costs = evaluate(hw, Precision.from_table(bits), spec, workload, tech, relaxed_ops(tau), False)
-        objective = alpha * jnp.log(costs.latency_s) + (1.0 - alpha) * jnp.log(costs.energy_j)
+        objective = log_alpha_objective(costs.latency_s, costs.energy_j, alpha)
         c_acc = jnp.log(proxy(Precision.from_table(bits)) / budget)
         c_area = jnp.log(costs.area_mm2 / area_max) if has_area else jnp.asarray(-1.0)
         return objective, jnp.stack([c_acc, c_area])
@@ -175,7 +174,7 @@ def _make_round(spec: ModelSpec, workload: Workload, space_key: tuple, settings:
         return new, c, objective
 
     # Compiled once per machine, kept on disk (cimjax.cache); fast compile: its run is short next to compiling.
-    static = (spec, workload, space_key, settings, has_area)
+    static = (spec, workload, space, settings, has_area)
     return CompiledProgram("joint-round", static, jax.jit(run_round), fast_compile=True)
 
 

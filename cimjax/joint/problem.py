@@ -23,10 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.cache import CompiledProgram
-from cimjax.cost.model import evaluate
+from cimjax.cost.batched import in_batches, make_evaluator
 from cimjax.hardware.area import chip_area
-from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
+from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.quant.proxy import Proxy, default_proxy
 from cimjax.results import Accuracy, DesignReport, Metrics
@@ -142,11 +141,6 @@ def _batch_proxy(proxy: Proxy, tables: jax.Array) -> jax.Array:
     return jax.vmap(lambda t: proxy(Precision.from_table(t)))(tables)
 
 
-def _pad(block: np.ndarray) -> np.ndarray:
-    """``block`` padded to :data:`EXACT_BATCH` rows by repeating its last row (one compiled shape)."""
-    return np.concatenate([block, np.repeat(block[-1:], EXACT_BATCH - len(block), axis=0)])
-
-
 def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
     """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)``, in padded batches of :data:`EXACT_BATCH`.
 
@@ -155,11 +149,7 @@ def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
     INT4 against the ``int4`` budget) is not ruled out by a different summation order.
     """
     tables = np.asarray(tables, np.float32)
-    values = []
-    for first in range(0, len(tables), EXACT_BATCH):
-        block = tables[first : first + EXACT_BATCH]
-        values.append(np.asarray(_batch_proxy(proxy, jnp.asarray(_pad(block))), np.float64)[: len(block)])
-    return np.concatenate(values)
+    return in_batches(lambda block: (_batch_proxy(proxy, block),), EXACT_BATCH, (tables,))[0]
 
 
 def resolve_budget(budget: str | float, proxy: Proxy, n_layers: int) -> tuple[float, str]:
@@ -191,10 +181,8 @@ def parse_budget(budget: str | float, uniform: Callable[[int], float], kind: str
 
 
 @functools.lru_cache(maxsize=8)
-def smallest_area(space_key: tuple, tech_key: tuple) -> float:
+def smallest_area(space: DesignSpace, tech: Technology) -> float:
     """The smallest chip area of any design of a space (every design's area, in chunks)."""
-    space = DesignSpace(dict(space_key))
-    tech = Technology(**dict(tech_key))
     chunk = 1 << 18
 
     @jax.jit
@@ -203,10 +191,6 @@ def smallest_area(space_key: tuple, tech_key: tuple) -> float:
         return jnp.min(jax.vmap(lambda h: chip_area(h, tech).total)(space.decode(index)))
 
     return float(min(float(areas(jnp.asarray(first))) for first in range(0, space.size, chunk)))
-
-
-def _tech_key(tech: Technology) -> tuple:
-    return tuple((f.name, float(getattr(tech, f.name))) for f in dataclasses.fields(tech))
 
 
 def make_problem(
@@ -246,7 +230,7 @@ def make_problem(
     if area_max is not None:
         if not (isinstance(area_max, int | float) and math.isfinite(area_max) and area_max > 0):
             raise ValueError(f"area_max = {area_max!r} must be a positive number of mm^2 (or None for no limit)")
-        smallest = smallest_area(tuple(space.values.items()), _tech_key(tech))
+        smallest = smallest_area(space, tech)
         if area_max < smallest:
             raise InfeasibleError(
                 f"area limit {area_max:g} mm^2 is below the smallest design of the space ({smallest:.3f} mm^2)"
@@ -272,20 +256,6 @@ def make_problem(
     return problem
 
 
-@functools.lru_cache(maxsize=16)
-def _exact_batch(spec: ModelSpec, workload: Workload, space_key: tuple) -> Callable:
-    """Compiled ``run(choice (B, 9), tables (B, L, 17), tech) -> (latency, energy, area)`` (cimjax.cache)."""
-    value_tables = [jnp.asarray(values, jnp.float32) for _, values in space_key]
-
-    def one(choice, table, tech):
-        hw = HardwareConfig(**{n: value_tables[i][choice[i]] for i, n in enumerate(FIELDS)})
-        costs = evaluate(hw, Precision.from_table(table), spec, workload, tech, with_prefill=False)
-        return costs.latency_s, costs.energy_j, costs.area_mm2
-
-    run = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
-    return CompiledProgram("joint-exact", (spec, workload, space_key), run, fast_compile=True)  # kept on disk
-
-
 @dataclasses.dataclass
 class Scores:
     """Exact metrics of a batch of designs (float64 arrays)."""
@@ -303,7 +273,7 @@ class ExactEvaluator:
 
     def __init__(self, problem: JointProblem):
         self.problem = problem
-        self._run = _exact_batch(problem.spec, problem.workload, tuple(problem.space.values.items()))
+        self._run = make_evaluator(problem.spec, problem.workload, problem.space, "choice", per_design_precision=True)
         self.evaluations = 0
 
     def __call__(self, choices: np.ndarray, tables: np.ndarray) -> Scores:
@@ -311,13 +281,9 @@ class ExactEvaluator:
         p = self.problem
         choices = np.asarray(choices, np.int32).reshape(-1, len(FIELDS))
         tables = np.asarray(tables, np.float32).reshape(-1, p.n_layers, N_POINTS)
-        n = len(choices)
-        self.evaluations += n
-        parts = []
-        for first in range(0, n, EXACT_BATCH):
-            c, t = choices[first : first + EXACT_BATCH], tables[first : first + EXACT_BATCH]
-            parts.append([np.asarray(x, np.float64)[: len(c)] for x in self._run(_pad(c), _pad(t), p.tech)])
-        latency, energy, area = (np.concatenate(x) for x in zip(*parts, strict=True))
+        self.evaluations += len(choices)
+        designs = (choices, Precision.from_table(tables))
+        latency, energy, area = in_batches(self._run, EXACT_BATCH, designs, p.tech)
         proxy = proxy_values(p.proxy, tables)
         objective = np.asarray(alpha_objective(latency, energy, p.alpha), np.float64)
         feasible = p.within_budget(proxy)

@@ -21,7 +21,6 @@ plus three ``float64`` arrays of the range's size on the host (75 MB for the pap
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,15 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from cimjax.cost.model import evaluate
+from cimjax.cost.batched import AXIS, compress_uniform, make_evaluator
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
-from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, compress_uniform, run_chunks
+from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, run_chunks
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
 from cimjax.workload.spec import ModelSpec
-
-AXIS = "designs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,31 +74,6 @@ def load_partial(path: str | Path) -> PartialSweep:
     return PartialSweep(int(start), int(stop), *arrays, compile_s=compile_s, wall_s=wall_s)
 
 
-@functools.lru_cache(maxsize=32)
-def make_sharded_evaluator(
-    spec: ModelSpec, workload: Workload, space_key: tuple, chunk_per_device: int, devices: tuple
-) -> Callable:
-    """A jitted ``run(start, prec, tech)`` costing designs ``start .. start + len(devices) * chunk_per_device``.
-
-    Device ``i`` of the mesh evaluates the ``i``-th run of ``chunk_per_device`` indices; the outputs are
-    sharded the same way, so their concatenation is in flat-index order. Indices past the space repeat
-    its last design (as in the single-device sweep). Cached per (model, workload, space, chunk, devices).
-    """
-    space = DesignSpace(dict(space_key))
-    mesh = Mesh(np.asarray(devices), (AXIS,))
-    offsets = jnp.arange(chunk_per_device)
-
-    def shard(start, prec, tech):
-        first = start + jax.lax.axis_index(AXIS) * chunk_per_device
-        hw = space.decode(jnp.minimum(first + offsets, space.size - 1))
-        costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
-        return costs.latency_s, costs.energy_j, costs.area_mm2
-
-    replicated, split = PartitionSpec(), PartitionSpec(AXIS)
-    mapped = jax.shard_map(shard, mesh=mesh, in_specs=(replicated, replicated, replicated), out_specs=split)
-    return jax.jit(mapped)
-
-
 def sweep_range(
     spec: ModelSpec,
     prec: Precision,
@@ -126,7 +98,7 @@ def sweep_range(
     devices = tuple(jax.local_devices() if devices is None else devices)
     if not devices:
         raise ValueError("no devices to sweep on")
-    run = make_sharded_evaluator(spec, workload, tuple(space.values.items()), chunk_per_device, devices)
+    run = make_evaluator(spec, workload, space, "range", size=chunk_per_device, devices=devices)
     # Precision and technology are copied to every device once, not on every step.
     inputs = jax.device_put(
         (compress_uniform(prec), tech), NamedSharding(Mesh(np.asarray(devices), (AXIS,)), PartitionSpec())

@@ -9,7 +9,6 @@ so only the distinct designs are evaluated, and counted; their costs are copied 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable
 
@@ -17,8 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.cache import CompiledProgram, enable_compilation_cache
-from cimjax.cost.model import evaluate
+from cimjax.cost.batched import compress_uniform, make_evaluator
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.search.pareto import alpha_objective, alpha_sweep, pareto_front_2d
@@ -27,8 +25,6 @@ from cimjax.validation import check_limits
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
 from cimjax.workload.spec import ModelSpec
-
-enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 
 DEFAULT_CHUNK = 1 << 16
 
@@ -108,26 +104,6 @@ class SweepResult:
         return distinct[pareto_front_2d(self.latency_s[distinct], self.energy_j[distinct])]
 
 
-@functools.lru_cache(maxsize=32)
-def make_chunk_evaluator(spec: ModelSpec, workload: Workload, space_key: tuple, chunk: int) -> Callable:
-    """A compiled ``run(start, prec, tech) -> (latency, energy, area)`` of the ``chunk`` distinct designs
-    ranked ``start, start + 1, ...`` (:class:`cimjax.search.symmetry.MirrorFolding`).
-
-    Cached per (model, workload, space, chunk), in memory and on disk (:class:`cimjax.cache.CompiledProgram`);
-    precision and technology are traced arguments, so calibration loops and repeated sweeps do not recompile.
-    """
-    designs = MirrorFolding(DesignSpace(dict(space_key)))
-    offsets = jnp.arange(chunk)
-
-    def run(start, prec, tech):
-        rank = jnp.minimum(start + offsets, designs.size - 1)  # the last chunk repeats the last design
-        hw = designs.decode(rank)
-        costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
-        return costs.latency_s, costs.energy_j, costs.area_mm2
-
-    return CompiledProgram("sweep-chunk", (spec, workload, space_key, chunk), jax.jit(run))
-
-
 def sweep(
     spec: ModelSpec,
     prec: Precision,
@@ -144,13 +120,13 @@ def sweep(
     is called after each chunk (distinct designs). Compile time is measured separately.
     """
     prec = compress_uniform(prec)
-    run = make_chunk_evaluator(spec, workload, tuple(space.values.items()), chunk)
+    designs = MirrorFolding(space)
+    run = make_evaluator(spec, workload, designs, "range", size=chunk)
     start_compile = time.perf_counter()
     jax.block_until_ready(run(jnp.asarray(0), prec, tech))
     compile_s = time.perf_counter() - start_compile
 
     start = time.perf_counter()
-    designs = MirrorFolding(space)
     outputs = [designs.expand(o) for o in run_chunks(run, (prec, tech), 0, designs.size, chunk, progress)]
     wall_s = time.perf_counter() - start
     return SweepResult(space, *outputs, compile_s=compile_s, wall_s=wall_s, evaluated=designs.size)
@@ -182,11 +158,3 @@ def _store(outputs, first, count, result):
     """Copies the first ``count`` values of each result array into ``outputs`` at ``first``."""
     for out, values in zip(outputs, result, strict=True):
         out[first : first + count] = np.asarray(values)[:count]
-
-
-def compress_uniform(prec: Precision) -> Precision:
-    """One layer row if every layer has the same bits (the cost model repeats it), else unchanged."""
-    leaves = [np.asarray(x) for x in (prec.weight_bits, prec.act_bits, prec.kv_bits)]
-    if all((x == x[:1]).all() for x in leaves):
-        return Precision(prec.weight_bits[:1], prec.act_bits[:1], prec.kv_bits[:1])
-    return prec

@@ -29,12 +29,12 @@ import numpy as np
 import optax
 
 from cimjax.cache import CompiledProgram
+from cimjax.cost.batched import compress_uniform, in_batches, make_evaluator
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology
-from cimjax.search.exhaustive import compress_uniform
-from cimjax.search.pareto import alpha_objective
+from cimjax.search.pareto import alpha_objective, log_alpha_objective
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import Precision
 from cimjax.workload.spec import ModelSpec
@@ -109,14 +109,14 @@ def config_from_coordinates(z) -> HardwareConfig:
 
 @functools.lru_cache(maxsize=16)
 def make_descent(
-    spec: ModelSpec, workload: Workload, space_key: tuple, starts: int, steps: int, learning_rate: float
+    spec: ModelSpec, workload: Workload, space: DesignSpace, starts: int, steps: int, learning_rate: float
 ) -> Callable:
     """A compiled ``descend(theta0, alpha, temperatures, prec, tech) -> (z, relaxed_history)`` (cimjax.cache).
 
     ``theta0`` has shape (starts, 9) (unconstrained); ``temperatures`` shape (steps,). Cached per model,
     workload, space and sizes: alpha, precision, technology and schedule are traced.
     """
-    lo, hi = search_box(DesignSpace(dict(space_key)))
+    lo, hi = search_box(space)
     optimizer = optax.adam(learning_rate)
 
     def to_z(theta):
@@ -124,7 +124,7 @@ def make_descent(
 
     def loss(theta, alpha, tau, prec, tech):
         costs = evaluate(config_from_coordinates(to_z(theta)), prec, spec, workload, tech, relaxed_ops(tau), False)
-        return alpha * jnp.log(costs.latency_s) + (1.0 - alpha) * jnp.log(costs.energy_j)
+        return log_alpha_objective(costs.latency_s, costs.energy_j, alpha)
 
     value_and_grad = jax.vmap(jax.value_and_grad(loss), in_axes=(0, None, None, None, None))
 
@@ -138,21 +138,8 @@ def make_descent(
         (theta, _), history = jax.lax.scan(step, (theta0, optimizer.init(theta0)), temperatures)
         return to_z(theta), history
 
-    static = (spec, workload, space_key, starts, steps, learning_rate)
+    static = (spec, workload, space, starts, steps, learning_rate)
     return CompiledProgram("descent", static, jax.jit(descend), fast_compile=True)
-
-
-@functools.lru_cache(maxsize=16)
-def make_exact_batch(spec: ModelSpec, workload: Workload, space_key: tuple) -> Callable:
-    """A compiled ``run(choice, prec, tech) -> (latency, energy)`` of EXACT_BATCH designs given by choice indices."""
-    tables = [jnp.asarray(values, jnp.float32) for _, values in space_key]
-
-    def run(choice, prec, tech):
-        hw = HardwareConfig(**{n: tables[i][choice[:, i]] for i, n in enumerate(FIELDS)})
-        costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
-        return costs.latency_s, costs.energy_j
-
-    return CompiledProgram("exact-batch", (spec, workload, space_key), jax.jit(run), fast_compile=True)
 
 
 class _ExactCache:
@@ -166,16 +153,14 @@ class _ExactCache:
         """Objectives of ``choices`` (n, 9); only designs not seen before go to the exact model."""
         keys = [tuple(int(v) for v in row) for row in choices]
         new = list(dict.fromkeys(k for k in keys if k not in self.values))
-        for first in range(0, len(new), EXACT_BATCH):
-            block = np.asarray(new[first : first + EXACT_BATCH], np.int32)
-            padded = np.concatenate([block, np.repeat(block[-1:], EXACT_BATCH - len(block), axis=0)])
-            latency, energy = (
-                np.asarray(x, np.float64)[: len(block)] for x in self._run(padded, self._prec, self._tech)
-            )
+        if new:
+            block = np.asarray(new, np.int32)
+            latency, energy, _ = in_batches(self._run, EXACT_BATCH, (block,), self._prec, self._tech)
             objective = alpha_objective(latency, energy, self._alpha)
             if not np.isfinite(objective).all():  # a non-finite design is never ranked
-                raise ValueError(f"the exact model returned a non-finite objective for designs {block.tolist()}")
-            for key, o, lat, e in zip(map(tuple, block.tolist()), objective, latency, energy, strict=True):
+                bad = block[~np.isfinite(objective)].tolist()
+                raise ValueError(f"the exact model returned a non-finite objective for designs {bad}")
+            for key, o, lat, e in zip(new, objective, latency, energy, strict=True):
                 self.values[key] = (float(o), float(lat), float(e))
         return np.asarray([self.values[k][0] for k in keys])
 
@@ -261,21 +246,20 @@ def gradient_search(
 
     start_time = time.perf_counter()
     prec = compress_uniform(prec)
-    space_key = tuple(space.values.items())
     radices = np.asarray(space.radices)
 
     rng = np.random.default_rng(seed)
     u = rng.uniform(0.02, 0.98, size=(starts, len(FIELDS))).astype(np.float32)
     theta0 = jnp.asarray(np.log(u) - np.log1p(-u))
     temperatures = jnp.asarray(np.geomspace(tau0, tau1, steps), jnp.float32)
-    descend = make_descent(spec, workload, space_key, starts, steps, float(learning_rate))
+    descend = make_descent(spec, workload, space, starts, steps, float(learning_rate))
     z, relaxed_history = descend(theta0, jnp.float32(alpha), temperatures, prec, tech)
     z = np.asarray(z, np.float64)
     total_rounds = 1 + 2 * len(FIELDS)  # shown as a rough total; the search usually stops earlier
     if progress:
         progress(1, total_rounds)
 
-    cache = _ExactCache(make_exact_batch(spec, workload, space_key), prec, tech, float(alpha))
+    cache = _ExactCache(make_evaluator(spec, workload, space, "choice"), prec, tech, float(alpha))
     coords = space_coordinates(space)
     candidates = np.unique(_snap_candidates(z, coords), axis=0)
     objectives = cache.evaluate(candidates)

@@ -163,6 +163,13 @@ def _weighted_log(weight, values, xp):
         return xp.where(weight == 0, 0.0, weight * xp.log(values))
 
 
+def log_alpha_objective(latency, energy, alpha):
+    """``alpha log L + (1 - alpha) log E``, the log of :func:`alpha_objective` (with 0 log inf = 0), unchecked:
+    what gradient descents minimise. Jittable and differentiable; ``alpha`` may be traced."""
+    xp = jnp if any(isinstance(x, jax.Array) for x in (latency, energy, alpha)) else np
+    return _weighted_log(alpha, latency, xp) + _weighted_log(1.0 - alpha, energy, xp)
+
+
 def alpha_objective(latency, energy, alpha: float):
     """The paper's scalarised objective ``latency**alpha * energy**(1 - alpha)``, formed in log space.
 
@@ -187,7 +194,7 @@ def alpha_objective(latency, energy, alpha: float):
         xp = np
         latency, energy = np.asarray(latency, dtype=np.float64), np.asarray(energy, dtype=np.float64)
         _check_metrics(latency, energy)
-    return xp.exp(_weighted_log(alpha, latency, xp) + _weighted_log(1.0 - alpha, energy, xp))
+    return xp.exp(log_alpha_objective(latency, energy, alpha))
 
 
 def alpha_sweep(latency, energy, alphas) -> np.ndarray:

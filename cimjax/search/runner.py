@@ -6,7 +6,6 @@ metrics of the final design, the number of designs evaluated and the wall time.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 
@@ -14,12 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.cache import CompiledProgram
-from cimjax.cost.model import evaluate
+from cimjax.cost.batched import compress_uniform, in_batches, make_evaluator
 from cimjax.evaluation import design_report
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import Technology, default_technology
-from cimjax.search.exhaustive import compress_uniform, sweep
+from cimjax.search.exhaustive import sweep
 from cimjax.search.gradient import gradient_search
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.validation import check_limits
@@ -31,29 +29,16 @@ from cimjax.workload.spec import ModelSpec
 METHODS = ("exhaustive", "ga", "gradient")
 
 
-@functools.lru_cache(maxsize=32)
-def _batch_evaluator(spec: ModelSpec, workload: Workload) -> Callable:
-    """Compiled (hw batch, prec, tech) -> (latency, energy), once per batch size (kept on disk, cimjax.cache)."""
-
-    def run(hw: HardwareConfig, prec: Precision, tech: Technology):
-        costs = jax.vmap(lambda h: evaluate(h, prec, spec, workload, tech, with_prefill=False))(hw)
-        return costs.latency_s, costs.energy_j
-
-    return CompiledProgram("batch", (spec, workload), jax.jit(run), fast_compile=True)
-
-
 def ga_objective(
     spec: ModelSpec, prec: Precision, workload: Workload, tech: Technology, space: DesignSpace, alpha: float, batch: int
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The GA's batched objective over choice indices; batches are padded to one size (one compile)."""
-    run = _batch_evaluator(spec, workload)
+    run = make_evaluator(spec, workload, space, "choice")
     prec = compress_uniform(prec)
 
     def objective(choice: np.ndarray) -> np.ndarray:
-        n = len(choice)
-        padded = np.concatenate([choice, np.repeat(choice[-1:], max(0, batch - n), axis=0)])
-        latency, energy = run(space.from_choice_indices(padded), prec, tech)
-        return np.asarray(alpha_objective(np.asarray(latency)[:n], np.asarray(energy)[:n], alpha))
+        latency, energy, _ = in_batches(run, batch, (np.asarray(choice, np.int32),), prec, tech)
+        return np.asarray(alpha_objective(latency, energy, alpha))
 
     return objective
 

@@ -47,6 +47,15 @@ class MirrorFolding:
             for pair in self.pairs
         }
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MirrorFolding) and self.space == other.space
+
+    def __hash__(self) -> int:
+        return hash((MirrorFolding, self.space))
+
+    def __repr__(self) -> str:  # part of compiled programs' on-disk keys: the same in every process
+        return f"MirrorFolding({self.space!r})"
+
     def _radix(self, digit: tuple[int, ...]) -> int:
         return len(self._tables[digit]) if len(digit) == 2 else self.space.radices[digit[0]]
 
@@ -67,9 +76,7 @@ class MirrorFolding:
                 choice[digit[0]], choice[digit[1]] = table[value, 0], table[value, 1]
             else:
                 choice[digit[0]] = value
-        return HardwareConfig(
-            **{name: jnp.asarray(self.space.values[name], jnp.float32)[choice[i]] for i, name in enumerate(FIELDS)}
-        )
+        return self.space.lookup({name: choice[i] for i, name in enumerate(FIELDS)})
 
     def _triangle(self, pair: tuple[int, int], upper: bool) -> np.ndarray:
         """Where choice index of the pair's first field <= (upper) or > (not upper) the second's, broadcastable
