@@ -18,7 +18,14 @@ import sys
 from pathlib import Path
 
 from cimjax.quant.train import train
-from cimjax.quant.validate import FRONTIER_SIZES, GRANULARITIES, SIZES, scatter_plot, validate, validate_frontier
+from cimjax.report.proxy_validation import (
+    FRONTIER_SIZES,
+    GRANULARITIES,
+    SIZES,
+    scatter_plot,
+    validate,
+    validate_frontier,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cimjax.report.baseline import compare, objective_of
+from cimjax.joint.compare import compare, objective_of
 
 
 def design(latency, energy, area, feasible=True):

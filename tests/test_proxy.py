@@ -13,7 +13,7 @@ from cimjax.lm import save_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant.proxy import VARIANTS
 from cimjax.quant.train import TINY, train
-from cimjax.quant.validate import measure_losses, random_tables, scatter_plot, validate
+from cimjax.report.proxy_validation import measure_losses, random_tables, scatter_plot, validate
 from cimjax.workload.precision import N_POINTS, POINTS
 
 

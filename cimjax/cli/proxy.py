@@ -57,8 +57,15 @@ def validate(
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import atomic_path, atomic_write, output_dir
     from cimjax.quant.train import train
-    from cimjax.quant.validate import FRONTIER_SIZES, GRANULARITIES, PROTOCOLS, SIZES, scatter_plot, validate_frontier
-    from cimjax.quant.validate import validate as run_validation
+    from cimjax.report.proxy_validation import (
+        FRONTIER_SIZES,
+        GRANULARITIES,
+        PROTOCOLS,
+        SIZES,
+        scatter_plot,
+        validate_frontier,
+    )
+    from cimjax.report.proxy_validation import validate as run_validation
 
     try:  # every option is checked before the LM is trained
         validation.integer("--configs", configs, 3, MAX_CONFIGS)
@@ -126,7 +133,7 @@ def export(
     """Write the trained byte-level LM (trained now or loaded from the cache) as a Hugging Face checkpoint."""
     from cimjax.lm import save_checkpoint
     from cimjax.quant.train import train
-    from cimjax.quant.validate import SIZES
+    from cimjax.report.proxy_validation import SIZES
 
     if size not in SIZES:
         raise _fail(f"--size {size!r} is not known; allowed: {', '.join(SIZES)}")

@@ -6,7 +6,7 @@ metrics of the discrete design (``tokens_per_s``, ``tokens_per_j``, ``latency_s`
 uniform-precision design meeting the same budget and area limit) and ``gain`` (tokens/s over the
 baseline's; kept for old scripts), ``gains`` (``tokens_per_s``, ``tokens_per_j`` and ``objective``
 ratios, each above 1 when ours is better), ``ratios_to_baseline``, ``objective``, ``baseline_objective``,
-``chosen``, ``objective_note`` and ``tolerance`` (see :func:`cimjax.report.baseline.compare`), ``meta``.
+``chosen``, ``objective_note`` and ``tolerance`` (see :func:`cimjax.joint.compare.compare`), ``meta``.
 Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_label``, ``proxy_name``,
 ``assumption`` (the proxy's caveat, or null), ``gain_cap`` (under the weight-less default proxy: the
 most any assignment can gain, and why; else null), ``evaluations``, ``wall_s`` and ``mean_bits``.
@@ -21,11 +21,11 @@ from pathlib import Path
 
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_baseline
+from cimjax.joint.compare import compare
 from cimjax.joint.methods import CHECKPOINT_OPTIONS, JOINT_METHODS, JointOutcome, Progress, get_joint_method
 from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.joint.settings import JointSettings
 from cimjax.quant.proxy import Proxy, gain_cap_note
-from cimjax.report.baseline import compare
 from cimjax.results import BASELINE_KEYS, Result, make_meta
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
@@ -74,7 +74,7 @@ def optimize_report(
     """Validates the request, optimises, and compares with the best uniform-precision design (JSON-ready).
 
     The design returned is never worse than that baseline at the objective; ``tolerance`` is the near-tie
-    rule of :func:`cimjax.report.baseline.compare`.
+    rule of :func:`cimjax.joint.compare.compare`.
 
     Raises:
       ValueError: a malformed argument, naming it and what is allowed.

@@ -31,6 +31,7 @@ import numpy as np
 
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
+from cimjax.joint.compare import compare, objective_note
 from cimjax.joint.methods import Progress
 from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values
 from cimjax.joint.runner import run_method
@@ -38,7 +39,6 @@ from cimjax.joint.settings import JointSettings
 from cimjax.lm.model import DecoderLM
 from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, loss_increases
 from cimjax.quant.proxy import optimizer_proxy
-from cimjax.report.baseline import compare, objective_note
 from cimjax.results import BASELINE_KEYS, Result, make_meta
 from cimjax.search.pareto import alpha_objective
 from cimjax.workload.precision import table_from_bits
