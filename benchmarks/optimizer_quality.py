@@ -30,14 +30,13 @@ from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import sweep  # noqa: E402
 from cimjax.search.gradient import gradient_search  # noqa: E402
 from cimjax.search.pareto import alpha_objective  # noqa: E402
-from cimjax.search.runner import ga_objective  # noqa: E402
 from cimjax.workload.models import MODELS  # noqa: E402
 from cimjax.workload.operators import Workload  # noqa: E402
 from cimjax.workload.precision import preset  # noqa: E402
 
 
 def ga_row(spec, prec, workload, tech, alpha, seed) -> dict:
-    from cimjax.search.ga import run_ga  # pymoo only when the GA runs (absent on some GPU images)
+    from cimjax.search.ga import ga_objective, run_ga  # pymoo only when the GA runs (absent on some GPU images)
 
     start = time.perf_counter()
     ga = run_ga(ga_objective(spec, prec, workload, tech, PAPER_SPACE, alpha, batch=20), PAPER_SPACE, seed=seed)

@@ -1,6 +1,6 @@
-"""Pluggable methods: a new joint method is one decorated function (here, in this file), reachable by
-``run_method``, ``optimize_report`` and ``cimjax optimize --method``; the registries route options and
-name what is allowed."""
+"""Pluggable methods: a new search or joint method is one decorated function (here, in this file), reachable
+by ``search``/``cimjax search --method`` and ``run_method``/``cimjax optimize --method``; the registries
+route options and name what is allowed."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from cimjax.cli.main import app
+from cimjax.hardware.config import FIELDS, PAPER_SPACE
 from cimjax.joint import methods
 from cimjax.joint.methods import JOINT_METHODS, JointOutcome, joint_method
 from cimjax.joint.problem import ExactEvaluator, design_report, make_problem
 from cimjax.joint.runner import run_method
 from cimjax.quant.train import TINY
+from cimjax.search.ga import ga_objective
+from cimjax.search.methods import SEARCH_METHODS, SearchOutcome, search_method
+from cimjax.search.runner import search
 
 runner = CliRunner()
 TINY_CONFIG = {
@@ -85,3 +89,42 @@ def test_joint_options_go_to_the_methods_that_take_them(random_joint):
         run_method(problem, "random", resume=True)
     assert JOINT_METHODS["ga"].options == {"evaluations", "generations", "min_pop_size"}
     assert JOINT_METHODS["random"].options == {"samples"}
+
+
+@pytest.fixture
+def random_search():
+    """Registers ``random``: the best of ``samples`` random designs of the space -- a whole search method in
+    one function."""
+
+    @search_method("random", "random sampling")
+    def random_sampling(problem, seed, progress, *, samples: int = 32) -> SearchOutcome:
+        p = problem
+        choices = np.random.default_rng(seed).integers(0, p.space.radices, size=(samples, len(p.space.radices)))
+        values = ga_objective(p.spec, p.prec, p.workload, p.tech, p.space, p.alpha, batch=samples)(choices)
+        best = int(np.argmin(values))
+        config = {f: p.space.values[f][int(c)] for f, c in zip(FIELDS, choices[best], strict=True)}
+        if progress:
+            progress(samples, samples)
+        return SearchOutcome(config, float(values[best]), samples, {"seed": seed, "samples": samples})
+
+    yield random_sampling
+    SEARCH_METHODS.pop("random")
+
+
+def test_a_search_method_registered_in_one_file_runs_through_search_and_the_cli(random_search):
+    calls = []
+    found = search("qwen2.5-0.5b", "int8", 0.5, "random", seed=2, progress=lambda *a: calls.append(a), samples=8)
+    assert found["method"] == "random" and found["evaluations"] == 8 and found["samples"] == 8 and calls == [(8, 8)]
+    PAPER_SPACE.validate(found["config"])
+    exact = (found["latency_s"] * found["energy_j"]) ** 0.5  # the report is a fresh exact evaluation
+    assert found["objective"] == pytest.approx(exact, rel=1e-5)
+
+    args = ["search", "--model", "qwen2.5-0.5b", "--alpha", "0.5", "--method", "random", "--seed", "2", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["samples"] == 32  # the method's named default
+    result = runner.invoke(app, ["search", "--model", "qwen2.5-0.5b", "--method", "annealing"])
+    assert result.exit_code == 2
+    assert "allowed: ['exhaustive', 'ga', 'gradient', 'random']" in " ".join(result.stderr.split())
+    result = runner.invoke(app, [*args, "--area-max", "20"])
+    assert result.exit_code == 2 and "need method 'exhaustive', not 'random'" in result.stderr

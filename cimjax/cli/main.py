@@ -32,6 +32,7 @@ from cimjax.cli.common import (
     user_errors,
 )
 from cimjax.cli.proxy import proxy_app
+from cimjax.search import methods as search_methods
 
 # JAX, NumPy and the cost model are imported inside the commands that use them, so `--help` and
 # `models` start in a fraction of a second. Compiled programs are kept on disk by the library itself
@@ -164,7 +165,7 @@ def search_cmd(
     precision: PrecisionOpt = "int8",
     alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha), alpha in [0, 1]")] = 1.0,
     method: Annotated[
-        str, typer.Option(metavar="[exhaustive|ga|gradient]", help="exhaustive (exact), ga or gradient")
+        str, typer.Option(metavar=search_methods.methods_metavar(), help=search_methods.methods_help())
     ] = "exhaustive",
     seed: Annotated[int, typer.Option(help="random seed (ga, gradient)")] = 0,
     tolerance: ToleranceOpt = 0.0,

@@ -72,8 +72,7 @@ def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float,
     if scoring == "model":
         if area_max is not None:
             raise ValueError("GA runs scored by the model do not take --area-max; use scoring 'table'")
-        from cimjax.search.ga import PAPER_POP_SIZE
-        from cimjax.search.runner import ga_objective
+        from cimjax.search.ga import PAPER_POP_SIZE, ga_objective
 
         return ga_objective(spec, prec, workload, tech, result.space, alpha, batch=PAPER_POP_SIZE)
 

@@ -22,7 +22,13 @@ from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
+from cimjax.cost.batched import compress_uniform, in_batches, make_evaluator
 from cimjax.hardware.config import DesignSpace
+from cimjax.hardware.technology import Technology
+from cimjax.search.pareto import alpha_objective
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import Precision
+from cimjax.workload.spec import ModelSpec
 
 Objective = Callable[[np.ndarray], np.ndarray]
 """Maps integer choices of shape (n, n_var) to objective values of shape (n,); lower is better."""
@@ -178,3 +184,17 @@ def run_ga(
         A :class:`GAResult`; ``space.from_choice_indices(result.best_choice[None])`` is the best design.
     """
     return run_integer_ga(objective, space.radices, pop_size=pop_size, n_gen=n_gen, seed=seed, progress=progress)
+
+
+def ga_objective(
+    spec: ModelSpec, prec: Precision, workload: Workload, tech: Technology, space: DesignSpace, alpha: float, batch: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The GA's batched objective over choice indices; batches are padded to one size (one compile)."""
+    run = make_evaluator(spec, workload, space, "choice")
+    prec = compress_uniform(prec)
+
+    def objective(choice: np.ndarray) -> np.ndarray:
+        latency, energy, _ = in_batches(run, batch, (np.asarray(choice, np.int32),), prec, tech)
+        return np.asarray(alpha_objective(latency, energy, alpha))
+
+    return objective
