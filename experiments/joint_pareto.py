@@ -34,7 +34,7 @@ import numpy as np
 from cimjax.joint.methods import GA_EVALUATIONS
 from cimjax.joint.problem import make_problem, proxy_values
 from cimjax.joint.runner import run_method
-from cimjax.quant.proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, default_proxy, gain_cap_note
+from cimjax.quant.proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, DEFAULT_GAIN_CAP_NOTE, default_proxy
 from cimjax.search.pareto import hypervolume
 from cimjax.workload.models import MODELS, get_model
 from cimjax.workload.precision import N_POINTS, PRESETS, table_from_bits
@@ -122,7 +122,7 @@ def summarise(records: list[dict]) -> dict:
 def markdown(summary: dict) -> str:
     """The gains and hypervolume tables as Markdown."""
     lines = ["## Gain in tokens/s over the best uniform design at the same budget (alpha = 1)", ""]
-    lines += [f"Proxy: {DEFAULT_ASSUMPTION}", "", f"Gain cap: {gain_cap_note('default')}.", ""]
+    lines += [f"Proxy: {DEFAULT_ASSUMPTION}", "", f"Gain cap: {DEFAULT_GAIN_CAP_NOTE}.", ""]
     methods = [m for m in METHODS if m != "uniform"]
     lines += ["| model | budget | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for key, g in summary["gains"].items():

@@ -1,11 +1,14 @@
-"""Pluggable methods: a new search or joint method is one decorated function (here, in this file), reachable
-by ``search``/``cimjax search --method`` and ``run_method``/``cimjax optimize --method``; the registries
-route options and name what is allowed."""
+"""Pluggable methods: a new search or joint method is one decorated function, and a new accuracy proxy a
+features function and its kind, each defined here in this file and reachable by ``search``/``cimjax search
+--method``, ``run_method``/``cimjax optimize --method`` and the joint optimiser; the registries route
+options and name what is allowed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -15,13 +18,18 @@ from cimjax.hardware.config import FIELDS, PAPER_SPACE
 from cimjax.joint import methods
 from cimjax.joint.methods import JOINT_METHODS, JointOutcome, joint_method
 from cimjax.joint.problem import ExactEvaluator, design_report, make_problem
-from cimjax.joint.runner import run_method
+from cimjax.joint.runner import optimize_report, run_method
+from cimjax.joint.settings import JointSettings
+from cimjax.quant.proxy import Proxy, ProxyKind
 from cimjax.quant.train import TINY
 from cimjax.search.ga import ga_objective
 from cimjax.search.methods import SEARCH_METHODS, SearchOutcome, search_method
 from cimjax.search.runner import search
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import N_POINTS, table_from_bits
 
 runner = CliRunner()
+WORKLOAD = Workload(prefill=0, generate=5, attention_block=16)
 TINY_CONFIG = {
     "model_type": "llama",
     "_name_or_path": "tiny-llama",
@@ -128,3 +136,26 @@ def test_a_search_method_registered_in_one_file_runs_through_search_and_the_cli(
     assert "allowed: ['exhaustive', 'ga', 'gradient', 'random']" in " ".join(result.stderr.split())
     result = runner.invoke(app, [*args, "--area-max", "20"])
     assert result.exit_code == 2 and "need method 'exhaustive', not 'random'" in result.stderr
+
+
+def _noise_energy(proxy, table):
+    """One feature: ``sum_t 4^-b_t``, the relative uniform-noise energy of every entry, weighed alike."""
+    return jnp.sum(4.0 ** (-table))[None]
+
+
+NOISE_ENERGY = ProxyKind("noise_energy", _noise_energy, assumption="ASSUMPTION (test): every entry weighs the same")
+
+
+def test_a_proxy_defined_in_one_file_drives_the_joint_optimiser():
+    """A new proxy kind (features function + kind, above) through the relaxed descent, the discretisation
+    and the report; its value is checked against a hand computation of ``sum 4^-b``."""
+    proxy = Proxy(sens=None, coef=jnp.ones((1,), jnp.float32), kind=NOISE_ENERGY)
+    spec = dataclasses.replace(TINY.spec(), n_layers=2)
+    settings = JointSettings(starts=2, rounds=2, steps_per_round=4, beam=1, polish_rounds=2, exchange=2)
+    report = optimize_report(spec, "int6", proxy=proxy, settings=settings, workload=WORKLOAD)
+    assert report["proxy_name"] == "noise_energy" and report["gain_cap"] is None
+    assert report["assumption"] == NOISE_ENERGY.assumption and NOISE_ENERGY.assumption in report["meta"]["assumptions"]
+    bits = table_from_bits(report["bits"])
+    assert report["proxy"] == pytest.approx(float(np.sum(4.0**-bits)), rel=1e-6)
+    assert report["budget"] == pytest.approx(2 * N_POINTS * 4.0**-6, rel=1e-6)  # uniform INT6
+    assert report["proxy"] <= report["budget"] * (1 + 1e-6)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cimjax.quant.proxy import FITTED, VARIANTS, default_proxy, make_proxy, uniform_budgets
+from cimjax.quant.proxy import VARIANTS, default_proxy, make_proxy, uniform_budgets
 from cimjax.quant.quantizers import QuantScheme, TensorScheme, fake_quant, levels, noise_constant
 from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, log_interp
 from cimjax.workload.models import MODELS
@@ -132,7 +132,7 @@ def synthetic_sensitivities(n_layers: int, seed: int = 0) -> Sensitivities:
 def all_proxies(n_layers: int):
     sens = synthetic_sensitivities(n_layers)
     proxies = [make_proxy(name, sens) for name in VARIANTS]
-    proxies = [dataclasses.replace(p, coef=p.coef * 0.7) if p.name in FITTED else p for p in proxies]
+    proxies = [dataclasses.replace(p, coef=p.coef * 0.7) if p.kind.fitted else p for p in proxies]
     return proxies + [default_proxy(MODELS["qwen3-0.6b"])]
 
 

@@ -27,7 +27,7 @@ from cimjax.cost.batched import in_batches, make_evaluator
 from cimjax.hardware.area import chip_area
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology, default_technology
-from cimjax.quant.proxy import Proxy, default_proxy
+from cimjax.quant.proxy import AccuracyProxy, default_proxy
 from cimjax.results import Accuracy, DesignReport, Metrics
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.workload.operators import Workload
@@ -79,7 +79,7 @@ class JointProblem:
     """What is optimised and under which limits. Build it with :func:`make_problem`."""
 
     spec: ModelSpec
-    proxy: Proxy
+    proxy: AccuracyProxy
     budget: float
     budget_label: str
     alpha: float
@@ -137,11 +137,11 @@ class JointProblem:
 
 
 @jax.jit
-def _batch_proxy(proxy: Proxy, tables: jax.Array) -> jax.Array:
+def _batch_proxy(proxy: AccuracyProxy, tables: jax.Array) -> jax.Array:
     return jax.vmap(lambda t: proxy(Precision.from_table(t)))(tables)
 
 
-def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
+def proxy_values(proxy: AccuracyProxy, tables: np.ndarray) -> np.ndarray:
     """Proxy values of bit tables ``(n, L, 17)``, float64 ``(n,)``, in padded batches of :data:`EXACT_BATCH`.
 
     Every caller (budgets, feasibility tests, the exact evaluator) goes through this one compiled program,
@@ -152,7 +152,7 @@ def proxy_values(proxy: Proxy, tables: np.ndarray) -> np.ndarray:
     return in_batches(lambda block: (_batch_proxy(proxy, block),), EXACT_BATCH, (tables,))[0]
 
 
-def resolve_budget(budget: str | float, proxy: Proxy, n_layers: int) -> tuple[float, str]:
+def resolve_budget(budget: str | float, proxy: AccuracyProxy, n_layers: int) -> tuple[float, str]:
     """A budget as (value, label): ``int8``/``int6``/``int4`` (the proxy at that uniform width) or a number."""
 
     def uniform(width: int) -> float:
@@ -197,7 +197,7 @@ def make_problem(
     spec: ModelSpec,
     budget: str | float,
     *,
-    proxy: Proxy | None = None,
+    proxy: AccuracyProxy | None = None,
     alpha: float = 1.0,
     area_max: float | None = None,
     workload: Workload | None = None,

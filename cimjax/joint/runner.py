@@ -25,7 +25,7 @@ from cimjax.joint.compare import compare
 from cimjax.joint.methods import CHECKPOINT_OPTIONS, JOINT_METHODS, JointOutcome, Progress, get_joint_method
 from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.joint.settings import JointSettings
-from cimjax.quant.proxy import Proxy, gain_cap_note
+from cimjax.quant.proxy import AccuracyProxy
 from cimjax.results import BASELINE_KEYS, Result, make_meta
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
@@ -64,7 +64,7 @@ def optimize_report(
     seed: int = 0,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
-    proxy: Proxy | None = None,
+    proxy: AccuracyProxy | None = None,
     workload: Workload | None = None,
     tech: Technology | None = None,
     settings: JointSettings | None = None,
@@ -105,7 +105,7 @@ def optimize_report(
             "budget_label": problem.budget_label,
             "proxy_name": problem.proxy.name,
             "assumption": problem.proxy.assumption,
-            "gain_cap": gain_cap_note(problem.proxy.name),
+            "gain_cap": problem.proxy.gain_cap,
             "seed": seed,
             "evaluations": evaluations,
             "wall_s": wall_s,

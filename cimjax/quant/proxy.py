@@ -28,6 +28,11 @@ bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an
 * ``default``: for models without weights, see :func:`default_proxy` -- an assumption, labelled as such.
 
 Negative Hessian-trace estimates (sampling noise, or non-convex directions) are set to zero.
+
+Each variant is a :class:`ProxyKind` (a name, a features function, whether it is fitted, its assumption
+and gain cap); :func:`make_proxy` and :func:`default_proxy` are the factories that give a :class:`Proxy`
+of a kind. The joint optimiser uses only the :class:`AccuracyProxy` protocol, so a new proxy is a features
+function and a kind (or any pytree with that protocol) in one file.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -46,21 +52,10 @@ from cimjax.quant.sensitivity import Sensitivities, log_interp
 from cimjax.workload.precision import LINEAR_OPS, POINTS, PRESETS, Precision
 from cimjax.workload.spec import ModelSpec
 
-VARIANTS = (
-    "hessian_noise",
-    "fisher_noise",
-    "hessian_measured",
-    "fisher_measured",
-    "outmse_measured",
-    "loss_curves",
-    "higgs",
-    "interaction",
-)
-FITTED = ("outmse_measured", "higgs", "interaction")
-RELATIVE_FIT = ("interaction",)  # fitted on relative errors: budgets span 1e-4..1 nats/token
 RELATIVE_FLOOR = 1e-5  # nats/token: measured increases below this weigh as this in a relative fit
 LOSS_FLOOR = 1e-6  # nats/token: measured single-point increases below this are treated as this
 _KINDS = ("weight", "act", "kv")
+_TINY = 1e-30  # floor of interpolated error energies
 
 DEFAULT_ASSUMPTION = (
     "ASSUMPTION (no weights): every matmul operand has the same loss sensitivity per multiply-accumulate "
@@ -79,100 +74,178 @@ DEFAULT_CONTEXT = 512  # tokens of context assumed for the attention matmuls of 
 DEFAULT_GAIN_CAP = {"int8": 1.04, "int4": 1.06}
 
 
-def gain_cap_note(proxy_name: str) -> str | None:
-    """What a gain under the weight-less default proxy can be at most, and why; None for measured proxies."""
-    if proxy_name != "default":
-        return None
-    return (
-        "default proxy (no weights, equal sensitivity per MAC assumed): no assignment can gain more than "
-        f"~{DEFAULT_GAIN_CAP['int8']:.2f}x at INT8 or ~{DEFAULT_GAIN_CAP['int4']:.2f}x at INT4 over uniform "
-        "precision (derivation: docs/benchmarks.md); real gains need measured sensitivities (--checkpoint)"
-    )
+DEFAULT_GAIN_CAP_NOTE = (
+    "default proxy (no weights, equal sensitivity per MAC assumed): no assignment can gain more than "
+    f"~{DEFAULT_GAIN_CAP['int8']:.2f}x at INT8 or ~{DEFAULT_GAIN_CAP['int4']:.2f}x at INT4 over uniform "
+    "precision (derivation: docs/benchmarks.md); real gains need measured sensitivities (--checkpoint)"
+)
+"""What a gain under the weight-less default proxy can be at most, and why (``gain_cap`` in the JSON)."""
+
+
+class AccuracyProxy(Protocol):
+    """What the joint optimiser needs of an accuracy proxy, and all it uses.
+
+    ``proxy(precision)`` is the predicted loss increase in nats/token, differentiable in continuous bits
+    (the descent takes its gradient with ``jax.grad`` through :meth:`Precision.from_table`) and
+    non-increasing in every entry; the proxy is a JAX pytree, so it enters compiled programs as data.
+    ``name`` is reported (``proxy_name``) and part of a checkpoint's fingerprint; ``assumption`` says why
+    its numbers may not hold for the model at hand (None when measured on it); ``gain_cap`` the most any
+    assignment can gain under it, and why (None when no cap is known).
+    """
+
+    name: str
+    assumption: str | None
+    gain_cap: str | None
+
+    def __call__(self, precision: Precision) -> jax.Array: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyKind:
+    """What makes one kind of :class:`Proxy`: its name and ``features(proxy, table)``, the non-negative
+    features ``(G,)`` of a bit table ``(L, 17)`` (static: compiled into the programs that use it).
+
+    Attributes:
+      fitted: its coefficients are fitted on measured losses (:func:`fit_proxy`).
+      relative_fit: fitted on relative errors (budgets span 1e-4..1 nats/token).
+      assumption, gain_cap: see :class:`AccuracyProxy`.
+    """
+
+    name: str
+    features: Callable[[Proxy, jax.Array], jax.Array] = dataclasses.field(repr=False)
+    fitted: bool = False
+    relative_fit: bool = False
+    assumption: str | None = None
+    gain_cap: str | None = None
 
 
 def _levels_table(table: jax.Array, symmetric: jax.Array) -> jax.Array:
     return jnp.where(symmetric > 0, levels(table, True), levels(table, False))
 
 
-def _point_terms(name: str, sens: Sensitivities, table: jax.Array) -> jax.Array:
-    """Per-point feature terms ``(L, 17)`` of a variant before grouping and coefficients."""
-    n = sens.numel
-    hess = 0.5 * jnp.maximum(sens.hessian, 0.0) / n
-    fisher = 0.5 * sens.fisher / n
-    noise = sens.noise_c / _levels_table(table, sens.symmetric) ** 2
-    tiny = 1e-30
-    if name == "loss_curves":
-        return log_interp(table, sens.loss, LOSS_FLOOR)
-    err = log_interp(table, sens.err, tiny)
-    return {
-        "hessian_noise": lambda: hess * noise,
-        "fisher_noise": lambda: fisher * noise,
-        "hessian_measured": lambda: hess * err,
-        "fisher_measured": lambda: fisher * err,
-        "outmse_measured": lambda: sens.outmse / n * err,
-        "higgs": lambda: err / jnp.maximum(sens.energy, tiny),
-    }[name]()
+def _hessian(sens: Sensitivities) -> jax.Array:
+    return 0.5 * jnp.maximum(sens.hessian, 0.0) / sens.numel
 
 
-def _kind_index() -> np.ndarray:
-    return np.array([_KINDS.index(kind) for kind, _ in POINTS])
+def _fisher(sens: Sensitivities) -> jax.Array:
+    return 0.5 * sens.fisher / sens.numel
 
 
-def _interaction_features(sens: Sensitivities, table: jax.Array) -> jax.Array:
+def _noise(sens: Sensitivities, table: jax.Array) -> jax.Array:
+    return sens.noise_c / _levels_table(table, sens.symmetric) ** 2
+
+
+def _err(sens: Sensitivities, table: jax.Array) -> jax.Array:
+    return log_interp(table, sens.err, _TINY)
+
+
+def _hessian_noise(proxy: Proxy, table: jax.Array) -> jax.Array:
+    return jnp.sum(_hessian(proxy.sens) * _noise(proxy.sens, table))[None]
+
+
+def _fisher_noise(proxy: Proxy, table: jax.Array) -> jax.Array:
+    return jnp.sum(_fisher(proxy.sens) * _noise(proxy.sens, table))[None]
+
+
+def _hessian_measured(proxy: Proxy, table: jax.Array) -> jax.Array:
+    return jnp.sum(_hessian(proxy.sens) * _err(proxy.sens, table))[None]
+
+
+def _fisher_measured(proxy: Proxy, table: jax.Array) -> jax.Array:
+    return jnp.sum(_fisher(proxy.sens) * _err(proxy.sens, table))[None]
+
+
+def _outmse_measured(proxy: Proxy, table: jax.Array) -> jax.Array:
+    sens = proxy.sens
+    return jnp.sum(sens.outmse / sens.numel * _err(sens, table))[None]
+
+
+def _loss_curves(proxy: Proxy, table: jax.Array) -> jax.Array:
+    return jnp.sum(log_interp(table, proxy.sens.loss, LOSS_FLOOR))[None]
+
+
+def _higgs(proxy: Proxy, table: jax.Array) -> jax.Array:
+    """One feature per (layer, tensor kind): relative errors summed within it."""
+    terms = _err(proxy.sens, table) / jnp.maximum(proxy.sens.energy, _TINY)
+    onehot = jax.nn.one_hot(np.array([_KINDS.index(kind) for kind, _ in POINTS]), len(_KINDS))  # (17, 3)
+    return (terms @ onehot).reshape(-1)
+
+
+def _interaction(proxy: Proxy, table: jax.Array) -> jax.Array:
     """``[sum d, (sum_layer sqrt d)^2 per layer, (sum sqrt d)^2, sum_matmul sqrt(d_W d_X)]``, ``(L + 3,)``."""
-    d = log_interp(table, sens.kl, LOSS_FLOOR)
+    d = log_interp(table, proxy.sens.kl, LOSS_FLOOR)
     r = jnp.sqrt(d)
     n_w = len(LINEAR_OPS)
     pairs = jnp.sum(r[:, :n_w] * r[:, n_w : 2 * n_w])  # weight and input of q..down (same column order)
     return jnp.concatenate([jnp.sum(d)[None], jnp.sum(r, axis=1) ** 2, (jnp.sum(r) ** 2)[None], pairs[None]])
 
 
-def features(name: str, sens: Sensitivities, table: jax.Array) -> jax.Array:
-    """The variant's features: one per (layer, kind) for ``higgs``, ``L + 3`` for ``interaction``, else a
-    single summed feature."""
-    if name == "interaction":
-        return _interaction_features(sens, table)
-    terms = _point_terms(name, sens, table)
-    if name != "higgs":
-        return jnp.sum(terms)[None]
-    onehot = jax.nn.one_hot(_kind_index(), len(_KINDS))  # (17, 3)
-    return (terms @ onehot).reshape(-1)
-
-
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Proxy:
-    """A proxy variant: ``proxy(precision)`` is the predicted loss increase in nats/token.
+    """A proxy of some :class:`ProxyKind` (an :class:`AccuracyProxy`): ``proxy(precision)`` is the predicted
+    loss increase in nats/token, ``coef . kind.features(proxy, table)``.
 
     Attributes:
-      name: the variant (one of :data:`VARIANTS`, or ``default``).
-      sens: the model's sensitivities (None for ``default``).
+      sens: the model's sensitivities (None for the ``default`` kind).
       coef: non-negative coefficients of the features (ones unless fitted).
-      assumption: why the numbers may not hold for the model at hand; None when measured on it.
+      kind: what it computes (static).
+      spec: the model it is for, when its features need it (static; the ``default`` kind).
     """
 
     sens: Sensitivities | None
     coef: jax.Array
-    name: str = dataclasses.field(metadata={"static": True})
-    assumption: str | None = dataclasses.field(default=None, metadata={"static": True})
+    kind: ProxyKind = dataclasses.field(metadata={"static": True})
     spec: ModelSpec | None = dataclasses.field(default=None, metadata={"static": True})
 
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+    @property
+    def assumption(self) -> str | None:
+        return self.kind.assumption
+
+    @property
+    def gain_cap(self) -> str | None:
+        return self.kind.gain_cap
+
     def features(self, precision: Precision) -> jax.Array:
-        table = precision.to_table()
-        if self.name == "default":
-            return _default_features(self.spec, table)[None]
-        return features(self.name, self.sens, table)
+        return self.kind.features(self, precision.to_table())
 
     def __call__(self, precision: Precision) -> jax.Array:
         return jnp.dot(self.coef, self.features(precision))
 
 
+VARIANTS: dict[str, ProxyKind] = {
+    kind.name: kind
+    for kind in (
+        ProxyKind("hessian_noise", _hessian_noise),
+        ProxyKind("fisher_noise", _fisher_noise),
+        ProxyKind("hessian_measured", _hessian_measured),
+        ProxyKind("fisher_measured", _fisher_measured),
+        ProxyKind("outmse_measured", _outmse_measured, fitted=True),
+        ProxyKind("loss_curves", _loss_curves),
+        ProxyKind("higgs", _higgs, fitted=True),
+        ProxyKind("interaction", _interaction, fitted=True, relative_fit=True),
+    )
+}
+"""The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
+one is a features function and its :class:`ProxyKind` (added here to be validated with the others)."""
+
+
 def make_proxy(name: str, sens: Sensitivities) -> Proxy:
     """An unfitted variant (coefficients one); fitted variants need :func:`fit_proxy` first."""
     if name not in VARIANTS:
-        raise ValueError(f"proxy variant {name!r} is not known; allowed: {VARIANTS}")
-    n_feat = features(name, sens, jnp.full(sens.numel.shape, 8.0)).shape[0]
-    return Proxy(sens=sens, coef=jnp.ones((n_feat,), jnp.float32), name=name)
+        raise ValueError(f"proxy variant {name!r} is not known; allowed: {tuple(VARIANTS)}")
+    return unfitted(VARIANTS[name], sens)
+
+
+def unfitted(kind: ProxyKind, sens: Sensitivities) -> Proxy:
+    """A proxy of ``kind`` for the model measured in ``sens``, every coefficient one."""
+    probe = Proxy(sens=sens, coef=jnp.ones((1,), jnp.float32), kind=kind)
+    n_feat = kind.features(probe, jnp.full(sens.numel.shape, 8.0)).shape[0]
+    return dataclasses.replace(probe, coef=jnp.ones((n_feat,), jnp.float32))
 
 
 @jax.jit
@@ -192,7 +265,7 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     if len(tables) != len(measured) or not len(tables):
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
-    coef = fit_coefficients(feats, measured, relative=proxy.name in RELATIVE_FIT)
+    coef = fit_coefficients(feats, measured, relative=proxy.kind.relative_fit)
     return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
 
 
@@ -236,16 +309,27 @@ def _default_points(spec: ModelSpec, context: int) -> tuple[np.ndarray, np.ndarr
     return np.array(macs, float), np.array(rows, float), np.array(sym)
 
 
-def _default_features(spec: ModelSpec, table: jax.Array) -> jax.Array:
-    """MAC-weighted relative noise energy: ``sum_t (macs_t / macs_linear) g(d_t) / (12 levels(b_t)^2)``.
+def _default_features(proxy: Proxy, table: jax.Array) -> jax.Array:
+    """MAC-weighted relative noise energy of ``proxy.spec``: ``sum_t (macs_t / macs_linear) g(d_t) /
+    (12 levels(b_t)^2)``, one feature.
 
     ``g(d) = 2 ln(2 d)`` approximates ``E[max|x|^2] / sigma^2`` of a Gaussian row of length ``d``.
     """
+    spec = proxy.spec
     macs, rows, sym = _default_points(spec, DEFAULT_CONTEXT)
     weight_macs = macs[: len(LINEAR_OPS)].sum() * spec.n_layers
     g = 2.0 * np.log(2.0 * rows)
     lv = _levels_table(table, jnp.asarray(sym, jnp.float32)[None, :])
-    return jnp.sum(jnp.asarray(macs / weight_macs * g / 12.0, jnp.float32) / lv**2)
+    return jnp.sum(jnp.asarray(macs / weight_macs * g / 12.0, jnp.float32) / lv**2)[None]
+
+
+DEFAULT_KIND = ProxyKind(
+    "default",
+    _default_features,
+    fitted=True,  # kappa: fitted on the byte-level proxy LM (and refitted by `cimjax proxy validate`)
+    assumption=DEFAULT_ASSUMPTION,
+    gain_cap=DEFAULT_GAIN_CAP_NOTE,
+)
 
 
 def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
@@ -258,9 +342,7 @@ def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
     """
     if not (math.isfinite(kappa) and kappa > 0):
         raise ValueError(f"kappa={kappa!r} must be a positive number")
-    return Proxy(
-        sens=None, coef=jnp.array([kappa], jnp.float32), name="default", assumption=DEFAULT_ASSUMPTION, spec=spec
-    )
+    return Proxy(sens=None, coef=jnp.array([kappa], jnp.float32), kind=DEFAULT_KIND, spec=spec)
 
 
 OPTIMIZER_PROXY = "interaction"
@@ -277,7 +359,7 @@ def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarra
         zero (measured losses at the noise level), the additive ``loss_curves`` variant is returned.
     """
     proxy = make_proxy(OPTIMIZER_PROXY, sens)
-    if OPTIMIZER_PROXY in FITTED:
+    if VARIANTS[OPTIMIZER_PROXY].fitted:
         proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy
         if not np.any(np.asarray(proxy.coef) > 0):  # no loss above noise to fit: the additive measured curves
             proxy = make_proxy("loss_curves", sens)

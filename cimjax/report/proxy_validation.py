@@ -19,9 +19,7 @@ from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
 from cimjax.quant.measured import loss_increases
 from cimjax.quant.proxy import (
-    FITTED,
     OPTIMIZER_PROXY,
-    RELATIVE_FIT,
     VARIANTS,
     Proxy,
     batch_features,
@@ -237,10 +235,10 @@ def validate(
     proxies: list[Proxy] = [make_proxy(name, sens) for name in VARIANTS] + [default_proxy(trained.model.spec)]
     results = []
     for proxy in proxies:
-        fitted = proxy.name in FITTED or proxy.name == "default"
+        fitted = proxy.kind.fitted
         feats = np.asarray(batch_features(proxy, all_tables), np.float64)
         if fitted:
-            coef = fit_coefficients(feats[:n_fit], fit_measured, relative=proxy.name in RELATIVE_FIT)
+            coef = fit_coefficients(feats[:n_fit], fit_measured, relative=proxy.kind.relative_fit)
             proxy = dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
         pred = feats[n_fit:] @ np.asarray(proxy.coef, np.float64)
         results.append(score(proxy.name, pred, test_measured, fitted, proxy.coef, proxy.assumption))
@@ -360,11 +358,11 @@ def validate_frontier(
     n_fit = len(measured.joint_loss)
     results = []
     for p in [make_proxy(name, measured.sens) for name in VARIANTS] + [default_proxy(spec)]:
-        fitted = p.name in FITTED or p.name == "default"
+        fitted = p.kind.fitted
         feats = np.asarray(batch_features(p, all_tables), np.float64)
         coef = np.asarray(p.coef, np.float64)
         if fitted:
-            coef = fit_coefficients(feats[:n_fit], measured.joint_loss, relative=p.name in RELATIVE_FIT)
+            coef = fit_coefficients(feats[:n_fit], measured.joint_loss, relative=p.kind.relative_fit)
         results.append(score(p.name, feats[n_fit:] @ coef, frontier_measured, fitted, coef, p.assumption))
     opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
     details = {
