@@ -14,12 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cimjax.api import evaluate_design, roofline_tokens_per_s
-from cimjax.cost.model import COMPONENTS, OPERATORS, evaluate
-from cimjax.cost.ops import EXACT
+from cimjax.cost.model import evaluate
+from cimjax.cost.operators import OPERATORS
+from cimjax.cost.pricing import COMPONENTS
 from cimjax.cost.reference import reference_costs
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, HardwareConfig
 from cimjax.hardware.technology import SWITCHES, SYSTEM_DRAM_ENERGY_PER_BIT, default_technology
 from cimjax.mapping.pipeline import stage_timing
+from cimjax.ops import EXACT
 from cimjax.workload.models import MODELS
 from cimjax.workload.operators import Workload
 from cimjax.workload.params import layer_linear_weights

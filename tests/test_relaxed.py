@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from cimjax.cost.batched import compress_uniform, make_evaluator
 from cimjax.cost.model import evaluate
-from cimjax.cost.ops import EXACT
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, HardwareConfig
 from cimjax.hardware.technology import default_technology
+from cimjax.ops import EXACT
 from cimjax.search.gradient import EXACT_BATCH
 from cimjax.workload.models import get_model
 from cimjax.workload.operators import Workload

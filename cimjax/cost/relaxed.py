@@ -1,6 +1,6 @@
 """Smooth stand-ins for the cost model's discrete operations, under a temperature.
 
-:func:`relaxed_ops` returns an :class:`~cimjax.cost.ops.Ops` table; passing it to
+:func:`relaxed_ops` returns an :class:`~cimjax.ops.Ops` table; passing it to
 :func:`cimjax.cost.model.evaluate` gives the relaxed model, which gradient search differentiates with
 respect to continuous hardware leaves. One dimensionless temperature ``tau`` drives every operation:
 
@@ -39,7 +39,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from cimjax.cost.ops import Ops
+from cimjax.ops import Ops
 
 _LN2 = 0.6931471805599453
 _LOG2_OFFSET = 1e-4  # as in the exact log2_ceil: log2 of a power of two may round just above the integer

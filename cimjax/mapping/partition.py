@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from cimjax.cost.ops import Ops
 from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS
+from cimjax.ops import Ops
 
 
 def weights_per_row(bits, ops: Ops):

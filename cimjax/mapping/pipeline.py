@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cimjax.cost.ops import Ops
 from cimjax.hardware.config import HardwareConfig
 from cimjax.hardware.technology import MACRO_ROWS, Technology
+from cimjax.ops import Ops
 
 
 class StageTiming(NamedTuple):

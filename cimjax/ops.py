@@ -1,7 +1,9 @@
 """The discrete operations of the cost model, swappable for smooth stand-ins.
 
-The cost model is written once against an :class:`Ops` table. ``EXACT`` gives the exact model;
-the relaxed model (search) passes smooth versions under a temperature.
+The cost model (the macro geometry of ``hardware/``, the partitioning and pipeline of ``mapping/``, the
+operators of ``cost/``) is written once against an :class:`Ops` table. ``EXACT`` gives the exact model;
+the relaxed model (``cimjax.cost.relaxed``, search) passes smooth versions under a temperature. This
+module sits below all of them and imports only JAX.
 """
 
 from __future__ import annotations

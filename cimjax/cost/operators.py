@@ -1,0 +1,255 @@
+"""The operators of one layer pass: each one's latency and its activities (what :mod:`.pricing` prices).
+
+Every function takes a :class:`Phase` (the design, the bits by operator and the phase's counts) and
+returns an :class:`OperatorCost`: seconds per layer and an :class:`Activity` row per layer (arrays over
+the layer axis, or scalars standing for every layer). They are written once against an
+:class:`~cimjax.ops.Ops` table, so the exact and the relaxed model share them. Equations: docs/model.md,
+Sections 4-6. Per layer and pass the operators run in sequence (each is a pipeline phase, see
+:mod:`cimjax.mapping.pipeline`):
+
+* :func:`qkv`: one KV group per cluster (W_Q of its query heads, then W_K, W_V), rounds of C clusters;
+* :func:`attention`: K and V blocks of ``attention_block`` tokens streamed per KV group, the cluster's
+  active PEs split between K and V, query heads of the group reusing each block;
+* :func:`o_proj`: W_O over all clusters (chip-level adder tree);
+* :func:`ffn`: gate and up together over all clusters, then down over all clusters;
+* :func:`functional_units`: norms, RoPE, activation, element-wise multiply, residuals, quantisers;
+* :func:`dram_other`: the KV append, norm gains and biases (per layer); :func:`embedding`: the
+  embedding rows (once per phase, priced under ``dram_other``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from cimjax.hardware.config import HardwareConfig
+from cimjax.hardware.technology import FU_OPS_PER_ELEMENT, Technology
+from cimjax.mapping.partition import pe_loads, reduction_adds, row_groups, weights_per_row
+from cimjax.mapping.pipeline import StageTiming, dram_bits_per_s, stage_timing
+from cimjax.ops import Ops
+from cimjax.workload.models import ModelSpec
+from cimjax.workload.operators import PassCounts, aux_elements, aux_parameters, linear_shapes
+from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
+
+OPERATORS = ("qkv", "attention", "o_proj", "ffn", "functional_units", "dram_other")
+HIGH_PRECISION_BITS = 16  # norm gains, biases, embeddings and partial outputs are kept at 16 bits
+
+
+class Activity(NamedTuple):
+    """What an operator does, in the units :func:`cimjax.cost.pricing.energy_matrix` prices."""
+
+    dram_bits: object  # read from or written to DRAM (and through the global buffer)
+    streamed_bits: object  # written into macros, across the three bus levels
+    pe_cycles: object  # macro cycles (loads x input cycles x inputs)
+    adds: object  # partial-sum additions of the reduction
+    moved_bits: object  # activations through the cluster buffers and buses
+    fu_ops: object  # functional-unit operations
+
+
+ACTIVITIES = Activity._fields
+NO_ACTIVITY = Activity(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+class OperatorCost(NamedTuple):
+    latency: object  # seconds
+    activity: Activity
+
+
+class Phase(NamedTuple):
+    """What every operator of one phase reads."""
+
+    hw: HardwareConfig
+    tech: Technology
+    ops: Ops
+    spec: ModelSpec
+    counts: PassCounts
+    block: int  # K/V block (tokens)
+    w: dict  # weight bits held in the macros, by LINEAR_OPS name
+    streamed: dict  # bits streamed per weight: weights plus group-scale overhead
+    a: dict  # input bits, by MATMUL_OPS name
+    kv: object  # KV bits per layer
+    cluster_drain: object  # cycles: tile and cluster adder trees, accumulate
+    chip_drain: object  # cluster_drain plus the chip-level adder tree
+
+
+def _split(bits, names):
+    return {name: bits[..., j] for j, name in enumerate(names)}
+
+
+def phase(
+    hw: HardwareConfig, prec: Precision, spec: ModelSpec, counts: PassCounts, block: int, tech: Technology, ops: Ops
+) -> Phase:
+    cluster_drain = ops.log2_ceil(hw.pes_per_tile) + ops.log2_ceil(hw.active_tiles) + 1.0
+    return Phase(
+        hw=hw,
+        tech=tech,
+        ops=ops,
+        spec=spec,
+        counts=counts,
+        block=block,
+        w=_split(prec.weight_bits, LINEAR_OPS),
+        streamed=_split(prec.streamed_weight_bits, LINEAR_OPS),
+        a=_split(prec.act_bits, MATMUL_OPS),
+        kv=prec.kv_bits,
+        cluster_drain=cluster_drain,
+        chip_drain=cluster_drain + ops.log2_ceil(hw.clusters),
+    )
+
+
+def _timing(p: Phase, stage_bits, streaming, stage_cycles, drain) -> StageTiming:
+    return stage_timing(
+        p.hw,
+        p.tech,
+        p.ops,
+        stage_bits=stage_bits,
+        streaming_clusters=streaming,
+        stage_cycles=stage_cycles,
+        drain_cycles=drain,
+    )
+
+
+def _over_rounds(p: Phase, stage_bits, stage_cycles, total_of: Callable[[StageTiming], object]):
+    """Sum over the rounds of KV groups: (rounds-1) with every cluster streaming, one with the rest."""
+    clusters, n_kv = p.hw.clusters, p.spec.n_kv_heads
+    rounds = p.ops.ceil_div(n_kv, clusters)
+    last_round = n_kv - (rounds - 1.0) * clusters
+    full = _timing(p, stage_bits, clusters, stage_cycles, p.cluster_drain)
+    last = _timing(p, stage_bits, last_round, stage_cycles, p.cluster_drain)
+    return (rounds - 1.0) * total_of(full) + total_of(last)
+
+
+def _linear_activity(p: Phase, names, loads: dict) -> Activity:
+    """Activities of linear operators ``names``, ``loads`` macro loads each (per pass and input).
+
+    Activations go through the cluster buffers and buses: inputs broadcast to every cluster, outputs back.
+    """
+    shapes, counts = linear_shapes(p.spec), p.counts
+    weight_bits = {n: float(counts.passes * shapes[n][0] * shapes[n][1]) * p.streamed[n] for n in names}
+    pe_cycles = {n: float(counts.passes * counts.inputs) * loads[n] * p.a[n] for n in names}
+    adds = {n: float(counts.tokens * reduction_adds(*shapes[n])) for n in names}
+    act_bits = {
+        n: float(counts.tokens) * (shapes[n][0] * p.a[n] * p.hw.clusters + shapes[n][1] * HIGH_PRECISION_BITS)
+        for n in names
+    }
+    streamed = sum(weight_bits[n] for n in names)
+    return Activity(
+        dram_bits=streamed,
+        streamed_bits=streamed,
+        pe_cycles=sum(pe_cycles[n] for n in names),
+        adds=sum(adds[n] for n in names),
+        moved_bits=sum(act_bits[n] for n in names),
+        fu_ops=0.0,
+    )
+
+
+def qkv(p: Phase) -> OperatorCost:
+    """Q, K, V: one KV group per cluster, rounds of ``clusters`` groups."""
+    spec, ops, active = p.spec, p.ops, p.hw.active_pes
+    group_shapes = {
+        "q": (spec.hidden, spec.group_size * spec.head_dim),
+        "k": (spec.hidden, spec.head_dim),
+        "v": (spec.hidden, spec.head_dim),
+    }
+    group_loads = {n: pe_loads(d_in, d_out, p.w[n], ops) for n, (d_in, d_out) in group_shapes.items()}
+    group_stages = {n: ops.ceil_div(loads, active) for n, loads in group_loads.items()}
+    stages = sum(group_stages.values())
+    bits = sum(d_in * d_out * p.streamed[n] for n, (d_in, d_out) in group_shapes.items())
+    cycles = p.counts.inputs * sum(group_stages[n] * p.a[n] for n in group_stages) / stages
+    latency = p.counts.passes * _over_rounds(p, bits / stages, cycles, lambda t: t.latency(stages))
+    full_loads = {n: spec.n_kv_heads * group_loads[n] for n in group_shapes}
+    return OperatorCost(latency, _linear_activity(p, ("q", "k", "v"), full_loads))
+
+
+def attention(p: Phase) -> OperatorCost:
+    """K/V blocks per KV group; K on one half of the active PEs, V on the other."""
+    spec, ops, counts, block, kv, a = p.spec, p.ops, p.counts, p.block, p.kv, p.a
+    group, head_dim, active = spec.group_size, spec.head_dim, p.hw.active_pes
+    per_row = weights_per_row(kv, ops)
+    loads_k = row_groups(head_dim) * ops.ceil_div(block, per_row)
+    loads_v = row_groups(block) * ops.ceil_div(head_dim, per_row)
+    block_stages = ops.maximum(ops.ceil_div(2.0 * loads_k, active), ops.ceil_div(2.0 * loads_v, active))
+    queries_per_block = counts.query_blocks / counts.blocks
+    softmax_cycles = group * block * queries_per_block / p.tech.fu_lanes
+    cycles = ops.maximum(group * queries_per_block * ops.maximum(a["qk"], a["pv"]), softmax_cycles / block_stages)
+    stage_bits = 2.0 * block * head_dim * kv / block_stages
+    stages_total = block_stages * counts.blocks  # summed over passes
+    latency = _over_rounds(
+        p, stage_bits, cycles, lambda t: counts.passes * (t.first - t.period) + stages_total * t.period
+    )
+    kv_read_bits = float(counts.kv_read * 2 * spec.kv_dim) * kv
+    adds = float(
+        spec.n_heads
+        * (
+            (row_groups(head_dim) - 1) * counts.scores
+            + head_dim * (row_groups(block) * counts.query_blocks - counts.tokens)
+        )
+    )
+    activity = Activity(
+        dram_bits=kv_read_bits,
+        streamed_bits=kv_read_bits,
+        pe_cycles=float(spec.n_kv_heads * group * counts.query_blocks) * (loads_k * a["qk"] + loads_v * a["pv"]),
+        adds=adds,
+        moved_bits=float(counts.tokens * spec.q_dim) * (a["qk"] + HIGH_PRECISION_BITS)
+        + float(spec.n_heads * counts.scores) * a["pv"],
+        fu_ops=float(spec.n_heads * counts.scores * FU_OPS_PER_ELEMENT["softmax_per_key"]),
+    )
+    return OperatorCost(latency, activity)
+
+
+def _all_clusters(p: Phase, names, drain) -> OperatorCost:
+    """Linear operators ``names`` partitioned together over the PEs of all clusters."""
+    shapes, ops, clusters, active = linear_shapes(p.spec), p.ops, p.hw.clusters, p.hw.active_pes
+    loads = {n: pe_loads(shapes[n][0], shapes[n][1], p.w[n], ops) for n in names}
+    n_loads = sum(loads[n] for n in names)
+    stages = ops.ceil_div(n_loads, clusters * active)
+    bits = sum(shapes[n][0] * shapes[n][1] * p.streamed[n] for n in names)
+    cycles = p.counts.inputs * sum(loads[n] * p.a[n] for n in names) / n_loads
+    latency = p.counts.passes * _timing(p, bits / (clusters * stages), clusters, cycles, drain).latency(stages)
+    return OperatorCost(latency, _linear_activity(p, names, loads))
+
+
+def o_proj(p: Phase) -> OperatorCost:
+    """W_O over all clusters, then the chip-level adder tree."""
+    return _all_clusters(p, ("o",), p.chip_drain)
+
+
+def ffn(p: Phase) -> OperatorCost:
+    """Gate and up together over all clusters, then down (after the activation and multiply)."""
+    gate_up = _all_clusters(p, ("gate", "up"), p.cluster_drain)
+    down = _all_clusters(p, ("down",), p.chip_drain)
+    activity = Activity(*(x + y for x, y in zip(gate_up.activity, down.activity, strict=True)))
+    return OperatorCost(gate_up.latency + down.latency, activity)
+
+
+def functional_units(p: Phase, t_streaming) -> OperatorCost:
+    """Work spread over the C clusters' units; with ``fu_overlap`` it runs alongside the layer's weight
+    streaming (``t_streaming`` seconds) and only what exceeds that streaming time is exposed."""
+    spec, counts, tech, ops = p.spec, p.counts, p.tech, p.ops
+    aux = {name: n for name, n in aux_elements(spec).items() if name != "softmax_per_key"}  # softmax: attention
+    t_fu = counts.passes * counts.inputs * sum(aux.values()) / (tech.fu_lanes * p.hw.clusters * tech.clock_hz)
+    t_fu = tech.fu_overlap * (ops.maximum(t_fu, t_streaming) - t_streaming) + (1.0 - tech.fu_overlap) * t_fu
+    fu_ops = sum(float(counts.tokens * n * FU_OPS_PER_ELEMENT[name]) for name, n in aux.items())
+    return OperatorCost(t_fu * jnp.ones_like(p.kv), NO_ACTIVITY._replace(fu_ops=fu_ops))
+
+
+def dram_other(p: Phase) -> OperatorCost:
+    """The KV append and the norm gains and biases of a layer, through DRAM."""
+    kv_write_bits = float(p.counts.kv_write * 2 * p.spec.kv_dim) * p.kv
+    aux_bits = p.counts.passes * aux_parameters(p.spec) * HIGH_PRECISION_BITS
+    bits = kv_write_bits + aux_bits
+    return OperatorCost(bits / dram_bits_per_s(p.tech), NO_ACTIVITY._replace(dram_bits=bits))
+
+
+def embedding(p: Phase) -> OperatorCost:
+    """One embedding row per token from DRAM: once per phase, not per layer (priced under ``dram_other``)."""
+    bits = float(p.counts.tokens * p.spec.hidden * HIGH_PRECISION_BITS)
+    return OperatorCost(bits / dram_bits_per_s(p.tech), NO_ACTIVITY._replace(dram_bits=bits))
+
+
+def layer_operators(p: Phase) -> dict[str, OperatorCost]:
+    """Every per-layer operator's cost, keyed by OPERATORS."""
+    streaming = {"qkv": qkv(p), "attention": attention(p), "o_proj": o_proj(p), "ffn": ffn(p)}
+    t_streaming = sum(cost.latency for cost in streaming.values())
+    return streaming | {"functional_units": functional_units(p, t_streaming), "dram_other": dram_other(p)}
