@@ -18,8 +18,9 @@ import numpy as np
 from cimjax.cost.batched import make_evaluator
 from cimjax.cost.model import Costs
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
-from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, SYSTEM_DRAM_ENERGY_PER_BIT, Technology
+from cimjax.hardware.technology import SYSTEM_DRAM_ENERGY_PER_BIT, Technology
 from cimjax.mapping.pipeline import dram_bits_per_s
+from cimjax.ops import EXACT
 from cimjax.results import Breakdowns, DesignReport, Metrics, Result, make_meta
 from cimjax.workload.operators import Workload, decode_operators
 from cimjax.workload.precision import Precision
@@ -42,14 +43,18 @@ def roofline_tokens_per_s(dram_bits: float, tech: Technology, tokens: int) -> fl
 def peak_figure_of_merit(hw: HardwareConfig, tech: Technology, weight_bits: int, act_bits: int, area_mm2: float):
     """Peak TOPS, TOPS/W and TOPS/W/mm^2 as CIM papers compare macros and accelerators.
 
-    Counted as: every active PE busy (C * T_A * P^2 macros), each macro doing 16 x floor(16 / w)
-    multiply-accumulates per ``act_bits`` cycles, 2 operations per MAC, at the clock; power is the
-    macros' dynamic power at that rate plus the whole chip's leakage (no DRAM, buses or buffers).
+    Counted as: every active PE busy (C * T_A * P^2 macros), each macro doing rows x weights-per-row
+    multiply-accumulates (16 x floor(16 / w) for EdgeCIM's macro) per input cycles (``act_bits`` cycles
+    bit-serial), 2 operations per MAC, at the clock; power is the macros' dynamic power at that rate plus
+    the whole chip's leakage (no DRAM, buses or buffers).
     """
+    macro = tech.macro
     active = float(hw.clusters * hw.active_pes)
-    macs_per_cycle = active * MACRO_ROWS * (MACRO_COLS // weight_bits) / act_bits
+    per_row, cycles = int(macro.weights_per_row(weight_bits, EXACT)), int(macro.input_cycles(act_bits, EXACT))
+    macs_per_cycle = active * macro.rows * per_row / cycles
     tops = 2.0 * macs_per_cycle * float(tech.clock_hz) / 1e12
-    power_w = active * float(tech.pe_cycle_energy) * float(tech.clock_hz) + float(tech.leakage_w_per_mm2) * area_mm2
+    cycle_energy = float(macro.cycle_energy(tech))
+    power_w = active * cycle_energy * float(tech.clock_hz) + float(tech.leakage_w_per_mm2) * area_mm2
     tops_per_w = tops / power_w
     return {"peak_tops": tops, "peak_tops_per_w": tops_per_w, "peak_tops_per_w_per_mm2": tops_per_w / area_mm2}
 

@@ -16,10 +16,9 @@ from cimjax.cli.common import JsonOpt, out, user_errors
 @user_errors
 def tech_command(as_json: JsonOpt = False) -> None:
     """List every technology constant: value, unit and source (override any with --tech FILE)."""
+    from cimjax.hardware.macro import EDGECIM_MACRO
     from cimjax.hardware.technology import (
         FU_OPS_PER_ELEMENT,
-        MACRO_COLS,
-        MACRO_ROWS,
         PARAMETERS,
         SWITCH_VALUES,
         SWITCHES,
@@ -33,9 +32,9 @@ def tech_command(as_json: JsonOpt = False) -> None:
               "allowed": list(SWITCH_VALUES)}
              for n, p in SWITCHES.items()]  # fmt: skip
     rows += [
-        {"name": "MACRO_ROWS", "value": MACRO_ROWS, "unit": "inputs", "overridable": False,
+        {"name": "MACRO_ROWS", "value": EDGECIM_MACRO.rows, "unit": "inputs", "overridable": False,
          "source": "EdgeCIM PE: a 16x16 SRAM macro sums 16 inputs per column per cycle"},
-        {"name": "MACRO_COLS", "value": MACRO_COLS, "unit": "bit columns", "overridable": False,
+        {"name": "MACRO_COLS", "value": EDGECIM_MACRO.columns, "unit": "bit columns", "overridable": False,
          "source": "EdgeCIM PE: a b-bit weight occupies b adjacent bit columns of the 16"},
     ]  # fmt: skip
     rows += [

@@ -25,8 +25,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from cimjax.hardware.config import HardwareConfig
+from cimjax.hardware.macro import Macro
 from cimjax.hardware.technology import FU_OPS_PER_ELEMENT, Technology
-from cimjax.mapping.partition import pe_loads, reduction_adds, row_groups, weights_per_row
+from cimjax.mapping.partition import pe_loads, reduction_adds, row_groups
 from cimjax.mapping.pipeline import StageTiming, dram_bits_per_s, stage_timing
 from cimjax.ops import Ops
 from cimjax.workload.models import ModelSpec
@@ -65,13 +66,18 @@ class Phase(NamedTuple):
     ops: Ops
     spec: ModelSpec
     counts: PassCounts
+    macro: Macro
     block: int  # K/V block (tokens)
     w: dict  # weight bits held in the macros, by LINEAR_OPS name
     streamed: dict  # bits streamed per weight: weights plus group-scale overhead
     a: dict  # input bits, by MATMUL_OPS name
+    cycles: dict  # macro cycles per input (macro.input_cycles of a), by MATMUL_OPS name
     kv: object  # KV bits per layer
     cluster_drain: object  # cycles: tile and cluster adder trees, accumulate
     chip_drain: object  # cluster_drain plus the chip-level adder tree
+    rounds: object  # rounds of KV groups over the clusters: ceil(H_kv / C)
+    last_round: object  # KV groups (clusters streaming) in the last round
+    dram_rate: object  # sustained DRAM bits per second
 
 
 def _split(bits, names):
@@ -82,19 +88,26 @@ def phase(
     hw: HardwareConfig, prec: Precision, spec: ModelSpec, counts: PassCounts, block: int, tech: Technology, ops: Ops
 ) -> Phase:
     cluster_drain = ops.log2_ceil(hw.pes_per_tile) + ops.log2_ceil(hw.active_tiles) + 1.0
+    a = _split(prec.act_bits, MATMUL_OPS)
+    rounds = ops.ceil_div(spec.n_kv_heads, hw.clusters)
     return Phase(
         hw=hw,
         tech=tech,
         ops=ops,
         spec=spec,
         counts=counts,
+        macro=tech.macro,
         block=block,
         w=_split(prec.weight_bits, LINEAR_OPS),
         streamed=_split(prec.streamed_weight_bits, LINEAR_OPS),
-        a=_split(prec.act_bits, MATMUL_OPS),
+        a=a,
+        cycles={n: tech.macro.input_cycles(bits, ops) for n, bits in a.items()},
         kv=prec.kv_bits,
         cluster_drain=cluster_drain,
         chip_drain=cluster_drain + ops.log2_ceil(hw.clusters),
+        rounds=rounds,
+        last_round=spec.n_kv_heads - (rounds - 1.0) * hw.clusters,
+        dram_rate=dram_bits_per_s(tech),
     )
 
 
@@ -112,12 +125,9 @@ def _timing(p: Phase, stage_bits, streaming, stage_cycles, drain) -> StageTiming
 
 def _over_rounds(p: Phase, stage_bits, stage_cycles, total_of: Callable[[StageTiming], object]):
     """Sum over the rounds of KV groups: (rounds-1) with every cluster streaming, one with the rest."""
-    clusters, n_kv = p.hw.clusters, p.spec.n_kv_heads
-    rounds = p.ops.ceil_div(n_kv, clusters)
-    last_round = n_kv - (rounds - 1.0) * clusters
-    full = _timing(p, stage_bits, clusters, stage_cycles, p.cluster_drain)
-    last = _timing(p, stage_bits, last_round, stage_cycles, p.cluster_drain)
-    return (rounds - 1.0) * total_of(full) + total_of(last)
+    full = _timing(p, stage_bits, p.hw.clusters, stage_cycles, p.cluster_drain)
+    last = _timing(p, stage_bits, p.last_round, stage_cycles, p.cluster_drain)
+    return (p.rounds - 1.0) * total_of(full) + total_of(last)
 
 
 def _linear_activity(p: Phase, names, loads: dict) -> Activity:
@@ -127,8 +137,8 @@ def _linear_activity(p: Phase, names, loads: dict) -> Activity:
     """
     shapes, counts = linear_shapes(p.spec), p.counts
     weight_bits = {n: float(counts.passes * shapes[n][0] * shapes[n][1]) * p.streamed[n] for n in names}
-    pe_cycles = {n: float(counts.passes * counts.inputs) * loads[n] * p.a[n] for n in names}
-    adds = {n: float(counts.tokens * reduction_adds(*shapes[n])) for n in names}
+    pe_cycles = {n: float(counts.passes * counts.inputs) * loads[n] * p.cycles[n] for n in names}
+    adds = {n: float(counts.tokens * reduction_adds(p.macro, *shapes[n])) for n in names}
     act_bits = {
         n: float(counts.tokens) * (shapes[n][0] * p.a[n] * p.hw.clusters + shapes[n][1] * HIGH_PRECISION_BITS)
         for n in names
@@ -152,11 +162,11 @@ def qkv(p: Phase) -> OperatorCost:
         "k": (spec.hidden, spec.head_dim),
         "v": (spec.hidden, spec.head_dim),
     }
-    group_loads = {n: pe_loads(d_in, d_out, p.w[n], ops) for n, (d_in, d_out) in group_shapes.items()}
+    group_loads = {n: pe_loads(p.macro, d_in, d_out, p.w[n], ops) for n, (d_in, d_out) in group_shapes.items()}
     group_stages = {n: ops.ceil_div(loads, active) for n, loads in group_loads.items()}
     stages = sum(group_stages.values())
     bits = sum(d_in * d_out * p.streamed[n] for n, (d_in, d_out) in group_shapes.items())
-    cycles = p.counts.inputs * sum(group_stages[n] * p.a[n] for n in group_stages) / stages
+    cycles = p.counts.inputs * sum(group_stages[n] * p.cycles[n] for n in group_stages) / stages
     latency = p.counts.passes * _over_rounds(p, bits / stages, cycles, lambda t: t.latency(stages))
     full_loads = {n: spec.n_kv_heads * group_loads[n] for n in group_shapes}
     return OperatorCost(latency, _linear_activity(p, ("q", "k", "v"), full_loads))
@@ -164,32 +174,35 @@ def qkv(p: Phase) -> OperatorCost:
 
 def attention(p: Phase) -> OperatorCost:
     """K/V blocks per KV group; K on one half of the active PEs, V on the other."""
-    spec, ops, counts, block, kv, a = p.spec, p.ops, p.counts, p.block, p.kv, p.a
-    group, head_dim, active = spec.group_size, spec.head_dim, p.hw.active_pes
-    per_row = weights_per_row(kv, ops)
-    loads_k = row_groups(head_dim) * ops.ceil_div(block, per_row)
-    loads_v = row_groups(block) * ops.ceil_div(head_dim, per_row)
+    spec, ops, counts, block, kv, a, macro = p.spec, p.ops, p.counts, p.block, p.kv, p.a, p.macro
+    group, head_dim, active, cycles = spec.group_size, spec.head_dim, p.hw.active_pes, p.cycles
+    per_row = macro.weights_per_row(kv, ops)
+    loads_k = row_groups(macro, head_dim) * ops.ceil_div(block, per_row)
+    loads_v = row_groups(macro, block) * ops.ceil_div(head_dim, per_row)
     block_stages = ops.maximum(ops.ceil_div(2.0 * loads_k, active), ops.ceil_div(2.0 * loads_v, active))
     queries_per_block = counts.query_blocks / counts.blocks
     softmax_cycles = group * block * queries_per_block / p.tech.fu_lanes
-    cycles = ops.maximum(group * queries_per_block * ops.maximum(a["qk"], a["pv"]), softmax_cycles / block_stages)
+    stage_cycles = ops.maximum(
+        group * queries_per_block * ops.maximum(cycles["qk"], cycles["pv"]), softmax_cycles / block_stages
+    )
     stage_bits = 2.0 * block * head_dim * kv / block_stages
     stages_total = block_stages * counts.blocks  # summed over passes
     latency = _over_rounds(
-        p, stage_bits, cycles, lambda t: counts.passes * (t.first - t.period) + stages_total * t.period
+        p, stage_bits, stage_cycles, lambda t: counts.passes * (t.first - t.period) + stages_total * t.period
     )
     kv_read_bits = float(counts.kv_read * 2 * spec.kv_dim) * kv
     adds = float(
         spec.n_heads
         * (
-            (row_groups(head_dim) - 1) * counts.scores
-            + head_dim * (row_groups(block) * counts.query_blocks - counts.tokens)
+            (row_groups(macro, head_dim) - 1) * counts.scores
+            + head_dim * (row_groups(macro, block) * counts.query_blocks - counts.tokens)
         )
     )
     activity = Activity(
         dram_bits=kv_read_bits,
         streamed_bits=kv_read_bits,
-        pe_cycles=float(spec.n_kv_heads * group * counts.query_blocks) * (loads_k * a["qk"] + loads_v * a["pv"]),
+        pe_cycles=float(spec.n_kv_heads * group * counts.query_blocks)
+        * (loads_k * cycles["qk"] + loads_v * cycles["pv"]),
         adds=adds,
         moved_bits=float(counts.tokens * spec.q_dim) * (a["qk"] + HIGH_PRECISION_BITS)
         + float(spec.n_heads * counts.scores) * a["pv"],
@@ -201,11 +214,11 @@ def attention(p: Phase) -> OperatorCost:
 def _all_clusters(p: Phase, names, drain) -> OperatorCost:
     """Linear operators ``names`` partitioned together over the PEs of all clusters."""
     shapes, ops, clusters, active = linear_shapes(p.spec), p.ops, p.hw.clusters, p.hw.active_pes
-    loads = {n: pe_loads(shapes[n][0], shapes[n][1], p.w[n], ops) for n in names}
+    loads = {n: pe_loads(p.macro, shapes[n][0], shapes[n][1], p.w[n], ops) for n in names}
     n_loads = sum(loads[n] for n in names)
     stages = ops.ceil_div(n_loads, clusters * active)
     bits = sum(shapes[n][0] * shapes[n][1] * p.streamed[n] for n in names)
-    cycles = p.counts.inputs * sum(loads[n] * p.a[n] for n in names) / n_loads
+    cycles = p.counts.inputs * sum(loads[n] * p.cycles[n] for n in names) / n_loads
     latency = p.counts.passes * _timing(p, bits / (clusters * stages), clusters, cycles, drain).latency(stages)
     return OperatorCost(latency, _linear_activity(p, names, loads))
 
@@ -239,13 +252,13 @@ def dram_other(p: Phase) -> OperatorCost:
     kv_write_bits = float(p.counts.kv_write * 2 * p.spec.kv_dim) * p.kv
     aux_bits = p.counts.passes * aux_parameters(p.spec) * HIGH_PRECISION_BITS
     bits = kv_write_bits + aux_bits
-    return OperatorCost(bits / dram_bits_per_s(p.tech), NO_ACTIVITY._replace(dram_bits=bits))
+    return OperatorCost(bits / p.dram_rate, NO_ACTIVITY._replace(dram_bits=bits))
 
 
 def embedding(p: Phase) -> OperatorCost:
     """One embedding row per token from DRAM: once per phase, not per layer (priced under ``dram_other``)."""
     bits = float(p.counts.tokens * p.spec.hidden * HIGH_PRECISION_BITS)
-    return OperatorCost(bits / dram_bits_per_s(p.tech), NO_ACTIVITY._replace(dram_bits=bits))
+    return OperatorCost(bits / p.dram_rate, NO_ACTIVITY._replace(dram_bits=bits))
 
 
 def layer_operators(p: Phase) -> dict[str, OperatorCost]:

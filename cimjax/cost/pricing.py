@@ -46,7 +46,8 @@ def energy_matrix(tech: Technology, area: Area):
     """Joules per unit of each activity (rows, ACTIVITIES) for each component but leakage (columns).
 
     DRAM bits are also written into and read out of the global buffer; streamed bits are written
-    into macros and cross the three bus levels; activations go through cluster buffers and buses.
+    into macros and cross the three bus levels; activations go through cluster buffers and buses. A macro
+    cycle and a bit written into a macro cost what the technology's macro says (``tech.macro``).
     """
     wire = (area.wire_intra_tile_mm + area.wire_inter_tile_mm + area.wire_inter_cluster_mm) * (
         tech.wire_energy_per_bit_mm
@@ -55,8 +56,8 @@ def energy_matrix(tech: Technology, area: Area):
     zero = jnp.zeros_like(wire)
     rows = {  # dram, compute, macro_write, reduction, buffers, buses, functional_units
         "dram_bits": (tech.dram_energy_per_bit, zero, zero, zero, buffer, zero, zero),
-        "streamed_bits": (zero, zero, tech.pe_write_energy_per_bit, zero, zero, wire, zero),
-        "pe_cycles": (zero, tech.pe_cycle_energy, zero, zero, zero, zero, zero),
+        "streamed_bits": (zero, zero, tech.macro.write_energy_per_bit(tech), zero, zero, wire, zero),
+        "pe_cycles": (zero, tech.macro.cycle_energy(tech), zero, zero, zero, zero, zero),
         "adds": (zero, zero, zero, tech.psum_bits * tech.add_energy_per_bit, zero, zero, zero),
         "moved_bits": (zero, zero, zero, zero, buffer, wire, zero),
         "fu_ops": (zero, zero, zero, zero, zero, zero, tech.fu_energy_per_op),

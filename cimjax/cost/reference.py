@@ -8,8 +8,10 @@ every K/V block and every round explicitly where the JAX model uses closed-form 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
-from cimjax.hardware.technology import FU_OPS_PER_ELEMENT, MACRO_COLS, MACRO_ROWS
+from cimjax.hardware.macro import EDGECIM_MACRO, Macro
+from cimjax.hardware.technology import FU_OPS_PER_ELEMENT
 from cimjax.workload.operators import Workload, aux_elements, aux_parameters, linear_shapes
 from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS
 from cimjax.workload.spec import ModelSpec
@@ -21,12 +23,17 @@ def _log2_ceil(n: float) -> int:
     return math.ceil(math.log2(n)) if n > 1 else 0
 
 
-def _loads(d_in: int, d_out: int, bits: int) -> int:
-    """16x16 macros for a d_in x d_out matrix: 16 inputs x floor(16/bits) outputs each."""
-    return math.ceil(d_in / MACRO_ROWS) * math.ceil(d_out / (MACRO_COLS // bits))
+def _per_row(bits: int, mc: Macro) -> int:
+    """Weights per macro row: a b-bit weight takes ceil(b / bits per cell) adjacent columns."""
+    return mc.columns // math.ceil(bits / mc.bits_per_cell)
 
 
-def _phase(n, stage_bits, streaming, cycles, drain, hw, t):
+def _loads(d_in: int, d_out: int, bits: int, mc: Macro) -> int:
+    """Macros for a d_in x d_out matrix: ``rows`` inputs x weights-per-row outputs each (16 x floor(16/b))."""
+    return math.ceil(d_in / mc.rows) * math.ceil(d_out / _per_row(bits, mc))
+
+
+def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     """Seconds for n pipeline stages, and (first, period): see mapping/pipeline.py's equations."""
     f = t["clock_hz"]
     dram = t["dram_peak_bytes_per_s"] * 8 * t["dram_efficiency"]
@@ -35,9 +42,10 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t):
     t_it = stage_bits / (hw["bus_inter_tile"] * f)
     t_pe = stage_bits / tiles / (hw["bus_intra_tile"] * f)
     shared = max(streaming * stage_bits / dram, t_ic, t_it)
-    load = max(shared, t_pe, MACRO_ROWS / f)
+    t_write = math.ceil(mc.rows / mc.rows_written_per_cycle) / f
+    load = max(shared, t_pe, t_write)
     # With the double-buffered global buffer, DRAM fills its other half meanwhile.
-    load_cycle = max(t_ic, t_it, t_pe, MACRO_ROWS / f) if t["global_buffer_overlap"] else load
+    load_cycle = max(t_ic, t_it, t_pe, t_write) if t["global_buffer_overlap"] else load
     compute = cycles / f
     period = max(shared, compute, (load_cycle + compute) / hw["m"])
     first = load + compute + drain / f
@@ -45,7 +53,15 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t):
 
 
 def reference_costs(
-    hw: dict, w: list, a: list, kv: list, spec: ModelSpec, wl: Workload, t: dict, overhead: list | None = None
+    hw: dict,
+    w: list,
+    a: list,
+    kv: list,
+    spec: ModelSpec,
+    wl: Workload,
+    t: dict,
+    overhead: list | None = None,
+    macro: Macro = EDGECIM_MACRO,
 ) -> dict:
     """Decode latency (s), energy (J) and area (mm^2) of one design.
 
@@ -55,7 +71,12 @@ def reference_costs(
       overhead: per-layer group-scale bits per weight [7] streamed with the weights (default none).
       spec, wl: model shape and workload.
       t: technology values by name (``Technology.to_dict()``).
+      macro: the PE macro; its energies and area are ``pe_cycle_energy``, ``pe_write_energy_per_bit``
+        and ``pe_area_mm2`` of ``t`` unless it overrides them (``Macro.cycle_energy`` etc.).
     """
+    mc = macro
+    values = SimpleNamespace(**t)
+    e_cycle, e_write, pe_area = mc.cycle_energy(values), mc.write_energy_per_bit(values), mc.area_mm2(values)
     C = hw["c_v"] * hw["c_h"]
     T_A = hw["t_v_act"] * hw["t_h_act"]
     P2 = hw["pes_per_tile"]
@@ -67,10 +88,10 @@ def reference_costs(
     grp, hd, n_kv = spec.group_size, spec.head_dim, spec.n_kv_heads
 
     # Area and wire lengths.
-    tile = P2 * t["pe_area_mm2"]
+    tile = P2 * pe_area
     cbuf = t["cluster_buffer_bits"] * t["sram_area_per_bit_mm2"]
     cluster = hw["m"] * T_A * tile + cbuf + t["fu_area_mm2"]
-    core = C * cluster + 2 * C * N_A * MACRO_ROWS * MACRO_COLS * t["sram_area_per_bit_mm2"]
+    core = C * cluster + 2 * C * N_A * mc.rows * mc.columns * mc.bits_per_cell * t["sram_area_per_bit_mm2"]
     buses = t["bus_area_per_bit_mm2"] * (
         C * hw["m"] * T_A * hw["bus_intra_tile"] + C * hw["bus_inter_tile"] + hw["bus_inter_cluster"]
     )
@@ -89,32 +110,33 @@ def reference_costs(
         extra = overhead[layer] if overhead is not None else [0.0] * len(LINEAR_OPS)
         streamed = {n: wb[n] + extra[j] for j, n in enumerate(LINEAR_OPS)}  # bits per weight from DRAM
         ab = dict(zip(MATMUL_OPS, a[layer], strict=True))
+        cyc = {n: math.ceil(bits / mc.input_bits_per_cycle) for n, bits in ab.items()}  # macro cycles per input
         kvb = kv[layer]
         group_shapes = {"q": (spec.hidden, grp * hd), "k": (spec.hidden, hd), "v": (spec.hidden, hd)}
-        q_stages = {n: math.ceil(_loads(*group_shapes[n], wb[n]) / N_A) for n in group_shapes}
+        q_stages = {n: math.ceil(_loads(*group_shapes[n], wb[n], mc) / N_A) for n in group_shapes}
         n_qkv = sum(q_stages.values())
         qkv_bits = sum(group_shapes[n][0] * group_shapes[n][1] * streamed[n] for n in group_shapes)
-        qkv_cycles = sum(q_stages[n] * ab[n] for n in q_stages) / n_qkv
+        qkv_cycles = sum(q_stages[n] * cyc[n] for n in q_stages) / n_qkv
 
-        per_row = MACRO_COLS // kvb
-        loads_k = math.ceil(hd / MACRO_ROWS) * math.ceil(block / per_row)
-        loads_v = math.ceil(block / MACRO_ROWS) * math.ceil(hd / per_row)
+        per_row = _per_row(kvb, mc)
+        loads_k = math.ceil(hd / mc.rows) * math.ceil(block / per_row)
+        loads_v = math.ceil(block / mc.rows) * math.ceil(hd / per_row)
         s_blk = max(math.ceil(2 * loads_k / N_A), math.ceil(2 * loads_v / N_A))
-        att_cycles = max(grp * max(ab["qk"], ab["pv"]), grp * block / t["fu_lanes"] / s_blk)
+        att_cycles = max(grp * max(cyc["qk"], cyc["pv"]), grp * block / t["fu_lanes"] / s_blk)
 
-        def all_clusters(names, drain, wb=wb, ab=ab, streamed=streamed):
-            loads = {n: _loads(*shapes[n], wb[n]) for n in names}
+        def all_clusters(names, drain, wb=wb, cyc=cyc, streamed=streamed):
+            loads = {n: _loads(*shapes[n], wb[n], mc) for n in names}
             stages = math.ceil(sum(loads.values()) / (C * N_A))
             bits = sum(shapes[n][0] * shapes[n][1] * streamed[n] for n in names)
-            cycles = sum(loads[n] * ab[n] for n in names) / sum(loads.values())
-            return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t)
+            cycles = sum(loads[n] * cyc[n] for n in names) / sum(loads.values())
+            return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t, mc)
 
         fu_elements = sum(n for k, n in aux_elements(spec).items() if k != "softmax_per_key")
         for ctx in wl.context_lengths():
             n_blocks = math.ceil(ctx / block)
             stream = 0.0  # this layer's operators, one after another
             for streaming in streaming_per_round:
-                stream += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t)
+                stream += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t, mc)
                 stream += _phase(
                     n_blocks * s_blk,
                     2 * block * hd * kvb / s_blk,
@@ -123,6 +145,7 @@ def reference_costs(
                     cluster_drain,
                     hw,
                     t,
+                    mc,
                 )
             stream += all_clusters(("o",), chip_drain)
             stream += all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain)
@@ -138,13 +161,14 @@ def reference_costs(
             dram_bits += step_weights + step_kv_read + step_kv_write + step_aux
             streamed_bits += step_weights + step_kv_read
             for n, (d_in, d_out) in shapes.items():
-                loads = n_kv * _loads(*group_shapes[n], wb[n]) if n in group_shapes else _loads(d_in, d_out, wb[n])
-                pe_cycles += loads * ab[n]
-                adds += (math.ceil(d_in / MACRO_ROWS) - 1) * d_out
+                in_group = n in group_shapes
+                loads = n_kv * _loads(*group_shapes[n], wb[n], mc) if in_group else _loads(d_in, d_out, wb[n], mc)
+                pe_cycles += loads * cyc[n]
+                adds += (math.ceil(d_in / mc.rows) - 1) * d_out
                 moved_bits += d_in * ab[n] * C + d_out * HP
-            pe_cycles += n_kv * grp * n_blocks * (loads_k * ab["qk"] + loads_v * ab["pv"])
+            pe_cycles += n_kv * grp * n_blocks * (loads_k * cyc["qk"] + loads_v * cyc["pv"])
             adds += spec.n_heads * (
-                (math.ceil(hd / MACRO_ROWS) - 1) * ctx + hd * (math.ceil(block / MACRO_ROWS) * n_blocks - 1)
+                (math.ceil(hd / mc.rows) - 1) * ctx + hd * (math.ceil(block / mc.rows) * n_blocks - 1)
             )
             moved_bits += spec.q_dim * (ab["qk"] + HP) + spec.n_heads * ctx * ab["pv"]
             for name, n in aux_elements(spec).items():
@@ -156,8 +180,8 @@ def reference_costs(
     dram_bits += embed
     energy = {
         "dram": dram_bits * t["dram_energy_per_bit"],
-        "compute": pe_cycles * t["pe_cycle_energy"],
-        "macro_write": streamed_bits * t["pe_write_energy_per_bit"],
+        "compute": pe_cycles * e_cycle,
+        "macro_write": streamed_bits * e_write,
         "reduction": adds * t["psum_bits"] * t["add_energy_per_bit"],
         "buffers": 2 * (dram_bits + moved_bits) * t["buffer_energy_per_bit"],
         "buses": (streamed_bits + moved_bits) * wire * t["wire_energy_per_bit_mm"],

@@ -1,8 +1,9 @@
 """Chip area and the region sizes that set bus wire lengths (docs/model.md, "Area").
 
-    A_tile    = P^2 * a_PE
+    A_tile    = P^2 * a_PE                               # a_PE: the macro's area (Macro.area_mm2)
     A_cluster = m * T_A * A_tile + cluster_buffer_bits * a_bit + a_FU
-    A_global  = 2 * C * T_A * P^2 * 256 * a_bit          # double-buffered chip-wide stage
+    A_global  = 2 * C * T_A * P^2 * s * a_bit            # double-buffered chip-wide stage, s = a macro's
+                                                         # stored bits (256 for EdgeCIM's 16x16)
     A_core    = C * A_cluster + A_global
     A_buses   = a_bus_bit * (C*m*T_A * W_intra + C * W_inter_tile + W_inter_cluster)
     A_chip    = A_core + A_buses
@@ -18,7 +19,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from cimjax.hardware.config import HardwareConfig
-from cimjax.hardware.technology import MACRO_COLS, MACRO_ROWS, Technology
+from cimjax.hardware.technology import Technology
 
 
 class Area(NamedTuple):
@@ -34,16 +35,17 @@ class Area(NamedTuple):
     wire_inter_cluster_mm: object
 
 
-def global_buffer_bits(hw: HardwareConfig):
-    """Double buffer for one chip-wide stage: every active macro's 256 bits, twice."""
-    return 2.0 * hw.clusters * hw.active_pes * MACRO_ROWS * MACRO_COLS
+def global_buffer_bits(hw: HardwareConfig, tech: Technology):
+    """Double buffer for one chip-wide stage: every active macro's stored bits, twice."""
+    return 2.0 * hw.clusters * hw.active_pes * tech.macro.stored_bits
 
 
 def chip_area(hw: HardwareConfig, tech: Technology) -> Area:
-    tile = hw.pes_per_tile * tech.pe_area_mm2
+    pe = tech.macro.area_mm2(tech)
+    tile = hw.pes_per_tile * pe
     cluster_buffer = tech.cluster_buffer_bits * tech.sram_area_per_bit_mm2
     cluster = hw.m * hw.active_tiles * tile + cluster_buffer + tech.fu_area_mm2
-    global_buffer = global_buffer_bits(hw) * tech.sram_area_per_bit_mm2
+    global_buffer = global_buffer_bits(hw, tech) * tech.sram_area_per_bit_mm2
     core = hw.clusters * cluster + global_buffer
     bus_bits = (
         hw.clusters * hw.m * hw.active_tiles * hw.bus_intra_tile
@@ -52,7 +54,7 @@ def chip_area(hw: HardwareConfig, tech: Technology) -> Area:
     )
     buses = bus_bits * tech.bus_area_per_bit_mm2
     return Area(
-        pes=hw.total_pes * tech.pe_area_mm2,
+        pes=hw.total_pes * pe,
         buffers=hw.clusters * cluster_buffer + global_buffer,
         functional_units=hw.clusters * tech.fu_area_mm2,
         buses=buses,

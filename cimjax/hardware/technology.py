@@ -18,11 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax import validation
+from cimjax.hardware.macro import EDGECIM_MACRO, Macro
 from cimjax.jsonfile import read_json
-
-# Structural constants of the EdgeCIM PE: one 16x16 SRAM macro, one input bit per cycle.
-MACRO_ROWS = 16  # inputs summed per column per cycle; rows written one per cycle
-MACRO_COLS = 16  # bit columns: a b-bit weight occupies b adjacent columns
 
 # Functional-unit work per element, in 16-bit fixed-point operations (reasoning in docs/model.md).
 FU_OPS_PER_ELEMENT = {
@@ -145,10 +142,11 @@ SYSTEM_DRAM_ENERGY_PER_BIT = Param(
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Technology:
-    """All technology and DRAM numbers as float leaves (see ``PARAMETERS`` for units and sources).
+    """All technology and DRAM numbers as float leaves (see ``PARAMETERS`` for units and sources), and the
+    PE macro they price (static: a jitted model is compiled per macro; :mod:`cimjax.hardware.macro`).
 
-    A pytree (gradients flow into every leaf) that is also hashable and comparable by its concrete values,
-    so caches key on it directly; hashing a traced one raises (its values are not known).
+    A pytree (gradients flow into every leaf) that is also hashable and comparable by its concrete values
+    and its macro, so caches key on it directly; hashing a traced one raises (its values are not known).
     """
 
     clock_hz: jax.Array
@@ -171,9 +169,10 @@ class Technology:
     fu_area_mm2: jax.Array
     global_buffer_overlap: jax.Array
     fu_overlap: jax.Array
+    macro: Macro = dataclasses.field(default=EDGECIM_MACRO, metadata={"static": True})
 
     @classmethod
-    def from_values(cls, values: Mapping[str, float]) -> Technology:
+    def from_values(cls, values: Mapping[str, float], macro: Macro = EDGECIM_MACRO) -> Technology:
         """Builds a validated parameter set: every value a finite number (not a bool) within
         :func:`allowed_range` (switches: 0 or 1); anything else raises ValueError naming it and its range."""
         unknown = sorted(set(values) - set(ALL_PARAMETERS))
@@ -186,13 +185,15 @@ class Technology:
                     raise ValueError(f"technology switch {name!r} = {value!r} must be 0 (off) or 1 (on)")
                 continue
             validation.number(f"technology parameter {name!r}", value, *allowed_range(name))
-        return cls(**{name: jnp.asarray(float(v)) for name, v in merged.items()})
+        if not isinstance(macro, Macro):
+            raise ValueError(f"technology macro = {macro!r} is not allowed; allowed: a cimjax.hardware.macro.Macro")
+        return cls(**{name: jnp.asarray(float(v)) for name, v in merged.items()}, macro=macro)
 
     def _value_key(self) -> tuple:
-        return tuple((np.shape(leaf), np.asarray(leaf, np.float64).tobytes()) for leaf in self._leaves())
+        return (self.macro, *((np.shape(leaf), np.asarray(leaf, np.float64).tobytes()) for leaf in self._leaves()))
 
     def _leaves(self) -> list:
-        return [getattr(self, f.name) for f in dataclasses.fields(self)]
+        return [getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "macro"]
 
     def __hash__(self) -> int:
         return hash(self._value_key())
@@ -200,14 +201,14 @@ class Technology:
     def __eq__(self, other) -> bool:
         if not isinstance(other, Technology):
             return NotImplemented
-        return all(
+        return self.macro == other.macro and all(
             np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b))
             for a, b in zip(self._leaves(), other._leaves(), strict=True)
         )
 
-    def replace(self, **values: float) -> Technology:
-        """A copy with some values overridden (validated)."""
-        return Technology.from_values(self.to_dict() | values)
+    def replace(self, macro: Macro | None = None, **values: float) -> Technology:
+        """A copy with some values, or the macro, overridden (validated)."""
+        return Technology.from_values(self.to_dict() | values, macro or self.macro)
 
     def to_dict(self) -> dict[str, float]:
         return {name: float(getattr(self, name)) for name in ALL_PARAMETERS}

@@ -6,7 +6,8 @@ cluster) from DRAM through the three buses into the macros of a set, then comput
 ``stage_cycles`` cycles. The equations (docs/model.md, "Pipeline"):
 
     shared = max(t_dram, t_inter_cluster, t_inter_tile)      # links every set of a cluster shares
-    load   = max(shared, t_intra_tile, t_row_write)            # one set's whole load
+    load   = max(shared, t_intra_tile, t_row_write)            # one set's whole load; t_row_write: the
+                                                               # macro's write cycles (Macro.write_cycles)
     local  = max(t_inter_cluster, t_inter_tile, t_intra_tile, t_row_write)  # from the global buffer on
     cycle  = local if global_buffer_overlap else load          # what a set's load blocks it for
     period = max(shared, compute, (cycle + compute) / m)       # steady state, round-robin over m sets
@@ -23,7 +24,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cimjax.hardware.config import HardwareConfig
-from cimjax.hardware.technology import MACRO_ROWS, Technology
+from cimjax.hardware.technology import Technology
 from cimjax.ops import Ops
 
 
@@ -64,7 +65,7 @@ def stage_timing(
     t_inter_cluster = streaming_clusters * stage_bits / (hw.bus_inter_cluster * f)
     t_inter_tile = stage_bits / (hw.bus_inter_tile * f)
     t_intra_tile = stage_bits / hw.active_tiles / (hw.bus_intra_tile * f)
-    t_row_write = MACRO_ROWS / f
+    t_row_write = tech.macro.write_cycles / f
     shared = ops.maximum(ops.maximum(t_dram, t_inter_cluster), t_inter_tile)
     load = ops.maximum(ops.maximum(shared, t_intra_tile), t_row_write)
     local = ops.maximum(ops.maximum(t_inter_cluster, t_inter_tile), ops.maximum(t_intra_tile, t_row_write))
