@@ -58,9 +58,8 @@ def phase_costs(
 ) -> PhaseCosts:
     """Latency and energy of one phase: each operator's per-layer latency and activities, then pricing."""
     repeats = _layer_repeats(spec, prec)
-    p = operators.phase(hw, prec, spec, counts, block, tech, ops)
-    once = {"dram_other": operators.embedding(p)}
-    return price(operators.layer_operators(p), once, prec.kv_bits.shape, repeats, counts.tokens, tech, area)
+    per_layer, once = operators.phase_operators(operators.phase(hw, prec, spec, counts, block, tech, ops))
+    return price(per_layer, once, prec.kv_bits.shape, repeats, counts.tokens, tech, area)
 
 
 def evaluate(

@@ -54,8 +54,16 @@ NO_ACTIVITY = Activity(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class OperatorCost(NamedTuple):
-    latency: object  # seconds
-    activity: Activity
+    """An operator's seconds (per layer) and its activities (per layer).
+
+    ``activity`` is a function, called by the pricing step once every operator's latency is traced: the
+    cost model has always traced all latencies before any activity, and reverse-mode differentiation sums
+    each input's gradient contributions in traced order, so this order keeps gradients (and the steps of
+    gradient search and of the joint optimiser) bit for bit what they were.
+    """
+
+    latency: object
+    activity: Callable[[], Activity]
 
 
 class Phase(NamedTuple):
@@ -68,6 +76,8 @@ class Phase(NamedTuple):
     counts: PassCounts
     macro: Macro
     block: int  # K/V block (tokens)
+    clusters: object  # C
+    active: object  # active PEs per cluster, N_A
     w: dict  # weight bits held in the macros, by LINEAR_OPS name
     streamed: dict  # bits streamed per weight: weights plus group-scale overhead
     a: dict  # input bits, by MATMUL_OPS name
@@ -77,7 +87,6 @@ class Phase(NamedTuple):
     chip_drain: object  # cluster_drain plus the chip-level adder tree
     rounds: object  # rounds of KV groups over the clusters: ceil(H_kv / C)
     last_round: object  # KV groups (clusters streaming) in the last round
-    dram_rate: object  # sustained DRAM bits per second
 
 
 def _split(bits, names):
@@ -87,9 +96,13 @@ def _split(bits, names):
 def phase(
     hw: HardwareConfig, prec: Precision, spec: ModelSpec, counts: PassCounts, block: int, tech: Technology, ops: Ops
 ) -> Phase:
-    cluster_drain = ops.log2_ceil(hw.pes_per_tile) + ops.log2_ceil(hw.active_tiles) + 1.0
+    clusters, active = hw.clusters, hw.active_pes
+    w = _split(prec.weight_bits, LINEAR_OPS)
+    streamed = _split(prec.streamed_weight_bits, LINEAR_OPS)
     a = _split(prec.act_bits, MATMUL_OPS)
-    rounds = ops.ceil_div(spec.n_kv_heads, hw.clusters)
+    cluster_drain = ops.log2_ceil(hw.pes_per_tile) + ops.log2_ceil(hw.active_tiles) + 1.0
+    chip_drain = cluster_drain + ops.log2_ceil(clusters)
+    rounds = ops.ceil_div(spec.n_kv_heads, clusters)
     return Phase(
         hw=hw,
         tech=tech,
@@ -98,16 +111,17 @@ def phase(
         counts=counts,
         macro=tech.macro,
         block=block,
-        w=_split(prec.weight_bits, LINEAR_OPS),
-        streamed=_split(prec.streamed_weight_bits, LINEAR_OPS),
+        clusters=clusters,
+        active=active,
+        w=w,
+        streamed=streamed,
         a=a,
         cycles={n: tech.macro.input_cycles(bits, ops) for n, bits in a.items()},
         kv=prec.kv_bits,
         cluster_drain=cluster_drain,
-        chip_drain=cluster_drain + ops.log2_ceil(hw.clusters),
+        chip_drain=chip_drain,
         rounds=rounds,
-        last_round=spec.n_kv_heads - (rounds - 1.0) * hw.clusters,
-        dram_rate=dram_bits_per_s(tech),
+        last_round=spec.n_kv_heads - (rounds - 1.0) * clusters,
     )
 
 
@@ -125,7 +139,7 @@ def _timing(p: Phase, stage_bits, streaming, stage_cycles, drain) -> StageTiming
 
 def _over_rounds(p: Phase, stage_bits, stage_cycles, total_of: Callable[[StageTiming], object]):
     """Sum over the rounds of KV groups: (rounds-1) with every cluster streaming, one with the rest."""
-    full = _timing(p, stage_bits, p.hw.clusters, stage_cycles, p.cluster_drain)
+    full = _timing(p, stage_bits, p.clusters, stage_cycles, p.cluster_drain)
     last = _timing(p, stage_bits, p.last_round, stage_cycles, p.cluster_drain)
     return (p.rounds - 1.0) * total_of(full) + total_of(last)
 
@@ -140,7 +154,7 @@ def _linear_activity(p: Phase, names, loads: dict) -> Activity:
     pe_cycles = {n: float(counts.passes * counts.inputs) * loads[n] * p.cycles[n] for n in names}
     adds = {n: float(counts.tokens * reduction_adds(p.macro, *shapes[n])) for n in names}
     act_bits = {
-        n: float(counts.tokens) * (shapes[n][0] * p.a[n] * p.hw.clusters + shapes[n][1] * HIGH_PRECISION_BITS)
+        n: float(counts.tokens) * (shapes[n][0] * p.a[n] * p.clusters + shapes[n][1] * HIGH_PRECISION_BITS)
         for n in names
     }
     streamed = sum(weight_bits[n] for n in names)
@@ -156,30 +170,34 @@ def _linear_activity(p: Phase, names, loads: dict) -> Activity:
 
 def qkv(p: Phase) -> OperatorCost:
     """Q, K, V: one KV group per cluster, rounds of ``clusters`` groups."""
-    spec, ops, active = p.spec, p.ops, p.hw.active_pes
+    spec, ops = p.spec, p.ops
     group_shapes = {
         "q": (spec.hidden, spec.group_size * spec.head_dim),
         "k": (spec.hidden, spec.head_dim),
         "v": (spec.hidden, spec.head_dim),
     }
     group_loads = {n: pe_loads(p.macro, d_in, d_out, p.w[n], ops) for n, (d_in, d_out) in group_shapes.items()}
-    group_stages = {n: ops.ceil_div(loads, active) for n, loads in group_loads.items()}
+    group_stages = {n: ops.ceil_div(loads, p.active) for n, loads in group_loads.items()}
     stages = sum(group_stages.values())
     bits = sum(d_in * d_out * p.streamed[n] for n, (d_in, d_out) in group_shapes.items())
     cycles = p.counts.inputs * sum(group_stages[n] * p.cycles[n] for n in group_stages) / stages
     latency = p.counts.passes * _over_rounds(p, bits / stages, cycles, lambda t: t.latency(stages))
-    full_loads = {n: spec.n_kv_heads * group_loads[n] for n in group_shapes}
-    return OperatorCost(latency, _linear_activity(p, ("q", "k", "v"), full_loads))
+
+    def activity():
+        full_loads = {n: spec.n_kv_heads * group_loads[n] for n in group_shapes}
+        return _linear_activity(p, ("q", "k", "v"), full_loads)
+
+    return OperatorCost(latency, activity)
 
 
 def attention(p: Phase) -> OperatorCost:
     """K/V blocks per KV group; K on one half of the active PEs, V on the other."""
-    spec, ops, counts, block, kv, a, macro = p.spec, p.ops, p.counts, p.block, p.kv, p.a, p.macro
-    group, head_dim, active, cycles = spec.group_size, spec.head_dim, p.hw.active_pes, p.cycles
+    spec, ops, counts, block, kv, macro, cycles = p.spec, p.ops, p.counts, p.block, p.kv, p.macro, p.cycles
+    group, head_dim = spec.group_size, spec.head_dim
     per_row = macro.weights_per_row(kv, ops)
     loads_k = row_groups(macro, head_dim) * ops.ceil_div(block, per_row)
     loads_v = row_groups(macro, block) * ops.ceil_div(head_dim, per_row)
-    block_stages = ops.maximum(ops.ceil_div(2.0 * loads_k, active), ops.ceil_div(2.0 * loads_v, active))
+    block_stages = ops.maximum(ops.ceil_div(2.0 * loads_k, p.active), ops.ceil_div(2.0 * loads_v, p.active))
     queries_per_block = counts.query_blocks / counts.blocks
     softmax_cycles = group * block * queries_per_block / p.tech.fu_lanes
     stage_cycles = ops.maximum(
@@ -190,50 +208,49 @@ def attention(p: Phase) -> OperatorCost:
     latency = _over_rounds(
         p, stage_bits, stage_cycles, lambda t: counts.passes * (t.first - t.period) + stages_total * t.period
     )
-    kv_read_bits = float(counts.kv_read * 2 * spec.kv_dim) * kv
-    adds = float(
-        spec.n_heads
-        * (
-            (row_groups(macro, head_dim) - 1) * counts.scores
-            + head_dim * (row_groups(macro, block) * counts.query_blocks - counts.tokens)
+
+    def activity():
+        kv_read_bits = float(counts.kv_read * 2 * spec.kv_dim) * kv
+        rows_k, rows_v = row_groups(macro, head_dim), row_groups(macro, block)
+        partial_sums = (rows_k - 1) * counts.scores + head_dim * (rows_v * counts.query_blocks - counts.tokens)
+        return Activity(
+            dram_bits=kv_read_bits,
+            streamed_bits=kv_read_bits,
+            pe_cycles=float(spec.n_kv_heads * group * counts.query_blocks)
+            * (loads_k * cycles["qk"] + loads_v * cycles["pv"]),
+            adds=float(spec.n_heads * partial_sums),
+            moved_bits=float(counts.tokens * spec.q_dim) * (p.a["qk"] + HIGH_PRECISION_BITS)
+            + float(spec.n_heads * counts.scores) * p.a["pv"],
+            fu_ops=float(spec.n_heads * counts.scores * FU_OPS_PER_ELEMENT["softmax_per_key"]),
         )
-    )
-    activity = Activity(
-        dram_bits=kv_read_bits,
-        streamed_bits=kv_read_bits,
-        pe_cycles=float(spec.n_kv_heads * group * counts.query_blocks)
-        * (loads_k * cycles["qk"] + loads_v * cycles["pv"]),
-        adds=adds,
-        moved_bits=float(counts.tokens * spec.q_dim) * (a["qk"] + HIGH_PRECISION_BITS)
-        + float(spec.n_heads * counts.scores) * a["pv"],
-        fu_ops=float(spec.n_heads * counts.scores * FU_OPS_PER_ELEMENT["softmax_per_key"]),
-    )
+
     return OperatorCost(latency, activity)
 
 
-def _all_clusters(p: Phase, names, drain) -> OperatorCost:
-    """Linear operators ``names`` partitioned together over the PEs of all clusters."""
-    shapes, ops, clusters, active = linear_shapes(p.spec), p.ops, p.hw.clusters, p.hw.active_pes
+def _all_clusters(p: Phase, names, drain) -> tuple[object, dict]:
+    """Latency of linear operators ``names`` partitioned together over the PEs of all clusters, and their
+    macro loads."""
+    shapes, ops, clusters = linear_shapes(p.spec), p.ops, p.clusters
     loads = {n: pe_loads(p.macro, shapes[n][0], shapes[n][1], p.w[n], ops) for n in names}
     n_loads = sum(loads[n] for n in names)
-    stages = ops.ceil_div(n_loads, clusters * active)
+    stages = ops.ceil_div(n_loads, clusters * p.active)
     bits = sum(shapes[n][0] * shapes[n][1] * p.streamed[n] for n in names)
     cycles = p.counts.inputs * sum(loads[n] * p.cycles[n] for n in names) / n_loads
     latency = p.counts.passes * _timing(p, bits / (clusters * stages), clusters, cycles, drain).latency(stages)
-    return OperatorCost(latency, _linear_activity(p, names, loads))
+    return latency, loads
 
 
 def o_proj(p: Phase) -> OperatorCost:
     """W_O over all clusters, then the chip-level adder tree."""
-    return _all_clusters(p, ("o",), p.chip_drain)
+    latency, loads = _all_clusters(p, ("o",), p.chip_drain)
+    return OperatorCost(latency, lambda: _linear_activity(p, ("o",), loads))
 
 
 def ffn(p: Phase) -> OperatorCost:
     """Gate and up together over all clusters, then down (after the activation and multiply)."""
-    gate_up = _all_clusters(p, ("gate", "up"), p.cluster_drain)
-    down = _all_clusters(p, ("down",), p.chip_drain)
-    activity = Activity(*(x + y for x, y in zip(gate_up.activity, down.activity, strict=True)))
-    return OperatorCost(gate_up.latency + down.latency, activity)
+    t_gate_up, loads = _all_clusters(p, ("gate", "up"), p.cluster_drain)
+    t_down, loads_down = _all_clusters(p, ("down",), p.chip_drain)
+    return OperatorCost(t_gate_up + t_down, lambda: _linear_activity(p, ("gate", "up", "down"), loads | loads_down))
 
 
 def functional_units(p: Phase, t_streaming) -> OperatorCost:
@@ -241,28 +258,31 @@ def functional_units(p: Phase, t_streaming) -> OperatorCost:
     streaming (``t_streaming`` seconds) and only what exceeds that streaming time is exposed."""
     spec, counts, tech, ops = p.spec, p.counts, p.tech, p.ops
     aux = {name: n for name, n in aux_elements(spec).items() if name != "softmax_per_key"}  # softmax: attention
-    t_fu = counts.passes * counts.inputs * sum(aux.values()) / (tech.fu_lanes * p.hw.clusters * tech.clock_hz)
+    t_fu = counts.passes * counts.inputs * sum(aux.values()) / (tech.fu_lanes * p.clusters * tech.clock_hz)
     t_fu = tech.fu_overlap * (ops.maximum(t_fu, t_streaming) - t_streaming) + (1.0 - tech.fu_overlap) * t_fu
     fu_ops = sum(float(counts.tokens * n * FU_OPS_PER_ELEMENT[name]) for name, n in aux.items())
-    return OperatorCost(t_fu * jnp.ones_like(p.kv), NO_ACTIVITY._replace(fu_ops=fu_ops))
+    return OperatorCost(t_fu * jnp.ones_like(p.kv), lambda: NO_ACTIVITY._replace(fu_ops=fu_ops))
 
 
-def dram_other(p: Phase) -> OperatorCost:
-    """The KV append and the norm gains and biases of a layer, through DRAM."""
+def dram_other(p: Phase, dram_rate) -> OperatorCost:
+    """The KV append and the norm gains and biases of a layer, through DRAM (``dram_rate`` bits/s)."""
     kv_write_bits = float(p.counts.kv_write * 2 * p.spec.kv_dim) * p.kv
     aux_bits = p.counts.passes * aux_parameters(p.spec) * HIGH_PRECISION_BITS
-    bits = kv_write_bits + aux_bits
-    return OperatorCost(bits / p.dram_rate, NO_ACTIVITY._replace(dram_bits=bits))
+    latency = (kv_write_bits + aux_bits) / dram_rate
+    return OperatorCost(latency, lambda: NO_ACTIVITY._replace(dram_bits=kv_write_bits + aux_bits))
 
 
-def embedding(p: Phase) -> OperatorCost:
+def embedding(p: Phase, dram_rate) -> OperatorCost:
     """One embedding row per token from DRAM: once per phase, not per layer (priced under ``dram_other``)."""
     bits = float(p.counts.tokens * p.spec.hidden * HIGH_PRECISION_BITS)
-    return OperatorCost(bits / p.dram_rate, NO_ACTIVITY._replace(dram_bits=bits))
+    return OperatorCost(bits / dram_rate, lambda: NO_ACTIVITY._replace(dram_bits=bits))
 
 
-def layer_operators(p: Phase) -> dict[str, OperatorCost]:
-    """Every per-layer operator's cost, keyed by OPERATORS."""
-    streaming = {"qkv": qkv(p), "attention": attention(p), "o_proj": o_proj(p), "ffn": ffn(p)}
-    t_streaming = sum(cost.latency for cost in streaming.values())
-    return streaming | {"functional_units": functional_units(p, t_streaming), "dram_other": dram_other(p)}
+def phase_operators(p: Phase) -> tuple[dict[str, OperatorCost], dict[str, OperatorCost]]:
+    """Every operator's cost per layer, keyed by OPERATORS, and the once-per-phase costs (the embedding
+    rows, under ``dram_other``)."""
+    t_qkv, t_attention, t_o, t_ffn = streaming = (qkv(p), attention(p), o_proj(p), ffn(p))
+    fu = functional_units(p, t_qkv.latency + t_attention.latency + t_o.latency + t_ffn.latency)
+    dram_rate = dram_bits_per_s(p.tech)  # after the stage timings, which read the same DRAM constants
+    per_layer = dict(zip(OPERATORS, (*streaming, fu, dram_other(p, dram_rate)), strict=True))
+    return per_layer, {"dram_other": embedding(p, dram_rate)}

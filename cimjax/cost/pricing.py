@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from cimjax.cost.operators import ACTIVITIES, OPERATORS, OperatorCost
+from cimjax.cost.operators import ACTIVITIES, NO_ACTIVITY, OPERATORS, OperatorCost
 from cimjax.hardware.area import Area
 from cimjax.hardware.technology import Technology
 
@@ -81,9 +81,9 @@ def price(
     def layer_sum(v):
         return jnp.sum(jnp.broadcast_to(v, layer_shape), axis=-1) * repeats
 
-    per_op = jnp.stack([jnp.stack([layer_sum(x) for x in per_layer[op].activity]) for op in OPERATORS])
-    # Once-per-phase activities as a constant matrix: no scatter inside vmapped sweeps.
-    per_op = per_op + jnp.asarray([once[op].activity if op in once else (0.0,) * len(ACTIVITIES) for op in OPERATORS])
+    per_op = jnp.stack([jnp.stack([layer_sum(x) for x in per_layer[op].activity()]) for op in OPERATORS])
+    # Once-per-phase activities (constants) as a matrix: no scatter inside vmapped sweeps.
+    per_op = per_op + jnp.asarray([once[op].activity() if op in once else NO_ACTIVITY for op in OPERATORS])
     latency_by_op = {op: layer_sum(per_layer[op].latency) for op in OPERATORS}
     for op, cost in once.items():
         latency_by_op[op] += cost.latency
