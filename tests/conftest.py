@@ -27,6 +27,30 @@ def small_workload():
     return Workload(prefill=37, generate=5, attention_block=16)
 
 
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory):
+    """A two-layer LLaMA-style config.json: the cost model and optimiser stay fast."""
+    import json
+
+    path = tmp_path_factory.mktemp("tiny") / "config.json"
+    path.write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "_name_or_path": "tiny-llama",
+                "num_hidden_layers": 2,
+                "hidden_size": 64,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "intermediate_size": 128,
+                "vocab_size": 256,
+                "tie_word_embeddings": False,
+            }
+        )
+    )
+    return path
+
+
 @pytest.fixture(scope="module")
 def module_cache(tmp_path_factory):
     """A per-module ``$CIMJAX_CACHE``: a tiny trained model is trained once per module, never in the user's cache."""

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cimjax.cli.common import methods_help
 from cimjax.cli.main import app
 from cimjax.hardware.config import FIELDS, PAPER_SPACE
-from cimjax.joint import methods
 from cimjax.joint.methods import JOINT_METHODS, JointOutcome, joint_method
 from cimjax.joint.problem import ExactEvaluator, design_report, make_problem
 from cimjax.joint.runner import optimize_report, run_method
@@ -30,17 +30,6 @@ from cimjax.workload.precision import N_POINTS, table_from_bits
 
 runner = CliRunner()
 WORKLOAD = Workload(prefill=0, generate=5, attention_block=16)
-TINY_CONFIG = {
-    "model_type": "llama",
-    "_name_or_path": "tiny-llama",
-    "num_hidden_layers": 2,
-    "hidden_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 128,
-    "vocab_size": 256,
-    "tie_word_embeddings": False,
-}
 
 
 @pytest.fixture
@@ -64,7 +53,7 @@ def random_joint():
     JOINT_METHODS.pop("random")
 
 
-def test_a_joint_method_registered_in_one_file_runs_through_the_runner_and_the_cli(random_joint, tmp_path):
+def test_a_joint_method_registered_in_one_file_runs_through_the_runner_and_the_cli(random_joint, tiny_config):
     problem = make_problem(TINY.spec(), "int6")
     calls = []
     report, evaluations = run_method(
@@ -72,12 +61,10 @@ def test_a_joint_method_registered_in_one_file_runs_through_the_runner_and_the_c
     )  # settings: the gradient method's option, not passed to this one
     assert evaluations == 9 and calls == [("random", 8, 8)]  # 8 samples + the report's evaluation
     assert report["feasible"] and report["proxy"] <= problem.budget * (1 + 1e-6)
-    assert "random (random hardware, uniform bits)" in methods.methods_help()
+    assert "random (random hardware, uniform bits)" in methods_help(JOINT_METHODS)
 
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(TINY_CONFIG))
     result = runner.invoke(
-        app, ["optimize", "--model", str(config), "--budget", "int6", "--method", "random", "--json"]
+        app, ["optimize", "--model", str(tiny_config), "--budget", "int6", "--method", "random", "--json"]
     )
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)

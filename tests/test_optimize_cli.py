@@ -20,28 +20,6 @@ FAST = ["--starts", "2", "--rounds", "2"]
 
 
 @pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory):
-    """A two-layer LLaMA-style config.json: the cost model and optimiser stay fast."""
-    path = tmp_path_factory.mktemp("tiny") / "config.json"
-    path.write_text(
-        json.dumps(
-            {
-                "model_type": "llama",
-                "_name_or_path": "tiny-llama",
-                "num_hidden_layers": 2,
-                "hidden_size": 64,
-                "num_attention_heads": 4,
-                "num_key_value_heads": 2,
-                "intermediate_size": 128,
-                "vocab_size": 256,
-                "tie_word_embeddings": False,
-            }
-        )
-    )
-    return path
-
-
-@pytest.fixture(scope="module")
 def out_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("optimize")
 

@@ -93,6 +93,13 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def methods_help(registry: dict) -> str:
+    """``a (what), b (what) or c (what)``: the methods of a registry (name -> entry with a ``description``)
+    for ``--help``."""
+    names = [f"{name} ({m.description})" for name, m in registry.items()]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def load_technology(path: Path | None):
     """The technology of ``--tech FILE``, else the default (calibrated) one."""
     from cimjax.hardware.technology import Technology, default_technology

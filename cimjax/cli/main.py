@@ -27,12 +27,13 @@ from cimjax.cli.common import (
     emit,
     err,
     load_technology,
+    methods_help,
     out,
     progress_bar,
     user_errors,
 )
 from cimjax.cli.proxy import proxy_app
-from cimjax.search import methods as search_methods
+from cimjax.search.methods import SEARCH_METHODS
 
 # JAX, NumPy and the cost model are imported inside the commands that use them, so `--help` and
 # `models` start in a fraction of a second. Compiled programs are kept on disk by the library itself
@@ -165,7 +166,7 @@ def search_cmd(
     precision: PrecisionOpt = "int8",
     alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha), alpha in [0, 1]")] = 1.0,
     method: Annotated[
-        str, typer.Option(metavar=search_methods.methods_metavar(), help=search_methods.methods_help())
+        str, typer.Option(metavar=f"[{'|'.join(SEARCH_METHODS)}]", help=methods_help(SEARCH_METHODS))
     ] = "exhaustive",
     seed: Annotated[int, typer.Option(help="random seed (ga, gradient)")] = 0,
     tolerance: ToleranceOpt = 0.0,

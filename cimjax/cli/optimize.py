@@ -15,9 +15,20 @@ from typing import Annotated
 import typer
 
 from cimjax import validation
-from cimjax.cli.common import JsonOpt, TechOpt, ToleranceOpt, emit, err, load_technology, out, progress_bar, user_errors
+from cimjax.cli.common import (
+    JsonOpt,
+    TechOpt,
+    ToleranceOpt,
+    emit,
+    err,
+    load_technology,
+    methods_help,
+    out,
+    progress_bar,
+    user_errors,
+)
 from cimjax.files import check_output_dir, output_dir
-from cimjax.joint.methods import methods_help
+from cimjax.joint.methods import JOINT_METHODS
 from cimjax.validation import InputError
 
 MAX_STARTS = 4096
@@ -37,7 +48,7 @@ def optimize_command(
     ] = None,
     area_max: Annotated[float | None, typer.Option("--area-max", help="chip area limit, mm^2")] = None,
     alpha: Annotated[float, typer.Option(help="objective L^alpha * E^(1-alpha): 1 = tokens/s, 0 = tokens/J")] = 1.0,
-    method: Annotated[str, typer.Option(help=methods_help())] = "gradient",
+    method: Annotated[str, typer.Option(help=methods_help(JOINT_METHODS))] = "gradient",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     checkpoint_dir: Annotated[
         str | None, typer.Option("--checkpoint-dir", help="save the optimiser state here after every round")

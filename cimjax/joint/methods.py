@@ -78,12 +78,6 @@ def get_joint_method(name: str) -> JointMethod:
     return JOINT_METHODS[name]
 
 
-def methods_help() -> str:
-    """``gradient (ours), ga (joint GA) or sequential (HW then MILP)``: the registered methods for ``--help``."""
-    names = [f"{name} ({m.description})" for name, m in JOINT_METHODS.items()]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
 @joint_method("gradient", "ours")
 def gradient(
     problem: JointProblem,

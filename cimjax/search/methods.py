@@ -94,17 +94,6 @@ def check_limits_taken(name: str, tolerance: float, area_max: float | None) -> N
         raise ValueError(f"--tolerance and --area-max need method {takers}, not {name!r}")
 
 
-def methods_metavar() -> str:
-    """``[exhaustive|ga|gradient]``: the registered names for ``--help``."""
-    return "[" + "|".join(SEARCH_METHODS) + "]"
-
-
-def methods_help() -> str:
-    """The registered methods with their descriptions, for ``--help``."""
-    names = [f"{name} ({m.description})" for name, m in SEARCH_METHODS.items()]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-
-
 @search_method("exhaustive", "exact", limits=True)
 def exhaustive(problem: SearchProblem, seed: int, progress: Progress | None) -> SearchOutcome:
     """Every design of the space (mirror images folded), the best by the near-tie rule and area limit of
