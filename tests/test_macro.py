@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from cimjax.api import evaluate_design
 from cimjax.cost.model import evaluate
 from cimjax.cost.reference import reference_costs
 from cimjax.hardware.area import chip_area
@@ -151,3 +152,13 @@ def test_bad_macro_geometry_is_refused(field):
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match=f"macro field '{field}' = {bad!r} is not allowed"):
             dataclasses.replace(EDGECIM_MACRO, **{field: bad})
+
+
+def test_a_macro_reaches_the_design_report_through_tech(small_workload):
+    """evaluate_design with a Technology carrying the 64x64 macro: 16x the peak MACs per macro (64 rows x 16
+    INT4 weights vs 16 x 4), a larger chip, and fewer macro loads, so a different latency."""
+    spec = MODELS["qwen2.5-0.5b"]
+    edge = evaluate_design(spec, "int4", DESIGN, small_workload)
+    big = evaluate_design(spec, "int4", DESIGN, small_workload, tech=default_technology().replace(macro=DIGITAL64))
+    assert big["figure_of_merit"]["peak_tops"] == pytest.approx(16 * edge["figure_of_merit"]["peak_tops"], rel=1e-12)
+    assert big["area_mm2"] > edge["area_mm2"] and big["latency_s"] != edge["latency_s"]

@@ -169,7 +169,11 @@ def _linear_activity(p: Phase, names, loads: dict) -> Activity:
 
 
 def qkv(p: Phase) -> OperatorCost:
-    """Q, K, V: one KV group per cluster, rounds of ``clusters`` groups."""
+    """Q, K, V: one KV group per cluster (W_Q of its query heads, W_K, W_V), in R = ceil(H_kv / C) rounds.
+
+    stages = sum_j ceil(loads_j / N_A)        cycles = inputs * sum_j stages_j * a_j / stages
+    T      = passes * [(R - 1) * T_stage(C streaming) + T_stage(H_kv - (R - 1) C streaming)]
+    """
     spec, ops = p.spec, p.ops
     group_shapes = {
         "q": (spec.hidden, spec.group_size * spec.head_dim),
@@ -191,7 +195,12 @@ def qkv(p: Phase) -> OperatorCost:
 
 
 def attention(p: Phase) -> OperatorCost:
-    """K/V blocks per KV group; K on one half of the active PEs, V on the other."""
+    """K/V blocks of b tokens per KV group; K on one half of the active PEs, V on the other.
+
+    stages per block = max(ceil(2 loads_K / N_A), ceil(2 loads_V / N_A))
+    cycles = max(G_q * queries per block * max(a_qk, a_pv), softmax cycles per stage)
+    T = per round: passes * (first - period) + stages over all blocks * period
+    """
     spec, ops, counts, block, kv, macro, cycles = p.spec, p.ops, p.counts, p.block, p.kv, p.macro, p.cycles
     group, head_dim = spec.group_size, spec.head_dim
     per_row = macro.weights_per_row(kv, ops)
@@ -229,7 +238,8 @@ def attention(p: Phase) -> OperatorCost:
 
 def _all_clusters(p: Phase, names, drain) -> tuple[object, dict]:
     """Latency of linear operators ``names`` partitioned together over the PEs of all clusters, and their
-    macro loads."""
+    macro loads: ``stages = ceil(sum loads / (C N_A))``, ``cycles = inputs * sum_j loads_j a_j / sum loads``,
+    ``T = passes * T_stage(C streaming)``."""
     shapes, ops, clusters = linear_shapes(p.spec), p.ops, p.clusters
     loads = {n: pe_loads(p.macro, shapes[n][0], shapes[n][1], p.w[n], ops) for n in names}
     n_loads = sum(loads[n] for n in names)
@@ -254,8 +264,9 @@ def ffn(p: Phase) -> OperatorCost:
 
 
 def functional_units(p: Phase, t_streaming) -> OperatorCost:
-    """Work spread over the C clusters' units; with ``fu_overlap`` it runs alongside the layer's weight
-    streaming (``t_streaming`` seconds) and only what exceeds that streaming time is exposed."""
+    """Work spread over the C clusters' units, ``t_fu = passes * inputs * elements / (lanes * C * f)``; with
+    ``fu_overlap`` it runs alongside the layer's weight streaming (``t_streaming`` seconds) and only
+    ``max(t_fu, t_streaming) - t_streaming`` is exposed."""
     spec, counts, tech, ops = p.spec, p.counts, p.tech, p.ops
     aux = {name: n for name, n in aux_elements(spec).items() if name != "softmax_per_key"}  # softmax: attention
     t_fu = counts.passes * counts.inputs * sum(aux.values()) / (tech.fu_lanes * p.clusters * tech.clock_hz)
@@ -265,7 +276,8 @@ def functional_units(p: Phase, t_streaming) -> OperatorCost:
 
 
 def dram_other(p: Phase, dram_rate) -> OperatorCost:
-    """The KV append and the norm gains and biases of a layer, through DRAM (``dram_rate`` bits/s)."""
+    """The KV append (``2 H_kv hd k`` bits per token) and the norm gains and biases (16 bits each) of a
+    layer, through DRAM at ``dram_rate`` bits/s."""
     kv_write_bits = float(p.counts.kv_write * 2 * p.spec.kv_dim) * p.kv
     aux_bits = p.counts.passes * aux_parameters(p.spec) * HIGH_PRECISION_BITS
     latency = (kv_write_bits + aux_bits) / dram_rate
