@@ -52,6 +52,20 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     return first + (n - 1) * period
 
 
+def _area(hw: dict, t: dict, pe_area: float, mc: Macro) -> tuple[float, float]:
+    """Chip area (mm^2) and the summed mean wire length of the three bus levels (mm)."""
+    C, T_A = hw["c_v"] * hw["c_h"], hw["t_v_act"] * hw["t_h_act"]
+    tile = hw["pes_per_tile"] * pe_area
+    cbuf = t["cluster_buffer_bits"] * t["sram_area_per_bit_mm2"]
+    cluster = hw["m"] * T_A * tile + cbuf + t["fu_area_mm2"]
+    global_bits = 2 * C * T_A * hw["pes_per_tile"] * mc.rows * mc.columns * mc.bits_per_cell
+    core = C * cluster + global_bits * t["sram_area_per_bit_mm2"]
+    buses = t["bus_area_per_bit_mm2"] * (
+        C * hw["m"] * T_A * hw["bus_intra_tile"] + C * hw["bus_inter_tile"] + hw["bus_inter_cluster"]
+    )
+    return core + buses, 0.5 * (math.sqrt(tile) + math.sqrt(cluster) + math.sqrt(core))
+
+
 def reference_costs(
     hw: dict,
     w: list,
@@ -75,7 +89,7 @@ def reference_costs(
         and ``pe_area_mm2`` of ``t`` unless it overrides them (``Macro.cycle_energy`` etc.).
     """
     mc = macro
-    values = SimpleNamespace(**t)
+    values = SimpleNamespace(**t)  # what the macro's pricing methods read
     e_cycle, e_write, pe_area = mc.cycle_energy(values), mc.write_energy_per_bit(values), mc.area_mm2(values)
     C = hw["c_v"] * hw["c_h"]
     T_A = hw["t_v_act"] * hw["t_h_act"]
@@ -87,16 +101,7 @@ def reference_costs(
     shapes = linear_shapes(spec)
     grp, hd, n_kv = spec.group_size, spec.head_dim, spec.n_kv_heads
 
-    # Area and wire lengths.
-    tile = P2 * pe_area
-    cbuf = t["cluster_buffer_bits"] * t["sram_area_per_bit_mm2"]
-    cluster = hw["m"] * T_A * tile + cbuf + t["fu_area_mm2"]
-    core = C * cluster + 2 * C * N_A * mc.rows * mc.columns * mc.bits_per_cell * t["sram_area_per_bit_mm2"]
-    buses = t["bus_area_per_bit_mm2"] * (
-        C * hw["m"] * T_A * hw["bus_intra_tile"] + C * hw["bus_inter_tile"] + hw["bus_inter_cluster"]
-    )
-    area = core + buses
-    wire = 0.5 * (math.sqrt(tile) + math.sqrt(cluster) + math.sqrt(core))
+    area, wire = _area(hw, t, pe_area, mc)
 
     cluster_drain = _log2_ceil(P2) + _log2_ceil(T_A) + 1
     chip_drain = cluster_drain + _log2_ceil(C)
