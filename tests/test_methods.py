@@ -146,3 +146,10 @@ def test_a_proxy_defined_in_one_file_drives_the_joint_optimiser():
     assert report["proxy"] == pytest.approx(float(np.sum(4.0**-bits)), rel=1e-6)
     assert report["budget"] == pytest.approx(2 * N_POINTS * 4.0**-6, rel=1e-6)  # uniform INT6
     assert report["proxy"] <= report["budget"] * (1 + 1e-6)
+
+
+def test_search_options_are_the_methods_hyper_parameters():
+    found = search("qwen2.5-0.5b", "int8", 1.0, "ga", seed=1, pop_size=6, n_gen=3)
+    assert len(found["history"]) == 3 and found["evaluations"] <= 18
+    with pytest.raises(TypeError, match="samples"):
+        search("qwen2.5-0.5b", "int8", 1.0, "ga", samples=3)

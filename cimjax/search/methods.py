@@ -142,13 +142,16 @@ def ga(
 
 
 @search_method("gradient", "relaxed descent, then exact local search")
-def gradient(problem: SearchProblem, seed: int, progress: Progress | None) -> SearchOutcome:
-    """:func:`cimjax.search.gradient.gradient_search` with its default starts, steps and schedule."""
+def gradient(problem: SearchProblem, seed: int, progress: Progress | None, **settings) -> SearchOutcome:
+    """:func:`cimjax.search.gradient.gradient_search`; ``settings`` are its keyword arguments (``starts``,
+    ``steps``, ``learning_rate``, ``temperature``, ``beam``), its defaults where not given."""
     from cimjax.hardware.config import HardwareConfig
     from cimjax.search.gradient import gradient_search
 
     p = problem
-    result = gradient_search(p.spec, p.prec, p.workload, p.tech, p.alpha, space=p.space, seed=seed, progress=progress)
+    result = gradient_search(
+        p.spec, p.prec, p.workload, p.tech, p.alpha, space=p.space, seed=seed, progress=progress, **settings
+    )
     extra = {
         "seed": seed,
         "starts": result.starts,
