@@ -441,3 +441,10 @@ OPTIMIZE_KEYS = (
     "assumption", "gain_cap", "seed", "evaluations", "wall_s",
 )  # fmt: skip
 """``cimjax optimize --json`` (without ``--checkpoint``/``--sensitivities``)."""
+
+MEASURED_KEYS = (
+    "measured_budget", "measured_loss", "verified", "rounds", "verify_history", "verify_wall_s", "calibration",
+    "checkpoint_hash",
+)  # fmt: skip
+"""``optimize --checkpoint/--sensitivities`` writes :data:`OPTIMIZE_KEYS` but ``gain_cap``, then these (its
+``baseline``, when a uniform width measures within the budget, adds ``width`` and ``measured_loss``)."""

@@ -18,6 +18,7 @@ from cimjax.lm.model import functional, token_nll
 from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, load
 from cimjax.quant.quantizers import QuantHooks
 from cimjax.quant.train import TINY, train
+from cimjax.results import BASELINE_KEYS, MEASURED_KEYS, OPTIMIZE_KEYS
 from cimjax.workload.precision import Precision, table_from_bits
 
 runner = CliRunner()
@@ -95,6 +96,8 @@ def test_optimize_checkpoint_verify_reports_measured_units(exported, sens_file):
     assert report["measured_loss"] == pytest.approx(loss, abs=2e-6)
     assert report["verified"] == (report["measured_loss"] <= report["measured_budget"])
     if report["baseline"] is not None:
+        assert list(report) == [*(k for k in OPTIMIZE_KEYS if k != "gain_cap"), *MEASURED_KEYS]  # declared, in order
+        assert list(report["baseline"]) == [*BASELINE_KEYS, "width", "measured_loss"]
         assert report["baseline"]["measured_loss"] <= report["measured_budget"]
         assert report["gain"] == pytest.approx(report["tokens_per_s"] / report["baseline"]["tokens_per_s"])
 
