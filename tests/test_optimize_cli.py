@@ -60,8 +60,8 @@ def test_bits_png_states_the_default_proxy_gain_cap(optimized, tmp_path, monkeyp
     """The heat-map of a default-proxy run carries its gain cap (the JSON's ``gain_cap``) in the figure."""
     from matplotlib.text import Text
 
-    from cimjax.cli.bits import write_outputs
     from cimjax.report import plots
+    from cimjax.report.optimize import write_outputs
 
     figures = []
     monkeypatch.setattr(plots, "save", lambda fig, path, dpi=130: figures.append(fig))

@@ -1,10 +1,9 @@
-"""The per-layer bit table of ``cimjax optimize``: a compact coloured heat-map for the terminal, and
-``bits.csv`` (with its ``bits.meta.json`` side-car) + ``bits.png`` + ``optimize.json`` for ``--out DIR``."""
+"""The per-layer bit table of ``cimjax optimize`` as a compact coloured heat-map for the terminal (the
+files of ``--out DIR`` are written by :func:`cimjax.report.optimize.write_outputs`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
@@ -30,22 +29,3 @@ def heatmap_table(report: Mapping) -> Table:
         cells = [Text(f"{b:>3.0f}", style=f"bold {'black' if b > 8 else 'white'} on {_shade(b)}") for b in row]
         table.add_row(str(layer), *cells)
     return table
-
-
-def write_outputs(out_dir: Path, report: Mapping, title: str) -> list[Path]:
-    """``optimize.json``, ``bits.csv`` (one row per layer, one column per point), its side-car and
-    ``bits.png`` (captioned with the report's ``gain_cap`` when the weight-less default proxy was used);
-    returns their paths."""
-    from cimjax.report.plots import bit_heatmap, save
-    from cimjax.results import write_csv, write_json
-    from cimjax.workload.precision import POINT_NAMES, table_from_bits
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = table_from_bits(report["bits"])
-    rows = [{"layer": layer} | dict(zip(POINT_NAMES, map(int, row), strict=True)) for layer, row in enumerate(table)]
-    files = [out_dir / "optimize.json"]
-    write_json(files[0], report)
-    files += write_csv(out_dir / "bits.csv", rows, report["meta"])
-    save(bit_heatmap(table, title, caption=report.get("gain_cap")), out_dir / "bits.png")
-    return [*files, out_dir / "bits.png"]

@@ -214,8 +214,7 @@ def reproduce(
     seeds; --selection says which stands beside the paper (see docs/model.md, section 9).
     """
     from cimjax.files import output_dir
-    from cimjax.report.paper import reproduce_paper
-    from cimjax.results import make_meta, write_json
+    from cimjax.report.paper import reproduce_paper, write_directory_meta
     from cimjax.workload.models import MODELS
 
     ids = models.split(",") if models is not None else None
@@ -228,9 +227,7 @@ def reproduce(
             directory, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total),
             selection=selection, tolerance=tolerance, knee=knee, ga_seeds=ga_seeds,
         )  # fmt: skip
-        # one side-car for the whole directory: its files are lists and tables that have no room for `meta`
-        side_car = {"describes": sorted(summary["files"]), "meta": make_meta(None, technology)}
-        write_json(directory / "meta.json", side_car)
+        write_directory_meta(directory, summary["files"], technology)
     out.print(summary["markdown"])
     out.print(summary["search_markdown"])
     out.print(f"wrote {', '.join([*summary['files'], 'meta.json'])}")

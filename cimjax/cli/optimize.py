@@ -165,7 +165,8 @@ def _phase_progress(description: str, checkpoint_dir: str | None):
 
 def _print_report(report, as_json: bool, directory: Path | None, method: str, alpha: float) -> None:
     """The report (JSON or table), the bit heat-map and its note, and the ``--out`` files."""
-    from cimjax.cli.bits import heatmap_table, write_outputs
+    from cimjax.cli.bits import heatmap_table
+    from cimjax.report.optimize import write_outputs
 
     emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
     if not as_json:

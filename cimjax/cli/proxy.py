@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cimjax import validation
+from cimjax.cli.common import err, user_errors
+from cimjax.cli.common import out as stdout
 
 MAX_CONFIGS = 10_000
 """Most held-out assignments ``proxy validate`` measures (each is a full evaluation of the LM)."""
@@ -23,20 +24,14 @@ MAX_SAMPLES = 10_000
 """Most Hutchinson / output-MSE samples ``proxy sensitivities`` draws."""
 
 proxy_app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-_err = Console(stderr=True, soft_wrap=True)
-_out = Console()
 
 
 def _log(msg: str) -> None:
-    _err.print(msg, highlight=False)
-
-
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(2)
+    err.print(msg, highlight=False)
 
 
 @proxy_app.command()
+@user_errors
 def validate(
     seed: Annotated[int, typer.Option(help="Seeds the random assignments and the estimators.")] = 0,
     configs: Annotated[int, typer.Option(help="Held-out random assignments the proxy is judged on.")] = 60,
@@ -55,45 +50,39 @@ def validate(
     ] = "random",
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
-    from cimjax.files import atomic_path, atomic_write, output_dir
+    from cimjax.files import output_dir
     from cimjax.quant.train import train
     from cimjax.report.proxy_validation import (
         FRONTIER_SIZES,
         GRANULARITIES,
         PROTOCOLS,
         SIZES,
-        scatter_plot,
         validate_frontier,
+        write_outputs,
     )
     from cimjax.report.proxy_validation import validate as run_validation
 
-    try:  # every option is checked before the LM is trained
-        validation.integer("--configs", configs, 3, MAX_CONFIGS)
-        validation.integer("--seed", seed, 0, 2**32 - 1)
-        if size not in SIZES:
-            raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
-        if granularity not in GRANULARITIES:
-            raise validation.fail("--granularity", granularity, f"allowed: {', '.join(GRANULARITIES)}")
-        if protocol not in PROTOCOLS:
-            raise validation.fail("--protocol", protocol, f"allowed: {', '.join(PROTOCOLS)}")
-        config, measure = SIZES[size]
-        with contextlib.ExitStack() as stack:
-            directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
-            trained = train(config, log=_log)
-            if protocol == "frontier":
-                result = validate_frontier(trained, seed=seed, log=_log, **measure, **FRONTIER_SIZES[size])
-            else:
-                result = run_validation(
-                    trained, n_configs=configs, seed=seed, granularity=granularity, log=_log, **measure
-                )
-            payload = result.to_json()
-            if directory is not None:
-                atomic_write(directory / "validation.json", json.dumps(payload, indent=2, allow_nan=False) + "\n")
-                with atomic_path(directory / "proxy_scatter.png") as tmp:
-                    scatter_plot(result, tmp)
-                _log(f"wrote {directory / 'validation.json'} and {directory / 'proxy_scatter.png'}")
-    except ValueError as e:
-        raise _fail(str(e)) from None
+    # every option is checked before the LM is trained
+    validation.integer("--configs", configs, 3, MAX_CONFIGS)
+    validation.integer("--seed", seed, 0, 2**32 - 1)
+    if size not in SIZES:
+        raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
+    if granularity not in GRANULARITIES:
+        raise validation.fail("--granularity", granularity, f"allowed: {', '.join(GRANULARITIES)}")
+    if protocol not in PROTOCOLS:
+        raise validation.fail("--protocol", protocol, f"allowed: {', '.join(PROTOCOLS)}")
+    config, measure = SIZES[size]
+    with contextlib.ExitStack() as stack:
+        directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
+        trained = train(config, log=_log)
+        if protocol == "frontier":
+            result = validate_frontier(trained, seed=seed, log=_log, **measure, **FRONTIER_SIZES[size])
+        else:
+            result = run_validation(trained, n_configs=configs, seed=seed, granularity=granularity, log=_log, **measure)
+        payload = result.to_json()
+        if directory is not None:
+            files = write_outputs(directory, result)
+            _log(f"wrote {' and '.join(map(str, files))}")
     if json_output:
         print(json.dumps(payload, allow_nan=False))
         return
@@ -107,25 +96,16 @@ def validate(
         ratios = f"{min(v.ratios):.2f}-{max(v.ratios):.2f}"
         tau, rho = (f"{x:.3f}" if x is not None else "n/a" for x in (v.kendall_tau, v.spearman))
         table.add_row(name, tau, rho, ratios, "yes" if v.fitted else "no")
-    _out.print(table)
+    stdout.print(table)
     m = result.model
-    _out.print(
+    stdout.print(
         f"model: {m['n_params']} parameters, {m['train_steps']} steps in {m['train_seconds']:.0f} s, "
         f"final train loss {m['final_train_loss']:.4f}, validation loss {m['val_loss']:.4f} nats/token"
     )
 
 
-def _memory_bytes(spec, windows: int, seq_len: int) -> float:
-    """Rough peak memory of the sensitivity estimate: float32 logits and per-layer activations (about 16
-    vectors of the wider of hidden and FFN per token and layer) kept for a backward pass (x3), plus the
-    parameters with their gradients and Hessian-vector products (x4)."""
-    tokens = windows * seq_len
-    activations = tokens * (spec.vocab + 16 * spec.n_layers * max(spec.hidden, spec.ffn))
-    params = spec.n_layers * (4 * spec.hidden * spec.q_dim + 3 * spec.hidden * spec.ffn) + spec.vocab * spec.hidden
-    return 4.0 * (3 * activations + 4 * params)
-
-
 @proxy_app.command()
+@user_errors
 def export(
     out: Annotated[Path, typer.Option(help="Directory to write config.json and model.safetensors into.")],
     size: Annotated[str, typer.Option(help="Which trained byte-level LM: benchmark or tiny.")] = "benchmark",
@@ -136,15 +116,16 @@ def export(
     from cimjax.report.proxy_validation import SIZES
 
     if size not in SIZES:
-        raise _fail(f"--size {size!r} is not known; allowed: {', '.join(SIZES)}")
+        raise ValueError(f"--size {size!r} is not known; allowed: {', '.join(SIZES)}")
     if out.exists() and not out.is_dir():
-        raise _fail(f"--out {out} exists and is not a directory")
+        raise ValueError(f"--out {out} exists and is not a directory")
     trained = train(SIZES[size][0], log=_log)
     save_checkpoint(trained.model, out)
     _log(f"wrote {out / 'config.json'} and {out / 'model.safetensors'} ({trained.n_params} parameters)")
 
 
 @proxy_app.command()
+@user_errors
 def sensitivities(
     checkpoint: Annotated[Path, typer.Option(help="A Hugging Face checkpoint directory (config.json + safetensors).")],
     out: Annotated[
@@ -165,44 +146,28 @@ def sensitivities(
     Calibration text is the pydoc corpus as byte-valued token ids (no tokenizer is available offline), so
     for a subword vocabulary the sensitivities describe the model on unusual input; the output says so.
     """
-    from cimjax.lm import CheckpointError
     from cimjax.quant import corpus
-    from cimjax.quant.measured import Calibration, for_checkpoint
-    from cimjax.quant.proxy import make_proxy, uniform_budgets
+    from cimjax.quant.measured import Calibration, for_checkpoint, memory_bytes
     from cimjax.workload.hf_config import load_hf_config
 
-    try:  # every option and the checkpoint's config are checked before any JAX work
-        train_tokens, _ = corpus.split()
-        validation.integer("--seq-len", seq_len, 1, len(train_tokens) - 1)
-        validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
-        validation.integer("--samples", samples, 1, MAX_SAMPLES)
-        calibration = Calibration(windows, seq_len, samples, seed, check_windows)
-        calibration.check_tokens()  # the check windows fit in the validation split
-        spec = load_hf_config(checkpoint)
-        if spec.vocab < corpus.VOCAB:
-            raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
-        validation.memory(
-            f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", _memory_bytes(spec, windows, seq_len)
-        )
-        measured = for_checkpoint(checkpoint, calibration, log=_log)
-    except (CheckpointError, ValueError) as e:
-        raise _fail(str(e)) from None
+    # every option and the checkpoint's config are checked before any JAX work
+    train_tokens, _ = corpus.split()
+    validation.integer("--seq-len", seq_len, 1, len(train_tokens) - 1)
+    validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
+    validation.integer("--samples", samples, 1, MAX_SAMPLES)
+    calibration = Calibration(windows, seq_len, samples, seed, check_windows)
+    calibration.check_tokens()  # the check windows fit in the validation split
+    spec = load_hf_config(checkpoint)
+    if spec.vocab < corpus.VOCAB:
+        raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
+    validation.memory(
+        f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len)
+    )
+    measured = for_checkpoint(checkpoint, calibration, log=_log)
     if out is not None:
         measured.save(out)
         _log(f"wrote {out}")
-    sens = measured.sens
-    n_layers = measured.spec.n_layers
-    payload = {
-        "checkpoint": str(checkpoint),
-        "checkpoint_hash": measured.checkpoint_hash,
-        "n_layers": n_layers,
-        "calibration": calibration.describe(measured.spec.vocab),
-        "budgets": {
-            name: uniform_budgets(make_proxy(name, sens), n_layers) for name in ("hessian_measured", "loss_curves")
-        },
-        "measured_budgets": {name: measured.uniform_loss[b] for name, b in (("int8", 8), ("int6", 6), ("int4", 4))},
-        **sens.summary(),
-    }
+    payload = measured.report(checkpoint)
     if json_output:
         print(json.dumps(payload, allow_nan=False))
         return
@@ -212,9 +177,9 @@ def sensitivities(
         table.add_column(name)
     for layer, row in enumerate(payload["hessian_per_element"]):
         table.add_row(str(layer), *(f"{row[n]:.2e}" for n in payload["points"]))
-    _out.print(table)
-    _out.print(f"full-precision calibration loss {payload['base_loss']:.4f} nats/token")
+    stdout.print(table)
+    stdout.print(f"full-precision calibration loss {payload['base_loss']:.4f} nats/token")
     budgets = payload["measured_budgets"]
-    _out.print("measured (uniform W=A=KV): " + ", ".join(f"{k} {v:.3g}" for k, v in budgets.items()) + " nats/token")
+    stdout.print("measured (uniform W=A=KV): " + ", ".join(f"{k} {v:.3g}" for k, v in budgets.items()) + " nats/token")
     for name, budgets in payload["budgets"].items():
-        _out.print(f"{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in budgets.items()) + " nats/token")
+        stdout.print(f"{name}: " + ", ".join(f"{k} {v:.3g}" for k, v in budgets.items()) + " nats/token")

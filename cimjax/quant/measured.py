@@ -99,6 +99,16 @@ def loss_increases(
     return np.array([float(quantized_losses(build, scheme, params, w, t[None])[0]) - base for t in tables]), base
 
 
+def memory_bytes(spec: ModelSpec, windows: int, seq_len: int) -> float:
+    """Rough peak memory of the sensitivity estimate: float32 logits and per-layer activations (about 16
+    vectors of the wider of hidden and FFN per token and layer) kept for a backward pass (x3), plus the
+    parameters with their gradients and Hessian-vector products (x4)."""
+    tokens = windows * seq_len
+    activations = tokens * (spec.vocab + 16 * spec.n_layers * max(spec.hidden, spec.ffn))
+    params = spec.n_layers * (4 * spec.hidden * spec.q_dim + 3 * spec.hidden * spec.ffn) + spec.vocab * spec.hidden
+    return 4.0 * (3 * activations + 4 * params)
+
+
 @dataclasses.dataclass
 class Measured:
     """Sensitivities and measured losses of one checkpoint on one :class:`Calibration`.
@@ -131,6 +141,25 @@ class Measured:
             "uniform_loss": {str(b): v for b, v in self.uniform_loss.items()},
             "joint": {"tables": np.asarray(self.joint_tables).tolist(), "loss": np.asarray(self.joint_loss).tolist()},
             "sensitivities": {f.name: np.asarray(getattr(self.sens, f.name)).tolist() for f in _SENS_FIELDS},
+        }
+
+    def report(self, checkpoint: str | Path) -> dict:
+        """What ``cimjax proxy sensitivities`` prints: the checkpoint, its calibration, the uniform budgets
+        of the two measured proxies and the measured ones, and :meth:`Sensitivities.summary`."""
+        from cimjax.quant.proxy import make_proxy, uniform_budgets
+
+        n_layers = self.spec.n_layers
+        return {
+            "checkpoint": str(checkpoint),
+            "checkpoint_hash": self.checkpoint_hash,
+            "n_layers": n_layers,
+            "calibration": self.calibration.describe(self.spec.vocab),
+            "budgets": {
+                name: uniform_budgets(make_proxy(name, self.sens), n_layers)
+                for name in ("hessian_measured", "loss_curves")
+            },
+            "measured_budgets": {name: self.uniform_loss[b] for name, b in (("int8", 8), ("int6", 6), ("int4", 4))},
+            **self.sens.summary(),
         }
 
     def save(self, path: str | Path) -> Path:

@@ -393,3 +393,11 @@ def reproduce_paper(
         "trends": trends,
         "files": files,
     }
+
+
+def write_directory_meta(directory: Path, files: Sequence[str], tech: Technology) -> Path:
+    """``meta.json``: one side-car for a whole :func:`reproduce_paper` directory, whose files are lists and
+    tables with no room for ``meta``; it names the ``files`` it describes."""
+    path = Path(directory) / "meta.json"
+    write_json(path, {"describes": sorted(files), "meta": make_meta(None, tech)})
+    return path

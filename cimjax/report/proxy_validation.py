@@ -420,3 +420,17 @@ def scatter_plot(result: ValidationResult, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def write_outputs(directory: Path, result: ValidationResult) -> list[Path]:
+    """``validation.json`` (:meth:`ValidationResult.to_json`) and ``proxy_scatter.png`` in ``directory``,
+    each written whole or not at all; returns their paths."""
+    import json
+
+    from cimjax.files import atomic_path, atomic_write
+
+    files = [Path(directory) / "validation.json", Path(directory) / "proxy_scatter.png"]
+    atomic_write(files[0], json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
+    with atomic_path(files[1]) as tmp:
+        scatter_plot(result, tmp)
+    return files
