@@ -68,58 +68,24 @@ def _uniform_width(measured: Measured, target: float) -> int | None:
     return next((b for b in UNIFORM_WIDTHS if measured.uniform_loss[b] <= target), None)
 
 
-def optimize_measured(
-    measured: Measured,
-    budget: str | float,
-    *,
-    model: DecoderLM | None = None,
-    verify: bool = False,
-    max_rounds: int = MAX_ROUNDS,
-    alpha: float = 1.0,
-    area_max: float | None = None,
-    method: str = "gradient",
-    seed: int = 0,
-    tech: Technology | None = None,
-    settings: JointSettings | None = None,
-    progress: Progress | None = None,
-    tolerance: float = 0.0,
-    log=None,
-) -> dict:
-    """Optimises a checkpoint's bits and hardware against its measured budget; the JSON of ``optimize``.
-
-    Adds to :func:`cimjax.joint.runner.optimize_report`'s keys: ``measured_budget``, ``measured_loss``
-    (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry per round: proxy
-    budget, proxy, measured loss, tokens/s), ``verify_wall_s``, ``calibration``; ``baseline`` gains its
-    ``measured_loss`` and ``width``.
-
-    Raises:
-      ValueError: a malformed argument, or ``verify`` without a model.
-      InfeasibleError: no design can meet the request.
-    """
-    say = log or (lambda msg: None)
-    if verify and model is None:
-        raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
-    if not (isinstance(max_rounds, int) and max_rounds >= 1):
-        raise ValueError(f"max_rounds = {max_rounds!r} must be a positive integer")
-    spec = measured.spec
-    target, label = measured_budget(measured, budget)
+def _optimise_and_measure(measured, target, model, verify, max_rounds, solve, say) -> tuple[list, list, int]:
+    """The rounds: solve the problem at the current proxy budget, measure the design (with ``verify``),
+    correct the budget. Returns the per-round history, the candidates ``(problem, report, measured loss or
+    None)`` and the evaluations spent. ``solve(proxy_budget, proxy)`` returns ``(problem, report, evaluations)``."""
     fit_tables, fit_loss = list(measured.joint_tables), list(measured.joint_loss)
     proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
     windows = measured.calibration.check_tokens() if verify else None
     proxy_budget = target
     failed_at = math.inf  # the smallest proxy budget whose design measured over the budget
-    history, candidates = [], []
-    start = time.perf_counter()
-    evaluations = 0
+    history, candidates, evaluations = [], [], 0
     for round_no in range(1, (max_rounds if verify else 1) + 1):
         try:
-            problem = make_problem(spec, proxy_budget, proxy=proxy, alpha=alpha, area_max=area_max, tech=tech)
+            problem, report, n = solve(proxy_budget, proxy)
         except InfeasibleError:
             if not candidates:
                 raise
             say(f"round {round_no}: the corrected proxy budget {proxy_budget:.4g} cannot be met; stopping")
             break
-        report, n = run_method(problem, method, seed=seed, progress=progress, settings=settings)
         evaluations += n
         table = table_from_bits(report["bits"])
         entry = {"round": round_no, "proxy_budget": proxy_budget, "proxy": report["proxy"],
@@ -148,27 +114,81 @@ def optimize_measured(
         passed = [h["proxy_budget"] for h in history if h["measured_loss"] is not None and h["measured_loss"] <= target]
         if passed:  # between the largest passing budget and this failure
             proxy_budget = math.sqrt(max(passed) * failed_at)
-    verify_wall = time.perf_counter() - start
+    return history, candidates, evaluations
 
+
+def _against_uniform(measured, target, candidates, verify, tolerance) -> tuple:
+    """The best candidate measured within the budget (else the last one), compared with the measured
+    uniform baseline: returns its problem, the design reported, its measured loss and the comparison's keys."""
     within = [c for c in candidates if c[2] is not None and c[2] <= target]
     problem, report, loss = min(
-        within or candidates[-1:], key=lambda c: float(alpha_objective(c[1]["latency_s"], c[1]["energy_j"], alpha))
+        within or candidates[-1:],
+        key=lambda c: float(alpha_objective(c[1]["latency_s"], c[1]["energy_j"], c[0].alpha)),
     )
     width = _uniform_width(measured, target)
     extras: dict = {"baseline": None, "gain": None, "objective_note": objective_note(problem.alpha, problem.area_max)}
-    if width is not None:
-        base = uniform_front(problem, [width])[0].report
-        base = base | {"feasible": True}  # measured within the budget (its proxy is not what counts here)
-        if verify and not within:  # no optimised design measured within: the uniform one is returned
-            report = report | {"feasible": False}
-        chosen, comparison = compare(report, base, problem.alpha, problem.area_max, tolerance)
-        if chosen is not report:  # the measured-within-budget uniform design: it is what we return
-            report, loss = chosen, measured.uniform_loss[width]
-        baseline = {k: base[k] for k in BASELINE_KEYS}
-        extras = comparison | {
-            "baseline": baseline | {"width": width, "measured_loss": measured.uniform_loss[width]},
-            "gain": report["tokens_per_s"] / base["tokens_per_s"],
-        }
+    if width is None:
+        return problem, report, loss, extras
+    base = uniform_front(problem, [width])[0].report
+    base = base | {"feasible": True}  # measured within the budget (its proxy is not what counts here)
+    if verify and not within:  # no optimised design measured within: the uniform one is returned
+        report = report | {"feasible": False}
+    chosen, comparison = compare(report, base, problem.alpha, problem.area_max, tolerance)
+    if chosen is not report:  # the measured-within-budget uniform design: it is what we return
+        report, loss = chosen, measured.uniform_loss[width]
+    baseline = {k: base[k] for k in BASELINE_KEYS}
+    extras = comparison | {
+        "baseline": baseline | {"width": width, "measured_loss": measured.uniform_loss[width]},
+        "gain": report["tokens_per_s"] / base["tokens_per_s"],
+    }
+    return problem, report, loss, extras
+
+
+def optimize_measured(
+    measured: Measured,
+    budget: str | float,
+    *,
+    model: DecoderLM | None = None,
+    verify: bool = False,
+    max_rounds: int = MAX_ROUNDS,
+    alpha: float = 1.0,
+    area_max: float | None = None,
+    method: str = "gradient",
+    seed: int = 0,
+    tech: Technology | None = None,
+    settings: JointSettings | None = None,
+    progress: Progress | None = None,
+    tolerance: float = 0.0,
+    log=None,
+) -> dict:
+    """Optimises a checkpoint's bits and hardware against its measured budget; the JSON of ``optimize``.
+
+    Adds to :func:`cimjax.joint.runner.optimize_report`'s keys: ``measured_budget``, ``measured_loss``
+    (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry per round: proxy
+    budget, proxy, measured loss, tokens/s), ``verify_wall_s``, ``calibration``; ``baseline`` gains its
+    ``measured_loss`` and ``width``.
+
+    Raises:
+      ValueError: a malformed argument, or ``verify`` without a model.
+      InfeasibleError: no design can meet the request.
+    """
+    if verify and model is None:
+        raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
+    if not (isinstance(max_rounds, int) and max_rounds >= 1):
+        raise ValueError(f"max_rounds = {max_rounds!r} must be a positive integer")
+    spec = measured.spec
+    target, label = measured_budget(measured, budget)
+
+    def solve(proxy_budget: float, proxy) -> tuple:
+        problem = make_problem(spec, proxy_budget, proxy=proxy, alpha=alpha, area_max=area_max, tech=tech)
+        report, n = run_method(problem, method, seed=seed, progress=progress, settings=settings)
+        return problem, report, n
+
+    start = time.perf_counter()
+    say = log or (lambda msg: None)
+    history, candidates, evaluations = _optimise_and_measure(measured, target, model, verify, max_rounds, solve, say)
+    verify_wall = time.perf_counter() - start
+    problem, report, loss, extras = _against_uniform(measured, target, candidates, verify, tolerance)
     note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}"
     return (
         Result(report)
