@@ -29,6 +29,7 @@ from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
+from cimjax.search.pareto import log_alpha_objective
 from cimjax.workload.models import get_model
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset
@@ -80,7 +81,7 @@ def main() -> None:
 
     def relaxed_objective(h, tau):
         costs = evaluate(h, prec, spec, workload, tech, relaxed_ops(tau), with_prefill=False)
-        return ALPHA * jnp.log(costs.latency_s) + (1.0 - ALPHA) * jnp.log(costs.energy_j)
+        return log_alpha_objective(costs.latency_s, costs.energy_j, ALPHA)
 
     tau = jnp.float32(TEMPERATURE)
     cases = {
