@@ -110,6 +110,8 @@ def test_padded_batches_equal_one_unpadded_call():
     np.testing.assert_array_equal(pad_rows(choices[:2], 4), choices[[0, 1, 1, 1]])
     with pytest.raises(ValueError, match="cannot be padded"):
         pad_rows(choices, 4)
+    with pytest.raises(ValueError, match="no designs"):
+        in_batches(run, 3, (choices[:0], prec), TECH)
 
 
 def test_bad_evaluator_requests_name_the_argument():

@@ -113,6 +113,8 @@ def in_batches(run: Callable, batch: int, rows: tuple, *shared) -> list[np.ndarr
     """``run(*block, *shared)`` over ``rows`` (arrays or pytrees sharing a leading axis of n >= 1 designs) in
     blocks of ``batch``, the last padded by :func:`pad_rows`; every output cut back to n and joined, float64."""
     n = len(jax.tree.leaves(rows)[0])
+    if n == 0:
+        raise ValueError("no designs to evaluate; allowed: at least one")
     parts = []
     for first in range(0, n, batch):
         block = jax.tree.map(lambda x, first=first: pad_rows(np.asarray(x)[first : first + batch], batch), rows)
