@@ -83,12 +83,12 @@ def main() -> None:
     spec = resolve_model(args.model)
     prec = compress_uniform(resolve_precision(args.precision, spec))
     workload, tech = Workload(), default_technology()
-    hw = jax.tree.map(lambda x: x[None], HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN))  # a batch of one
+    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
     steps, starts = 200, 32
     temperatures = jnp.asarray(np.geomspace(1.0, 1e-3, steps), jnp.float32)
     programs = {
         "evaluate": (
-            make_evaluator(spec, workload, designs="config", full=True),
+            make_evaluator(spec, workload, designs="design", full=True),
             (hw, resolve_precision(args.precision, spec), tech),
         ),
         "sweep-chunk": (

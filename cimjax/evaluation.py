@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import jax
 import numpy as np
 
 from cimjax.cost.batched import make_evaluator
@@ -28,11 +27,8 @@ from cimjax.workload.spec import ModelSpec
 
 
 def _evaluate(hw: HardwareConfig, prec: Precision, spec: ModelSpec, workload: Workload, tech: Technology) -> Costs:
-    """``evaluate`` of one design, as a batch of one of the batched evaluator (compiled once per model and
-    workload, kept on disk: cimjax.cache)."""
-    run = make_evaluator(spec, workload, designs="config", full=True)
-    batch = jax.tree.map(lambda x: np.asarray(x)[None], hw)  # on the host: no small programs to compile
-    return jax.tree.map(lambda x: np.asarray(x)[0], run(batch, prec, tech))
+    """``evaluate`` of one design, compiled once per model and workload and kept on disk (cimjax.cache)."""
+    return make_evaluator(spec, workload, designs="design", full=True)(hw, prec, tech)
 
 
 def roofline_tokens_per_s(dram_bits: float, tech: Technology, tokens: int) -> float:

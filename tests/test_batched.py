@@ -85,17 +85,20 @@ def test_range_evaluator_repeats_the_last_design_past_the_end():
     np.testing.assert_array_equal(latency[2:], np.full(6, latency[2]))
 
 
-def test_full_costs_of_a_batch_of_one_equal_the_unbatched_model_with_and_without_jit():
+def test_full_costs_of_one_design_and_of_a_batch_of_one_equal_the_model_with_and_without_jit():
     hw = HardwareConfig.from_dict({name: values[1] for name, values in PAPER_SPACE.values.items()})
     prec = Precision.uniform(SPEC.n_layers, 4)
-    batched = make_evaluator(SPEC, WORKLOAD, designs="config", full=True)
-    costs = batched(jax.tree.map(lambda x: x[None], hw), prec, TECH)
-    assert costs.prefill is not None  # full=True keeps the prefill phase
+    single = make_evaluator(SPEC, WORKLOAD, designs="design", full=True)(hw, prec, TECH)
+    batch = make_evaluator(SPEC, WORKLOAD, designs="config", full=True)(jax.tree.map(lambda x: x[None], hw), prec, TECH)
+    assert single.prefill is not None and batch.prefill is not None  # full=True keeps the prefill phase
     eager = evaluate(hw, prec, SPEC, WORKLOAD, TECH)
     jitted = jax.jit(lambda h: evaluate(h, prec, SPEC, WORKLOAD, TECH))(hw)
     for other in (eager, jitted):
-        for mine, theirs in zip(jax.tree.leaves(costs), jax.tree.leaves(other), strict=True):
-            np.testing.assert_allclose(np.asarray(mine)[0], np.asarray(theirs), rtol=1e-6)
+        for mine, mine_batched, theirs in zip(
+            jax.tree.leaves(single), jax.tree.leaves(batch), jax.tree.leaves(other), strict=True
+        ):
+            np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-6)
+            np.testing.assert_allclose(np.asarray(mine_batched)[0], np.asarray(theirs), rtol=1e-6)
 
 
 def test_padded_batches_equal_one_unpadded_call():
@@ -121,6 +124,8 @@ def test_bad_evaluator_requests_name_the_argument():
         make_evaluator(SPEC, WORKLOAD, SMALL, "range")
     with pytest.raises(ValueError, match="size"):
         make_evaluator(SPEC, WORKLOAD, SMALL, "choice", size=4)
+    with pytest.raises(ValueError, match="per_design_precision"):
+        make_evaluator(SPEC, WORKLOAD, SMALL, "design", per_design_precision=True)
     with pytest.raises(ValueError, match="devices"):
         make_evaluator(SPEC, WORKLOAD, SMALL, "choice", devices=tuple(jax.devices()))
 

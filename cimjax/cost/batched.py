@@ -7,6 +7,8 @@ and technology are traced arguments, so calibration loops and precision or alpha
 How a call names its designs (``designs``):
 
 * ``"config"``: a :class:`HardwareConfig` whose leaves have a leading batch axis (any values);
+* ``"design"``: one :class:`HardwareConfig` (scalar leaves), not batched: the API's single design (a batch
+  of one would compile about 12 % more operations, benchmarks/compile_time.py);
 * ``"choice"``: per-field choice indices into ``space``, int ``(B, 9)`` (:meth:`DesignSpace.from_choice_indices`);
 * ``"range"``: a start index; the call costs the ``size`` designs numbered ``start, start + 1, ...`` by
   ``space.decode``: flat indices of a :class:`DesignSpace`, or ranks of any other enumeration with
@@ -14,7 +16,7 @@ How a call names its designs (``designs``):
   designs). Numbers past the end repeat the last design. With ``devices``, a 1-D mesh over them: device
   ``i`` costs the ``size`` designs from ``start + i * size`` (``jax.shard_map``), outputs in order.
 
-``run`` returns the decode phase's ``(latency_s, energy_j, area_mm2)`` per design, or with ``full=True``
+``run`` returns the decode phase's ``(latency_s, energy_j, area_mm2)`` (per design), or with ``full=True``
 the whole :class:`Costs` (breakdowns, prefill included). :func:`in_batches` feeds any number of designs to
 a ``config``/``choice`` evaluator in padded batches of one size (one compiled shape).
 """
@@ -38,7 +40,7 @@ from cimjax.workload.spec import ModelSpec
 
 enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 
-DESIGNS = ("config", "choice", "range")
+DESIGNS = ("config", "choice", "range", "design")
 """How an evaluator's calls name their designs (see the module docstring)."""
 
 AXIS = "designs"
@@ -71,15 +73,19 @@ def make_evaluator(
         raise ValueError(f"size = {size!r}: a 'range' evaluator needs a size >= 1, and only it takes one")
     if devices is not None and designs != "range":
         raise ValueError(f"devices are for 'range' evaluators, not {designs!r} ones")
+    if per_design_precision and designs == "design":
+        raise ValueError("per_design_precision needs a batch of designs, not designs = 'design'")
 
     def costs(hw, prec, tech):
-        one = jax.vmap(
-            lambda h, p: evaluate(h, p, spec, workload, tech, with_prefill=full),
-            in_axes=(0, 0 if per_design_precision else None),
-        )(hw, prec)
-        return one if full else (one.latency_s, one.energy_j, one.area_mm2)
+        def one(h, p):
+            return evaluate(h, p, spec, workload, tech, with_prefill=full)
 
-    if designs == "config":
+        if designs != "design":
+            one = jax.vmap(one, in_axes=(0, 0 if per_design_precision else None))
+        out = one(hw, prec)
+        return out if full else (out.latency_s, out.energy_j, out.area_mm2)
+
+    if designs in ("config", "design"):
         run = costs
     elif designs == "choice":
 
