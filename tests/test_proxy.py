@@ -4,6 +4,7 @@ import dataclasses
 import json
 import threading
 
+import matplotlib
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -111,7 +112,13 @@ def test_validation_reports_every_variant(result, tmp_path):
     assert payload["kendall_tau"] == max(v.kendall_tau for v in result.variants if v.kendall_tau is not None)
     budgets = payload["budgets"]
     assert budgets["int8"] <= budgets["int6"] <= budgets["int4"]
-    png = scatter_plot(result, tmp_path / "scatter.png")
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # as a notebook's backend: drawing the scatter must leave it alone
+    try:
+        png = scatter_plot(result, tmp_path / "scatter.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

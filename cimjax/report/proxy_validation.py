@@ -391,15 +391,15 @@ def validate_frontier(
 
 
 def scatter_plot(result: ValidationResult, path: str | Path) -> Path:
-    """Predicted vs measured loss increase of every variant on the held-out assignments (log-log PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Predicted vs measured loss increase of every variant on the held-out assignments (log-log PNG), drawn
+    without pyplot so the caller's matplotlib backend (a notebook's) is left alone."""
+    from matplotlib.figure import Figure
 
     n = len(result.variants)
     cols = 4
-    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(4 * cols, 3.6 * ((n + cols - 1) // cols)))
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols)
     measured = np.maximum(np.asarray(result.measured), 1e-6)
     for ax, v in zip(np.ravel(axes), result.variants, strict=False):
         predicted = np.maximum(v.predicted, 1e-9)
@@ -418,7 +418,6 @@ def scatter_plot(result: ValidationResult, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
