@@ -129,24 +129,33 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number (allowed: finite numbers only)")
-
-
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def _first_nonfinite(value, seen: set[int]) -> str | None:
-    """Where a NaN/infinity hides in parsed YAML (``.nan``, ``.inf``), or None; shared nodes visited once."""
+def _first_nonfinite(value, seen: set[int], where: str = "") -> str | None:
+    """Where the first NaN/infinity of parsed JSON or YAML is, as ``field 'c_v[0]' = inf``, or None;
+    shared (YAML-aliased) nodes are visited once."""
     if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
+        return f"field {where!r} = {value!r}" if where else repr(value)
     if isinstance(value, dict | list) and id(value) not in seen:
         seen.add(id(value))
-        for item in value.values() if isinstance(value, dict) else value:
-            found = _first_nonfinite(item, seen)
+        if isinstance(value, dict):
+            items = ((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
+        else:
+            items = ((f"{where}[{i}]", item) for i, item in enumerate(value))
+        for place, item in items:
+            found = _first_nonfinite(item, seen, place)
             if found:
                 return found
     return None
+
+
+def _refuse_nonfinite(data, what: str, path: Path):
+    """``data`` unless it holds a NaN or infinity; InputError naming the field otherwise."""
+    found = _first_nonfinite(data, set())
+    if found:
+        raise InputError(f"{what} file {path} holds {found}; allowed: finite numbers only")
+    return data
 
 
 def _parse_yaml(text: str, what: str, path: Path):
@@ -156,10 +165,7 @@ def _parse_yaml(text: str, what: str, path: Path):
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError) as err:
         raise InputError(f"{what} file {path} is not valid YAML: {' '.join(str(err).split())[:200]}") from None
-    found = _first_nonfinite(data, set())
-    if found:
-        raise InputError(f"{what} file {path} holds {found}; allowed: finite numbers only")
-    return data
+    return _refuse_nonfinite(data, what, path)
 
 
 def read_json(path: str | Path, what: str):
@@ -185,10 +191,11 @@ def read_json(path: str | Path, what: str):
     if path.suffix.lower() in YAML_SUFFIXES:
         return _parse_yaml(text, what, path)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text)  # NaN and +-Infinity parse as floats, refused below with where they are
     except ValueError as err:
         detail = str(err).splitlines()[0]
         raise InputError(f"{what} file {path} is not valid JSON: {detail}") from None
+    return _refuse_nonfinite(data, what, path)
 
 
 def json_object(data, what: str, path) -> dict:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from cimjax.cli.main import app
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE
 from cimjax.hardware.technology import ALL_PARAMETERS, PARAMETERS, Technology
+from cimjax.jsonfile import read_json
 from cimjax.report.study import load_space
 from cimjax.schema import NAMES, schema
 
@@ -41,6 +42,25 @@ def test_bad_yaml_is_a_one_line_error(tmp_path):
     (tmp_path / "bad.yaml").write_text("c_v: [1,\n")
     result = runner.invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--config", str(tmp_path / "bad.yaml")])
     assert result.exit_code == 2 and "is not valid YAML" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "where"),
+    [
+        ('{"c_v": [1, Infinity]}', ".json", "field 'c_v[1]' = inf"),
+        ('{"dram_efficiency": NaN}', ".json", "field 'dram_efficiency' = nan"),
+        ('{"a": {"b": [-Infinity]}}', ".json", "field 'a.b[0]' = -inf"),
+        ("c_v: [1, .inf]", ".yaml", "field 'c_v[1]' = inf"),
+        ("[.nan]", ".yaml", "field '[0]' = nan"),
+    ],
+)
+def test_non_finite_numbers_are_refused_where_they_are(tmp_path, text, suffix, where):
+    """JSON's NaN/Infinity (which Python writes for float('inf')) and YAML's .nan/.inf: the error names the field."""
+    path = tmp_path / f"space{suffix}"
+    path.write_text(text)
+    with pytest.raises(ValueError) as refused:
+        read_json(path, "space")
+    assert str(refused.value) == f"space file {path} holds {where}; allowed: finite numbers only"
 
 
 def test_schemas_match_what_the_loaders_accept():

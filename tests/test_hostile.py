@@ -168,7 +168,7 @@ def test_technology_files_refuse_absurd_constants(tmp_path, data):
     value = data.draw(_bad_tech_value(name))
     path = write(tmp_path / "tech.json", json.dumps({name: value}))
     line = refused(["evaluate", "--model", MODEL, "--tech", path, "--json"])
-    assert name in line or "is not a JSON number" in line  # an infinity is refused by the JSON reader
+    assert name in line
 
 
 @HYPOTHESIS
@@ -328,7 +328,7 @@ def test_sensitivities_refuse_bad_checkpoint_config(checkpoint, tmp_path, field,
     cfg = json.loads((ckpt / "config.json").read_text()) | {field: value}
     (ckpt / "config.json").write_text(json.dumps(cfg))
     line = refused(["proxy", "sensitivities", "--checkpoint", ckpt])
-    assert field in line or "NaN is not a JSON number" in line
+    assert field in line
 
 
 def test_sensitivities_refuse_non_finite_weights(checkpoint, tmp_path):
