@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cimjax import validation
+import cimjax.validation as validation
 
 
 def read_json(path: str | Path, what: str):

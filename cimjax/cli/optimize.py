@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cimjax import validation
+import cimjax.validation as validation
 from cimjax.cli.common import (
     JsonOpt,
     TechOpt,

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cimjax import validation
+import cimjax.validation as validation
 from cimjax.cli.common import err, user_errors
 from cimjax.cli.common import out as stdout
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax import validation
+import cimjax.validation as validation
 from cimjax.hardware.macro import EDGECIM_MACRO, Macro
 from cimjax.jsonfile import read_json
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orbax.checkpoint as ocp
 
-from cimjax import files
+import cimjax.files as files
 from cimjax.joint.descent import JointState
 from cimjax.joint.problem import JointProblem
 from cimjax.joint.settings import JointSettings

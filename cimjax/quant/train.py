@@ -23,7 +23,7 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from cimjax import files
+import cimjax.files as files
 from cimjax.cache import cache_dir
 from cimjax.lm.model import Builder, DecoderLM, functional, token_nll
 from cimjax.quant import corpus

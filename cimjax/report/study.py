@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cimjax import validation
+import cimjax.validation as validation
 
 # NumPy, JAX and the cost model are imported inside the functions that use them, so that the CLI may
 # import this module at start-up (`--help` included) without importing any of them.

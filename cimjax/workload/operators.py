@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from cimjax import validation
+import cimjax.validation as validation
 from cimjax.workload.precision import LINEAR_OPS
 from cimjax.workload.spec import ModelSpec
 
