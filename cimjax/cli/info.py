@@ -16,32 +16,9 @@ from cimjax.cli.common import JsonOpt, out, user_errors
 @user_errors
 def tech_command(as_json: JsonOpt = False) -> None:
     """List every technology constant: value, unit and source (override any with --tech FILE)."""
-    from cimjax.hardware.macro import EDGECIM_MACRO
-    from cimjax.hardware.technology import (
-        FU_OPS_PER_ELEMENT,
-        PARAMETERS,
-        SWITCH_VALUES,
-        SWITCHES,
-        allowed_range,
-    )
+    from cimjax.hardware.technology import constants_table
 
-    rows = [{"name": n, "value": p.value, "unit": p.unit, "source": p.source, "overridable": True,
-             "minimum": allowed_range(n)[0], "maximum": allowed_range(n)[1]}
-            for n, p in PARAMETERS.items()]  # fmt: skip
-    rows += [{"name": n, "value": p.value, "unit": p.unit, "source": p.source, "overridable": True,
-              "allowed": list(SWITCH_VALUES)}
-             for n, p in SWITCHES.items()]  # fmt: skip
-    rows += [
-        {"name": "MACRO_ROWS", "value": EDGECIM_MACRO.rows, "unit": "inputs", "overridable": False,
-         "source": "EdgeCIM PE: a 16x16 SRAM macro sums 16 inputs per column per cycle"},
-        {"name": "MACRO_COLS", "value": EDGECIM_MACRO.columns, "unit": "bit columns", "overridable": False,
-         "source": "EdgeCIM PE: a b-bit weight occupies b adjacent bit columns of the 16"},
-    ]  # fmt: skip
-    rows += [
-        {"name": f"fu_ops.{k}", "value": v, "unit": "16-bit ops/element", "overridable": False,
-         "source": "functional-unit work per element (reasoning in docs/model.md)"}
-        for k, v in FU_OPS_PER_ELEMENT.items()
-    ]  # fmt: skip
+    rows = constants_table()
     if as_json:
         sys.stdout.write(json.dumps({"technology": rows}) + "\n")
         return

@@ -247,3 +247,27 @@ def markdown_table() -> str:
     rows = ["| parameter | value | unit | source |", "|---|---|---|---|"]
     rows += [f"| `{n}` | {p.value:.4g} | {p.unit} | {p.source} |" for n, p in ALL_PARAMETERS.items()]
     return "\n".join(rows)
+
+
+def constants_table() -> list[dict]:
+    """Every constant as ``cimjax tech`` lists it: name, value, unit, source, whether ``--tech`` may
+    override it, and its allowed range (``minimum``/``maximum``, or ``allowed`` for switches); the macro
+    geometry and the functional-unit work per element are structural."""
+    rows = [{"name": n, "value": p.value, "unit": p.unit, "source": p.source, "overridable": True,
+             "minimum": allowed_range(n)[0], "maximum": allowed_range(n)[1]}
+            for n, p in PARAMETERS.items()]  # fmt: skip
+    rows += [{"name": n, "value": p.value, "unit": p.unit, "source": p.source, "overridable": True,
+              "allowed": list(SWITCH_VALUES)}
+             for n, p in SWITCHES.items()]  # fmt: skip
+    rows += [
+        {"name": "MACRO_ROWS", "value": EDGECIM_MACRO.rows, "unit": "inputs", "overridable": False,
+         "source": "EdgeCIM PE: a 16x16 SRAM macro sums 16 inputs per column per cycle"},
+        {"name": "MACRO_COLS", "value": EDGECIM_MACRO.columns, "unit": "bit columns", "overridable": False,
+         "source": "EdgeCIM PE: a b-bit weight occupies b adjacent bit columns of the 16"},
+    ]  # fmt: skip
+    rows += [
+        {"name": f"fu_ops.{k}", "value": v, "unit": "16-bit ops/element", "overridable": False,
+         "source": "functional-unit work per element (reasoning in docs/model.md)"}
+        for k, v in FU_OPS_PER_ELEMENT.items()
+    ]  # fmt: skip
+    return rows
