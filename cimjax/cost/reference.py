@@ -66,6 +66,90 @@ def _area(hw: dict, t: dict, pe_area: float, mc: Macro) -> tuple[float, float]:
     return core + buses, 0.5 * (math.sqrt(tile) + math.sqrt(cluster) + math.sqrt(core))
 
 
+ACTIVITIES = ("dram_bits", "streamed_bits", "pe_cycles", "adds", "moved_bits", "fu_ops")
+
+
+def _layer(wb: dict, ab: dict, kvb: int, streamed: dict, hw: dict, spec: ModelSpec, wl: Workload, t: dict, mc: Macro):
+    """Seconds one layer adds over every decode step, and its activity counts (``ACTIVITIES``).
+
+    Args:
+      wb, ab, kvb: this layer's weight bits (by linear operator), activation bits (by matmul) and KV bits.
+      streamed: bits per weight fetched from DRAM (weight bits plus group-scale overhead).
+    """
+    C = hw["c_v"] * hw["c_h"]
+    T_A = hw["t_v_act"] * hw["t_h_act"]
+    P2 = hw["pes_per_tile"]
+    N_A = T_A * P2
+    f = t["clock_hz"]
+    dram_rate = t["dram_peak_bytes_per_s"] * 8 * t["dram_efficiency"]
+    block = wl.attention_block
+    shapes = linear_shapes(spec)
+    grp, hd, n_kv = spec.group_size, spec.head_dim, spec.n_kv_heads
+    cluster_drain = _log2_ceil(P2) + _log2_ceil(T_A) + 1
+    chip_drain = cluster_drain + _log2_ceil(C)
+    rounds = math.ceil(n_kv / C)
+    streaming_per_round = [C] * (rounds - 1) + [n_kv - (rounds - 1) * C]
+
+    cyc = {n: math.ceil(bits / mc.input_bits_per_cycle) for n, bits in ab.items()}  # macro cycles per input
+    group_shapes = {"q": (spec.hidden, grp * hd), "k": (spec.hidden, hd), "v": (spec.hidden, hd)}
+    q_stages = {n: math.ceil(_loads(*group_shapes[n], wb[n], mc) / N_A) for n in group_shapes}
+    n_qkv = sum(q_stages.values())
+    qkv_bits = sum(group_shapes[n][0] * group_shapes[n][1] * streamed[n] for n in group_shapes)
+    qkv_cycles = sum(q_stages[n] * cyc[n] for n in q_stages) / n_qkv
+
+    per_row = _per_row(kvb, mc)
+    loads_k = math.ceil(hd / mc.rows) * math.ceil(block / per_row)
+    loads_v = math.ceil(block / mc.rows) * math.ceil(hd / per_row)
+    s_blk = max(math.ceil(2 * loads_k / N_A), math.ceil(2 * loads_v / N_A))
+    att_cycles = max(grp * max(cyc["qk"], cyc["pv"]), grp * block / t["fu_lanes"] / s_blk)
+
+    def all_clusters(names, drain):
+        loads = {n: _loads(*shapes[n], wb[n], mc) for n in names}
+        stages = math.ceil(sum(loads.values()) / (C * N_A))
+        bits = sum(shapes[n][0] * shapes[n][1] * streamed[n] for n in names)
+        cycles = sum(loads[n] * cyc[n] for n in names) / sum(loads.values())
+        return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t, mc)
+
+    fu_elements = sum(n for k, n in aux_elements(spec).items() if k != "softmax_per_key")
+    latency = 0.0
+    work = dict.fromkeys(ACTIVITIES, 0.0)
+    for ctx in wl.context_lengths():
+        n_blocks = math.ceil(ctx / block)
+        stream = 0.0  # this layer's operators, one after another
+        for streaming in streaming_per_round:
+            stream += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t, mc)
+            att_bits = 2 * block * hd * kvb / s_blk
+            stream += _phase(n_blocks * s_blk, att_bits, streaming, att_cycles, cluster_drain, hw, t, mc)
+        stream += all_clusters(("o",), chip_drain)
+        stream += all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain)
+        fu = fu_elements / (t["fu_lanes"] * C * f)
+        latency += stream + (max(fu - stream, 0.0) if t["fu_overlap"] else fu)
+        step_kv_write = 2 * spec.kv_dim * kvb
+        step_aux = aux_parameters(spec) * HP
+        latency += (step_kv_write + step_aux) / dram_rate
+
+        # Traffic and work of this step.
+        step_weights = sum(d_in * d_out * streamed[n] for n, (d_in, d_out) in shapes.items())
+        step_kv_read = ctx * 2 * spec.kv_dim * kvb
+        work["dram_bits"] += step_weights + step_kv_read + step_kv_write + step_aux
+        work["streamed_bits"] += step_weights + step_kv_read
+        for n, (d_in, d_out) in shapes.items():
+            in_group = n in group_shapes
+            loads = n_kv * _loads(*group_shapes[n], wb[n], mc) if in_group else _loads(d_in, d_out, wb[n], mc)
+            work["pe_cycles"] += loads * cyc[n]
+            work["adds"] += (math.ceil(d_in / mc.rows) - 1) * d_out
+            work["moved_bits"] += d_in * ab[n] * C + d_out * HP
+        work["pe_cycles"] += n_kv * grp * n_blocks * (loads_k * cyc["qk"] + loads_v * cyc["pv"])
+        work["adds"] += spec.n_heads * (
+            (math.ceil(hd / mc.rows) - 1) * ctx + hd * (math.ceil(block / mc.rows) * n_blocks - 1)
+        )
+        work["moved_bits"] += spec.q_dim * (ab["qk"] + HP) + spec.n_heads * ctx * ab["pv"]
+        for name, n in aux_elements(spec).items():
+            count = n * ctx if name == "softmax_per_key" else n
+            work["fu_ops"] += count * FU_OPS_PER_ELEMENT[name]
+    return latency, work
+
+
 def reference_costs(
     hw: dict,
     w: list,
@@ -88,109 +172,33 @@ def reference_costs(
       macro: the PE macro; its energies and area are ``pe_cycle_energy``, ``pe_write_energy_per_bit``
         and ``pe_area_mm2`` of ``t`` unless it overrides them (``Macro.cycle_energy`` etc.).
     """
-    mc = macro
     values = SimpleNamespace(**t)  # what the macro's pricing methods read
-    e_cycle, e_write, pe_area = mc.cycle_energy(values), mc.write_energy_per_bit(values), mc.area_mm2(values)
-    C = hw["c_v"] * hw["c_h"]
-    T_A = hw["t_v_act"] * hw["t_h_act"]
-    P2 = hw["pes_per_tile"]
-    N_A = T_A * P2
-    f = t["clock_hz"]
-    dram_rate = t["dram_peak_bytes_per_s"] * 8 * t["dram_efficiency"]
-    G, block = wl.generate, wl.attention_block
-    shapes = linear_shapes(spec)
-    grp, hd, n_kv = spec.group_size, spec.head_dim, spec.n_kv_heads
-
-    area, wire = _area(hw, t, pe_area, mc)
-
-    cluster_drain = _log2_ceil(P2) + _log2_ceil(T_A) + 1
-    chip_drain = cluster_drain + _log2_ceil(C)
-    rounds = math.ceil(n_kv / C)
-    streaming_per_round = [C] * (rounds - 1) + [n_kv - (rounds - 1) * C]
+    e_cycle, e_write = macro.cycle_energy(values), macro.write_energy_per_bit(values)
+    area, wire = _area(hw, t, macro.area_mm2(values), macro)
 
     latency = 0.0
-    dram_bits = streamed_bits = pe_cycles = adds = moved_bits = fu_ops = 0.0
+    work = dict.fromkeys(ACTIVITIES, 0.0)
     for layer in range(spec.n_layers):
         wb = dict(zip(LINEAR_OPS, w[layer], strict=True))
         extra = overhead[layer] if overhead is not None else [0.0] * len(LINEAR_OPS)
         streamed = {n: wb[n] + extra[j] for j, n in enumerate(LINEAR_OPS)}  # bits per weight from DRAM
         ab = dict(zip(MATMUL_OPS, a[layer], strict=True))
-        cyc = {n: math.ceil(bits / mc.input_bits_per_cycle) for n, bits in ab.items()}  # macro cycles per input
-        kvb = kv[layer]
-        group_shapes = {"q": (spec.hidden, grp * hd), "k": (spec.hidden, hd), "v": (spec.hidden, hd)}
-        q_stages = {n: math.ceil(_loads(*group_shapes[n], wb[n], mc) / N_A) for n in group_shapes}
-        n_qkv = sum(q_stages.values())
-        qkv_bits = sum(group_shapes[n][0] * group_shapes[n][1] * streamed[n] for n in group_shapes)
-        qkv_cycles = sum(q_stages[n] * cyc[n] for n in q_stages) / n_qkv
+        layer_latency, layer_work = _layer(wb, ab, kv[layer], streamed, hw, spec, wl, t, macro)
+        latency += layer_latency
+        work = {k: work[k] + layer_work[k] for k in ACTIVITIES}
 
-        per_row = _per_row(kvb, mc)
-        loads_k = math.ceil(hd / mc.rows) * math.ceil(block / per_row)
-        loads_v = math.ceil(block / mc.rows) * math.ceil(hd / per_row)
-        s_blk = max(math.ceil(2 * loads_k / N_A), math.ceil(2 * loads_v / N_A))
-        att_cycles = max(grp * max(cyc["qk"], cyc["pv"]), grp * block / t["fu_lanes"] / s_blk)
-
-        def all_clusters(names, drain, wb=wb, cyc=cyc, streamed=streamed):
-            loads = {n: _loads(*shapes[n], wb[n], mc) for n in names}
-            stages = math.ceil(sum(loads.values()) / (C * N_A))
-            bits = sum(shapes[n][0] * shapes[n][1] * streamed[n] for n in names)
-            cycles = sum(loads[n] * cyc[n] for n in names) / sum(loads.values())
-            return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t, mc)
-
-        fu_elements = sum(n for k, n in aux_elements(spec).items() if k != "softmax_per_key")
-        for ctx in wl.context_lengths():
-            n_blocks = math.ceil(ctx / block)
-            stream = 0.0  # this layer's operators, one after another
-            for streaming in streaming_per_round:
-                stream += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t, mc)
-                stream += _phase(
-                    n_blocks * s_blk,
-                    2 * block * hd * kvb / s_blk,
-                    streaming,
-                    att_cycles,
-                    cluster_drain,
-                    hw,
-                    t,
-                    mc,
-                )
-            stream += all_clusters(("o",), chip_drain)
-            stream += all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain)
-            fu = fu_elements / (t["fu_lanes"] * C * f)
-            latency += stream + (max(fu - stream, 0.0) if t["fu_overlap"] else fu)
-            step_kv_write = 2 * spec.kv_dim * kvb
-            step_aux = aux_parameters(spec) * HP
-            latency += (step_kv_write + step_aux) / dram_rate
-
-            # Traffic and work of this step and layer.
-            step_weights = sum(d_in * d_out * streamed[n] for n, (d_in, d_out) in shapes.items())
-            step_kv_read = ctx * 2 * spec.kv_dim * kvb
-            dram_bits += step_weights + step_kv_read + step_kv_write + step_aux
-            streamed_bits += step_weights + step_kv_read
-            for n, (d_in, d_out) in shapes.items():
-                in_group = n in group_shapes
-                loads = n_kv * _loads(*group_shapes[n], wb[n], mc) if in_group else _loads(d_in, d_out, wb[n], mc)
-                pe_cycles += loads * cyc[n]
-                adds += (math.ceil(d_in / mc.rows) - 1) * d_out
-                moved_bits += d_in * ab[n] * C + d_out * HP
-            pe_cycles += n_kv * grp * n_blocks * (loads_k * cyc["qk"] + loads_v * cyc["pv"])
-            adds += spec.n_heads * (
-                (math.ceil(hd / mc.rows) - 1) * ctx + hd * (math.ceil(block / mc.rows) * n_blocks - 1)
-            )
-            moved_bits += spec.q_dim * (ab["qk"] + HP) + spec.n_heads * ctx * ab["pv"]
-            for name, n in aux_elements(spec).items():
-                count = n * ctx if name == "softmax_per_key" else n
-                fu_ops += count * FU_OPS_PER_ELEMENT[name]
-
-    embed = G * spec.hidden * HP
-    latency += embed / dram_rate
-    dram_bits += embed
+    embed = wl.generate * spec.hidden * HP
+    latency += embed / (t["dram_peak_bytes_per_s"] * 8 * t["dram_efficiency"])
+    dram_bits = work["dram_bits"] + embed
+    streamed_bits, moved_bits = work["streamed_bits"], work["moved_bits"]
     energy = {
         "dram": dram_bits * t["dram_energy_per_bit"],
-        "compute": pe_cycles * e_cycle,
+        "compute": work["pe_cycles"] * e_cycle,
         "macro_write": streamed_bits * e_write,
-        "reduction": adds * t["psum_bits"] * t["add_energy_per_bit"],
+        "reduction": work["adds"] * t["psum_bits"] * t["add_energy_per_bit"],
         "buffers": 2 * (dram_bits + moved_bits) * t["buffer_energy_per_bit"],
         "buses": (streamed_bits + moved_bits) * wire * t["wire_energy_per_bit_mm"],
-        "functional_units": fu_ops * t["fu_energy_per_op"],
+        "functional_units": work["fu_ops"] * t["fu_energy_per_op"],
         "leakage": latency * t["leakage_w_per_mm2"] * area,
     }
     total = sum(energy.values())
@@ -198,8 +206,8 @@ def reference_costs(
         "latency_s": latency,
         "energy_j": total,
         "area_mm2": area,
-        "tokens_per_s": G / latency,
-        "tokens_per_j": G / total,
+        "tokens_per_s": wl.generate / latency,
+        "tokens_per_j": wl.generate / total,
         "energy_by_component": energy,
         "dram_bits": dram_bits,
     }
