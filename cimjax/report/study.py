@@ -67,8 +67,10 @@ def _design_row(result: SweepResult, index: int, tokens: int) -> dict:
 
 def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float, scoring: str, area_max=None):
     """The GA's batched objective: the cost model itself (``"model"``) or a look-up in the finished sweep
-    (``"table"``: the same exact values, without compiling a second evaluator; designs above ``area_max``
-    score inf)."""
+    (``"table"``: the same exact values, without compiling a second evaluator). Designs above ``area_max``
+    score above every design of the space, the more the larger they are (finite: the GA refuses infinity,
+    which stands for a cost-model failure), so the GA ranks every design within the limit first and is
+    led towards it."""
     if scoring == "model":
         if area_max is not None:
             raise ValueError("GA runs scored by the model do not take --area-max; use scoring 'table'")
@@ -80,10 +82,15 @@ def _ga_objective(spec, prec, workload, tech, result: SweepResult, alpha: float,
 
     from cimjax.search.pareto import alpha_objective
 
+    worst = float(np.max(alpha_objective(result.latency_s, result.energy_j, alpha)))
+
     def look_up(choice: np.ndarray) -> np.ndarray:
         index = np.ravel_multi_index(tuple(choice.T), result.space.radices)
         value = alpha_objective(result.latency_s[index], result.energy_j[index], alpha)
-        return value if area_max is None else np.where(result.area_mm2[index] <= area_max, value, np.inf)
+        if area_max is None:
+            return value
+        area = result.area_mm2[index]
+        return np.where(area <= area_max, value, worst + area / area_max)
 
     return look_up
 

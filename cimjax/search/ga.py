@@ -96,7 +96,8 @@ def run_integer_ga(
 
     Args:
         objective: Batched objective; called once per generation with all new designs, shape (n, n_var).
-            It may return ``inf`` for infeasible designs, never NaN.
+            Finite values only (a NaN or infinity is refused as a cost-model failure): score an infeasible
+            design above every feasible one instead.
         radices: Number of allowed values of each variable (each at least 1).
         pop_size: Population size (the paper: 20).
         n_gen: Number of generations, the initial random population included (the paper: 50).
