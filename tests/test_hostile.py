@@ -557,16 +557,6 @@ def test_optimize_out_is_locked_for_the_whole_run(tmp_path, monkeypatch):
 
 # --- Checkpoints: fingerprint, missing metadata, truncation, interruption ----------------------------------
 
-TINY_CONFIG = {
-    "model_type": "llama",
-    "_name_or_path": "tiny-llama",
-    "num_hidden_layers": 2,
-    "hidden_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 128,
-    "vocab_size": 256,
-}
 OPTIMIZE = ["optimize", "--budget", "int6", "--starts", "2", "--rounds", "3", "--json"]
 
 
@@ -662,18 +652,17 @@ def _cli_optimize_until(tmp_path: Path, config: str, sig: int) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, tiny_config):
     path = tmp_path_factory.mktemp("whole")
-    config = write(path / "config.json", json.dumps(TINY_CONFIG))
-    whole = runner.invoke(app, [*OPTIMIZE, "--model", config, "--checkpoint-dir", str(path / "ckpt")])
+    whole = runner.invoke(app, [*OPTIMIZE, "--model", str(tiny_config), "--checkpoint-dir", str(path / "ckpt")])
     assert whole.exit_code == 0, whole.output
     return json.loads(whole.stdout)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_cli_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, sig):
+def test_cli_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, uninterrupted, sig, tiny_config):
     """A real signal to a real ``cimjax optimize`` process as soon as it starts saving its first round."""
-    config = write(tmp_path / "config.json", json.dumps(TINY_CONFIG))
+    config = str(tiny_config)
     done = _cli_optimize_until(tmp_path, config, sig)
     if sig == signal.SIGINT:
         assert done.returncode == 130, done.stderr
