@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from cimjax.registry import Registry
+
 if TYPE_CHECKING:
     from cimjax.joint.problem import JointProblem
     from cimjax.joint.settings import JointSettings
@@ -57,25 +59,13 @@ class JointMethod:
         return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
-JOINT_METHODS: dict[str, JointMethod] = {}
-"""Name -> method, in registration order (the order ``--help`` lists them)."""
+JOINT_METHODS = Registry("method = {name!r} is not known")
+"""Name -> :class:`JointMethod`, in registration order (the order ``--help`` lists them)."""
 
 
 def joint_method(name: str, description: str):
     """Registers the decorated ``f(problem, seed, progress, *, options...)`` as method ``name``."""
-
-    def register(run: Callable[..., JointOutcome]) -> Callable[..., JointOutcome]:
-        JOINT_METHODS[name] = JointMethod(run, description)
-        return run
-
-    return register
-
-
-def get_joint_method(name: str) -> JointMethod:
-    """The method registered as ``name``; a ValueError naming the allowed ones if there is none."""
-    if name not in JOINT_METHODS:
-        raise ValueError(f"method = {name!r} is not known; allowed: {list(JOINT_METHODS)}")
-    return JOINT_METHODS[name]
+    return JOINT_METHODS.entry(name, lambda run: JointMethod(run, description))
 
 
 @joint_method("gradient", "ours")

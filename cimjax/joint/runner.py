@@ -22,7 +22,7 @@ from pathlib import Path
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_baseline
 from cimjax.joint.compare import compare
-from cimjax.joint.methods import CHECKPOINT_OPTIONS, JOINT_METHODS, JointOutcome, Progress, get_joint_method
+from cimjax.joint.methods import CHECKPOINT_OPTIONS, JOINT_METHODS, JointOutcome, Progress
 from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.joint.settings import JointSettings
 from cimjax.quant.proxy import AccuracyProxy
@@ -42,7 +42,7 @@ def run_method(
     ``ga``) go to the methods that take them, so one call can be made for every method; an option that no
     method takes is an error, and so are checkpoint options for a method that cannot resume.
     """
-    entry = get_joint_method(method)
+    entry = JOINT_METHODS.lookup(method)
     known = frozenset().union(*(m.options for m in JOINT_METHODS.values()))
     unknown = sorted(set(options) - known)
     if unknown:

@@ -19,6 +19,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cimjax.registry import Registry
+
 if TYPE_CHECKING:
     from cimjax.hardware.config import DesignSpace
     from cimjax.hardware.technology import Technology
@@ -66,25 +68,13 @@ class SearchMethod:
     limits: bool = False
 
 
-SEARCH_METHODS: dict[str, SearchMethod] = {}
-"""Name -> method, in registration order (the order errors and ``--help`` list them)."""
+SEARCH_METHODS = Registry("search method {name!r} is not known")
+"""Name -> :class:`SearchMethod`, in registration order (the order errors and ``--help`` list them)."""
 
 
 def search_method(name: str, description: str, *, limits: bool = False):
     """Registers the decorated ``f(problem, seed, progress, *, options...)`` as method ``name``."""
-
-    def register(run: Callable[..., SearchOutcome]) -> Callable[..., SearchOutcome]:
-        SEARCH_METHODS[name] = SearchMethod(run, description, limits)
-        return run
-
-    return register
-
-
-def get_search_method(name: str) -> SearchMethod:
-    """The method registered as ``name``; a ValueError naming the allowed ones if there is none."""
-    if name not in SEARCH_METHODS:
-        raise ValueError(f"search method {name!r} is not known; allowed: {list(SEARCH_METHODS)}")
-    return SEARCH_METHODS[name]
+    return SEARCH_METHODS.entry(name, lambda run: SearchMethod(run, description, limits))
 
 
 def check_limits_taken(name: str, tolerance: float, area_max: float | None) -> None:

@@ -11,7 +11,7 @@ import time
 from cimjax.evaluation import design_report
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology, default_technology
-from cimjax.search.methods import Progress, SearchProblem, check_limits_taken, get_search_method
+from cimjax.search.methods import SEARCH_METHODS, Progress, SearchProblem, check_limits_taken
 from cimjax.search.pareto import check_alphas
 from cimjax.validation import check_limits
 from cimjax.workload.models import resolve_model
@@ -43,7 +43,7 @@ def search(
     takes them. ``method`` is any name registered in :mod:`cimjax.search.methods`; ``options`` go to it
     (its hyper-parameters, e.g. ``pop_size`` of ``ga``).
     """
-    run = get_search_method(method).run
+    run = SEARCH_METHODS.lookup(method).run
     check_alphas(alpha)
     check_limits(tolerance, area_max)
     check_limits_taken(method, tolerance, area_max)
