@@ -4,9 +4,8 @@ modelling assumptions), so a result file can be read and compared long after it 
 
 Every JSON file the CLI writes goes through :func:`to_json` (floats rounded to :data:`SIGNIFICANT_DIGITS`
 significant digits) and every CSV through :func:`write_csv` (hardware configs flattened to one column per
-field, the same ``meta`` in a ``<name>.meta.json`` side-car).
-
-One design is reported as a typed :class:`DesignReport` (hardware ``config``, exact :class:`Metrics`,
+field, the same ``meta`` in a ``<name>.meta.json`` side-car). One design is reported as a typed
+:class:`DesignReport` (hardware ``config``, exact :class:`Metrics`,
 precision: a name, or a whole-bit table with its :class:`Accuracy`, :class:`Breakdowns`), whose
 :meth:`DesignReport.to_json` writes one of the forms of :data:`FORMS`: ``evaluate`` (a design of
 ``cimjax evaluate``, ``search`` and ``reproduce``, with every breakdown), ``joint`` (a design of
@@ -111,14 +110,15 @@ def git_commit() -> str | None:
     return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
-def technology_overrides(tech) -> dict[str, float]:
-    """The technology parameters of ``tech`` that differ from the default (calibrated) set."""
+def technology_overrides(tech) -> dict:
+    """The parameters of ``tech`` that differ from the default set; ``"macro"`` (name, geometry) if not EdgeCIM's."""
     if tech is None:
         return {}
     from cimjax.hardware.technology import default_technology
 
-    default = default_technology().to_dict()
-    return {k: v for k, v in tech.to_dict().items() if v != default[k]}
+    default = default_technology()
+    macro = {"macro": tech.macro.to_dict()} if tech.macro != default.macro else {}
+    return {k: v for k, v in tech.to_dict().items() if v != default.to_dict()[k]} | macro
 
 
 def make_meta(workload=None, tech=None, assumptions: Iterable[str] = ()) -> dict:

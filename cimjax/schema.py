@@ -70,6 +70,18 @@ def schema(name: str) -> dict:
             n: {"enum": list(SWITCH_VALUES), "default": int(p.value), "description": f"switch (0/1): {p.source}"}
             for n, p in SWITCHES.items()
         }
+        from cimjax.hardware.macro import EDGECIM_MACRO, GEOMETRY, MACRO_LIMITS
+
+        geometry = {
+            n: {"type": "integer", "minimum": 1, "maximum": MACRO_LIMITS[n], "default": getattr(EDGECIM_MACRO, n)}
+            for n in GEOMETRY
+        }
+        params["macro"] = {
+            "type": "object",
+            "description": "the PE macro's name and geometry; fields left out keep the EdgeCIM 16x16 macro's",
+            "properties": {"name": {"type": "string", "minLength": 1}} | geometry,
+            "additionalProperties": False,
+        }
         return {
             "$schema": _DRAFT,
             "title": "cimjax technology overrides",

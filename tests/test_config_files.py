@@ -68,7 +68,7 @@ def test_schemas_match_what_the_loaders_accept():
     for s in (config, space, tech):
         jsonschema.Draft202012Validator.check_schema(s)
     assert list(config["anyOf"][0]["properties"]) == list(FIELDS) == list(space["properties"])
-    assert list(tech["properties"]) == list(ALL_PARAMETERS)
+    assert list(tech["properties"]) == [*ALL_PARAMETERS, "macro"]
     jsonschema.validate(EDGECIM_ALPHA05_DESIGN, config)
     jsonschema.validate({"config": {"c_v": 5}}, config)
     with pytest.raises(jsonschema.ValidationError):

@@ -4,9 +4,11 @@ energy and area change as the equations say (hand-computed values and the refere
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
+import jsonschema
 import pytest
 
 from cimjax.api import evaluate_design
@@ -15,10 +17,11 @@ from cimjax.cost.reference import reference_costs
 from cimjax.hardware.area import chip_area
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, HardwareConfig
 from cimjax.hardware.macro import EDGECIM_MACRO, Macro
-from cimjax.hardware.technology import default_technology
+from cimjax.hardware.technology import Technology, default_technology
 from cimjax.mapping.partition import pe_loads
 from cimjax.mapping.pipeline import stage_timing
 from cimjax.ops import EXACT
+from cimjax.schema import schema
 from cimjax.workload.models import MODELS
 from cimjax.workload.precision import Precision
 
@@ -162,3 +165,51 @@ def test_a_macro_reaches_the_design_report_through_tech(small_workload):
     big = evaluate_design(spec, "int4", DESIGN, small_workload, tech=default_technology().replace(macro=DIGITAL64))
     assert big["figure_of_merit"]["peak_tops"] == pytest.approx(16 * edge["figure_of_merit"]["peak_tops"], rel=1e-12)
     assert big["area_mm2"] > edge["area_mm2"] and big["latency_s"] != edge["latency_s"]
+
+
+def test_a_technology_file_chooses_the_macro(tmp_path):
+    """`--tech FILE` with a "macro" object: the same numbers as the Python API with that macro (energies and
+    area stay the technology's pe_* constants), recorded in meta; fields left out keep EdgeCIM's."""
+    from typer.testing import CliRunner
+
+    from cimjax.cli.main import app
+
+    path = tmp_path / "tech.json"
+    path.write_text(json.dumps({"clock_hz": 5e8, "macro": {"name": "dcim-32x32", "rows": 32, "columns": 32}}))
+    macro = Macro(name="dcim-32x32", rows=32, columns=32)
+    assert Technology.from_json(path) == default_technology().replace(macro=macro, clock_hz=5e8)
+    jsonschema.validate(json.loads(path.read_text()), schema("tech"))
+
+    result = CliRunner().invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--precision", "int4", "--tech",
+                                      str(path), "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    tech = default_technology().replace(macro=macro, clock_hz=5e8)
+    want = evaluate_design("qwen2.5-0.5b", "int4", EDGECIM_ALPHA05_DESIGN, tech=tech)
+    assert got["tokens_per_s"] == pytest.approx(want["tokens_per_s"], rel=1e-6)
+    assert got["area_mm2"] == pytest.approx(want["area_mm2"], rel=1e-6)
+    assert got["meta"]["technology_overrides"] == {"clock_hz": 5e8, "macro": macro.to_dict()}
+    default = evaluate_design("qwen2.5-0.5b", "int4", EDGECIM_ALPHA05_DESIGN, tech=tech.replace(macro=EDGECIM_MACRO))
+    assert got["area_mm2"] != pytest.approx(default["area_mm2"])  # 4x the cells per macro: a larger global buffer
+
+
+@pytest.mark.parametrize(
+    ("macro", "message"),
+    [
+        ({"rows": 0}, "macro field 'rows' = 0 is not allowed; allowed: whole numbers in [1, 1024]"),
+        ({"columns": 4096}, "macro field 'columns' = 4096 is not allowed; allowed: whole numbers in [1, 1024]"),
+        ({"bits_per_cell": 2.5}, "macro field 'bits_per_cell' = 2.5 is not allowed"),
+        ({"adc_bits": 8}, "unknown macro field(s) ['adc_bits']"),
+        ({"name": ""}, "macro field 'name' = '' is not allowed"),
+        ([16, 16], "technology 'macro' = [16, 16] is not allowed"),
+    ],
+)
+def test_a_bad_macro_in_a_technology_file_is_a_one_line_error(tmp_path, macro, message):
+    from typer.testing import CliRunner
+
+    from cimjax.cli.main import app
+
+    path = tmp_path / "tech.json"
+    path.write_text(json.dumps({"macro": macro}))
+    result = CliRunner().invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--tech", str(path), "--json"])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output

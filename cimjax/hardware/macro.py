@@ -29,8 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 from cimjax.ops import Ops
+
+GEOMETRY = ("rows", "columns", "bits_per_cell", "input_bits_per_cycle", "rows_written_per_cycle")
+MACRO_LIMITS = {"rows": 1024, "columns": 1024, "bits_per_cell": 8, "input_bits_per_cycle": 16,
+                "rows_written_per_cycle": 1024}  # fmt: skip
+"""Largest value of each geometry field: 64x the EdgeCIM macro's array, 8-bit cells, fully bit-parallel
+16-bit inputs. Within them every cost stays finite in float32 for every design the hardware limits allow."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +52,30 @@ class Macro:
     rows_written_per_cycle: int = 1
 
     def __post_init__(self):
-        for name in ("rows", "columns", "bits_per_cell", "input_bits_per_cycle", "rows_written_per_cycle"):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"macro field 'name' = {self.name!r} is not allowed; allowed: a non-empty string")
+        for name in GEOMETRY:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"macro field {name!r} = {value!r} is not allowed; allowed: whole numbers >= 1")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MACRO_LIMITS[name]:
+                raise ValueError(
+                    f"macro field {name!r} = {value!r} is not allowed; allowed: whole numbers in "
+                    f"[1, {MACRO_LIMITS[name]}]"
+                )
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> Macro:
+        """A macro of a technology file's ``"macro"`` object: ``name`` and geometry fields; fields left out
+        keep the EdgeCIM macro's. Its energies and area stay the technology's ``pe_*`` constants."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"technology 'macro' = {values!r} is not allowed; allowed: an object of {list(GEOMETRY)}")
+        unknown = sorted(set(values) - {"name", *GEOMETRY})
+        if unknown:
+            raise ValueError(f"unknown macro field(s) {unknown}; fields are {['name', *GEOMETRY]}")
+        return dataclasses.replace(EDGECIM_MACRO, **({"name": "custom"} | dict(values)))
+
+    def to_dict(self) -> dict:
+        """Name and geometry (what a technology file's ``"macro"`` object holds)."""
+        return {"name": self.name} | {name: getattr(self, name) for name in GEOMETRY}
 
     def columns_per_weight(self, bits, ops: Ops):
         """Adjacent columns a ``bits``-bit weight occupies."""

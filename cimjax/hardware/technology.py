@@ -215,11 +215,13 @@ class Technology:
 
     @classmethod
     def from_json(cls, path: str | Path) -> Technology:
-        """Loads overrides from a JSON object of ``{name: value}``."""
+        """Loads overrides from a JSON object of ``{name: value}``, and optionally ``"macro"``: an object of
+        the PE macro's name and geometry (:meth:`cimjax.hardware.macro.Macro.from_dict`)."""
         values = read_json(path, "technology")
         if not isinstance(values, dict):
             raise ValueError(f"technology file {path} must hold a JSON object of name: value")
-        return cls.from_values(values)
+        macro = values.pop("macro", None)
+        return cls.from_values(values, EDGECIM_MACRO if macro is None else Macro.from_dict(macro))
 
 
 RANGE_FACTOR = 1000.0
