@@ -480,6 +480,29 @@ def test_cost_model_is_finite_over_the_validated_range(spec_index, workload):
     check()
 
 
+@pytest.mark.parametrize("extreme", ["smallest", "largest"])
+def test_cost_model_is_finite_for_the_extreme_macros(extreme):
+    """The macro's geometry limits (MACRO_LIMITS), smallest and largest, at every corner of the hardware box,
+    the largest model and workload, and the technology constants at their allowed ends: finite and positive."""
+    from cimjax.cost.model import evaluate
+    from cimjax.hardware.macro import GEOMETRY, MACRO_LIMITS, Macro
+    from cimjax.workload.operators import Workload
+    from cimjax.workload.precision import preset
+
+    smallest = dict.fromkeys(GEOMETRY, 1) | {"columns": 16}  # a row must hold one 16-bit weight
+    macro = Macro(name=extreme, **(smallest if extreme == "smallest" else MACRO_LIMITS))
+    spec = _largest_models()[1]
+    wl = Workload(prefill=MAX_TOKENS, generate=MAX_TOKENS)
+    hw = HardwareConfig(**{f: jnp.asarray(_CORNERS[:, i]) for i, f in enumerate(FIELDS)})
+    run = jax.jit(jax.vmap(lambda h, t: evaluate(h, preset("int8", spec.n_layers), spec, wl, t), (0, None)))
+    for end in (0, 1):
+        tech = Technology.from_values({n: allowed_range(n)[end] for n in PARAMETERS}, macro)
+        costs = run(hw, tech)
+        for leaf in jax.tree_util.tree_leaves(costs):
+            assert np.all(np.isfinite(np.asarray(leaf))), (extreme, end)
+        assert np.all(np.asarray(costs.latency_s) > 0) and np.all(np.asarray(costs.energy_j) > 0)
+
+
 def test_long_contexts_that_overflowed_int32_now_match_the_reference():
     """``--prefill 131072`` and ``--generate 46341`` overflowed int32 inside the jitted model. A two-layer
     model and one K/V block per step keep the plain-Python reference (which loops over steps) fast."""

@@ -201,6 +201,7 @@ def test_a_technology_file_chooses_the_macro(tmp_path):
         ({"bits_per_cell": 2.5}, "macro field 'bits_per_cell' = 2.5 is not allowed"),
         ({"adc_bits": 8}, "unknown macro field(s) ['adc_bits']"),
         ({"name": ""}, "macro field 'name' = '' is not allowed"),
+        ({"columns": 4, "bits_per_cell": 2}, "macro columns x bits_per_cell = 4 x 2 is not allowed"),
         ([16, 16], "technology 'macro' = [16, 16] is not allowed"),
     ],
 )

@@ -32,12 +32,14 @@ import math
 from collections.abc import Mapping
 
 from cimjax.ops import Ops
+from cimjax.workload.precision import MAX_BITS
 
 GEOMETRY = ("rows", "columns", "bits_per_cell", "input_bits_per_cycle", "rows_written_per_cycle")
 MACRO_LIMITS = {"rows": 1024, "columns": 1024, "bits_per_cell": 8, "input_bits_per_cycle": 16,
                 "rows_written_per_cycle": 1024}  # fmt: skip
 """Largest value of each geometry field: 64x the EdgeCIM macro's array, 8-bit cells, fully bit-parallel
-16-bit inputs. Within them every cost stays finite in float32 for every design the hardware limits allow."""
+16-bit inputs; a row must also hold one 16-bit weight (columns x bits per cell >= 16). Within them every
+cost stays finite in float32 at every corner of the hardware limits (tests/test_hostile.py)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,11 @@ class Macro:
                     f"macro field {name!r} = {value!r} is not allowed; allowed: whole numbers in "
                     f"[1, {MACRO_LIMITS[name]}]"
                 )
+        if self.columns * self.bits_per_cell < MAX_BITS:  # else a row holds no weight of the widest width
+            raise ValueError(
+                f"macro columns x bits_per_cell = {self.columns} x {self.bits_per_cell} is not allowed; allowed: "
+                f"at least {MAX_BITS} bits per row (one {MAX_BITS}-bit weight, the widest a precision may give)"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping) -> Macro:
