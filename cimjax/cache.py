@@ -186,16 +186,21 @@ class CompiledProgram:
     def __init__(self, name: str, static: object, jitted, fast_compile: bool = False):
         self.name, self.static, self._jitted = name, static, jitted
         self._fast_compile = fast_compile
-        self._compiled: dict[str, object] = {}
+        self._compiled: dict[object, object] = {}
 
     def __call__(self, *args):
         return self.compiled(*args)(*args)
 
     def compiled(self, *args):
-        key = program_key(self.name, (self.static, self._options()), args)
-        if key not in self._compiled:
-            self._compiled[key] = self._load(key) or self._compile(key, args)
-        return self._compiled[key]
+        """The executable for these argument types: in memory, else from disk, else compiled."""
+        import jax
+
+        leaves, tree = jax.tree.flatten(args)
+        signature = (tree, tuple(jax.typeof(x) for x in leaves))  # cheaper than hashing the static settings
+        if signature not in self._compiled:
+            key = program_key(self.name, (self.static, self._options()), args)
+            self._compiled[signature] = self._load(key) or self._compile(key, args)
+        return self._compiled[signature]
 
     def _options(self) -> dict:
         import jax

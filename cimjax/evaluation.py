@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jax
 import numpy as np
 
 from cimjax.cost.batched import make_evaluator
@@ -19,11 +20,20 @@ from cimjax.cost.model import Costs
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace, HardwareConfig
 from cimjax.hardware.technology import SYSTEM_DRAM_ENERGY_PER_BIT, Technology
 from cimjax.mapping.pipeline import dram_bits_per_s
-from cimjax.ops import EXACT
+from cimjax.ops import Ops
 from cimjax.results import Breakdowns, DesignReport, Metrics, Result, make_meta
 from cimjax.workload.operators import Workload, decode_operators
 from cimjax.workload.precision import Precision
 from cimjax.workload.spec import ModelSpec
+
+WHOLE_NUMBERS = Ops(
+    ceil_div=lambda a, b: -(-a // b),
+    floor_div=lambda a, b: a // b,
+    maximum=max,
+    log2_ceil=lambda n: (max(int(n), 1) - 1).bit_length(),
+)
+"""The exact operations on Python whole numbers, for report arithmetic outside JAX: each JAX operation
+called eagerly is compiled (or read from the disk cache) once per process, about 20 ms apiece."""
 
 
 def _evaluate(hw: HardwareConfig, prec: Precision, spec: ModelSpec, workload: Workload, tech: Technology) -> Costs:
@@ -44,9 +54,10 @@ def peak_figure_of_merit(hw: HardwareConfig, tech: Technology, weight_bits: int,
     bit-serial), 2 operations per MAC, at the clock; power is the macros' dynamic power at that rate plus
     the whole chip's leakage (no DRAM, buses or buffers).
     """
-    macro = tech.macro
+    macro, hw = tech.macro, jax.tree.map(np.asarray, hw)  # NumPy leaves: no JAX operation per product
     active = float(hw.clusters * hw.active_pes)
-    per_row, cycles = int(macro.weights_per_row(weight_bits, EXACT)), int(macro.input_cycles(act_bits, EXACT))
+    per_row = int(macro.weights_per_row(weight_bits, WHOLE_NUMBERS))
+    cycles = int(macro.input_cycles(act_bits, WHOLE_NUMBERS))
     macs_per_cycle = active * macro.rows * per_row / cycles
     tops = 2.0 * macs_per_cycle * float(tech.clock_hz) / 1e12
     cycle_energy = float(macro.cycle_energy(tech))
@@ -77,7 +88,7 @@ def costs_report(
         dram_bits=dram_bits,
         roofline_tokens_per_s=roofline_tokens_per_s(dram_bits, tech, tokens),
         figure_of_merit=peak_figure_of_merit(hw, tech, w, a, area),
-        sustained_dram_gb_per_s=float(dram_bits_per_s(tech)) / 8e9,
+        sustained_dram_gb_per_s=float(dram_bits_per_s(jax.tree.map(np.asarray, tech))) / 8e9,
         system_dram_energy_per_bit=SYSTEM_DRAM_ENERGY_PER_BIT.value,
         prefill=None
         if prefill is None

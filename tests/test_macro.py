@@ -214,3 +214,19 @@ def test_a_bad_macro_in_a_technology_file_is_a_one_line_error(tmp_path, macro, m
     path.write_text(json.dumps({"macro": macro}))
     result = CliRunner().invoke(app, ["evaluate", "--model", "qwen2.5-0.5b", "--tech", str(path), "--json"])
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_whole_number_ops_equal_the_exact_ops():
+    """The report's Python-integer operations (no JAX dispatch) agree with the exact model's on whole numbers."""
+    import numpy as np
+
+    from cimjax.evaluation import WHOLE_NUMBERS
+
+    a, b = (x.ravel() for x in np.meshgrid(np.arange(0, 130), np.arange(1, 40)))
+    for op in ("ceil_div", "floor_div", "maximum"):
+        exact = np.asarray(getattr(EXACT, op)(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)))
+        whole = [getattr(WHOLE_NUMBERS, op)(int(x), int(y)) for x, y in zip(a, b, strict=True)]
+        np.testing.assert_array_equal(exact, whole, err_msg=op)
+    n = np.arange(0, 5000)
+    exact = np.asarray(EXACT.log2_ceil(jnp.asarray(n, jnp.float32)))
+    np.testing.assert_array_equal(exact, [WHOLE_NUMBERS.log2_ceil(int(k)) for k in n])
