@@ -7,7 +7,10 @@ of every proxy variant on held-out assignments; with ``--frontier`` also on the 
 optimiser returns (``cimjax proxy validate --protocol frontier``). Writes ``validation_<set>.json`` and
 ``proxy_scatter_<set>.png`` (set: layer, tensor, frontier).
 
-    python benchmarks/proxy_validation.py --out results/proxy [--configs 60] [--seed 0] [--frontier]
+    python benchmarks/proxy_validation.py --out results/proxy [--configs 60] [--seed 0] [--frontier] [--target kl]
+
+With ``--target kl`` the measured and predicted quantity is the KL divergence from full precision (files
+``validation_<set>_kl.json``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+from cimjax.quant.measured import TARGETS
 from cimjax.quant.train import train
 from cimjax.report.proxy_validation import (
     FRONTIER_SIZES,
@@ -35,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--granularity", choices=(*GRANULARITIES, "both"), default="both")
     parser.add_argument("--frontier", action="store_true", help="also judge the optimiser's frontier assignments")
+    parser.add_argument("--target", choices=TARGETS, default="loss", help="measure and predict loss or KL")
     args = parser.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -45,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     granularities = GRANULARITIES if args.granularity == "both" else (args.granularity,)
     runs = [(g, lambda g=g: validate(trained, n_configs=args.configs, seed=args.seed, granularity=g, log=log,
-                                     **measure)) for g in granularities]  # fmt: skip
+                                     target=args.target, **measure)) for g in granularities]  # fmt: skip
     if args.frontier:
-        runs.append(("frontier", lambda: validate_frontier(trained, seed=args.seed, log=log, **measure,
-                                                           **FRONTIER_SIZES["benchmark"])))  # fmt: skip
+        runs.append(("frontier", lambda: validate_frontier(trained, seed=args.seed, log=log, target=args.target,
+                                                           **measure, **FRONTIER_SIZES["benchmark"])))  # fmt: skip
     for name, run in runs:
         result = run()
         payload = result.to_json()
+        name = name if args.target == "loss" else f"{name}_{args.target}"
         (args.out / f"validation_{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
         scatter_plot(result, args.out / f"proxy_scatter_{name}.png")
         m = result.model

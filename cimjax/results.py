@@ -444,7 +444,8 @@ OPTIMIZE_KEYS = (
 
 MEASURED_KEYS = (
     "measured_budget", "measured_loss", "verified", "rounds", "verify_history", "verify_wall_s", "calibration",
-    "checkpoint_hash",
+    "checkpoint_hash", "target", "measured_kl",
 )  # fmt: skip
 """``optimize --checkpoint/--sensitivities`` writes :data:`OPTIMIZE_KEYS` but ``gain_cap``, then these (its
-``baseline``, when a uniform width measures within the budget, adds ``width`` and ``measured_loss``)."""
+``baseline``, when a uniform width measures within the budget, adds ``width``, ``measured_loss`` and
+``measured_kl``)."""

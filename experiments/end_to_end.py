@@ -9,6 +9,10 @@ the best uniform design meeting the same measured budget. Both are then also mea
 windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
+        [--target loss|kl]
+
+With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
+model instead of loss increase; both are reported either way.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 from cimjax.joint.verified import optimize_measured
 from cimjax.lm.checkpoint import save_checkpoint
 from cimjax.quant import corpus
-from cimjax.quant.measured import Calibration, for_checkpoint, loss_increases
+from cimjax.quant.measured import TARGETS, Calibration, for_checkpoint, loss_and_kl
 from cimjax.quant.train import BENCHMARK, train
 from cimjax.workload.precision import table_from_bits
 
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--held-out", type=int, default=128, help="validation windows after the check windows")
     parser.add_argument("--rounds", type=int, default=5, help="most verification rounds")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", choices=TARGETS, default="loss", help="budgets in loss increase or in KL")
     args = parser.parse_args(argv)
 
     trained = train(BENCHMARK, log=log)
@@ -57,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{budget}: verified joint optimisation ...")
         start = time.perf_counter()
         report = optimize_measured(measured, budget, model=trained.model, verify=True, max_rounds=args.rounds,
-                                   seed=args.seed, log=log)  # fmt: skip
+                                   seed=args.seed, target=args.target, log=log)  # fmt: skip
         wall = time.perf_counter() - start
         base = report["baseline"]
         tables = [table_from_bits(report["bits"])] + [np.full_like(table_from_bits(report["bits"]), base["width"])]
-        held, _ = loss_increases(trained.model, held_out, np.stack(tables))
+        held, held_kl, _ = loss_and_kl(trained.model, held_out, np.stack(tables))
         rows.append(
             {
                 "budget": budget,
@@ -71,12 +76,18 @@ def main(argv: list[str] | None = None) -> int:
                 "baseline_width": base["width"],
                 "gain": report["gain"],
                 "chosen": report["chosen"],
+                "target": args.target,
                 "measured_loss": report["measured_loss"],
+                "measured_kl": report["measured_kl"],
                 "verified": report["verified"],
                 "baseline_measured_loss": base["measured_loss"],
+                "baseline_measured_kl": base["measured_kl"],
                 "held_out_loss": float(held[0]),
                 "baseline_held_out_loss": float(held[1]),
+                "held_out_kl": float(held_kl[0]),
+                "baseline_held_out_kl": float(held_kl[1]),
                 "rounds": report["rounds"],
+                "verify_wall_s": report["verify_wall_s"],
                 "verify_history": report["verify_history"],
                 "proxy_name": report["proxy_name"],
                 "mean_bits": report["mean_bits"],
@@ -86,23 +97,28 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"model": trained.model.spec.id, "calibration": measured.calibration.describe(256), "rows": rows}
+    payload = {"model": trained.model.spec.id, "calibration": measured.calibration.describe(256), "target": args.target,
+               "rows": rows}  # fmt: skip
     (args.out / "end_to_end.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
         f"model {trained.model.spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
-        f"{payload['calibration']}; held-out: {len(held_out)} further validation windows",
+        f"{payload['calibration']}; budgets in measured {args.target}; held-out: {len(held_out)} further "
+        "validation windows",
         "",
         "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
-        "verified | held-out dL ours / uniform | rounds | wall s | mean W/A/KV bits |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "
+        "wall s | mean W/A/KV bits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["mean_bits"]
         lines.append(
             f"| {r['budget']} ({r['measured_budget']:.4g}) | {r['tokens_per_s']:.0f} | "
             f"{r['baseline_tokens_per_s']:.0f} (INT{r['baseline_width']}) | {r['gain']:.3f} | "
-            f"{r['measured_loss']:.4g} / {r['baseline_measured_loss']:.4g} | {r['verified']} | "
-            f"{r['held_out_loss']:.4g} / {r['baseline_held_out_loss']:.4g} | {r['rounds']} | {r['wall_s']:.0f} | "
+            f"{r['measured_loss']:.4g} / {r['baseline_measured_loss']:.4g} | "
+            f"{r['measured_kl']:.4g} / {r['baseline_measured_kl']:.4g} | {r['verified']} | "
+            f"{r['held_out_loss']:.4g} / {r['baseline_held_out_loss']:.4g} | "
+            f"{r['held_out_kl']:.4g} / {r['baseline_held_out_kl']:.4g} | {r['rounds']} | {r['wall_s']:.0f} | "
             f"{b['weight']:.2f}/{b['act']:.2f}/{b['kv']:.2f} |"
         )
     text = "\n".join(lines) + "\n"

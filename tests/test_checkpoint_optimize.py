@@ -4,6 +4,7 @@ in measured units with ``--verify``, and one-line errors for malformed or mismat
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -12,14 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 from cimjax.cli.main import app
-from cimjax.joint.verified import measured_budget
+from cimjax.joint.problem import proxy_values
+from cimjax.joint.verified import measured_budget, verify_rounds
 from cimjax.lm import load_checkpoint, model_tensors
 from cimjax.lm.model import functional, token_nll
 from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, load
+from cimjax.quant.proxy import Proxy, ProxyKind
 from cimjax.quant.quantizers import QuantHooks
 from cimjax.quant.train import TINY, train
 from cimjax.results import BASELINE_KEYS, MEASURED_KEYS, OPTIMIZE_KEYS
-from cimjax.workload.precision import Precision, table_from_bits
+from cimjax.workload.precision import Precision, bits_report, table_from_bits
 
 runner = CliRunner()
 CALIB = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
@@ -53,6 +56,22 @@ def _measured_loss(model, windows, table) -> float:
     return float(quantised) - float(jax.jit(lambda p: token_nll(build(p)(x), y))(params))
 
 
+def _measured_kl(model, windows, table) -> float:
+    """Independent oracle: mean over tokens of sum_v p_full (log p_full - log p_quantised), in float64 numpy."""
+    build, params = functional(model)
+    x = windows[:, :-1]
+    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)))
+    quantised = np.asarray(jax.jit(lambda p: build(p)(x, hooks))(params), np.float64)
+    full = np.asarray(jax.jit(lambda p: build(p)(x))(params), np.float64)
+
+    def log_softmax(z):
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    lp, lq = log_softmax(full), log_softmax(quantised)
+    return float(np.mean(np.sum(np.exp(lp) * (lp - lq), axis=-1)))
+
+
 def test_export_writes_the_trained_model(exported, module_cache):
     trained = train(TINY, log=lambda msg: None)
     loaded = model_tensors(load_checkpoint(exported))
@@ -70,6 +89,13 @@ def test_sensitivities_file_round_trips_and_is_cached_by_content(sens_file, expo
     model = load_checkpoint(exported)
     expected = _measured_loss(model, calibration.check_tokens(), np.full((TINY.n_layers, 17), 8.0))
     assert measured.uniform_loss[8] == pytest.approx(expected, abs=2e-6)
+    # ... and the KL budgets and fit set are the KL divergence from the full-precision model.
+    for width in (8, 4):
+        kl = _measured_kl(model, calibration.check_tokens(), np.full((TINY.n_layers, 17), float(width)))
+        assert measured.uniform_kl[width] == pytest.approx(kl, rel=1e-3, abs=1e-6)
+    assert measured.uniform_kl[2] > measured.uniform_kl[4] > measured.uniform_kl[8] > 0
+    mixed = _measured_kl(model, calibration.check_tokens(), measured.joint_tables[0])
+    assert measured.joint_kl[0] == pytest.approx(mixed, rel=1e-3, abs=1e-6)
 
 
 def test_labelled_budgets_are_measured_uniform_losses(sens_file):
@@ -97,9 +123,26 @@ def test_optimize_checkpoint_verify_reports_measured_units(exported, sens_file):
     assert report["verified"] == (report["measured_loss"] <= report["measured_budget"])
     if report["baseline"] is not None:
         assert list(report) == [*(k for k in OPTIMIZE_KEYS if k != "gain_cap"), *MEASURED_KEYS]  # declared, in order
-        assert list(report["baseline"]) == [*BASELINE_KEYS, "width", "measured_loss"]
+        assert list(report["baseline"]) == [*BASELINE_KEYS, "width", "measured_loss", "measured_kl"]
         assert report["baseline"]["measured_loss"] <= report["measured_budget"]
         assert report["gain"] == pytest.approx(report["tokens_per_s"] / report["baseline"]["tokens_per_s"])
+
+
+def test_kl_target_budgets_and_verifies_in_kl(exported, sens_file):
+    measured = load(sens_file)
+    args = ["optimize", "--checkpoint", str(exported), "--sensitivities", str(sens_file), "--budget", "int4"]
+    res = runner.invoke(app, [*args, "--target", "kl", "--verify", "--verify-rounds", "2", *FAST, "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["target"] == "kl" and report["measured_budget"] == pytest.approx(measured.uniform_kl[4])
+    model = load_checkpoint(exported)
+    kl = _measured_kl(model, measured.calibration.check_tokens(), table_from_bits(report["bits"]))
+    assert report["measured_kl"] == pytest.approx(kl, rel=1e-3, abs=1e-6)
+    assert report["verified"] == (report["measured_kl"] <= report["measured_budget"])
+    for entry in report["verify_history"]:
+        assert entry["measured_kl"] >= 0 and entry["measured_loss"] is not None
+    if report["baseline"] is not None:
+        assert report["baseline"]["measured_kl"] <= report["measured_budget"]
 
 
 def test_without_verify_nothing_is_claimed_within_budget(sens_file):
@@ -156,7 +199,52 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--verify", "--model", "qwen3-0.6b"], "--verify measures real weights"),
         (["--budget", "int8"], "give --model ID"),
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir"], "is not a directory"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--target", "kl"], "it needs --checkpoint"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--target", "mse"], "--target = 'mse' is not allowed"),
     ],
 )
 def test_checkpoint_option_errors(args, expected):
     _one_line_error(runner.invoke(app, ["optimize", *args]), expected)
+
+
+def test_verify_rounds_tighten_then_bisect_to_a_measured_pass():
+    """The verify loop on a hand-made problem: the proxy is ``sum_t 2^-b_t``, designs climb a ladder of
+    whole-bit tables (one entry one bit up per step, at most ~3 % of proxy per step) and the solver returns
+    the first rung within the proxy budget; the 'measured' value is 3x the proxy (monotone, under-predicted
+    3x). By hand: round 1 at proxy budget B measures 3B (fail); the budget is tightened to B/3, which
+    measures at most B (pass); bisection then tries B 3^-1/2, 3^-3/4, 3^-7/8, 3^-15/16, all failing, and
+    stops when the failing budget is within 10 % of the passing one (3^(1/16) = 1.07): 6 rounds."""
+    kind = ProxyKind("halving", lambda p, table: jnp.sum(2.0**-table)[None])
+    proxy = Proxy(sens=None, coef=jnp.ones((1,), jnp.float32), kind=kind)
+    rungs = [np.full((1, 17), 2.0)]
+    for _ in range(14 * 17):
+        rung = rungs[-1].copy()
+        rung[0, int(np.argmin(rung[0]))] += 1  # the lowest entry (first of them) one bit up
+        rungs.append(rung)
+    tables = np.stack(rungs)
+    values = proxy_values(proxy, tables)  # non-increasing along the ladder
+    problem = SimpleNamespace(max_table=lambda: np.full((1, 17), 16.0))
+
+    def solve(proxy_budget, p):
+        i = int(np.argmax(values <= proxy_budget))
+        report = {"bits": bits_report(tables[i]), "proxy": float(values[i]), "tokens_per_s": 1.0 / (1 + i)}
+        return problem, report, 1
+
+    def measure(table):
+        value = 3.0 * float(proxy_values(proxy, table[None])[0])
+        return {"loss": value, "kl": value, "value": value}
+
+    budget = float(proxy_values(proxy, np.full((1, 1, 17), 6.0))[0])
+    history, candidates, evaluations = verify_rounds(measure, solve, lambda t, v: proxy, budget, 10, print)
+    assert len(history) == len(candidates) == evaluations == 6
+    budgets = [h["proxy_budget"] for h in history]
+    expected = budget * 3.0 ** -np.array([0, 1, 1 / 2, 3 / 4, 7 / 8, 15 / 16])
+    np.testing.assert_allclose(budgets, expected, rtol=1e-6)
+    passed = [c[2]["value"] <= budget for c in candidates]
+    assert passed == [False, True, False, False, False, False]
+    for h, c in zip(history, candidates, strict=True):
+        assert h["measured_loss"] == c[2]["loss"] and h["proxy"] <= h["proxy_budget"]
+    # With a round limit the loop stops there; without measurement it is one round, nothing measured.
+    assert len(verify_rounds(measure, solve, lambda t, v: proxy, budget, 3, print)[0]) == 3
+    history, candidates, _ = verify_rounds(None, solve, lambda t, v: proxy, budget, 10, print)
+    assert len(history) == 1 and candidates[0][2] is None and history[0]["measured_loss"] is None

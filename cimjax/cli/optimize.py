@@ -83,6 +83,13 @@ def optimize_command(
     check_windows: Annotated[
         int, typer.Option(help="validation-split windows that budgets and --verify are measured on")
     ] = 64,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="with --checkpoint/--sensitivities, what budgets measure: 'loss' increase or 'kl' "
+            "divergence from full precision (nats/token)"
+        ),
+    ] = "loss",
     as_json: JsonOpt = False,
 ) -> None:
     """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
@@ -102,9 +109,13 @@ def optimize_command(
     with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
         measured = weights = None
+        if target not in ("loss", "kl"):
+            raise validation.fail("--target", target, "allowed: loss, kl")
         if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, verify):
             calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
             measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
+        elif target != "loss":
+            raise ValueError(f"--target {target} is measured on weights: it needs --checkpoint or --sensitivities")
         with _phase_progress(f"optimize ({method})", checkpoint_dir) as progress:
             if measured is None:
                 report = optimize_report(
@@ -118,7 +129,8 @@ def optimize_command(
                 report = optimize_measured(
                     measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
                     area_max=area_max, method=method, seed=seed, tech=load_technology(tech), settings=settings,
-                    progress=progress, tolerance=tolerance, log=lambda msg: err.print(msg, highlight=False),
+                    progress=progress, tolerance=tolerance, target=target,
+                    log=lambda msg: err.print(msg, highlight=False),
                 )  # fmt: skip
         _print_report(report, as_json, directory, method, alpha)
 

@@ -48,9 +48,17 @@ def validate(
             "and seeds 0, 1, plus one-step neighbours (tensor-wise; --configs and --granularity do not apply)"
         ),
     ] = "random",
+    target: Annotated[
+        str,
+        typer.Option(
+            help="What is measured and predicted: the 'loss' increase or the 'kl' divergence from full "
+            "precision (nats/token)."
+        ),
+    ] = "loss",
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
+    from cimjax.quant.measured import TARGETS
     from cimjax.quant.train import train
     from cimjax.report.proxy_validation import (
         FRONTIER_SIZES,
@@ -71,14 +79,18 @@ def validate(
         raise validation.fail("--granularity", granularity, f"allowed: {', '.join(GRANULARITIES)}")
     if protocol not in PROTOCOLS:
         raise validation.fail("--protocol", protocol, f"allowed: {', '.join(PROTOCOLS)}")
+    if target not in TARGETS:
+        raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
     config, measure = SIZES[size]
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
         trained = train(config, log=_log)
         if protocol == "frontier":
-            result = validate_frontier(trained, seed=seed, log=_log, **measure, **FRONTIER_SIZES[size])
+            result = validate_frontier(trained, seed=seed, target=target, log=_log, **measure, **FRONTIER_SIZES[size])
         else:
-            result = run_validation(trained, n_configs=configs, seed=seed, granularity=granularity, log=_log, **measure)
+            result = run_validation(
+                trained, n_configs=configs, seed=seed, granularity=granularity, target=target, log=_log, **measure
+            )
         payload = result.to_json()
         if directory is not None:
             files = write_outputs(directory, result)
@@ -87,7 +99,7 @@ def validate(
         print(json.dumps(payload, allow_nan=False))
         return
     table = Table(
-        title=f"proxy vs measured loss, {result.n_configs} held-out {protocol} assignments (fit on {result.n_fit})"
+        title=f"proxy vs measured {target}, {result.n_configs} held-out {protocol} assignments (fit on {result.n_fit})"
     )
     for col in ("variant", "Kendall tau", "Spearman", "measured/predicted", "fitted"):
         table.add_column(col)

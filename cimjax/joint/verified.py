@@ -1,9 +1,11 @@
 """Joint optimisation of a real checkpoint in measured units, verified by applying the bits for real.
 
-With weights, a budget means what uniform precision *measures*: ``int8`` is the loss increase of uniform
-W=A=KV INT8 on the check windows (:class:`cimjax.quant.measured.Measured`), and a number is a measured
-loss increase in nats/token. The proxy (:func:`cimjax.quant.proxy.optimizer_proxy`) only steers the search.
-With ``verify`` the final assignment is fake-quantised and its loss measured on the same windows; if
+With weights, a budget means what uniform precision *measures*: ``int8`` is the loss increase (``target``
+``loss``) or the mean per-token KL divergence from full precision (``target`` ``kl``) of uniform W=A=KV
+INT8 on the check windows (:class:`cimjax.quant.measured.Measured`), and a number is a measured value of
+the target in nats/token. The proxy (:func:`cimjax.quant.proxy.optimizer_proxy`, fitted on the target)
+only steers the search. With ``verify`` the final assignment is fake-quantised and its target measured on
+the same windows; if
 it exceeds the budget the round is corrected and the problem solved again (at most ``max_rounds`` rounds):
 
 1. the proxy is refitted with every measurement made so far (fitted variants only), and
@@ -13,12 +15,12 @@ it exceeds the budget the round is corrected and the problem solved again (at mo
    (``B`` the measured budget, ``b_max`` every entry at its highest bits: the budget stays reachable).
 
 After a design measured within the budget, the remaining rounds bisect (geometrically) between the largest
-passing and the smallest failing proxy budget, until they are within 10 %.
+passing and the smallest failing proxy budget, until they are within 10 % (:func:`verify_rounds`).
 
 The design reported is the best (by the objective) among the rounds' designs measured within the budget, or
 the uniform baseline (measured within it by construction) when it is better or no round's design was within;
 ``verified`` is true only for a measured design within the budget. Without ``verify`` nothing is measured and
-``verified`` is false. The uniform baseline is the smallest uniform width whose *measured* loss meets the
+``verified`` is false. The uniform baseline is the smallest uniform width whose *measured* target meets the
 budget, on its best hardware.
 """
 
@@ -37,7 +39,7 @@ from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, pr
 from cimjax.joint.runner import run_method
 from cimjax.joint.settings import JointSettings
 from cimjax.lm.model import DecoderLM
-from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, loss_increases
+from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, check_target, loss_and_kl
 from cimjax.quant.proxy import optimizer_proxy
 from cimjax.results import BASELINE_KEYS, Result, make_meta
 from cimjax.search.pareto import alpha_objective
@@ -47,38 +49,49 @@ MAX_ROUNDS = 5
 BISECT_STOP = 1.1  # stop once the failing and the passing proxy budgets are within 10 %
 
 
-def measured_budget(measured: Measured, budget: str | float) -> tuple[float, str]:
-    """A budget in measured nats/token: ``int8``/``int6``/``int4`` (measured uniform loss) or a number."""
+def measured_budget(measured: Measured, budget: str | float, target: str = "loss") -> tuple[float, str]:
+    """A budget in measured nats/token of ``target``: ``int8``/``int6``/``int4`` (the measured loss increase or
+    KL divergence of that uniform width) or a number."""
+    uniform_values = measured.uniform(target)
 
     def uniform(width: int) -> float:
-        value = measured.uniform_loss[width]
+        value = uniform_values[width]
         if value <= 0:
             raise ValueError(
-                f"budget int{width}: uniform INT{width} measured a loss increase of {value:.3g} <= 0 nats/token "
-                "on the check windows (below the measurement noise); use more check windows or give a positive "
-                "number"
+                f"budget int{width}: uniform INT{width} measured a {target} increase of {value:.3g} <= 0 nats/token "
+                "on the check windows (below the measurement noise); use more check windows, --target kl, or give "
+                "a positive number"
             )
         return value
 
-    return parse_budget(budget, uniform, "measured")
+    return parse_budget(budget, uniform, f"measured {target}")
 
 
-def _uniform_width(measured: Measured, target: float) -> int | None:
-    """The smallest uniform width whose measured loss meets ``target``."""
-    return next((b for b in UNIFORM_WIDTHS if measured.uniform_loss[b] <= target), None)
+def _uniform_width(measured: Measured, budget: float, target: str) -> int | None:
+    """The smallest uniform width whose measured ``target`` meets ``budget``."""
+    return next((b for b in UNIFORM_WIDTHS if measured.uniform(target)[b] <= budget), None)
 
 
-def _optimise_and_measure(measured, target, model, verify, max_rounds, solve, say) -> tuple[list, list, int]:
-    """The rounds: solve the problem at the current proxy budget, measure the design (with ``verify``),
-    correct the budget. Returns the per-round history, the candidates ``(problem, report, measured loss or
-    None)`` and the evaluations spent. ``solve(proxy_budget, proxy)`` returns ``(problem, report, evaluations)``."""
-    fit_tables, fit_loss = list(measured.joint_tables), list(measured.joint_loss)
-    proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
-    windows = measured.calibration.check_tokens() if verify else None
-    proxy_budget = target
+def verify_rounds(measure, solve, fit, budget: float, max_rounds: int, say) -> tuple[list, list, int]:
+    """The verify loop: solve at the current proxy budget, measure the design, correct the budget.
+
+    Args:
+      measure: ``table -> {"loss": ..., "kl": ...}`` (measured values of an assignment), or None (no
+        verification: one round, nothing measured).
+      solve: ``(proxy_budget, proxy) -> (problem, report, evaluations)``.
+      fit: ``(tables, values) -> proxy``: the proxy refitted with the assignments measured so far (``fit([],
+        [])`` is the starting proxy).
+      budget: the measured budget, in the units of the ``"value"`` that ``measure`` reports.
+
+    Returns the per-round history, the candidates ``(problem, report, measured dict or None)`` and the
+    evaluations spent.
+    """
+    fit_tables, fit_values = [], []
+    proxy = fit(fit_tables, fit_values)
+    proxy_budget = budget
     failed_at = math.inf  # the smallest proxy budget whose design measured over the budget
     history, candidates, evaluations = [], [], 0
-    for round_no in range(1, (max_rounds if verify else 1) + 1):
+    for round_no in range(1, (max_rounds if measure else 1) + 1):
         try:
             problem, report, n = solve(proxy_budget, proxy)
         except InfeasibleError:
@@ -89,59 +102,65 @@ def _optimise_and_measure(measured, target, model, verify, max_rounds, solve, sa
         evaluations += n
         table = table_from_bits(report["bits"])
         entry = {"round": round_no, "proxy_budget": proxy_budget, "proxy": report["proxy"],
-                 "tokens_per_s": report["tokens_per_s"], "measured_loss": None}  # fmt: skip
+                 "tokens_per_s": report["tokens_per_s"], "measured_loss": None, "measured_kl": None}  # fmt: skip
         history.append(entry)
         candidates.append((problem, report, None))
-        if not verify:
+        if measure is None:
             break
-        loss = float(loss_increases(model, windows, table[None])[0][0])
-        entry["measured_loss"] = loss
-        candidates[-1] = (problem, report, loss)
-        say(f"round {round_no}: proxy {report['proxy']:.4g}, measured {loss:.4g}, budget {target:.4g} nats/token")
-        if loss <= target:
+        values = measure(table)
+        entry |= {"measured_loss": values["loss"], "measured_kl": values["kl"]}
+        candidates[-1] = (problem, report, values)
+        value = values["value"]
+        say(f"round {round_no}: proxy {report['proxy']:.4g}, measured {value:.4g}, budget {budget:.4g} nats/token")
+        if value <= budget:
             if not math.isfinite(failed_at) or failed_at / proxy_budget < BISECT_STOP:
                 break
             proxy_budget = math.sqrt(proxy_budget * failed_at)  # a passing design: try between it and the failure
             continue
         failed_at = min(failed_at, proxy_budget)
         fit_tables.append(table)
-        fit_loss.append(loss)
-        proxy = optimizer_proxy(measured.sens, np.asarray(fit_tables), np.asarray(fit_loss))
+        fit_values.append(value)
+        proxy = fit(fit_tables, fit_values)
         predicted, lowest = proxy_values(proxy, np.stack([table, problem.max_table()]))
         # Tighten by the measured excess, or by what the refitted proxy still under-predicts here if that is
         # more, but never below the lowest proxy any assignment reaches (the budget stays reachable).
-        proxy_budget = max(min(proxy_budget * target / loss, target * predicted / loss), lowest * (1 + 1e-3))
-        passed = [h["proxy_budget"] for h in history if h["measured_loss"] is not None and h["measured_loss"] <= target]
+        proxy_budget = max(min(proxy_budget * budget / value, budget * predicted / value), lowest * (1 + 1e-3))
+        passed = [h["proxy_budget"] for h, c in zip(history, candidates, strict=True)
+                  if c[2] is not None and c[2]["value"] <= budget]  # fmt: skip
         if passed:  # between the largest passing budget and this failure
+            if failed_at / max(passed) < BISECT_STOP:
+                break
             proxy_budget = math.sqrt(max(passed) * failed_at)
     return history, candidates, evaluations
 
 
-def _against_uniform(measured, target, candidates, verify, tolerance) -> tuple:
+def _against_uniform(measured, budget, target, candidates, verify, tolerance) -> tuple:
     """The best candidate measured within the budget (else the last one), compared with the measured
-    uniform baseline: returns its problem, the design reported, its measured loss and the comparison's keys."""
-    within = [c for c in candidates if c[2] is not None and c[2] <= target]
-    problem, report, loss = min(
+    uniform baseline: returns its problem, the design reported, its measured values (or None) and the
+    comparison's keys."""
+    within = [c for c in candidates if c[2] is not None and c[2]["value"] <= budget]
+    problem, report, values = min(
         within or candidates[-1:],
         key=lambda c: float(alpha_objective(c[1]["latency_s"], c[1]["energy_j"], c[0].alpha)),
     )
-    width = _uniform_width(measured, target)
+    width = _uniform_width(measured, budget, target)
     extras: dict = {"baseline": None, "gain": None, "objective_note": objective_note(problem.alpha, problem.area_max)}
     if width is None:
-        return problem, report, loss, extras
+        return problem, report, values, extras
     base = uniform_front(problem, [width])[0].report
     base = base | {"feasible": True}  # measured within the budget (its proxy is not what counts here)
     if verify and not within:  # no optimised design measured within: the uniform one is returned
         report = report | {"feasible": False}
     chosen, comparison = compare(report, base, problem.alpha, problem.area_max, tolerance)
+    uniform = {"loss": measured.uniform_loss[width], "kl": measured.uniform_kl[width]}
     if chosen is not report:  # the measured-within-budget uniform design: it is what we return
-        report, loss = chosen, measured.uniform_loss[width]
+        report, values = chosen, uniform | {"value": uniform[target]}
     baseline = {k: base[k] for k in BASELINE_KEYS}
     extras = comparison | {
-        "baseline": baseline | {"width": width, "measured_loss": measured.uniform_loss[width]},
+        "baseline": baseline | {"width": width, "measured_loss": uniform["loss"], "measured_kl": uniform["kl"]},
         "gain": report["tokens_per_s"] / base["tokens_per_s"],
     }
-    return problem, report, loss, extras
+    return problem, report, values, extras
 
 
 def optimize_measured(
@@ -159,14 +178,20 @@ def optimize_measured(
     settings: JointSettings | None = None,
     progress: Progress | None = None,
     tolerance: float = 0.0,
+    target: str = "loss",
     log=None,
 ) -> dict:
     """Optimises a checkpoint's bits and hardware against its measured budget; the JSON of ``optimize``.
 
-    Adds to :func:`cimjax.joint.runner.optimize_report`'s keys: ``measured_budget``, ``measured_loss``
-    (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry per round: proxy
-    budget, proxy, measured loss, tokens/s), ``verify_wall_s``, ``calibration``; ``baseline`` gains its
-    ``measured_loss`` and ``width``.
+    Adds to :func:`cimjax.joint.runner.optimize_report`'s keys: ``measured_budget`` (in ``target`` units),
+    ``measured_loss`` (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry
+    per round: proxy budget, proxy, measured loss and KL, tokens/s), ``verify_wall_s``, ``calibration``,
+    ``checkpoint_hash``, ``target`` and ``measured_kl``; ``baseline`` gains its ``measured_loss``,
+    ``measured_kl`` and ``width``.
+
+    Args:
+      target: what the budget, the proxy and the verification measure: ``loss`` (loss increase) or ``kl``
+        (mean per-token KL divergence from the full-precision model), both nats/token on the check windows.
 
     Raises:
       ValueError: a malformed argument, or ``verify`` without a model.
@@ -176,19 +201,33 @@ def optimize_measured(
         raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
     if not (isinstance(max_rounds, int) and max_rounds >= 1):
         raise ValueError(f"max_rounds = {max_rounds!r} must be a positive integer")
+    check_target(target)
     spec = measured.spec
-    target, label = measured_budget(measured, budget)
+    limit, label = measured_budget(measured, budget, target)
 
     def solve(proxy_budget: float, proxy) -> tuple:
         problem = make_problem(spec, proxy_budget, proxy=proxy, alpha=alpha, area_max=area_max, tech=tech)
         report, n = run_method(problem, method, seed=seed, progress=progress, settings=settings)
         return problem, report, n
 
+    def fit(tables: list, values: list):
+        shape = (-1, *measured.joint_tables.shape[1:])
+        all_tables = np.concatenate([measured.joint_tables, np.reshape(np.asarray(tables, float), shape)])
+        all_values = np.concatenate([measured.joint(target), np.asarray(values, float)])
+        return optimizer_proxy(measured.sens, all_tables, all_values, target)
+
+    windows = measured.calibration.check_tokens() if verify else None
+
+    def measure(table) -> dict:
+        loss, kl, _ = loss_and_kl(model, windows, table[None])
+        values = {"loss": float(loss[0]), "kl": float(kl[0])}
+        return values | {"value": values[target]}
+
     start = time.perf_counter()
     say = log or (lambda msg: None)
-    history, candidates, evaluations = _optimise_and_measure(measured, target, model, verify, max_rounds, solve, say)
+    history, candidates, evaluations = verify_rounds(measure if verify else None, solve, fit, limit, max_rounds, say)
     verify_wall = time.perf_counter() - start
-    problem, report, loss, extras = _against_uniform(measured, target, candidates, verify, tolerance)
+    problem, report, values, extras = _against_uniform(measured, limit, target, candidates, verify, tolerance)
     note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}"
     return (
         Result(report)
@@ -205,13 +244,15 @@ def optimize_measured(
             "seed": seed,
             "evaluations": evaluations,
             "wall_s": verify_wall,
-            "measured_budget": target,
-            "measured_loss": loss,
-            "verified": loss is not None and loss <= target,
+            "measured_budget": limit,
+            "measured_loss": None if values is None else values["loss"],
+            "verified": values is not None and values["value"] <= limit,
             "rounds": len(history),
             "verify_history": history,
             "verify_wall_s": verify_wall,
             "calibration": measured.calibration.describe(spec.vocab),
             "checkpoint_hash": measured.checkpoint_hash,
+            "target": target,
+            "measured_kl": None if values is None else values["kl"],
         }
     )

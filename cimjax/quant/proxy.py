@@ -164,6 +164,10 @@ def _loss_curves(proxy: Proxy, table: jax.Array) -> jax.Array:
     return jnp.sum(log_interp(table, proxy.sens.loss, LOSS_FLOOR))[None]
 
 
+def _kl_curves(proxy: Proxy, table: jax.Array) -> jax.Array:
+    return jnp.sum(log_interp(table, proxy.sens.kl, LOSS_FLOOR))[None]
+
+
 def _higgs(proxy: Proxy, table: jax.Array) -> jax.Array:
     """One feature per (layer, tensor kind): relative errors summed within it."""
     terms = _err(proxy.sens, table) / jnp.maximum(proxy.sens.energy, _TINY)
@@ -226,6 +230,7 @@ VARIANTS: dict[str, ProxyKind] = {
         ProxyKind("fisher_measured", _fisher_measured),
         ProxyKind("outmse_measured", _outmse_measured, fitted=True),
         ProxyKind("loss_curves", _loss_curves),
+        ProxyKind("kl_curves", _kl_curves),
         ProxyKind("higgs", _higgs, fitted=True),
         ProxyKind("interaction", _interaction, fitted=True, relative_fit=True),
     )
@@ -349,20 +354,25 @@ OPTIMIZER_PROXY = "interaction"
 """The variant ``cimjax optimize --checkpoint`` prices assignments with (see :func:`optimizer_proxy`)."""
 
 
-def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarray) -> Proxy:
+def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarray, target: str = "loss") -> Proxy:
     """The proxy of :data:`OPTIMIZER_PROXY` for a checkpoint, given its measured mixed assignments.
 
     Args:
       sens: the checkpoint's sensitivities.
-      tables, measured: mixed assignments ``(n, L, 17)`` and their measured loss increases (the fit set of
-        fitted variants; unused by unfitted ones). Without a fit set, or when the fit gives every coefficient
-        zero (measured losses at the noise level), the additive ``loss_curves`` variant is returned.
+      tables, measured: mixed assignments ``(n, L, 17)`` and their measured ``target`` (the fit set of fitted
+        variants; unused by unfitted ones). Without a fit set, or when the fit gives every coefficient zero
+        (measured values at the noise level), the additive measured curves of the target are returned
+        (``loss_curves`` or ``kl_curves``).
+      target: what ``measured`` is: ``loss`` (loss increase) or ``kl`` (KL divergence from full precision).
     """
+    additive = {"loss": "loss_curves", "kl": "kl_curves"}
+    if target not in additive:
+        raise ValueError(f"target = {target!r} is not known; allowed: {', '.join(additive)}")
     proxy = make_proxy(OPTIMIZER_PROXY, sens)
     if VARIANTS[OPTIMIZER_PROXY].fitted:
         proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy
-        if not np.any(np.asarray(proxy.coef) > 0):  # no loss above noise to fit: the additive measured curves
-            proxy = make_proxy("loss_curves", sens)
+        if not len(tables) or not np.any(np.asarray(proxy.coef) > 0):  # nothing above noise to fit
+            proxy = make_proxy(additive[target], sens)
     return proxy
 
 

@@ -251,23 +251,19 @@ def error_curves(tensors: dict[str, jax.Array], n_layers: int, scheme: QuantSche
     return err, _per_point(const_d, n_layers)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def quantized_losses(build: Builder, scheme: QuantScheme, params, windows, tables):
-    """Mean token loss on ``windows`` with every point fake-quantised to each table of ``tables`` ``(N, L, 17)``.
+@functools.partial(jax.jit, static_argnums=0)
+def reference_logp(build: Builder, params, windows) -> jax.Array:
+    """Full-precision next-token log-probabilities ``(B, T, V)`` on ``windows`` (inputs plus targets)."""
+    return jax.nn.log_softmax(build(params)(windows[:, :-1]).astype(jnp.float32), axis=-1)
 
-    Parameters and tokens are arguments, not closed-over constants, so XLA does not constant-fold the model.
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def quantised_loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, table, ref_logp):
+    """Mean token loss and mean per-token ``KL(p_full || p_quantised)`` with ``table`` ``(L, 17)`` fake-quantised.
+
+    Parameters and tokens are arguments, not closed-over constants, so XLA does not constant-fold the model;
+    ``ref_logp`` is :func:`reference_logp` of the same windows.
     """
-
-    def one(table):
-        hooks = QuantHooks(Precision.from_table(table), scheme)
-        return token_nll(build(params)(windows[:, :-1], hooks), windows[:, 1:])
-
-    return jax.vmap(one)(tables)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, table, ref_logp):
-    """Mean token loss and mean per-token ``KL(p_full || p_quantised)`` with ``table`` ``(L, 17)`` applied."""
     logits = build(params)(windows[:, :-1], QuantHooks(Precision.from_table(table), scheme))
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     kl = jnp.mean(jnp.sum(jnp.exp(ref_logp) * (ref_logp - logp), axis=-1))
@@ -280,8 +276,8 @@ def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tu
     build, params = functional(model)
     n_layers = model.spec.n_layers
     full = np.full((n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
-    ref_logp = jax.nn.log_softmax(jax.jit(lambda p, x: build(p)(x))(params, windows[:, :-1]).astype(jnp.float32))
-    base = float(_loss_and_kl(build, scheme, params, windows, full, ref_logp)[0])
+    ref_logp = reference_logp(build, params, windows)
+    base = float(quantised_loss_and_kl(build, scheme, params, windows, full, ref_logp)[0])
     curves = np.zeros((n_layers, N_POINTS, len(BIT_GRID)))
     kl = np.zeros_like(curves)
     for layer in range(n_layers):
@@ -289,7 +285,7 @@ def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tu
             for i, b in enumerate(BIT_GRID):
                 table = full.copy()
                 table[layer, col] = b
-                loss, div = _loss_and_kl(build, scheme, params, windows, table, ref_logp)
+                loss, div = quantised_loss_and_kl(build, scheme, params, windows, table, ref_logp)
                 curves[layer, col, i], kl[layer, col, i] = float(loss) - base, float(div)
     return curves, kl, base
 

@@ -17,7 +17,7 @@ from scipy import stats
 
 from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
-from cimjax.quant.measured import loss_increases
+from cimjax.quant.measured import check_target, loss_and_kl, loss_increases
 from cimjax.quant.proxy import (
     OPTIMIZER_PROXY,
     VARIANTS,
@@ -72,6 +72,13 @@ def measure_losses(
 ) -> tuple[np.ndarray, float]:
     """Real loss increase (nats/token) of each table on ``windows``, and the full-precision loss."""
     return loss_increases(trained.model, windows, tables, scheme)
+
+
+def _measure(trained, windows, tables, target: str, scheme=DEFAULT_SCHEME) -> tuple[np.ndarray, float, dict]:
+    """The measured ``target`` of each table, the full-precision loss, and both measurements by name."""
+    loss, kl, base = loss_and_kl(trained.model, windows, tables, scheme)
+    both = {"loss": loss, "kl": kl}
+    return both[check_target(target)], base, both
 
 
 @dataclasses.dataclass
@@ -134,6 +141,7 @@ class ValidationResult:
     budgets: dict[str, float]
     sensitivity_seconds: float
     protocol: str = "random"
+    target: str = "loss"
     details: dict = dataclasses.field(default_factory=dict)  # protocol-specific (the frontier's assignments)
 
     @property
@@ -147,6 +155,7 @@ class ValidationResult:
             "kendall_tau": best.kendall_tau,
             "spearman": best.spearman,
             "protocol": self.protocol,
+            "target": self.target,
             "optimizer_proxy": OPTIMIZER_PROXY,
             "n_configs": self.n_configs,
             "n_fit": self.n_fit,
@@ -191,9 +200,10 @@ def validate(
     n_eval: int = 64,
     n_samples: int = 16,
     scheme: QuantScheme = DEFAULT_SCHEME,
+    target: str = "loss",
     log=None,
 ) -> ValidationResult:
-    """Measures every proxy variant against the real loss of ``trained`` under random assignments.
+    """Measures every proxy variant against the real loss (or KL) of ``trained`` under random assignments.
 
     Args:
       trained: the trained model (see :func:`cimjax.quant.train.train`).
@@ -205,6 +215,7 @@ def validate(
       n_eval: validation-split windows the real loss is measured on.
       n_samples: Hutchinson / output-MSE samples.
       scheme: the quantisation scheme, the same for measurement and proxy.
+      target: what is measured and predicted: ``loss`` increase or ``kl`` divergence from full precision.
       log: a callable for progress lines, or None.
     """
     import time
@@ -228,7 +239,7 @@ def validate(
     fit_tables = random_tables(n_fit, n_layers, rng, granularity)
     test_tables = random_tables(n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
-    measured, base = measure_losses(trained, evaluation, np.concatenate([fit_tables, test_tables]), scheme)
+    measured, base, _ = _measure(trained, evaluation, np.concatenate([fit_tables, test_tables]), target, scheme)
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
     all_tables = jnp.asarray(np.concatenate([fit_tables, test_tables]))  # one batch shape: one compile per variant
@@ -258,6 +269,7 @@ def validate(
         model=_model_info(trained),
         budgets=uniform_budgets(best_proxy, n_layers),
         sensitivity_seconds=sens_seconds,
+        target=target,
     )
 
 
@@ -305,6 +317,7 @@ def validate_frontier(
     n_samples: int = 16,
     check_windows: int = 64,
     settings=None,
+    target: str = "loss",
     log=None,
 ) -> ValidationResult:
     """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
@@ -316,6 +329,8 @@ def validate_frontier(
     (budgets: the measured loss of uniform W=A=KV at each of ``widths``; INT8..INT4 by default);
     ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
     validation windows (after the check windows). Fitted variants are fitted on the checkpoint's fit set.
+    ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
+    from full precision.
     """
     import time
 
@@ -333,16 +348,17 @@ def validate_frontier(
     t0 = time.perf_counter()
     measured = for_checkpoint(directory, calibration, log=say)
     sens_seconds = time.perf_counter() - t0
-    proxy = optimizer_proxy(measured.sens, measured.joint_tables, measured.joint_loss)
+    fit_values = measured.joint(target)
+    proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target)
     tables, labels = [], []
     for width in widths:
-        budget, target = f"int{width}", measured.uniform_loss[width]
-        if target <= 0:
-            raise ValueError(f"uniform INT{width} measured a loss increase of {target:.3g} <= 0: no budget to test at")
-        problem = make_problem(spec, target, proxy=proxy)
+        budget, limit = f"int{width}", measured.uniform(target)[width]
+        if limit <= 0:
+            raise ValueError(f"uniform INT{width} measured a {target} increase of {limit:.3g} <= 0: no budget to test")
+        problem = make_problem(spec, limit, proxy=proxy)
         low, high = problem.bits.bounds()
         for s in seeds:
-            say(f"frontier: {budget} (measured {target:.4g} nats/token), seed {s} ...")
+            say(f"frontier: {budget} (measured {target} {limit:.4g} nats/token), seed {s} ...")
             run = dataclasses.replace(settings or JointSettings(), seed=s)
             table = optimize(problem, run).table
             rng = np.random.default_rng([seed, s, len(tables)])
@@ -352,31 +368,40 @@ def validate_frontier(
     _, val_tokens = corpus.split(cfg.val_fraction)
     held_out = corpus.windows(val_tokens, cfg.seq_len, check_windows + n_eval)[check_windows:]
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out validation windows ...")
-    frontier_measured, base = loss_increases(trained.model, held_out, tables)
+    frontier_measured, base, both = _measure(trained, held_out, tables, target)
 
     all_tables = jnp.asarray(np.concatenate([measured.joint_tables.astype(np.float32), tables]))
-    n_fit = len(measured.joint_loss)
+    n_fit = len(fit_values)
     results = []
     for p in [make_proxy(name, measured.sens) for name in VARIANTS] + [default_proxy(spec)]:
         fitted = p.kind.fitted
         feats = np.asarray(batch_features(p, all_tables), np.float64)
         coef = np.asarray(p.coef, np.float64)
         if fitted:
-            coef = fit_coefficients(feats[:n_fit], measured.joint_loss, relative=p.kind.relative_fit)
+            coef = fit_coefficients(feats[:n_fit], fit_values, relative=p.kind.relative_fit)
         results.append(score(p.name, feats[n_fit:] @ coef, frontier_measured, fitted, coef, p.assumption))
     opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
     details = {
         "frontier": [
-            label | {"measured": float(m), "predicted": float(q), "ratio": float(r)}
-            for label, m, q, r in zip(labels, frontier_measured, opt.predicted, opt.ratios, strict=True)
+            label
+            | {
+                "measured": float(m),
+                "predicted": float(q),
+                "ratio": float(r),
+                "measured_loss": float(dl),
+                "measured_kl": float(kl),
+            }
+            for label, m, q, r, dl, kl in zip(
+                labels, frontier_measured, opt.predicted, opt.ratios, both["loss"], both["kl"], strict=True
+            )
         ],
-        "measured_budgets": {f"int{w}": measured.uniform_loss[w] for w in widths},
+        "measured_budgets": {f"int{w}": measured.uniform(target)[w] for w in widths},
         "held_out_windows": len(held_out),
     }
     return ValidationResult(
         variants=results,
         measured=frontier_measured.tolist(),
-        measured_fit=measured.joint_loss.tolist(),
+        measured_fit=fit_values.tolist(),
         base_loss=base,
         n_configs=len(tables),
         n_fit=n_fit,
@@ -386,6 +411,7 @@ def validate_frontier(
         budgets=uniform_budgets(proxy, spec.n_layers),
         sensitivity_seconds=sens_seconds,
         protocol="frontier",
+        target=target,
         details=details,
     )
 
