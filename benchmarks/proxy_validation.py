@@ -22,14 +22,8 @@ from pathlib import Path
 
 from cimjax.quant.measured import TARGETS
 from cimjax.quant.train import train
-from cimjax.report.proxy_validation import (
-    FRONTIER_SIZES,
-    GRANULARITIES,
-    SIZES,
-    scatter_plot,
-    validate,
-    validate_frontier,
-)
+from cimjax.report.proxy_frontier import FRONTIER_SIZES, validate_frontier
+from cimjax.report.proxy_validation import GRANULARITIES, SIZES, scatter_plot, validate
 
 
 def main(argv: list[str] | None = None) -> int:

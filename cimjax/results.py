@@ -447,5 +447,4 @@ MEASURED_KEYS = (
     "checkpoint_hash", "target", "measured_kl",
 )  # fmt: skip
 """``optimize --checkpoint/--sensitivities`` writes :data:`OPTIMIZE_KEYS` but ``gain_cap``, then these (its
-``baseline``, when a uniform width measures within the budget, adds ``width``, ``measured_loss`` and
-``measured_kl``)."""
+``baseline``, when a uniform width is within the budget, adds ``width``, ``measured_loss``, ``measured_kl``)."""

@@ -60,14 +60,8 @@ def validate(
     from cimjax.files import output_dir
     from cimjax.quant.measured import TARGETS
     from cimjax.quant.train import train
-    from cimjax.report.proxy_validation import (
-        FRONTIER_SIZES,
-        GRANULARITIES,
-        PROTOCOLS,
-        SIZES,
-        validate_frontier,
-        write_outputs,
-    )
+    from cimjax.report.proxy_frontier import FRONTIER_SIZES, validate_frontier
+    from cimjax.report.proxy_validation import GRANULARITIES, PROTOCOLS, SIZES, write_outputs
     from cimjax.report.proxy_validation import validate as run_validation
 
     # every option is checked before the LM is trained

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
 from cimjax.quant.measured import check_target, loss_and_kl, loss_increases
 from cimjax.quant.proxy import (
@@ -26,13 +25,13 @@ from cimjax.quant.proxy import (
     default_proxy,
     fit_coefficients,
     make_proxy,
-    optimizer_proxy,
     uniform_budgets,
 )
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
-from cimjax.quant.sensitivity import estimate
+from cimjax.quant.sensitivity import Sensitivities, estimate
 from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
 from cimjax.workload.precision import N_POINTS, POINTS
+from cimjax.workload.spec import ModelSpec
 
 # Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
 SIZES: dict[str, tuple[TrainConfig, dict]] = {
@@ -42,11 +41,6 @@ SIZES: dict[str, tuple[TrainConfig, dict]] = {
 
 GRANULARITIES = ("layer", "tensor")
 PROTOCOLS = ("random", "frontier")
-# Frontier runs per size: the optimiser's settings (None: JointSettings()) and check windows.
-FRONTIER_SIZES: dict[str, dict] = {
-    "benchmark": {"settings": None, "check_windows": 64},
-    "tiny": {"settings": JointSettings(starts=2, rounds=2), "check_windows": 8, "seeds": (0,), "widths": (3,)},
-}
 _KINDS = ("weight", "act", "kv")
 
 
@@ -74,7 +68,7 @@ def measure_losses(
     return loss_increases(trained.model, windows, tables, scheme)
 
 
-def _measure(trained, windows, tables, target: str, scheme=DEFAULT_SCHEME) -> tuple[np.ndarray, float, dict]:
+def measure_target(trained, windows, tables, target: str, scheme=DEFAULT_SCHEME) -> tuple[np.ndarray, float, dict]:
     """The measured ``target`` of each table, the full-precision loss, and both measurements by name."""
     loss, kl, base = loss_and_kl(trained.model, windows, tables, scheme)
     both = {"loss": loss, "kl": kl}
@@ -123,6 +117,28 @@ def _tau(v: VariantResult) -> float:
 def _finite(x) -> float | None:
     """A statistic, or None where it is undefined (constant predictions): JSON has no NaN."""
     return float(x) if np.isfinite(x) else None
+
+
+def _proxies(sens: Sensitivities, spec: ModelSpec) -> list[Proxy]:
+    """Every variant of ``sens`` (unfitted) and the weight-less default proxy of ``spec``."""
+    return [make_proxy(name, sens) for name in VARIANTS] + [default_proxy(spec)]
+
+
+def judge_variants(
+    sens: Sensitivities, spec: ModelSpec, fit_tables, fit_measured, test_tables, test_measured
+) -> list[VariantResult]:
+    """Every variant fitted (fitted kinds) on the fit set and scored on the *other*, held-out set."""
+    n_fit = len(fit_tables)
+    all_tables = jnp.asarray(np.concatenate([fit_tables, test_tables]), jnp.float32)  # one compile per variant
+    results = []
+    for proxy in _proxies(sens, spec):
+        feats = np.asarray(batch_features(proxy, all_tables), np.float64)
+        coef = np.asarray(proxy.coef, np.float64)
+        if proxy.kind.fitted:
+            coef = fit_coefficients(feats[:n_fit], fit_measured, relative=proxy.kind.relative_fit)
+        results.append(score(proxy.name, feats[n_fit:] @ coef, test_measured, proxy.kind.fitted, coef,
+                             proxy.assumption))  # fmt: skip
+    return results
 
 
 @dataclasses.dataclass
@@ -239,24 +255,13 @@ def validate(
     fit_tables = random_tables(n_fit, n_layers, rng, granularity)
     test_tables = random_tables(n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
-    measured, base, _ = _measure(trained, evaluation, np.concatenate([fit_tables, test_tables]), target, scheme)
+    measured, base, _ = measure_target(trained, evaluation, np.concatenate([fit_tables, test_tables]), target, scheme)
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
-    all_tables = jnp.asarray(np.concatenate([fit_tables, test_tables]))  # one batch shape: one compile per variant
-    proxies: list[Proxy] = [make_proxy(name, sens) for name in VARIANTS] + [default_proxy(trained.model.spec)]
-    results = []
-    for proxy in proxies:
-        fitted = proxy.kind.fitted
-        feats = np.asarray(batch_features(proxy, all_tables), np.float64)
-        if fitted:
-            coef = fit_coefficients(feats[:n_fit], fit_measured, relative=proxy.kind.relative_fit)
-            proxy = dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
-        pred = feats[n_fit:] @ np.asarray(proxy.coef, np.float64)
-        results.append(score(proxy.name, pred, test_measured, fitted, proxy.coef, proxy.assumption))
+    results = judge_variants(sens, trained.model.spec, fit_tables, fit_measured, test_tables, test_measured)
     best = max(results, key=_tau)
-    best_proxy = next(p for p in proxies if p.name == best.name)
-    if best.fitted:
-        best_proxy = dataclasses.replace(best_proxy, coef=jnp.asarray(best.coef, jnp.float32))
+    best_proxy = next(p for p in _proxies(sens, trained.model.spec) if p.name == best.name)
+    best_proxy = dataclasses.replace(best_proxy, coef=jnp.asarray(best.coef, jnp.float32))
     return ValidationResult(
         variants=results,
         measured=test_measured.tolist(),
@@ -266,14 +271,14 @@ def validate(
         n_fit=n_fit,
         granularity=granularity,
         seed=seed,
-        model=_model_info(trained),
+        model=model_info(trained),
         budgets=uniform_budgets(best_proxy, n_layers),
         sensitivity_seconds=sens_seconds,
         target=target,
     )
 
 
-def _model_info(trained: TrainedModel) -> dict:
+def model_info(trained: TrainedModel) -> dict:
     cfg = trained.config
     return {
         "n_params": trained.n_params,
@@ -290,130 +295,6 @@ def _model_info(trained: TrainedModel) -> dict:
 def _in_band(ratios) -> np.ndarray:
     r = np.asarray(ratios)
     return (r >= RATIO_BAND[0]) & (r <= RATIO_BAND[1])
-
-
-def one_step_neighbours(table: np.ndarray, n: int, rng: np.random.Generator, low, high) -> np.ndarray:
-    """``n`` tables that each move one random entry of ``table`` by +-1 bit within ``[low, high]`` ``(17,)``."""
-    out = []
-    while len(out) < n:
-        layer, col = rng.integers(table.shape[0]), rng.integers(table.shape[1])
-        step = rng.choice((-1, 1))
-        if low[col] <= table[layer, col] + step <= high[col]:
-            moved = table.copy()
-            moved[layer, col] += step
-            out.append(moved)
-    return np.stack(out)
-
-
-def validate_frontier(
-    trained: TrainedModel,
-    *,
-    widths: tuple[int, ...] = (8, 6, 4),
-    seeds: tuple[int, ...] = (0, 1),
-    neighbours: int = 3,
-    seed: int = 0,
-    n_calib: int = 16,
-    n_eval: int = 64,
-    n_samples: int = 16,
-    check_windows: int = 64,
-    settings=None,
-    target: str = "loss",
-    log=None,
-) -> ValidationResult:
-    """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
-
-    The trained model is exported as a checkpoint and measured like ``cimjax optimize --checkpoint`` does
-    (:func:`cimjax.quant.measured.for_checkpoint`: sensitivities on ``n_calib`` calibration windows, budgets
-    and the fit set on ``check_windows`` validation windows). For each measured budget and seed, the joint
-    optimiser (tokens/s, no area limit, ``settings``) with :func:`optimizer_proxy` returns an assignment
-    (budgets: the measured loss of uniform W=A=KV at each of ``widths``; INT8..INT4 by default);
-    ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
-    validation windows (after the check windows). Fitted variants are fitted on the checkpoint's fit set.
-    ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
-    from full precision.
-    """
-    import time
-
-    from cimjax.joint.optimizer import optimize
-    from cimjax.joint.problem import make_problem
-    from cimjax.lm.checkpoint import save_checkpoint
-    from cimjax.quant.measured import Calibration, for_checkpoint
-
-    say = log or (lambda msg: None)
-    cfg, spec = trained.config, trained.model.spec
-    directory = trained.directory / "hf"
-    if not (directory / "config.json").is_file():
-        save_checkpoint(trained.model, directory)
-    calibration = Calibration(n_calib, cfg.seq_len, n_samples, seed, check_windows)
-    t0 = time.perf_counter()
-    measured = for_checkpoint(directory, calibration, log=say)
-    sens_seconds = time.perf_counter() - t0
-    fit_values = measured.joint(target)
-    proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target)
-    tables, labels = [], []
-    for width in widths:
-        budget, limit = f"int{width}", measured.uniform(target)[width]
-        if limit <= 0:
-            raise ValueError(f"uniform INT{width} measured a {target} increase of {limit:.3g} <= 0: no budget to test")
-        problem = make_problem(spec, limit, proxy=proxy)
-        low, high = problem.bits.bounds()
-        for s in seeds:
-            say(f"frontier: {budget} (measured {target} {limit:.4g} nats/token), seed {s} ...")
-            run = dataclasses.replace(settings or JointSettings(), seed=s)
-            table = optimize(problem, run).table
-            rng = np.random.default_rng([seed, s, len(tables)])
-            tables += [table, *one_step_neighbours(table, neighbours, rng, low, high)]
-            labels += [{"budget": budget, "seed": s, "neighbour": k > 0} for k in range(neighbours + 1)]
-    tables = np.stack(tables).astype(np.float32)
-    _, val_tokens = corpus.split(cfg.val_fraction)
-    held_out = corpus.windows(val_tokens, cfg.seq_len, check_windows + n_eval)[check_windows:]
-    say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out validation windows ...")
-    frontier_measured, base, both = _measure(trained, held_out, tables, target)
-
-    all_tables = jnp.asarray(np.concatenate([measured.joint_tables.astype(np.float32), tables]))
-    n_fit = len(fit_values)
-    results = []
-    for p in [make_proxy(name, measured.sens) for name in VARIANTS] + [default_proxy(spec)]:
-        fitted = p.kind.fitted
-        feats = np.asarray(batch_features(p, all_tables), np.float64)
-        coef = np.asarray(p.coef, np.float64)
-        if fitted:
-            coef = fit_coefficients(feats[:n_fit], fit_values, relative=p.kind.relative_fit)
-        results.append(score(p.name, feats[n_fit:] @ coef, frontier_measured, fitted, coef, p.assumption))
-    opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
-    details = {
-        "frontier": [
-            label
-            | {
-                "measured": float(m),
-                "predicted": float(q),
-                "ratio": float(r),
-                "measured_loss": float(dl),
-                "measured_kl": float(kl),
-            }
-            for label, m, q, r, dl, kl in zip(
-                labels, frontier_measured, opt.predicted, opt.ratios, both["loss"], both["kl"], strict=True
-            )
-        ],
-        "measured_budgets": {f"int{w}": measured.uniform(target)[w] for w in widths},
-        "held_out_windows": len(held_out),
-    }
-    return ValidationResult(
-        variants=results,
-        measured=frontier_measured.tolist(),
-        measured_fit=fit_values.tolist(),
-        base_loss=base,
-        n_configs=len(tables),
-        n_fit=n_fit,
-        granularity="tensor",
-        seed=seed,
-        model=_model_info(trained),
-        budgets=uniform_budgets(proxy, spec.n_layers),
-        sensitivity_seconds=sens_seconds,
-        protocol="frontier",
-        target=target,
-        details=details,
-    )
 
 
 def scatter_plot(result: ValidationResult, path: str | Path) -> Path:

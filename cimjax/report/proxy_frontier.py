@@ -1,0 +1,140 @@
+"""The *frontier* protocol of ``cimjax proxy validate``: proxies judged on the assignments the joint optimiser
+returns at measured budgets INT8..INT4 (and their one-step neighbours), not on random ones.
+
+The trained model is exported as a checkpoint and measured as ``cimjax optimize --checkpoint`` does
+(:func:`cimjax.quant.measured.for_checkpoint`); the frontier assignments are measured on validation windows
+that neither the budgets nor the fit set used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from cimjax.joint.settings import JointSettings
+from cimjax.quant import corpus
+from cimjax.quant.measured import Measured
+from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy, uniform_budgets
+from cimjax.quant.train import TrainedModel
+from cimjax.report.proxy_validation import ValidationResult, judge_variants, measure_target, model_info
+
+# Frontier runs per size: the optimiser's settings (None: JointSettings()) and check windows.
+FRONTIER_SIZES: dict[str, dict] = {
+    "benchmark": {"settings": None, "check_windows": 64},
+    "tiny": {"settings": JointSettings(starts=2, rounds=2), "check_windows": 8, "seeds": (0,), "widths": (3,)},
+}
+
+
+def one_step_neighbours(table: np.ndarray, n: int, rng: np.random.Generator, low, high) -> np.ndarray:
+    """``n`` tables that each move one random entry of ``table`` by +-1 bit within ``[low, high]`` ``(17,)``."""
+    out = []
+    while len(out) < n:
+        layer, col = rng.integers(table.shape[0]), rng.integers(table.shape[1])
+        step = rng.choice((-1, 1))
+        if low[col] <= table[layer, col] + step <= high[col]:
+            moved = table.copy()
+            moved[layer, col] += step
+            out.append(moved)
+    return np.stack(out)
+
+
+def frontier_tables(
+    measured: Measured, proxy, target: str, widths, seeds, neighbours: int, seed: int, settings, say
+) -> tuple[np.ndarray, list[dict]]:
+    """The optimiser's assignment at each measured budget (``widths``) and seed, each followed by
+    ``neighbours`` random one-step moves; and a label per assignment (budget, seed, neighbour)."""
+    from cimjax.joint.optimizer import optimize
+    from cimjax.joint.problem import make_problem
+
+    tables, labels = [], []
+    for width in widths:
+        budget, limit = f"int{width}", measured.uniform(target)[width]
+        if limit <= 0:
+            raise ValueError(f"uniform INT{width} measured a {target} increase of {limit:.3g} <= 0: no budget to test")
+        problem = make_problem(measured.spec, limit, proxy=proxy)
+        low, high = problem.bits.bounds()
+        for s in seeds:
+            say(f"frontier: {budget} (measured {target} {limit:.4g} nats/token), seed {s} ...")
+            table = optimize(problem, dataclasses.replace(settings or JointSettings(), seed=s)).table
+            rng = np.random.default_rng([seed, s, len(tables)])
+            tables += [table, *one_step_neighbours(table, neighbours, rng, low, high)]
+            labels += [{"budget": budget, "seed": s, "neighbour": k > 0} for k in range(neighbours + 1)]
+    return np.stack(tables).astype(np.float32), labels
+
+
+def validate_frontier(
+    trained: TrainedModel,
+    *,
+    widths: tuple[int, ...] = (8, 6, 4),
+    seeds: tuple[int, ...] = (0, 1),
+    neighbours: int = 3,
+    seed: int = 0,
+    n_calib: int = 16,
+    n_eval: int = 64,
+    n_samples: int = 16,
+    check_windows: int = 64,
+    settings=None,
+    target: str = "loss",
+    log=None,
+) -> ValidationResult:
+    """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
+
+    The trained model is exported as a checkpoint and measured like ``cimjax optimize --checkpoint`` does
+    (:func:`cimjax.quant.measured.for_checkpoint`: sensitivities on ``n_calib`` calibration windows, budgets
+    and the fit set on ``check_windows`` validation windows). For each measured budget and seed, the joint
+    optimiser (tokens/s, no area limit, ``settings``) with :func:`optimizer_proxy` returns an assignment
+    (budgets: the measured ``target`` of uniform W=A=KV at each of ``widths``; INT8..INT4 by default);
+    ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
+    validation windows (after the check windows). Fitted variants are fitted on the checkpoint's fit set.
+    ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
+    from full precision.
+    """
+    from cimjax.lm.checkpoint import save_checkpoint
+    from cimjax.quant.measured import Calibration, for_checkpoint
+
+    say = log or (lambda msg: None)
+    cfg, spec = trained.config, trained.model.spec
+    directory = trained.directory / "hf"
+    if not (directory / "config.json").is_file():
+        save_checkpoint(trained.model, directory)
+    t0 = time.perf_counter()
+    measured = for_checkpoint(directory, Calibration(n_calib, cfg.seq_len, n_samples, seed, check_windows), log=say)
+    sens_seconds = time.perf_counter() - t0
+    fit_values = measured.joint(target)
+    proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target)
+    tables, labels = frontier_tables(measured, proxy, target, widths, seeds, neighbours, seed, settings, say)
+    _, val_tokens = corpus.split(cfg.val_fraction)
+    held_out = corpus.windows(val_tokens, cfg.seq_len, check_windows + n_eval)[check_windows:]
+    say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out validation windows ...")
+    frontier_measured, base, both = measure_target(trained, held_out, tables, target)
+    results = judge_variants(measured.sens, spec, measured.joint_tables, fit_values, tables, frontier_measured)
+    opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
+    rows = zip(labels, frontier_measured, opt.predicted, opt.ratios, both["loss"], both["kl"], strict=True)
+    details = {
+        "frontier": [
+            label
+            | {"measured": float(m), "predicted": float(q), "ratio": float(r)}
+            | {"measured_loss": float(dl), "measured_kl": float(kl)}
+            for label, m, q, r, dl, kl in rows
+        ],
+        "measured_budgets": {f"int{w}": measured.uniform(target)[w] for w in widths},
+        "held_out_windows": len(held_out),
+    }
+    return ValidationResult(
+        variants=results,
+        measured=frontier_measured.tolist(),
+        measured_fit=fit_values.tolist(),
+        base_loss=base,
+        n_configs=len(tables),
+        n_fit=len(fit_values),
+        granularity="tensor",
+        seed=seed,
+        model=model_info(trained),
+        budgets=uniform_budgets(proxy, spec.n_layers),
+        sensitivity_seconds=sens_seconds,
+        protocol="frontier",
+        target=target,
+        details=details,
+    )
