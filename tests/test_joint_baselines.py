@@ -75,6 +75,23 @@ def test_uniform_matches_brute_force_over_widths_and_designs(spec):
     assert not front[1].report["feasible"]  # int4 misses an int6 budget; the front reports it anyway
 
 
+def test_best_hardware_sweeps_once_per_problem_and_table(spec, monkeypatch):
+    """The optimiser's sweep for the uniform bits (with an area limit) is reused by the uniform baseline:
+    the same problem object and table sweep once; another table or an equal but new problem sweep again."""
+    problem = make_problem(spec, "int6", area_max=AREA_MAX, space=SPACE)
+    sweeps, real_sweep = [], allocation.sweep
+    monkeypatch.setattr(allocation, "sweep", lambda *a, **k: sweeps.append(1) or real_sweep(*a, **k))
+    table = problem.uniform_table(6)
+    first, n = allocation.best_hardware(problem, table)
+    first[0] = -1  # the caller's copy: the kept answer is not changed
+    again, n_again = allocation.best_hardware(problem, table.copy())
+    assert len(sweeps) == 1 and n_again == n and again[0] != -1
+    assert baselines.uniform_baseline(problem).evaluations == n and len(sweeps) == 1
+    allocation.best_hardware(problem, problem.uniform_table(8))
+    allocation.best_hardware(make_problem(spec, "int6", area_max=AREA_MAX, space=SPACE), table)
+    assert len(sweeps) == 3
+
+
 def test_uniform_raises_when_only_mixed_bits_meet_the_budget(spec):
     loose = make_problem(spec, "int8", space=SPACE)
     at_max, at_8 = loose.proxy_of_tables(np.stack([loose.max_table(), loose.uniform_table(8)]))
