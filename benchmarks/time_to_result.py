@@ -45,6 +45,7 @@ CLI_CASES = {
     "sweep": ["sweep", "--model", MODEL, "--precision", PRECISION, "--alphas", "0,1", "--out", "{tmp}"],
     "optimize_small": ["optimize", "--model", MODEL, "--budget", "int8", "--starts", "2", "--rounds", "1"],
     "optimize_defaults": ["optimize", "--model", MODEL, "--budget", "int8"],
+    "optimize_area": ["optimize", "--model", MODEL, "--budget", "int4", "--alpha", "0.5", "--area-max", "30"],
 }
 """Command lines after ``cimjax`` ({tmp} becomes a fresh temporary directory)."""
 
