@@ -26,7 +26,7 @@ CACHE = """
 import jax
 from cimjax.cache import cache_dir
 jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 """
 
 SCRIPT = CACHE + textwrap.dedent(
