@@ -54,7 +54,7 @@ CASES = {
     "optimize_gradient_area": [*_OPT, "--budget", "int4", "--alpha", "0.5", "--area-max", "30", "--out", "{out}"],
     "optimize_ga": ["optimize", "--model", "qwen2.5-0.5b", "--budget", "int6", "--method", "ga", "--json"],
     "optimize_sequential": [
-        "optimize", "--model", "qwen2.5-0.5b", "--budget", "0.05", "--method", "sequential", "--json",
+        "optimize", "--model", "qwen2.5-0.5b", "--budget", "0.1", "--method", "sequential", "--json",
     ],
     "tech": ["tech", "--json"],
 }  # fmt: skip

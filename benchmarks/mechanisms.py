@@ -1,8 +1,10 @@
 """What each mechanism switch changes: area band, the paper's trends, the alpha = 0.5 design, residuals.
 
 Usage: python benchmarks/mechanisms.py [--out results/mechanisms.json] [--models id,id,...]
-For every combination of the technology switches (docs/model.md, section 13), with every other
-constant at its shipped value (no refit): all models x INT4/INT8 swept exhaustively at alpha = 1, the
+                                      [--switches name,name,...]
+For every combination of the technology switches (docs/model.md, section 13), or of those named by
+``--switches`` (the others at their shipped values), with every other constant at its shipped value
+(no refit): all models x INT4/INT8 swept exhaustively at alpha = 1, the
 exhaustive optimum (the row put beside the paper) and the knee taken from each sweep; then the area
 band and the paper's four trends for both, the lowest fraction of the DRAM roofline, the calibration
 residuals (at the exhaustive optimum), and the paper's alpha = 0.5 design's objective over our
@@ -32,8 +34,11 @@ from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset
 
 
-def variants() -> list[dict]:
-    return [dict(zip(SWITCHES, values, strict=True)) for values in itertools.product((0, 1), repeat=len(SWITCHES))]
+def variants(varied: list[str]) -> list[dict]:
+    """Every combination of the ``varied`` switches, the others at their shipped values."""
+    shipped = {k: int(p.value) for k, p in SWITCHES.items()}
+    combinations = itertools.product((0, 1), repeat=len(varied))
+    return [shipped | dict(zip(varied, values, strict=True)) for values in combinations]
 
 
 def name(variant: dict) -> str:
@@ -68,11 +73,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/mechanisms.json"))
     parser.add_argument("--models", default=None, help="comma-separated model ids (default: all twelve)")
+    parser.add_argument("--switches", default=None, help="comma-separated switches to vary (default: all)")
     args = parser.parse_args()
+    varied = args.switches.split(",") if args.switches else list(SWITCHES)
+    unknown = sorted(set(varied) - set(SWITCHES))
+    if unknown:
+        parser.error(f"--switches {unknown} not known; allowed: {list(SWITCHES)}")
     start = time.perf_counter()
     workload = Workload()
     base = default_technology()
-    techs = {name(v): base.replace(**v) for v in variants()}
+    techs = {name(v): base.replace(**v) for v in variants(varied)}
     points = {n: {} for n in techs}
     alpha05 = {}
     paper_index = PAPER_SPACE.encode(EDGECIM_ALPHA05_DESIGN)

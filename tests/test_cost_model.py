@@ -18,6 +18,7 @@ from cimjax.cost.model import evaluate
 from cimjax.cost.operators import OPERATORS
 from cimjax.cost.pricing import COMPONENTS
 from cimjax.cost.reference import reference_costs
+from cimjax.hardware.area import chip_area
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, HardwareConfig
 from cimjax.hardware.technology import SWITCHES, SYSTEM_DRAM_ENERGY_PER_BIT, default_technology
 from cimjax.mapping.pipeline import stage_timing
@@ -184,6 +185,55 @@ def test_global_buffer_overlap_by_hand():
                          drain_cycles=0.0)  # fmt: skip
         assert float(t.period) == pytest.approx(period, rel=1e-6), switch
         assert float(t.first) == pytest.approx(32 * cycle, rel=1e-6)
+
+
+def test_load_mechanisms_by_hand():
+    """The paper's alpha = 0.5 design (M = 1), six clusters streaming 8192 bits each over 4096-bit buses,
+    DRAM at its peak (12 cycles per stage), 8 compute cycles. A set's cycle is its on-chip load, then
+    compute: the load is the 16-row macro write, or with a bus-width write port (1 cycle) the shared
+    inter-cluster bus, 6 x 2 cycles, or with bursts only its own cluster's 2 cycles; a ping-pong macro
+    overlaps load and compute."""
+    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
+    cycle = 2.5e-9
+    # (inter_cluster_bursts, macro_write_overlap, bus_width_write): (period, first) in cycles
+    expected = {
+        (0, 0, 0): (16 + 8, 16 + 8),
+        (0, 0, 1): (12 + 8, 12 + 8),
+        (0, 1, 0): (16, 16 + 8),
+        (0, 1, 1): (12, 12 + 8),
+        (1, 0, 0): (16 + 8, 16 + 8),
+        (1, 0, 1): (12, 12 + 8),  # the set's own 2 + 8 cycles fit in the DRAM-bound 12
+        (1, 1, 0): (16, 16 + 8),
+        (1, 1, 1): (12, 12 + 8),
+    }
+    for (bursts, overlap, port), (period, first) in expected.items():
+        tech = default_technology().replace(dram_efficiency=1.0, inter_cluster_bursts=bursts,
+                                            macro_write_overlap=overlap, bus_width_write=port)  # fmt: skip
+        t = stage_timing(hw, tech, EXACT, stage_bits=8192.0, streaming_clusters=6.0, stage_cycles=8.0,
+                         drain_cycles=0.0)  # fmt: skip
+        assert float(t.period) == pytest.approx(period * cycle, rel=1e-6), (bursts, overlap, port)
+        assert float(t.first) == pytest.approx(first * cycle, rel=1e-6), (bursts, overlap, port)
+    # Bursts make a set wait for its own transfer only once the stage is on chip (global buffer).
+    tech = default_technology().replace(dram_efficiency=1.0, global_buffer_overlap=0, inter_cluster_bursts=1,
+                                        macro_write_overlap=0, bus_width_write=1)  # fmt: skip
+    t = stage_timing(hw, tech, EXACT, stage_bits=8192.0, streaming_clusters=6.0, stage_cycles=8.0, drain_cycles=0.0)
+    assert float(t.period) == pytest.approx(20 * cycle, rel=1e-6)
+
+
+def test_macro_write_mechanisms_area_by_hand():
+    """Each of the paper design's 192 PEs gains a second set of 256 cells (ping-pong) and a write port of
+    min(256, 4096 / 4) - 16 = 240 bits beyond one row (bus width); a 36-PE tile on a 512-bit bus gets a
+    port narrower than a row, so nothing is added."""
+    tech = default_technology().replace(macro_write_overlap=0, bus_width_write=0)
+    cell, port_bit = float(tech.sram_area_per_bit_mm2), float(tech.bus_area_per_bit_mm2)
+    for design, added in (
+        (EDGECIM_ALPHA05_DESIGN, 192 * (256 * cell + 240 * port_bit)),
+        (dict(EDGECIM_ALPHA05_DESIGN, pes_per_tile=36, bus_intra_tile=512), 1728 * 256 * cell),
+    ):
+        hw = HardwareConfig.from_dict(design)
+        off = float(chip_area(hw, tech).total)
+        on = float(chip_area(hw, tech.replace(macro_write_overlap=1, bus_width_write=1)).total)
+        assert on - off == pytest.approx(added, rel=1e-4)
 
 
 def test_m1_serialises_load_and_compute():

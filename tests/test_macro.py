@@ -70,21 +70,23 @@ def test_loads_and_cycles_hand_computed():
 
 
 def test_row_write_time_follows_the_macro():
-    """A stage bound by writing the macro's rows lasts write_cycles / f (tiny stage, no compute)."""
+    """A stage bound by writing the macro's rows lasts write_cycles / f (tiny stage, no compute); with
+    the bus-width write port (the default) one cycle, whatever the macro."""
     hw = HardwareConfig.from_dict(DESIGN)
-    base = default_technology()
-    f = float(base.clock_hz)
-    for macro in (EDGECIM_MACRO, DIGITAL64, ANALOG):
-        t = stage_timing(
-            hw, base.replace(macro=macro), EXACT, stage_bits=1.0, streaming_clusters=1.0, stage_cycles=0.0,
-            drain_cycles=0.0,
-        )  # fmt: skip
-        assert float(t.first) == pytest.approx(macro.write_cycles / f, rel=1e-6)
+    f = float(default_technology().clock_hz)
+    for port, cycles in ((0, lambda macro: macro.write_cycles), (1, lambda macro: 1)):
+        base = default_technology().replace(bus_width_write=port)
+        for macro in (EDGECIM_MACRO, DIGITAL64, ANALOG):
+            t = stage_timing(
+                hw, base.replace(macro=macro), EXACT, stage_bits=1.0, streaming_clusters=1.0, stage_cycles=0.0,
+                drain_cycles=0.0,
+            )  # fmt: skip
+            assert float(t.first) == pytest.approx(cycles(macro) / f, rel=1e-6), (port, macro.name)
 
 
 def test_area_changes_as_the_equations_say():
     hw = HardwareConfig.from_dict(DESIGN)
-    base = default_technology()
+    base = default_technology().replace(bus_width_write=0)  # the write port's area: test_cost_model.py
     edge, big = chip_area(hw, base), chip_area(hw, base.replace(macro=DIGITAL64))
     pe, bit = float(base.pe_area_mm2), float(base.sram_area_per_bit_mm2)
     # PEs 16x larger; the global buffer holds 2 x (4096 - 256) more bits per active macro; buses unchanged.
@@ -136,9 +138,9 @@ def test_adc_cost_per_conversion_prices_every_macro_cycle(small_workload):
 
 def test_jit_treats_the_macro_as_static(small_workload):
     """One jitted function, two macros: the macro is part of the Technology's structure (recompiled), not a
-    traced value, and a smaller macro needs more loads, so a different latency."""
+    traced value, and a larger macro takes 64 rather than 16 row-write cycles, so a different latency."""
     spec = MODELS["qwen2.5-0.5b"]
-    base = default_technology()
+    base = default_technology().replace(bus_width_write=0)  # with it both designs run at the DRAM rate
     assert jax.tree.structure(base) != jax.tree.structure(base.replace(macro=DIGITAL64))
     assert len(jax.tree.leaves(base)) == len(jax.tree.leaves(base.replace(macro=DIGITAL64)))
     run = jax.jit(lambda tech: evaluate(HardwareConfig.from_dict(DESIGN), Precision.uniform(spec.n_layers, 4.0),
@@ -159,12 +161,13 @@ def test_bad_macro_geometry_is_refused(field):
 
 def test_a_macro_reaches_the_design_report_through_tech(small_workload):
     """evaluate_design with a Technology carrying the 64x64 macro: 16x the peak MACs per macro (64 rows x 16
-    INT4 weights vs 16 x 4), a larger chip, and fewer macro loads, so a different latency."""
+    INT4 weights vs 16 x 4), a larger chip, and fewer macro loads, so a different energy (the latency may be
+    the same: both run at the DRAM rate)."""
     spec = MODELS["qwen2.5-0.5b"]
     edge = evaluate_design(spec, "int4", DESIGN, small_workload)
     big = evaluate_design(spec, "int4", DESIGN, small_workload, tech=default_technology().replace(macro=DIGITAL64))
     assert big["figure_of_merit"]["peak_tops"] == pytest.approx(16 * edge["figure_of_merit"]["peak_tops"], rel=1e-12)
-    assert big["area_mm2"] > edge["area_mm2"] and big["latency_s"] != edge["latency_s"]
+    assert big["area_mm2"] > edge["area_mm2"] and big["energy_j"] != edge["energy_j"]
 
 
 def test_a_technology_file_chooses_the_macro(tmp_path):

@@ -42,12 +42,17 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     t_it = stage_bits / (hw["bus_inter_tile"] * f)
     t_pe = stage_bits / tiles / (hw["bus_intra_tile"] * f)
     shared = max(streaming * stage_bits / dram, t_ic, t_it)
-    t_write = math.ceil(mc.rows / mc.rows_written_per_cycle) / f
+    # The macro's write port: one row per write cycle, or (bus_width_write) its share of the tile bus.
+    t_write = (1 if t["bus_width_write"] else math.ceil(mc.rows / mc.rows_written_per_cycle)) / f
     load = max(shared, t_pe, t_write)
-    # With the double-buffered global buffer, DRAM fills its other half meanwhile.
-    load_cycle = max(t_ic, t_it, t_pe, t_write) if t["global_buffer_overlap"] else load
+    # With the double-buffered global buffer, DRAM fills its other half meanwhile; with bursts a set
+    # waits only for its own cluster's turn on the shared inter-cluster bus.
+    t_own = stage_bits / (hw["bus_inter_cluster"] * f) if t["inter_cluster_bursts"] else t_ic
+    load_cycle = max(t_own, t_it, t_pe, t_write) if t["global_buffer_overlap"] else load
     compute = cycles / f
-    period = max(shared, compute, (load_cycle + compute) / hw["m"])
+    # A ping-pong macro (macro_write_overlap) is written while it computes on its other weight set.
+    busy = max(load_cycle, compute) if t["macro_write_overlap"] else load_cycle + compute
+    period = max(shared, compute, busy / hw["m"])
     first = load + compute + drain / f
     return first + (n - 1) * period
 
@@ -55,10 +60,16 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
 def _area(hw: dict, t: dict, pe_area: float, mc: Macro) -> tuple[float, float]:
     """Chip area (mm^2) and the summed mean wire length of the three bus levels (mm)."""
     C, T_A = hw["c_v"] * hw["c_h"], hw["t_v_act"] * hw["t_h_act"]
+    stored = mc.rows * mc.columns * mc.bits_per_cell
+    if t["macro_write_overlap"]:  # the second weight set's cells
+        pe_area += stored * t["sram_area_per_bit_mm2"]
+    if t["bus_width_write"]:  # write-port bits beyond one row: a bus driver and receiver each
+        port = min(stored, hw["bus_intra_tile"] / hw["pes_per_tile"])
+        pe_area += max(port - mc.columns * mc.bits_per_cell, 0) * t["bus_area_per_bit_mm2"]
     tile = hw["pes_per_tile"] * pe_area
     cbuf = t["cluster_buffer_bits"] * t["sram_area_per_bit_mm2"]
     cluster = hw["m"] * T_A * tile + cbuf + t["fu_area_mm2"]
-    global_bits = 2 * C * T_A * hw["pes_per_tile"] * mc.rows * mc.columns * mc.bits_per_cell
+    global_bits = 2 * C * T_A * hw["pes_per_tile"] * stored
     core = C * cluster + global_bits * t["sram_area_per_bit_mm2"]
     buses = t["bus_area_per_bit_mm2"] * (
         C * hw["m"] * T_A * hw["bus_intra_tile"] + C * hw["bus_inter_tile"] + hw["bus_inter_cluster"]

@@ -1,6 +1,9 @@
 """Chip area and the region sizes that set bus wire lengths (docs/model.md, "Area").
 
-    A_tile    = P^2 * a_PE                               # a_PE: the macro's area (Macro.area_mm2)
+    A_tile    = P^2 * (a_PE + a_ping_pong + a_port)      # a_PE: the macro's area (Macro.area_mm2)
+    a_ping_pong = s * a_bit if macro_write_overlap else 0  # the second weight set's cells
+    a_port    = a_bus_bit * max(min(s, W_intra / P^2) - r, 0) if bus_width_write else 0
+                                                         # write-port bits beyond one row (r bits)
     A_cluster = m * T_A * A_tile + cluster_buffer_bits * a_bit + a_FU
     A_global  = 2 * C * T_A * P^2 * s * a_bit            # double-buffered chip-wide stage, s = a macro's
                                                          # stored bits (256 for EdgeCIM's 16x16)
@@ -40,8 +43,21 @@ def global_buffer_bits(hw: HardwareConfig, tech: Technology):
     return 2.0 * hw.clusters * hw.active_pes * tech.macro.stored_bits
 
 
+def pe_area(hw: HardwareConfig, tech: Technology):
+    """One PE: the macro, and what the write mechanisms add to it (module docstring)."""
+    macro = tech.macro
+    stored = macro.stored_bits
+    row_bits = macro.columns * macro.bits_per_cell
+    port_bits = jnp.maximum(jnp.minimum(stored, hw.bus_intra_tile / hw.pes_per_tile) - row_bits, 0.0)
+    return (
+        macro.area_mm2(tech)
+        + tech.macro_write_overlap * stored * tech.sram_area_per_bit_mm2
+        + tech.bus_width_write * port_bits * tech.bus_area_per_bit_mm2
+    )
+
+
 def chip_area(hw: HardwareConfig, tech: Technology) -> Area:
-    pe = tech.macro.area_mm2(tech)
+    pe = pe_area(hw, tech)
     tile = hw.pes_per_tile * pe
     cluster_buffer = tech.cluster_buffer_bits * tech.sram_area_per_bit_mm2
     cluster = hw.m * hw.active_tiles * tile + cluster_buffer + tech.fu_area_mm2

@@ -54,7 +54,7 @@ PARAMETERS: dict[str, Param] = {
     "dram_efficiency": Param(
         0.9592, "-", "fitted: sustained / peak DRAM bandwidth (refresh, bank conflicts, turnarounds)"
     ),
-    "dram_energy_per_bit": Param(0.8388e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
+    "dram_energy_per_bit": Param(0.8415e-12, "J/bit", "fitted: LPDDR5X read/write energy incl. I/O, per bit"),
     "pe_cycle_energy": Param(
         2.56e-12,
         "J",
@@ -88,7 +88,7 @@ PARAMETERS: dict[str, Param] = {
         "assumed 65 nm low-power process, logic + SRAM average near room temperature (sensitivity in docs/model.md)",
     ),
     "pe_area_mm2": Param(
-        0.05073,
+        0.04953,
         "mm^2",
         "fitted: one PE = 16x16 macro with its column adder trees, shift-accumulators and its share of "
         "the tile adder tree",
@@ -124,6 +124,30 @@ SWITCHES: dict[str, Param] = {
         "functional units (norm, RoPE, activation, multiply, residual, quantisers) consume operator outputs "
         "as they stream out, concurrently with the weight streaming; only time beyond the layer's streaming "
         "is exposed",
+    ),
+    "inter_cluster_bursts": Param(
+        1.0,
+        "0/1",
+        "the shared inter-cluster bus moves one cluster's stage at a time at its full width, clusters served "
+        "in turn (staggered): a set waits for its own burst (s / W_ic), while the bus still carries every "
+        "streaming cluster's stage within a period; otherwise a set's load lasts the whole round of n_c "
+        "clusters' transfers",
+    ),
+    "macro_write_overlap": Param(
+        0.0,
+        "0/1",
+        "each macro holds a second (ping-pong) set of weight cells sharing its multipliers and adder trees, "
+        "written while the macro computes on the other set: simultaneous MAC and write (Yue et al., ISSCC "
+        "2021, ping-pong CIM; Fujiwara et al., ISSCC 2022, TSMC 5 nm digital CIM macro); costs one more "
+        "macro's stored bits of SRAM cells per PE",
+    ),
+    "bus_width_write": Param(
+        1.0,
+        "0/1",
+        "a macro is written at its share of the intra-tile bus (W_intra / P^2 bits per cycle, up to the whole "
+        "macro in one cycle) instead of one row per cycle: the paper's space offers intra-tile buses of up to "
+        "4096 bits for 4-PE tiles, which a one-row port (16 bits per macro) could never fill; costs a bus "
+        "driver and receiver per extra write-port bit of each PE",
     ),
 }
 ALL_PARAMETERS = PARAMETERS | SWITCHES
@@ -169,6 +193,9 @@ class Technology:
     fu_area_mm2: jax.Array
     global_buffer_overlap: jax.Array
     fu_overlap: jax.Array
+    inter_cluster_bursts: jax.Array
+    macro_write_overlap: jax.Array
+    bus_width_write: jax.Array
     macro: Macro = dataclasses.field(default=EDGECIM_MACRO, metadata={"static": True})
 
     @classmethod

@@ -6,17 +6,25 @@ cluster) from DRAM through the three buses into the macros of a set, then comput
 ``stage_cycles`` cycles. The equations (docs/model.md, "Pipeline"):
 
     shared = max(t_dram, t_inter_cluster, t_inter_tile)      # links every set of a cluster shares
-    load   = max(shared, t_intra_tile, t_row_write)            # one set's whole load; t_row_write: the
-                                                               # macro's write cycles (Macro.write_cycles)
-    local  = max(t_inter_cluster, t_inter_tile, t_intra_tile, t_row_write)  # from the global buffer on
+    t_row_write = 1 cycle if bus_width_write else Macro.write_cycles  # the macro's write port
+    load   = max(shared, t_intra_tile, t_row_write)            # one set's whole load
+    t_burst = s / (W_ic f) if inter_cluster_bursts else t_inter_cluster  # a set's wait on that bus
+    local  = max(t_burst, t_inter_tile, t_intra_tile, t_row_write)  # from the global buffer on
     cycle  = local if global_buffer_overlap else load          # what a set's load blocks it for
-    period = max(shared, compute, (cycle + compute) / m)       # steady state, round-robin over m sets
+    busy   = max(cycle, compute) if macro_write_overlap else cycle + compute  # a set's time per stage
+    period = max(shared, compute, busy / m)                    # steady state, round-robin over m sets
     first  = load + compute + drain                            # fill and drain of the pipeline
     T(n)   = first + (n - 1) * period
 
 With ``global_buffer_overlap`` the double-buffered global buffer takes the next stage from DRAM while
 the current one moves on chip, so DRAM time bounds the period (through ``shared``) but no longer adds
-to a tile set's own load-then-compute cycle.
+to a tile set's own load-then-compute cycle. With ``inter_cluster_bursts`` the shared inter-cluster bus
+serves the streaming clusters one at a time at full width, so a set waits only for its own burst; the
+bus's total occupancy still bounds the period through ``shared``. With ``macro_write_overlap`` each
+macro's second (ping-pong) weight set is written while it computes on the first, so a set's load and
+compute overlap even with ``m = 1``. With ``bus_width_write`` a macro takes its share of the intra-tile
+bus per cycle (up to the whole macro), so its write is bounded by ``t_intra_tile`` (already in ``load``)
+and one cycle. docs/model.md, section 13, gives each mechanism's reasoning and source.
 """
 
 from __future__ import annotations
@@ -65,11 +73,15 @@ def stage_timing(
     t_inter_cluster = streaming_clusters * stage_bits / (hw.bus_inter_cluster * f)
     t_inter_tile = stage_bits / (hw.bus_inter_tile * f)
     t_intra_tile = stage_bits / hw.active_tiles / (hw.bus_intra_tile * f)
-    t_row_write = tech.macro.write_cycles / f
+    t_row_write = (tech.bus_width_write + (1.0 - tech.bus_width_write) * tech.macro.write_cycles) / f
     shared = ops.maximum(ops.maximum(t_dram, t_inter_cluster), t_inter_tile)
     load = ops.maximum(ops.maximum(shared, t_intra_tile), t_row_write)
-    local = ops.maximum(ops.maximum(t_inter_cluster, t_inter_tile), ops.maximum(t_intra_tile, t_row_write))
+    bursts = tech.inter_cluster_bursts
+    t_burst = bursts * stage_bits / (hw.bus_inter_cluster * f) + (1.0 - bursts) * t_inter_cluster
+    local = ops.maximum(ops.maximum(t_burst, t_inter_tile), ops.maximum(t_intra_tile, t_row_write))
     cycle = tech.global_buffer_overlap * local + (1.0 - tech.global_buffer_overlap) * load
     compute = stage_cycles / f
-    period = ops.maximum(ops.maximum(shared, compute), (cycle + compute) / hw.m)
+    overlap = tech.macro_write_overlap
+    busy = overlap * ops.maximum(cycle, compute) + (1.0 - overlap) * (cycle + compute)
+    period = ops.maximum(ops.maximum(shared, compute), busy / hw.m)
     return StageTiming(first=load + compute + drain_cycles / f, period=period)
