@@ -98,7 +98,7 @@ class Macro:
 
     @property
     def write_cycles(self) -> int:
-        """Cycles to write a whole macro (the pipeline's ``t_write``)."""
+        """Cycles to write a whole macro (the pipeline's ``t_write`` when ``bus_width_write`` is off)."""
         return math.ceil(self.rows / self.rows_written_per_cycle)
 
     @property
@@ -123,4 +123,6 @@ class Macro:
 
 EDGECIM_MACRO = Macro(name="edgecim-16x16", rows=16, columns=16)
 """The EdgeCIM PE (docs/edgecim.md): a 16x16 digital SRAM macro, one bit per cell, bit-serial inputs,
-written one row per cycle. Every cimjax figure uses it unless a Technology names another macro."""
+written one row per cycle (unless the technology's ``bus_width_write`` switch gives it a port as wide as
+its share of the intra-tile bus, the default: docs/model.md, section 13). Every cimjax figure uses it
+unless a Technology names another macro."""
