@@ -190,8 +190,18 @@ def test_interaction_proxy_terms_by_hand_and_fit_recovers_them():
         curve = np.maximum(np.minimum.accumulate(kl, axis=-1), 1e-6)  # made non-increasing, floored
         d = curve[np.arange(n_layers)[:, None], np.arange(N_POINTS)[None], t.astype(int) - 2]
         r = np.sqrt(d)
-        expected = [d.sum(), *(r.sum(axis=1) ** 2), r.sum() ** 2, (r[:, :7] * r[:, 7:14]).sum()]
+        mlp = [4, 5, 6, 11, 12, 13]  # gate, up, down: weights and inputs; the rest is the attention block
+        attention = [c for c in range(N_POINTS) if c not in mlp]
+        blocks = [*(r[:, attention].sum(axis=1) ** 2), *(r[:, mlp].sum(axis=1) ** 2)]
+        expected = [d.sum(), *blocks, r.sum() ** 2, (r[:, :7] * r[:, 7:14]).sum()]
         np.testing.assert_allclose(f, expected, rtol=2e-4)
-    true = np.array([1.0, 0.0, 0.5, 2.0, 0.3])
+    true = np.array([1.0, 0.0, 0.5, 2.0, 0.0, 0.7, 0.3])
     fitted = fit_proxy(proxy, tables, feats @ true)
     np.testing.assert_allclose(np.asarray(fitted.coef), true, rtol=1e-3, atol=1e-3)
+    assert float(fitted.power) == 1.0  # a linear system: cross-validation keeps the power at one
+    # Losses that saturate as (true . features)^0.7: the fit chooses p = 0.7 and recovers the coefficients.
+    fitted = fit_proxy(proxy, tables, (feats @ true) ** 0.7)
+    assert float(fitted.power) == pytest.approx(0.7)
+    np.testing.assert_allclose(np.asarray(fitted.coef), true, rtol=1e-3, atol=1e-3)
+    precision = Precision.from_table(jnp.asarray(tables[0]))
+    assert float(fitted(precision)) == pytest.approx(float(feats[0] @ true) ** 0.7, rel=1e-4)

@@ -108,6 +108,7 @@ class ProxyKind:
     Attributes:
       fitted: its coefficients are fitted on measured losses (:func:`fit_proxy`).
       relative_fit: fitted on relative errors (budgets span 1e-4..1 nats/token).
+      powers: exponents ``p`` the fit may choose for ``(coef . features)^p`` (:func:`fit_power`).
       assumption, gain_cap: see :class:`AccuracyProxy`.
     """
 
@@ -115,6 +116,7 @@ class ProxyKind:
     features: Callable[[Proxy, jax.Array], jax.Array] = dataclasses.field(repr=False)
     fitted: bool = False
     relative_fit: bool = False
+    powers: tuple[float, ...] = (1.0,)
     assumption: str | None = None
     gain_cap: str | None = None
 
@@ -175,32 +177,39 @@ def _higgs(proxy: Proxy, table: jax.Array) -> jax.Array:
     return (terms @ onehot).reshape(-1)
 
 
+_ATTENTION = np.array([op not in ("gate", "up", "down") for _, op in POINTS])  # columns of the attention block
+
+
 def _interaction(proxy: Proxy, table: jax.Array) -> jax.Array:
-    """``[sum d, (sum_layer sqrt d)^2 per layer, (sum sqrt d)^2, sum_matmul sqrt(d_W d_X)]``, ``(L + 3,)``."""
+    """``[sum d, (sum_attention sqrt d)^2 per layer, (sum_mlp sqrt d)^2 per layer, (sum sqrt d)^2,
+    sum_matmul sqrt(d_W d_X)]``, ``(2 L + 3,)``."""
     d = log_interp(table, proxy.sens.kl, LOSS_FLOOR)
     r = jnp.sqrt(d)
     n_w = len(LINEAR_OPS)
     pairs = jnp.sum(r[:, :n_w] * r[:, n_w : 2 * n_w])  # weight and input of q..down (same column order)
-    return jnp.concatenate([jnp.sum(d)[None], jnp.sum(r, axis=1) ** 2, (jnp.sum(r) ** 2)[None], pairs[None]])
+    attention, mlp = jnp.sum(r[:, _ATTENTION], axis=1), jnp.sum(r[:, ~_ATTENTION], axis=1)
+    return jnp.concatenate([jnp.sum(d)[None], attention**2, mlp**2, (jnp.sum(r) ** 2)[None], pairs[None]])
 
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Proxy:
     """A proxy of some :class:`ProxyKind` (an :class:`AccuracyProxy`): ``proxy(precision)`` is the predicted
-    loss increase in nats/token, ``coef . kind.features(proxy, table)``.
+    loss increase in nats/token, ``(coef . kind.features(proxy, table))^power``.
 
     Attributes:
       sens: the model's sensitivities (None for the ``default`` kind).
       coef: non-negative coefficients of the features (ones unless fitted).
       kind: what it computes (static).
       spec: the model it is for, when its features need it (static; the ``default`` kind).
+      power: positive exponent of the weighted sum (1 unless fitted, :func:`fit_power`).
     """
 
     sens: Sensitivities | None
     coef: jax.Array
     kind: ProxyKind = dataclasses.field(metadata={"static": True})
     spec: ModelSpec | None = dataclasses.field(default=None, metadata={"static": True})
+    power: float | jax.Array = np.float32(1.0)
 
     @property
     def name(self) -> str:
@@ -218,7 +227,7 @@ class Proxy:
         return self.kind.features(self, precision.to_table())
 
     def __call__(self, precision: Precision) -> jax.Array:
-        return jnp.dot(self.coef, self.features(precision))
+        return jnp.dot(self.coef, self.features(precision)) ** self.power
 
 
 VARIANTS: dict[str, ProxyKind] = {
@@ -232,7 +241,7 @@ VARIANTS: dict[str, ProxyKind] = {
         ProxyKind("loss_curves", _loss_curves),
         ProxyKind("kl_curves", _kl_curves),
         ProxyKind("higgs", _higgs, fitted=True),
-        ProxyKind("interaction", _interaction, fitted=True, relative_fit=True),
+        ProxyKind("interaction", _interaction, fitted=True, relative_fit=True, powers=(0.6, 0.7, 0.8, 0.9, 1.0)),
     )
 }
 """The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
@@ -270,8 +279,44 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     if len(tables) != len(measured) or not len(tables):
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
-    coef = fit_coefficients(feats, measured, relative=proxy.kind.relative_fit)
-    return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32))
+    coef, power = fit_power(feats, measured, proxy.kind)
+    return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32), power=np.float32(power))
+
+
+FOLDS = 5  # cross-validation folds that choose a fitted power
+
+
+def fit_power(features: np.ndarray, measured: np.ndarray, kind: ProxyKind) -> tuple[np.ndarray, float]:
+    """Coefficients and power of ``(coef . features)^p ~ measured`` for a kind: for each allowed power ``p``
+    (``kind.powers``) the coefficients are fitted to ``measured^(1/p)`` (:func:`fit_coefficients`); ``p`` is
+    the one whose :data:`FOLDS`-fold cross-validated predictions *within this fit set* rank it best (Kendall
+    tau; ties go to the larger power), then refitted on the whole set. Fewer than ``2 FOLDS`` assignments:
+    the largest allowed power.
+
+    Why: losses of heavily quantised models saturate (a sum of interaction terms grows faster than the loss
+    at 2-3 bits); ``p < 1`` lets the fit follow that without giving up monotonicity or differentiability.
+    """
+    from scipy import stats
+
+    y = np.asarray(measured, np.float64)
+    feats = np.asarray(features, np.float64)
+
+    def fit(rows, p):
+        return fit_coefficients(feats[rows], np.sign(y[rows]) * np.abs(y[rows]) ** (1 / p), kind.relative_fit)
+
+    powers = sorted(kind.powers, reverse=True)
+    best = powers[0]
+    if len(powers) > 1 and len(y) >= 2 * FOLDS:
+        scores = []
+        for p in powers:
+            pred = np.zeros_like(y)
+            for k in range(FOLDS):
+                held = np.arange(k, len(y), FOLDS)
+                pred[held] = feats[held] @ fit(np.setdiff1d(np.arange(len(y)), held), p)
+            tau = stats.kendalltau(pred, y).statistic
+            scores.append(tau if np.isfinite(tau) else -2.0)
+        best = powers[int(np.argmax(scores))]  # the first maximum: the largest power among ties
+    return fit(np.arange(len(y)), best), best
 
 
 def fit_coefficients(features: np.ndarray, measured: np.ndarray, relative: bool = False) -> np.ndarray:

@@ -23,7 +23,7 @@ from cimjax.quant.proxy import (
     Proxy,
     batch_features,
     default_proxy,
-    fit_coefficients,
+    fit_power,
     make_proxy,
     uniform_budgets,
 )
@@ -87,13 +87,14 @@ class VariantResult:
     assumption: str | None
     predicted: list[float]
     ratios: list[float]  # measured / predicted per judged assignment
+    power: float = 1.0  # exponent of the weighted feature sum (fitted kinds may choose one)
 
 
 RATIO_BAND = (0.67, 1.5)  # measured / predicted within this band counts as a calibrated prediction
 
 
 def score(
-    name: str, predicted: np.ndarray, measured: np.ndarray, fitted: bool, coef, assumption: str | None
+    name: str, predicted: np.ndarray, measured: np.ndarray, fitted: bool, coef, assumption: str | None, power=1.0
 ) -> VariantResult:
     """Kendall tau, Spearman rho and measured/predicted ratios of one variant's predictions."""
     predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
@@ -106,7 +107,24 @@ def score(
         assumption=assumption,
         predicted=predicted.tolist(),
         ratios=(measured / np.maximum(predicted, 1e-12)).tolist(),
+        power=float(power),
     )
+
+
+def variant_json(v: VariantResult) -> dict:
+    """One variant's figures as in ``validation.json``."""
+    return {
+        "name": v.name,
+        "kendall_tau": v.kendall_tau,
+        "spearman": v.spearman,
+        "fitted": v.fitted,
+        "coef": v.coef,
+        "power": v.power,
+        "assumption": v.assumption,
+        "ratio_min": float(np.min(v.ratios)),
+        "ratio_max": float(np.max(v.ratios)),
+        "within_ratio_band": float(np.mean(_in_band(v.ratios))),
+    }
 
 
 def _tau(v: VariantResult) -> float:
@@ -133,11 +151,11 @@ def judge_variants(
     results = []
     for proxy in _proxies(sens, spec):
         feats = np.asarray(batch_features(proxy, all_tables), np.float64)
-        coef = np.asarray(proxy.coef, np.float64)
+        coef, power = np.asarray(proxy.coef, np.float64), 1.0
         if proxy.kind.fitted:
-            coef = fit_coefficients(feats[:n_fit], fit_measured, relative=proxy.kind.relative_fit)
-        results.append(score(proxy.name, feats[n_fit:] @ coef, test_measured, proxy.kind.fitted, coef,
-                             proxy.assumption))  # fmt: skip
+            coef, power = fit_power(feats[:n_fit], fit_measured, proxy.kind)
+        predicted = (feats[n_fit:] @ coef) ** power
+        results.append(score(proxy.name, predicted, test_measured, proxy.kind.fitted, coef, proxy.assumption, power))
     return results
 
 
@@ -181,20 +199,7 @@ class ValidationResult:
             "model": self.model,
             "budgets": self.budgets,
             "sensitivity_seconds": self.sensitivity_seconds,
-            "variants": [
-                {
-                    "name": v.name,
-                    "kendall_tau": v.kendall_tau,
-                    "spearman": v.spearman,
-                    "fitted": v.fitted,
-                    "coef": v.coef,
-                    "assumption": v.assumption,
-                    "ratio_min": float(np.min(v.ratios)),
-                    "ratio_max": float(np.max(v.ratios)),
-                    "within_ratio_band": float(np.mean(_in_band(v.ratios))),
-                }
-                for v in self.variants
-            ],
+            "variants": [variant_json(v) for v in self.variants],
             "ratio_band": list(RATIO_BAND),
             **self.details,
             "measured_loss_increase": {
@@ -220,6 +225,9 @@ def validate(
     log=None,
 ) -> ValidationResult:
     """Measures every proxy variant against the real loss (or KL) of ``trained`` under random assignments.
+
+    The JSON's ``other_target`` judges the same variants on the same assignments against the other target
+    (KL for ``loss``, and the reverse), fitted on it: both come from one set of measurements.
 
     Args:
       trained: the trained model (see :func:`cimjax.quant.train.train`).
@@ -255,13 +263,16 @@ def validate(
     fit_tables = random_tables(n_fit, n_layers, rng, granularity)
     test_tables = random_tables(n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
-    measured, base, _ = measure_target(trained, evaluation, np.concatenate([fit_tables, test_tables]), target, scheme)
+    all_tables = np.concatenate([fit_tables, test_tables])
+    measured, base, both = measure_target(trained, evaluation, all_tables, target, scheme)
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
     results = judge_variants(sens, trained.model.spec, fit_tables, fit_measured, test_tables, test_measured)
+    other = next(t for t in both if t != target)  # the same assignments judged against the other target
+    others = judge_variants(sens, trained.model.spec, fit_tables, both[other][:n_fit], test_tables, both[other][n_fit:])
     best = max(results, key=_tau)
     best_proxy = next(p for p in _proxies(sens, trained.model.spec) if p.name == best.name)
-    best_proxy = dataclasses.replace(best_proxy, coef=jnp.asarray(best.coef, jnp.float32))
+    best_proxy = dataclasses.replace(best_proxy, coef=jnp.asarray(best.coef, jnp.float32), power=np.float32(best.power))
     return ValidationResult(
         variants=results,
         measured=test_measured.tolist(),
@@ -275,6 +286,7 @@ def validate(
         budgets=uniform_budgets(best_proxy, n_layers),
         sensitivity_seconds=sens_seconds,
         target=target,
+        details={"other_target": {"target": other, "variants": [variant_json(v) for v in others]}},
     )
 
 
