@@ -108,7 +108,8 @@ class ProxyKind:
     Attributes:
       fitted: its coefficients are fitted on measured losses (:func:`fit_proxy`).
       relative_fit: fitted on relative errors (budgets span 1e-4..1 nats/token).
-      powers: exponents ``p`` the fit may choose for ``(coef . features)^p`` (:func:`fit_power`).
+      saturations: saturation scales the fit may choose, as multiples of the fit set's median measured value
+        (:func:`fit_saturation`); linear (no saturation) is always a choice.
       assumption, gain_cap: see :class:`AccuracyProxy`.
     """
 
@@ -116,7 +117,7 @@ class ProxyKind:
     features: Callable[[Proxy, jax.Array], jax.Array] = dataclasses.field(repr=False)
     fitted: bool = False
     relative_fit: bool = False
-    powers: tuple[float, ...] = (1.0,)
+    saturations: tuple[float, ...] = ()
     assumption: str | None = None
     gain_cap: str | None = None
 
@@ -195,21 +196,21 @@ def _interaction(proxy: Proxy, table: jax.Array) -> jax.Array:
 @dataclasses.dataclass(frozen=True)
 class Proxy:
     """A proxy of some :class:`ProxyKind` (an :class:`AccuracyProxy`): ``proxy(precision)`` is the predicted
-    loss increase in nats/token, ``(coef . kind.features(proxy, table))^power``.
+    loss increase in nats/token, :func:`saturate` of ``coef . kind.features(proxy, table)``.
 
     Attributes:
       sens: the model's sensitivities (None for the ``default`` kind).
       coef: non-negative coefficients of the features (ones unless fitted).
       kind: what it computes (static).
       spec: the model it is for, when its features need it (static; the ``default`` kind).
-      power: positive exponent of the weighted sum (1 unless fitted, :func:`fit_power`).
+      saturation: the scale ``s`` of :func:`saturate` (infinite: linear; fitted by :func:`fit_saturation`).
     """
 
     sens: Sensitivities | None
     coef: jax.Array
     kind: ProxyKind = dataclasses.field(metadata={"static": True})
     spec: ModelSpec | None = dataclasses.field(default=None, metadata={"static": True})
-    power: float | jax.Array = np.float32(1.0)
+    saturation: float | jax.Array = np.float32(np.inf)
 
     @property
     def name(self) -> str:
@@ -227,7 +228,7 @@ class Proxy:
         return self.kind.features(self, precision.to_table())
 
     def __call__(self, precision: Precision) -> jax.Array:
-        return jnp.dot(self.coef, self.features(precision)) ** self.power
+        return saturate(jnp.dot(self.coef, self.features(precision)), self.saturation)
 
 
 VARIANTS: dict[str, ProxyKind] = {
@@ -241,7 +242,7 @@ VARIANTS: dict[str, ProxyKind] = {
         ProxyKind("loss_curves", _loss_curves),
         ProxyKind("kl_curves", _kl_curves),
         ProxyKind("higgs", _higgs, fitted=True),
-        ProxyKind("interaction", _interaction, fitted=True, relative_fit=True, powers=(0.6, 0.7, 0.8, 0.9, 1.0)),
+        ProxyKind("interaction", _interaction, fitted=True, relative_fit=True, saturations=(8.0, 4.0, 2.0, 1.0)),
     )
 }
 """The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
@@ -279,44 +280,56 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     if len(tables) != len(measured) or not len(tables):
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
-    coef, power = fit_power(feats, measured, proxy.kind)
-    return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32), power=np.float32(power))
+    coef, scale = fit_saturation(feats, measured, proxy.kind)
+    return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32), saturation=np.float32(scale))
 
 
-FOLDS = 5  # cross-validation folds that choose a fitted power
+def saturate(x, scale):
+    """``s log(1 + x / s)``: equal to ``x`` for ``x << s`` (and for an infinite ``s``), growing only
+    logarithmically beyond ``s``; monotone and differentiable (also in jit, with ``s`` infinite)."""
+    finite = jnp.isfinite(scale)
+    s = jnp.where(finite, scale, 1.0)
+    return jnp.where(finite, s * jnp.log1p(x / s), x)
 
 
-def fit_power(features: np.ndarray, measured: np.ndarray, kind: ProxyKind) -> tuple[np.ndarray, float]:
-    """Coefficients and power of ``(coef . features)^p ~ measured`` for a kind: for each allowed power ``p``
-    (``kind.powers``) the coefficients are fitted to ``measured^(1/p)`` (:func:`fit_coefficients`); ``p`` is
-    the one whose :data:`FOLDS`-fold cross-validated predictions *within this fit set* rank it best (Kendall
-    tau; ties go to the larger power), then refitted on the whole set. Fewer than ``2 FOLDS`` assignments:
-    the largest allowed power.
+FOLDS = 5  # cross-validation folds that choose a fitted saturation
 
-    Why: losses of heavily quantised models saturate (a sum of interaction terms grows faster than the loss
-    at 2-3 bits); ``p < 1`` lets the fit follow that without giving up monotonicity or differentiability.
+
+def fit_saturation(features: np.ndarray, measured: np.ndarray, kind: ProxyKind) -> tuple[np.ndarray, float]:
+    """Coefficients and saturation scale ``s`` of ``saturate(coef . features, s) ~ measured`` for a kind.
+
+    For each allowed ``s`` (infinite, then ``kind.saturations`` times the median of ``|measured|``) the
+    coefficients are fitted to the inverse transform ``s (exp(measured / s) - 1)`` (:func:`fit_coefficients`);
+    ``s`` is the one whose :data:`FOLDS`-fold cross-validated predictions *within this fit set* rank it best
+    (Kendall tau; ties go to the earlier, less saturating choice), then refitted on the whole set. Fewer
+    than ``2 FOLDS`` assignments: linear.
+
+    Why: losses of heavily quantised models saturate (at 2-3 bits a sum of interaction terms grows faster
+    than the measured loss); the transform follows that where losses are large and leaves small ones (the
+    INT8 and INT6 budgets) linear, and keeps the proxy monotone and differentiable.
     """
     from scipy import stats
 
     y = np.asarray(measured, np.float64)
     feats = np.asarray(features, np.float64)
+    scales = [np.inf, *(m * float(np.median(np.abs(y))) if len(y) else np.inf for m in kind.saturations)]
 
-    def fit(rows, p):
-        return fit_coefficients(feats[rows], np.sign(y[rows]) * np.abs(y[rows]) ** (1 / p), kind.relative_fit)
+    def fit(rows, s):
+        target = y[rows] if np.isinf(s) else s * np.expm1(np.minimum(y[rows] / s, 50.0))
+        return fit_coefficients(feats[rows], target, kind.relative_fit)
 
-    powers = sorted(kind.powers, reverse=True)
-    best = powers[0]
-    if len(powers) > 1 and len(y) >= 2 * FOLDS:
+    best = np.inf
+    if len(scales) > 1 and len(y) >= 2 * FOLDS:
         scores = []
-        for p in powers:
+        for s in scales:
             pred = np.zeros_like(y)
             for k in range(FOLDS):
                 held = np.arange(k, len(y), FOLDS)
-                pred[held] = feats[held] @ fit(np.setdiff1d(np.arange(len(y)), held), p)
+                pred[held] = np.asarray(saturate(feats[held] @ fit(np.setdiff1d(np.arange(len(y)), held), s), s))
             tau = stats.kendalltau(pred, y).statistic
             scores.append(tau if np.isfinite(tau) else -2.0)
-        best = powers[int(np.argmax(scores))]  # the first maximum: the largest power among ties
-    return fit(np.arange(len(y)), best), best
+        best = scales[int(np.argmax(scores))]  # the first maximum: the least saturating among ties
+    return fit(np.arange(len(y)), best), float(best)
 
 
 def fit_coefficients(features: np.ndarray, measured: np.ndarray, relative: bool = False) -> np.ndarray:

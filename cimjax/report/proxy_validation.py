@@ -23,8 +23,9 @@ from cimjax.quant.proxy import (
     Proxy,
     batch_features,
     default_proxy,
-    fit_power,
+    fit_saturation,
     make_proxy,
+    saturate,
     uniform_budgets,
 )
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
@@ -87,14 +88,20 @@ class VariantResult:
     assumption: str | None
     predicted: list[float]
     ratios: list[float]  # measured / predicted per judged assignment
-    power: float = 1.0  # exponent of the weighted feature sum (fitted kinds may choose one)
+    saturation: float = float("inf")  # saturation scale of the weighted feature sum (fitted kinds may choose one)
 
 
 RATIO_BAND = (0.67, 1.5)  # measured / predicted within this band counts as a calibrated prediction
 
 
 def score(
-    name: str, predicted: np.ndarray, measured: np.ndarray, fitted: bool, coef, assumption: str | None, power=1.0
+    name: str,
+    predicted: np.ndarray,
+    measured: np.ndarray,
+    fitted: bool,
+    coef,
+    assumption: str | None,
+    saturation: float = float("inf"),
 ) -> VariantResult:
     """Kendall tau, Spearman rho and measured/predicted ratios of one variant's predictions."""
     predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
@@ -107,7 +114,7 @@ def score(
         assumption=assumption,
         predicted=predicted.tolist(),
         ratios=(measured / np.maximum(predicted, 1e-12)).tolist(),
-        power=float(power),
+        saturation=float(saturation),
     )
 
 
@@ -119,7 +126,7 @@ def variant_json(v: VariantResult) -> dict:
         "spearman": v.spearman,
         "fitted": v.fitted,
         "coef": v.coef,
-        "power": v.power,
+        "saturation": v.saturation if np.isfinite(v.saturation) else None,
         "assumption": v.assumption,
         "ratio_min": float(np.min(v.ratios)),
         "ratio_max": float(np.max(v.ratios)),
@@ -151,11 +158,11 @@ def judge_variants(
     results = []
     for proxy in _proxies(sens, spec):
         feats = np.asarray(batch_features(proxy, all_tables), np.float64)
-        coef, power = np.asarray(proxy.coef, np.float64), 1.0
+        coef, scale = np.asarray(proxy.coef, np.float64), np.inf
         if proxy.kind.fitted:
-            coef, power = fit_power(feats[:n_fit], fit_measured, proxy.kind)
-        predicted = (feats[n_fit:] @ coef) ** power
-        results.append(score(proxy.name, predicted, test_measured, proxy.kind.fitted, coef, proxy.assumption, power))
+            coef, scale = fit_saturation(feats[:n_fit], fit_measured, proxy.kind)
+        predicted = np.asarray(saturate(feats[n_fit:] @ coef, scale), np.float64)
+        results.append(score(proxy.name, predicted, test_measured, proxy.kind.fitted, coef, proxy.assumption, scale))
     return results
 
 
@@ -272,7 +279,9 @@ def validate(
     others = judge_variants(sens, trained.model.spec, fit_tables, both[other][:n_fit], test_tables, both[other][n_fit:])
     best = max(results, key=_tau)
     best_proxy = next(p for p in _proxies(sens, trained.model.spec) if p.name == best.name)
-    best_proxy = dataclasses.replace(best_proxy, coef=jnp.asarray(best.coef, jnp.float32), power=np.float32(best.power))
+    best_proxy = dataclasses.replace(
+        best_proxy, coef=jnp.asarray(best.coef, jnp.float32), saturation=np.float32(best.saturation)
+    )
     return ValidationResult(
         variants=results,
         measured=test_measured.tolist(),
