@@ -598,8 +598,9 @@ def joint(tmp_path_factory):
         workload=Workload(prefill=0, generate=5, attention_block=16),
         bits=BitSpace(weight=(2, 8), act=(2, 8), kv=(2, 8)),
     )
+    # The descent's sizes, problem and workload are test_joint.py's: one compiled round serves both files.
     small = JointSettings(
-        starts=2, rounds=3, steps_per_round=4, beam=1, polish_rounds=1, exchange=1, allocation_rounds=0
+        starts=3, rounds=3, steps_per_round=8, beam=1, polish_rounds=1, exchange=1, allocation_rounds=0
     )
     return problem, small, optimize(problem, small, checkpoint_dir=tmp_path_factory.mktemp("full"))
 
