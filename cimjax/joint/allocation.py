@@ -67,9 +67,17 @@ MILP_GAP = 1e-5
 """The bit allocation stops within this much of the least summed log-objective change (0.001 %). At a
 tight budget a 1e-6 gap took HiGHS over 8 minutes on a 16-layer model, 1e-5 under a second."""
 
-MILP_SECONDS = 5.0
-"""Time limit of one allocation; HiGHS then returns the best allocation found (22-layer TinyLLaMA at the
-INT4 budget ran for minutes without proving the 1e-5 gap). Callers re-evaluate the result exactly."""
+MILP_NODES = 2500
+"""Branch-and-bound nodes of one allocation before HiGHS returns the best allocation found: a limit on
+work, not time, so the answer does not depend on the machine or its load. 22-layer TinyLLaMA at the INT4
+budget needs up to 21,000 nodes (17 s CPU) to prove the 1e-5 gap; 2,500 nodes are about 2-4.5 s CPU here,
+and every allocation of LLaMA3.2-1B's defaults (up to 2,166 nodes) and of the golden outputs finishes
+within it. Callers re-evaluate the result exactly."""
+
+MILP_SECONDS = 60.0
+"""Wall-clock safety limit of one allocation, far above :data:`MILP_NODES`' work on a loaded machine. It
+was 5 s and the only limit: under load (a third of a core) HiGHS stopped at a different allocation, so
+``optimize``'s answer changed with the load."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +143,7 @@ def allocate_bits(model: LinearModel) -> np.ndarray:
 
     One binary per option; each entry takes exactly one. Solved to within :data:`MILP_GAP`: HiGHS's gap is
     relative to the objective, so a continuous variable fixed at 1 with cost 1 makes it absolute. After
-    :data:`MILP_SECONDS` the best allocation found so far is returned.
+    :data:`MILP_NODES` nodes (or :data:`MILP_SECONDS`) the best allocation found so far is returned.
 
     Raises:
       InfeasibleError: no choice of options fits the slack.
@@ -150,11 +158,11 @@ def allocate_bits(model: LinearModel) -> np.ndarray:
             constraints=[one_each, budget],
             integrality=np.append(np.ones(n), 0),
             bounds=Bounds(np.append(np.zeros(n), 1.0), 1.0),
-            options={"mip_rel_gap": MILP_GAP, "time_limit": MILP_SECONDS},
+            options={"mip_rel_gap": MILP_GAP, "node_limit": MILP_NODES, "time_limit": MILP_SECONDS},
         )
     if solved.status == 2:
         raise InfeasibleError(f"the bit allocation cannot meet the budget: {solved.message}")
-    if solved.x is None or solved.status not in (0, 1):  # 1: time limit, with the best allocation found
+    if solved.x is None or solved.status not in (0, 1):  # 1: node or time limit, with the best allocation found
         raise RuntimeError(f"bit allocation MILP failed: {solved.message}")
     return model.apply(solved.x[:n] > 0.5)
 
