@@ -95,8 +95,10 @@ def optimize_command(
     """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
     from cimjax.joint.runner import optimize_report
     from cimjax.joint.settings import JointSettings
-    from cimjax.quant.measured import Calibration
+    from cimjax.quant.measured import TARGETS, Calibration
 
+    if target not in TARGETS:
+        raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
     validation.integer("--starts", starts, 1, MAX_STARTS)
     validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
     settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
@@ -109,8 +111,6 @@ def optimize_command(
     with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
         measured = weights = None
-        if target not in ("loss", "kl"):
-            raise validation.fail("--target", target, "allowed: loss, kl")
         if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, verify):
             calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
             measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
