@@ -1,0 +1,121 @@
+"""Why the alpha = 1 optimum is the design it is: the optimum beside the fastest design of each paper trend.
+
+Usage: python benchmarks/decompose.py [--points model:precision,...] [--tech FILE] [--out results/decompose.json]
+For each point (default: the three of docs/model.md section 13: qwen3-4b INT8, smollm3-3b INT4 as larger
+SLMs, qwen2.5-0.5b INT4 as a small one; ``--points all`` for the 24 of the reproduction) the exhaustive
+sweep at alpha = 1 gives the exact optimum (ties to the lower energy, the row put beside the paper) and the
+fastest design of each class the paper's text describes: P^2 = 16 with 8-16 tiles (its larger SLMs),
+P^2 = 4 with 16-32 tiles (its small ones), an area inside its 18.4-103.6 mm^2 band. Each is decomposed
+into decode latency per operator, energy per component and area per part, with its latency over the
+optimum's; the *plateau* is the set of designs within 1e-6 of the best latency (exact ties but for float
+rounding): its size, and how many of its designs fall into each class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cimjax.cost.model import evaluate
+from cimjax.hardware.config import PAPER_SPACE
+from cimjax.hardware.technology import Technology, default_technology
+from cimjax.report.paper import PAPER_AREA_BAND_MM2, PRECISIONS
+from cimjax.search.exhaustive import sweep
+from cimjax.workload.models import MODELS
+from cimjax.workload.operators import Workload
+from cimjax.workload.precision import preset
+
+DEFAULT_POINTS = "qwen3-4b:int8,smollm3-3b:int4,qwen2.5-0.5b:int4"
+PLATEAU = 1e-6  # relative latency within which designs count as tied with the optimum
+
+
+def classes(area: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean masks over the paper's space of the design classes its text names."""
+    every = PAPER_SPACE.decode(np.arange(PAPER_SPACE.size))
+    p2 = np.asarray(every.pes_per_tile)
+    tiles = np.asarray(every.m * every.active_tiles)
+    return {
+        "p2_16_tiles_8_16": (p2 == 16) & (tiles >= 8) & (tiles <= 16),
+        "p2_4_tiles_16_32": (p2 == 4) & (tiles >= 16) & (tiles <= 32),
+        "in_area_band": (area >= PAPER_AREA_BAND_MM2[0]) & (area <= PAPER_AREA_BAND_MM2[1]),
+    }
+
+
+def breakdown(index: int, spec, prec, workload: Workload, tech: Technology, best_latency: float) -> dict:
+    """One design's latency per operator (ms), energy per component (mJ) and area per part (mm^2)."""
+    hw = PAPER_SPACE.decode(index)
+    costs = evaluate(hw, prec, spec, workload, tech, with_prefill=False)
+    decode, area = costs.decode, costs.area
+    return {
+        "config": hw.to_dict(),
+        "latency_over_optimum": float(costs.latency_s) / best_latency,
+        "tokens_per_s": float(costs.tokens_per_s),
+        "tokens_per_j": float(costs.tokens_per_j),
+        "area_mm2": float(costs.area_mm2),
+        "latency_ms": {k: 1e3 * float(v) for k, v in decode.latency_by_operator.items()},
+        "energy_mj": {k: 1e3 * float(v) for k, v in decode.energy_by_component.items()},
+        "area_parts_mm2": {k: float(getattr(area, k)) for k in ("pes", "buffers", "functional_units", "buses")},
+    }
+
+
+def decompose(model_id: str, precision: str, workload: Workload, tech: Technology) -> dict:
+    spec = MODELS[model_id]
+    prec = preset(precision, spec.n_layers)
+    result = sweep(spec, prec, workload, tech)
+    latency, area = np.asarray(result.latency_s, np.float64), np.asarray(result.area_mm2, np.float64)
+    best = int(result.best(1.0)[0])
+    plateau = latency <= latency[best] * (1.0 + PLATEAU)
+    picks = {"optimum": best}
+    counts = {"plateau": int(plateau.sum())}
+    for name, mask in classes(area).items():
+        members = np.flatnonzero(mask)
+        picks[name] = int(members[np.argmin(latency[members])])
+        counts[f"plateau_{name}"] = int((plateau & mask).sum())
+    return {
+        "model": model_id,
+        "precision": precision,
+        "plateau": counts,
+        "designs": {k: breakdown(i, spec, prec, workload, tech, float(latency[best])) for k, i in picks.items()},
+    }
+
+
+def show(point: dict) -> None:
+    print(f"== {point['model']} {point['precision']}: plateau {point['plateau']}")
+    for name, d in point["designs"].items():
+        c = d["config"]
+        print(f"{name:18s} C={c['c_v']}x{c['c_h']} T_A={c['t_v_act']}x{c['t_h_act']} m={c['m']} "
+              f"P2={c['pes_per_tile']} buses={c['bus_inter_cluster']}/{c['bus_inter_tile']}/{c['bus_intra_tile']}"
+              f" area {d['area_mm2']:.1f} latency/opt {d['latency_over_optimum']:.6f} "
+              f"tok/J {d['tokens_per_j']:.1f}")  # fmt: skip
+        print("   latency ms", {k: round(v, 3) for k, v in d["latency_ms"].items()})
+        print("   energy mJ ", {k: round(v, 1) for k, v in d["energy_mj"].items()})
+        print("   area mm^2 ", {k: round(v, 2) for k, v in d["area_parts_mm2"].items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", default=DEFAULT_POINTS, help="model:precision,... or 'all'")
+    parser.add_argument("--tech", type=Path, default=None, help="technology overrides (JSON), as the CLI's --tech")
+    parser.add_argument("--out", type=Path, default=Path("results/decompose.json"))
+    args = parser.parse_args()
+    if args.points == "all":
+        points = [(m, p) for m in MODELS for p in PRECISIONS]
+    else:
+        points = [tuple(point.split(":")) for point in args.points.split(",")]
+    tech = Technology.from_json(args.tech) if args.tech else default_technology()
+    start = time.perf_counter()
+    report = []
+    for model_id, precision in points:
+        report.append(decompose(model_id, precision, Workload(), tech))
+        show(report[-1])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"points": report, "wall_s": time.perf_counter() - start}, indent=1))
+    print(f"wrote {args.out} ({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
