@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cimjax.joint.checkpoints import Checkpoints, fingerprint
 from cimjax.joint.descent import JointState, continuous_designs, make_descent, round_summary
 from cimjax.joint.discrete import discrete_starts, refine, sweep_hardware
 from cimjax.joint.problem import ExactEvaluator, JointProblem, design_report
@@ -127,6 +126,8 @@ def _descend(
     state = descent.init(settings.seed)
     checkpoints = None
     if checkpoint_dir is not None:
+        from cimjax.joint.checkpoints import Checkpoints, fingerprint  # orbax: half a second of imports
+
         checkpoints = Checkpoints(Path(checkpoint_dir), fingerprint(problem, settings), resume)
         state = checkpoints.restore(state) or state
     history = []
