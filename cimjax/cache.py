@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from cimjax.validation import InputError
@@ -150,24 +151,27 @@ less compile time (benchmarks/compile_time.py); their code runs up to 3x slower,
 chunk evaluator (run 17 times per sweep) keeps the default."""
 
 
-_jax_cache_hits: int | None = None
-"""Programs JAX read back from its persistent cache in this process (None: not counting yet)."""
+_jax_cache_hits = threading.local()
+"""``.count``: programs JAX read back from its persistent cache in this thread (JAX reports a hit in the
+thread that compiles), so another thread's hit does not stop this thread's program from being kept."""
+_listener_lock = threading.Lock()
+_listening = False
 
 
 def _count_jax_cache_hit(event: str, **_) -> None:
-    global _jax_cache_hits
     if event == "/jax/compilation_cache/cache_hits":
-        _jax_cache_hits += 1
+        _jax_cache_hits.count = getattr(_jax_cache_hits, "count", 0) + 1
 
 
 def _jax_cache_hits_so_far() -> int:
-    global _jax_cache_hits
-    if _jax_cache_hits is None:
-        import jax
+    global _listening
+    with _listener_lock:
+        if not _listening:
+            import jax
 
-        _jax_cache_hits = 0
-        jax.monitoring.register_event_listener(_count_jax_cache_hit)
-    return _jax_cache_hits
+            jax.monitoring.register_event_listener(_count_jax_cache_hit)
+            _listening = True
+    return getattr(_jax_cache_hits, "count", 0)
 
 
 class CompiledProgram:
@@ -187,6 +191,7 @@ class CompiledProgram:
         self.name, self.static, self._jitted = name, static, jitted
         self._fast_compile = fast_compile
         self._compiled: dict[object, object] = {}
+        self._loading = threading.Lock()  # threads (an optimiser and its baseline) load or compile it once
 
     def __call__(self, *args):
         return self.compiled(*args)(*args)
@@ -198,8 +203,10 @@ class CompiledProgram:
         leaves, tree = jax.tree.flatten(args)
         signature = (tree, tuple(jax.typeof(x) for x in leaves))  # cheaper than hashing the static settings
         if signature not in self._compiled:
-            key = program_key(self.name, (self.static, self._options()), args)
-            self._compiled[signature] = self._load(key) or self._compile(key, args)
+            with self._loading:
+                if signature not in self._compiled:
+                    key = program_key(self.name, (self.static, self._options()), args)
+                    self._compiled[signature] = self._load(key) or self._compile(key, args)
         return self._compiled[signature]
 
     def _options(self) -> dict:
