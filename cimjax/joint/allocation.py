@@ -12,10 +12,10 @@ knapsack). Both are used by the sequential baseline and by the joint optimiser's
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Callable
 
@@ -32,6 +32,9 @@ from cimjax.workload.precision import Precision
 _SWEPT: dict[tuple, tuple[weakref.ref, np.ndarray, int]] = {}
 """The last few answers of :func:`best_hardware`, by problem identity and table."""
 _SWEPT_KEPT = 4
+_SWEEPING = threading.Lock()
+"""One sweep at a time: the uniform baseline runs beside the optimiser (:mod:`cimjax.joint.runner`), and a
+caller waiting for the same problem and table then takes the first one's answer instead of sweeping again."""
 
 
 def best_hardware(
@@ -41,10 +44,16 @@ def best_hardware(
     ``(L, 17)``, by exhaustive sweep (uniform tables take the sweep's one-layer fast path).
 
     Returns its choice indices ``(9,)`` and the number of designs swept. Ties go to the Pareto-optimal design.
-    The last few answers are kept for the same problem object: with an area limit the optimiser sweeps for
-    the uniform bits that the uniform baseline then sweeps for again.
+    The last few answers are kept for the same problem object: with an area limit the optimiser and the
+    uniform baseline both ask for the uniform bits' hardware.
     """
-    table = np.asarray(table, np.float64)
+    with _SWEEPING:
+        return _best_hardware(problem, np.asarray(table, np.float64), progress)
+
+
+def _best_hardware(
+    problem: JointProblem, table: np.ndarray, progress: Callable[[int, int], None] | None
+) -> tuple[np.ndarray, int]:
     key = (id(problem), table.shape, table.tobytes())
     kept = _SWEPT.get(key)
     if kept is not None and kept[0]() is problem:
@@ -123,19 +132,34 @@ def linearise(problem: JointProblem, choice: np.ndarray, table: np.ndarray, eval
     return LinearModel(table, entry, bits, cost, proxy, 1 - s.proxy[0] / problem.budget)
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Sends file descriptor 1 to stderr: HiGHS (C++) sometimes prints solver traces there, which would break
-    the one-JSON-object stdout of ``--json`` commands."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+class _StdoutToStderr:
+    """Sends file descriptor 1 to stderr while any solve runs: HiGHS (C++) sometimes prints solver traces
+    there, which would break the one-JSON-object stdout of ``--json`` commands. File descriptors belong to
+    the process, so with solves in several threads stdout goes back when the last one ends."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._solves = 0
+        self._saved = -1
+
+    def __enter__(self):
+        with self._lock:
+            if self._solves == 0:
+                sys.stdout.flush()
+                self._saved = os.dup(1)
+                os.dup2(2, 1)
+            self._solves += 1
+
+    def __exit__(self, *_):
+        with self._lock:
+            self._solves -= 1
+            if self._solves == 0:
+                sys.stdout.flush()
+                os.dup2(self._saved, 1)
+                os.close(self._saved)
+
+
+_stdout_to_stderr = _StdoutToStderr()
 
 
 def allocate_bits(model: LinearModel) -> np.ndarray:
@@ -152,7 +176,7 @@ def allocate_bits(model: LinearModel) -> np.ndarray:
     shape = (model.table.size, n + 1)
     one_each = LinearConstraint(csr_array((np.ones(n), (model.entry, np.arange(n))), shape=shape), 1, 1)
     budget = LinearConstraint(np.append(model.proxy, 0.0)[None], -np.inf, model.slack)
-    with _stdout_to_stderr():
+    with _stdout_to_stderr:
         solved = milp(
             np.append(model.cost, 1.0),
             constraints=[one_each, budget],

@@ -11,7 +11,10 @@ Every score is the exact model's (:class:`cimjax.joint.problem.ExactEvaluator`).
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import numpy as np
 
@@ -48,13 +51,15 @@ def refine(
     settings: JointSettings,
     progress: Callable[[int, int], None] | None = None,
 ) -> Design:
-    """The best of the candidates after re-allocating and polishing each one."""
-    finalists = []
-    for done, (choice, table) in enumerate(candidates):
-        table = allocate(problem, evaluator, choice, table, settings.allocation_rounds)
-        finalists.append(polish(problem, evaluator, choice, table, settings))
-        if progress:
-            progress(done + 1, len(candidates))
+    """The best of the candidates after re-allocating and polishing each one (concurrently: see
+    :func:`_concurrently`)."""
+    scored = _one_at_a_time(evaluator)
+
+    def refined(design: Design) -> Design:
+        table = allocate(problem, scored, *design, settings.allocation_rounds)
+        return polish(problem, scored, design[0], table, settings)
+
+    finalists = _concurrently(refined, candidates, progress)
     s = evaluator(np.stack([c for c, _ in finalists]), np.stack([t for _, t in finalists]))
     return finalists[int(np.argmin(problem.rank(s)))]
 
@@ -68,21 +73,48 @@ def sweep_hardware(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Design, int]:
     """The design's bits and the uniform ones each at the best hardware of the whole space (area limit
-    applied), re-allocated and polished there, kept where better; returns the design and the designs swept."""
+    applied), re-allocated and polished there (concurrently: see :func:`_concurrently`), kept where better,
+    in that order; returns the design and the designs swept."""
     choice, table = design
     tables = [table] + ([fallback] if fallback is not None and not np.array_equal(fallback, table) else [])
-    swept = 0
-    for done, bits in enumerate(tables):
+    scored = _one_at_a_time(evaluator)
+
+    def moved(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         new_choice, n = best_hardware(problem, bits)
-        new_table = allocate(problem, evaluator, new_choice, bits, settings.allocation_rounds)
-        new_choice, new_table = polish(problem, evaluator, new_choice, new_table, settings)
+        new_table = allocate(problem, scored, new_choice, bits, settings.allocation_rounds)
+        return *polish(problem, scored, new_choice, new_table, settings), n
+
+    swept = 0
+    for new_choice, new_table, n in _concurrently(moved, tables, progress):
         s = evaluator(np.stack([choice, new_choice]), np.stack([table, new_table]))
         if problem.rank(s)[1] < problem.rank(s)[0]:
             choice, table = new_choice, new_table
         swept += n
-        if progress:
-            progress(done + 1, len(tables))
     return (choice, table), swept
+
+
+def _one_at_a_time(evaluator: ExactEvaluator) -> Callable[[np.ndarray, np.ndarray], Scores]:
+    """``evaluator``, called by one thread at a time (its count is shared)."""
+    lock = threading.Lock()
+
+    def scored(choices: np.ndarray, tables: np.ndarray) -> Scores:
+        with lock:
+            return evaluator(choices, tables)
+
+    return scored
+
+
+def _concurrently(work: Callable, items: list, progress: Callable[[int, int], None] | None) -> list:
+    """``[work(item) for item in items]``, in threads: HiGHS releases the GIL while it solves, so the
+    allocations of several designs share the cores. Each result is computed exactly as it would be alone
+    (the evaluator's scores do not depend on the order of its calls) and an error is the first item's.
+    ``progress`` counts the items done."""
+    with ThreadPoolExecutor(max(1, min(len(items), os.cpu_count() or 1))) as pool:
+        futures = [pool.submit(work, item) for item in items]
+        for done, _ in enumerate(as_completed(futures)):
+            if progress:
+                progress(done + 1, len(items))
+        return [future.result() for future in futures]
 
 
 def snap(problem: JointProblem, z: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
