@@ -8,13 +8,16 @@ fastest design of each class the paper's text describes: P^2 = 16 with 8-16 tile
 P^2 = 4 with 16-32 tiles (its small ones), an area inside its 18.4-103.6 mm^2 band. Each is decomposed
 into decode latency per operator, energy per component and area per part, with its latency over the
 optimum's; the *plateau* is the set of designs within 1e-6 of the best latency (exact ties but for float
-rounding): its size, and how many of its designs fall into each class.
+rounding): its size, and how many of its designs fall into each class. ``--padding`` prints instead, per
+model, precision and P^2, the macro slots a layer's weights would leave empty if matrices were mapped in
+whole P x P tiles (P row groups x P column groups): the padding a tile-granular mapping would cost.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -22,11 +25,12 @@ import numpy as np
 
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE
+from cimjax.hardware.macro import EDGECIM_MACRO
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.report.paper import PAPER_AREA_BAND_MM2, PRECISIONS
 from cimjax.search.exhaustive import sweep
 from cimjax.workload.models import MODELS
-from cimjax.workload.operators import Workload
+from cimjax.workload.operators import Workload, linear_shapes
 from cimjax.workload.precision import preset
 
 DEFAULT_POINTS = "qwen3-4b:int8,smollm3-3b:int4,qwen2.5-0.5b:int4"
@@ -83,6 +87,25 @@ def decompose(model_id: str, precision: str, workload: Workload, tech: Technolog
     }
 
 
+def tile_padding(model_id: str, bits: int, pes_per_tile: int) -> float:
+    """Fraction of the macro slots of whole P x P tiles that a layer's weights leave empty (Q, K, V per KV
+    group, as they are mapped; the others whole)."""
+    spec, side = MODELS[model_id], math.isqrt(pes_per_tile)
+    per_row = EDGECIM_MACRO.columns // bits
+    shapes = linear_shapes(spec) | {
+        "q": (spec.hidden, spec.group_size * spec.head_dim),
+        "k": (spec.hidden, spec.head_dim),
+        "v": (spec.hidden, spec.head_dim),
+    }
+    used = slots = 0
+    for name, (d_in, d_out) in shapes.items():
+        copies = spec.n_kv_heads if name in ("q", "k", "v") else 1
+        rows, cols = math.ceil(d_in / EDGECIM_MACRO.rows), math.ceil(d_out / per_row)
+        used += copies * rows * cols
+        slots += copies * math.ceil(rows / side) * math.ceil(cols / side) * pes_per_tile
+    return 1.0 - used / slots
+
+
 def show(point: dict) -> None:
     print(f"== {point['model']} {point['precision']}: plateau {point['plateau']}")
     for name, d in point["designs"].items():
@@ -101,7 +124,15 @@ def main() -> None:
     parser.add_argument("--points", default=DEFAULT_POINTS, help="model:precision,... or 'all'")
     parser.add_argument("--tech", type=Path, default=None, help="technology overrides (JSON), as the CLI's --tech")
     parser.add_argument("--out", type=Path, default=Path("results/decompose.json"))
+    parser.add_argument("--padding", action="store_true", help="print the tile-granular padding table only")
     args = parser.parse_args()
+    if args.padding:
+        sizes = PAPER_SPACE.values["pes_per_tile"]
+        print("| model | " + " | ".join(f"INT{b} P^2={p}" for b in (4, 8) for p in sizes) + " |")
+        for model_id in MODELS:
+            cells = [f"{100 * tile_padding(model_id, b, p):.1f} %" for b in (4, 8) for p in sizes]
+            print(f"| {model_id} | " + " | ".join(cells) + " |")
+        return
     if args.points == "all":
         points = [(m, p) for m in MODELS for p in PRECISIONS]
     else:

@@ -42,6 +42,8 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     t_it = stage_bits / (hw["bus_inter_tile"] * f)
     t_pe = stage_bits / tiles / (hw["bus_intra_tile"] * f)
     shared = max(streaming * stage_bits / dram, t_ic, t_it)
+    if t["stage_control"]:  # the controller's round trip before each stage's transfer
+        shared += t["stage_control_cycles"] / f
     # The macro's write port: one row per write cycle, or (bus_width_write) its share of the tile bus.
     t_write = (1 if t["bus_width_write"] else math.ceil(mc.rows / mc.rows_written_per_cycle)) / f
     load = max(shared, t_pe, t_write)

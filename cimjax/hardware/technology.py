@@ -104,6 +104,12 @@ PARAMETERS: dict[str, Param] = {
         "wires are routed over logic on upper metal layers",
     ),
     "fu_area_mm2": Param(0.05, "mm^2", "assumed per-cluster functional units (norm, softmax, activation, quantiser)"),
+    "stage_control_cycles": Param(
+        6.0,
+        "cycles",
+        "assumed (used by the stage_control switch): a stage request and its acknowledgement each cross the "
+        "three bus levels through one pipeline register per level, 3 cycles each way",
+    ),
 }
 
 
@@ -149,6 +155,13 @@ SWITCHES: dict[str, Param] = {
         "4096 bits for 4-PE tiles, which a one-row port (16 bits per macro) could never fill; costs a bus "
         "driver and receiver per extra write-port bit of each PE",
     ),
+    "stage_control": Param(
+        0.0,
+        "0/1",
+        "per-stage control and synchronisation: the global controller issues a stage's DRAM request only once "
+        "the previous stage's destination has acknowledged it, a round trip of stage_control_cycles that adds "
+        "to every stage on the shared path (DRAM, inter-cluster and inter-tile buses)",
+    ),
 }
 ALL_PARAMETERS = PARAMETERS | SWITCHES
 
@@ -191,11 +204,13 @@ class Technology:
     cluster_buffer_bits: jax.Array
     bus_area_per_bit_mm2: jax.Array
     fu_area_mm2: jax.Array
+    stage_control_cycles: jax.Array
     global_buffer_overlap: jax.Array
     fu_overlap: jax.Array
     inter_cluster_bursts: jax.Array
     macro_write_overlap: jax.Array
     bus_width_write: jax.Array
+    stage_control: jax.Array
     macro: Macro = dataclasses.field(default=EDGECIM_MACRO, metadata={"static": True})
 
     @classmethod

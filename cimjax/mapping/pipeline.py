@@ -6,6 +6,7 @@ cluster) from DRAM through the three buses into the macros of a set, then comput
 ``stage_cycles`` cycles. The equations (docs/model.md, "Pipeline"):
 
     shared = max(t_dram, t_inter_cluster, t_inter_tile)      # links every set of a cluster shares
+             + stage_control_cycles / f if stage_control    # the controller's per-stage round trip
     t_row_write = 1 cycle if bus_width_write else Macro.write_cycles  # the macro's write port
     load   = max(shared, t_intra_tile, t_row_write)            # one set's whole load
     t_burst = s / (W_ic f) if inter_cluster_bursts else t_inter_cluster  # a set's wait on that bus
@@ -24,7 +25,9 @@ bus's total occupancy still bounds the period through ``shared``. With ``macro_w
 macro's second (ping-pong) weight set is written while it computes on the first, so a set's load and
 compute overlap even with ``m = 1``. With ``bus_width_write`` a macro takes its share of the intra-tile
 bus per cycle (up to the whole macro), so its write is bounded by ``t_intra_tile`` (already in ``load``)
-and one cycle. docs/model.md, section 13, gives each mechanism's reasoning and source.
+and one cycle. With ``stage_control`` each stage's transfer waits for the acknowledgement of the
+previous one (a fixed round trip per stage on the shared path). docs/model.md, section 13, gives each
+mechanism's reasoning and source.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ def stage_timing(
     t_inter_tile = stage_bits / (hw.bus_inter_tile * f)
     t_intra_tile = stage_bits / hw.active_tiles / (hw.bus_intra_tile * f)
     t_row_write = (tech.bus_width_write + (1.0 - tech.bus_width_write) * tech.macro.write_cycles) / f
-    shared = ops.maximum(ops.maximum(t_dram, t_inter_cluster), t_inter_tile)
+    control = tech.stage_control * tech.stage_control_cycles / f
+    shared = ops.maximum(ops.maximum(t_dram, t_inter_cluster), t_inter_tile) + control
     load = ops.maximum(ops.maximum(shared, t_intra_tile), t_row_write)
     bursts = tech.inter_cluster_bursts
     t_burst = bursts * stage_bits / (hw.bus_inter_cluster * f) + (1.0 - bursts) * t_inter_cluster
