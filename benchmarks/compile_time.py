@@ -4,12 +4,14 @@ Usage: python benchmarks/compile_time.py [--model llama3.2-1b] [--precision int4
 
 Programs (LLaMA3.2-1B INT4 by default, the paper's workload): ``evaluate`` (one design, decode and prefill,
 as ``cimjax evaluate``), ``sweep-chunk`` (65,536 designs, decode, as the exhaustive sweep), ``exact-batch``
-(128 designs, as gradient search's exact stage) and ``descent`` (32 starts x 200 Adam steps on the relaxed
-model's gradient, one ``lax.scan``). For each: wall and CPU seconds of tracing, lowering and compiling, the
-size of the lowered program (StableHLO operations) and a run (median of 5), at XLA's default optimisation level and at
-``xla_backend_optimization_level=0`` (less LLVM work, slower code). Nothing is read from or written to the
-on-disk caches. CPU seconds are this process's (all threads); wall seconds on a shared machine are upper
-bounds, with the load average recorded.
+(128 designs, as gradient search's exact stage), ``descent`` (32 starts x 200 Adam steps on the relaxed
+model's gradient, one ``lax.scan``) and ``joint-round`` (one round of ``cimjax optimize``'s default
+descent: 16 starts x 50 Adam steps on the augmented Lagrangian, int8 budget, no area limit). For each:
+wall and CPU seconds of tracing, lowering and compiling, the size of the lowered program (StableHLO
+operations) and of the compiled executable (serialised bytes), and a run (median of 5), at XLA's default
+optimisation level and at ``xla_backend_optimization_level=0`` (less LLVM work, slower code). Nothing is
+read from or written to the on-disk caches. CPU seconds are this process's (all threads); wall seconds on
+a shared machine are upper bounds, with the load average recorded.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ os.environ["CIMJAX_NO_CACHE"] = "1"  # measure compilation, not the cache
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from jax.experimental.serialize_executable import serialize  # noqa: E402
 
 from cimjax.cost.batched import compress_uniform, make_evaluator  # noqa: E402
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
+from cimjax.joint import descent as joint_descent  # noqa: E402
+from cimjax.joint.problem import make_problem  # noqa: E402
+from cimjax.joint.settings import JointSettings  # noqa: E402
 from cimjax.search.exhaustive import DEFAULT_CHUNK  # noqa: E402
 from cimjax.search.gradient import EXACT_BATCH, make_descent  # noqa: E402
 from cimjax.search.symmetry import MirrorFolding  # noqa: E402
@@ -63,6 +69,7 @@ def profile(program, args: tuple, options: dict) -> dict:
     start = _clock()
     compiled = lowered.compile(compiler_options=options)
     out["compile"] = _since(start)
+    out["executable_bytes"] = len(serialize(compiled)[0])
     jax.block_until_ready(compiled(*args))  # the first run also loads the code
     runs = []
     for _ in range(RUNS):
@@ -77,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="llama3.2-1b")
     parser.add_argument("--precision", default="int4")
+    parser.add_argument("--programs", default=None, help="comma-separated subset of the programs (default: all)")
     parser.add_argument("--out", type=Path, default=Path("results/compile_time.json"))
     args = parser.parse_args()
 
@@ -104,6 +112,21 @@ def main() -> None:
             (jnp.zeros((starts, 9)), jnp.float32(0.5), temperatures, prec, tech),
         ),
     }
+    problem, settings = make_problem(spec, "int8"), JointSettings()
+    programs["joint-round"] = (
+        joint_descent._make_round(spec, problem.workload, problem.space, settings, False),
+        (
+            joint_descent.make_descent(problem, settings).init(0),
+            jnp.ones((settings.steps_per_round,), jnp.float32),
+            joint_descent._problem_data(problem),
+        ),
+    )
+    if args.programs:
+        wanted = args.programs.split(",")
+        unknown = sorted(set(wanted) - set(programs))
+        if unknown:
+            parser.error(f"--programs {unknown} unknown; allowed: {sorted(programs)}")
+        programs = {name: programs[name] for name in wanted}
     report = {"model": spec.id, "precision": args.precision, "jax": jax.__version__, "programs": {}}
     for name, (program, program_args) in programs.items():
         for level, options in (("default", {}), ("O0", {"xla_backend_optimization_level": 0})):
@@ -114,7 +137,8 @@ def main() -> None:
             print(
                 f"{name:12s} {level:8s} trace {trace:6.2f} s  lower {lower:5.2f} s"
                 f"  compile {result['compile']['wall_s']:6.2f} s (cpu {result['compile']['cpu_s']:6.2f})"
-                f"  run {result['run']['wall_s']:7.3f} s  ops {result['stablehlo_ops']:5d}  load {load:.1f}",
+                f"  run {result['run']['wall_s']:7.3f} s  ops {result['stablehlo_ops']:5d}"
+                f"  exe {result['executable_bytes'] / 1e6:5.2f} MB  load {load:.1f}",
                 flush=True,
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -147,21 +147,26 @@ def _make_round(spec: ModelSpec, workload: Workload, space: DesignSpace, setting
     def lagrangian(params, lam, rho, tau, data):
         objective, c = terms(params, tau, data)
         active = jnp.maximum(0.0, lam + rho * c)
-        return objective + jnp.sum(active**2 - lam**2) / (2.0 * rho)
+        return objective + jnp.sum(active**2 - lam**2) / (2.0 * rho), (objective, c)
 
-    grad = jax.vmap(jax.grad(lagrangian), in_axes=(0, 0, None, None, None))
-    measure = jax.vmap(terms, in_axes=(0, None, None))
+    grad = jax.vmap(jax.grad(lagrangian, has_aux=True), in_axes=(0, 0, None, None, None))
 
     def run_round(state: JointState, temperatures, data):
-        def step(carry, tau):
+        def step(carry, x):
+            tau, measure_only = x
             params, opt_state = carry
-            g = grad(params, state.multipliers, state.penalty, tau, data)
-            updates, opt_state = optimizer.update(g, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), None
+            g, measured = grad(params, state.multipliers, state.penalty, tau, data)
+            updates, new_state = optimizer.update(g, opt_state, params)
+            new = (optax.apply_updates(params, updates), new_state)
+            return jax.tree.map(lambda old, n: jnp.where(measure_only, old, n), carry, new), measured
 
+        # One more pass than steps measures the round's end point at its last temperature (its update is
+        # dropped): the program holds the model's gradient once, not also a separate forward measure.
+        taus = jnp.concatenate([temperatures, temperatures[-1:]])
+        last = jnp.arange(taus.shape[0]) == temperatures.shape[0]
         params = (state.theta_hw, state.theta_bits)
-        (params, opt_state), _ = jax.lax.scan(step, (params, state.opt_state), temperatures)
-        objective, c = measure(params, temperatures[-1], data)
+        (params, opt_state), (objectives, cs) = jax.lax.scan(step, (params, state.opt_state), (taus, last))
+        objective, c = objectives[-1], cs[-1]
         multipliers = jnp.maximum(0.0, state.multipliers + state.penalty * c)
         new = JointState(
             theta_hw=params[0],
