@@ -7,6 +7,7 @@ checkpoint prints one line to stderr and exits with status 2.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -114,19 +115,23 @@ def validate(
 @user_errors
 def export(
     out: Annotated[Path, typer.Option(help="Directory to write config.json and model.safetensors into.")],
-    size: Annotated[str, typer.Option(help="Which trained byte-level LM: benchmark or tiny.")] = "benchmark",
+    size: Annotated[
+        str, typer.Option(help="Which trained LM: benchmark or tiny (byte-level), or subword (8 layers, BPE).")
+    ] = "benchmark",
 ) -> None:
-    """Write the trained byte-level LM (trained now or loaded from the cache) as a Hugging Face checkpoint."""
+    """Write a trained LM (trained now or loaded from the cache) as a Hugging Face checkpoint (with its
+    tokenizer.json for the sub-word model)."""
     from cimjax.lm import save_checkpoint
-    from cimjax.quant.train import train
+    from cimjax.quant.train import SUBWORD, train
     from cimjax.report.proxy_validation import SIZES
 
-    if size not in SIZES:
-        raise ValueError(f"--size {size!r} is not known; allowed: {', '.join(SIZES)}")
+    configs = {name: config for name, (config, _) in SIZES.items()} | {"subword": SUBWORD}
+    if size not in configs:
+        raise ValueError(f"--size {size!r} is not known; allowed: {', '.join(configs)}")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
-    trained = train(SIZES[size][0], log=_log)
-    save_checkpoint(trained.model, out)
+    trained = train(configs[size], log=_log)
+    save_checkpoint(trained.model, out, tokenizer=trained.tokenizer)
     _log(f"wrote {out / 'config.json'} and {out / 'model.safetensors'} ({trained.n_params} parameters)")
 
 
@@ -149,23 +154,27 @@ def sensitivities(
     """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
     the proxy at uniform INT8/6/4. Cached under the cache directory by the checkpoint's content.
 
-    Calibration text is the pydoc corpus as byte-valued token ids (no tokenizer is available offline), so
-    for a subword vocabulary the sensitivities describe the model on unusual input; the output says so.
+    Calibration text is the pydoc corpus, in the ids of the checkpoint's tokenizer.json when it has one, else
+    as byte-valued token ids (for a subword vocabulary without tokenizer.json the sensitivities then describe
+    the model on unusual input; the output says so).
     """
     from cimjax.quant import corpus
-    from cimjax.quant.measured import Calibration, for_checkpoint, memory_bytes
+    from cimjax.quant.measured import Calibration, for_checkpoint, memory_bytes, with_tokenizer
     from cimjax.workload.hf_config import load_hf_config
 
     # every option and the checkpoint's config are checked before any JAX work
-    train_tokens, _ = corpus.split()
+    spec = load_hf_config(checkpoint)
+    calibration = with_tokenizer(Calibration(check_windows=check_windows), checkpoint)
+    train_tokens, _ = calibration.split()
     validation.integer("--seq-len", seq_len, 1, len(train_tokens) - 1)
     validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
     validation.integer("--samples", samples, 1, MAX_SAMPLES)
-    calibration = Calibration(windows, seq_len, samples, seed, check_windows)
+    calibration = dataclasses.replace(calibration, windows=windows, seq_len=seq_len, samples=samples, seed=seed)
     calibration.check_tokens()  # the check windows fit in the validation split
-    spec = load_hf_config(checkpoint)
-    if spec.vocab < corpus.VOCAB:
+    if calibration.tokenizer is None and spec.vocab < corpus.VOCAB:
         raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
+    if calibration.tokenizer is not None and spec.vocab < (ids := int(train_tokens.max()) + 1):
+        raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {ids} ids its tokenizer.json gives")
     validation.memory(
         f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len)
     )

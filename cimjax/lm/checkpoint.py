@@ -24,6 +24,7 @@ from cimjax.workload.spec import ModelSpec
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
 
@@ -66,14 +67,19 @@ def _config_dict(model: DecoderLM) -> dict:
     }
 
 
-def save_checkpoint(model: DecoderLM, directory: str | Path, max_shard_bytes: int | None = None) -> Path:
-    """Writes config.json and the weights as safetensors (sharded with an index if over ``max_shard_bytes``).
+def save_checkpoint(
+    model: DecoderLM, directory: str | Path, max_shard_bytes: int | None = None, tokenizer: str | Path | None = None
+) -> Path:
+    """Writes config.json and the weights as safetensors (sharded with an index if over ``max_shard_bytes``),
+    and a copy of the model's ``tokenizer`` file as ``tokenizer.json`` when it has one.
 
     Returns:
       The directory.
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    if tokenizer is not None:
+        atomic_write(out / TOKENIZER_FILE, Path(tokenizer).read_text(encoding="utf-8"))
     atomic_write(out / "config.json", json.dumps(_config_dict(model), indent=2) + "\n")
     tensors = model_tensors(model)
     metadata = {"format": "pt"}

@@ -50,11 +50,14 @@ class MeasuredFileError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
-    """The calibration windows every measurement of a checkpoint uses (all of it keys the cache).
+    """The calibration windows every measurement of a checkpoint uses (all of it but ``tokenizer`` keys the
+    cache; the tokenizer's content is part of the checkpoint's hash).
 
     ``windows`` random windows of ``seq_len`` tokens from the training split (seeded by ``seed``) for the
     sensitivities; ``samples`` Hutchinson / output-MSE samples; ``check_windows`` consecutive windows from
-    the start of the validation split, on which whole assignments are measured.
+    the start of the validation split, on which whole assignments are measured. ``tokenizer``: the
+    checkpoint's ``tokenizer.json`` whose ids the windows are (:func:`for_checkpoint` sets it when the
+    directory has one), or None for byte ids.
     """
 
     windows: int = 16
@@ -62,6 +65,7 @@ class Calibration:
     samples: int = 4
     seed: int = 0
     check_windows: int = 64
+    tokenizer: str | None = None
 
     def __post_init__(self):
         for field in ("windows", "seq_len", "samples", "check_windows"):
@@ -70,10 +74,16 @@ class Calibration:
                 raise ValueError(f"calibration {field}={value!r} must be a positive integer")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"calibration seed={self.seed!r} must be an integer")
+        if self.tokenizer is not None and not isinstance(self.tokenizer, str):
+            raise ValueError(f"calibration tokenizer={self.tokenizer!r} must be a path or None")
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """The corpus's (train, validation) tokens, in this calibration's ids."""
+        return corpus.split(tokenizer=self.tokenizer)
 
     def tokens(self) -> np.ndarray:
         """The windows ``(windows, seq_len + 1)`` (inputs plus next-token targets)."""
-        train_tokens, _ = corpus.split()
+        train_tokens, _ = self.split()
         if len(train_tokens) <= self.seq_len + 1:
             raise ValueError(f"calibration seq_len={self.seq_len} is longer than the corpus")
         starts = np.random.default_rng(self.seed).integers(0, len(train_tokens) - self.seq_len - 1, size=self.windows)
@@ -81,15 +91,21 @@ class Calibration:
 
     def check_tokens(self) -> np.ndarray:
         """The check windows ``(check_windows, seq_len + 1)`` of the validation split."""
-        _, val_tokens = corpus.split()
-        return corpus.windows(val_tokens, self.seq_len, self.check_windows)
+        return corpus.windows(self.split()[1], self.seq_len, self.check_windows)
 
     def describe(self, vocab: int) -> str:
-        note = "" if vocab == corpus.VOCAB else " (byte ids, not this model's tokenizer)"
+        if self.tokenizer is not None:
+            note = " (the checkpoint's tokenizer.json)"
+        else:
+            note = "" if vocab == corpus.VOCAB else " (byte ids, not this model's tokenizer)"
         return (
             f"pydoc_data corpus{note}: sensitivities on {self.windows} x {self.seq_len} training-split tokens "
             f"(seed {self.seed}), losses on {self.check_windows} x {self.seq_len} validation-split tokens"
         )
+
+    def key(self) -> dict:
+        """What keys the cache: every field but the tokenizer's path."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "tokenizer"}
 
 
 def loss_and_kl(
@@ -357,7 +373,7 @@ def measure(
 
 
 def cache_path(digest: str, calibration: Calibration) -> Path:
-    key = hashlib.sha256(json.dumps(dataclasses.asdict(calibration), sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps(calibration.key(), sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "sensitivities" / f"{digest[:32]}-{key}-v{VERSION}.json"
 
 
@@ -381,6 +397,13 @@ def fit_tables(n: int, n_layers: int, rng: np.random.Generator) -> np.ndarray:
     return tables.astype(np.float32)
 
 
+def with_tokenizer(calibration: Calibration, directory: str | Path) -> Calibration:
+    """``calibration`` in the ids of the checkpoint ``directory``'s ``tokenizer.json`` if it has one (its
+    windows are then the model's own sub-word tokens), else in byte ids."""
+    path = Path(directory) / corpus.TOKENIZER_FILE
+    return dataclasses.replace(calibration, tokenizer=str(path) if path.is_file() else None)
+
+
 def for_checkpoint(
     directory: str | Path,
     calibration: Calibration | None = None,
@@ -398,13 +421,14 @@ def for_checkpoint(
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
+    calibration = with_tokenizer(calibration, directory)
     digest = checkpoint_hash(directory)
     path = cache_path(digest, calibration)
     if path.is_file():
         try:
             cached = load(path)
-            if cached.checkpoint_hash == digest:
-                return cached
+            if cached.checkpoint_hash == digest:  # this directory's tokenizer path, not the one it was saved with
+                return dataclasses.replace(cached, calibration=calibration)
         except MeasuredFileError:
             pass  # a stale or damaged cache entry is measured again
     model = load_checkpoint(directory)

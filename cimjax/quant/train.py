@@ -50,27 +50,31 @@ class TrainConfig:
     rms_eps: float = 1e-6
     val_fraction: float = 0.1
     ckpt_every: int = 250
+    vocab: int | None = None  # sub-word ids of a byte-level BPE trained on the training split; None: bytes
 
     def __post_init__(self):
         for field in ("n_layers", "hidden", "n_heads", "n_kv_heads", "ffn", "seq_len", "batch", "steps"):
             value = getattr(self, field)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{field}={value!r} must be a positive integer")
+        if self.vocab is not None and (not isinstance(self.vocab, int) or self.vocab <= corpus.VOCAB):
+            raise ValueError(f"TrainConfig.vocab={self.vocab!r} must be None (bytes) or above {corpus.VOCAB}")
         if self.hidden % self.n_heads:
             raise ValueError(f"TrainConfig.hidden={self.hidden} must be a multiple of n_heads={self.n_heads}")
 
     def spec(self) -> ModelSpec:
-        """The model shape: byte vocabulary, untied embeddings, LLaMA layout."""
+        """The model shape: byte (or sub-word) vocabulary, untied embeddings, LLaMA layout."""
+        name = "proxy-lm" if self.vocab is None else f"proxy-lm-bpe{self.vocab}"
         return ModelSpec(
-            id="proxy-lm",
-            name="proxy-lm",
+            id=name,
+            name=name,
             n_layers=self.n_layers,
             hidden=self.hidden,
             n_heads=self.n_heads,
             n_kv_heads=self.n_kv_heads,
             head_dim=self.hidden // self.n_heads,
             ffn=self.ffn,
-            vocab=corpus.VOCAB,
+            vocab=self.vocab or corpus.VOCAB,
             tied_embeddings=False,
         )
 
@@ -80,6 +84,9 @@ BENCHMARK = TrainConfig()
 TINY = TrainConfig(
     n_layers=1, hidden=32, n_heads=2, n_kv_heads=1, ffn=64, seq_len=32, batch=8, steps=40, warmup=5, ckpt_every=20
 )
+# The second, larger model of the end-to-end check: twice the layers, a 1,024-id byte-level BPE tokenizer
+# (~2.9 bytes per token, so a window sees ~3x the text of the byte model's), ~1.8 M parameters.
+SUBWORD = TrainConfig(n_layers=8, steps=500, vocab=1024)
 
 
 @dataclasses.dataclass
@@ -93,11 +100,22 @@ class TrainedModel:
     train_seconds: float  # wall time spent training (summed over resumed sessions)
     n_params: int
     directory: Path
+    tokenizer: Path | None = None  # the tokenizer.json of a sub-word model
+
+
+def tokenizer_of(config: TrainConfig, directory: Path) -> Path | None:
+    """The run's tokenizer file (trained on first use), or None for a byte-level run."""
+    if config.vocab is None:
+        return None
+    path = directory / corpus.TOKENIZER_FILE
+    return path if path.is_file() else corpus.train_tokenizer(config.vocab, path, config.val_fraction)
 
 
 def run_key(config: TrainConfig) -> str:
-    """A short hash of the hyper-parameters and the corpus bytes (so another Python's pydoc differs)."""
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+    """A short hash of the hyper-parameters and the corpus bytes (so another Python's pydoc differs); a field
+    at None (``vocab`` of a byte-level run) is left out, so runs from before it keep their key."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if v is not None}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
     digest.update(corpus.corpus_bytes().tobytes())
     return digest.hexdigest()[:16]
 
@@ -158,9 +176,10 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
     directory = cache_dir() / "proxy-lm" / run_key(config)
     directory.mkdir(parents=True, exist_ok=True)
     with files.lock(directory, "CIMJAX_CACHE", wait=True):  # a second process waits, then loads the result
-        state, build = _train_locked(config, directory, log)
+        tokenizer = tokenizer_of(config, directory)
+        state, build = _train_locked(config, directory, tokenizer, log)
     model = build(state["params"])
-    val_tokens = corpus.split(config.val_fraction)[1]
+    val_tokens = corpus.split(config.val_fraction, tokenizer)[1]
     val_loss = evaluate_loss(model, corpus.windows(val_tokens, config.seq_len))
     return TrainedModel(
         model=model,
@@ -170,10 +189,11 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
         train_seconds=float(state["train_seconds"]),
         n_params=sum(int(np.prod(p.shape)) for p in state["params"].values()),
         directory=directory,
+        tokenizer=tokenizer,
     )
 
 
-def _train_locked(config: TrainConfig, directory: Path, log):
+def _train_locked(config: TrainConfig, directory: Path, tokenizer: Path | None, log):
     """Trains (or resumes, or loads) ``config`` in ``directory``, which the caller holds locked."""
     files.atomic_write(directory / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     model = DecoderLM(config.spec(), rope_theta=config.rope_theta, rms_eps=config.rms_eps, rngs=nnx.Rngs(config.seed))
@@ -193,7 +213,7 @@ def _train_locked(config: TrainConfig, directory: Path, log):
             state = manager.restore(latest, args=ocp.args.StandardRestore(state))
             log(f"proxy LM: restored step {latest}/{config.steps} from {directory}")
 
-        train_tokens, _ = corpus.split(config.val_fraction)
+        train_tokens, _ = corpus.split(config.val_fraction, tokenizer)
         step = int(state["step"])
         if step < config.steps:
             log(f"proxy LM: training {config.steps - step} steps into {directory}")
