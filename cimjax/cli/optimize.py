@@ -34,6 +34,7 @@ from cimjax.validation import InputError
 MAX_STARTS = 4096
 """Most parallel starts of the gradient method (each carries its per-layer bit table through the descent)."""
 MAX_ROUNDS = 1000
+MAX_REFINE = 10_000  # assignments --refine may measure (each one forward pass over the check windows)
 """Most augmented-Lagrangian rounds (the default is 8)."""
 
 
@@ -78,6 +79,9 @@ def optimize_command(
         typer.Option("--verify", help="measure the result by fake quantisation; correct and re-optimise if over"),
     ] = False,
     verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
+    refine: Annotated[
+        int, typer.Option(help="with --verify, most assignments measured refining the best verified design (0: none)")
+    ] = 48,
     calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
     calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
     check_windows: Annotated[
@@ -101,6 +105,7 @@ def optimize_command(
         raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
     validation.integer("--starts", starts, 1, MAX_STARTS)
     validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
+    validation.integer("--refine", refine, 0, MAX_REFINE)
     settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
     if checkpoint_dir is not None:
         check_output_dir(checkpoint_dir, "--checkpoint-dir")
@@ -129,7 +134,7 @@ def optimize_command(
                 report = optimize_measured(
                     measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
                     area_max=area_max, method=method, seed=seed, tech=load_technology(tech), settings=settings,
-                    progress=progress, tolerance=tolerance, target=target,
+                    progress=progress, tolerance=tolerance, target=target, refine=refine,
                     log=lambda msg: err.print(msg, highlight=False),
                 )  # fmt: skip
         _print_report(report, as_json, directory, method, alpha)
@@ -196,7 +201,7 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool,
     A file and a checkpoint given together must be the same checkpoint (content hash).
     """
     from cimjax.lm.checkpoint import load_checkpoint
-    from cimjax.quant.measured import checkpoint_hash, for_checkpoint, load
+    from cimjax.quant.measured import checkpoint_hash, for_checkpoint, load, with_tokenizer
 
     if checkpoint is not None and not checkpoint.is_dir():
         raise ValueError(f"--checkpoint {checkpoint} is not a directory")
@@ -207,6 +212,8 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool,
                 f"--sensitivities {sensitivities} was measured on another checkpoint than {checkpoint} "
                 f"(content hash {measured.checkpoint_hash[:12]}... differs)"
             )
+        if checkpoint is not None:  # verified on this checkpoint's windows, in its tokenizer's ids
+            measured.calibration = with_tokenizer(measured.calibration, checkpoint)
     else:
         measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr))
     weights = load_checkpoint(checkpoint) if verify and checkpoint is not None else None

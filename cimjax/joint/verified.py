@@ -15,7 +15,11 @@ it exceeds the budget the round is corrected and the problem solved again (at mo
    (``B`` the measured budget, ``b_max`` every entry at its highest bits: the budget stays reachable).
 
 After a design measured within the budget, the remaining rounds bisect (geometrically) between the largest
-passing and the smallest failing proxy budget, until they are within 10 % (:func:`verify_rounds`).
+passing and the smallest failing proxy budget, until they are within 10 % (:func:`verify_rounds`). A
+design measured within the budget before any failure, with more than 2 % of it to spare, loosens the
+proxy budget by the measured slack instead, ``B_p <- B_p B / measured(b)`` (the proxy over-predicted).
+Then the best design measured within the budget is refined by measured single-bit reductions
+(:mod:`cimjax.joint.refine`).
 
 The design reported is the best (by the objective) among the rounds' designs measured within the budget, or
 the uniform baseline (measured within it by construction) when it is better or no round's design was within;
@@ -36,6 +40,8 @@ from cimjax.joint.baselines import uniform_front
 from cimjax.joint.compare import compare, objective_note
 from cimjax.joint.methods import Progress
 from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values
+from cimjax.joint.refine import MEASUREMENTS as REFINE_MEASUREMENTS
+from cimjax.joint.refine import refine_measured
 from cimjax.joint.runner import run_method
 from cimjax.joint.settings import JointSettings
 from cimjax.lm.model import DecoderLM
@@ -47,6 +53,7 @@ from cimjax.workload.precision import table_from_bits
 
 MAX_ROUNDS = 5
 BISECT_STOP = 1.1  # stop once the failing and the passing proxy budgets are within 10 %
+LOOSEN_MIN = 1.02  # a first passing design measured this far below the budget loosens the proxy budget
 
 
 def measured_budget(measured: Measured, budget: str | float, target: str = "loss") -> tuple[float, str]:
@@ -113,7 +120,12 @@ def verify_rounds(measure, solve, fit, budget: float, max_rounds: int, say) -> t
         value = values["value"]
         say(f"round {round_no}: proxy {report['proxy']:.4g}, measured {value:.4g}, budget {budget:.4g} nats/token")
         if value <= budget:
-            if not math.isfinite(failed_at) or failed_at / proxy_budget < BISECT_STOP:
+            if not math.isfinite(failed_at):  # nothing failed yet: loosen by the measured slack, if worth it
+                if value <= 0 or budget < LOOSEN_MIN * value:
+                    break
+                proxy_budget *= budget / value
+                continue
+            if failed_at / proxy_budget < BISECT_STOP:
                 break
             proxy_budget = math.sqrt(proxy_budget * failed_at)  # a passing design: try between it and the failure
             continue
@@ -179,6 +191,7 @@ def optimize_measured(
     progress: Progress | None = None,
     tolerance: float = 0.0,
     target: str = "loss",
+    refine: int = REFINE_MEASUREMENTS,
     log=None,
 ) -> dict:
     """Optimises a checkpoint's bits and hardware against its measured budget; the JSON of ``optimize``.
@@ -192,6 +205,9 @@ def optimize_measured(
     Args:
       target: what the budget, the proxy and the verification measure: ``loss`` (loss increase) or ``kl``
         (mean per-token KL divergence from the full-precision model), both nats/token on the check windows.
+      refine: with ``verify``, at most this many assignments measured by the refinement of the best design
+        measured within the budget (:func:`cimjax.joint.refine.refine_measured`; 0: none). Its summary is
+        ``refine`` in the JSON (null when it did not run).
 
     Raises:
       ValueError: a malformed argument, or ``verify`` without a model.
@@ -218,14 +234,21 @@ def optimize_measured(
 
     windows = measured.calibration.check_tokens() if verify else None
 
-    def measure(table) -> dict:
-        loss, kl, _ = loss_and_kl(model, windows, table[None])
-        values = {"loss": float(loss[0]), "kl": float(kl[0])}
-        return values | {"value": values[target]}
+    def measure_many(tables) -> list[dict]:
+        loss, kl, _ = loss_and_kl(model, windows, np.asarray(tables))
+        return [{"loss": float(a), "kl": float(b), "value": float({"loss": a, "kl": b}[target])} for a, b in
+                zip(loss, kl, strict=True)]  # fmt: skip
 
     start = time.perf_counter()
     say = log or (lambda msg: None)
-    history, candidates, evaluations = verify_rounds(measure if verify else None, solve, fit, limit, max_rounds, say)
+    measure = (lambda table: measure_many(table[None])[0]) if verify else None
+    history, candidates, evaluations = verify_rounds(measure, solve, fit, limit, max_rounds, say)
+    within = [c for c in candidates if c[2] is not None and c[2]["value"] <= limit]
+    refined = None
+    if within and refine > 0:
+        best = min(within, key=lambda c: float(alpha_objective(c[1]["latency_s"], c[1]["energy_j"], c[0].alpha)))
+        report_r, values_r, refined = refine_measured(best[0], best[1], best[2], limit, measure_many, refine, say)
+        candidates.append((best[0], report_r, values_r))
     verify_wall = time.perf_counter() - start
     problem, report, values, extras = _against_uniform(measured, limit, target, candidates, verify, tolerance)
     note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}"
@@ -254,5 +277,6 @@ def optimize_measured(
             "checkpoint_hash": measured.checkpoint_hash,
             "target": target,
             "measured_kl": None if values is None else values["kl"],
+            "refine": refined,
         }
     )
