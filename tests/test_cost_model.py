@@ -29,7 +29,7 @@ from cimjax.workload.params import layer_linear_weights
 from cimjax.workload.precision import Precision, preset
 from cimjax.workload.spec import ModelSpec
 
-COST_SWITCHES = ("stage_control",)  # mechanisms that add time (the others hide it)
+COST_SWITCHES = ("stage_control", "tile_transfers")  # mechanisms that add time (the others hide it)
 REFERENCE_MODELS = ("qwen2.5-0.5b", "phi3.5-mini", "qwen3-0.6b")  # GQA + biases, MHA, q/k norm + head_dim
 
 
@@ -234,6 +234,22 @@ def test_stage_control_by_hand():
         assert float(t.period) == pytest.approx(shared * cycle, rel=1e-6), switch
         assert float(t.first) == pytest.approx((shared + 8 + 4) * cycle, rel=1e-6), switch
         assert float(t.latency(3)) == pytest.approx((3 * shared + 8 + 4) * cycle, rel=1e-6), switch
+
+
+def test_tile_transfers_by_hand():
+    """The paper's alpha = 0.5 design at the DRAM peak (12 cycles per stage): its 8 tiles of 4 PEs take
+    1024 bits each per 8192-bit stage. A 4096-bit inter-tile bus shared by all of them moves the stage in 2
+    cycles; serving one tile per cycle it takes 8, so the M = 1 set is busy 8 + 8 = 16 cycles per stage.
+    With 2 tiles of 16 PEs (the same 32 PEs) each tile's 4096 bits fill the bus: 2 cycles again."""
+    cycle = 2.5e-9
+    for (t_v, t_h, pes), switch, period in (((4, 2, 4), 0, 12), ((4, 2, 4), 1, 16), ((2, 1, 16), 1, 12)):
+        design = dict(EDGECIM_ALPHA05_DESIGN, t_v_act=t_v, t_h_act=t_h, pes_per_tile=pes)
+        hw = HardwareConfig(**{k: jnp.asarray(float(v)) for k, v in design.items()})  # T_A = 2: beyond the space
+        tech = default_technology().replace(dram_efficiency=1.0, tile_transfers=switch)
+        t = stage_timing(hw, tech, EXACT, stage_bits=8192.0, streaming_clusters=6.0, stage_cycles=8.0,
+                         drain_cycles=0.0)  # fmt: skip
+        assert float(t.period) == pytest.approx(period * cycle, rel=1e-6), (t_v, t_h, switch)
+        assert float(t.first) == pytest.approx((12 + 8) * cycle, rel=1e-6), (t_v, t_h, switch)
 
 
 def test_macro_write_mechanisms_area_by_hand():

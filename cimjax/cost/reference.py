@@ -23,6 +23,12 @@ def _log2_ceil(n: float) -> int:
     return math.ceil(math.log2(n)) if n > 1 else 0
 
 
+def _ceil_div(a: float, b: float) -> int:
+    """ceil(a / b), corrected where the float quotient rounds across an integer (as ``cimjax.ops.EXACT``)."""
+    q = math.ceil(a / b)
+    return q - 1 if (q - 1) * b >= a else q
+
+
 def _per_row(bits: int, mc: Macro) -> int:
     """Weights per macro row: a b-bit weight takes ceil(b / bits per cell) adjacent columns."""
     return mc.columns // math.ceil(bits / mc.bits_per_cell)
@@ -40,6 +46,8 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     tiles = hw["t_v_act"] * hw["t_h_act"]
     t_ic = streaming * stage_bits / (hw["bus_inter_cluster"] * f)
     t_it = stage_bits / (hw["bus_inter_tile"] * f)
+    if t["tile_transfers"]:  # one tile's share per inter-tile bus cycle
+        t_it = tiles * _ceil_div(stage_bits / tiles, hw["bus_inter_tile"]) / f
     t_pe = stage_bits / tiles / (hw["bus_intra_tile"] * f)
     shared = max(streaming * stage_bits / dram, t_ic, t_it)
     if t["stage_control"]:  # the controller's round trip before each stage's transfer

@@ -162,6 +162,13 @@ SWITCHES: dict[str, Param] = {
         "the previous stage's destination has acknowledged it, a round trip of stage_control_cycles that adds "
         "to every stage on the shared path (DRAM, inter-cluster and inter-tile buses)",
     ),
+    "tile_transfers": Param(
+        0.0,
+        "0/1",
+        "the inter-tile bus carries one tile's data per cycle (a bus transfer has one destination): a stage "
+        "takes T_A * ceil((s / T_A) / W_inter_tile) cycles on it, so a bus wider than a tile's share is "
+        "partly idle; otherwise its width is shared by all the cluster's active tiles at once",
+    ),
 }
 ALL_PARAMETERS = PARAMETERS | SWITCHES
 
@@ -211,6 +218,7 @@ class Technology:
     macro_write_overlap: jax.Array
     bus_width_write: jax.Array
     stage_control: jax.Array
+    tile_transfers: jax.Array
     macro: Macro = dataclasses.field(default=EDGECIM_MACRO, metadata={"static": True})
 
     @classmethod

@@ -5,6 +5,7 @@ next partition, so transfer overlaps compute. A *stage* moves one partition (``s
 cluster) from DRAM through the three buses into the macros of a set, then computes on it for
 ``stage_cycles`` cycles. The equations (docs/model.md, "Pipeline"):
 
+    t_inter_tile = T_A * ceil((s / T_A) / W_it) / f if tile_transfers else s / (W_it f)
     shared = max(t_dram, t_inter_cluster, t_inter_tile)      # links every set of a cluster shares
              + stage_control_cycles / f if stage_control    # the controller's per-stage round trip
     t_row_write = 1 cycle if bus_width_write else Macro.write_cycles  # the macro's write port
@@ -26,7 +27,8 @@ macro's second (ping-pong) weight set is written while it computes on the first,
 compute overlap even with ``m = 1``. With ``bus_width_write`` a macro takes its share of the intra-tile
 bus per cycle (up to the whole macro), so its write is bounded by ``t_intra_tile`` (already in ``load``)
 and one cycle. With ``stage_control`` each stage's transfer waits for the acknowledgement of the
-previous one (a fixed round trip per stage on the shared path). docs/model.md, section 13, gives each
+previous one (a fixed round trip per stage on the shared path). With ``tile_transfers`` the inter-tile
+bus delivers to one tile per cycle. docs/model.md, section 13, gives each
 mechanism's reasoning and source.
 """
 
@@ -75,6 +77,9 @@ def stage_timing(
     t_dram = streaming_clusters * stage_bits / dram_bits_per_s(tech)
     t_inter_cluster = streaming_clusters * stage_bits / (hw.bus_inter_cluster * f)
     t_inter_tile = stage_bits / (hw.bus_inter_tile * f)
+    tiles = hw.active_tiles
+    per_tile = tiles * ops.ceil_div(stage_bits / tiles, hw.bus_inter_tile) / f  # one tile per bus cycle
+    t_inter_tile = t_inter_tile + tech.tile_transfers * (per_tile - t_inter_tile)
     t_intra_tile = stage_bits / hw.active_tiles / (hw.bus_intra_tile * f)
     t_row_write = (tech.bus_width_write + (1.0 - tech.bus_width_write) * tech.macro.write_cycles) / f
     control = tech.stage_control * tech.stage_control_cycles / f
