@@ -37,7 +37,7 @@ from cimjax.joint import descent as joint_descent  # noqa: E402
 from cimjax.joint.problem import make_problem  # noqa: E402
 from cimjax.joint.settings import JointSettings  # noqa: E402
 from cimjax.search.exhaustive import DEFAULT_CHUNK  # noqa: E402
-from cimjax.search.gradient import EXACT_BATCH, make_descent  # noqa: E402
+from cimjax.search.gradient import EXACT_BATCH, descent_program, search_box  # noqa: E402
 from cimjax.search.symmetry import MirrorFolding  # noqa: E402
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload  # noqa: E402
@@ -108,13 +108,15 @@ def main() -> None:
             (np.zeros((EXACT_BATCH, 9), np.int32), prec, tech),
         ),
         "descent": (
-            make_descent(spec, workload, PAPER_SPACE, starts, steps, 0.1),
-            (jnp.zeros((starts, 9)), jnp.float32(0.5), temperatures, prec, tech),
+            descent_program(spec, workload, 0.1),
+            (jnp.zeros((starts, 9)), jnp.float32(0.5), temperatures, prec, tech, search_box(PAPER_SPACE)),
         ),
     }
     problem, settings = make_problem(spec, "int8"), JointSettings()
     programs["joint-round"] = (
-        joint_descent._make_round(spec, problem.workload, problem.space, settings, False),
+        joint_descent._make_round(
+            spec, problem.workload, problem.space, settings.learning_rate, settings.penalty_growth
+        ),
         (
             joint_descent.make_descent(problem, settings).init(0),
             jnp.ones((settings.steps_per_round,), jnp.float32),

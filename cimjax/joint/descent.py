@@ -64,7 +64,9 @@ class Descent(NamedTuple):
 def make_descent(problem: JointProblem, settings: JointSettings) -> Descent:
     """The descent of ``problem`` with ``settings``' sizes and schedule (temperatures annealed geometrically
     from ``temperature[0]`` to ``temperature[1]`` over all steps, each round taking its window)."""
-    run_round = _make_round(problem.spec, problem.workload, problem.space, settings, problem.area_max is not None)
+    run_round = _make_round(
+        problem.spec, problem.workload, problem.space, settings.learning_rate, settings.penalty_growth
+    )
     tau0, tau1 = settings.temperature
     schedule = np.geomspace(tau0, tau1, settings.total_steps).astype(np.float32)
     data = _problem_data(problem)
@@ -125,23 +127,25 @@ def _adam(learning_rate: float) -> optax.GradientTransformation:
 
 
 @functools.lru_cache(maxsize=16)
-def _make_round(spec: ModelSpec, workload: Workload, space: DesignSpace, settings: JointSettings, has_area: bool):
+def _make_round(spec: ModelSpec, workload: Workload, space: DesignSpace, learning_rate: float, growth: float):
     """A compiled ``round(state, temperatures, problem data) -> (state, constraints, objective)``.
 
-    Runs ``steps_per_round`` Adam steps on the augmented Lagrangian of every start, then updates the
-    multipliers. Problem numbers (alpha, budget, area limit, proxy, technology, bit bounds) are traced.
+    Runs one Adam step per temperature on the augmented Lagrangian of every start, then updates the
+    multipliers and multiplies the penalty by ``growth``. Problem numbers (alpha, budget, whether there is
+    an area limit and its value, proxy, technology, bit bounds) are traced, and the numbers of starts and
+    steps are array shapes, so one program serves every problem and size of a model, workload and space.
     """
     lo_hw, hi_hw = search_box(space)
-    optimizer = _adam(settings.learning_rate)
+    optimizer = _adam(learning_rate)
 
     def terms(params, tau, data):
-        alpha, budget, area_max, proxy, tech, bit_lo, bit_hi = data
+        alpha, budget, area_max, has_area, proxy, tech, bit_lo, bit_hi = data
         z, bits = unbox(*params, (lo_hw, hi_hw), (bit_lo, bit_hi))
         hw = config_from_coordinates(z)
         costs = evaluate(hw, Precision.from_table(bits), spec, workload, tech, relaxed_ops(tau), False)
         objective = log_alpha_objective(costs.latency_s, costs.energy_j, alpha)
         c_acc = jnp.log(proxy(Precision.from_table(bits)) / budget)
-        c_area = jnp.log(costs.area_mm2 / area_max) if has_area else jnp.asarray(-1.0)
+        c_area = jnp.where(has_area, jnp.log(costs.area_mm2 / area_max), -1.0)
         return objective, jnp.stack([c_acc, c_area])
 
     def lagrangian(params, lam, rho, tau, data):
@@ -173,13 +177,13 @@ def _make_round(spec: ModelSpec, workload: Workload, space: DesignSpace, setting
             theta_bits=params[1],
             opt_state=opt_state,
             multipliers=multipliers,
-            penalty=state.penalty * settings.penalty_growth,
+            penalty=state.penalty * growth,
             round=state.round + 1,
         )
         return new, c, objective
 
     # Compiled once per machine, kept on disk (cimjax.cache); fast compile: its run is short next to compiling.
-    static = (spec, workload, space, settings, has_area)
+    static = (spec, workload, space, learning_rate, growth)
     return CompiledProgram("joint-round", static, jax.jit(run_round), fast_compile=True)
 
 
@@ -190,6 +194,7 @@ def _problem_data(problem: JointProblem):
         jnp.float32(problem.alpha),
         jnp.float32(problem.budget),
         jnp.float32(area_max),
+        jnp.bool_(problem.area_max is not None),
         problem.proxy,
         problem.tech,
         jnp.asarray(lo, jnp.float32),

@@ -107,39 +107,48 @@ def config_from_coordinates(z) -> HardwareConfig:
     return HardwareConfig(**{n: from_search_coordinate(n, z[..., i]) for i, n in enumerate(FIELDS)})
 
 
-@functools.lru_cache(maxsize=16)
-def make_descent(
-    spec: ModelSpec, workload: Workload, space: DesignSpace, starts: int, steps: int, learning_rate: float
-) -> Callable:
+def make_descent(spec: ModelSpec, workload: Workload, space: DesignSpace, learning_rate: float) -> Callable:
     """A compiled ``descend(theta0, alpha, temperatures, prec, tech) -> (z, relaxed_history)`` (cimjax.cache).
 
-    ``theta0`` has shape (starts, 9) (unconstrained); ``temperatures`` shape (steps,). Cached per model,
-    workload, space and sizes: alpha, precision, technology and schedule are traced.
+    ``theta0`` has shape (starts, 9) (unconstrained); ``temperatures`` shape (steps,). Alpha, precision,
+    technology, schedule and the space's search box are traced: one program per model, workload, learning
+    rate and sizes serves every space (:func:`descent_program`).
     """
-    lo, hi = search_box(space)
-    optimizer = optax.adam(learning_rate)
-
-    def to_z(theta):
-        return lo + (hi - lo) * jax.nn.sigmoid(theta)
-
-    def loss(theta, alpha, tau, prec, tech):
-        costs = evaluate(config_from_coordinates(to_z(theta)), prec, spec, workload, tech, relaxed_ops(tau), False)
-        return log_alpha_objective(costs.latency_s, costs.energy_j, alpha)
-
-    value_and_grad = jax.vmap(jax.value_and_grad(loss), in_axes=(0, None, None, None, None))
+    program, box = descent_program(spec, workload, learning_rate), search_box(space)
 
     def descend(theta0, alpha, temperatures, prec, tech):
+        return program(theta0, alpha, temperatures, prec, tech, box)
+
+    return descend
+
+
+@functools.lru_cache(maxsize=16)
+def descent_program(spec: ModelSpec, workload: Workload, learning_rate: float) -> CompiledProgram:
+    """The compiled ``descend(theta0, alpha, temperatures, prec, tech, (lo, hi))`` of :func:`make_descent`,
+    the search box ``(lo, hi)`` (each shape (9,), :func:`search_box`) an argument; starts and steps are the
+    shapes of ``theta0`` and ``temperatures``."""
+    optimizer = optax.adam(learning_rate)
+
+    def loss(theta, alpha, tau, prec, tech, box):
+        lo, hi = box
+        z = lo + (hi - lo) * jax.nn.sigmoid(theta)
+        costs = evaluate(config_from_coordinates(z), prec, spec, workload, tech, relaxed_ops(tau), False)
+        return log_alpha_objective(costs.latency_s, costs.energy_j, alpha)
+
+    value_and_grad = jax.vmap(jax.value_and_grad(loss), in_axes=(0, None, None, None, None, None))
+
+    def descend(theta0, alpha, temperatures, prec, tech, box):
         def step(carry, tau):
             theta, opt_state = carry
-            value, grad = value_and_grad(theta, alpha, tau, prec, tech)
+            value, grad = value_and_grad(theta, alpha, tau, prec, tech, box)
             updates, opt_state = optimizer.update(grad, opt_state, theta)
             return (optax.apply_updates(theta, updates), opt_state), jnp.min(value)
 
         (theta, _), history = jax.lax.scan(step, (theta0, optimizer.init(theta0)), temperatures)
-        return to_z(theta), history
+        lo, hi = box
+        return lo + (hi - lo) * jax.nn.sigmoid(theta), history
 
-    static = (spec, workload, space, starts, steps, learning_rate)
-    return CompiledProgram("descent", static, jax.jit(descend), fast_compile=True)
+    return CompiledProgram("descent", (spec, workload, learning_rate), jax.jit(descend), fast_compile=True)
 
 
 class _ExactCache:
@@ -252,7 +261,7 @@ def gradient_search(
     u = rng.uniform(0.02, 0.98, size=(starts, len(FIELDS))).astype(np.float32)
     theta0 = jnp.asarray(np.log(u) - np.log1p(-u))
     temperatures = jnp.asarray(np.geomspace(tau0, tau1, steps), jnp.float32)
-    descend = make_descent(spec, workload, space, starts, steps, float(learning_rate))
+    descend = make_descent(spec, workload, space, float(learning_rate))
     z, relaxed_history = descend(theta0, jnp.float32(alpha), temperatures, prec, tech)
     z = np.asarray(z, np.float64)
     total_rounds = 1 + 2 * len(FIELDS)  # shown as a rough total; the search usually stops earlier
