@@ -79,6 +79,8 @@ def stage_timing(
     t_inter_tile = stage_bits / (hw.bus_inter_tile * f)
     tiles = hw.active_tiles
     per_tile = tiles * ops.ceil_div(stage_bits / tiles, hw.bus_inter_tile) / f  # one tile per bus cycle
+    # Written as an increment: switched off, the values and gradients (hence gradient search's steps) are
+    # bit for bit those without the mechanism; a convex blend of the two times was not (golden check).
     t_inter_tile = t_inter_tile + tech.tile_transfers * (per_tile - t_inter_tile)
     t_intra_tile = stage_bits / hw.active_tiles / (hw.bus_intra_tile * f)
     t_row_write = (tech.bus_width_write + (1.0 - tech.bus_width_write) * tech.macro.write_cycles) / f
