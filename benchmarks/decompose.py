@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax.cost import operators
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.macro import EDGECIM_MACRO
 from cimjax.hardware.technology import Technology, default_technology
+from cimjax.mapping.pipeline import dram_bits_per_s, stage_timing
 from cimjax.report.paper import PAPER_AREA_BAND_MM2, PRECISIONS
 from cimjax.search.exhaustive import sweep
 from cimjax.workload.models import MODELS
@@ -49,10 +51,56 @@ def classes(area: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+PHASES = (
+    "qkv_full_round",
+    "qkv_last_round",
+    "attention_full_round",
+    "attention_last_round",
+    "o_proj",
+    "gate_up",
+    "down",
+)
+"""The pipeline phases of a layer pass, in the order :func:`cimjax.cost.operators.phase_operators` times them."""
+
+
+def stage_terms(hw, spec, prec, workload: Workload, tech: Technology) -> tuple[object, dict]:
+    """Costs of one design, evaluated eagerly while recording each phase's stage timing (in cycles, of the
+    first layer: the precisions here are uniform): its
+    first stage (load + compute + drain), its steady period, the DRAM time of one stage, and the period
+    the chip alone would allow (the same stage with a DRAM 1000x faster): the design's headroom over DRAM
+    is their ratio."""
+    fast = tech.replace(dram_peak_bytes_per_s=1000.0 * float(tech.dram_peak_bytes_per_s))
+    recorded = []
+
+    def record(hw, tech, ops, **stage):
+        timing = stage_timing(hw, tech, ops, **stage)
+        f = float(tech.clock_hz)
+
+        def cycles(seconds):
+            return float(np.ravel(np.asarray(seconds))[0]) * f
+
+        recorded.append({
+            "stage_bits": cycles(stage["stage_bits"]) / f,
+            "first_cycles": cycles(timing.first),
+            "period_cycles": cycles(timing.period),
+            "dram_cycles": cycles(stage["streaming_clusters"] * stage["stage_bits"] / dram_bits_per_s(tech)),
+            "chip_period_cycles": cycles(stage_timing(hw, fast, ops, **stage).period),
+        })  # fmt: skip
+        return timing
+
+    operators.stage_timing = record
+    try:
+        costs = evaluate(hw, prec, spec, workload, tech, with_prefill=False)
+    finally:
+        operators.stage_timing = stage_timing
+    return costs, dict(zip(PHASES, recorded, strict=True))
+
+
 def breakdown(index: int, spec, prec, workload: Workload, tech: Technology, best_latency: float) -> dict:
-    """One design's latency per operator (ms), energy per component (mJ) and area per part (mm^2)."""
+    """One design's latency per operator (ms) and per phase's stage (cycles), energy per component (mJ) and
+    area per part (mm^2)."""
     hw = PAPER_SPACE.decode(index)
-    costs = evaluate(hw, prec, spec, workload, tech, with_prefill=False)
+    costs, stages = stage_terms(hw, spec, prec, workload, tech)
     decode, area = costs.decode, costs.area
     return {
         "config": hw.to_dict(),
@@ -61,6 +109,7 @@ def breakdown(index: int, spec, prec, workload: Workload, tech: Technology, best
         "tokens_per_j": float(costs.tokens_per_j),
         "area_mm2": float(costs.area_mm2),
         "latency_ms": {k: 1e3 * float(v) for k, v in decode.latency_by_operator.items()},
+        "stages": stages,
         "energy_mj": {k: 1e3 * float(v) for k, v in decode.energy_by_component.items()},
         "area_parts_mm2": {k: float(getattr(area, k)) for k in ("pes", "buffers", "functional_units", "buses")},
     }
@@ -115,6 +164,9 @@ def show(point: dict) -> None:
               f" area {d['area_mm2']:.1f} latency/opt {d['latency_over_optimum']:.6f} "
               f"tok/J {d['tokens_per_j']:.1f}")  # fmt: skip
         print("   latency ms", {k: round(v, 3) for k, v in d["latency_ms"].items()})
+        print("   stages (cycles: first, period, DRAM, chip alone)",
+              {k: tuple(round(v[x], 1) for x in ("first_cycles", "period_cycles", "dram_cycles", "chip_period_cycles"))
+               for k, v in d["stages"].items()})  # fmt: skip
         print("   energy mJ ", {k: round(v, 1) for k, v in d["energy_mj"].items()})
         print("   area mm^2 ", {k: round(v, 2) for k, v in d["area_parts_mm2"].items()})
 
