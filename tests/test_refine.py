@@ -9,7 +9,7 @@ import pytest
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.joint.allocation import best_hardware
 from cimjax.joint.problem import ExactEvaluator, design_report, make_problem
-from cimjax.joint.refine import refine_measured
+from cimjax.joint.refine import refine_measured, repair_measured
 from cimjax.quant.proxy import Proxy, ProxyKind
 from cimjax.quant.train import TINY
 from cimjax.workload.operators import Workload
@@ -67,3 +67,21 @@ def test_refine_keeps_the_design_when_every_move_measures_over_budget(problem):
     report, got, info = refine_measured(problem, start, {"value": value}, value, _measure(1.0), limit=40)
     assert info["moves"] == 0 and info["measured"] <= 40 and got == {"value": value}
     np.testing.assert_array_equal(table_from_bits(report["bits"]), table_from_bits(start["bits"]))
+
+
+def test_repair_raises_a_design_measured_over_budget_until_within_it(problem):
+    start = _start(problem, 4.0)
+    over = _measure(1.0)(table_from_bits(start["bits"])[None])[0]["value"]
+    budget = over / 1.04  # measured 4 % over the budget
+    report, got, spent = repair_measured(problem, start, {"value": over}, budget, _measure(1.0), limit=40)
+    table = table_from_bits(report["bits"])
+    assert got["value"] == pytest.approx(_measure(1.0)(table[None])[0]["value"]) and got["value"] <= budget
+    assert np.all(table >= table_from_bits(start["bits"])) and 0 < spent <= 40 and report["feasible"]
+    assert report["tokens_per_s"] <= start["tokens_per_s"] * (1 + 1e-9)  # bits were only raised
+
+
+def test_repair_gives_up_when_the_budget_cannot_be_reached(problem):
+    start = _start(problem, 4.0)
+    over = _measure(1.0)(table_from_bits(start["bits"])[None])[0]["value"]
+    report, got, spent = repair_measured(problem, start, {"value": over}, 0.0, _measure(1.0), limit=16)
+    assert report is None and got is None and spent == 16

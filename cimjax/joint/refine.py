@@ -48,6 +48,63 @@ def _ranked(saving: np.ndarray, increase: np.ndarray, slack: float, n: int) -> l
     return (fits + rest)[:n]
 
 
+def _moved(table: np.ndarray, entries: list, delta: int) -> np.ndarray:
+    """``table`` with each entry in turn moved by ``delta`` bits: ``(len(entries), L, 17)``."""
+    tables = np.repeat(table[None], len(entries), axis=0)
+    for k, (layer, point) in enumerate(entries):
+        tables[k, layer, point] += delta
+    return tables
+
+
+def repair_measured(
+    problem: JointProblem,
+    report: dict,
+    values: dict,
+    budget: float,
+    measure: Callable[[np.ndarray], list[dict]],
+    limit: int,
+    say: Callable[[str], None] | None = None,
+) -> tuple[dict | None, dict | None, int]:
+    """A design measured a little over the budget, raised by measured one-bit moves until within it.
+
+    Each step prices every +1-bit move at the design's hardware (``cost``: rise of the log objective) and
+    predicts its measured fall (the proxy's, scaled by the design's measured / predicted ratio); moves
+    predicted to close the gap come first (cheapest first), then the rest by fall per cost. :data:`BATCH`
+    are measured; the cheapest measured within the budget is taken and ends the repair, else the one that
+    fell most is taken and the next step starts from it.
+
+    Returns the repaired design's report (``feasible`` true) and measured values, or ``(None, None)`` when
+    ``limit`` measurements did not bring it within the budget; and the assignments measured.
+    """
+    say = say or (lambda msg: None)
+    evaluator = ExactEvaluator(problem)
+    choice, table = _choice(problem, report), table_from_bits(report["bits"]).astype(np.float64)
+    high = problem.bits.bounds()[1]
+    measured = 0
+    while measured < limit:
+        now = evaluator(choice[None], table[None])
+        entries = list(zip(*np.nonzero(table < high[None, :]), strict=True))
+        if not entries:
+            break
+        tables = _moved(table, entries, +1)
+        scores = evaluator(np.repeat(choice[None], len(entries), axis=0), tables)
+        cost = np.maximum(np.log(scores.objective) - np.log(now.objective[0]), 1e-12)
+        ratio = values["value"] / now.proxy[0] if now.proxy[0] > 0 and values["value"] > 0 else 1.0
+        fall = ratio * (now.proxy[0] - scores.proxy)
+        closes = [k for k in np.argsort(cost) if fall[k] >= values["value"] - budget]
+        rest = [k for k in np.argsort(-fall / cost) if fall[k] < values["value"] - budget]
+        order = (closes + rest)[: min(BATCH, limit - measured)]
+        got = dict(zip(order, measure(tables[order]), strict=True))
+        measured += len(order)
+        passing = [k for k in order if got[k]["value"] <= budget]
+        k = min(passing, key=lambda k: cost[k]) if passing else min(order, key=lambda k: got[k]["value"])
+        table, values = tables[k], got[k]
+        say(f"repair: measured {values['value']:.4g}, budget {budget:.4g}")
+        if passing:
+            return design_report(problem, choice, table, evaluator) | {"feasible": True}, values, measured
+    return None, None, measured
+
+
 def refine_measured(
     problem: JointProblem,
     report: dict,
@@ -81,9 +138,7 @@ def refine_measured(
         entries = [e for e in zip(*np.nonzero(table > low[None, :]), strict=True) if e not in refused]
         if not entries:
             break
-        tables = np.repeat(table[None], len(entries), axis=0)
-        for k, (layer, point) in enumerate(entries):
-            tables[k, layer, point] -= 1
+        tables = _moved(table, entries, -1)
         scores = evaluator(np.repeat(choice[None], len(entries), axis=0), tables)
         saving = np.log(objective) - np.log(scores.objective)
         ratio = values["value"] / proxy if proxy > 0 and values["value"] > 0 else 1.0
