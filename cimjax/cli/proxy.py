@@ -36,7 +36,9 @@ def _log(msg: str) -> None:
 def validate(
     seed: Annotated[int, typer.Option(help="Seeds the random assignments and the estimators.")] = 0,
     configs: Annotated[int, typer.Option(help="Held-out random assignments the proxy is judged on.")] = 60,
-    size: Annotated[str, typer.Option(help="Model and measurement size: benchmark or tiny.")] = "benchmark",
+    size: Annotated[
+        str, typer.Option(help="Model and measurement size: benchmark, tiny (byte-level) or subword (8 layers, BPE).")
+    ] = "benchmark",
     granularity: Annotated[
         str, typer.Option(help="Random assignments per 'layer' (and kind) or per 'tensor'.")
     ] = "layer",
@@ -122,10 +124,10 @@ def export(
     """Write a trained LM (trained now or loaded from the cache) as a Hugging Face checkpoint (with its
     tokenizer.json for the sub-word model)."""
     from cimjax.lm import save_checkpoint
-    from cimjax.quant.train import SUBWORD, train
+    from cimjax.quant.train import train
     from cimjax.report.proxy_validation import SIZES
 
-    configs = {name: config for name, (config, _) in SIZES.items()} | {"subword": SUBWORD}
+    configs = {name: config for name, (config, _) in SIZES.items()}
     if size not in configs:
         raise ValueError(f"--size {size!r} is not known; allowed: {', '.join(configs)}")
     if out.exists() and not out.is_dir():

@@ -24,6 +24,7 @@ from cimjax.report.proxy_validation import ValidationResult, judge_variants, mea
 FRONTIER_SIZES: dict[str, dict] = {
     "benchmark": {"settings": None, "check_windows": 64},
     "tiny": {"settings": JointSettings(starts=2, rounds=2), "check_windows": 8, "seeds": (0,), "widths": (3,)},
+    "subword": {"settings": None, "check_windows": 64},
 }
 
 
@@ -98,14 +99,14 @@ def validate_frontier(
     cfg, spec = trained.config, trained.model.spec
     directory = trained.directory / "hf"
     if not (directory / "config.json").is_file():
-        save_checkpoint(trained.model, directory)
+        save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
     t0 = time.perf_counter()
     measured = for_checkpoint(directory, Calibration(n_calib, cfg.seq_len, n_samples, seed, check_windows), log=say)
     sens_seconds = time.perf_counter() - t0
     fit_values = measured.joint(target)
     proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target)
     tables, labels = frontier_tables(measured, proxy, target, widths, seeds, neighbours, seed, settings, say)
-    _, val_tokens = corpus.split(cfg.val_fraction)
+    _, val_tokens = corpus.split(cfg.val_fraction, trained.tokenizer)
     held_out = corpus.windows(val_tokens, cfg.seq_len, check_windows + n_eval)[check_windows:]
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out validation windows ...")
     frontier_measured, base, both = measure_target(trained, held_out, tables, target)

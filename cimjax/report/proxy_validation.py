@@ -30,14 +30,16 @@ from cimjax.quant.proxy import (
 )
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
 from cimjax.quant.sensitivity import Sensitivities, estimate
-from cimjax.quant.train import BENCHMARK, TINY, TrainConfig, TrainedModel
+from cimjax.quant.train import BENCHMARK, SUBWORD, TINY, TrainConfig, TrainedModel
 from cimjax.workload.precision import N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
 
-# Model and measurement sizes: the benchmark run, and a seconds-long one for tests and smoke checks.
+# Model and measurement sizes: the benchmark run, a seconds-long one for tests and smoke checks, and the
+# 8-layer sub-word model (its validation split holds 125 windows: 64 check + 60 held-out for the frontier).
 SIZES: dict[str, tuple[TrainConfig, dict]] = {
     "benchmark": (BENCHMARK, {"n_calib": 16, "n_eval": 64, "n_samples": 16}),
     "tiny": (TINY, {"n_calib": 4, "n_eval": 8, "n_samples": 2}),
+    "subword": (SUBWORD, {"n_calib": 16, "n_eval": 60, "n_samples": 16}),
 }
 
 GRANULARITIES = ("layer", "tensor")
@@ -257,7 +259,7 @@ def validate(
         raise ValueError(f"n_configs={n_configs} must be at least 3 and n_fit={n_fit} at least 1")
     cfg = trained.config
     n_layers = trained.model.spec.n_layers
-    train_tokens, val_tokens = corpus.split(cfg.val_fraction)
+    train_tokens, val_tokens = corpus.split(cfg.val_fraction, trained.tokenizer)
     rng = np.random.default_rng(seed)
     starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=n_calib)
     calib = train_tokens[starts[:, None] + np.arange(cfg.seq_len + 1)[None, :]]
