@@ -13,7 +13,8 @@ windows that neither the budget nor the verification used (``held-out``).
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
-measured by the refinement after the verify rounds (:mod:`cimjax.joint.refine`; 0: none). ``--size
+measured by the refinement after the verify rounds (:mod:`cimjax.joint.refine`; 0: none; default 48 with
+``--target kl``, 0 with ``loss``, whose noise a measured search selects for). ``--size
 subword``: the second, larger model (``SUBWORD``: 8 layers, a 1,024-id byte-level BPE tokenizer trained on
 the corpus), exported with its ``tokenizer.json``, so every window is in its own sub-word ids.
 """
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="most verification rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", choices=TARGETS, default="loss", help="budgets in loss increase or in KL")
-    parser.add_argument("--refine", type=int, default=MEASUREMENTS, help="most assignments the refinement measures")
+    refine_help = f"most assignments the refinement measures (default {MEASUREMENTS} for kl, 0 for loss)"
+    parser.add_argument("--refine", type=int, default=None, help=refine_help)
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark", help="which trained LM")
     args = parser.parse_args(argv)
 

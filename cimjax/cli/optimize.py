@@ -80,8 +80,12 @@ def optimize_command(
     ] = False,
     verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
     refine: Annotated[
-        int, typer.Option(help="with --verify, most assignments measured refining the best verified design (0: none)")
-    ] = 48,
+        int | None,
+        typer.Option(
+            help="with --verify, most assignments measured refining the best verified design (0: none; default "
+            "48 with --target kl, 0 with loss, whose noise a measured search would select for)"
+        ),
+    ] = None,
     calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
     calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
     check_windows: Annotated[
@@ -105,7 +109,8 @@ def optimize_command(
         raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
     validation.integer("--starts", starts, 1, MAX_STARTS)
     validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
-    validation.integer("--refine", refine, 0, MAX_REFINE)
+    if refine is not None:
+        validation.integer("--refine", refine, 0, MAX_REFINE)
     settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
     if checkpoint_dir is not None:
         check_output_dir(checkpoint_dir, "--checkpoint-dir")
