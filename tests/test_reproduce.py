@@ -13,8 +13,10 @@ from cimjax.cli.main import app
 from cimjax.hardware.config import FIELDS, DesignSpace
 from cimjax.hardware.technology import default_technology
 from cimjax.report.paper import FIG9_KEYS, reproduce_paper
-from cimjax.report.selection import knee_index
-from cimjax.search.exhaustive import SweepResult
+from cimjax.report.selection import derated, knee_index, robust_index, selected_index
+from cimjax.search.exhaustive import SweepResult, sweep
+from cimjax.workload.models import MODELS
+from cimjax.workload.precision import preset
 
 # Every field has two values (the GA needs radices >= 2): 512 designs.
 SMALL_SPACE = DesignSpace(
@@ -33,11 +35,8 @@ SMALL_SPACE = DesignSpace(
 
 
 def test_knee_by_hand():
-    latency = np.array([1.0, 1.005, 1.02, 1.009])  # within 1 % of the best latency: 0, 1, 3
-    energy = np.array([5.0, 3.0, 1.0, 4.0])
-    area = np.array([10.0, 20.0, 1.0, 5.0])
-    four = DesignSpace({f: ((1, 2, 3, 4) if f == "m" else SMALL_SPACE.values[f][:1]) for f in SMALL_SPACE.values})
-    result = SweepResult(four, latency, energy, area, compile_s=0.0, wall_s=1.0)
+    # within 1 % of the best latency: 0, 1, 3
+    result = _four([1.0, 1.005, 1.02, 1.009], [5.0, 3.0, 1.0, 4.0], [10.0, 20.0, 1.0, 5.0])
     assert knee_index(result, 0.01, "energy") == 1
     assert knee_index(result, 0.01, "area") == 3
     assert knee_index(result, 0.0, "energy") == 0
@@ -46,6 +45,54 @@ def test_knee_by_hand():
         knee_index(result, 0.01, "power")
     with pytest.raises(ValueError, match="--tolerance = -0.1 must be a fraction"):
         knee_index(result, -0.1, "energy")
+
+
+def _four(latency, energy, area):
+    four = DesignSpace({f: ((1, 2, 3, 4) if f == "m" else SMALL_SPACE.values[f][:1]) for f in SMALL_SPACE.values})
+    return SweepResult(four, np.array(latency), np.array(energy), np.array(area), compile_s=0.0, wall_s=1.0)
+
+
+def test_robust_by_hand():
+    # Nominally 0, 1 and 3 are within 1 %; derated, 1 falls 7.7 % behind the best of them (0), 3 stays 0.8 %.
+    result = _four([1.0, 1.005, 1.2, 1.009], [5.0, 3.0, 1.0, 4.0], [2.0, 20.0, 1.0, 5.0])
+    stressed = np.array([1.30, 1.40, 1.30, 1.31])
+    assert knee_index(result, 0.01, "energy") == 1  # the knee keeps the design with no margin
+    assert robust_index(result, stressed, 0.01, "energy") == 3
+    assert robust_index(result, stressed, 0.01, "area") == 0
+    assert robust_index(result, stressed, 0.0, "energy") == 0
+    assert robust_index(result, stressed, 0.1, "energy") == 1  # 1.40 is within 10 % of 1.30
+    assert selected_index(result, "robust", 0.01, "energy", stressed) == 3
+    with pytest.raises(ValueError, match="needs the latencies of a sweep with derated technology"):
+        selected_index(result, "robust")
+    with pytest.raises(ValueError, match="stressed latencies have shape"):
+        robust_index(result, stressed[:3])
+    with pytest.raises(ValueError, match="--margin = 1 must be a fraction in"):
+        derated(default_technology(), 1.0)
+
+
+def test_robust_with_no_margin_is_the_knee():
+    """With the nominal latencies as the stressed ones the robust rule is the knee (lowest energy)."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        latency = 1.0 + rng.choice([0.0, 0.003, 0.008, 0.02], size=4)
+        result = _four(latency, rng.uniform(1, 2, 4), rng.uniform(1, 2, 4))
+        for tolerance in (0.0, 0.005, 0.01):
+            assert robust_index(result, latency, tolerance, "energy") == knee_index(result, tolerance, "energy")
+
+
+def test_robust_on_a_sweep(small_workload):
+    """On a real sweep: the robust design is within the tolerance of the best latency, nominally and derated
+    (against the best derated latency of the nominal near-tie set); margin 0 gives the knee."""
+    spec, tech = MODELS["qwen2.5-0.5b"], default_technology()
+    prec = preset("int8", spec.n_layers)
+    result = sweep(spec, prec, small_workload, tech, SMALL_SPACE)
+    assert float(derated(tech, 0.0).clock_hz) == float(tech.clock_hz)
+    stressed = sweep(spec, prec, small_workload, derated(tech, 0.25), SMALL_SPACE).latency_s
+    assert np.all(stressed >= result.latency_s * (1 - 1e-9))  # a slower clock never makes a design faster
+    near = np.flatnonzero(result.latency_s <= result.latency_s.min() * 1.01)
+    index = robust_index(result, stressed, 0.01, "energy")
+    assert index in near and stressed[index] <= stressed[near].min() * 1.01
+    assert robust_index(result, result.latency_s, 0.01, "energy") == knee_index(result, 0.01, "energy")
 
 
 def test_reproduce_rows_exhaustive_knee_and_ga(tmp_path, small_workload):
@@ -110,6 +157,17 @@ def test_reproduce_knee_selection(tmp_path, small_workload):
         assert row["ga"]["runs"] == [] and row["ga"]["median"] is None
 
 
+def test_reproduce_robust_selection(tmp_path, small_workload):
+    summary = reproduce_paper(tmp_path, ["qwen2.5-0.5b"], selection="robust", margin=0.1, ga_seeds=0,
+                              workload=small_workload, space=SMALL_SPACE)  # fmt: skip
+    for row in json.loads((tmp_path / "fig9.json").read_text()):
+        assert row["selection"]["rule"] == "robust" and row["selection"]["margin"] == 0.1
+        assert row["config"] == row["robust"]["config"] and "10 %" in row["robust"]["rule"]
+        assert row["tokens_per_s"] >= row["exhaustive"]["tokens_per_s"] / 1.01 * (1 - 1e-6)
+    assert "robust" in summary["trends"] and "robust tokens/s" in summary["search_markdown"]
+    assert "and for the robust designs" in (tmp_path / "fig9.md").read_text()
+
+
 def test_reproduce_rejects_bad_options():
     result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--tolerance", "1.5"])
     assert result.exit_code == 2 and "--tolerance = 1.5 must be a fraction in [0, 1)" in result.output
@@ -117,3 +175,6 @@ def test_reproduce_rejects_bad_options():
     assert result.exit_code == 2 and "knee rule 'cost' is not known" in result.output
     result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--selection", "best"])
     assert result.exit_code == 2 and "selection 'best' is not known" in result.output
+    argv = ["reproduce", "--models", "qwen2.5-0.5b", "--selection", "robust", "--margin", "-0.1"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2 and "--margin = -0.1 must be a fraction in [0, 1)" in result.output

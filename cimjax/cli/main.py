@@ -199,19 +199,23 @@ def reproduce(
     out_dir: Annotated[str, typer.Option("--out", help="output directory")] = "results/reproduce",
     models: Annotated[str | None, typer.Option(help="comma-separated model ids (default: all twelve)")] = None,
     selection: Annotated[
-        str, typer.Option(help="row beside the paper: 'exhaustive' (alpha=1 optimum) or 'knee'")
+        str, typer.Option(help="row beside the paper: 'exhaustive' (alpha=1 optimum), 'knee' or 'robust'")
     ] = "exhaustive",
     tolerance: Annotated[
-        float, typer.Option(help="knee: designs within this fraction of the best alpha=1 latency qualify")
+        float, typer.Option(help="knee, robust: designs within this fraction of the best alpha=1 latency qualify")
     ] = 0.01,
-    knee: Annotated[str, typer.Option(help="knee: qualifying design of lowest 'energy' or 'area'")] = "energy",
+    knee: Annotated[str, typer.Option(help="knee, robust: qualifying design of lowest 'energy' or 'area'")] = "energy",
+    margin: Annotated[
+        float, typer.Option(help="robust: clock derating the design must stay within --tolerance under")
+    ] = 0.25,
     ga_seeds: Annotated[int, typer.Option(help="runs of the paper's GA (seeds 0..n-1); 0 skips it")] = 5,
     tech: TechOpt = None,
 ) -> None:
     """Reproduce the paper's per-model results (Fig. 9 style) and write JSON, CSV, Markdown and plots.
 
-    Per model and precision: the exhaustive alpha=1 optimum, the knee, and the paper's GA over several
-    seeds; --selection says which stands beside the paper (see docs/model.md, section 9).
+    Per model and precision: the exhaustive alpha=1 optimum, the knee, the robust design (with
+    --selection robust: one more sweep each), and the paper's GA over several seeds; --selection says
+    which stands beside the paper (see docs/model.md, section 9).
     """
     from cimjax.files import output_dir
     from cimjax.report.paper import reproduce_paper, write_directory_meta
@@ -225,7 +229,7 @@ def reproduce(
         task = bar.add_task("reproduce", total=None)
         summary = reproduce_paper(
             directory, ids, technology, progress=lambda done, total: bar.update(task, completed=done, total=total),
-            selection=selection, tolerance=tolerance, knee=knee, ga_seeds=ga_seeds,
+            selection=selection, tolerance=tolerance, knee=knee, margin=margin, ga_seeds=ga_seeds,
         )  # fmt: skip
         write_directory_meta(directory, summary["files"], technology)
     out.print(summary["markdown"])

@@ -1,8 +1,9 @@
 """Reproduction of the EdgeCIM paper's per-model results (its Fig. 9 bar charts and comparison table).
 
 For every model and INT4/INT8, over the paper's design space at alpha = 1: the exhaustive optimum,
-the paper's GA over several seeds, and the knee design (:mod:`cimjax.report.selection`) put beside the
-paper's numbers; tokens/s, tokens/J and area, the DRAM roofline, and ratios to the published devices.
+the paper's GA over several seeds, the knee design and, when it is the selection, the robust design
+(:mod:`cimjax.report.selection`), put beside the paper's numbers; tokens/s, tokens/J and area, the DRAM
+roofline, and ratios to the published devices.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSp
 from cimjax.hardware.technology import Technology, default_technology
 from cimjax.report.calibration import EFFICIENCY_POINT, THROUGHPUT_POINTS
 from cimjax.report.selection import (
+    DEFAULT_MARGIN,
     DEFAULT_TOLERANCE,
     SELECTIONS,
     check_selection,
+    derated,
     describe,
+    describe_robust,
     describe_selection,
     knee_index,
+    robust_index,
 )
 from cimjax.results import ENERGY_ACCOUNT_KEYS, make_meta, write_csv, write_json
 from cimjax.search.exhaustive import sweep
@@ -130,11 +135,13 @@ def markdown_table(records: Sequence[dict]) -> str:
 
 
 def search_table(records: Sequence[dict]) -> str:
-    """The exhaustive alpha = 1 optimum, the knee, and the paper's GA (median [min, max] over seeds)."""
+    """The exhaustive alpha = 1 optimum, the knee (and the robust design, when computed), and the paper's GA
+    (median [min, max] over seeds)."""
+    kinds = [k for k in SELECTIONS if k in records[0]]
     rows = [
-        "| model | precision | exhaustive tokens/s | tokens/J | area mm^2 | design | knee tokens/s | tokens/J | "
-        "area mm^2 | design | GA tokens/s | GA tokens/J | GA area mm^2 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | precision | " + " | ".join(f"{k} tokens/s | tokens/J | area mm^2 | design" for k in kinds)
+        + " | GA tokens/s | GA tokens/J | GA area mm^2 |",
+        "|---|---|" + "---|---|---|---|" * len(kinds) + "---|---|---|",
     ]
 
     def spread(ga, metric, fmt):
@@ -148,7 +155,7 @@ def search_table(records: Sequence[dict]) -> str:
     for r in records:
         ga = r["ga"]
         rows.append(
-            f"| {r['model']} | {r['precision']} | {cells(r['exhaustive'])} | {cells(r['knee'])} | "
+            f"| {r['model']} | {r['precision']} | {' | '.join(cells(r[k]) for k in kinds)} | "
             f"{spread(ga, 'tokens_per_s', '.1f')} | {spread(ga, 'tokens_per_j', '.1f')} | "
             f"{spread(ga, 'area_mm2', '.1f')} |"
         )
@@ -287,8 +294,9 @@ def plot_bars(
     plt.close(fig)
 
 
-def _point(model_id, precision, tech, workload, space, selection, tolerance, knee, ga_seeds, progress):
-    """One model and precision: the sweep, its exhaustive optimum and knee, and the GA runs."""
+def _point(model_id, precision, tech, workload, space, selection, tolerance, knee, margin, ga_seeds, progress):
+    """One model and precision: the sweep, its exhaustive optimum and knee (and robust design, when it is the
+    selection: a second sweep with the clock derated), and the GA runs."""
     spec = MODELS[model_id]
     prec = preset(precision, spec.n_layers)
     result = sweep(spec, prec, workload, tech, space)
@@ -305,10 +313,15 @@ def _point(model_id, precision, tech, workload, space, selection, tolerance, kne
         progress()
     others = {"exhaustive": _record(exhaustive), "knee": _record(report(knee_index(result, tolerance, knee)))}
     others["knee"]["rule"] = describe(knee, tolerance)
+    if selection == "robust":
+        stressed = sweep(spec, prec, workload, derated(tech, margin), space).latency_s
+        others["robust"] = _record(report(robust_index(result, stressed, tolerance, knee)))
+        others["robust"]["rule"] = describe_robust(knee, tolerance, margin)
     row = others[selection]
-    description = describe_selection(selection, knee, tolerance)
+    rule = {"rule": selection, "knee": knee, "tolerance": tolerance}
+    rule |= {"margin": margin} if selection == "robust" else {}
     record = {k: v for k, v in row.items() if k != "rule"} | {
-        "selection": {"rule": selection, "knee": knee, "tolerance": tolerance, "description": description},
+        "selection": rule | {"description": describe_selection(selection, knee, tolerance, margin)},
         **others,
         "ga": ga_summary(runs),
     }
@@ -341,18 +354,20 @@ def reproduce_paper(
     selection: str = "exhaustive",
     tolerance: float = DEFAULT_TOLERANCE,
     knee: str = "energy",
+    margin: float = DEFAULT_MARGIN,
     ga_seeds: int = 5,
     workload: Workload | None = None,
     space: DesignSpace = PAPER_SPACE,
 ) -> dict:
     """Runs every model x precision (exhaustive sweep, knee, GA over ``ga_seeds`` seeds), writes the files,
     and returns a summary. The row put beside the paper is the ``selection`` (the exhaustive alpha = 1
-    optimum by default, or the knee), recorded under ``selection``; both also under their own keys."""
+    optimum by default, the knee, or the robust design with the clock derated by ``margin``), recorded under
+    ``selection``; each also under its own key (the robust design only when selected: it costs a sweep)."""
     model_ids = list(model_ids or MODELS)
     unknown = [m for m in model_ids if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model id(s) {unknown}; known ids: {', '.join(MODELS)}")
-    check_selection(selection, knee, tolerance)
+    check_selection(selection, knee, tolerance, margin)
     if ga_seeds < 0:
         raise ValueError(f"ga_seeds = {ga_seeds} must be >= 0 (0 skips the GA)")
     tech = tech or default_technology()
@@ -372,7 +387,7 @@ def reproduce_paper(
     for model_id in model_ids:
         for precision in PRECISIONS:
             record, result = _point(
-                model_id, precision, tech, workload, space, selection, tolerance, knee, ga_seeds, step
+                model_id, precision, tech, workload, space, selection, tolerance, knee, margin, ga_seeds, step
             )
             records.append(record)
             if (model_id, precision) == ALPHA05_POINT and space is PAPER_SPACE:
@@ -384,12 +399,14 @@ def reproduce_paper(
     write_csv(out_dir / "fig9.csv", fig9, make_meta(workload, tech))
     table = markdown_table(records)
     searches = search_table(records)
-    trends = {"selected": paper_trends(records)} | {k: paper_trends([r[k] for r in records]) for k in SELECTIONS}
+    trends = {"selected": paper_trends(records)} | {
+        k: paper_trends([r[k] for r in records]) for k in SELECTIONS if k in records[0]
+    }
     trends["ga_runs"] = ga_trends(records, ga_seeds)
     write_json(out_dir / "trends.json", trends, indent=2)
     atomic_write(
         out_dir / "fig9.md",
-        f"Rows put beside the paper ({describe_selection(selection, knee, tolerance)}); the paper's published "
+        f"Rows put beside the paper ({describe_selection(selection, knee, tolerance, margin)}); the paper's published "
         f"numbers where they are calibration points, '-' where they are held out:\n\n{table}\n\n"
         f"Exhaustive alpha = 1 optimum, knee ({describe(knee, tolerance)}) and the paper's GA "
         f"(population {PAPER_POP_SIZE}, {PAPER_GENERATIONS} generations, {ga_seeds} seeds; median [min, max]):"
@@ -397,6 +414,8 @@ def reproduce_paper(
         f"The paper's stated trends, for the rows put beside it:\n\n{trends_table(trends['selected'])}\n\n"
         f"for the exhaustive optima:\n\n{trends_table(trends['exhaustive'])}\n\n"
         f"and for the knees ({describe(knee, tolerance)}):\n\n{trends_table(trends['knee'])}\n"
+        + (f"\nand for the robust designs ({describe_robust(knee, tolerance, margin)}):\n\n"
+           f"{trends_table(trends['robust'])}\n" if "robust" in trends else "")
         + (f"\nand for the paper's GA, designs following per seed:\n\n{ga_trends_table(trends['ga_runs'])}\n"
            if ga_seeds else ""),
     )
