@@ -44,7 +44,7 @@ def check_margin(margin: float) -> None:
         raise ValueError(f"--margin = {margin:g} must be a fraction in [0, 1) (the robust rule's clock derating)")
 
 
-def _near(latency: np.ndarray, tolerance: float) -> np.ndarray:
+def near_set(latency: np.ndarray, tolerance: float) -> np.ndarray:
     """Flat indices of the designs within ``(1 + tolerance)`` of the best latency."""
     return np.flatnonzero(latency <= latency.min() * (1.0 + tolerance))
 
@@ -61,7 +61,7 @@ def knee_index(result: SweepResult, tolerance: float = DEFAULT_TOLERANCE, rule: 
     check_knee(rule, tolerance)
     if rule == "area":
         return result.best(1.0, tolerance)[0]
-    return _cheapest(result, _near(np.asarray(result.latency_s, np.float64), tolerance), rule)
+    return _cheapest(result, near_set(np.asarray(result.latency_s, np.float64), tolerance), rule)
 
 
 def derated(tech: Technology, margin: float = DEFAULT_MARGIN) -> Technology:
@@ -70,19 +70,23 @@ def derated(tech: Technology, margin: float = DEFAULT_MARGIN) -> Technology:
     return tech.replace(clock_hz=float(tech.clock_hz) * (1.0 - margin))
 
 
+def robust_set(latency_s: np.ndarray, stressed_latency_s: np.ndarray, tolerance: float) -> np.ndarray:
+    """Flat indices of the near-tie set's designs still within ``(1 + tolerance)`` of its best derated latency."""
+    latency = np.asarray(latency_s, np.float64)
+    stressed = np.asarray(stressed_latency_s, np.float64)
+    if stressed.shape != latency.shape:
+        raise ValueError(f"stressed latencies have shape {stressed.shape}; the sweep's is {latency.shape}")
+    near = near_set(latency, tolerance)
+    return near[stressed[near] <= stressed[near].min() * (1.0 + tolerance)]
+
+
 def robust_index(
     result: SweepResult, stressed_latency_s: np.ndarray, tolerance: float = DEFAULT_TOLERANCE, rule: str = "energy"
 ) -> int:
     """Flat index of the robust design (module docstring); ``stressed_latency_s`` are the same designs'
     latencies under :func:`derated` technology."""
     check_knee(rule, tolerance)
-    latency = np.asarray(result.latency_s, np.float64)
-    stressed = np.asarray(stressed_latency_s, np.float64)
-    if stressed.shape != latency.shape:
-        raise ValueError(f"stressed latencies have shape {stressed.shape}; the sweep's is {latency.shape}")
-    near = _near(latency, tolerance)
-    kept = near[stressed[near] <= stressed[near].min() * (1.0 + tolerance)]
-    return _cheapest(result, kept, rule)
+    return _cheapest(result, robust_set(result.latency_s, stressed_latency_s, tolerance), rule)
 
 
 def describe(rule: str, tolerance: float) -> str:
