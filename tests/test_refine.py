@@ -85,3 +85,12 @@ def test_repair_gives_up_when_the_budget_cannot_be_reached(problem):
     over = _measure(1.0)(table_from_bits(start["bits"])[None])[0]["value"]
     report, got, spent = repair_measured(problem, start, {"value": over}, 0.0, _measure(1.0), limit=16)
     assert report is None and got is None and spent == 16
+
+
+def test_cli_refuses_a_negative_refine_count():
+    from typer.testing import CliRunner
+
+    from cimjax.cli.main import app
+
+    res = CliRunner().invoke(app, ["optimize", "--budget", "int4", "--model", "tinyllama", "--refine", "-1"])
+    assert res.exit_code == 2 and "--refine" in res.output
