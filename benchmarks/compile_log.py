@@ -2,15 +2,19 @@
 
 Usage (a cold run: an empty ``CIMJAX_CACHE``)::
 
-    PYTHONPATH=$PWD:$PWD/benchmarks COMPILE_LOG=results/compile_log \
-        pytest -q -n 2 --dist loadfile -p compile_log tests
+    PYTHONPATH=$PWD COMPILE_LOG=results/compile_log \
+        pytest -q -n 2 --dist loadfile -p benchmarks.compile_log tests
     python benchmarks/compile_log.py results/compile_log      # the summary
+
+(Not ``-p compile_log`` with ``benchmarks/`` on ``PYTHONPATH``: ``benchmarks/tornado.py`` would shadow the
+``tornado`` package the notebook test needs.)
 
 Each process (xdist worker) writes ``<COMPILE_LOG>/<worker>.jsonl``: one line per test (setup, call and
 teardown together, so a module fixture's compilations count under the test that first needs it) with its
 wall and CPU seconds and, for every program JAX built, its name and the seconds of tracing, lowering to
 StableHLO and XLA compilation (JAX's own monitoring events; XLA's includes reading a program back from
-the disk cache, which on a cold run is rare). The summary lists per test file and per program name the
+the disk cache, which on a cold run is rare; its CPU seconds are the process's, so they overlap when
+several threads compile at once). The summary lists per test file and per program name the
 count and seconds of each stage.
 """
 
@@ -20,6 +24,7 @@ import collections
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,13 +43,13 @@ _started: dict = {}
 def _start(event: str, value: float, **kwargs) -> None:
     """JAX records a stage's start as a scalar event: note this process's CPU clock."""
     if event in STAGES:
-        _started[event] = time.process_time()
+        _started[event, threading.get_ident()] = time.process_time()
 
 
 def _listener(event: str, duration: float, **kwargs) -> None:
     stage = STAGES.get(event)
     if stage:
-        cpu = time.process_time() - _started.pop(event, time.process_time())
+        cpu = time.process_time() - _started.pop((event, threading.get_ident()), time.process_time())
         _events.append((stage, str(kwargs.get("fun_name", "?")), duration, cpu))
 
 
