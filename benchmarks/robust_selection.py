@@ -4,10 +4,11 @@ Usage: python benchmarks/robust_selection.py [--tolerance 0.01] [--margin 0.25] 
        [--out results/robust_selection]
 Per model and INT4/INT8 (default: all 24 points) the paper's space is swept nominally and with the clock
 derated by ``--margin`` (docs/model.md, section 9); recorded: the near-tie set (designs within
-``--tolerance`` of the best alpha = 1 latency), how many of them stay within it derated, and the
-exhaustive optimum, knee and robust design (tokens/s, tokens/J, area, % of the DRAM roofline, design),
-with the robust design's tokens/s and tokens/J over the exhaustive optimum's; then the paper's trends
-(docs/model.md, section 13) for each selection. Writes robust_selection.json and robust_selection.md.
+``--tolerance`` of the best alpha = 1 latency), how many of them stay within it derated and how many
+have the widest inter-cluster bus; the exhaustive optimum, knee and robust design (tokens/s, tokens/J,
+area, % of the DRAM roofline, design), with the robust design's tokens/s and tokens/J over the
+exhaustive optimum's; then the paper's trends (docs/model.md, section 13) for each selection. Writes
+robust_selection.json and robust_selection.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+import numpy as np
 
 from cimjax.evaluation import design_report
 from cimjax.files import atomic_write
@@ -44,6 +47,8 @@ def point(model_id: str, precision: str, tolerance: float, margin: float) -> dic
     row = {"model": model_id, "precision": precision}
     near = near_set(result.latency_s, tolerance)
     row["near_tie_designs"] = int(near.size)
+    widest = max(PAPER_SPACE.values["bus_inter_cluster"])  # every stage enters through this one bus
+    row["near_tie_widest_inter_cluster_bus"] = int(np.sum(PAPER_SPACE.decode(near).bus_inter_cluster == widest))
     row["robust_designs"] = int(robust_set(result.latency_s, stressed, tolerance).size)
     for name, index in indices.items():
         r = design_report(spec, prec, precision, PAPER_SPACE.decode(index).to_dict(), workload, tech)
