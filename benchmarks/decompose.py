@@ -27,7 +27,7 @@ from cimjax.cost import operators
 from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.macro import EDGECIM_MACRO
-from cimjax.hardware.technology import Technology, default_technology
+from cimjax.hardware.technology import Technology, allowed_range, default_technology
 from cimjax.mapping.pipeline import dram_bits_per_s, stage_timing
 from cimjax.report.paper import PAPER_AREA_BAND_MM2, PRECISIONS
 from cimjax.search.exhaustive import sweep
@@ -67,9 +67,9 @@ def stage_terms(hw, spec, prec, workload: Workload, tech: Technology) -> tuple[o
     """Costs of one design, evaluated eagerly while recording each phase's stage timing (in cycles, of the
     first layer: the precisions here are uniform): its
     first stage (load + compute + drain), its steady period, the DRAM time of one stage, and the period
-    the chip alone would allow (the same stage with a DRAM 1000x faster): the design's headroom over DRAM
-    is their ratio."""
-    fast = tech.replace(dram_peak_bytes_per_s=1000.0 * float(tech.dram_peak_bytes_per_s))
+    the chip alone would allow (the same stage with the fastest DRAM the technology table allows, 1000x the
+    shipped one): the design's headroom over DRAM is their ratio."""
+    fast = tech.replace(dram_peak_bytes_per_s=allowed_range("dram_peak_bytes_per_s")[1])
     recorded = []
 
     def record(hw, tech, ops, **stage):
