@@ -168,6 +168,17 @@ def test_reproduce_robust_selection(tmp_path, small_workload):
     assert "and for the robust designs" in (tmp_path / "fig9.md").read_text()
 
 
+def test_cli_defaults_are_the_rules():
+    """The CLI states its defaults literally (it imports the library lazily): they must be the rules' own."""
+    import typer.main
+
+    from cimjax.report.selection import DEFAULT_MARGIN, DEFAULT_TOLERANCE
+
+    params = {p.name: p.default for p in typer.main.get_command(app).commands["reproduce"].params}
+    assert (params["margin"], params["tolerance"], params["selection"]) == (DEFAULT_MARGIN, DEFAULT_TOLERANCE,
+                                                                             "exhaustive")  # fmt: skip
+
+
 def test_reproduce_rejects_bad_options():
     result = CliRunner().invoke(app, ["reproduce", "--models", "qwen2.5-0.5b", "--tolerance", "1.5"])
     assert result.exit_code == 2 and "--tolerance = 1.5 must be a fraction in [0, 1)" in result.output
