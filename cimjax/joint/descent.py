@@ -194,7 +194,7 @@ def _problem_data(problem: JointProblem):
         jnp.float32(problem.alpha),
         jnp.float32(problem.budget),
         jnp.float32(area_max),
-        jnp.bool_(problem.area_max is not None),
+        np.bool_(problem.area_max is not None),  # NumPy: a jnp scalar would compile an eager conversion
         problem.proxy,
         problem.tech,
         jnp.asarray(lo, jnp.float32),
