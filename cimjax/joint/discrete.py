@@ -109,12 +109,15 @@ def _concurrently(work: Callable, items: list, progress: Callable[[int, int], No
     allocations of several designs share the cores. Each result is computed exactly as it would be alone
     (the evaluator's scores do not depend on the order of its calls) and an error is the first item's.
     ``progress`` counts the items done."""
-    with ThreadPoolExecutor(max(1, min(len(items), os.cpu_count() or 1))) as pool:
+    pool = ThreadPoolExecutor(max(1, min(len(items), os.cpu_count() or 1)))
+    try:
         futures = [pool.submit(work, item) for item in items]
         for done, _ in enumerate(as_completed(futures)):
             if progress:
                 progress(done + 1, len(items))
         return [future.result() for future in futures]
+    finally:  # on Ctrl-C the items not started are dropped (a solve that has started runs to its end)
+        pool.shutdown(cancel_futures=True)
 
 
 def snap(problem: JointProblem, z: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
