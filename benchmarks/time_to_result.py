@@ -15,8 +15,10 @@ an older commit unpacked with ``git archive``):
 Each run's wall time is the whole process (interpreter start, imports, compilation, work, exit). Medians
 go to the JSON, with the process's CPU time (user + system, less sensitive to other jobs than wall time)
 and the 1-minute load average (``os.getloadavg``) before every run: on a shared machine wall times are
-upper bounds. The API case (``python``) reports the process's phases separately: import,
-first ``evaluate_design``, second (same model, another design) and a second model's first.
+upper bounds. ``--quiet-load 2`` makes every run wait (up to ``--quiet-wait`` seconds) until that load
+average is below 2, for figures close to an idle machine's. The API case (``python``) reports the
+process's phases separately: import, first ``evaluate_design``, second (same model, another design) and a
+second model's first.
 """
 
 from __future__ import annotations
@@ -75,10 +77,21 @@ def command(case: str, tmp: str) -> list[str]:
     return [*launcher, *(a.replace("{tmp}", tmp) for a in CLI_CASES[case])]
 
 
+QUIET = {"load": None, "wait_s": 0.0}
+"""``--quiet-load``: each run first waits (at most ``wait_s``) for the 1-minute load average to fall below it."""
+
+
+def wait_for_quiet() -> None:
+    deadline = time.monotonic() + QUIET["wait_s"]
+    while QUIET["load"] is not None and os.getloadavg()[0] >= QUIET["load"] and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def run_once(case: str, root: Path, cache: str, timeout: float) -> dict:
     """One fresh process; its wall time, exit status, load average before it, and the API's phases."""
     with tempfile.TemporaryDirectory(prefix="ttr-out-") as tmp:
         env = os.environ | {"PYTHONPATH": str(root), "CIMJAX_CACHE": cache}
+        wait_for_quiet()
         load = os.getloadavg()[0]
         cpu = _children_cpu_s()
         start = time.perf_counter()
@@ -165,6 +178,8 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {CASES}")
     parser.add_argument("--repeats", type=int, default=3, help="cold runs and warm runs per case")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a run counts as failed")
+    parser.add_argument("--quiet-load", type=float, help="before each run, wait for a 1-minute load average below this")
+    parser.add_argument("--quiet-wait", type=float, default=1800.0, help="most seconds each run waits for it")
     parser.add_argument("--label", default="", help="free text kept in the JSON (e.g. the commit of an unpacked tree)")
     parser.add_argument("--out", type=Path, default=Path("results/time_to_result.json"))
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"), help="print a table and exit")
@@ -173,6 +188,7 @@ def main() -> None:
         before, after = (json.loads(p.read_text()) for p in args.compare)
         print(markdown(before, after))
         return
+    QUIET.update(load=args.quiet_load, wait_s=args.quiet_wait)
     cases = args.cases.split(",")
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
@@ -185,6 +201,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "repeats": args.repeats,
+        "quiet_load": args.quiet_load,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cases": {},
     }
