@@ -139,6 +139,27 @@ def test_milp_allocation_equals_brute_force_under_the_linear_model(spec):
         allocation.allocate_bits(dataclasses.replace(model, slack=-1e3))
 
 
+def test_milp_stopped_at_the_node_limit_returns_its_feasible_allocation(monkeypatch):
+    """HiGHS stops at MILP_NODES with "solution limit", which scipy reports as status 4: the best allocation
+    found is still returned, one option per entry and within the slack (a 306-entry random knapsack that the
+    root node does not solve)."""
+    rng = np.random.default_rng(0)
+    entries, options = 17 * 18, 6
+    model = allocation.LinearModel(
+        table=np.zeros((18, 17)),
+        entry=np.repeat(np.arange(entries), options),
+        bits=np.tile(np.arange(options), entries),
+        cost=rng.normal(size=entries * options),
+        proxy=rng.uniform(0, 1, size=entries * options),
+        slack=0.3 * entries,
+    )
+    monkeypatch.setattr(allocation, "MILP_NODES", 1)
+    table = allocation.allocate_bits(model)
+    chosen = table.reshape(-1)[model.entry] == model.bits
+    assert np.array_equal(chosen.reshape(entries, options).sum(axis=1), np.ones(entries))
+    assert model.proxy[chosen].sum() <= model.slack + allocation.MILP_FEASIBILITY
+
+
 def test_sequential_is_feasible_and_keeps_the_best_design_seen(spec):
     problem = make_problem(spec, "int6", area_max=AREA_MAX, space=SPACE)
     calls = []
