@@ -103,21 +103,10 @@ def optimize_command(
     """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
     from cimjax.joint.runner import optimize_report
     from cimjax.joint.settings import JointSettings
-    from cimjax.quant.measured import TARGETS, Calibration
+    from cimjax.quant.measured import Calibration
 
-    if target not in TARGETS:
-        raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
-    validation.integer("--starts", starts, 1, MAX_STARTS)
-    validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
-    if refine is not None:
-        validation.integer("--refine", refine, 0, MAX_REFINE)
+    _check_options(target, starts, rounds, refine, checkpoint_dir, out_dir)
     settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
-    if checkpoint_dir is not None:
-        check_output_dir(checkpoint_dir, "--checkpoint-dir")
-        if out_dir is not None and Path(checkpoint_dir).resolve() == Path(out_dir).resolve():
-            raise InputError(
-                f"--out = {out_dir!r} is not allowed: it is also the --checkpoint-dir; allowed: another directory"
-            )
     with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
         measured = weights = None
@@ -143,6 +132,24 @@ def optimize_command(
                     log=lambda msg: err.print(msg, highlight=False),
                 )  # fmt: skip
         _print_report(report, as_json, directory, method, alpha)
+
+
+def _check_options(target, starts, rounds, refine, checkpoint_dir, out_dir) -> None:
+    """The options checked before anything runs or --out is locked."""
+    from cimjax.quant.measured import TARGETS
+
+    if target not in TARGETS:
+        raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
+    validation.integer("--starts", starts, 1, MAX_STARTS)
+    validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
+    if refine is not None:
+        validation.integer("--refine", refine, 0, MAX_REFINE)
+    if checkpoint_dir is not None:
+        check_output_dir(checkpoint_dir, "--checkpoint-dir")
+        if out_dir is not None and Path(checkpoint_dir).resolve() == Path(out_dir).resolve():
+            raise InputError(
+                f"--out = {out_dir!r} is not allowed: it is also the --checkpoint-dir; allowed: another directory"
+            )
 
 
 def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, verify) -> bool:

@@ -210,6 +210,15 @@ def _against_uniform(measured, budget, target, candidates, verify, tolerance) ->
     return problem, report, values, extras
 
 
+def _check_arguments(verify: bool, model: DecoderLM | None, max_rounds: int, target: str) -> None:
+    """:func:`optimize_measured`'s checks of its arguments, before anything is measured."""
+    if verify and model is None:
+        raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
+    if not (isinstance(max_rounds, int) and max_rounds >= 1):
+        raise ValueError(f"max_rounds = {max_rounds!r} must be a positive integer")
+    check_target(target)
+
+
 def optimize_measured(
     measured: Measured,
     budget: str | float,
@@ -249,11 +258,7 @@ def optimize_measured(
       ValueError: a malformed argument, or ``verify`` without a model.
       InfeasibleError: no design can meet the request.
     """
-    if verify and model is None:
-        raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
-    if not (isinstance(max_rounds, int) and max_rounds >= 1):
-        raise ValueError(f"max_rounds = {max_rounds!r} must be a positive integer")
-    check_target(target)
+    _check_arguments(verify, model, max_rounds, target)
     spec = measured.spec
     limit, label = measured_budget(measured, budget, target)
 
