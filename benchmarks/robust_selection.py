@@ -24,7 +24,15 @@ from cimjax.files import atomic_write
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
 from cimjax.report.paper import PRECISIONS, design_label, paper_trends, trends_table
-from cimjax.report.selection import derated, knee_index, near_set, robust_index, robust_set
+from cimjax.report.selection import (
+    DEFAULT_MARGIN,
+    DEFAULT_TOLERANCE,
+    derated,
+    knee_index,
+    near_set,
+    robust_index,
+    robust_set,
+)
 from cimjax.results import write_json
 from cimjax.search.exhaustive import sweep
 from cimjax.workload.models import MODELS
@@ -81,8 +89,8 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tolerance", type=float, default=0.01)
-    parser.add_argument("--margin", type=float, default=0.25)
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--out", type=Path, default=Path("results/robust_selection"))
     args = parser.parse_args()

@@ -94,3 +94,15 @@ def test_cli_refuses_a_negative_refine_count():
 
     res = CliRunner().invoke(app, ["optimize", "--budget", "int4", "--model", "tinyllama", "--refine", "-1"])
     assert res.exit_code == 2 and "--refine" in res.output
+
+
+def test_optimize_help_states_the_refinement_default():
+    """The CLI writes the default out (importing the refinement would load JAX at start-up): it must agree."""
+    import typer
+
+    from cimjax.cli.main import app
+    from cimjax.joint.refine import MEASUREMENTS
+
+    command = typer.main.get_command(app).commands["optimize"]
+    help_text = next(p.help for p in command.params if p.name == "refine")
+    assert f"default {MEASUREMENTS} with --target kl" in " ".join(help_text.split())

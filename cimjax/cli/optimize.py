@@ -34,8 +34,9 @@ from cimjax.validation import InputError
 MAX_STARTS = 4096
 """Most parallel starts of the gradient method (each carries its per-layer bit table through the descent)."""
 MAX_ROUNDS = 1000
-MAX_REFINE = 10_000  # assignments --refine may measure (each one forward pass over the check windows)
 """Most augmented-Lagrangian rounds (the default is 8)."""
+MAX_REFINE = 10_000
+"""Most assignments --refine may measure (each one forward pass over the check windows)."""
 
 
 @user_errors

@@ -35,9 +35,15 @@ BATCH = 8  # moves measured together (one forward pass over the check windows ea
 MEASUREMENTS = 48  # most assignments one refinement measures
 
 
-def _choice(problem: JointProblem, report: dict) -> np.ndarray:
-    """The hardware choice indices ``(9,)`` of a design report."""
-    return np.array(np.unravel_index(problem.space.encode(report["config"]), problem.space.radices))
+def _start(problem: JointProblem, report: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The hardware choice indices ``(9,)`` and the bit table ``(L, 17)`` of a design report."""
+    choice = np.array(np.unravel_index(problem.space.encode(report["config"]), problem.space.radices))
+    return choice, table_from_bits(report["bits"]).astype(np.float64)
+
+
+def _scale(values: dict, proxy: float) -> float:
+    """Measured over predicted of a design (1 when either is not positive): proxy changes are scaled by it."""
+    return values["value"] / proxy if proxy > 0 and values["value"] > 0 else 1.0
 
 
 def _ranked(saving: np.ndarray, increase: np.ndarray, slack: float, n: int) -> list[int]:
@@ -78,7 +84,7 @@ def repair_measured(
     """
     say = say or (lambda msg: None)
     evaluator = ExactEvaluator(problem)
-    choice, table = _choice(problem, report), table_from_bits(report["bits"]).astype(np.float64)
+    choice, table = _start(problem, report)
     high = problem.bits.bounds()[1]
     measured = 0
     while measured < limit:
@@ -89,7 +95,7 @@ def repair_measured(
         tables = _moved(table, entries, +1)
         scores = evaluator(np.repeat(choice[None], len(entries), axis=0), tables)
         cost = np.maximum(np.log(scores.objective) - np.log(now.objective[0]), 1e-12)
-        ratio = values["value"] / now.proxy[0] if now.proxy[0] > 0 and values["value"] > 0 else 1.0
+        ratio = _scale(values, now.proxy[0])
         fall = ratio * (now.proxy[0] - scores.proxy)
         closes = [k for k in np.argsort(cost) if fall[k] >= values["value"] - budget]
         rest = [k for k in np.argsort(-fall / cost) if fall[k] < values["value"] - budget]
@@ -128,7 +134,7 @@ def refine_measured(
     """
     say = say or (lambda msg: None)
     evaluator = ExactEvaluator(problem)
-    choice, table = _choice(problem, report), table_from_bits(report["bits"]).astype(np.float64)
+    choice, table = _start(problem, report)
     low = problem.bits.bounds()[0]
     current = evaluator(choice[None], table[None])
     objective, proxy = float(current.objective[0]), float(current.proxy[0])
@@ -141,7 +147,7 @@ def refine_measured(
         tables = _moved(table, entries, -1)
         scores = evaluator(np.repeat(choice[None], len(entries), axis=0), tables)
         saving = np.log(objective) - np.log(scores.objective)
-        ratio = values["value"] / proxy if proxy > 0 and values["value"] > 0 else 1.0
+        ratio = _scale(values, proxy)
         increase = ratio * (scores.proxy - proxy)
         order = _ranked(saving, increase, budget - values["value"], min(BATCH, limit - measured))
         if not order:

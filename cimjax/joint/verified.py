@@ -153,22 +153,27 @@ def verify_rounds(measure, solve, fit, budget: float, max_rounds: int, say, loos
     return history, candidates, evaluations
 
 
+def _objective(candidate: tuple) -> float:
+    """The alpha objective of a candidate ``(problem, report, measured values)``."""
+    problem, report, _ = candidate
+    return float(alpha_objective(report["latency_s"], report["energy_j"], problem.alpha))
+
+
+def _within(candidates: list, budget: float) -> list:
+    """The candidates measured within ``budget``."""
+    return [c for c in candidates if c[2] is not None and c[2]["value"] <= budget]
+
+
 def _refine(candidates: list, budget: float, measure_many, limit: int, say) -> dict | None:
     """Refines the fastest design measured within the budget, or, if one measured at most
     :data:`REPAIR_MARGIN` over it is faster, that one once a measured repair brings it within
     (:mod:`cimjax.joint.refine`); appends the result to ``candidates`` and returns the refinement's summary
     (``repaired``: whether it started from a repaired design), or None when no design qualifies."""
-
-    def objective(c) -> float:
-        return float(alpha_objective(c[1]["latency_s"], c[1]["energy_j"], c[0].alpha))
-
-    measured = [c for c in candidates if c[2] is not None]
-    near = [c for c in measured if c[2]["value"] <= REPAIR_MARGIN * budget]
-    within = [c for c in measured if c[2]["value"] <= budget]
+    near, within = _within(candidates, REPAIR_MARGIN * budget), _within(candidates, budget)
     if not near:
         return None
-    start, spent, repaired = min(within, key=objective) if within else None, 0, False
-    fastest = min(near, key=objective)
+    start, spent, repaired = min(within, key=_objective) if within else None, 0, False
+    fastest = min(near, key=_objective)
     if fastest[2]["value"] > budget:
         report, values, spent = repair_measured(fastest[0], fastest[1], fastest[2], budget, measure_many, limit // 2,
                                                 say)  # fmt: skip
@@ -185,11 +190,8 @@ def _against_uniform(measured, budget, target, candidates, verify, tolerance) ->
     """The best candidate measured within the budget (else the last one), compared with the measured
     uniform baseline: returns its problem, the design reported, its measured values (or None) and the
     comparison's keys."""
-    within = [c for c in candidates if c[2] is not None and c[2]["value"] <= budget]
-    problem, report, values = min(
-        within or candidates[-1:],
-        key=lambda c: float(alpha_objective(c[1]["latency_s"], c[1]["energy_j"], c[0].alpha)),
-    )
+    within = _within(candidates, budget)
+    problem, report, values = min(within or candidates[-1:], key=_objective)
     width = _uniform_width(measured, budget, target)
     extras: dict = {"baseline": None, "gain": None, "objective_note": objective_note(problem.alpha, problem.area_max)}
     if width is None:

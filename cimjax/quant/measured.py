@@ -136,14 +136,6 @@ def loss_increases(
     return loss, base
 
 
-def measured_values(
-    model: DecoderLM, windows: np.ndarray, tables: np.ndarray, target: str, scheme: QuantScheme = DEFAULT_SCHEME
-) -> np.ndarray:
-    """The measured ``target`` (:data:`TARGETS`) of each bit table ``(n, L, 17)`` on ``windows``."""
-    loss, kl, _ = loss_and_kl(model, windows, tables, scheme)
-    return {"loss": loss, "kl": kl}[check_target(target)]
-
-
 def check_target(target: str) -> str:
     """``target`` if it is one of :data:`TARGETS`, else a ValueError naming it and what is allowed."""
     if target not in TARGETS:

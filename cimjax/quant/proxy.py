@@ -423,14 +423,14 @@ def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarra
         (``loss_curves`` or ``kl_curves``).
       target: what ``measured`` is: ``loss`` (loss increase) or ``kl`` (KL divergence from full precision).
     """
-    additive = {"loss": "loss_curves", "kl": "kl_curves"}
-    if target not in additive:
-        raise ValueError(f"target = {target!r} is not known; allowed: {', '.join(additive)}")
+    from cimjax.quant.measured import check_target  # not at import time: measured needs the LM and corpus
+
+    additive = {"loss": "loss_curves", "kl": "kl_curves"}[check_target(target)]
     proxy = make_proxy(OPTIMIZER_PROXY, sens)
     if VARIANTS[OPTIMIZER_PROXY].fitted:
         proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy
         if not len(tables) or not np.any(np.asarray(proxy.coef) > 0):  # nothing above noise to fit
-            proxy = make_proxy(additive[target], sens)
+            proxy = make_proxy(additive, sens)
     return proxy
 
 
