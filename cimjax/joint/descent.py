@@ -26,7 +26,7 @@ from cimjax.cost.relaxed import relaxed_ops
 from cimjax.hardware.config import FIELDS, DesignSpace
 from cimjax.joint.problem import JointProblem
 from cimjax.joint.settings import JointSettings
-from cimjax.search.gradient import config_from_coordinates, search_box
+from cimjax.search.gradient import boxed, config_from_coordinates, search_box
 from cimjax.search.pareto import log_alpha_objective
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import N_POINTS, Precision
@@ -108,8 +108,7 @@ def round_summary(r: int, constraints: np.ndarray, objective: np.ndarray) -> dic
 
 def unbox(theta_hw, theta_bits, hw_box, bit_box):
     """Unconstrained parameters to hardware search coordinates and continuous bits, each boxed by a sigmoid."""
-    (lo_hw, hi_hw), (lo, hi) = hw_box, bit_box
-    return lo_hw + (hi_hw - lo_hw) * jax.nn.sigmoid(theta_hw), lo + (hi - lo) * jax.nn.sigmoid(theta_bits)
+    return boxed(theta_hw, hw_box), boxed(theta_bits, bit_box)
 
 
 def continuous_designs(problem: JointProblem, state: JointState) -> tuple[np.ndarray, np.ndarray]:

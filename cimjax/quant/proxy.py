@@ -423,9 +423,9 @@ def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarra
         (``loss_curves`` or ``kl_curves``).
       target: what ``measured`` is: ``loss`` (loss increase) or ``kl`` (KL divergence from full precision).
     """
-    from cimjax.quant.measured import check_target  # not at import time: measured needs the LM and corpus
-
-    additive = {"loss": "loss_curves", "kl": "kl_curves"}[check_target(target)]
+    additive = {"loss": "loss_curves", "kl": "kl_curves"}.get(target)
+    if additive is None:
+        raise ValueError(f"target = {target!r} is not known; allowed: loss, kl")
     proxy = make_proxy(OPTIMIZER_PROXY, sens)
     if VARIANTS[OPTIMIZER_PROXY].fitted:
         proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy

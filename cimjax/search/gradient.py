@@ -122,6 +122,12 @@ def make_descent(spec: ModelSpec, workload: Workload, space: DesignSpace, learni
     return descend
 
 
+def boxed(theta, box):
+    """Unconstrained parameters mapped into the box ``(lo, hi)`` by a sigmoid (the search's coordinates)."""
+    lo, hi = box
+    return lo + (hi - lo) * jax.nn.sigmoid(theta)
+
+
 @functools.lru_cache(maxsize=16)
 def descent_program(spec: ModelSpec, workload: Workload, learning_rate: float) -> CompiledProgram:
     """The compiled ``descend(theta0, alpha, temperatures, prec, tech, (lo, hi))`` of :func:`make_descent`,
@@ -130,8 +136,7 @@ def descent_program(spec: ModelSpec, workload: Workload, learning_rate: float) -
     optimizer = optax.adam(learning_rate)
 
     def loss(theta, alpha, tau, prec, tech, box):
-        lo, hi = box
-        z = lo + (hi - lo) * jax.nn.sigmoid(theta)
+        z = boxed(theta, box)
         costs = evaluate(config_from_coordinates(z), prec, spec, workload, tech, relaxed_ops(tau), False)
         return log_alpha_objective(costs.latency_s, costs.energy_j, alpha)
 
@@ -145,8 +150,7 @@ def descent_program(spec: ModelSpec, workload: Workload, learning_rate: float) -
             return (optax.apply_updates(theta, updates), opt_state), jnp.min(value)
 
         (theta, _), history = jax.lax.scan(step, (theta0, optimizer.init(theta0)), temperatures)
-        lo, hi = box
-        return lo + (hi - lo) * jax.nn.sigmoid(theta), history
+        return boxed(theta, box), history
 
     return CompiledProgram("descent", (spec, workload, learning_rate), jax.jit(descend), fast_compile=True)
 
