@@ -10,7 +10,9 @@ optimiser returns (``cimjax proxy validate --protocol frontier``). Writes ``vali
     python benchmarks/proxy_validation.py --out results/proxy [--configs 60] [--seed 0] [--frontier] [--target kl]
 
 With ``--target kl`` the measured and predicted quantity is the KL divergence from full precision (files
-``validation_<set>_kl.json``).
+``validation_<set>_kl.json``). ``--spread`` only measures how much the paired loss increase and KL of uniform
+INT8/INT6/INT4 vary from window to window, on the validation split and on the standard library's docstrings,
+and how many windows a standard error of 10 % of the mean needs (``spread.json``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,45 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from cimjax.quant import corpus
 from cimjax.quant.measured import TARGETS
+from cimjax.quant.paired import per_window, standard_error
 from cimjax.quant.train import train
 from cimjax.report.proxy_frontier import FRONTIER_SIZES, validate_frontier
 from cimjax.report.proxy_validation import GRANULARITIES, SIZES, scatter_plot, validate
+from cimjax.workload.precision import N_POINTS
+
+
+def spread(trained, widths=(8, 6, 4), max_windows: int = 1000) -> dict:
+    """Per-window spread of the paired loss increase and KL of uniform W=A=KV at ``widths`` on the whole
+    validation split and on up to ``max_windows`` evenly spaced docstring windows, and the windows a
+    standard error of 10 % of the mean needs."""
+    seq_len, n_layers = trained.config.seq_len, trained.model.spec.n_layers
+    docs = np.frombuffer(corpus.docstrings().encode("utf-8"), np.uint8).astype(np.int32)
+    doc_windows = corpus.windows(docs, seq_len)
+    texts = {
+        "validation": corpus.windows(corpus.split(trained.config.val_fraction)[1], seq_len),
+        "docstrings": doc_windows[:: max(1, len(doc_windows) // max_windows)][:max_windows],
+    }
+    tables = np.stack([np.full((n_layers, N_POINTS), float(b), np.float32) for b in widths])
+    out = {}
+    for name, windows in texts.items():
+        loss, kl, base = per_window(trained.model, windows, tables)
+        rows = {}
+        for b, dl, div in zip(widths, loss, kl, strict=True):
+            rows[f"int{b}"] = {
+                key: {
+                    "mean": float(x.mean()),
+                    "sd_per_window": float(x.std(ddof=1)),
+                    "standard_error": float(standard_error(x)),
+                    "windows_for_10pct": int(np.ceil((x.std(ddof=1) / (0.1 * abs(x.mean()))) ** 2)),
+                }
+                for key, x in (("loss", dl), ("kl", div))
+            }
+        out[name] = {"windows": len(windows), "base_loss": float(base.mean()), "uniform": rows}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--granularity", choices=(*GRANULARITIES, "both"), default="both")
     parser.add_argument("--frontier", action="store_true", help="also judge the optimiser's frontier assignments")
     parser.add_argument("--target", choices=TARGETS, default="loss", help="measure and predict loss or KL")
+    parser.add_argument("--spread", action="store_true", help="only the per-window spread of uniform INT8/6/4")
     args = parser.parse_args(argv)
 
     def log(msg: str) -> None:
@@ -42,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     config, measure = SIZES["benchmark"]
     trained = train(config, log=log)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.spread:
+        payload = spread(trained)
+        (args.out / "spread.json").write_text(json.dumps(payload, indent=2) + "\n")
+        print(json.dumps(payload, indent=2))
+        return 0
     granularities = GRANULARITIES if args.granularity == "both" else (args.granularity,)
     runs = [(g, lambda g=g: validate(trained, n_configs=args.configs, seed=args.seed, granularity=g, log=log,
                                      target=args.target, **measure)) for g in granularities]  # fmt: skip
     if args.frontier:
         runs.append(("frontier", lambda: validate_frontier(trained, seed=args.seed, log=log, target=args.target,
-                                                           **measure, **FRONTIER_SIZES["benchmark"])))  # fmt: skip
+                                                           **(measure | FRONTIER_SIZES["benchmark"]))))  # fmt: skip
     for name, run in runs:
         result = run()
         payload = result.to_json()

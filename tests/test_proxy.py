@@ -99,6 +99,55 @@ def test_fewer_bits_cost_more_real_loss(trained):
     assert base == pytest.approx(trained.val_loss, abs=0.3)
 
 
+def test_paired_means_and_standard_errors_against_window_by_window_losses(trained, monkeypatch):
+    """Oracle: the jitted whole-batch loss and KL of one window at a time; chunking changes nothing."""
+    import jax.numpy as jnp
+
+    from cimjax.lm.model import functional
+    from cimjax.quant import paired as paired_module
+    from cimjax.quant.quantizers import DEFAULT_SCHEME
+    from cimjax.quant.sensitivity import quantised_loss_and_kl, reference_logp
+
+    _, val = corpus.split()
+    windows = corpus.windows(val, TINY.seq_len, 7)
+    tables = np.stack([np.full((TINY.n_layers, N_POINTS), b, np.float32) for b in (3, 6)])
+    build, params = functional(trained.model)
+    full = np.full((TINY.n_layers, N_POINTS), 32.0, np.float32)
+    oracle = np.zeros((len(tables), 2, len(windows)))  # (table, loss/kl, window)
+    for j, w in enumerate(windows):
+        w = jnp.asarray(w[None])
+        ref = reference_logp(build, params, w)
+        base = float(quantised_loss_and_kl(build, DEFAULT_SCHEME, params, w, full, ref)[0])
+        for i, t in enumerate(tables):
+            loss, kl = quantised_loss_and_kl(build, DEFAULT_SCHEME, params, w, t, ref)
+            oracle[i, :, j] = float(loss) - base, float(kl)
+    monkeypatch.setattr(paired_module, "CHUNK", 3)  # 7 windows in chunks of 3, 3 and 1
+    m = paired_module.paired(trained.model, windows, tables)
+    se = oracle.std(axis=2, ddof=1) / np.sqrt(len(windows))
+    np.testing.assert_allclose(m.loss, oracle[:, 0].mean(axis=1), atol=2e-6)
+    np.testing.assert_allclose(m.kl, oracle[:, 1].mean(axis=1), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(m.loss_se, se[:, 0], rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(m.kl_se, se[:, 1], rtol=1e-3, atol=1e-7)
+    assert m.windows == 7 and m.loss[0] > m.loss[1] and np.all(m.loss_se > 0)
+    assert m.of("kl")[1] is m.kl_se
+
+
+def test_held_out_windows_continue_into_the_standard_library_docstrings():
+    _, val = corpus.split()
+    fit = (len(val) - 1) // 64
+    inside, own = corpus.held_out_windows(64, 10, 5)
+    np.testing.assert_array_equal(inside, corpus.windows(val, 64, 15)[10:])
+    assert own == 5
+    past, own = corpus.held_out_windows(64, fit - 2, 6)  # 2 validation windows left, 4 from the docstrings
+    text = corpus.docstrings()
+    extra = np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int32)
+    assert own == 2 and past.shape == (6, 65)
+    np.testing.assert_array_equal(past[2:], corpus.windows(extra, 64, 4))
+    assert len(text) > 500_000 and "Return" in text  # documentation prose, read offline
+    with pytest.raises(ValueError, match="do not fit"):
+        corpus.held_out_windows(64, 0, 10**7)
+
+
 def test_validation_reports_every_variant(result, tmp_path):
     payload = result.to_json()
     names = [v["name"] for v in payload["variants"]]
@@ -122,15 +171,25 @@ def test_validation_reports_every_variant(result, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_validate_json(trained, tmp_path):
-    res = CliRunner().invoke(
-        proxy_app, ["validate", "--size", "tiny", "--configs", "8", "--seed", "2", "--json", "--out", str(tmp_path)]
-    )
+def test_cli_validate_json(trained, tmp_path, monkeypatch):
+    """``--target kl``: judged in KL, the same assignments in loss units under ``other_target``; every
+    variant's features are computed once for both targets."""
+    from cimjax.report import proxy_validation
+
+    calls = []
+    counted = proxy_validation.batch_features
+    monkeypatch.setattr(proxy_validation, "batch_features", lambda p, t: calls.append(p.name) or counted(p, t))
+    args = ["validate", "--size", "tiny", "--configs", "8", "--seed", "2", "--target", "kl", "--json"]
+    res = CliRunner().invoke(proxy_app, [*args, "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)  # exactly one JSON object on stdout
-    for key in ("kendall_tau", "spearman", "n_configs", "proxy", "variants"):
+    for key in ("kendall_tau", "spearman", "n_configs", "proxy", "variants", "measured_standard_error"):
         assert key in payload
-    assert payload["n_configs"] == 8
+    assert payload["n_configs"] == 8 and payload["target"] == "kl" and payload["other_target"]["target"] == "loss"
+    assert sorted(calls) == sorted([*VARIANTS, "default"])  # once per variant, not once per target
+    assert payload["eval_windows"] == 8 and payload["measured_standard_error"]["max"] > 0
+    for v in payload["variants"] + payload["other_target"]["variants"]:
+        assert v["ratio_se_median"] > 0 and v["ratio_min_se"] >= 0 and v["ratio_max_se"] >= 0
     assert (tmp_path / "validation.json").is_file() and (tmp_path / "proxy_scatter.png").is_file()
 
 
@@ -174,6 +233,16 @@ def test_cli_validate_frontier_protocol(trained):
     assert [f["neighbour"] for f in frontier] == [False, True, True, True]
     for f in frontier:
         assert f["ratio"] == pytest.approx(f["measured"] / max(f["predicted"], 1e-12), rel=1e-6)
+        assert f["ratio_se"] == pytest.approx(f["measured_se"] / max(f["predicted"], 1e-12), rel=1e-6)
+        assert f["measured_se"] == f["measured_loss_se"] > 0 and f["measured_kl_se"] > 0
+    assert payload["held_out_windows"] == payload["eval_windows"] == 8 and payload["held_out_docstring_windows"] == 0
+
+
+def test_cli_validate_rejects_bad_held_out_windows():
+    res = CliRunner().invoke(
+        proxy_app, ["validate", "--size", "tiny", "--protocol", "frontier", "--held-out-windows", "0"]
+    )
+    assert res.exit_code == 2 and "--held-out-windows" in res.output
 
 
 def test_cli_validate_rejects_unknown_protocol():

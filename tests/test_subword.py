@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cimjax.lm import load_checkpoint, save_checkpoint
+from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.quant import corpus
 from cimjax.quant.measured import Calibration, cache_path, with_tokenizer
 from cimjax.quant.train import TINY, TrainConfig, evaluate_loss, run_key, train
@@ -19,7 +20,7 @@ VOCAB = 300  # the 256 byte symbols and 44 merges: enough to exercise every path
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    return corpus.train_tokenizer(VOCAB, tmp_path_factory.mktemp("tok") / corpus.TOKENIZER_FILE)
+    return corpus.train_tokenizer(VOCAB, tmp_path_factory.mktemp("tok") / TOKENIZER_FILE)
 
 
 def test_subword_split_encodes_each_side_of_the_byte_cut(tokenizer):
@@ -51,10 +52,10 @@ def test_subword_model_trains_exports_and_calibrates_in_its_ids(module_cache, tm
     trained = train(config, log=lambda msg: None)
     assert trained.tokenizer is not None and trained.model.spec.vocab == VOCAB
     out = save_checkpoint(trained.model, tmp_path / "ckpt", tokenizer=trained.tokenizer)
-    assert (out / corpus.TOKENIZER_FILE).read_bytes() == trained.tokenizer.read_bytes()
+    assert (out / TOKENIZER_FILE).read_bytes() == trained.tokenizer.read_bytes()
     model = load_checkpoint(out)
     calibration = with_tokenizer(Calibration(windows=2, seq_len=32, samples=1, check_windows=4), out)
-    assert calibration.tokenizer == str(out / corpus.TOKENIZER_FILE)
+    assert calibration.tokenizer == str(out / TOKENIZER_FILE)
     check = calibration.check_tokens()
     np.testing.assert_array_equal(check, corpus.windows(corpus.split(tokenizer=out / "tokenizer.json")[1], 32, 4))
     assert "tokenizer.json" in calibration.describe(VOCAB)

@@ -23,6 +23,8 @@ MAX_CONFIGS = 10_000
 """Most held-out assignments ``proxy validate`` measures (each is a full evaluation of the LM)."""
 MAX_SAMPLES = 10_000
 """Most Hutchinson / output-MSE samples ``proxy sensitivities`` draws."""
+MAX_HELD_OUT = 100_000
+"""Most held-out windows ``proxy validate --protocol frontier`` measures on."""
 
 proxy_app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -58,6 +60,14 @@ def validate(
             "precision (nats/token)."
         ),
     ] = "loss",
+    held_out_windows: Annotated[
+        int | None,
+        typer.Option(
+            help="Frontier protocol: windows the assignments are measured on, after the check windows of the "
+            "validation split and, beyond its end, in the standard library's docstrings (default: the rest of "
+            "the split)."
+        ),
+    ] = None,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
@@ -78,12 +88,15 @@ def validate(
         raise validation.fail("--protocol", protocol, f"allowed: {', '.join(PROTOCOLS)}")
     if target not in TARGETS:
         raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
+    if held_out_windows is not None:
+        validation.integer("--held-out-windows", held_out_windows, 1, MAX_HELD_OUT)
     config, measure = SIZES[size]
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
         trained = train(config, log=_log)
         if protocol == "frontier":
-            result = validate_frontier(trained, seed=seed, target=target, log=_log, **measure, **FRONTIER_SIZES[size])
+            sizes = measure | FRONTIER_SIZES[size] | ({} if held_out_windows is None else {"n_eval": held_out_windows})
+            result = validate_frontier(trained, seed=seed, target=target, log=_log, **sizes)
         else:
             result = run_validation(
                 trained, n_configs=configs, seed=seed, granularity=granularity, target=target, log=_log, **measure

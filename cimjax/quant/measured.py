@@ -29,10 +29,12 @@ import numpy as np
 
 from cimjax.cache import cache_dir
 from cimjax.files import atomic_write
-from cimjax.lm.model import DecoderLM, functional
+from cimjax.lm.checkpoint import TOKENIZER_FILE
+from cimjax.lm.model import DecoderLM
 from cimjax.quant import corpus
-from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
-from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate, quantised_loss_and_kl, reference_logp
+from cimjax.quant.paired import paired
+from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
+from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate
 from cimjax.workload.precision import N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
 
@@ -112,20 +114,14 @@ def loss_and_kl(
     model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Real loss increase and mean per-token ``KL(p_full || p_quantised)`` (nats/token) of each bit table
-    ``(n, L, 17)`` on ``windows``, and the full-precision loss.
+    ``(n, L, 17)`` on ``windows``, and the full-precision loss (:func:`cimjax.quant.paired.paired`, which
+    also gives their standard errors).
 
     Both come from the same forward pass; the KL divergence is non-negative and, on the same windows, far
     less noisy than a loss difference when the assignment changes the model little (INT8).
     """
-    build, params = functional(model)
-    w = jnp.asarray(windows)
-    ref = reference_logp(build, params, w)
-    full = np.full((model.spec.n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
-    base = float(quantised_loss_and_kl(build, scheme, params, w, full, ref)[0])
-    pairs = [quantised_loss_and_kl(build, scheme, params, w, t, ref) for t in np.asarray(tables, np.float32)]
-    loss = np.array([float(p[0]) - base for p in pairs])
-    kl = np.array([float(p[1]) for p in pairs])
-    return loss, kl, base
+    m = paired(model, windows, tables, scheme)
+    return m.loss, m.kl, m.base
 
 
 def loss_increases(
@@ -392,7 +388,7 @@ def fit_tables(n: int, n_layers: int, rng: np.random.Generator) -> np.ndarray:
 def with_tokenizer(calibration: Calibration, directory: str | Path) -> Calibration:
     """``calibration`` in the ids of the checkpoint ``directory``'s ``tokenizer.json`` if it has one (its
     windows are then the model's own sub-word tokens), else in byte ids."""
-    path = Path(directory) / corpus.TOKENIZER_FILE
+    path = Path(directory) / TOKENIZER_FILE
     return dataclasses.replace(calibration, tokenizer=str(path) if path.is_file() else None)
 
 

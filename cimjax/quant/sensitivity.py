@@ -257,6 +257,14 @@ def reference_logp(build: Builder, params, windows) -> jax.Array:
     return jax.nn.log_softmax(build(params)(windows[:, :-1]).astype(jnp.float32), axis=-1)
 
 
+def _token_loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, table, ref_logp):
+    """Per-token loss and ``KL(p_full || p_quantised)`` ``(B, T)`` with ``table`` ``(L, 17)`` fake-quantised."""
+    logits = build(params)(windows[:, :-1], QuantHooks(Precision.from_table(table), scheme))
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    nll = -jnp.take_along_axis(logp, windows[:, 1:, None], axis=-1)[..., 0]  # as token_nll, before its mean
+    return nll, jnp.sum(jnp.exp(ref_logp) * (ref_logp - logp), axis=-1)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def quantised_loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, table, ref_logp):
     """Mean token loss and mean per-token ``KL(p_full || p_quantised)`` with ``table`` ``(L, 17)`` fake-quantised.
@@ -264,10 +272,15 @@ def quantised_loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, 
     Parameters and tokens are arguments, not closed-over constants, so XLA does not constant-fold the model;
     ``ref_logp`` is :func:`reference_logp` of the same windows.
     """
-    logits = build(params)(windows[:, :-1], QuantHooks(Precision.from_table(table), scheme))
-    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    kl = jnp.mean(jnp.sum(jnp.exp(ref_logp) * (ref_logp - logp), axis=-1))
-    return token_nll(logits, windows[:, 1:]), kl
+    nll, kl = _token_loss_and_kl(build, scheme, params, windows, table, ref_logp)
+    return jnp.mean(nll), jnp.mean(kl)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def window_loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, table, ref_logp):
+    """As :func:`quantised_loss_and_kl`, one mean per window ``(B,)`` (for standard errors over windows)."""
+    nll, kl = _token_loss_and_kl(build, scheme, params, windows, table, ref_logp)
+    return jnp.mean(nll, axis=1), jnp.mean(kl, axis=1)
 
 
 def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray, float]:

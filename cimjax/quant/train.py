@@ -25,6 +25,7 @@ from flax import nnx
 
 import cimjax.files as files
 from cimjax.cache import cache_dir
+from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import Builder, DecoderLM, functional, token_nll
 from cimjax.quant import corpus
 from cimjax.workload.spec import ModelSpec
@@ -107,7 +108,7 @@ def tokenizer_of(config: TrainConfig, directory: Path) -> Path | None:
     """The run's tokenizer file (trained on first use), or None for a byte-level run."""
     if config.vocab is None:
         return None
-    path = directory / corpus.TOKENIZER_FILE
+    path = directory / TOKENIZER_FILE
     return path if path.is_file() else corpus.train_tokenizer(config.vocab, path, config.val_fraction)
 
 

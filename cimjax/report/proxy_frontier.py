@@ -3,7 +3,8 @@ returns at measured budgets INT8..INT4 (and their one-step neighbours), not on r
 
 The trained model is exported as a checkpoint and measured as ``cimjax optimize --checkpoint`` does
 (:func:`cimjax.quant.measured.for_checkpoint`); the frontier assignments are measured on validation windows
-that neither the budgets nor the fit set used.
+that neither the budgets nor the fit set used: by default every validation window after the check windows,
+each measurement with its standard error over windows (:mod:`cimjax.quant.paired`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,20 @@ from cimjax.quant import corpus
 from cimjax.quant.measured import Measured
 from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy, uniform_budgets
 from cimjax.quant.train import TrainedModel
-from cimjax.report.proxy_validation import ValidationResult, judge_variants, measure_target, model_info
+from cimjax.report.proxy_validation import ValidationResult, judge_variants, measure, model_info, proxy_features
 
-# Frontier runs per size: the optimiser's settings (None: JointSettings()) and check windows.
+# Frontier runs per size: the optimiser's settings (None: JointSettings()), check windows and held-out windows
+# (n_eval; None: every validation window after the check windows). They override the random protocol's SIZES.
 FRONTIER_SIZES: dict[str, dict] = {
-    "benchmark": {"settings": None, "check_windows": 64},
-    "tiny": {"settings": JointSettings(starts=2, rounds=2), "check_windows": 8, "seeds": (0,), "widths": (3,)},
-    "subword": {"settings": None, "check_windows": 64},
+    "benchmark": {"settings": None, "check_windows": 64, "n_eval": None},
+    "tiny": {
+        "settings": JointSettings(starts=2, rounds=2),
+        "check_windows": 8,
+        "seeds": (0,),
+        "widths": (3,),
+        "n_eval": 8,
+    },
+    "subword": {"settings": None, "check_windows": 64, "n_eval": None},
 }
 
 
@@ -73,7 +81,7 @@ def validate_frontier(
     neighbours: int = 3,
     seed: int = 0,
     n_calib: int = 16,
-    n_eval: int = 64,
+    n_eval: int | None = None,
     n_samples: int = 16,
     check_windows: int = 64,
     settings=None,
@@ -88,7 +96,8 @@ def validate_frontier(
     optimiser (tokens/s, no area limit, ``settings``) with :func:`optimizer_proxy` returns an assignment
     (budgets: the measured ``target`` of uniform W=A=KV at each of ``widths``; INT8..INT4 by default);
     ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
-    validation windows (after the check windows). Fitted variants are fitted on the checkpoint's fit set.
+    validation windows (after the check windows; None: all of them; beyond the split's end the windows
+    continue into :func:`cimjax.quant.corpus.docstrings`). Fitted variants are fitted on the checkpoint's fit set.
     ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
     from full precision.
     """
@@ -106,28 +115,33 @@ def validate_frontier(
     fit_values = measured.joint(target)
     proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target)
     tables, labels = frontier_tables(measured, proxy, target, widths, seeds, neighbours, seed, settings, say)
-    _, val_tokens = corpus.split(cfg.val_fraction, trained.tokenizer)
-    held_out = corpus.windows(val_tokens, cfg.seq_len, check_windows + n_eval)[check_windows:]
-    say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out validation windows ...")
-    frontier_measured, base, both = measure_target(trained, held_out, tables, target)
-    results = judge_variants(measured.sens, spec, measured.joint_tables, fit_values, tables, frontier_measured)
+    if n_eval is None:
+        n_eval = (len(corpus.split(cfg.val_fraction, trained.tokenizer)[1]) - 1) // cfg.seq_len - check_windows
+    held_out, own = corpus.held_out_windows(cfg.seq_len, check_windows, n_eval, cfg.val_fraction, trained.tokenizer)
+    say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
+    m = measure(trained, held_out, tables)
+    frontier_measured, se = m.of(target)
+    features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]))
+    results = judge_variants(features, len(fit_values), fit_values, frontier_measured, se)
     opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
-    rows = zip(labels, frontier_measured, opt.predicted, opt.ratios, both["loss"], both["kl"], strict=True)
     details = {
         "frontier": [
             label
-            | {"measured": float(m), "predicted": float(q), "ratio": float(r)}
-            | {"measured_loss": float(dl), "measured_kl": float(kl)}
-            for label, m, q, r, dl, kl in rows
+            | {"measured": float(frontier_measured[i]), "predicted": opt.predicted[i], "ratio": opt.ratios[i]}
+            | {"measured_loss": float(m.loss[i]), "measured_kl": float(m.kl[i])}
+            | {"measured_se": float(se[i]), "ratio_se": opt.ratio_se[i]}
+            | {"measured_loss_se": float(m.loss_se[i]), "measured_kl_se": float(m.kl_se[i])}
+            for i, label in enumerate(labels)
         ],
         "measured_budgets": {f"int{w}": measured.uniform(target)[w] for w in widths},
         "held_out_windows": len(held_out),
+        "held_out_docstring_windows": len(held_out) - own,
     }
     return ValidationResult(
         variants=results,
         measured=frontier_measured.tolist(),
         measured_fit=fit_values.tolist(),
-        base_loss=base,
+        base_loss=m.base,
         n_configs=len(tables),
         n_fit=len(fit_values),
         granularity="tensor",
@@ -138,4 +152,6 @@ def validate_frontier(
         protocol="frontier",
         target=target,
         details=details,
+        measured_se=se.tolist(),
+        eval_windows=m.windows,
     )

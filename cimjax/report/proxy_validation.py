@@ -16,7 +16,8 @@ import numpy as np
 from scipy import stats
 
 from cimjax.quant import corpus
-from cimjax.quant.measured import check_target, loss_and_kl, loss_increases
+from cimjax.quant.measured import check_target, loss_increases
+from cimjax.quant.paired import Paired, paired
 from cimjax.quant.proxy import (
     OPTIMIZER_PROXY,
     VARIANTS,
@@ -71,11 +72,9 @@ def measure_losses(
     return loss_increases(trained.model, windows, tables, scheme)
 
 
-def measure_target(trained, windows, tables, target: str, scheme=DEFAULT_SCHEME) -> tuple[np.ndarray, float, dict]:
-    """The measured ``target`` of each table, the full-precision loss, and both measurements by name."""
-    loss, kl, base = loss_and_kl(trained.model, windows, tables, scheme)
-    both = {"loss": loss, "kl": kl}
-    return both[check_target(target)], base, both
+def measure(trained: TrainedModel, windows, tables, scheme: QuantScheme = DEFAULT_SCHEME) -> Paired:
+    """Loss increase and KL divergence of each table on ``windows``, with standard errors (:mod:`..paired`)."""
+    return paired(trained.model, windows, tables, scheme)
 
 
 @dataclasses.dataclass
@@ -91,6 +90,7 @@ class VariantResult:
     predicted: list[float]
     ratios: list[float]  # measured / predicted per judged assignment
     saturation: float = float("inf")  # saturation scale of the weighted feature sum (fitted kinds may choose one)
+    ratio_se: list[float] | None = None  # standard error of each ratio (the measurement's over predicted)
 
 
 RATIO_BAND = (0.67, 1.5)  # measured / predicted within this band counts as a calibrated prediction
@@ -104,9 +104,12 @@ def score(
     coef,
     assumption: str | None,
     saturation: float = float("inf"),
+    measured_se=None,
 ) -> VariantResult:
-    """Kendall tau, Spearman rho and measured/predicted ratios of one variant's predictions."""
+    """Kendall tau, Spearman rho and measured/predicted ratios (with standard errors when ``measured_se``,
+    the measurements' standard errors, is given) of one variant's predictions."""
     predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
+    denominator = np.maximum(predicted, 1e-12)
     return VariantResult(
         name=name,
         kendall_tau=_finite(stats.kendalltau(predicted, measured).statistic),
@@ -115,13 +118,17 @@ def score(
         coef=[float(c) for c in coef],
         assumption=assumption,
         predicted=predicted.tolist(),
-        ratios=(measured / np.maximum(predicted, 1e-12)).tolist(),
+        ratios=(measured / denominator).tolist(),
         saturation=float(saturation),
+        ratio_se=None if measured_se is None else (np.asarray(measured_se, np.float64) / denominator).tolist(),
     )
 
 
 def variant_json(v: VariantResult) -> dict:
-    """One variant's figures as in ``validation.json``."""
+    """One variant's figures as in ``validation.json`` (``ratio_min_se``, ``ratio_max_se``: the standard
+    errors of those two ratios; ``ratio_se_median``: the median one; all None when unmeasured)."""
+    lo, hi = int(np.argmin(v.ratios)), int(np.argmax(v.ratios))
+    se = v.ratio_se
     return {
         "name": v.name,
         "kendall_tau": v.kendall_tau,
@@ -133,6 +140,9 @@ def variant_json(v: VariantResult) -> dict:
         "ratio_min": float(np.min(v.ratios)),
         "ratio_max": float(np.max(v.ratios)),
         "within_ratio_band": float(np.mean(_in_band(v.ratios))),
+        "ratio_min_se": None if se is None else se[lo],
+        "ratio_max_se": None if se is None else se[hi],
+        "ratio_se_median": None if se is None else float(np.median(se)),
     }
 
 
@@ -151,20 +161,26 @@ def _proxies(sens: Sensitivities, spec: ModelSpec) -> list[Proxy]:
     return [make_proxy(name, sens) for name in VARIANTS] + [default_proxy(spec)]
 
 
-def judge_variants(
-    sens: Sensitivities, spec: ModelSpec, fit_tables, fit_measured, test_tables, test_measured
-) -> list[VariantResult]:
-    """Every variant fitted (fitted kinds) on the fit set and scored on the *other*, held-out set."""
-    n_fit = len(fit_tables)
-    all_tables = jnp.asarray(np.concatenate([fit_tables, test_tables]), jnp.float32)  # one compile per variant
+def proxy_features(sens: Sensitivities, spec: ModelSpec, tables) -> list[tuple[Proxy, np.ndarray]]:
+    """Every variant (unfitted) with its features ``(N, G)`` at ``tables`` ``(N, L, 17)``: computed once, then
+    judged against any number of targets (one compile per variant)."""
+    stacked = jnp.asarray(np.asarray(tables), jnp.float32)
+    return [(p, np.asarray(batch_features(p, stacked), np.float64)) for p in _proxies(sens, spec)]
+
+
+def judge_variants(features, n_fit: int, fit_measured, test_measured, test_se=None) -> list[VariantResult]:
+    """Every variant of :func:`proxy_features` (of the fit tables, then the judged ones) fitted (fitted
+    kinds) on the first ``n_fit`` rows and scored on the rest, the *held-out* set; ``test_se``: the standard
+    errors of ``test_measured``."""
     results = []
-    for proxy in _proxies(sens, spec):
-        feats = np.asarray(batch_features(proxy, all_tables), np.float64)
+    for proxy, feats in features:
         coef, scale = np.asarray(proxy.coef, np.float64), np.inf
         if proxy.kind.fitted:
             coef, scale = fit_saturation(feats[:n_fit], fit_measured, proxy.kind)
         predicted = np.asarray(saturate(feats[n_fit:] @ coef, scale), np.float64)
-        results.append(score(proxy.name, predicted, test_measured, proxy.kind.fitted, coef, proxy.assumption, scale))
+        results.append(
+            score(proxy.name, predicted, test_measured, proxy.kind.fitted, coef, proxy.assumption, scale, test_se)
+        )
     return results
 
 
@@ -186,6 +202,8 @@ class ValidationResult:
     protocol: str = "random"
     target: str = "loss"
     details: dict = dataclasses.field(default_factory=dict)  # protocol-specific (the frontier's assignments)
+    measured_se: list[float] | None = None  # standard error of each held-out measurement over its windows
+    eval_windows: int | None = None  # windows every held-out measurement is a mean over
 
     @property
     def best(self) -> VariantResult:
@@ -216,6 +234,10 @@ class ValidationResult:
                 "median": float(np.median(self.measured)),
                 "max": float(np.max(self.measured)),
             },
+            "eval_windows": self.eval_windows,
+            "measured_standard_error": None
+            if self.measured_se is None
+            else {"median": float(np.median(self.measured_se)), "max": float(np.max(self.measured_se))},
         }
 
 
@@ -273,14 +295,17 @@ def validate(
     test_tables = random_tables(n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
     all_tables = np.concatenate([fit_tables, test_tables])
-    measured, base, both = measure_target(trained, evaluation, all_tables, target, scheme)
+    m = measure(trained, evaluation, all_tables, scheme)
+    measured, se = m.of(check_target(target))
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
-    results = judge_variants(sens, trained.model.spec, fit_tables, fit_measured, test_tables, test_measured)
-    other = next(t for t in both if t != target)  # the same assignments judged against the other target
-    others = judge_variants(sens, trained.model.spec, fit_tables, both[other][:n_fit], test_tables, both[other][n_fit:])
+    features = proxy_features(sens, trained.model.spec, all_tables)
+    results = judge_variants(features, n_fit, fit_measured, test_measured, se[n_fit:])
+    other = next(t for t in ("loss", "kl") if t != target)  # the same assignments judged against the other target
+    other_measured, other_se = m.of(other)
+    others = judge_variants(features, n_fit, other_measured[:n_fit], other_measured[n_fit:], other_se[n_fit:])
     best = max(results, key=_tau)
-    best_proxy = next(p for p in _proxies(sens, trained.model.spec) if p.name == best.name)
+    best_proxy = next(p for p, _ in features if p.name == best.name)
     best_proxy = dataclasses.replace(
         best_proxy, coef=jnp.asarray(best.coef, jnp.float32), saturation=np.float32(best.saturation)
     )
@@ -288,7 +313,7 @@ def validate(
         variants=results,
         measured=test_measured.tolist(),
         measured_fit=fit_measured.tolist(),
-        base_loss=base,
+        base_loss=m.base,
         n_configs=n_configs,
         n_fit=n_fit,
         granularity=granularity,
@@ -298,6 +323,8 @@ def validate(
         sensitivity_seconds=sens_seconds,
         target=target,
         details={"other_target": {"target": other, "variants": [variant_json(v) for v in others]}},
+        measured_se=se[n_fit:].tolist(),
+        eval_windows=m.windows,
     )
 
 

@@ -1,0 +1,88 @@
+"""Paired measurement: the loss and KL of quantised assignments against full precision on the same windows,
+with the standard error of each mean over windows.
+
+The loss increase of an assignment is the mean over windows of ``loss_quantised(w) - loss_full(w)``; both
+terms see the same tokens, so the token-to-token spread of the loss itself cancels and only the spread of
+the *difference* remains. Its standard error is ``sd(differences) / sqrt(windows)`` (windows taken as
+independent: non-overlapping, and on the trained LM the per-window spread is the per-token spread over
+``sqrt(seq_len)``, so tokens are close to independent). The same holds for the per-token KL divergence.
+Windows go through the model :data:`CHUNK` at a time, so memory stays bounded for thousands of windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+from cimjax.lm.model import DecoderLM, functional
+from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
+from cimjax.quant.sensitivity import reference_logp, window_loss_and_kl
+from cimjax.workload.precision import N_POINTS
+
+CHUNK = 64  # windows per forward pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Paired:
+    """Measured means ``(n,)`` of ``n`` assignments (nats/token) and their standard errors over windows.
+
+    Attributes:
+      loss, loss_se: the loss increase over full precision and its standard error.
+      kl, kl_se: the mean per-token ``KL(p_full || p_quantised)`` and its standard error.
+      base: the full-precision loss.
+      windows: how many windows every value is a mean over.
+    """
+
+    loss: np.ndarray
+    loss_se: np.ndarray
+    kl: np.ndarray
+    kl_se: np.ndarray
+    base: float
+    windows: int
+
+    def of(self, target: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, standard errors)`` of ``target`` (``loss`` or ``kl``, checked by the caller)."""
+        return {"loss": (self.loss, self.loss_se), "kl": (self.kl, self.kl_se)}[target]
+
+
+def standard_error(per_window: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over the last axis (zero for a single window)."""
+    x = np.asarray(per_window, np.float64)
+    n = x.shape[-1]
+    return np.std(x, axis=-1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(x.shape[:-1])
+
+
+def per_window(
+    model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-window loss increase and KL ``(n, W)`` of each bit table ``(n, L, 17)`` on ``windows``
+    ``(W, seq_len + 1)``, and the full-precision loss per window ``(W,)``."""
+    build, params = functional(model)
+    tables = np.asarray(tables, np.float32).reshape(-1, model.spec.n_layers, N_POINTS)
+    full = np.full((model.spec.n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
+    loss = np.zeros((len(tables), len(windows)))
+    kl, base = np.zeros_like(loss), np.zeros(len(windows))
+    for start in range(0, len(windows), CHUNK):
+        part = slice(start, start + CHUNK)
+        w = jnp.asarray(windows[part])
+        ref = reference_logp(build, params, w)
+        base[part] = np.asarray(window_loss_and_kl(build, scheme, params, w, full, ref)[0])
+        for i, table in enumerate(tables):
+            nll, div = window_loss_and_kl(build, scheme, params, w, table, ref)
+            loss[i, part], kl[i, part] = np.asarray(nll) - base[part], np.asarray(div)
+    return loss, kl, base
+
+
+def paired(model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME) -> Paired:
+    """The :class:`Paired` measurement of each bit table ``(n, L, 17)`` on ``windows``."""
+    loss, kl, base = per_window(model, windows, tables, scheme)
+    return Paired(
+        loss=loss.mean(axis=1),
+        loss_se=standard_error(loss),
+        kl=kl.mean(axis=1),
+        kl_se=standard_error(kl),
+        base=float(base.mean()),
+        windows=len(windows),
+    )
