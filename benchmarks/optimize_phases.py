@@ -48,17 +48,19 @@ def main() -> None:
     parser.add_argument("--model", default="llama3.2-1b")
     parser.add_argument("--budget", default="int8")
     args = parser.parse_args()
-    start, start_cpu = time.perf_counter(), _cpu()
+    start, start_own, start_cpu = time.perf_counter(), time.thread_time(), _cpu()
     import cimjax.joint.allocation as allocation
+    import cimjax.joint.compare as compare
     import cimjax.joint.discrete as discrete
     import cimjax.joint.optimizer as optimizer
     import cimjax.joint.runner as runner
     from cimjax.cli.main import app
 
-    ROWS.append(("imports", "MainThread", time.perf_counter() - start, _cpu() - start_cpu, _cpu() - start_cpu))
+    own, process = time.thread_time() - start_own, _cpu() - start_cpu
+    ROWS.append(("imports", "MainThread", time.perf_counter() - start, own, process))
     for module, name in [
         (runner, "uniform_baseline"), (optimizer, "_descend"), (optimizer, "discrete_starts"),
-        (allocation, "allocate_bits"), (discrete, "allocate"), (discrete, "polish"),
+        (allocation, "allocate_bits"), (discrete, "allocate"), (discrete, "polish"), (compare, "_pick_hardware"),
     ]:  # fmt: skip
         _timed(module, name)
     stdout = sys.stdout
@@ -70,7 +72,8 @@ def main() -> None:
     finally:
         sys.stdout.close()
         sys.stdout = stdout
-    ROWS.append(("whole run", "MainThread", time.perf_counter() - start, time.thread_time(), _cpu() - start_cpu))
+    own, process = time.thread_time() - start_own, _cpu() - start_cpu
+    ROWS.append(("whole run", "MainThread", time.perf_counter() - start, own, process))
     print(f"{'phase':18s} {'thread':26s} {'wall s':>7s} {'own CPU s':>9s} {'process CPU s':>13s}")
     for name, thread, wall, own, process in ROWS:
         print(f"{name:18s} {thread:26s} {wall:7.2f} {own:9.2f} {process:13.2f}")

@@ -437,8 +437,8 @@ SEARCH_KEYS = {
 
 OPTIMIZE_KEYS = (
     *FORMS["joint"], "gains", "ratios_to_baseline", "objective", "baseline_objective", "chosen", "objective_note",
-    "tolerance", "baseline", "gain", "meta", "method", "model", "alpha", "area_max", "budget_label", "proxy_name",
-    "assumption", "gain_cap", "seed", "evaluations", "wall_s",
+    "tolerance", "area_rule", "optimiser_design", "baseline", "gain", "meta", "method", "model", "alpha", "area_max",
+    "budget_label", "proxy_name", "assumption", "gain_cap", "seed", "evaluations", "wall_s",
 )  # fmt: skip
 """``cimjax optimize --json`` (without ``--checkpoint``/``--sensitivities``)."""
 

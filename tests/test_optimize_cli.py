@@ -117,3 +117,26 @@ def test_impossible_requests_say_so_plainly(tiny_config, args, expected):
     assert result.exit_code == 2
     assert expected in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_without_an_area_limit_the_recommended_chip_pays_for_its_area(tiny_config):
+    """The default rule of docs/results.md ("Which design optimize recommends"), through the CLI: the
+    table shows the recommended design, the optimiser's own and the baseline with tokens/J and area."""
+    import inspect
+
+    from cimjax.cli.optimize import optimize_command
+    from cimjax.joint.compare import TOLERANCE
+
+    assert inspect.signature(optimize_command).parameters["tolerance"].default == TOLERANCE
+    args = ["optimize", "--model", str(tiny_config), "--budget", "int6", *FAST]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["tolerance"] == TOLERANCE and report["area_rule"] == "pays"
+    gains, ratios = report["gains"], report["ratios_to_baseline"]
+    assert gains["objective"] >= 1.0 and (ratios["area_mm2"] <= 1.0 or gains["objective"] >= ratios["area_mm2"])
+    table = runner.invoke(app, [*args, "--tolerance", "0.02"])
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.output.split())
+    assert "recommended" in text and "optimiser's own" in text and "uniform baseline" in text
+    assert f"{report['baseline']['area_mm2']:.4g} (1.000x)" in text  # the baseline's area, beside its ratio

@@ -18,7 +18,6 @@ import cimjax.validation as validation
 from cimjax.cli.common import (
     JsonOpt,
     TechOpt,
-    ToleranceOpt,
     emit,
     err,
     load_technology,
@@ -31,6 +30,9 @@ from cimjax.files import check_output_dir, output_dir
 from cimjax.joint.methods import JOINT_METHODS
 from cimjax.validation import InputError
 
+TOLERANCE = 0.01
+"""``--tolerance``'s default: :data:`cimjax.joint.compare.TOLERANCE` (written out: the CLI imports no JAX
+before it runs)."""
 MAX_STARTS = 4096
 """Most parallel starts of the gradient method (each carries its per-layer bit table through the descent)."""
 MAX_ROUNDS = 1000
@@ -59,7 +61,13 @@ def optimize_command(
     starts: Annotated[int, typer.Option(help="parallel starts of the gradient method")] = 16,
     rounds: Annotated[int, typer.Option(help="augmented-Lagrangian rounds of the gradient method")] = 8,
     tech: TechOpt = None,
-    tolerance: ToleranceOpt = 0.0,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="near-tie rule: of the designs within this fraction of the best objective, take the smallest "
+            "chip (without --area-max, a chip larger than the baseline's must also gain at least its area ratio)"
+        ),
+    ] = TOLERANCE,
     out_dir: Annotated[
         str | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
     ] = None,
@@ -200,12 +208,30 @@ def _print_report(report, as_json: bool, directory: Path | None, method: str, al
 
     emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
     if not as_json:
+        if report.get("baseline"):
+            out.print(_comparison_table(report))
         out.print(heatmap_table(report))
         out.print(report["objective_note"], highlight=False)
     if directory is not None:
         title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
         files = write_outputs(directory, report, title)
         (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
+
+
+def _comparison_table(report):
+    """The recommended design, the optimiser's own and the baseline: tokens/s, tokens/J and area, each
+    also as a ratio to the baseline's."""
+    from rich.table import Table
+
+    table = Table(title="against the best uniform design (ratio to it in brackets)")
+    for column in ("design", "tokens/s", "tokens/J", "area mm^2"):
+        table.add_column(column, justify="left" if column == "design" else "right")
+    base = report["baseline"]
+    rows = {f"recommended ({report['chosen']})": report, "optimiser's own": report["optimiser_design"]}
+    for name, design in (rows | {"uniform baseline": base}).items():
+        cells = [f"{design[k]:.4g} ({design[k] / base[k]:.3f}x)" for k in ("tokens_per_s", "tokens_per_j", "area_mm2")]
+        table.add_row(name, *cells)
+    return table
 
 
 def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration):

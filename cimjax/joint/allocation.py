@@ -25,7 +25,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import csr_array
 
 from cimjax.joint.problem import ExactEvaluator, InfeasibleError, JointProblem
-from cimjax.search.exhaustive import sweep
+from cimjax.search.exhaustive import SweepResult, sweep
 from cimjax.search.pareto import alpha_sweep
 from cimjax.workload.precision import Precision
 
@@ -60,16 +60,25 @@ def _best_hardware(
         if progress:
             progress(kept[2], kept[2])
         return kept[1].copy(), kept[2]
-    prec = Precision.from_table(jnp.asarray(table, jnp.float32))
-    result = sweep(problem.spec, prec, problem.workload, problem.tech, problem.space, progress=progress)
-    distinct = result.distinct_indices  # one design of each mirror pair (cimjax.search.symmetry)
-    allowed = distinct if problem.area_max is None else distinct[result.area_mm2[distinct] <= problem.area_max]
+    result, allowed = sweep_at(problem, table, progress)
     index = allowed[alpha_sweep(result.latency_s[allowed], result.energy_j[allowed], [problem.alpha])[0]]
     choice = np.array(np.unravel_index(index, problem.space.radices))
     _SWEPT[key] = (weakref.ref(problem), choice.copy(), result.evaluations)
     while len(_SWEPT) > _SWEPT_KEPT:
         del _SWEPT[next(iter(_SWEPT))]
     return choice, result.evaluations
+
+
+def sweep_at(
+    problem: JointProblem, table: np.ndarray, progress: Callable[[int, int], None] | None = None
+) -> tuple[SweepResult, np.ndarray]:
+    """Every design of ``problem.space`` at bit table ``table`` ``(L, 17)``, by exact sweep: the
+    :class:`SweepResult` and the flat indices of its distinct designs within the area limit."""
+    prec = Precision.from_table(jnp.asarray(table, jnp.float32))
+    result = sweep(problem.spec, prec, problem.workload, problem.tech, problem.space, progress=progress)
+    distinct = result.distinct_indices  # one design of each mirror pair (cimjax.search.symmetry)
+    allowed = distinct if problem.area_max is None else distinct[result.area_mm2[distinct] <= problem.area_max]
+    return result, allowed
 
 
 MILP_GAP = 1e-5

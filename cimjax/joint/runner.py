@@ -6,7 +6,8 @@ metrics of the discrete design (``tokens_per_s``, ``tokens_per_j``, ``latency_s`
 uniform-precision design meeting the same budget and area limit) and ``gain`` (tokens/s over the
 baseline's; kept for old scripts), ``gains`` (``tokens_per_s``, ``tokens_per_j`` and ``objective``
 ratios, each above 1 when ours is better), ``ratios_to_baseline``, ``objective``, ``baseline_objective``,
-``chosen``, ``objective_note`` and ``tolerance`` (see :func:`cimjax.joint.compare.compare`), ``meta``.
+``chosen``, ``objective_note``, ``tolerance``, ``area_rule`` and ``optimiser_design`` (see
+:func:`cimjax.joint.compare.compare`), ``meta``.
 Also: ``method``, ``model``, ``alpha``, ``area_max``, ``budget_label``, ``proxy_name``,
 ``assumption`` (the proxy's caveat, or null), ``gain_cap`` (under the weight-less default proxy: the
 most any assignment can gain, and why; else null), ``evaluations``, ``wall_s`` and ``mean_bits``.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_baseline
-from cimjax.joint.compare import compare
+from cimjax.joint.compare import TOLERANCE, compare
 from cimjax.joint.methods import CHECKPOINT_OPTIONS, JOINT_METHODS, JointOutcome, Progress
 from cimjax.joint.problem import JointProblem, make_problem
 from cimjax.joint.settings import JointSettings
@@ -70,12 +71,13 @@ def optimize_report(
     tech: Technology | None = None,
     settings: JointSettings | None = None,
     progress: Progress | None = None,
-    tolerance: float = 0.0,
+    tolerance: float = TOLERANCE,
 ) -> dict:
     """Validates the request, optimises, and compares with the best uniform-precision design (JSON-ready).
 
-    The design returned is never worse than that baseline at the objective; ``tolerance`` is the near-tie
-    rule of :func:`cimjax.joint.compare.compare`.
+    The design returned is the one :func:`cimjax.joint.compare.compare` recommends (never worse than that
+    baseline at the objective; without ``area_max`` a larger chip must pay for its area; ``tolerance`` is
+    its near-tie).
 
     Raises:
       ValueError: a malformed argument, naming it and what is allowed.
@@ -93,7 +95,7 @@ def optimize_report(
         )  # fmt: skip
         wall_s = time.perf_counter() - start
         baseline = uniform.result().report
-    report, comparison = compare(report, baseline, problem.alpha, problem.area_max, tolerance)
+    report, comparison = compare(problem, report, baseline, tolerance)
     assumptions = [problem.proxy.assumption] if problem.proxy.assumption else []
     return (
         Result(report)

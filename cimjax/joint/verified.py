@@ -37,7 +37,7 @@ import numpy as np
 
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
-from cimjax.joint.compare import compare, objective_note
+from cimjax.joint.compare import TOLERANCE, compare, objective_note
 from cimjax.joint.methods import Progress
 from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values
 from cimjax.joint.refine import MEASUREMENTS as REFINE_MEASUREMENTS
@@ -200,10 +200,11 @@ def _against_uniform(measured, budget, target, candidates, verify, tolerance) ->
     base = base | {"feasible": True}  # measured within the budget (its proxy is not what counts here)
     if verify and not within:  # no optimised design measured within: the uniform one is returned
         report = report | {"feasible": False}
-    chosen, comparison = compare(report, base, problem.alpha, problem.area_max, tolerance)
+    chosen, comparison = compare(problem, report, base, tolerance)
     uniform = {"loss": measured.uniform_loss[width], "kl": measured.uniform_kl[width]}
-    if chosen is not report:  # the measured-within-budget uniform design: it is what we return
-        report, values = chosen, uniform | {"value": uniform[target]}
+    if chosen is base:  # the measured-within-budget uniform design: it is what we return
+        values = uniform | {"value": uniform[target]}
+    report = chosen  # else the optimised bits (as measured) on the hardware compare() recommends
     baseline = {k: base[k] for k in BASELINE_KEYS}
     extras = comparison | {
         "baseline": baseline | {"width": width, "measured_loss": uniform["loss"], "measured_kl": uniform["kl"]},
@@ -235,7 +236,7 @@ def optimize_measured(
     tech: Technology | None = None,
     settings: JointSettings | None = None,
     progress: Progress | None = None,
-    tolerance: float = 0.0,
+    tolerance: float = TOLERANCE,
     target: str = "loss",
     refine: int | None = None,
     log=None,
