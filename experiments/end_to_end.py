@@ -9,14 +9,16 @@ the best uniform design meeting the same measured budget. Both are then also mea
 windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
-        [--target loss|kl] [--refine 48] [--size benchmark|subword]
+        [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
 measured by the refinement after the verify rounds (:mod:`cimjax.joint.refine`; 0: none; default 48 with
 ``--target kl``, 0 with ``loss``, whose noise a measured search selects for). ``--size
 subword``: the second, larger model (``SUBWORD``: 8 layers, a 1,024-id byte-level BPE tokenizer trained on
-the corpus), exported with its ``tokenizer.json``, so every window is in its own sub-word ids.
+the corpus), exported with its ``tokenizer.json``, so every window is in its own sub-word ids. ``--clip``:
+the weight quantiser's scale, ``max`` or ``mse`` (clip search, docs/quantisation.md), for every
+assignment, the uniform budgets included. Each row also gives both designs' area and tokens/J.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from cimjax.joint.verified import optimize_measured
 from cimjax.lm.checkpoint import save_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant.measured import TARGETS, Calibration, for_checkpoint, loss_and_kl
+from cimjax.quant.quantizers import CLIPS, QuantScheme, TensorScheme
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
 from cimjax.workload.precision import table_from_bits
 
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     refine_help = f"most assignments the refinement measures (default {MEASUREMENTS} for kl, 0 for loss)"
     parser.add_argument("--refine", type=int, default=None, help=refine_help)
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark", help="which trained LM")
+    parser.add_argument("--clip", choices=CLIPS, default="max", help="the weight quantiser's scale")
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (directory / "config.json").is_file():
         save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
     calibration = Calibration(seq_len=trained.config.seq_len, seed=args.seed)
-    measured = for_checkpoint(directory, calibration, log=log)
+    scheme = QuantScheme(weight=TensorScheme(True, "channel", clip=args.clip))
+    measured = for_checkpoint(directory, calibration, log=log, scheme=scheme)
     _, val_tokens = measured.calibration.split()
     n_check = calibration.check_windows
     n_held = min(args.held_out, (len(val_tokens) - 1) // calibration.seq_len - n_check)
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         base = report["baseline"]
         tables = [table_from_bits(report["bits"])] + [np.full_like(table_from_bits(report["bits"]), base["width"])]
-        held, held_kl, _ = loss_and_kl(trained.model, held_out, np.stack(tables))
+        held, held_kl, _ = loss_and_kl(trained.model, held_out, np.stack(tables), measured.scheme)
         rows.append(
             {
                 "budget": budget,
@@ -83,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                 "tokens_per_s": report["tokens_per_s"],
                 "baseline_tokens_per_s": base["tokens_per_s"],
                 "baseline_width": base["width"],
+                "area_mm2": report["area_mm2"],
+                "baseline_area_mm2": base["area_mm2"],
+                "tokens_per_j": report["tokens_per_j"],
+                "baseline_tokens_per_j": base["tokens_per_j"],
                 "gain": report["gain"],
                 "chosen": report["chosen"],
                 "target": args.target,
@@ -109,17 +118,19 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     calibration_text = measured.calibration.describe(trained.model.spec.vocab)
-    payload = {"model": trained.model.spec.id, "calibration": calibration_text, "target": args.target, "rows": rows}
+    payload = {"model": trained.model.spec.id, "calibration": calibration_text, "target": args.target,
+               "clip": args.clip, "rows": rows}  # fmt: skip
     (args.out / "end_to_end.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
         f"model {trained.model.spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
         f"{payload['calibration']}; budgets in measured {args.target}; held-out: {len(held_out)} further "
-        "validation windows",
+        f"validation windows; weight scales: {args.clip}",
         "",
         "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
         "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "
-        "refine: measured, bits lowered, gain before | wall s | CPU s | mean W/A/KV bits |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "refine: measured, bits lowered, gain before | wall s | CPU s | mean W/A/KV bits | area mm2 ours / uniform | "
+        "tokens/J ours / uniform |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["mean_bits"]
@@ -131,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['held_out_loss']:.4g} / {r['baseline_held_out_loss']:.4g} | "
             f"{r['held_out_kl']:.4g} / {r['baseline_held_out_kl']:.4g} | {r['rounds']} | {_refined(r)} | "
             f"{r['wall_s']:.0f} | {r['cpu_s']:.0f} | "
-            f"{b['weight']:.2f}/{b['act']:.2f}/{b['kv']:.2f} |"
+            f"{b['weight']:.2f}/{b['act']:.2f}/{b['kv']:.2f} | {r['area_mm2']:.3g} / {r['baseline_area_mm2']:.3g} | "
+            f"{r['tokens_per_j']:.4g} / {r['baseline_tokens_per_j']:.4g} |"
         )
     text = "\n".join(lines) + "\n"
     (args.out / "end_to_end.md").write_text(text)

@@ -279,7 +279,7 @@ def optimize_measured(
     windows = measured.calibration.check_tokens() if verify else None
 
     def measure_many(tables) -> list[dict]:
-        loss, kl, _ = loss_and_kl(model, windows, np.asarray(tables))
+        loss, kl, _ = loss_and_kl(model, windows, np.asarray(tables), measured.scheme)
         return [{"loss": float(a), "kl": float(b), "value": float({"loss": a, "kl": b}[target])} for a, b in
                 zip(loss, kl, strict=True)]  # fmt: skip
 

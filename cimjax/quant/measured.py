@@ -33,7 +33,7 @@ from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
 from cimjax.quant import corpus
 from cimjax.quant.paired import paired
-from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
+from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme, TensorScheme
 from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate
 from cimjax.workload.precision import N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
@@ -161,6 +161,7 @@ class Measured:
       uniform_loss: measured loss increase of uniform W=A=KV at each of :data:`UNIFORM_WIDTHS`.
       joint_tables, joint_loss: mixed assignments ``(n, L, 17)`` and their measured loss increases.
       uniform_kl, joint_kl: the same assignments' measured KL divergence from full precision.
+      scheme: the quantiser every number above was measured with (the verification must use it too).
     """
 
     spec: ModelSpec
@@ -172,6 +173,7 @@ class Measured:
     joint_loss: np.ndarray
     uniform_kl: dict[int, float]
     joint_kl: np.ndarray
+    scheme: QuantScheme = DEFAULT_SCHEME
 
     def uniform(self, target: str) -> dict[int, float]:
         """The measured ``target`` (:data:`TARGETS`) of uniform W=A=KV at each of :data:`UNIFORM_WIDTHS`."""
@@ -197,6 +199,7 @@ class Measured:
                 "kl": np.asarray(self.joint_kl).tolist(),
             },
             "sensitivities": {f.name: np.asarray(getattr(self.sens, f.name)).tolist() for f in _SENS_FIELDS},
+            "scheme": dataclasses.asdict(self.scheme),
         }
 
     def report(self, checkpoint: str | Path) -> dict:
@@ -294,7 +297,18 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
         joint_loss=_array(joint["loss"], "joint.loss", (n,), source),
         uniform_kl=uniform_kl,
         joint_kl=_array(joint["kl"], "joint.kl", (n,), source),
+        scheme=_scheme(payload.get("scheme"), source),
     )
+
+
+def _scheme(value, source: str) -> QuantScheme:
+    """The file's quantiser; files without one were measured with :data:`DEFAULT_SCHEME` (the only one then)."""
+    if value is None:
+        return DEFAULT_SCHEME
+    try:
+        return QuantScheme(**{kind: TensorScheme(**value[kind]) for kind in ("weight", "act", "probs", "kv")})
+    except (TypeError, ValueError, KeyError) as e:
+        raise MeasuredFileError(f"{source}: 'scheme' is malformed: {e}") from None
 
 
 def _uniform(value, field: str, source: str) -> dict[int, float]:
@@ -337,7 +351,8 @@ def measure(
     scheme: QuantScheme = DEFAULT_SCHEME,
     log: Callable[[str], None] | None = None,
 ) -> Measured:
-    """Measures everything :class:`Measured` holds for ``model`` on ``calibration``'s windows."""
+    """Measures everything :class:`Measured` holds for ``model`` on ``calibration``'s windows, quantised
+    with ``scheme``."""
     say = log or (lambda msg: None)
     say(f"measuring {calibration.describe(model.spec.vocab)} ...")
     sens = estimate(model, calibration.tokens(), scheme, n_samples=calibration.samples, seed=calibration.seed)
@@ -357,11 +372,15 @@ def measure(
         joint_loss=loss[n:],
         uniform_kl={b: float(v) for b, v in zip(UNIFORM_WIDTHS, kl[:n], strict=True)},
         joint_kl=kl[n:],
+        scheme=scheme,
     )
 
 
-def cache_path(digest: str, calibration: Calibration) -> Path:
-    key = hashlib.sha256(json.dumps(calibration.key(), sort_keys=True).encode()).hexdigest()[:12]
+def cache_path(digest: str, calibration: Calibration, scheme: QuantScheme = DEFAULT_SCHEME) -> Path:
+    """The cache file of a checkpoint's content hash, calibration and quantiser (:data:`DEFAULT_SCHEME`'s key
+    is the calibration's alone, as before quantisers were chosen, so its existing entries stay valid)."""
+    key = calibration.key() | ({} if scheme == DEFAULT_SCHEME else {"scheme": dataclasses.asdict(scheme)})
+    key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "sensitivities" / f"{digest[:32]}-{key}-v{VERSION}.json"
 
 
@@ -397,8 +416,10 @@ def for_checkpoint(
     calibration: Calibration | None = None,
     n_fit: int = 64,
     log: Callable[[str], None] | None = None,
+    scheme: QuantScheme = DEFAULT_SCHEME,
 ) -> Measured:
-    """The checkpoint's :class:`Measured`, from the cache when this content and calibration were measured.
+    """The checkpoint's :class:`Measured` quantised with ``scheme``, from the cache when this content,
+    calibration and quantiser were measured.
 
     Raises:
       cimjax.lm.CheckpointError: the checkpoint cannot be loaded.
@@ -411,16 +432,16 @@ def for_checkpoint(
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
     calibration = with_tokenizer(calibration, directory)
     digest = checkpoint_hash(directory)
-    path = cache_path(digest, calibration)
+    path = cache_path(digest, calibration, scheme)
     if path.is_file():
         try:
             cached = load(path)
-            if cached.checkpoint_hash == digest:  # this directory's tokenizer path, not the one it was saved with
-                return dataclasses.replace(cached, calibration=calibration)
+            if cached.checkpoint_hash == digest and cached.scheme == scheme:
+                return dataclasses.replace(cached, calibration=calibration)  # this directory's tokenizer path
         except MeasuredFileError:
             pass  # a stale or damaged cache entry is measured again
     model = load_checkpoint(directory)
     rng = np.random.default_rng(calibration.seed)
-    measured = measure(model, calibration, digest, fit_tables(n_fit, model.spec.n_layers, rng), log=log)
+    measured = measure(model, calibration, digest, fit_tables(n_fit, model.spec.n_layers, rng), scheme, log=log)
     measured.save(path)
     return measured

@@ -8,6 +8,13 @@ Scales are taken per tensor, per row of the last axis (``channel`` for an ``(out
 per output channel; ``token`` for an activation: one scale per token), or per group of ``group_size``
 consecutive entries of the last axis. Bits may be traced, non-integer values (the relaxed model);
 ``bits >= FULL_PRECISION_BITS`` leaves the tensor unquantised.
+
+Clipping (``clip``): ``max`` uses the scale above; ``mse`` shrinks it, per group, to ``r S`` with the ratio
+``r`` of :data:`CLIP_RATIOS` (1.00, 0.99, ..., 0.21) that minimises the group's squared error
+``||Q(x) - x||^2`` (ties keep the larger ``r``, so it never does worse than ``max``). Entries beyond the
+shrunk range saturate at the top code; the zero point is unchanged (``round(-r min / (r S))``). The search
+is not differentiated (the chosen scale is a constant to the gradient). Codes, bit width and dequantisation
+are those of ``max``: only the scale value differs (docs/quantisation.md).
 """
 
 from __future__ import annotations
@@ -22,21 +29,28 @@ from cimjax.lm.model import Hooks
 from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, Precision
 
 GRANULARITIES = ("tensor", "channel", "token", "group")
+CLIPS = ("max", "mse")
+CLIP_RATIOS = tuple(1.0 - k / 100 for k in range(80))
+"""Scale ratios the ``mse`` clip search tries: GPTQ's grid (Frantar et al., ICLR 2023, reference code:
+``grid=100``, ``maxshrink=0.8``)."""
 # float32 carries a 24-bit significand: at or above this many bits a tensor is left as it is.
 FULL_PRECISION_BITS = 24.0
 
 
 @dataclasses.dataclass(frozen=True)
 class TensorScheme:
-    """How one kind of tensor is quantised: signedness and scale granularity."""
+    """How one kind of tensor is quantised: signedness, scale granularity and clipping of the scale."""
 
     symmetric: bool = True
     granularity: str = "channel"
     group_size: int = 128
+    clip: str = "max"
 
     def __post_init__(self):
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity={self.granularity!r} is not known; allowed: {GRANULARITIES}")
+        if self.clip not in CLIPS:
+            raise ValueError(f"clip={self.clip!r} is not known; allowed: {CLIPS}")
         if not isinstance(self.group_size, int) or self.group_size < 1:
             raise ValueError(f"group_size={self.group_size!r} must be a positive integer")
 
@@ -62,6 +76,9 @@ class QuantScheme:
 
 
 DEFAULT_SCHEME = QuantScheme()
+CLIPPED_SCHEME = QuantScheme(weight=TensorScheme(True, "channel", clip="mse"))
+""":data:`DEFAULT_SCHEME` with MSE-clipped weight scales (activations and KV entries are quantised at run
+time, where a per-token search is not what an accelerator does)."""
 
 
 def levels(bits, symmetric: bool) -> jax.Array:
@@ -107,6 +124,28 @@ def _scale_zero(g: jax.Array, bits, symmetric: bool) -> tuple[jax.Array, jax.Arr
     return scale, jnp.round(-lo / scale), qmax
 
 
+def _dequantised(g: jax.Array, scale: jax.Array, zero: jax.Array, lower, qmax) -> jax.Array:
+    """``S (clamp(round(g / S) + Z, lower, qmax) - Z)``."""
+    return scale * (jnp.clip(jnp.round(g / scale) + zero, lower, qmax) - zero)
+
+
+def _mse_scale(g: jax.Array, scale: jax.Array, zero: jax.Array, lower, qmax) -> jax.Array:
+    """Per group, the scale ``r S`` (``r`` of :data:`CLIP_RATIOS`) with the least squared error; a strictly
+    smaller error is needed to leave a larger ``r``. A scan over the ratios: memory stays that of ``g``."""
+
+    def error(s):
+        return jnp.sum((_dequantised(g, s, zero, lower, qmax) - g) ** 2, axis=-1, keepdims=True)
+
+    def step(carry, ratio):
+        best_err, best_scale = carry
+        err = error(scale * ratio)
+        better = err < best_err
+        return (jnp.where(better, err, best_err), jnp.where(better, scale * ratio, best_scale)), None
+
+    (_, best), _ = jax.lax.scan(step, (error(scale), scale), jnp.asarray(CLIP_RATIOS[1:], jnp.float32))
+    return jax.lax.stop_gradient(best)
+
+
 def fake_quant(
     x: jax.Array,
     bits,
@@ -114,6 +153,7 @@ def fake_quant(
     symmetric: bool = True,
     granularity: str = "channel",
     group_size: int = 128,
+    clip: str = "max",
     ste: bool = True,
 ) -> jax.Array:
     """Quantise and dequantise ``x`` to ``bits`` bits (see the module docstring for the formulas).
@@ -124,18 +164,20 @@ def fake_quant(
       symmetric: signed codes around zero, or codes ``0..2^b-1`` with a zero point.
       granularity: ``tensor``, ``channel``, ``token`` or ``group``.
       group_size: entries per scale for ``group``.
+      clip: ``max`` (scale from the range) or ``mse`` (the range shrunk per group to the least squared error).
       ste: straight-through gradient (identity in ``x``) instead of the zero gradient of rounding.
 
     Returns:
       The dequantised tensor, same shape and dtype as ``x``.
     """
-    scheme = TensorScheme(symmetric, granularity, group_size)
+    scheme = TensorScheme(symmetric, granularity, group_size, clip)
     _check_bits(bits, symmetric)
     g = _grouped(x.astype(jnp.float32), scheme)
     scale, zero, qmax = _scale_zero(g, bits, symmetric)
     lower = -qmax if symmetric else 0.0  # symmetric codes have zero point 0
-    q = jnp.clip(jnp.round(g / scale) + zero, lower, qmax)
-    y = (scale * (q - zero)).reshape(x.shape).astype(x.dtype)
+    if clip == "mse":
+        scale = _mse_scale(g, scale, zero, lower, qmax)
+    y = _dequantised(g, scale, zero, lower, qmax).reshape(x.shape).astype(x.dtype)
     y = jnp.where(jnp.asarray(bits) >= FULL_PRECISION_BITS, x, y)
     return x + jax.lax.stop_gradient(y - x) if ste else y
 
@@ -148,6 +190,7 @@ def fake_quant_scheme(x: jax.Array, bits, scheme: TensorScheme, ste: bool = True
         symmetric=scheme.symmetric,
         granularity=scheme.granularity,
         group_size=scheme.group_size,
+        clip=scheme.clip,
         ste=ste,
     )
 
