@@ -35,7 +35,7 @@ from cimjax.joint.refine import MEASUREMENTS
 from cimjax.joint.verified import optimize_measured
 from cimjax.lm.checkpoint import save_checkpoint
 from cimjax.quant import corpus
-from cimjax.quant.measured import TARGETS, Calibration, for_checkpoint, loss_and_kl
+from cimjax.quant.measured import CHECKPOINT_SCHEME, TARGETS, Calibration, for_checkpoint, loss_and_kl
 from cimjax.quant.quantizers import CLIPS, QuantScheme, TensorScheme
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
 from cimjax.workload.precision import table_from_bits
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     refine_help = f"most assignments the refinement measures (default {MEASUREMENTS} for kl, 0 for loss)"
     parser.add_argument("--refine", type=int, default=None, help=refine_help)
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark", help="which trained LM")
-    parser.add_argument("--clip", choices=CLIPS, default="max", help="the weight quantiser's scale")
+    clip_help = "the weight quantiser's scale (default: that of measured checkpoints)"
+    parser.add_argument("--clip", choices=CLIPS, default=CHECKPOINT_SCHEME.weight.clip, help=clip_help)
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)

@@ -17,7 +17,7 @@ from cimjax.joint.problem import proxy_values
 from cimjax.joint.verified import measured_budget, verify_rounds
 from cimjax.lm import load_checkpoint, model_tensors
 from cimjax.lm.model import functional, token_nll
-from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, load
+from cimjax.quant.measured import CHECKPOINT_SCHEME, Calibration, cache_path, checkpoint_hash, load
 from cimjax.quant.proxy import Proxy, ProxyKind
 from cimjax.quant.quantizers import QuantHooks
 from cimjax.quant.train import TINY, train
@@ -51,7 +51,7 @@ def _measured_loss(model, windows, table) -> float:
     """Independent oracle: the mean token loss with the table fake-quantised minus the full-precision loss."""
     build, params = functional(model)
     x, y = windows[:, :-1], windows[:, 1:]
-    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)))
+    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), CHECKPOINT_SCHEME)
     quantised = jax.jit(lambda p: token_nll(build(p)(x, hooks), y))(params)
     return float(quantised) - float(jax.jit(lambda p: token_nll(build(p)(x), y))(params))
 
@@ -60,7 +60,7 @@ def _measured_kl(model, windows, table) -> float:
     """Independent oracle: mean over tokens of sum_v p_full (log p_full - log p_quantised), in float64 numpy."""
     build, params = functional(model)
     x = windows[:, :-1]
-    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)))
+    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), CHECKPOINT_SCHEME)
     quantised = np.asarray(jax.jit(lambda p: build(p)(x, hooks))(params), np.float64)
     full = np.asarray(jax.jit(lambda p: build(p)(x))(params), np.float64)
 
@@ -84,7 +84,8 @@ def test_sensitivities_file_round_trips_and_is_cached_by_content(sens_file, expo
     assert measured.checkpoint_hash == checkpoint_hash(exported)
     assert measured.spec.n_layers == TINY.n_layers and len(measured.joint_loss) == len(measured.joint_tables) > 0
     calibration = Calibration(windows=2, seq_len=32, samples=1, check_windows=4)
-    assert cache_path(measured.checkpoint_hash, calibration).is_file()
+    assert measured.scheme == CHECKPOINT_SCHEME
+    assert cache_path(measured.checkpoint_hash, calibration, CHECKPOINT_SCHEME).is_file()
     # The measured int8 budget is the real loss increase of uniform INT8 on the calibration windows.
     model = load_checkpoint(exported)
     expected = _measured_loss(model, calibration.check_tokens(), np.full((TINY.n_layers, 17), 8.0))

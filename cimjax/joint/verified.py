@@ -30,6 +30,7 @@ budget, on its best hardware.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -246,7 +247,8 @@ def optimize_measured(
     Adds to :func:`cimjax.joint.runner.optimize_report`'s keys: ``measured_budget`` (in ``target`` units),
     ``measured_loss`` (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry
     per round: proxy budget, proxy, measured loss and KL, tokens/s), ``verify_wall_s``, ``calibration``,
-    ``checkpoint_hash``, ``target`` and ``measured_kl``; ``baseline`` gains its ``measured_loss``,
+    ``checkpoint_hash``, ``target``, ``measured_kl`` and ``scheme`` (the quantiser everything was measured
+    with, :attr:`Measured.scheme`); ``baseline`` gains its ``measured_loss``,
     ``measured_kl`` and ``width``.
 
     Args:
@@ -292,7 +294,8 @@ def optimize_measured(
     refined = _refine(candidates, limit, measure_many, refine, say) if verify and refine > 0 else None
     verify_wall = time.perf_counter() - start
     problem, report, values, extras = _against_uniform(measured, limit, target, candidates, verify, tolerance)
-    note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}"
+    clip = f"weight scales: {measured.scheme.weight.clip} (docs/quantisation.md)"
+    note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}; {clip}"
     return (
         Result(report)
         | extras
@@ -319,5 +322,6 @@ def optimize_measured(
             "target": target,
             "measured_kl": None if values is None else values["kl"],
             "refine": refined,
+            "scheme": dataclasses.asdict(measured.scheme),
         }
     )

@@ -119,7 +119,7 @@ def validate_frontier(
         n_eval = (len(corpus.split(cfg.val_fraction, trained.tokenizer)[1]) - 1) // cfg.seq_len - check_windows
     held_out, own = corpus.held_out_windows(cfg.seq_len, check_windows, n_eval, cfg.val_fraction, trained.tokenizer)
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
-    m = measure(trained, held_out, tables)
+    m = measure(trained, held_out, tables, measured.scheme)  # the quantiser the fit set was measured with
     frontier_measured, se = m.of(target)
     features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]))
     results = judge_variants(features, len(fit_values), fit_values, frontier_measured, se)

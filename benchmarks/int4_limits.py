@@ -1,0 +1,102 @@
+"""What limits the verified INT4 gain on the trained byte LM (docs/joint.md, "What limits the INT4 gain").
+
+Two measurements:
+
+1. **Cost side**: tokens/s of bit variants of a reported design (a row of ``experiments/end_to_end.py``'s
+   JSON) at its hardware and with the hardware swept again: every weight one bit lower, every
+   activation / KV entry one bit lower, activations and KV at 16 or 8 bits, weights at 4 or 8 bits. Says
+   whether weight bits (macro columns and DRAM traffic) or activation bits (bit-serial streaming) set
+   tokens/s for this model.
+2. **Accuracy side**: measured loss increase and KL of uniform W=A=KV widths and of weight-only /
+   activation-only tables on the check windows, with the weight scales ``max`` and ``mse``
+   (docs/quantisation.md), i.e. what 2- and 3-bit weights cost under each quantiser.
+
+    python benchmarks/int4_limits.py results/end_to_end/end_to_end.json [--row 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cimjax.joint.allocation import best_hardware
+from cimjax.joint.problem import ExactEvaluator, make_problem
+from cimjax.quant.measured import Calibration, loss_and_kl, with_tokenizer
+from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME
+from cimjax.quant.train import BENCHMARK, train
+from cimjax.workload.precision import N_POINTS, POINTS, table_from_bits
+
+WEIGHT = np.array([kind == "weight" for kind, _ in POINTS])
+KV = np.array([kind == "kv" for kind, _ in POINTS])
+ACT = ~WEIGHT & ~KV
+
+
+def cost_side(spec, table: np.ndarray) -> None:
+    """Tokens/s of bit variants of ``table``, relative to it, at its best hardware and re-swept."""
+    problem = make_problem(spec, 1.0)  # only the exact cost model is used here, not the proxy
+    evaluate = ExactEvaluator(problem)
+    hardware, _ = best_hardware(problem, table)
+
+    def tokens_per_s(t, choice):
+        return problem.workload.generate / float(evaluate(choice[None], t[None]).latency_s[0])
+
+    base = tokens_per_s(table, hardware)
+    print(f"design at its best hardware: {base:,.0f} tokens/s")
+    variants = {
+        "weights -1 bit (>= 2)": np.where(WEIGHT, np.maximum(table - 1, 2), table),
+        "activations -1 bit (>= 2)": np.where(ACT, np.maximum(table - 1, 2), table),
+        "KV -1 bit (>= 2)": np.where(KV, np.maximum(table - 1, 2), table),
+        "activations + KV at 16": np.where(~WEIGHT, 16, table),
+        "activations + KV at 8": np.where(~WEIGHT, 8, table),
+        "weights at 4": np.where(WEIGHT, 4, table),
+        "weights at 8": np.where(WEIGHT, 8, table),
+    }
+    for name, t in variants.items():
+        swept, _ = best_hardware(problem, t)
+        print(f"  {name:26s} {tokens_per_s(t, hardware) / base:.3f}x (same hardware), "
+              f"{tokens_per_s(t, swept) / base:.3f}x (re-swept)")  # fmt: skip
+
+
+def accuracy_side(trained) -> None:
+    """Measured loss increase and KL of uniform, weight-only and activation-only tables, max vs mse scales."""
+    calibration = with_tokenizer(Calibration(seq_len=trained.config.seq_len), trained.directory / "hf")
+    windows = calibration.check_tokens()
+    n_layers = trained.model.spec.n_layers
+    names, tables = [], []
+    for b in (8, 6, 4, 3, 2):
+        names.append(f"uniform W=A=KV {b}")
+        tables.append(np.full((n_layers, N_POINTS), float(b)))
+    for b in (4, 3, 2):
+        names.append(f"weights {b}, rest 16")
+        tables.append(np.where(WEIGHT, float(b), 16.0) * np.ones((n_layers, 1)))
+    names.append("weights 8, rest 4")
+    tables.append(np.where(WEIGHT, 8.0, 4.0) * np.ones((n_layers, 1)))
+    print(f"measured on {len(windows)} check windows: loss increase / KL (nats/token)")
+    results = {
+        clip: loss_and_kl(trained.model, windows, np.stack(tables), scheme)
+        for clip, scheme in (("max", DEFAULT_SCHEME), ("mse", CLIPPED_SCHEME))
+    }
+    for i, name in enumerate(names):
+        cells = "   ".join(f"{clip}: {r[0][i]:.4g} / {r[1][i]:.4g}" for clip, r in results.items())
+        print(f"  {name:22s} {cells}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("end_to_end_json", help="experiments/end_to_end.py's end_to_end.json (byte LM)")
+    parser.add_argument("--row", type=int, default=2, help="which budget's row (default 2: int4)")
+    args = parser.parse_args(argv)
+    row = json.loads(Path(args.end_to_end_json).read_text(encoding="utf-8"))["rows"][args.row]
+    trained = train(BENCHMARK, log=lambda msg: None)
+    print(f"{row['budget']} design: gain {row['gain']:.3f}, mean W/A/KV bits "
+          f"{row['mean_bits']['weight']:.2f}/{row['mean_bits']['act']:.2f}/{row['mean_bits']['kv']:.2f}")  # fmt: skip
+    cost_side(trained.model.spec, table_from_bits(row["bits"]).astype(np.float64))
+    accuracy_side(trained)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
