@@ -19,7 +19,7 @@ from pathlib import Path
 from cimjax.joint.compare import TOLERANCE
 from cimjax.joint.runner import optimize_report
 
-MODELS = "tinyllama-1.1b,qwen2.5-0.5b,llama3.2-1b,qwen3-0.6b"
+MODELS = "tinyllama-1.1b,qwen2.5-0.5b,llama3.2-1b,qwen3-0.6b,qwen2.5-1.5b"
 KEYS = ("tokens_per_s", "tokens_per_j", "area_mm2")
 
 
