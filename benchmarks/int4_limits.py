@@ -20,14 +20,17 @@ import argparse
 import json
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
+from cimjax.evaluation import design_report
+from cimjax.hardware.config import FIELDS
 from cimjax.joint.allocation import best_hardware
 from cimjax.joint.problem import ExactEvaluator, make_problem
 from cimjax.quant.measured import Calibration, loss_and_kl, with_tokenizer
 from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME
 from cimjax.quant.train import BENCHMARK, train
-from cimjax.workload.precision import N_POINTS, POINTS, table_from_bits
+from cimjax.workload.precision import N_POINTS, POINTS, Precision, table_from_bits
 
 WEIGHT = np.array([kind == "weight" for kind, _ in POINTS])
 KV = np.array([kind == "kv" for kind, _ in POINTS])
@@ -44,7 +47,13 @@ def cost_side(spec, table: np.ndarray) -> None:
         return problem.workload.generate / float(evaluate(choice[None], t[None]).latency_s[0])
 
     base = tokens_per_s(table, hardware)
-    print(f"design at its best hardware: {base:,.0f} tokens/s")
+    config = {n: problem.space.values[n][int(hardware[i])] for i, n in enumerate(FIELDS)}
+    prec = Precision.from_table(jnp.asarray(table, jnp.float32))
+    full = design_report(spec, prec, "mixed", config, problem.workload, problem.tech, problem.space)
+    by_operator = sorted(full["latency_by_operator_s"].items(), key=lambda kv: -kv[1])
+    shares = ", ".join(f"{name} {t / full['latency_s']:.0%}" for name, t in by_operator[:5])
+    print(f"design at its best hardware {config}: {base:,.0f} tokens/s; DRAM roofline "
+          f"{full['roofline_tokens_per_s']:,.0f} tokens/s; latency by operator: {shares}")  # fmt: skip
     variants = {
         "weights -1 bit (>= 2)": np.where(WEIGHT, np.maximum(table - 1, 2), table),
         "activations -1 bit (>= 2)": np.where(ACT, np.maximum(table - 1, 2), table),

@@ -9,7 +9,7 @@ the best uniform design meeting the same measured budget. Both are then also mea
 windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
-        [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse]
+        [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
@@ -18,7 +18,9 @@ measured by the refinement after the verify rounds (:mod:`cimjax.joint.refine`; 
 subword``: the second, larger model (``SUBWORD``: 8 layers, a 1,024-id byte-level BPE tokenizer trained on
 the corpus), exported with its ``tokenizer.json``, so every window is in its own sub-word ids. ``--clip``:
 the weight quantiser's scale, ``max`` or ``mse`` (clip search, docs/quantisation.md), for every
-assignment, the uniform budgets included. Each row also gives both designs' area and tokens/J.
+assignment, the uniform budgets included. Each row also gives both designs' area and tokens/J, and the
+optimiser's own design (same bits, its hardware before optimize's area rule picks the recommended chip:
+docs/results.md) with its gain and area.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refine", type=int, default=None, help=refine_help)
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark", help="which trained LM")
     clip_help = "the weight quantiser's scale (default: that of measured checkpoints)"
+    parser.add_argument("--area-max", type=float, default=None, help="area limit (mm^2) of every design")
     parser.add_argument("--clip", choices=CLIPS, default=CHECKPOINT_SCHEME.weight.clip, help=clip_help)
     args = parser.parse_args(argv)
 
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{budget}: verified joint optimisation ...")
         start, cpu = time.perf_counter(), time.process_time()
         report = optimize_measured(measured, budget, model=trained.model, verify=True, max_rounds=args.rounds,
-                                   seed=args.seed, target=args.target, refine=args.refine, log=log)  # fmt: skip
+                                   seed=args.seed, target=args.target, refine=args.refine, area_max=args.area_max,
+                                   log=log)  # fmt: skip
         wall = time.perf_counter() - start
         base = report["baseline"]
         tables = [table_from_bits(report["bits"])] + [np.full_like(table_from_bits(report["bits"]), base["width"])]
@@ -93,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                 "baseline_area_mm2": base["area_mm2"],
                 "tokens_per_j": report["tokens_per_j"],
                 "baseline_tokens_per_j": base["tokens_per_j"],
+                "optimiser_design": report.get("optimiser_design"),
+                "optimiser_gain": _optimiser_gain(report),
                 "gain": report["gain"],
                 "chosen": report["chosen"],
                 "target": args.target,
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     calibration_text = measured.calibration.describe(trained.model.spec.vocab)
     payload = {"model": trained.model.spec.id, "calibration": calibration_text, "target": args.target,
-               "clip": args.clip, "rows": rows}  # fmt: skip
+               "clip": args.clip, "area_max": args.area_max, "rows": rows}  # fmt: skip
     (args.out / "end_to_end.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
         f"model {trained.model.spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
@@ -130,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
         "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "
         "refine: measured, bits lowered, gain before | wall s | CPU s | mean W/A/KV bits | area mm2 ours / uniform | "
-        "tokens/J ours / uniform |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "tokens/J ours / uniform | optimiser's own design: gain, area mm2 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["mean_bits"]
@@ -144,12 +150,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['held_out_kl']:.4g} / {r['baseline_held_out_kl']:.4g} | {r['rounds']} | {_refined(r)} | "
             f"{r['wall_s']:.0f} | {r['cpu_s']:.0f} | "
             f"{b['weight']:.2f}/{b['act']:.2f}/{b['kv']:.2f} | {r['area_mm2']:.3g} / {r['baseline_area_mm2']:.3g} | "
-            f"{r['tokens_per_j']:.4g} / {r['baseline_tokens_per_j']:.4g} |"
+            f"{r['tokens_per_j']:.4g} / {r['baseline_tokens_per_j']:.4g} | {_own(r)} |"
         )
     text = "\n".join(lines) + "\n"
     (args.out / "end_to_end.md").write_text(text)
     print(text)
     return 0
+
+
+def _optimiser_gain(report: dict) -> float | None:
+    """The optimiser's own design's tokens/s over the baseline's (None without either)."""
+    own, base = report.get("optimiser_design"), report.get("baseline")
+    return None if own is None or base is None else own["tokens_per_s"] / base["tokens_per_s"]
+
+
+def _own(row: dict) -> str:
+    """The optimiser's own design's column: its gain and area."""
+    own = row["optimiser_design"]
+    return "-" if own is None else f"{row['optimiser_gain']:.3f}, {own['area_mm2']:.3g}"
 
 
 def _refined(row: dict) -> str:
