@@ -247,9 +247,8 @@ def optimize_measured(
     Adds to :func:`cimjax.joint.runner.optimize_report`'s keys: ``measured_budget`` (in ``target`` units),
     ``measured_loss`` (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry
     per round: proxy budget, proxy, measured loss and KL, tokens/s), ``verify_wall_s``, ``calibration``,
-    ``checkpoint_hash``, ``target``, ``measured_kl`` and ``scheme`` (the quantiser everything was measured
-    with, :attr:`Measured.scheme`); ``baseline`` gains its ``measured_loss``,
-    ``measured_kl`` and ``width``.
+    ``checkpoint_hash``, ``target``, ``measured_kl`` and ``scheme`` (the quantiser of every measurement);
+    ``baseline`` gains its ``measured_loss``, ``measured_kl`` and ``width``.
 
     Args:
       target: what the budget, the proxy and the verification measure: ``loss`` (loss increase) or ``kl``
@@ -285,8 +284,7 @@ def optimize_measured(
         return [{"loss": float(a), "kl": float(b), "value": float({"loss": a, "kl": b}[target])} for a, b in
                 zip(loss, kl, strict=True)]  # fmt: skip
 
-    start = time.perf_counter()
-    say = log or (lambda msg: None)
+    start, say = time.perf_counter(), log or (lambda msg: None)
     measure = (lambda table: measure_many(table[None])[0]) if verify else None
     search = target in MEASURED_SEARCH
     history, candidates, evaluations = verify_rounds(measure, solve, fit, limit, max_rounds, say, loosen=search)
@@ -294,8 +292,8 @@ def optimize_measured(
     refined = _refine(candidates, limit, measure_many, refine, say) if verify and refine > 0 else None
     verify_wall = time.perf_counter() - start
     problem, report, values, extras = _against_uniform(measured, limit, target, candidates, verify, tolerance)
-    clip = f"weight scales: {measured.scheme.weight.clip} (docs/quantisation.md)"
-    note = f"accuracy measured on {measured.calibration.describe(spec.vocab)}; {clip}"
+    calibration = measured.calibration.describe(spec.vocab)
+    note = f"accuracy measured on {calibration}; weight scales: {measured.scheme.weight.clip} (docs/quantisation.md)"
     return (
         Result(report)
         | extras
@@ -317,7 +315,7 @@ def optimize_measured(
             "rounds": len(history),
             "verify_history": history,
             "verify_wall_s": verify_wall,
-            "calibration": measured.calibration.describe(spec.vocab),
+            "calibration": calibration,
             "checkpoint_hash": measured.checkpoint_hash,
             "target": target,
             "measured_kl": None if values is None else values["kl"],

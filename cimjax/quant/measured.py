@@ -41,10 +41,7 @@ from cimjax.workload.spec import ModelSpec
 FORMAT = "cimjax-measured-sensitivities"
 VERSION = 4  # 4: the KL divergence of the uniform and mixed assignments (uniform_kl, joint.kl)
 UNIFORM_WIDTHS = tuple(int(b) for b in BIT_GRID)  # uniform W=A=KV widths whose loss is measured
-CHECKPOINT_SCHEME = CLIPPED_SCHEME
-"""The quantiser of measured checkpoints (:func:`for_checkpoint`'s default): weights with MSE-clipped
-per-channel scales. On the trained byte LM it raised every verified gain at the measured INT8/6/4 KL
-budgets, which it moves too (docs/joint.md)."""
+CHECKPOINT_SCHEME = CLIPPED_SCHEME  # the quantiser of measured checkpoints: it raised the gains (docs/joint.md)
 TARGETS = ("loss", "kl")
 """What a budget measures: the loss increase, or the mean per-token KL divergence from full precision
 (both nats/token, on the check windows)."""
