@@ -28,7 +28,9 @@ from cimjax.cost.model import evaluate
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.macro import EDGECIM_MACRO
 from cimjax.hardware.technology import Technology, allowed_range, default_technology
+from cimjax.mapping.partition import pe_loads, row_groups
 from cimjax.mapping.pipeline import dram_bits_per_s, stage_timing
+from cimjax.ops import EXACT
 from cimjax.report.paper import PAPER_AREA_BAND_MM2, PRECISIONS
 from cimjax.search.exhaustive import sweep
 from cimjax.workload.models import MODELS
@@ -140,7 +142,6 @@ def tile_padding(model_id: str, bits: int, pes_per_tile: int) -> float:
     """Fraction of the macro slots of whole P x P tiles that a layer's weights leave empty (Q, K, V per KV
     group, as they are mapped; the others whole)."""
     spec, side = MODELS[model_id], math.isqrt(pes_per_tile)
-    per_row = EDGECIM_MACRO.columns // bits
     shapes = linear_shapes(spec) | {
         "q": (spec.hidden, spec.group_size * spec.head_dim),
         "k": (spec.hidden, spec.head_dim),
@@ -149,8 +150,10 @@ def tile_padding(model_id: str, bits: int, pes_per_tile: int) -> float:
     used = slots = 0
     for name, (d_in, d_out) in shapes.items():
         copies = spec.n_kv_heads if name in ("q", "k", "v") else 1
-        rows, cols = math.ceil(d_in / EDGECIM_MACRO.rows), math.ceil(d_out / per_row)
-        used += copies * rows * cols
+        loads = int(pe_loads(EDGECIM_MACRO, d_in, d_out, float(bits), EXACT))
+        rows = row_groups(EDGECIM_MACRO, d_in)
+        cols = loads // rows
+        used += copies * loads
         slots += copies * math.ceil(rows / side) * math.ceil(cols / side) * pes_per_tile
     return 1.0 - used / slots
 

@@ -29,7 +29,7 @@ from cimjax.workload.params import layer_linear_weights
 from cimjax.workload.precision import Precision, preset
 from cimjax.workload.spec import ModelSpec
 
-COST_SWITCHES = ("stage_control", "tile_transfers")  # mechanisms that add time (the others hide it)
+COST_SWITCHES = ("stage_control", "tile_transfers", "partial_sums")  # mechanisms that add time (the others hide it)
 REFERENCE_MODELS = ("qwen2.5-0.5b", "phi3.5-mini", "qwen3-0.6b")  # GQA + biases, MHA, q/k norm + head_dim
 
 
@@ -250,6 +250,27 @@ def test_tile_transfers_by_hand():
                          drain_cycles=0.0)  # fmt: skip
         assert float(t.period) == pytest.approx(period * cycle, rel=1e-6), (t_v, t_h, switch)
         assert float(t.first) == pytest.approx((12 + 8) * cycle, rel=1e-6), (t_v, t_h, switch)
+
+
+def test_partial_sums_by_hand():
+    """The paper's alpha = 0.5 design at the DRAM peak (4096 bits per cycle), INT8: each of a cluster's 8
+    tiles sends 2 sums of 8 + 8 + log2(16 x 4) = 22 bits per input to the cluster tree (352 bits), the
+    cluster 2 sums of 8 + 8 + log2(16 x 32) = 25 bits to the chip tree (50). Six clusters' 8192 + 50 bits
+    on the inter-cluster bus take 12.07 cycles, over DRAM's 12; the M = 1 set's own cycle is its
+    (8192 + 352) / 4096 inter-tile cycles plus 8 of compute. With 4 inputs per stage (32 compute cycles)
+    the shared buses carry four inputs' sums, the set's cycle waits for the last input's only."""
+    hw = HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN)
+    cycle = 2.5e-9
+    for switch, inputs, period, first in (
+        (0, 1, 12, 12 + 8),
+        (1, 1, 6 * (8192 + 50) / 4096, 6 * (8192 + 50) / 4096 + 8),
+        (1, 4, (8192 + 352) / 4096 + 32, 6 * (8192 + 4 * 50) / 4096 + 32),
+    ):
+        tech = default_technology().replace(dram_efficiency=1.0, partial_sums=switch)
+        t = stage_timing(hw, tech, EXACT, stage_bits=8192.0, streaming_clusters=6.0, stage_cycles=8.0 * inputs,
+                         drain_cycles=0.0, tile_psum_bits=352.0, chip_psum_bits=50.0, inputs=inputs)  # fmt: skip
+        assert float(t.period) == pytest.approx(period * cycle, rel=1e-6), (switch, inputs)
+        assert float(t.first) == pytest.approx(first * cycle, rel=1e-6), (switch, inputs)
 
 
 def test_macro_write_mechanisms_area_by_hand():

@@ -57,9 +57,27 @@ def test_every_operator_respects_its_dram_roofline(small_workload):
         assert float(embedding.latency) == pytest.approx(float(embedding.activity().dram_bits) / rate, rel=1e-6)
 
 
-def test_pricing_is_activities_times_unit_energies_plus_leakage(small_workload):
+def test_partial_sum_bits_by_hand(small_workload):
+    """W_O of Qwen2.5-0.5B at INT4 (896 x 896): 56 row groups x 224 column groups = 12,544 macro loads. With
+    P^2 = 4 a tile sums 4 of them into 4 sums of 4 + 4 + log2(16 x 4) = 14 bits: 12,544 / 4 x 56 bits per
+    token; with N_A = 8 x 4 a cluster sends 4 sums of 4 + 4 + log2(16 x 32) = 17 bits per 32 loads to the chip
+    tree. Switched off, none."""
+    hw = HardwareConfig.from_dict(dict(PAPER_SPACE.decode(0).to_dict(), t_v_act=4, t_h_act=2, pes_per_tile=4))
+    four = Precision(np.full((1, 7), 4.0), np.full((1, 9), 4.0), np.full(1, 4.0))
+    counts = decode_counts(small_workload)
+    for switch in (0, 1):
+        tech = default_technology().replace(partial_sums=switch)
+        p = operators.phase(hw, four, SPEC, counts, small_workload.attention_block, tech, EXACT)
+        activity = operators.o_proj(p).activity()
+        assert float(np.sum(activity.tile_psum_bits)) == pytest.approx(switch * counts.tokens * 12544 / 4 * 4 * 14)
+        assert float(np.sum(activity.chip_psum_bits)) == pytest.approx(switch * counts.tokens * 12544 / 32 * 4 * 17)
+        assert float(np.sum(operators.attention(p).activity().tile_psum_bits)) == 0.0  # not modelled for K/V blocks
+
+
+@pytest.mark.parametrize("partial_sums", [0, 1])
+def test_pricing_is_activities_times_unit_energies_plus_leakage(small_workload, partial_sums):
     """Energy by component, recomputed in float64 from the operators' activities and the unit energies."""
-    tech = default_technology()
+    tech = default_technology().replace(partial_sums=partial_sums)
     prec = _precision()
     t = tech.to_dict()
     for hw in _designs(2):
@@ -80,7 +98,12 @@ def test_pricing_is_activities_times_unit_energies_plus_leakage(small_workload):
             "macro_write": total["streamed_bits"] * t["pe_write_energy_per_bit"],
             "reduction": total["adds"] * t["psum_bits"] * t["add_energy_per_bit"],
             "buffers": 2 * (total["dram_bits"] + total["moved_bits"]) * t["buffer_energy_per_bit"],
-            "buses": (total["streamed_bits"] + total["moved_bits"]) * wire * t["wire_energy_per_bit_mm"],
+            "buses": (
+                (total["streamed_bits"] + total["moved_bits"]) * wire
+                + total["tile_psum_bits"] * float(area.wire_inter_tile_mm)
+                + total["chip_psum_bits"] * float(area.wire_inter_cluster_mm)
+            )
+            * t["wire_energy_per_bit_mm"],
             "functional_units": total["fu_ops"] * t["fu_energy_per_op"],
             "leakage": latency * t["leakage_w_per_mm2"] * float(area.total),
         }

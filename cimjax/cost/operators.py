@@ -47,10 +47,12 @@ class Activity(NamedTuple):
     adds: object  # partial-sum additions of the reduction
     moved_bits: object  # activations through the cluster buffers and buses
     fu_ops: object  # functional-unit operations
+    tile_psum_bits: object = 0.0  # partial sums from the tiles to the cluster adder tree (inter-tile bus)
+    chip_psum_bits: object = 0.0  # partial sums from the clusters to the chip adder tree (inter-cluster bus)
 
 
 ACTIVITIES = Activity._fields
-NO_ACTIVITY = Activity(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+NO_ACTIVITY = Activity(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class OperatorCost(NamedTuple):
@@ -125,7 +127,9 @@ def phase(
     )
 
 
-def _timing(p: Phase, stage_bits, streaming, stage_cycles, drain) -> StageTiming:
+def _timing(p: Phase, stage_bits, streaming, stage_cycles, drain, psums=(0.0, 0.0)) -> StageTiming:
+    """A phase's stage timing; ``psums``: the partial-sum bits per input a cluster's stage sends to the
+    cluster tree and to the chip tree (:func:`_psum_bits`)."""
     return stage_timing(
         p.hw,
         p.tech,
@@ -134,18 +138,31 @@ def _timing(p: Phase, stage_bits, streaming, stage_cycles, drain) -> StageTiming
         streaming_clusters=streaming,
         stage_cycles=stage_cycles,
         drain_cycles=drain,
+        tile_psum_bits=psums[0],
+        chip_psum_bits=psums[1],
+        inputs=float(p.counts.inputs),
     )
 
 
-def _over_rounds(p: Phase, stage_bits, stage_cycles, total_of: Callable[[StageTiming], object]):
+def _psum_bits(p: Phase, name: str, loads, summed):
+    """Partial-sum bits per input of a matrix's ``loads`` macro loads, emitted once per ``summed`` macros
+    (a tile: P^2, a cluster: N_A) holding row groups of one column group: one sum per output of the
+    column group, ``w + a + ceil(log2(rows * summed))`` bits wide (docs/model.md, ``partial_sums``)."""
+    w, a, macro, ops = p.w[name], p.a[name], p.macro, p.ops
+    width = w + a + ops.log2_ceil(macro.rows * summed)
+    return loads / summed * macro.weights_per_row(w, ops) * width
+
+
+def _over_rounds(p: Phase, stage_bits, stage_cycles, total_of: Callable[[StageTiming], object], psums=(0.0, 0.0)):
     """Sum over the rounds of KV groups: (rounds-1) with every cluster streaming, one with the rest."""
-    full = _timing(p, stage_bits, p.clusters, stage_cycles, p.cluster_drain)
-    last = _timing(p, stage_bits, p.last_round, stage_cycles, p.cluster_drain)
+    full = _timing(p, stage_bits, p.clusters, stage_cycles, p.cluster_drain, psums)
+    last = _timing(p, stage_bits, p.last_round, stage_cycles, p.cluster_drain, psums)
     return (p.rounds - 1.0) * total_of(full) + total_of(last)
 
 
-def _linear_activity(p: Phase, names, loads: dict) -> Activity:
-    """Activities of linear operators ``names``, ``loads`` macro loads each (per pass and input).
+def _linear_activity(p: Phase, names, loads: dict, chip: tuple = ()) -> Activity:
+    """Activities of linear operators ``names``, ``loads`` macro loads each (per pass and input); those in
+    ``chip`` reduce through the chip-level tree.
 
     Activations go through the cluster buffers and buses: inputs broadcast to every cluster, outputs back.
     """
@@ -158,6 +175,7 @@ def _linear_activity(p: Phase, names, loads: dict) -> Activity:
         for n in names
     }
     streamed = sum(weight_bits[n] for n in names)
+    per_token = p.tech.partial_sums * float(counts.tokens)  # partial sums are counted with the switch on
     return Activity(
         dram_bits=streamed,
         streamed_bits=streamed,
@@ -165,6 +183,8 @@ def _linear_activity(p: Phase, names, loads: dict) -> Activity:
         adds=sum(adds[n] for n in names),
         moved_bits=sum(act_bits[n] for n in names),
         fu_ops=0.0,
+        tile_psum_bits=per_token * sum(_psum_bits(p, n, loads[n], p.hw.pes_per_tile) for n in names),
+        chip_psum_bits=per_token * sum(_psum_bits(p, n, loads[n], p.active) for n in chip),
     )
 
 
@@ -185,7 +205,8 @@ def qkv(p: Phase) -> OperatorCost:
     stages = sum(group_stages.values())
     bits = sum(d_in * d_out * p.streamed[n] for n, (d_in, d_out) in group_shapes.items())
     cycles = p.counts.inputs * sum(group_stages[n] * p.cycles[n] for n in group_stages) / stages
-    latency = p.counts.passes * _over_rounds(p, bits / stages, cycles, lambda t: t.latency(stages))
+    tile_psums = sum(_psum_bits(p, n, group_loads[n], p.hw.pes_per_tile) for n in group_shapes) / stages
+    latency = p.counts.passes * _over_rounds(p, bits / stages, cycles, lambda t: t.latency(stages), (tile_psums, 0.0))
 
     def activity():
         full_loads = {n: spec.n_kv_heads * group_loads[n] for n in group_shapes}
@@ -236,31 +257,37 @@ def attention(p: Phase) -> OperatorCost:
     return OperatorCost(latency, activity)
 
 
-def _all_clusters(p: Phase, names, drain) -> tuple[object, dict]:
+def _all_clusters(p: Phase, names, drain, chip: bool = False) -> tuple[object, dict]:
     """Latency of linear operators ``names`` partitioned together over the PEs of all clusters, and their
     macro loads: ``stages = ceil(sum loads / (C N_A))``, ``cycles = inputs * sum_j loads_j a_j / sum loads``,
-    ``T = passes * T_stage(C streaming)``."""
+    ``T = passes * T_stage(C streaming)``; ``chip``: reduced through the chip-level tree."""
     shapes, ops, clusters = linear_shapes(p.spec), p.ops, p.clusters
     loads = {n: pe_loads(p.macro, shapes[n][0], shapes[n][1], p.w[n], ops) for n in names}
     n_loads = sum(loads[n] for n in names)
     stages = ops.ceil_div(n_loads, clusters * p.active)
     bits = sum(shapes[n][0] * shapes[n][1] * p.streamed[n] for n in names)
     cycles = p.counts.inputs * sum(loads[n] * p.cycles[n] for n in names) / n_loads
-    latency = p.counts.passes * _timing(p, bits / (clusters * stages), clusters, cycles, drain).latency(stages)
-    return latency, loads
+    cluster_stages = clusters * stages
+    psums = (
+        sum(_psum_bits(p, n, loads[n], p.hw.pes_per_tile) for n in names) / cluster_stages,
+        sum(_psum_bits(p, n, loads[n], p.active) for n in names) / cluster_stages if chip else 0.0,
+    )
+    timing = _timing(p, bits / cluster_stages, clusters, cycles, drain, psums)
+    return p.counts.passes * timing.latency(stages), loads
 
 
 def o_proj(p: Phase) -> OperatorCost:
     """W_O over all clusters, then the chip-level adder tree."""
-    latency, loads = _all_clusters(p, ("o",), p.chip_drain)
-    return OperatorCost(latency, lambda: _linear_activity(p, ("o",), loads))
+    latency, loads = _all_clusters(p, ("o",), p.chip_drain, chip=True)
+    return OperatorCost(latency, lambda: _linear_activity(p, ("o",), loads, chip=("o",)))
 
 
 def ffn(p: Phase) -> OperatorCost:
     """Gate and up together over all clusters, then down (after the activation and multiply)."""
     t_gate_up, loads = _all_clusters(p, ("gate", "up"), p.cluster_drain)
-    t_down, loads_down = _all_clusters(p, ("down",), p.chip_drain)
-    return OperatorCost(t_gate_up + t_down, lambda: _linear_activity(p, ("gate", "up", "down"), loads | loads_down))
+    t_down, loads_down = _all_clusters(p, ("down",), p.chip_drain, chip=True)
+    names = ("gate", "up", "down")
+    return OperatorCost(t_gate_up + t_down, lambda: _linear_activity(p, names, loads | loads_down, chip=("down",)))
 
 
 def functional_units(p: Phase, t_streaming) -> OperatorCost:

@@ -18,6 +18,11 @@ from cimjax.cost.operators import ACTIVITIES, NO_ACTIVITY, OPERATORS, OperatorCo
 from cimjax.hardware.area import Area
 from cimjax.hardware.technology import Technology
 
+PSUM_ACTIVITIES = ("tile_psum_bits", "chip_psum_bits")
+# Priced by one matrix; partial sums apart, so that with the mechanism off the matrix sum (and its
+# gradients) stays the one it was before they existed, bit for bit (golden check).
+MATRIX_ACTIVITIES = tuple(a for a in ACTIVITIES if a not in PSUM_ACTIVITIES)
+
 COMPONENTS = (
     "dram",
     "compute",
@@ -46,7 +51,8 @@ def energy_matrix(tech: Technology, area: Area):
     """Joules per unit of each activity (rows, ACTIVITIES) for each component but leakage (columns).
 
     DRAM bits are also written into and read out of the global buffer; streamed bits are written
-    into macros and cross the three bus levels; activations go through cluster buffers and buses. A macro
+    into macros and cross the three bus levels; activations go through cluster buffers and buses; partial
+    sums are priced by :func:`psum_wire_energy`. A macro
     cycle and a bit written into a macro cost what the technology's macro says (``tech.macro``).
     """
     wire = (area.wire_intra_tile_mm + area.wire_inter_tile_mm + area.wire_inter_cluster_mm) * (
@@ -62,7 +68,16 @@ def energy_matrix(tech: Technology, area: Area):
         "moved_bits": (zero, zero, zero, zero, buffer, wire, zero),
         "fu_ops": (zero, zero, zero, zero, zero, zero, tech.fu_energy_per_op),
     }
-    return jnp.stack([jnp.stack([jnp.asarray(x, wire.dtype) for x in rows[a]]) for a in ACTIVITIES])
+    return jnp.stack([jnp.stack([jnp.asarray(x, wire.dtype) for x in rows[a]]) for a in MATRIX_ACTIVITIES])
+
+
+def psum_wire_energy(tech: Technology, area: Area) -> dict:
+    """Joules per partial-sum bit (``PSUM_ACTIVITIES``), counted under ``buses``: a tile's partial sums cross
+    the inter-tile bus, a cluster's the inter-cluster bus (to the chip tree)."""
+    return {
+        "tile_psum_bits": area.wire_inter_tile_mm * tech.wire_energy_per_bit_mm,
+        "chip_psum_bits": area.wire_inter_cluster_mm * tech.wire_energy_per_bit_mm,
+    }
 
 
 def price(
@@ -81,24 +96,33 @@ def price(
     def layer_sum(v):
         return jnp.sum(jnp.broadcast_to(v, layer_shape), axis=-1) * repeats
 
-    per_op = jnp.stack([jnp.stack([layer_sum(x) for x in per_layer[op].activity()]) for op in OPERATORS])
+    activities = [per_layer[op].activity() for op in OPERATORS]
+    per_op = jnp.stack([jnp.stack([layer_sum(getattr(x, a)) for a in MATRIX_ACTIVITIES]) for x in activities])
     # Once-per-phase activities (constants) as a matrix: no scatter inside vmapped sweeps.
-    per_op = per_op + jnp.asarray([once[op].activity() if op in once else NO_ACTIVITY for op in OPERATORS])
+    once_activities = [once[op].activity() if op in once else NO_ACTIVITY for op in OPERATORS]
+    per_op = per_op + jnp.asarray([[getattr(x, a) for a in MATRIX_ACTIVITIES] for x in once_activities])
+    # Partial sums (per-layer only), added to the buses after the matrix sum, their gradient stopped: zero
+    # when switched off, and then the values and gradients are bit for bit those without the mechanism.
+    units = psum_wire_energy(tech, area)
+    psums = jnp.stack([sum(layer_sum(getattr(x, a)) * unit for a, unit in units.items()) for x in activities])
+    psums = jax.lax.stop_gradient(psums)
     latency_by_op = {op: layer_sum(per_layer[op].latency) for op in OPERATORS}
     for op, cost in once.items():
         latency_by_op[op] += cost.latency
     latencies = jnp.stack([latency_by_op[op] for op in OPERATORS])
     leakage = latencies * tech.leakage_w_per_mm2 * area.total
-    # Multiply-and-sum rather than a matmul: batched 6x6 @ 6x7 products are slow under vmap (and their
+    # Multiply-and-sum rather than a matmul: batched activity x component products are slow under vmap (and their
     # gradients slower), as measured by benchmarks/gradient_cost.py.
     dynamic = jnp.sum(per_op[:, :, None] * energy_matrix(tech, area)[None, :, :], axis=1)
     energies = jnp.concatenate([dynamic, leakage[:, None]], axis=1)  # [operator, component]
+    by_component = dict(zip(COMPONENTS, jnp.sum(energies, axis=0), strict=True))
+    by_component["buses"] = by_component["buses"] + jnp.sum(psums)
     return PhaseCosts(
         latency_s=jnp.sum(latencies),
-        energy_j=jnp.sum(energies),
+        energy_j=jnp.sum(energies) + jnp.sum(psums),
         latency_by_operator=latency_by_op,
-        energy_by_component=dict(zip(COMPONENTS, jnp.sum(energies, axis=0), strict=True)),
-        energy_by_operator=dict(zip(OPERATORS, jnp.sum(energies, axis=1), strict=True)),
-        dram_bits=jnp.sum(per_op[:, ACTIVITIES.index("dram_bits")]),
+        energy_by_component=by_component,
+        energy_by_operator=dict(zip(OPERATORS, jnp.sum(energies, axis=1) + psums, strict=True)),
+        dram_bits=jnp.sum(per_op[:, MATRIX_ACTIVITIES.index("dram_bits")]),
         tokens=tokens,
     )

@@ -39,8 +39,9 @@ def _loads(d_in: int, d_out: int, bits: int, mc: Macro) -> int:
     return math.ceil(d_in / mc.rows) * math.ceil(d_out / _per_row(bits, mc))
 
 
-def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
-    """Seconds for n pipeline stages, and (first, period): see mapping/pipeline.py's equations."""
+def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro, psums=(0.0, 0.0)):
+    """Seconds for n pipeline stages: see mapping/pipeline.py's equations. ``psums``: the partial-sum bits a
+    cluster's stage sends to the cluster tree and to the chip tree (one input: decode)."""
     f = t["clock_hz"]
     dram = t["dram_peak_bytes_per_s"] * 8 * t["dram_efficiency"]
     tiles = hw["t_v_act"] * hw["t_h_act"]
@@ -48,6 +49,11 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     t_it = stage_bits / (hw["bus_inter_tile"] * f)
     if t["tile_transfers"]:  # one tile's share per inter-tile bus cycle
         t_it = tiles * _ceil_div(stage_bits / tiles, hw["bus_inter_tile"]) / f
+    t_own = stage_bits / (hw["bus_inter_cluster"] * f)
+    if t["partial_sums"]:  # they share the inter-tile bus (tile sums) and the inter-cluster bus (cluster sums)
+        t_it += psums[0] / (hw["bus_inter_tile"] * f)
+        t_ic += streaming * psums[1] / (hw["bus_inter_cluster"] * f)
+        t_own += psums[1] / (hw["bus_inter_cluster"] * f)
     t_pe = stage_bits / tiles / (hw["bus_intra_tile"] * f)
     shared = max(streaming * stage_bits / dram, t_ic, t_it)
     if t["stage_control"]:  # the controller's round trip before each stage's transfer
@@ -57,7 +63,7 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     load = max(shared, t_pe, t_write)
     # With the double-buffered global buffer, DRAM fills its other half meanwhile; with bursts a set
     # waits only for its own cluster's turn on the shared inter-cluster bus.
-    t_own = stage_bits / (hw["bus_inter_cluster"] * f) if t["inter_cluster_bursts"] else t_ic
+    t_own = t_own if t["inter_cluster_bursts"] else t_ic
     load_cycle = max(t_own, t_it, t_pe, t_write) if t["global_buffer_overlap"] else load
     compute = cycles / f
     # A ping-pong macro (macro_write_overlap) is written while it computes on its other weight set.
@@ -67,8 +73,8 @@ def _phase(n, stage_bits, streaming, cycles, drain, hw, t, mc: Macro):
     return first + (n - 1) * period
 
 
-def _area(hw: dict, t: dict, pe_area: float, mc: Macro) -> tuple[float, float]:
-    """Chip area (mm^2) and the summed mean wire length of the three bus levels (mm)."""
+def _area(hw: dict, t: dict, pe_area: float, mc: Macro) -> tuple[float, tuple]:
+    """Chip area (mm^2) and the mean wire lengths of the intra-tile, inter-tile and inter-cluster buses (mm)."""
     C, T_A = hw["c_v"] * hw["c_h"], hw["t_v_act"] * hw["t_h_act"]
     stored = mc.rows * mc.columns * mc.bits_per_cell
     if t["macro_write_overlap"]:  # the second weight set's cells
@@ -84,10 +90,11 @@ def _area(hw: dict, t: dict, pe_area: float, mc: Macro) -> tuple[float, float]:
     buses = t["bus_area_per_bit_mm2"] * (
         C * hw["m"] * T_A * hw["bus_intra_tile"] + C * hw["bus_inter_tile"] + hw["bus_inter_cluster"]
     )
-    return core + buses, 0.5 * (math.sqrt(tile) + math.sqrt(cluster) + math.sqrt(core))
+    return core + buses, (0.5 * math.sqrt(tile), 0.5 * math.sqrt(cluster), 0.5 * math.sqrt(core))
 
 
-ACTIVITIES = ("dram_bits", "streamed_bits", "pe_cycles", "adds", "moved_bits", "fu_ops")
+ACTIVITIES = ("dram_bits", "streamed_bits", "pe_cycles", "adds", "moved_bits", "fu_ops", "tile_psum_bits",
+              "chip_psum_bits")  # fmt: skip
 
 
 def _layer(wb: dict, ab: dict, kvb: int, streamed: dict, hw: dict, spec: ModelSpec, wl: Workload, t: dict, mc: Macro):
@@ -112,11 +119,18 @@ def _layer(wb: dict, ab: dict, kvb: int, streamed: dict, hw: dict, spec: ModelSp
     streaming_per_round = [C] * (rounds - 1) + [n_kv - (rounds - 1) * C]
 
     cyc = {n: math.ceil(bits / mc.input_bits_per_cycle) for n, bits in ab.items()}  # macro cycles per input
+
+    def psum(n, loads, summed):  # bits of partial sums, one per output of a column group per `summed` macros
+        if not t["partial_sums"]:
+            return 0.0
+        return loads / summed * _per_row(wb[n], mc) * (wb[n] + ab[n] + _log2_ceil(mc.rows * summed))
+
     group_shapes = {"q": (spec.hidden, grp * hd), "k": (spec.hidden, hd), "v": (spec.hidden, hd)}
     q_stages = {n: math.ceil(_loads(*group_shapes[n], wb[n], mc) / N_A) for n in group_shapes}
     n_qkv = sum(q_stages.values())
     qkv_bits = sum(group_shapes[n][0] * group_shapes[n][1] * streamed[n] for n in group_shapes)
     qkv_cycles = sum(q_stages[n] * cyc[n] for n in q_stages) / n_qkv
+    qkv_psums = (sum(psum(n, _loads(*group_shapes[n], wb[n], mc), P2) for n in group_shapes) / n_qkv, 0.0)
 
     per_row = _per_row(kvb, mc)
     loads_k = math.ceil(hd / mc.rows) * math.ceil(block / per_row)
@@ -124,12 +138,14 @@ def _layer(wb: dict, ab: dict, kvb: int, streamed: dict, hw: dict, spec: ModelSp
     s_blk = max(math.ceil(2 * loads_k / N_A), math.ceil(2 * loads_v / N_A))
     att_cycles = max(grp * max(cyc["qk"], cyc["pv"]), grp * block / t["fu_lanes"] / s_blk)
 
-    def all_clusters(names, drain):
+    def all_clusters(names, drain, chip=False):
         loads = {n: _loads(*shapes[n], wb[n], mc) for n in names}
         stages = math.ceil(sum(loads.values()) / (C * N_A))
         bits = sum(shapes[n][0] * shapes[n][1] * streamed[n] for n in names)
         cycles = sum(loads[n] * cyc[n] for n in names) / sum(loads.values())
-        return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t, mc)
+        tile = sum(psum(n, loads[n], P2) for n in names) / (C * stages)
+        cluster = sum(psum(n, loads[n], N_A) for n in names) / (C * stages) if chip else 0.0
+        return _phase(stages, bits / (C * stages), C, cycles, drain, hw, t, mc, (tile, cluster))
 
     fu_elements = sum(n for k, n in aux_elements(spec).items() if k != "softmax_per_key")
     latency = 0.0
@@ -138,11 +154,11 @@ def _layer(wb: dict, ab: dict, kvb: int, streamed: dict, hw: dict, spec: ModelSp
         n_blocks = math.ceil(ctx / block)
         stream = 0.0  # this layer's operators, one after another
         for streaming in streaming_per_round:
-            stream += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t, mc)
+            stream += _phase(n_qkv, qkv_bits / n_qkv, streaming, qkv_cycles, cluster_drain, hw, t, mc, qkv_psums)
             att_bits = 2 * block * hd * kvb / s_blk
             stream += _phase(n_blocks * s_blk, att_bits, streaming, att_cycles, cluster_drain, hw, t, mc)
-        stream += all_clusters(("o",), chip_drain)
-        stream += all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain)
+        stream += all_clusters(("o",), chip_drain, chip=True)
+        stream += all_clusters(("gate", "up"), cluster_drain) + all_clusters(("down",), chip_drain, chip=True)
         fu = fu_elements / (t["fu_lanes"] * C * f)
         latency += stream + (max(fu - stream, 0.0) if t["fu_overlap"] else fu)
         step_kv_write = 2 * spec.kv_dim * kvb
@@ -158,6 +174,8 @@ def _layer(wb: dict, ab: dict, kvb: int, streamed: dict, hw: dict, spec: ModelSp
             in_group = n in group_shapes
             loads = n_kv * _loads(*group_shapes[n], wb[n], mc) if in_group else _loads(d_in, d_out, wb[n], mc)
             work["pe_cycles"] += loads * cyc[n]
+            work["tile_psum_bits"] += psum(n, loads, P2)
+            work["chip_psum_bits"] += psum(n, loads, N_A) if n in ("o", "down") else 0.0
             work["adds"] += (math.ceil(d_in / mc.rows) - 1) * d_out
             work["moved_bits"] += d_in * ab[n] * C + d_out * HP
         work["pe_cycles"] += n_kv * grp * n_blocks * (loads_k * cyc["qk"] + loads_v * cyc["pv"])
@@ -195,7 +213,7 @@ def reference_costs(
     """
     values = SimpleNamespace(**t)  # what the macro's pricing methods read
     e_cycle, e_write = macro.cycle_energy(values), macro.write_energy_per_bit(values)
-    area, wire = _area(hw, t, macro.area_mm2(values), macro)
+    area, (l_pe, l_it, l_ic) = _area(hw, t, macro.area_mm2(values), macro)
 
     latency = 0.0
     work = dict.fromkeys(ACTIVITIES, 0.0)
@@ -218,7 +236,12 @@ def reference_costs(
         "macro_write": streamed_bits * e_write,
         "reduction": work["adds"] * t["psum_bits"] * t["add_energy_per_bit"],
         "buffers": 2 * (dram_bits + moved_bits) * t["buffer_energy_per_bit"],
-        "buses": (streamed_bits + moved_bits) * wire * t["wire_energy_per_bit_mm"],
+        "buses": (
+            (streamed_bits + moved_bits) * (l_pe + l_it + l_ic)
+            + work["tile_psum_bits"] * l_it
+            + work["chip_psum_bits"] * l_ic
+        )
+        * t["wire_energy_per_bit_mm"],
         "functional_units": work["fu_ops"] * t["fu_energy_per_op"],
         "leakage": latency * t["leakage_w_per_mm2"] * area,
     }

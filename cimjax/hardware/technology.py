@@ -169,6 +169,14 @@ SWITCHES: dict[str, Param] = {
         "takes T_A * ceil((s / T_A) / W_inter_tile) cycles on it, so a bus wider than a tile's share is "
         "partly idle; otherwise its width is shared by all the cluster's active tiles at once",
     ),
+    "partial_sums": Param(
+        0.0,
+        "0/1",
+        "each active tile's partial sums (one per output of its column group per stage and input, w + a + "
+        "ceil(log2(16 P^2)) bits) cross the inter-tile bus to the cluster adder tree, and for W_O and down each "
+        "cluster's (w + a + ceil(log2(16 N_A)) bits) the inter-cluster bus to the chip tree, sharing those "
+        "buses with the weights (time) and paying their wire energy; otherwise they cost neither",
+    ),
 }
 ALL_PARAMETERS = PARAMETERS | SWITCHES
 
@@ -219,6 +227,7 @@ class Technology:
     bus_width_write: jax.Array
     stage_control: jax.Array
     tile_transfers: jax.Array
+    partial_sums: jax.Array
     macro: Macro = dataclasses.field(default=EDGECIM_MACRO, metadata={"static": True})
 
     @classmethod

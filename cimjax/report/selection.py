@@ -114,22 +114,15 @@ def check_selection(selection: str, knee: str, tolerance: float, margin: float =
 
 
 def selected_index(
-    result: SweepResult,
-    selection: str = "exhaustive",
-    tolerance: float = DEFAULT_TOLERANCE,
-    knee: str = "energy",
-    stressed_latency_s: np.ndarray | None = None,
+    result: SweepResult, selection: str = "exhaustive", tolerance: float = DEFAULT_TOLERANCE, knee: str = "energy"
 ) -> int:
-    """The design put beside the paper: the exact alpha = 1 optimum (the paper's own objective; ties to
-    the lower energy), the knee, or the robust design (which needs ``stressed_latency_s``)."""
+    """The design put beside the paper from one sweep: the exact alpha = 1 optimum (the paper's own
+    objective; ties to the lower energy) or the knee. The robust design needs a second, derated sweep:
+    :func:`robust_index`."""
     check_selection(selection, knee, tolerance)
-    if selection == "exhaustive":
-        return result.best(1.0)[0]
-    if selection == "knee":
-        return knee_index(result, tolerance, knee)
-    if stressed_latency_s is None:
-        raise ValueError("selection 'robust' needs the latencies of a sweep with derated technology")
-    return robust_index(result, stressed_latency_s, tolerance, knee)
+    if selection == "robust":
+        raise ValueError("selection 'robust' needs a second sweep with derated technology: use robust_index")
+    return result.best(1.0)[0] if selection == "exhaustive" else knee_index(result, tolerance, knee)
 
 
 def describe_selection(selection: str, knee: str, tolerance: float, margin: float = DEFAULT_MARGIN) -> str:
