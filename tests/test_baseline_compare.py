@@ -15,6 +15,7 @@ from cimjax.joint.baselines import uniform_baseline
 from cimjax.joint.compare import TOLERANCE, choose, compare, objective_of
 from cimjax.joint.problem import ExactEvaluator, design_report, make_problem
 from cimjax.workload.hf_config import load_hf_config
+from cimjax.workload.precision import table_from_bits
 
 
 def oracle(objective, area, baseline, tolerance, area_must_pay):
@@ -128,3 +129,12 @@ def test_with_an_area_limit_the_limit_alone_applies(case, small_workload):
     chosen, extras = compare(limited, ours, baseline, 0.0)
     assert extras["area_rule"] == "area_max" and "limited to 10000 mm^2" in extras["objective_note"]
     assert objective_of(chosen, 1.0) == pytest.approx(min(objective), rel=1e-6)  # the fastest, at any size
+
+
+def test_a_design_measured_within_the_budget_stays_feasible_on_its_new_hardware(case, small_workload):
+    """Verified designs are feasible by measurement, not by the proxy: moving their hardware keeps that."""
+    problem, baseline, ours, _, _ = case
+    strict = make_problem(problem.spec, 0.0085, workload=small_workload, space=SMALL)  # ours' proxy is over it
+    assert strict.proxy_of_tables(table_from_bits(ours["bits"])[None])[0] > strict.budget
+    chosen, extras = compare(strict, ours | {"feasible": True}, baseline)
+    assert extras["chosen"] == "optimised" and chosen["config"] != ours["config"] and chosen["feasible"] is True
