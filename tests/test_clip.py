@@ -1,4 +1,8 @@
-"""The MSE clip search of the weight quantiser against a hand-computed case and a numpy brute force."""
+"""The MSE clip search of the weight quantiser (a hand-computed case, a numpy brute force, properties) and the
+quantiser carried and keyed by measured checkpoints."""
+
+import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cimjax.quant.quantizers import CLIP_RATIOS, CLIPPED_SCHEME, TensorScheme, fake_quant, fake_quant_scheme
+from cimjax.lm.checkpoint import save_checkpoint
+from cimjax.lm.model import functional, token_nll
+from cimjax.quant.measured import Calibration, MeasuredFileError, cache_path, for_checkpoint, load
+from cimjax.quant.quantizers import (
+    CLIP_RATIOS,
+    CLIPPED_SCHEME,
+    DEFAULT_SCHEME,
+    QuantHooks,
+    TensorScheme,
+    fake_quant,
+    fake_quant_scheme,
+)
+from cimjax.quant.train import TINY, train
+from cimjax.workload.precision import Precision
 
 
 def _brute_force(x: np.ndarray, bits: float, symmetric: bool) -> np.ndarray:
@@ -97,21 +114,19 @@ def test_clipping_never_increases_the_error_of_any_scale_group(bits, symmetric, 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(module_cache, tmp_path_factory):
-    from cimjax.lm.checkpoint import save_checkpoint
-    from cimjax.quant.train import TINY, train
-
     trained = train(TINY, log=lambda msg: None)
     return save_checkpoint(trained.model, tmp_path_factory.mktemp("ckpt") / "tiny"), trained.model
 
 
+def _loss_increase(model, windows, table, scheme) -> float:
+    """Oracle: the mean token loss with ``table`` fake-quantised by ``scheme`` minus the full-precision loss."""
+    build, params = functional(model)
+    x, y = jnp.asarray(windows[:, :-1]), jnp.asarray(windows[:, 1:])
+    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), scheme)
+    return float(token_nll(build(params)(x, hooks), y)) - float(token_nll(build(params)(x), y))
+
+
 def test_measured_checkpoints_carry_and_key_their_quantiser(tiny_checkpoint, tmp_path):
-    import dataclasses
-    import json
-
-    from cimjax.quant.measured import Calibration, MeasuredFileError, cache_path, for_checkpoint, load
-    from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantHooks
-    from cimjax.workload.precision import Precision
-
     directory, model = tiny_checkpoint
     calibration = Calibration(windows=2, seq_len=32, samples=1, check_windows=4)
     measured = for_checkpoint(directory, calibration, n_fit=2, scheme=CLIPPED_SCHEME)
@@ -119,17 +134,12 @@ def test_measured_checkpoints_carry_and_key_their_quantiser(tiny_checkpoint, tmp
     digest = measured.checkpoint_hash
     assert cache_path(digest, calibration, CLIPPED_SCHEME) != cache_path(digest, calibration, DEFAULT_SCHEME)
     assert cache_path(digest, calibration, CLIPPED_SCHEME).is_file()
-    # The budgets were measured with the clipped weights: an independent forward pass with that scheme.
-    from cimjax.lm.model import functional, token_nll
-
-    build, params = functional(model)
-    w = jnp.asarray(calibration.check_tokens())
-    table = jnp.full((model.spec.n_layers, 17), 3.0)
-    hooks = QuantHooks(Precision.from_table(table), CLIPPED_SCHEME)
-    loss = float(token_nll(build(params)(w[:, :-1], hooks), w[:, 1:])) - float(
-        token_nll(build(params)(w[:, :-1]), w[:, 1:])
-    )
-    assert measured.uniform_loss[3] == pytest.approx(loss, abs=2e-5)
+    # The budgets were measured with the clipped weights (not the max-scaled ones): an independent forward pass.
+    table = np.full((model.spec.n_layers, 17), 3.0)
+    clipped = _loss_increase(model, calibration.check_tokens(), table, CLIPPED_SCHEME)
+    plain = _loss_increase(model, calibration.check_tokens(), table, DEFAULT_SCHEME)
+    assert measured.uniform_loss[3] == pytest.approx(clipped, abs=2e-5)
+    assert abs(clipped - plain) > 1e-4
     # The file round-trips the quantiser; a file without one was measured with the default; a bad one is named.
     path = measured.save(tmp_path / "m.json")
     assert load(path).scheme == CLIPPED_SCHEME
