@@ -66,7 +66,7 @@ def spread(trained, widths=(8, 6, 4), max_windows: int = 1000) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("results/proxy"))
-    parser.add_argument("--configs", type=int, default=60, help="held-out assignments (as many again are fitted)")
+    parser.add_argument("--configs", type=int, default=60, help="held-out assignments (twice as many are fitted)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--granularity", choices=(*GRANULARITIES, "both"), default="both")
     parser.add_argument("--frontier", action="store_true", help="also judge the optimiser's frontier assignments")

@@ -14,7 +14,7 @@ from cimjax.lm import save_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant.proxy import VARIANTS
 from cimjax.quant.train import TINY, train
-from cimjax.report.proxy_validation import measure_losses, random_tables, scatter_plot, validate
+from cimjax.report.proxy_validation import draw_assignments, measure_losses, random_tables, scatter_plot, validate
 from cimjax.workload.precision import N_POINTS, POINTS
 
 
@@ -91,6 +91,17 @@ def test_random_tables_cover_2_to_8_and_share_bits_per_layer_kind():
         random_tables(1, 1, np.random.default_rng(0), "block")
 
 
+def test_held_out_assignments_do_not_depend_on_the_fit_set_size():
+    fit8, test8 = draw_assignments(8, 8, 2, np.random.default_rng(3), "tensor")
+    fit20, test20 = draw_assignments(20, 8, 2, np.random.default_rng(3), "tensor")
+    fit3, test3 = draw_assignments(3, 8, 2, np.random.default_rng(3), "tensor")
+    np.testing.assert_array_equal(test8, test20)
+    np.testing.assert_array_equal(fit8, fit20[:8])
+    np.testing.assert_array_equal(fit3, fit8[:3])
+    assert fit20.shape == (20, 2, N_POINTS) and test3.shape == (8, 2, N_POINTS)
+    assert not np.array_equal(test3, test8)  # fewer fit draws than held-out ones shift the held-out draws
+
+
 def test_fewer_bits_cost_more_real_loss(trained):
     tables = np.stack([np.full((TINY.n_layers, N_POINTS), b, np.float32) for b in (8, 4, 2)])
     _, val = corpus.split()
@@ -123,13 +134,25 @@ def test_paired_means_and_standard_errors_against_window_by_window_losses(traine
             oracle[i, :, j] = float(loss) - base, float(kl)
     monkeypatch.setattr(paired_module, "CHUNK", 3)  # 7 windows in chunks of 3, 3 and 1
     m = paired_module.paired(trained.model, windows, tables)
-    se = oracle.std(axis=2, ddof=1) / np.sqrt(len(windows))
+    blocks = oracle[:, :, :6].reshape(2, 2, 3, 2).mean(axis=3)  # batch means: 3 blocks of 2 windows, one left
+    se = blocks.std(axis=2, ddof=1) / np.sqrt(3)
     np.testing.assert_allclose(m.loss, oracle[:, 0].mean(axis=1), atol=2e-6)
     np.testing.assert_allclose(m.kl, oracle[:, 1].mean(axis=1), rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(m.loss_se, se[:, 0], rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(m.kl_se, se[:, 1], rtol=1e-3, atol=1e-7)
     assert m.windows == 7 and m.loss[0] > m.loss[1] and np.all(m.loss_se > 0)
     assert m.of("kl")[1] is m.kl_se
+
+
+def test_standard_error_by_batch_means_by_hand():
+    from cimjax.quant.paired import standard_error
+
+    assert standard_error(np.array([1.0, 3.0])) == pytest.approx(1.0)  # 2 windows: each its own block
+    x = np.array([1.0, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0, 5.0, 9.0, 100.0])  # blocks of 3, the 100 left out
+    assert standard_error(x) == pytest.approx(np.std([1.0, 11 / 3, 19 / 3], ddof=1) / np.sqrt(3))
+    assert standard_error(np.ones((2, 1))).tolist() == [0.0, 0.0]
+    correlated = np.repeat(np.random.default_rng(0).normal(size=20), 20)  # topics of 20 equal windows
+    assert standard_error(correlated) > 3 * np.std(correlated, ddof=1) / np.sqrt(400)
 
 
 def test_held_out_windows_continue_into_the_standard_library_docstrings():
@@ -179,17 +202,20 @@ def test_cli_validate_json(trained, tmp_path, monkeypatch):
     calls = []
     counted = proxy_validation.batch_features
     monkeypatch.setattr(proxy_validation, "batch_features", lambda p, t: calls.append(p.name) or counted(p, t))
-    args = ["validate", "--size", "tiny", "--configs", "8", "--seed", "2", "--target", "kl", "--json"]
+    args = ["validate", "--size", "tiny", "--configs", "8", "--fit-configs", "8", "--seed", "2", "--target", "kl"]
+    args.append("--json")
     res = CliRunner().invoke(proxy_app, [*args, "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)  # exactly one JSON object on stdout
     for key in ("kendall_tau", "spearman", "n_configs", "proxy", "variants", "measured_standard_error"):
         assert key in payload
-    assert payload["n_configs"] == 8 and payload["target"] == "kl" and payload["other_target"]["target"] == "loss"
+    assert payload["n_configs"] == payload["n_fit"] == 8
+    assert payload["target"] == "kl" and payload["other_target"]["target"] == "loss"
     assert sorted(calls) == sorted([*VARIANTS, "default"])  # once per variant, not once per target
     assert payload["eval_windows"] == 8 and payload["measured_standard_error"]["max"] > 0
     for v in payload["variants"] + payload["other_target"]["variants"]:
         assert v["ratio_se_median"] > 0 and v["ratio_min_se"] >= 0 and v["ratio_max_se"] >= 0
+        assert v["kendall_tau"] is None or 0 <= v["kendall_tau_se"] < 1
     assert (tmp_path / "validation.json").is_file() and (tmp_path / "proxy_scatter.png").is_file()
 
 

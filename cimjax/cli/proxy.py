@@ -38,6 +38,9 @@ def _log(msg: str) -> None:
 def validate(
     seed: Annotated[int, typer.Option(help="Seeds the random assignments and the estimators.")] = 0,
     configs: Annotated[int, typer.Option(help="Held-out random assignments the proxy is judged on.")] = 60,
+    fit_configs: Annotated[
+        int | None, typer.Option(help="Random assignments fitted variants are fitted on (default: 2 x --configs).")
+    ] = None,
     size: Annotated[
         str, typer.Option(help="Model and measurement size: benchmark, tiny (byte-level) or subword (8 layers, BPE).")
     ] = "benchmark",
@@ -79,6 +82,8 @@ def validate(
 
     # every option is checked before the LM is trained
     validation.integer("--configs", configs, 3, MAX_CONFIGS)
+    if fit_configs is not None:
+        validation.integer("--fit-configs", fit_configs, 1, MAX_CONFIGS)
     validation.integer("--seed", seed, 0, 2**32 - 1)
     if size not in SIZES:
         raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
@@ -99,7 +104,14 @@ def validate(
             result = validate_frontier(trained, seed=seed, target=target, log=_log, **sizes)
         else:
             result = run_validation(
-                trained, n_configs=configs, seed=seed, granularity=granularity, target=target, log=_log, **measure
+                trained,
+                n_configs=configs,
+                n_fit=fit_configs,
+                seed=seed,
+                granularity=granularity,
+                target=target,
+                log=_log,
+                **measure,
             )
         payload = result.to_json()
         if directory is not None:
