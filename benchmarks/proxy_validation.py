@@ -12,7 +12,8 @@ optimiser returns (``cimjax proxy validate --protocol frontier``). Writes ``vali
 With ``--target kl`` the measured and predicted quantity is the KL divergence from full precision (files
 ``validation_<set>_kl.json``). ``--spread`` only measures how much the paired loss increase and KL of uniform
 INT8/INT6/INT4 vary from window to window, on the validation split and on the standard library's docstrings,
-and how many windows a standard error of 10 % of the mean needs (``spread.json``).
+and how many windows a standard error of 10 % of the mean needs, counting windows as independent
+(``spread.json``; ``standard_error`` is by batch means, ``standard_error_independent`` is not).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def spread(trained, widths=(8, 6, 4), max_windows: int = 1000) -> dict:
                 key: {
                     "mean": float(x.mean()),
                     "sd_per_window": float(x.std(ddof=1)),
-                    "standard_error": float(standard_error(x)),
+                    "standard_error": float(standard_error(x)),  # batch means
+                    "standard_error_independent": float(x.std(ddof=1) / np.sqrt(len(x))),
                     "windows_for_10pct": int(np.ceil((x.std(ddof=1) / (0.1 * abs(x.mean()))) ** 2)),
                 }
                 for key, x in (("loss", dl), ("kl", div))
