@@ -74,27 +74,13 @@ def validate(
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
-    from cimjax.quant.measured import TARGETS
     from cimjax.quant.train import train
     from cimjax.report.proxy_frontier import FRONTIER_SIZES, validate_frontier
-    from cimjax.report.proxy_validation import GRANULARITIES, PROTOCOLS, SIZES, write_outputs
+    from cimjax.report.proxy_validation import SIZES, write_outputs
     from cimjax.report.proxy_validation import validate as run_validation
 
     # every option is checked before the LM is trained
-    validation.integer("--configs", configs, 3, MAX_CONFIGS)
-    if fit_configs is not None:
-        validation.integer("--fit-configs", fit_configs, 1, MAX_CONFIGS)
-    validation.integer("--seed", seed, 0, 2**32 - 1)
-    if size not in SIZES:
-        raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
-    if granularity not in GRANULARITIES:
-        raise validation.fail("--granularity", granularity, f"allowed: {', '.join(GRANULARITIES)}")
-    if protocol not in PROTOCOLS:
-        raise validation.fail("--protocol", protocol, f"allowed: {', '.join(PROTOCOLS)}")
-    if target not in TARGETS:
-        raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
-    if held_out_windows is not None:
-        validation.integer("--held-out-windows", held_out_windows, 1, MAX_HELD_OUT)
+    _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows)
     config, measure = SIZES[size]
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
@@ -120,6 +106,32 @@ def validate(
     if json_output:
         print(json.dumps(payload, allow_nan=False))
         return
+    _print_validation(result, payload, target, protocol)
+
+
+def _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows):
+    """One-line errors for ``proxy validate``'s options, before any LM is trained."""
+    from cimjax.quant.measured import TARGETS
+    from cimjax.report.proxy_validation import GRANULARITIES, PROTOCOLS, SIZES
+
+    validation.integer("--configs", configs, 3, MAX_CONFIGS)
+    if fit_configs is not None:
+        validation.integer("--fit-configs", fit_configs, 1, MAX_CONFIGS)
+    validation.integer("--seed", seed, 0, 2**32 - 1)
+    if size not in SIZES:
+        raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
+    if granularity not in GRANULARITIES:
+        raise validation.fail("--granularity", granularity, f"allowed: {', '.join(GRANULARITIES)}")
+    if protocol not in PROTOCOLS:
+        raise validation.fail("--protocol", protocol, f"allowed: {', '.join(PROTOCOLS)}")
+    if target not in TARGETS:
+        raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
+    if held_out_windows is not None:
+        validation.integer("--held-out-windows", held_out_windows, 1, MAX_HELD_OUT)
+
+
+def _print_validation(result, payload, target: str, protocol: str) -> None:
+    """``proxy validate``'s terminal table: every variant's rank correlation and ratio range."""
     table = Table(
         title=f"proxy vs measured {target}, {result.n_configs} held-out {protocol} assignments (fit on {result.n_fit})"
     )
