@@ -130,8 +130,8 @@ def score(
     denominator = np.maximum(predicted, 1e-12)
     return VariantResult(
         name=name,
-        kendall_tau=_finite(stats.kendalltau(predicted, measured).statistic),
-        spearman=_finite(stats.spearmanr(predicted, measured).statistic),
+        kendall_tau=_correlation(stats.kendalltau, predicted, measured),
+        spearman=_correlation(stats.spearmanr, predicted, measured),
         fitted=fitted,
         coef=[float(c) for c in coef],
         assumption=assumption,
@@ -184,9 +184,12 @@ def _tau(v: VariantResult) -> float:
     return -2.0 if v.kendall_tau is None else v.kendall_tau
 
 
-def _finite(x) -> float | None:
-    """A statistic, or None where it is undefined (constant predictions): JSON has no NaN."""
-    return float(x) if np.isfinite(x) else None
+def _correlation(statistic, predicted: np.ndarray, measured: np.ndarray) -> float | None:
+    """A rank correlation, or None where it is undefined: one side constant (scipy would warn and give NaN)."""
+    if np.ptp(predicted) == 0 or np.ptp(measured) == 0:
+        return None
+    value = statistic(predicted, measured).statistic
+    return float(value) if np.isfinite(value) else None  # JSON has no NaN
 
 
 def _proxies(sens: Sensitivities, spec: ModelSpec) -> list[Proxy]:
