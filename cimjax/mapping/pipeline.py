@@ -108,13 +108,8 @@ def stage_timing(
     psum_tile = _psum_time(tech, tile_psum_bits, hw.bus_inter_tile * f)
     psum_burst = _psum_time(tech, chip_psum_bits, hw.bus_inter_cluster * f, tech.inter_cluster_bursts)
     psum_round = _psum_time(tech, chip_psum_bits, hw.bus_inter_cluster * f / streaming_clusters)
-    t_inter_tile_own = t_inter_tile + psum_tile
-    t_ic_own = t_inter_cluster + psum_round
-    if inputs == 1:  # a set's own wait is the shared links' whole load
-        t_inter_tile, t_inter_cluster = t_inter_tile_own, t_ic_own
-    else:
-        t_inter_tile = t_inter_tile + inputs * psum_tile
-        t_inter_cluster = t_inter_cluster + inputs * psum_round
+    t_inter_tile_own, t_ic_own = t_inter_tile + psum_tile, t_inter_cluster + psum_round  # one input's
+    t_inter_tile, t_inter_cluster = t_inter_tile + inputs * psum_tile, t_inter_cluster + inputs * psum_round
     t_intra_tile = stage_bits / hw.active_tiles / (hw.bus_intra_tile * f)
     t_row_write = (tech.bus_width_write + (1.0 - tech.bus_width_write) * tech.macro.write_cycles) / f
     control = tech.stage_control * tech.stage_control_cycles / f
