@@ -11,7 +11,9 @@ Two measurements:
    activation-only tables on the check windows, with the weight scales ``max`` and ``mse``
    (docs/quantisation.md), i.e. what 2- and 3-bit weights cost under each quantiser.
 
-    python benchmarks/int4_limits.py results/end_to_end/end_to_end.json [--row 2]
+    python benchmarks/int4_limits.py results/end_to_end/end_to_end.json [--row 2] [--out results/int4_limits]
+
+Prints both tables and writes them to ``OUT/int4_limits.json``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ KV = np.array([kind == "kv" for kind, _ in POINTS])
 ACT = ~WEIGHT & ~KV
 
 
-def cost_side(spec, table: np.ndarray) -> None:
+def cost_side(spec, table: np.ndarray) -> dict:
     """Tokens/s of bit variants of ``table``, relative to it, at its best hardware and re-swept."""
     problem = make_problem(spec, 1.0)  # only the exact cost model is used here, not the proxy
     evaluate = ExactEvaluator(problem)
@@ -63,13 +65,17 @@ def cost_side(spec, table: np.ndarray) -> None:
         "weights at 4": np.where(WEIGHT, 4, table),
         "weights at 8": np.where(WEIGHT, 8, table),
     }
+    ratios = {}
     for name, t in variants.items():
         swept, _ = best_hardware(problem, t)
-        print(f"  {name:26s} {tokens_per_s(t, hardware) / base:.3f}x (same hardware), "
-              f"{tokens_per_s(t, swept) / base:.3f}x (re-swept)")  # fmt: skip
+        ratios[name] = {"same_hardware": tokens_per_s(t, hardware) / base, "re_swept": tokens_per_s(t, swept) / base}
+        print(f"  {name:26s} {ratios[name]['same_hardware']:.3f}x (same hardware), "
+              f"{ratios[name]['re_swept']:.3f}x (re-swept)")  # fmt: skip
+    return {"tokens_per_s": base, "roofline_tokens_per_s": full["roofline_tokens_per_s"], "config": config,
+            "latency_share": {name: t / full["latency_s"] for name, t in by_operator}, "variants": ratios}  # fmt: skip
 
 
-def accuracy_side(trained) -> None:
+def accuracy_side(trained) -> dict:
     """Measured loss increase and KL of uniform, weight-only and activation-only tables, max vs mse scales."""
     calibration = with_tokenizer(Calibration(seq_len=trained.config.seq_len), trained.directory / "hf")
     windows = calibration.check_tokens()
@@ -91,19 +97,30 @@ def accuracy_side(trained) -> None:
     for i, name in enumerate(names):
         cells = "   ".join(f"{clip}: {r[0][i]:.4g} / {r[1][i]:.4g}" for clip, r in results.items())
         print(f"  {name:22s} {cells}")
+    rows = {name: {clip: {"loss": float(r[0][i]), "kl": float(r[1][i])} for clip, r in results.items()}
+            for i, name in enumerate(names)}  # fmt: skip
+    return {"check_windows": len(windows), "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("end_to_end_json", help="experiments/end_to_end.py's end_to_end.json (byte LM)")
     parser.add_argument("--row", type=int, default=2, help="which budget's row (default 2: int4)")
+    parser.add_argument("--out", type=Path, default=Path("results/int4_limits"), help="directory for int4_limits.json")
     args = parser.parse_args(argv)
     row = json.loads(Path(args.end_to_end_json).read_text(encoding="utf-8"))["rows"][args.row]
     trained = train(BENCHMARK, log=lambda msg: None)
     print(f"{row['budget']} design: gain {row['gain']:.3f}, mean W/A/KV bits "
           f"{row['mean_bits']['weight']:.2f}/{row['mean_bits']['act']:.2f}/{row['mean_bits']['kv']:.2f}")  # fmt: skip
-    cost_side(trained.model.spec, table_from_bits(row["bits"]).astype(np.float64))
-    accuracy_side(trained)
+    figures = {
+        "design": {k: row[k] for k in ("budget", "gain", "mean_bits")},
+        "cost_side": cost_side(trained.model.spec, table_from_bits(row["bits"]).astype(np.float64)),
+        "accuracy_side": accuracy_side(trained),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "int4_limits.json"
+    path.write_text(json.dumps(figures, indent=1, default=float), encoding="utf-8")
+    print(f"wrote {path}")
     return 0
 
 
