@@ -148,7 +148,7 @@ def lowered_key(name: str, lowered, options: dict) -> str:
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 """XLA options for programs whose run time is negligible next to their compile time, on CPUs: about a third
 less compile time (benchmarks/compile_time.py); their code runs up to 3x slower, which is why the sweep's
-chunk evaluator (run 17 times per sweep) keeps the default."""
+chunk evaluator (run 66 times per sweep of the paper's space) keeps the default."""
 
 
 _jax_cache_hits = threading.local()
