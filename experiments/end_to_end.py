@@ -20,7 +20,8 @@ the corpus), exported with its ``tokenizer.json``, so every window is in its own
 the weight quantiser's scale, ``max`` or ``mse`` (clip search, docs/quantisation.md), for every
 assignment, the uniform budgets included. Each row also gives both designs' area and tokens/J, and the
 optimiser's own design (same bits, its hardware before optimize's area rule picks the recommended chip:
-docs/results.md) with its gain and area.
+docs/results.md) with its gain and area, and what the iso-area search (the verified search again within
+the uniform design's area, when the rule moved the design to a smaller chip: docs/joint.md) found.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 "baseline_tokens_per_j": base["tokens_per_j"],
                 "optimiser_design": report.get("optimiser_design"),
                 "optimiser_gain": _optimiser_gain(report),
+                "iso_area": report["iso_area"],
                 "gain": report["gain"],
                 "chosen": report["chosen"],
                 "target": args.target,
@@ -136,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
         "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "
         "refine: measured, bits lowered, gain before | wall s | CPU s | mean W/A/KV bits | area mm2 ours / uniform | "
-        "tokens/J ours / uniform | optimiser's own design: gain, area mm2 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "tokens/J ours / uniform | optimiser's own design: gain, area mm2 | iso-area search: gain, area mm2, "
+        "measured value, rounds, recommended |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["mean_bits"]
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['held_out_kl']:.4g} / {r['baseline_held_out_kl']:.4g} | {r['rounds']} | {_refined(r)} | "
             f"{r['wall_s']:.0f} | {r['cpu_s']:.0f} | "
             f"{b['weight']:.2f}/{b['act']:.2f}/{b['kv']:.2f} | {r['area_mm2']:.3g} / {r['baseline_area_mm2']:.3g} | "
-            f"{r['tokens_per_j']:.4g} / {r['baseline_tokens_per_j']:.4g} | {_own(r)} |"
+            f"{r['tokens_per_j']:.4g} / {r['baseline_tokens_per_j']:.4g} | {_own(r)} | {_iso(r)} |"
         )
     text = "\n".join(lines) + "\n"
     (args.out / "end_to_end.md").write_text(text)
@@ -168,6 +171,16 @@ def _own(row: dict) -> str:
     """The optimiser's own design's column: its gain and area."""
     own = row["optimiser_design"]
     return "-" if own is None else f"{row['optimiser_gain']:.3f}, {own['area_mm2']:.3g}"
+
+
+def _iso(row: dict) -> str:
+    """The iso-area search's column (docs/joint.md): its gain, area, measured target, rounds, and whether
+    optimize recommends it."""
+    iso = row["iso_area"]
+    if iso is None:
+        return "-"
+    value = iso["measured_kl" if row["target"] == "kl" else "measured_loss"]
+    return f"{iso['gain']:.3f}, {iso['area_mm2']:.3g}, {value:.4g}, {iso['rounds']}, {iso['recommended']}"
 
 
 def _refined(row: dict) -> str:

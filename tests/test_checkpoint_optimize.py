@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cimjax.cli.main import app
 from cimjax.joint.problem import proxy_values
-from cimjax.joint.verified import measured_budget, verify_rounds
+from cimjax.joint.verified import _pick, measured_budget, verify_rounds
 from cimjax.lm import load_checkpoint, model_tensors
 from cimjax.lm.model import functional, token_nll
 from cimjax.quant.measured import CHECKPOINT_SCHEME, Calibration, cache_path, checkpoint_hash, load
@@ -144,6 +144,27 @@ def test_kl_target_budgets_and_verifies_in_kl(exported, sens_file):
         assert entry["measured_kl"] >= 0 and entry["measured_loss"] is not None
     if report["baseline"] is not None:
         assert report["baseline"]["measured_kl"] <= report["measured_budget"]
+        assert report["tokens_per_s"] >= report["baseline"]["tokens_per_s"]  # the rule: never worse
+    _check_iso_area(report, model, measured)
+
+
+def _check_iso_area(report: dict, model, measured) -> None:
+    """The iso-area search ran when the rule moved the design to a smaller chip than the optimiser's own;
+    its design was measured (checked against the oracle) within the budget, its own design within the
+    baseline's area, and the rule's final choice is never worse than the baseline."""
+    iso, own = report["iso_area"], report["optimiser_design"]
+    base = report["baseline"]
+    if iso is None:  # it runs whenever the rule moved the first search's design to a smaller chip
+        assert base is None or report["area_mm2"] >= own["area_mm2"]
+        return
+    assert iso["area_max"] == base["area_mm2"] and iso["optimiser_design"]["area_mm2"] <= iso["area_max"]
+    kl = _measured_kl(model, measured.calibration.check_tokens(), table_from_bits(iso["bits"]))
+    assert iso["measured_kl"] == pytest.approx(kl, rel=1e-3, abs=1e-6)
+    assert iso["verified"] and iso["measured_kl"] <= report["measured_budget"]
+    assert iso["gain"] == pytest.approx(iso["tokens_per_s"] / base["tokens_per_s"]) and iso["gain"] >= 1.0
+    assert 1 <= iso["rounds"] == len(iso["verify_history"]) <= 2
+    if iso["recommended"]:
+        assert report["bits"] == iso["bits"] and report["config"] == iso["config"]
 
 
 def test_without_verify_nothing_is_claimed_within_budget(sens_file):
@@ -249,3 +270,19 @@ def test_verify_rounds_tighten_then_bisect_to_a_measured_pass():
     assert len(verify_rounds(measure, solve, lambda t, v: proxy, budget, 3, print)[0]) == 3
     history, candidates, _ = verify_rounds(None, solve, lambda t, v: proxy, budget, 10, print)
     assert len(history) == 1 and candidates[0][2] is None and history[0]["measured_loss"] is None
+
+
+def test_iso_area_pick_follows_the_rule_among_baseline_first_and_iso():
+    """The iso-area design is recommended only when choose() (area must pay) prefers it to both the
+    baseline and the first search's design."""
+
+    def found(objective: float, area: float) -> tuple:
+        extras = {"baseline": {"area_mm2": 10.0}, "baseline_objective": 1.0, "objective": objective}
+        return None, {"area_mm2": area}, None, extras
+
+    first = found(0.9, 9.0)  # 1.11x on a smaller chip than the baseline's
+    assert _pick(first, found(0.8, 10.0), 0.01)  # faster at the baseline's area
+    assert not _pick(first, found(0.895, 10.0), 0.01)  # within 1 % of the first: the smaller chip
+    assert not _pick(first, found(0.7, 20.0), 0.01)  # faster, but 2x the area for 1.43x: does not pay
+    assert _pick(first, found(0.4, 20.0), 0.01)  # 2.5x for 2x the area: pays
+    assert not _pick(first, found(1.1, 5.0), 0.01)  # slower than the baseline
