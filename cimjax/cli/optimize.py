@@ -219,8 +219,8 @@ def _print_report(report, as_json: bool, directory: Path | None, method: str, al
 
 
 def _comparison_table(report):
-    """The recommended design, the optimiser's own and the baseline: tokens/s, tokens/J and area, each
-    also as a ratio to the baseline's."""
+    """The recommended design, the optimiser's own, the iso-area search's (when it ran) and the baseline:
+    tokens/s, tokens/J and area, each also as a ratio to the baseline's."""
     from rich.table import Table
 
     table = Table(title="against the best uniform design (ratio to it in brackets)")
@@ -228,6 +228,8 @@ def _comparison_table(report):
         table.add_column(column, justify="left" if column == "design" else "right")
     base = report["baseline"]
     rows = {f"recommended ({report['chosen']})": report, "optimiser's own": report["optimiser_design"]}
+    if report.get("iso_area"):  # verified runs: the search again within the baseline's area (docs/joint.md)
+        rows["iso-area search"] = report["iso_area"]
     for name, design in (rows | {"uniform baseline": base}).items():
         cells = [f"{design[k]:.4g} ({design[k] / base[k]:.3f}x)" for k in ("tokens_per_s", "tokens_per_j", "area_mm2")]
         table.add_row(name, *cells)
