@@ -375,7 +375,7 @@ def optimize_measured(
         all_values = np.concatenate([measured.joint(target), np.asarray(values, float)])
         return optimizer_proxy(measured.sens, all_tables, all_values, target)
 
-    windows = measured.calibration.check_tokens() if verify else None
+    windows, model = (measured.calibration.check_tokens(), measured.model(model)) if verify else (None, None)
 
     def measure_many(tables) -> list[dict]:
         loss, kl, _ = loss_and_kl(model, windows, np.asarray(tables), measured.scheme)

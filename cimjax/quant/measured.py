@@ -5,7 +5,7 @@ increase of uniform W=A=KV assignments at 2..8 bits (the *measured budgets*: ``i
 really costs) and the measured losses of mixed assignments (the fit set of the interaction-aware proxy),
 each both as a loss increase and as the mean per-token KL divergence from the full-precision model (the
 two budget *targets*, :data:`TARGETS`).
-Two sets of windows of the pydoc corpus (as byte ids) are used (:class:`Calibration`): the sensitivities
+Two sets of windows of the pydoc corpus are used (:mod:`cimjax.quant.calibration`): the sensitivities
 come from random *calibration* windows of the training split; every loss of a whole assignment (budgets,
 fit set, verification) is measured on *check* windows of the validation split. Measured on the windows
 the single-point curves came from, an optimised assignment can exploit their noise (the trained LM's
@@ -13,7 +13,9 @@ INT8-budget assignment measured a loss *decrease* of 0.0013 nats/token there; se
 
 It is written as one JSON file (``cimjax proxy sensitivities --out FILE``), read back with checks
 (:func:`load`: a malformed or mismatched file raises :class:`MeasuredFileError` naming the field), and
-cached under ``$CIMJAX_CACHE/sensitivities`` keyed by the checkpoint's content hash and the calibration.
+cached under ``$CIMJAX_CACHE/sensitivities`` keyed by the checkpoint's content hash, the calibration and
+the quantiser. A quantiser that smooths activations (``QuantScheme.smooth``) measured the smoothed model:
+whoever measures more with it (the verification) takes the model from :meth:`Measured.model`.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from cimjax.cache import cache_dir
 from cimjax.files import atomic_write
 from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
-from cimjax.quant import corpus
+from cimjax.quant.calibration import Calibration
 from cimjax.quant.paired import paired
 from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME, QuantScheme, TensorScheme
 from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate
+from cimjax.quant.smoothing import smooth
 from cimjax.workload.precision import N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
 
@@ -49,66 +52,6 @@ TARGETS = ("loss", "kl")
 
 class MeasuredFileError(ValueError):
     """A sensitivities file that cannot be read, is malformed, or belongs to another model or checkpoint."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Calibration:
-    """The calibration windows every measurement of a checkpoint uses (all of it but ``tokenizer`` keys the
-    cache; the tokenizer's content is part of the checkpoint's hash).
-
-    ``windows`` random windows of ``seq_len`` tokens from the training split (seeded by ``seed``) for the
-    sensitivities; ``samples`` Hutchinson / output-MSE samples; ``check_windows`` consecutive windows from
-    the start of the validation split, on which whole assignments are measured. ``tokenizer``: the
-    checkpoint's ``tokenizer.json`` whose ids the windows are (:func:`for_checkpoint` sets it when the
-    directory has one), or None for byte ids.
-    """
-
-    windows: int = 16
-    seq_len: int = 128
-    samples: int = 4
-    seed: int = 0
-    check_windows: int = 64
-    tokenizer: str | None = None
-
-    def __post_init__(self):
-        for field in ("windows", "seq_len", "samples", "check_windows"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"calibration {field}={value!r} must be a positive integer")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"calibration seed={self.seed!r} must be an integer")
-        if self.tokenizer is not None and not isinstance(self.tokenizer, str):
-            raise ValueError(f"calibration tokenizer={self.tokenizer!r} must be a path or None")
-
-    def split(self) -> tuple[np.ndarray, np.ndarray]:
-        """The corpus's (train, validation) tokens, in this calibration's ids."""
-        return corpus.split(tokenizer=self.tokenizer)
-
-    def tokens(self) -> np.ndarray:
-        """The windows ``(windows, seq_len + 1)`` (inputs plus next-token targets)."""
-        train_tokens, _ = self.split()
-        if len(train_tokens) <= self.seq_len + 1:
-            raise ValueError(f"calibration seq_len={self.seq_len} is longer than the corpus")
-        starts = np.random.default_rng(self.seed).integers(0, len(train_tokens) - self.seq_len - 1, size=self.windows)
-        return train_tokens[starts[:, None] + np.arange(self.seq_len + 1)[None, :]]
-
-    def check_tokens(self) -> np.ndarray:
-        """The check windows ``(check_windows, seq_len + 1)`` of the validation split."""
-        return corpus.windows(self.split()[1], self.seq_len, self.check_windows)
-
-    def describe(self, vocab: int) -> str:
-        if self.tokenizer is not None:
-            note = " (the checkpoint's tokenizer.json)"
-        else:
-            note = "" if vocab == corpus.VOCAB else " (byte ids, not this model's tokenizer)"
-        return (
-            f"pydoc_data corpus{note}: sensitivities on {self.windows} x {self.seq_len} training-split tokens "
-            f"(seed {self.seed}), losses on {self.check_windows} x {self.seq_len} validation-split tokens"
-        )
-
-    def key(self) -> dict:
-        """What keys the cache: every field but the tokenizer's path."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "tokenizer"}
 
 
 def loss_and_kl(
@@ -176,6 +119,10 @@ class Measured:
     joint_kl: np.ndarray
     scheme: QuantScheme = DEFAULT_SCHEME
 
+    def model(self, weights: DecoderLM) -> DecoderLM:
+        """The checkpoint's model as every number here was measured (:func:`smoothed`)."""
+        return smoothed(weights, self.scheme, self.calibration)
+
     def uniform(self, target: str) -> dict[int, float]:
         """The measured ``target`` (:data:`TARGETS`) of uniform W=A=KV at each of :data:`UNIFORM_WIDTHS`."""
         return {"loss": self.uniform_loss, "kl": self.uniform_kl}[check_target(target)]
@@ -227,9 +174,7 @@ class Measured:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(
-            path, json.dumps(self.to_json()) + "\n"
-        )  # a temporary file of its own: concurrent savers never mix
+        atomic_write(path, json.dumps(self.to_json()) + "\n")  # a temporary file of its own: savers never mix
         return path
 
 
@@ -284,11 +229,8 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
     n = len(joint["loss"]) if isinstance(joint["loss"], list) else -1
     if n < 0:
         raise MeasuredFileError(f"{source}: 'joint.loss' must be a list")
-    tables = (
-        _array(joint["tables"], "joint.tables", (n, spec.n_layers, N_POINTS), source)
-        if n
-        else np.zeros((0, spec.n_layers, N_POINTS))
-    )
+    shape = (n, spec.n_layers, N_POINTS)
+    tables = _array(joint["tables"], "joint.tables", shape, source) if n else np.zeros(shape)
     return Measured(
         spec=spec,
         checkpoint_hash=str(payload["checkpoint_hash"]),
@@ -308,7 +250,8 @@ def _scheme(value, source: str) -> QuantScheme:
     if value is None:
         return DEFAULT_SCHEME
     try:
-        return QuantScheme(**{kind: TensorScheme(**value[kind]) for kind in ("weight", "act", "probs", "kv")})
+        kinds = {kind: TensorScheme(**value[kind]) for kind in ("weight", "act", "probs", "kv")}
+        return QuantScheme(**kinds, smooth=value.get("smooth"))
     except (TypeError, ValueError, KeyError) as e:
         raise MeasuredFileError(f"{source}: 'scheme' is malformed: {e}") from None
 
@@ -354,8 +297,9 @@ def measure(
     log: Callable[[str], None] | None = None,
 ) -> Measured:
     """Measures everything :class:`Measured` holds for ``model`` on ``calibration``'s windows, quantised
-    with ``scheme``."""
+    with ``scheme`` (smoothed first when it says so)."""
     say = log or (lambda msg: None)
+    model = smoothed(model, scheme, calibration)
     say(f"measuring {calibration.describe(model.spec.vocab)} ...")
     sens = estimate(model, calibration.tokens(), scheme, n_samples=calibration.samples, seed=calibration.seed)
     n_layers = model.spec.n_layers
@@ -378,10 +322,18 @@ def measure(
     )
 
 
+def smoothed(model: DecoderLM, scheme: QuantScheme, calibration: Calibration) -> DecoderLM:
+    """``model`` with ``scheme``'s activation smoothing folded in (factors from ``calibration``'s training-split
+    windows, :mod:`cimjax.quant.smoothing`), or ``model`` itself when the scheme does not smooth."""
+    return model if scheme.smooth is None else smooth(model, calibration.tokens(), scheme.smooth)
+
+
 def cache_path(digest: str, calibration: Calibration, scheme: QuantScheme = DEFAULT_SCHEME) -> Path:
     """The cache file of a checkpoint's content hash, calibration and quantiser (:data:`DEFAULT_SCHEME`'s key
-    is the calibration's alone, as before quantisers were chosen, so its existing entries stay valid)."""
-    key = calibration.key() | ({} if scheme == DEFAULT_SCHEME else {"scheme": dataclasses.asdict(scheme)})
+    is the calibration's alone, as before quantisers were chosen, and ``smooth`` is left out at None, as before
+    it existed, so existing entries stay valid)."""
+    fields = {k: v for k, v in dataclasses.asdict(scheme).items() if k != "smooth" or v is not None}
+    key = calibration.key() | ({} if scheme == DEFAULT_SCHEME else {"scheme": fields})
     key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "sensitivities" / f"{digest[:32]}-{key}-v{VERSION}.json"
 

@@ -61,12 +61,22 @@ class QuantScheme:
 
     Defaults: weights symmetric per output channel, matmul inputs symmetric per token, attention
     probabilities (non-negative) asymmetric per query row, K/V cache entries symmetric per token and head.
+    ``smooth``: None, or the migration strength ``a`` in [0, 1] of activation smoothing
+    (:mod:`cimjax.quant.smoothing`), a transformation of the checkpoint's weights computed once from the
+    calibration windows; the hooks below quantise whatever model they are given, so the smoothing is applied
+    by whoever loads the weights (:meth:`cimjax.quant.measured.Measured.model`).
     """
 
     weight: TensorScheme = TensorScheme(True, "channel")
     act: TensorScheme = TensorScheme(True, "token")
     probs: TensorScheme = TensorScheme(False, "token")
     kv: TensorScheme = TensorScheme(True, "token")
+    smooth: float | None = None
+
+    def __post_init__(self):
+        number = isinstance(self.smooth, (int, float)) and not isinstance(self.smooth, bool)
+        if self.smooth is not None and not (number and 0.0 <= self.smooth <= 1.0):
+            raise ValueError(f"smooth={self.smooth!r} must be None or a number in [0, 1]")
 
     def of(self, kind: str, op: str) -> TensorScheme:
         """The scheme of a quantisation point: kind ``weight``/``act``/``kv``, op of MATMUL_OPS or k/v."""
