@@ -8,10 +8,14 @@ Two measurements:
    whether weight bits (macro columns and DRAM traffic) or activation bits (bit-serial streaming) set
    tokens/s for this model.
 2. **Accuracy side**: measured loss increase and KL of uniform W=A=KV widths and of weight-only /
-   activation-only tables on the check windows, with the weight scales ``max`` and ``mse``
-   (docs/quantisation.md), i.e. what 2- and 3-bit weights cost under each quantiser.
+   activation-only tables on the check windows, and of each activation point alone at 4 bits, with the
+   weight scales ``max`` and ``mse`` and with ``mse`` plus activation smoothing of strength ``--smooth``
+   (docs/quantisation.md), i.e. what 2- and 3-bit weights cost under each quantiser and which activation
+   spends the INT4 budget. Also the activation outliers: per linear input and layer, the largest
+   channel's ``max |x_j|`` over the median channel's, on the calibration windows, before and after smoothing.
 
     python benchmarks/int4_limits.py results/end_to_end/end_to_end.json [--row 2] [--out results/int4_limits]
+        [--smooth 0.5]
 
 Prints both tables and writes them to ``OUT/int4_limits.json``.
 """
@@ -19,6 +23,7 @@ Prints both tables and writes them to ``OUT/int4_limits.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -29,10 +34,11 @@ from cimjax.evaluation import design_report
 from cimjax.hardware.config import FIELDS
 from cimjax.joint.allocation import best_hardware
 from cimjax.joint.problem import ExactEvaluator, make_problem
-from cimjax.quant.measured import Calibration, loss_and_kl, with_tokenizer
+from cimjax.quant.measured import Calibration, loss_and_kl, smoothed, with_tokenizer
 from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME
+from cimjax.quant.smoothing import DEFAULT_ALPHA, outlier_ratios
 from cimjax.quant.train import BENCHMARK, train
-from cimjax.workload.precision import N_POINTS, POINTS, Precision, table_from_bits
+from cimjax.workload.precision import MATMUL_OPS, N_POINTS, POINTS, Precision, table_from_bits
 
 WEIGHT = np.array([kind == "weight" for kind, _ in POINTS])
 KV = np.array([kind == "kv" for kind, _ in POINTS])
@@ -75,8 +81,9 @@ def cost_side(spec, table: np.ndarray) -> dict:
             "latency_share": {name: t / full["latency_s"] for name, t in by_operator}, "variants": ratios}  # fmt: skip
 
 
-def accuracy_side(trained) -> dict:
-    """Measured loss increase and KL of uniform, weight-only and activation-only tables, max vs mse scales."""
+def accuracy_side(trained, alpha: float) -> dict:
+    """Measured loss increase and KL of uniform, weight-only and activation-only tables, max vs mse scales vs
+    mse scales on the model smoothed with strength ``alpha``; the activation outliers before and after."""
     calibration = with_tokenizer(Calibration(seq_len=trained.config.seq_len), trained.directory / "hf")
     windows = calibration.check_tokens()
     n_layers = trained.model.spec.n_layers
@@ -89,17 +96,29 @@ def accuracy_side(trained) -> dict:
         tables.append(np.where(WEIGHT, float(b), 16.0) * np.ones((n_layers, 1)))
     names.append("weights 8, rest 4")
     tables.append(np.where(WEIGHT, 8.0, 4.0) * np.ones((n_layers, 1)))
+    names.append("activations 4, rest 16")
+    tables.append(np.where(ACT, 4.0, 16.0) * np.ones((n_layers, 1)))
+    for op in MATMUL_OPS:
+        names.append(f"activation {op} 4, rest 16")
+        tables.append(np.where(np.arange(N_POINTS) == POINTS.index(("act", op)), 4.0, 16.0) * np.ones((n_layers, 1)))
     print(f"measured on {len(windows)} check windows: loss increase / KL (nats/token)")
-    results = {
-        clip: loss_and_kl(trained.model, windows, np.stack(tables), scheme)
-        for clip, scheme in (("max", DEFAULT_SCHEME), ("mse", CLIPPED_SCHEME))
-    }
+    smooth_scheme = dataclasses.replace(CLIPPED_SCHEME, smooth=alpha)
+    model = smoothed(trained.model, smooth_scheme, calibration)
+    schemes = {"max": (trained.model, DEFAULT_SCHEME), "mse": (trained.model, CLIPPED_SCHEME),
+               f"mse smooth {alpha}": (model, smooth_scheme)}  # fmt: skip
+    results = {clip: loss_and_kl(m, windows, np.stack(tables), scheme) for clip, (m, scheme) in schemes.items()}
     for i, name in enumerate(names):
         cells = "   ".join(f"{clip}: {r[0][i]:.4g} / {r[1][i]:.4g}" for clip, r in results.items())
         print(f"  {name:22s} {cells}")
     rows = {name: {clip: {"loss": float(r[0][i]), "kl": float(r[1][i])} for clip, r in results.items()}
             for i, name in enumerate(names)}  # fmt: skip
-    return {"check_windows": len(windows), "rows": rows}
+    outliers = {"plain": outlier_ratios(trained.model, calibration.tokens()),
+                f"smooth {alpha}": outlier_ratios(model, calibration.tokens())}  # fmt: skip
+    print(f"largest / median channel max|x_j| per layer on {calibration.windows} calibration windows:")
+    for op in outliers["plain"]:
+        cells = "   ".join(f"{k}: " + " ".join(f"{v:.1f}" for v in o[op]) for k, o in outliers.items())
+        print(f"  {op:5s} {cells}")
+    return {"check_windows": len(windows), "rows": rows, "outliers": outliers}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("end_to_end_json", help="experiments/end_to_end.py's end_to_end.json (byte LM)")
     parser.add_argument("--row", type=int, default=2, help="which budget's row (default 2: int4)")
     parser.add_argument("--out", type=Path, default=Path("results/int4_limits"), help="directory for int4_limits.json")
+    parser.add_argument("--smooth", type=float, default=DEFAULT_ALPHA, help="smoothing strength of the third column")
     args = parser.parse_args(argv)
     row = json.loads(Path(args.end_to_end_json).read_text(encoding="utf-8"))["rows"][args.row]
     trained = train(BENCHMARK, log=lambda msg: None)
@@ -115,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "design": {k: row[k] for k in ("budget", "gain", "mean_bits")},
         "cost_side": cost_side(trained.model.spec, table_from_bits(row["bits"]).astype(np.float64)),
-        "accuracy_side": accuracy_side(trained),
+        "accuracy_side": accuracy_side(trained, args.smooth),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "int4_limits.json"

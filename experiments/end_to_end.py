@@ -10,6 +10,7 @@ windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
         [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
+        [--smooth A|none]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
@@ -18,10 +19,12 @@ measured by the refinement after the verify rounds (:mod:`cimjax.joint.refine`; 
 subword``: the second, larger model (``SUBWORD``: 8 layers, a 1,024-id byte-level BPE tokenizer trained on
 the corpus), exported with its ``tokenizer.json``, so every window is in its own sub-word ids. ``--clip``:
 the weight quantiser's scale, ``max`` or ``mse`` (clip search, docs/quantisation.md), for every
-assignment, the uniform budgets included. Each row also gives both designs' area and tokens/J, and the
-optimiser's own design (same bits, its hardware before optimize's area rule picks the recommended chip:
-docs/results.md) with its gain and area, and what the iso-area search (the verified search again within
-the uniform design's area, when the rule moved the design to a smaller chip: docs/joint.md) found.
+assignment, the uniform budgets included. ``--smooth A``: activation smoothing of strength ``A`` folded
+into the weights (SmoothQuant, docs/quantisation.md), for every assignment, the budgets included; ``none``:
+off. Each row also gives both designs' area and tokens/J, and the optimiser's own design (same bits, its
+hardware before optimize's area rule picks the recommended chip: docs/results.md) with its gain and area,
+and what the iso-area search (the verified search again within the uniform design's area, when the rule
+moved the design to a smaller chip: docs/joint.md) found.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     clip_help = "the weight quantiser's scale (default: that of measured checkpoints)"
     parser.add_argument("--area-max", type=float, default=None, help="area limit (mm^2) of every design")
     parser.add_argument("--clip", choices=CLIPS, default=CHECKPOINT_SCHEME.weight.clip, help=clip_help)
+    smooth_help = "activation smoothing strength in [0, 1], or none (default: that of measured checkpoints)"
+    parser.add_argument("--smooth", type=_alpha, default=CHECKPOINT_SCHEME.smooth, help=smooth_help)
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)
@@ -69,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (directory / "config.json").is_file():
         save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
     calibration = Calibration(seq_len=trained.config.seq_len, seed=args.seed)
-    scheme = QuantScheme(weight=TensorScheme(True, "channel", clip=args.clip))
+    scheme = QuantScheme(weight=TensorScheme(True, "channel", clip=args.clip), smooth=args.smooth)
     measured = for_checkpoint(directory, calibration, log=log, scheme=scheme)
     _, val_tokens = measured.calibration.split()
     n_check = calibration.check_windows
     n_held = min(args.held_out, (len(val_tokens) - 1) // calibration.seq_len - n_check)
     held_out = corpus.windows(val_tokens, calibration.seq_len, n_check + n_held)[n_check:]
 
+    model = measured.model(trained.model)  # as every budget was measured (smoothed or not)
     rows = []
     for budget in args.budgets.split(","):
         log(f"{budget}: verified joint optimisation ...")
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         base = report["baseline"]
         tables = [table_from_bits(report["bits"])] + [np.full_like(table_from_bits(report["bits"]), base["width"])]
-        held, held_kl, _ = loss_and_kl(trained.model, held_out, np.stack(tables), measured.scheme)
+        held, held_kl, _ = loss_and_kl(model, held_out, np.stack(tables), measured.scheme)
         rows.append(
             {
                 "budget": budget,
@@ -128,12 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     calibration_text = measured.calibration.describe(trained.model.spec.vocab)
     payload = {"model": trained.model.spec.id, "calibration": calibration_text, "target": args.target,
-               "clip": args.clip, "area_max": args.area_max, "rows": rows}  # fmt: skip
+               "clip": args.clip, "smooth": args.smooth, "area_max": args.area_max, "rows": rows}  # fmt: skip
     (args.out / "end_to_end.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
         f"model {trained.model.spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
         f"{payload['calibration']}; budgets in measured {args.target}; held-out: {len(held_out)} further "
-        f"validation windows; weight scales: {args.clip}",
+        f"validation windows; weight scales: {args.clip}; smoothing: {args.smooth}",
         "",
         "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
         "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "
@@ -159,6 +165,19 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "end_to_end.md").write_text(text)
     print(text)
     return 0
+
+
+def _alpha(value: str) -> float | None:
+    """``--smooth``: ``none`` or a number in [0, 1]."""
+    if value == "none":
+        return None
+    try:
+        alpha = float(value)
+    except ValueError:
+        alpha = -1.0
+    if not 0.0 <= alpha <= 1.0:
+        raise argparse.ArgumentTypeError(f"--smooth {value!r}: allowed: a number in [0, 1] or none")
+    return alpha
 
 
 def _optimiser_gain(report: dict) -> float | None:
