@@ -212,3 +212,35 @@ def test_interaction_proxy_terms_by_hand_and_fit_recovers_them():
     precision = Precision.from_table(jnp.asarray(tables[0]))
     assert float(fitted(precision)) == pytest.approx(losses[0], rel=1e-4)
     assert float(saturate(jnp.float32(1e-3), jnp.float32(scale))) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_least_squares_with_a_lower_bound_by_hand():
+    """``coef >= lower``: the bound binds where the data want less (hand-solved: c0 = 1, c1 = 1.75)."""
+    from cimjax.quant.proxy import fit_coefficients
+
+    feats, measured = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.5, 2.0, 2.5])
+    np.testing.assert_allclose(fit_coefficients(feats, measured, lower=np.array([1.0, 0.0])), [1.0, 1.75])
+    np.testing.assert_allclose(fit_coefficients(feats, measured), [0.5, 2.0], atol=1e-12)  # exact without it
+
+
+def test_interaction_fit_floors_its_additive_coefficient_and_its_saturation():
+    """The optimiser's proxy never prices the sum of single-point effects below itself (additive coefficient
+    >= 1, even when the fit set wants 0.2) and never saturates below 4x that sum at uniform INT4 (computed
+    here from the synthetic curves by hand), even on losses that saturate far below it."""
+    from cimjax.quant.proxy import SATURATION_MARGIN, batch_features, fit_proxy, saturation_floor
+
+    n_layers = 2
+    sens = synthetic_sensitivities(n_layers, seed=3)
+    tables = np.random.default_rng(0).integers(2, 9, size=(30, n_layers, N_POINTS)).astype(np.float32)
+    proxy = make_proxy("interaction", sens)
+    feats = np.asarray(batch_features(proxy, jnp.asarray(tables)), np.float64)
+    curve = np.maximum(np.minimum.accumulate(np.asarray(sens.kl, np.float64), axis=-1), 1e-6)
+    floor = SATURATION_MARGIN * curve[..., list(BIT_GRID).index(4)].sum()
+    assert saturation_floor(proxy) == pytest.approx(floor, rel=1e-5)
+    true = np.array([0.2, 0.0, 0.5, 2.0, 0.0, 0.7, 0.3])
+    fitted = fit_proxy(proxy, tables, feats @ true)
+    assert float(fitted.coef[0]) == pytest.approx(1.0) and bool(jnp.all(fitted.coef >= 0))
+    assert np.isinf(float(fitted.saturation))
+    scale = floor / 10  # losses that saturate well inside the optimiser's range
+    fitted = fit_proxy(proxy, tables, scale * np.log1p(feats @ np.array([1.0, 0, 0.5, 2.0, 0, 0.7, 0.3]) / scale))
+    assert float(fitted.saturation) >= floor * (1 - 1e-6)

@@ -23,8 +23,9 @@ bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an
   and between the weight and the input of the same matmul (the ``dW dX`` product of ``(W + dW)(X + dX)``).
   Expanding a square gives every pairwise product ``sqrt(d_t d_u)``: the interaction of two points is
   assumed to scale with the geometric mean of their single-point effects, with one coefficient per group
-  (layer, model, matmul). The ``L + 3`` coefficients are fitted (non-negative least squares on *relative*
-  errors) on measured mixed assignments.
+  (layer block, model, matmul). The ``2 L + 3`` coefficients are fitted (non-negative least squares on
+  *relative* errors) on measured mixed assignments, the additive one at least 1 and the saturation scale
+  bounded below (:class:`ProxyKind`: ``additive_floor``, ``saturation_floor``).
 * ``default``: for models without weights, see :func:`default_proxy` -- an assumption, labelled as such.
 
 Negative Hessian-trace estimates (sampling noise, or non-convex directions) are set to zero.
@@ -56,6 +57,11 @@ RELATIVE_FLOOR = 1e-5  # nats/token: measured increases below this weigh as this
 LOSS_FLOOR = 1e-6  # nats/token: measured single-point increases below this are treated as this
 _KINDS = ("weight", "act", "kv")
 _TINY = 1e-30  # floor of interpolated error energies
+# Least saturation scale of the interaction proxy, in units of its additive sum x4 at the widest preset (INT4):
+# at x = x4 = s/4, s ln(1 + x/s) is within 11 % of x and its slope 1/(1 + x/s) is 0.8, so the optimiser, whose
+# budgets reach uniform INT4, cannot buy bits where the saturation flattens the proxy (docs/proxy.md).
+SATURATION_MARGIN = 4.0
+
 
 DEFAULT_ASSUMPTION = (
     "ASSUMPTION (no weights): every matmul operand has the same loss sensitivity per multiply-accumulate "
@@ -110,6 +116,10 @@ class ProxyKind:
       relative_fit: fitted on relative errors (budgets span 1e-4..1 nats/token).
       saturations: saturation scales the fit may choose, as multiples of the fit set's median measured value
         (:func:`fit_saturation`); linear (no saturation) is always a choice.
+      additive_floor: the least coefficient of the first feature, when it is the sum of the measured
+        single-point effects: with it a tensor quantised alone is never priced below its own measured effect.
+      saturation_floor: the least saturation scale, as a multiple of the first feature at the widest uniform
+        preset (:func:`saturation_floor`): the proxy stays nearly linear up to the largest budget.
       assumption, gain_cap: see :class:`AccuracyProxy`.
     """
 
@@ -118,6 +128,8 @@ class ProxyKind:
     fitted: bool = False
     relative_fit: bool = False
     saturations: tuple[float, ...] = ()
+    additive_floor: float = 0.0
+    saturation_floor: float = 0.0
     assumption: str | None = None
     gain_cap: str | None = None
 
@@ -242,7 +254,15 @@ VARIANTS: dict[str, ProxyKind] = {
         ProxyKind("loss_curves", _loss_curves),
         ProxyKind("kl_curves", _kl_curves),
         ProxyKind("higgs", _higgs, fitted=True),
-        ProxyKind("interaction", _interaction, fitted=True, relative_fit=True, saturations=(8.0, 4.0, 2.0, 1.0)),
+        ProxyKind(
+            "interaction",
+            _interaction,
+            fitted=True,
+            relative_fit=True,
+            saturations=(8.0, 4.0, 2.0, 1.0),
+            additive_floor=1.0,
+            saturation_floor=SATURATION_MARGIN,
+        ),
     )
 }
 """The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
@@ -269,6 +289,21 @@ def batch_features(proxy: Proxy, tables: jax.Array) -> jax.Array:
     return jax.vmap(lambda t: proxy.features(Precision.from_table(t)))(tables)
 
 
+def saturation_floor(proxy: Proxy) -> float:
+    """The least saturation scale a fit of ``proxy`` may choose: ``kind.saturation_floor`` times its first
+    feature at uniform W=A=KV of the widest :data:`PRESETS` width (0 when the kind sets none)."""
+    if not proxy.kind.saturation_floor:
+        return 0.0
+    widest = Precision.uniform(proxy.sens.numel.shape[0], min(PRESETS.values()))
+    return proxy.kind.saturation_floor * float(proxy.features(widest)[0])
+
+
+def fit_features(proxy: Proxy, features: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coefficients and saturation scale of ``proxy``'s kind fitted to ``features`` ``(N, G)`` of assignments
+    whose measured values are ``measured`` (:func:`fit_saturation` with the kind's floors)."""
+    return fit_saturation(features, measured, proxy.kind, saturation_floor(proxy))
+
+
 def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     """Fits non-negative coefficients by least squares of predicted against measured loss increases.
 
@@ -280,7 +315,7 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     if len(tables) != len(measured) or not len(tables):
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
-    coef, scale = fit_saturation(feats, measured, proxy.kind)
+    coef, scale = fit_features(proxy, feats, measured)
     return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32), saturation=np.float32(scale))
 
 
@@ -295,11 +330,14 @@ def saturate(x, scale):
 FOLDS = 5  # cross-validation folds that choose a fitted saturation
 
 
-def fit_saturation(features: np.ndarray, measured: np.ndarray, kind: ProxyKind) -> tuple[np.ndarray, float]:
+def fit_saturation(
+    features: np.ndarray, measured: np.ndarray, kind: ProxyKind, floor: float = 0.0
+) -> tuple[np.ndarray, float]:
     """Coefficients and saturation scale ``s`` of ``saturate(coef . features, s) ~ measured`` for a kind.
 
-    For each allowed ``s`` (infinite, then ``kind.saturations`` times the median of ``|measured|``) the
-    coefficients are fitted to the inverse transform ``s (exp(measured / s) - 1)`` (:func:`fit_coefficients`);
+    For each allowed ``s`` (infinite, then ``kind.saturations`` times the median of ``|measured|``, each at
+    least ``floor``) the coefficients are fitted to the inverse transform ``s (exp(measured / s) - 1)``
+    (:func:`fit_coefficients`, the first one at least ``kind.additive_floor``);
     ``s`` is the one whose :data:`FOLDS`-fold cross-validated predictions *within this fit set* rank it best
     (Kendall tau; ties go to the earlier, less saturating choice), then refitted on the whole set. Fewer
     than ``2 FOLDS`` assignments: linear.
@@ -312,11 +350,14 @@ def fit_saturation(features: np.ndarray, measured: np.ndarray, kind: ProxyKind) 
 
     y = np.asarray(measured, np.float64)
     feats = np.asarray(features, np.float64)
-    scales = [np.inf, *(m * float(np.median(np.abs(y))) if len(y) else np.inf for m in kind.saturations)]
+    median = float(np.median(np.abs(y))) if len(y) else np.inf
+    scales = list(dict.fromkeys([np.inf, *(max(m * median, floor) for m in kind.saturations)]))
+    lower = np.zeros(feats.shape[1])
+    lower[:1] = kind.additive_floor
 
     def fit(rows, s):
         target = y[rows] if np.isinf(s) else s * np.expm1(np.minimum(y[rows] / s, 50.0))
-        return fit_coefficients(feats[rows], target, kind.relative_fit)
+        return fit_coefficients(feats[rows], target, kind.relative_fit, lower)
 
     best = np.inf
     if len(scales) > 1 and len(y) >= 2 * FOLDS:
@@ -332,20 +373,24 @@ def fit_saturation(features: np.ndarray, measured: np.ndarray, kind: ProxyKind) 
     return fit(np.arange(len(y)), best), float(best)
 
 
-def fit_coefficients(features: np.ndarray, measured: np.ndarray, relative: bool = False) -> np.ndarray:
-    """Non-negative least squares ``features @ coef ~ measured`` (features ``(N, G)``, scaled for conditioning).
+def fit_coefficients(
+    features: np.ndarray, measured: np.ndarray, relative: bool = False, lower: np.ndarray | None = None
+) -> np.ndarray:
+    """Least squares ``features @ coef ~ measured`` with ``coef >= lower`` (default 0; features ``(N, G)``,
+    scaled for conditioning): non-negative least squares of the rest, ``measured - features @ lower``.
 
     With ``relative`` every row is divided by its measured value (at least :data:`RELATIVE_FLOOR`), so the
     fit minimises relative errors and small losses count as much as large ones.
     """
     feats = np.asarray(features, np.float64)
     target = np.asarray(measured, np.float64)
+    lower = np.zeros(feats.shape[1]) if lower is None else np.asarray(lower, np.float64)
     if relative:
         weight = 1.0 / np.maximum(np.abs(target), RELATIVE_FLOOR)
         feats, target = feats * weight[:, None], target * weight
     scale = np.maximum(feats.max(axis=0), 1e-300)
-    coef, _ = nnls(feats / scale, target)
-    return coef / scale
+    coef, _ = nnls(feats / scale, target - feats @ lower)
+    return coef / scale + lower
 
 
 def _default_points(spec: ModelSpec, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,7 +24,7 @@ from cimjax.quant.proxy import (
     Proxy,
     batch_features,
     default_proxy,
-    fit_saturation,
+    fit_features,
     make_proxy,
     saturate,
     uniform_budgets,
@@ -212,7 +212,7 @@ def judge_variants(features, n_fit: int, fit_measured, test_measured, test_se=No
     for proxy, feats in features:
         coef, scale = np.asarray(proxy.coef, np.float64), np.inf
         if proxy.kind.fitted:
-            coef, scale = fit_saturation(feats[:n_fit], fit_measured, proxy.kind)
+            coef, scale = fit_features(proxy, feats[:n_fit], fit_measured)
         predicted = np.asarray(saturate(feats[n_fit:] @ coef, scale), np.float64)
         results.append(
             score(proxy.name, predicted, test_measured, proxy.kind.fitted, coef, proxy.assumption, scale, test_se)
