@@ -187,7 +187,7 @@ def test_interaction_proxy_terms_by_hand_and_fit_recovers_them():
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables)), np.float64)
     kl = np.asarray(sens.kl, np.float64)
     for t, f in zip(tables[:3], feats[:3], strict=True):
-        curve = np.maximum(np.minimum.accumulate(kl, axis=-1), 1e-6)  # made non-increasing, floored
+        curve = np.maximum(np.minimum.accumulate(kl, axis=-1), 1e-10)  # made non-increasing, floored
         d = curve[np.arange(n_layers)[:, None], np.arange(N_POINTS)[None], t.astype(int) - 2]
         r = np.sqrt(d)
         mlp = [4, 5, 6, 11, 12, 13]  # gate, up, down: weights and inputs; the rest is the attention block
@@ -234,7 +234,7 @@ def test_interaction_fit_floors_its_additive_coefficient_and_its_saturation():
     tables = np.random.default_rng(0).integers(2, 9, size=(30, n_layers, N_POINTS)).astype(np.float32)
     proxy = make_proxy("interaction", sens)
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables)), np.float64)
-    curve = np.maximum(np.minimum.accumulate(np.asarray(sens.kl, np.float64), axis=-1), 1e-6)
+    curve = np.maximum(np.minimum.accumulate(np.asarray(sens.kl, np.float64), axis=-1), 1e-10)
     floor = SATURATION_MARGIN * curve[..., list(BIT_GRID).index(4)].sum()
     assert saturation_floor(proxy) == pytest.approx(floor, rel=1e-5)
     true = np.array([0.2, 0.0, 0.5, 2.0, 0.0, 0.7, 0.3])

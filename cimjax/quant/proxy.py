@@ -55,6 +55,9 @@ from cimjax.workload.spec import ModelSpec
 
 RELATIVE_FLOOR = 1e-5  # nats/token: measured increases below this weigh as this in a relative fit
 LOSS_FLOOR = 1e-6  # nats/token: measured single-point increases below this are treated as this
+# nats/token: the interaction proxy's single-point KL floor, far below any measured one (>= 2.6e-8 at 8 bits on
+# the benchmark LMs): with its additive coefficient >= 1, LOSS_FLOOR would price every point at least 1e-6
+KL_FLOOR = 1e-10
 _KINDS = ("weight", "act", "kv")
 _TINY = 1e-30  # floor of interpolated error energies
 # Least saturation scale of the interaction proxy, in units of its additive sum x4 at the widest preset (INT4):
@@ -196,7 +199,7 @@ _ATTENTION = np.array([op not in ("gate", "up", "down") for _, op in POINTS])  #
 def _interaction(proxy: Proxy, table: jax.Array) -> jax.Array:
     """``[sum d, (sum_attention sqrt d)^2 per layer, (sum_mlp sqrt d)^2 per layer, (sum sqrt d)^2,
     sum_matmul sqrt(d_W d_X)]``, ``(2 L + 3,)``."""
-    d = log_interp(table, proxy.sens.kl, LOSS_FLOOR)
+    d = log_interp(table, proxy.sens.kl, KL_FLOOR)
     r = jnp.sqrt(d)
     n_w = len(LINEAR_OPS)
     pairs = jnp.sum(r[:, :n_w] * r[:, n_w : 2 * n_w])  # weight and input of q..down (same column order)
