@@ -78,6 +78,19 @@ def test_shared_precision_range_and_config_evaluators_agree_with_choice_and_refe
         assert by_index[1][i] == pytest.approx(ref["energy_j"], rel=1e-5)
 
 
+def test_ranks_evaluator_costs_chosen_designs_as_the_range_evaluator_does_bit_for_bit():
+    """Per-layer bits; 100 distinct designs in any order, padded to a batch of 128 (the joint sweep's exact
+    re-evaluation of its near front relies on this)."""
+    rng = np.random.default_rng(2)
+    prec = Precision(*(jnp.asarray(rng.integers(2, 9, shape), jnp.float32) for shape in ((2, 7), (2, 9), (2,))))
+    folding = MirrorFolding(SMALL)
+    every = make_evaluator(SPEC, WORKLOAD, folding, "range", size=folding.size)(jnp.asarray(0), prec, TECH)
+    ranks = rng.choice(folding.size, 100, replace=False)
+    chosen = in_batches(make_evaluator(SPEC, WORKLOAD, folding, "ranks"), 128, (ranks,), prec, TECH)
+    for k in range(3):
+        np.testing.assert_array_equal(chosen[k], np.asarray(every[k], np.float64)[ranks])
+
+
 def test_range_evaluator_repeats_the_last_design_past_the_end():
     prec = Precision.uniform(SPEC.n_layers, 8)
     run = make_evaluator(SPEC, WORKLOAD, SMALL, "range", size=8)

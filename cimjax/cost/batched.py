@@ -15,6 +15,9 @@ How a call names its designs (``designs``):
   ``decode`` and ``size`` (the sweep passes :class:`cimjax.search.symmetry.MirrorFolding`, its distinct
   designs). Numbers past the end repeat the last design. With ``devices``, a 1-D mesh over them: device
   ``i`` costs the ``size`` designs from ``start + i * size`` (``jax.shard_map``), outputs in order.
+* ``"ranks"``: int ``(B,)`` numbers of designs as ``range`` names them (``space.decode``), any of them: the
+  ``range`` program but for chosen designs, compiled alike, so its numbers are the sweep's bit for bit
+  (tests/test_batched.py).
 
 ``run`` returns the decode phase's ``(latency_s, energy_j, area_mm2)`` (per design), or with ``full=True``
 the whole :class:`Costs` (breakdowns, prefill included). :func:`in_batches` feeds any number of designs to
@@ -40,7 +43,7 @@ from cimjax.workload.spec import ModelSpec
 
 enable_compilation_cache()  # compiled programs on disk, for library users as for the CLI
 
-DESIGNS = ("config", "choice", "range", "design")
+DESIGNS = ("config", "choice", "range", "design", "ranks")
 """How an evaluator's calls name their designs (see the module docstring)."""
 
 AXIS = "designs"
@@ -64,8 +67,9 @@ def make_evaluator(
     ``size``: designs per call (per device) of a ``range`` evaluator, and only of one. ``per_design_precision``:
     ``prec`` has a leading batch axis too (one precision per design). ``full``: return whole :class:`Costs`.
     ``devices``: shard a ``range`` evaluator over them (a plain ``jax.jit``, compiled in memory).
-    ``range`` programs run many times per sweep, so they keep XLA's full optimisation; the others, whose
-    runs are short next to their compilation, are compiled fast (:data:`cimjax.cache.FAST_COMPILE`).
+    ``range`` programs run many times per sweep, so they keep XLA's full optimisation, and so do ``ranks``
+    ones (their numbers are the sweep's); the others, whose runs are short next to their compilation, are
+    compiled fast (:data:`cimjax.cache.FAST_COMPILE`).
     """
     if designs not in DESIGNS:
         raise ValueError(f"designs = {designs!r} is not allowed; allowed: {list(DESIGNS)}")
@@ -92,6 +96,11 @@ def make_evaluator(
         def run(choice, prec, tech):
             return costs(space.from_choice_indices(choice), prec, tech)
 
+    elif designs == "ranks":
+
+        def run(ranks, prec, tech):
+            return costs(space.decode(ranks), prec, tech)
+
     else:
         offsets, last = jnp.arange(size), space.size - 1
 
@@ -104,7 +113,7 @@ def make_evaluator(
         mesh = Mesh(np.asarray(devices), (AXIS,))
         return jax.jit(jax.shard_map(run, mesh=mesh, in_specs=(replicated,) * 3, out_specs=PartitionSpec(AXIS)))
     static = (spec, workload, space, designs, size, per_design_precision, full)
-    return CompiledProgram(f"evaluate-{designs}", static, jax.jit(run), fast_compile=designs != "range")
+    return CompiledProgram(f"evaluate-{designs}", static, jax.jit(run), fast_compile=designs not in ("range", "ranks"))
 
 
 def pad_rows(rows: np.ndarray, size: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import jax
 
 from cimjax.cost import operators
+from cimjax.cost.distinct import DistinctRows, distinct_operators
 from cimjax.cost.pricing import PhaseCosts, price
 from cimjax.hardware.area import Area, chip_area
 from cimjax.hardware.config import HardwareConfig
@@ -56,7 +57,11 @@ def phase_costs(
     area: Area,
     ops: Ops = EXACT,
 ) -> PhaseCosts:
-    """Latency and energy of one phase: each operator's per-layer latency and activities, then pricing."""
+    """Latency and energy of one phase: each operator's per-layer latency and activities, then pricing.
+    ``prec`` may be :class:`~cimjax.cost.distinct.DistinctRows` (each operator on its distinct rows)."""
+    if isinstance(prec, DistinctRows):
+        per_layer, once = distinct_operators(hw, prec, spec, counts, block, tech, ops)
+        return price(per_layer, once, (prec.n_layers,), 1, counts.tokens, tech, area)
     repeats = _layer_repeats(spec, prec)
     per_layer, once = operators.phase_operators(operators.phase(hw, prec, spec, counts, block, tech, ops))
     return price(per_layer, once, prec.kv_bits.shape, repeats, counts.tokens, tech, area)

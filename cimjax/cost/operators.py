@@ -317,11 +317,32 @@ def embedding(p: Phase, dram_rate) -> OperatorCost:
     return OperatorCost(bits / dram_rate, lambda: NO_ACTIVITY._replace(dram_bits=bits))
 
 
-def phase_operators(p: Phase) -> tuple[dict[str, OperatorCost], dict[str, OperatorCost]]:
+def gathered(cost: OperatorCost, index) -> OperatorCost:
+    """``cost`` computed on distinct layer rows, as per layer: each per-layer array (layer axis last) taken
+    at ``index`` (the row of each layer); scalars stand for every layer as they are."""
+
+    def take(x):
+        return x[..., index] if jnp.ndim(x) else x
+
+    return OperatorCost(take(cost.latency), lambda: Activity(*map(take, cost.activity())))
+
+
+def phase_operators(p: Phase, distinct: dict | None = None) -> tuple[dict[str, OperatorCost], dict[str, OperatorCost]]:
     """Every operator's cost per layer, keyed by OPERATORS, and the once-per-phase costs (the embedding
-    rows, under ``dram_other``)."""
-    t_qkv, t_attention, t_o, t_ffn = streaming = (qkv(p), attention(p), o_proj(p), ffn(p))
+    rows, under ``dram_other``). ``distinct``: by operator, a Phase at the operator's distinct layer rows
+    and the row of each layer (:mod:`cimjax.cost.distinct`); the operator is computed on those rows and
+    :func:`gathered` (``p`` then needs only the per-layer KV bits)."""
+
+    def run(name, operator, *args):
+        if distinct is None:
+            return operator(p, *args)
+        rows, index = distinct[name]
+        return gathered(operator(rows, *args), index)
+
+    t_qkv, t_attention, t_o, t_ffn = streaming = (
+        run("qkv", qkv), run("attention", attention), run("o_proj", o_proj), run("ffn", ffn),
+    )  # fmt: skip
     fu = functional_units(p, t_qkv.latency + t_attention.latency + t_o.latency + t_ffn.latency)
     dram_rate = dram_bits_per_s(p.tech)  # after the stage timings, which read the same DRAM constants
-    per_layer = dict(zip(OPERATORS, (*streaming, fu, dram_other(p, dram_rate)), strict=True))
+    per_layer = dict(zip(OPERATORS, (*streaming, fu, run("dram_other", dram_other, dram_rate)), strict=True))
     return per_layer, {"dram_other": embedding(p, dram_rate)}

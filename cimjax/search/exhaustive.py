@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.cost.batched import compress_uniform, make_evaluator
+from cimjax.cost.distinct import distinct_rows
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.search.pareto import alpha_objective, alpha_sweep, pareto_front_2d
@@ -114,14 +115,18 @@ def sweep(
     space: DesignSpace = PAPER_SPACE,
     chunk: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], None] | None = None,
+    distinct_layers: bool = False,
 ) -> SweepResult:
     """Costs every design of ``space`` exactly, evaluating each distinct design once, ``chunk`` at a time.
 
     Mirror images get their canonical design's costs (:mod:`cimjax.search.symmetry`). Uniform precisions
-    are evaluated as one layer repeated (identical results, fewer operations). ``progress(done, total)``
-    is called after each chunk (distinct designs). Compile time is measured separately.
+    are evaluated as one layer repeated (identical results, fewer operations). ``distinct_layers``: a per-layer
+    precision is priced per operator on its distinct layer rows (:mod:`cimjax.cost.distinct`: fewer
+    operations, equal to float32 rounding, not bit for bit). ``progress(done, total)`` is called after each
+    chunk (distinct designs). Compile time is measured separately.
     """
     prec = compress_uniform(prec)
+    prec = distinct_rows(prec) if distinct_layers else prec
     designs = MirrorFolding(space)
     run = make_evaluator(spec, workload, designs, "range", size=chunk)
     start_compile = time.perf_counter()

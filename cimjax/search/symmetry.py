@@ -101,9 +101,14 @@ class MirrorFolding:
         (read-only, kept per space)."""
         return _flat_indices(self.space)
 
+    @property
+    def ranks(self) -> np.ndarray:
+        """The rank of each design's canonical design, by flat index (read-only, kept per space)."""
+        return _ranks(self.space)
+
     def expand(self, values: np.ndarray) -> np.ndarray:
         """Values per canonical design (by rank) -> values per design of the whole space (mirrors copied)."""
-        return np.asarray(values)[_ranks(self.space)]
+        return np.asarray(values)[self.ranks]
 
 
 @functools.lru_cache(maxsize=4)
