@@ -31,7 +31,8 @@ budget, on its best hardware.
 the design to a smaller chip than the optimiser's own, its bits were chosen for silicon the rule did not
 allow. The whole verified search (rounds, refinement) then runs again with the baseline's area as the limit,
 and the same rule (area must pay) chooses among the baseline, the first search's pick and the iso-area
-search's pick (each at its best admissible hardware). Every design it can return was measured within the
+search's pick (each at its best admissible hardware). Its proxy starts refitted with the first search's
+failed measurements (:func:`_seeded`). Every design it can return was measured within the
 budget, or is the baseline.
 """
 
@@ -240,6 +241,14 @@ def _search(solve, *, fit, measure_many, budget: float, max_rounds: int, refine:
     return _Searched(history, candidates, evaluations, refined)
 
 
+def _seeded(fit, candidates: list, budget: float):
+    """``fit`` with the candidates measured over ``budget`` prepended to its data: the iso-area search starts
+    from the proxy the first search's failed rounds refitted, not from the one that missed there."""
+    failed = [c for c in candidates if c[2] is not None and c[2]["value"] > budget]
+    tables, values = [table_from_bits(c[1]["bits"]) for c in failed], [c[2]["value"] for c in failed]
+    return lambda more_tables, more_values: fit([*tables, *more_tables], [*values, *more_values])
+
+
 def _pick(first: tuple, iso: tuple, tolerance: float) -> bool:
     """Whether :func:`~cimjax.joint.compare.choose` (area must pay) recommends the iso-area search's design
     over the first search's; each is ``(problem, report, values, extras)``, compared with the same baseline."""
@@ -392,7 +401,7 @@ def optimize_measured(
     if verify and area_max is None and _moved_down(found):
         found, iso = _with_iso_area(
             found,
-            lambda area: search(lambda b, proxy: solve(b, proxy, area)),
+            lambda area: search(lambda b, proxy: solve(b, proxy, area), fit=_seeded(fit, first.candidates, limit)),
             lambda candidates: _against_uniform(measured, limit, target, candidates, verify, tolerance),
             limit,
             tolerance,
