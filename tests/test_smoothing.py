@@ -145,3 +145,19 @@ def test_measured_checkpoints_smooth_and_key_it(module_cache, tmp_path):
     del payload["scheme"]["smooth"]
     path.write_text(json.dumps(payload))
     assert load(path).scheme == CLIPPED_SCHEME
+
+
+def test_end_to_end_smooth_flag_is_checked(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "experiments" / "end_to_end.py"
+    spec = importlib.util.spec_from_file_location("end_to_end", path)
+    end_to_end = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(end_to_end)
+    assert end_to_end._alpha("none") is None and end_to_end._alpha("0.5") == 0.5
+    for bad in ("2", "-0.1", "nan", "half"):
+        with pytest.raises(SystemExit) as exit_info:
+            end_to_end.main(["--smooth", bad])
+        assert exit_info.value.code == 2
+        assert f"--smooth {bad!r}: allowed: a number in [0, 1] or none" in capsys.readouterr().err
