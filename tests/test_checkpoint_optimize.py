@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cimjax.cli.main import app
+from cimjax.joint.iso_area import pick
 from cimjax.joint.problem import proxy_values
-from cimjax.joint.verified import _pick, measured_budget, verify_rounds
+from cimjax.joint.verified import measured_budget, verify_rounds
 from cimjax.lm import load_checkpoint, model_tensors
 from cimjax.lm.model import functional, token_nll
 from cimjax.quant.measured import CHECKPOINT_SCHEME, Calibration, cache_path, checkpoint_hash, load
@@ -163,6 +164,8 @@ def _check_iso_area(report: dict, model, measured) -> None:
     assert iso["verified"] and iso["measured_kl"] <= report["measured_budget"]
     assert iso["gain"] == pytest.approx(iso["tokens_per_s"] / base["tokens_per_s"]) and iso["gain"] >= 1.0
     assert 1 <= iso["rounds"] == len(iso["verify_history"]) <= 2
+    first = iso["first_pick"]
+    assert first["gain"] == pytest.approx(first["tokens_per_s"] / base["tokens_per_s"]) and first["gain"] >= 1.0
     if iso["recommended"]:
         assert report["bits"] == iso["bits"] and report["config"] == iso["config"]
 
@@ -281,8 +284,8 @@ def test_iso_area_pick_follows_the_rule_among_baseline_first_and_iso():
         return None, {"area_mm2": area}, None, extras
 
     first = found(0.9, 9.0)  # 1.11x on a smaller chip than the baseline's
-    assert _pick(first, found(0.8, 10.0), 0.01)  # faster at the baseline's area
-    assert not _pick(first, found(0.895, 10.0), 0.01)  # within 1 % of the first: the smaller chip
-    assert not _pick(first, found(0.7, 20.0), 0.01)  # faster, but 2x the area for 1.43x: does not pay
-    assert _pick(first, found(0.4, 20.0), 0.01)  # 2.5x for 2x the area: pays
-    assert not _pick(first, found(1.1, 5.0), 0.01)  # slower than the baseline
+    assert pick(first, found(0.8, 10.0), 0.01)  # faster at the baseline's area
+    assert not pick(first, found(0.895, 10.0), 0.01)  # within 1 % of the first: the smaller chip
+    assert not pick(first, found(0.7, 20.0), 0.01)  # faster, but 2x the area for 1.43x: does not pay
+    assert pick(first, found(0.4, 20.0), 0.01)  # 2.5x for 2x the area: pays
+    assert not pick(first, found(1.1, 5.0), 0.01)  # slower than the baseline

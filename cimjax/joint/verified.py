@@ -32,7 +32,7 @@ the design to a smaller chip than the optimiser's own, its bits were chosen for 
 allow. The whole verified search (rounds, refinement) then runs again with the baseline's area as the limit,
 and the same rule (area must pay) chooses among the baseline, the first search's pick and the iso-area
 search's pick (each at its best admissible hardware). Its proxy starts refitted with the first search's
-failed measurements (:func:`_seeded`). Every design it can return was measured within the
+failed measurements (:func:`cimjax.joint.iso_area.seeded`). Every design it can return was measured within the
 budget, or is the baseline.
 """
 
@@ -46,9 +46,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+import cimjax.joint.iso_area as iso_area
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
-from cimjax.joint.compare import TOLERANCE, choose, compare, objective_note
+from cimjax.joint.compare import TOLERANCE, compare, objective_note
 from cimjax.joint.methods import Progress
 from cimjax.joint.problem import InfeasibleError, make_problem, parse_budget, proxy_values
 from cimjax.joint.refine import MEASUREMENTS as REFINE_MEASUREMENTS
@@ -241,84 +242,6 @@ def _search(solve, *, fit, measure_many, budget: float, max_rounds: int, refine:
     return _Searched(history, candidates, evaluations, refined)
 
 
-def _seeded(fit, candidates: list, budget: float):
-    """``fit`` with the candidates measured over ``budget`` prepended to its data: the iso-area search starts
-    from the proxy the first search's failed rounds refitted, not from the one that missed there."""
-    failed = [c for c in candidates if c[2] is not None and c[2]["value"] > budget]
-    tables, values = [table_from_bits(c[1]["bits"]) for c in failed], [c[2]["value"] for c in failed]
-    return lambda more_tables, more_values: fit([*tables, *more_tables], [*values, *more_values])
-
-
-def _pick(first: tuple, iso: tuple, tolerance: float) -> bool:
-    """Whether :func:`~cimjax.joint.compare.choose` (area must pay) recommends the iso-area search's design
-    over the first search's; each is ``(problem, report, values, extras)``, compared with the same baseline."""
-    base = first[3]["baseline"]
-    objectives = [first[3]["baseline_objective"], first[3]["objective"], iso[3]["objective"]]
-    areas = [base["area_mm2"], first[1]["area_mm2"], iso[1]["area_mm2"]]
-    return choose(objectives, areas, 0, tolerance, True) == 2
-
-
-def _iso_summary(found: tuple, searched: _Searched, area: float, budget: float, picked: bool, wall: float) -> dict:
-    """The JSON ``iso_area``: ``area_max`` (the baseline's area, the search's limit), ``recommended`` (whether
-    the rule chose its design over the first search's), ``chosen`` ("optimised", or "baseline" when its best
-    design did not beat the baseline), the design's ``gain`` (tokens/s over the baseline's), ``tokens_per_s``,
-    ``tokens_per_j``, ``area_mm2``, ``mean_bits``, ``bits``, ``config``, ``measured_loss``, ``measured_kl``,
-    ``verified``, ``optimiser_design`` (the search's own design before the rule, within ``area_max``), and
-    the search's ``rounds``, ``verify_history``, ``refine``, ``evaluations`` and ``wall_s``."""
-    _, report, values, extras = found
-    return {
-        "area_max": area,
-        "recommended": picked,
-        "chosen": extras["chosen"],
-        "gain": extras["gain"],
-        "tokens_per_s": report["tokens_per_s"],
-        "tokens_per_j": report["tokens_per_j"],
-        "area_mm2": report["area_mm2"],
-        "mean_bits": report["mean_bits"],
-        "bits": report["bits"],
-        "config": report["config"],
-        "measured_loss": None if values is None else values["loss"],
-        "measured_kl": None if values is None else values["kl"],
-        "verified": values is not None and values["value"] <= budget,
-        "optimiser_design": extras.get("optimiser_design"),
-        "rounds": len(searched.history),
-        "verify_history": searched.history,
-        "refine": searched.refined,
-        "evaluations": searched.evaluations,
-        "wall_s": wall,
-    }
-
-
-def _moved_down(found: tuple) -> bool:
-    """Whether optimize's rule recommended a smaller chip than the optimiser's own (whose bits were chosen for
-    silicon the rule did not allow); ``found``: ``(problem, report, values, extras)`` against a baseline."""
-    own = found[3].get("optimiser_design")
-    return found[3]["baseline"] is not None and own is not None and found[1]["area_mm2"] < own["area_mm2"]
-
-
-def _with_iso_area(found: tuple, search, against_uniform, budget: float, tolerance: float, say) -> tuple:
-    """The verified search again within the baseline's area (``search(area_max)``), compared with the same
-    baseline by the same rule (area must pay: ``against_uniform(candidates)``), and the recommendation of
-    :func:`_pick` between it and ``found`` (the first search's ``(problem, report, values, extras)``).
-
-    Returns the recommended ``(problem, report, values, extras)`` (``optimiser_design`` stays the first,
-    unlimited search's) and the JSON ``iso_area``."""
-    area, start = found[3]["baseline"]["area_mm2"], time.perf_counter()
-    say(f"iso-area: optimising the bits again within the baseline's {area:.4g} mm^2")
-    try:
-        searched = search(area)
-    except InfeasibleError as error:  # the first search's design stands
-        say(f"iso-area: {error}")
-        return found, None
-    unlimited = [(dataclasses.replace(c[0], area_max=None), *c[1:]) for c in searched.candidates]
-    iso = against_uniform(unlimited)
-    picked = _pick(found, iso, tolerance)
-    summary = _iso_summary(iso, searched, area, budget, picked, time.perf_counter() - start)
-    if not picked:
-        return found, summary
-    return (*iso[:3], iso[3] | {"optimiser_design": found[3]["optimiser_design"]}), summary
-
-
 def _check_arguments(verify: bool, model: DecoderLM | None, max_rounds: int, target: str) -> None:
     """:func:`optimize_measured`'s checks of its arguments, before anything is measured."""
     if verify and model is None:
@@ -353,7 +276,7 @@ def optimize_measured(
     ``measured_loss`` (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry
     per round: proxy budget, proxy, measured loss and KL, tokens/s), ``verify_wall_s``, ``calibration``,
     ``checkpoint_hash``, ``target``, ``measured_kl``, ``refine``, ``scheme`` (the quantiser of every
-    measurement) and ``iso_area`` (null unless the iso-area search ran: :func:`_iso_summary`);
+    measurement) and ``iso_area`` (null unless the iso-area search ran: :func:`cimjax.joint.iso_area.summary`);
     ``baseline`` gains its ``measured_loss``, ``measured_kl`` and ``width``. ``rounds``, ``verify_history``
     and ``refine`` are the first (unlimited) search's; ``optimiser_design`` is its optimiser's own design.
 
@@ -398,10 +321,11 @@ def optimize_measured(
                                max_rounds=max_rounds, refine=refine, say=say, loosen=loosen)  # fmt: skip
     first = search(lambda b, proxy: solve(b, proxy, area_max))
     found, iso = _against_uniform(measured, limit, target, first.candidates, verify, tolerance), None
-    if verify and area_max is None and _moved_down(found):
-        found, iso = _with_iso_area(
+    if verify and area_max is None and iso_area.moved_down(found):
+        seeded = iso_area.seeded(fit, first.candidates, limit)
+        found, iso = iso_area.with_iso_area(
             found,
-            lambda area: search(lambda b, proxy: solve(b, proxy, area), fit=_seeded(fit, first.candidates, limit)),
+            lambda area: search(lambda b, proxy: solve(b, proxy, area), fit=seeded),
             lambda candidates: _against_uniform(measured, limit, target, candidates, verify, tolerance),
             limit,
             tolerance,
