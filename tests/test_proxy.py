@@ -262,6 +262,9 @@ def test_cli_validate_frontier_protocol(trained):
         assert f["ratio_se"] == pytest.approx(f["measured_se"] / max(f["predicted"], 1e-12), rel=1e-6)
         assert f["measured_se"] == f["measured_loss_se"] > 0 and f["measured_kl_se"] > 0
     assert payload["held_out_windows"] == payload["eval_windows"] == 8 and payload["held_out_docstring_windows"] == 0
+    ((width, uniform),) = payload["uniform_held_out"].items()  # the budget's own design on the held-out windows
+    assert width == "int3" and uniform["budget"] == payload["measured_budgets"]["int3"] and uniform["measured_se"] > 0
+    assert uniform["ratio"] == pytest.approx(uniform["measured"] / uniform["budget"], rel=1e-6)
 
 
 def test_cli_validate_rejects_bad_held_out_windows():

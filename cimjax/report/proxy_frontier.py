@@ -73,6 +73,17 @@ def frontier_tables(
     return np.stack(tables).astype(np.float32), labels
 
 
+def uniform_held_out(widths, budgets: dict[int, float], values, errors) -> dict:
+    """Each uniform budget design measured on the held-out windows, against its budget (its value on the check
+    windows): the measured / predicted ratio of a proxy that prices it exactly at its budget, with its
+    standard error; how far the windows alone move a ratio."""
+    return {
+        f"int{w}": {"measured": float(v), "measured_se": float(e), "budget": budgets[w]}
+        | {"ratio": float(v / budgets[w]), "ratio_se": float(e / budgets[w])}
+        for w, v, e in zip(widths, values, errors, strict=True)
+    }
+
+
 def validate_frontier(
     trained: TrainedModel,
     *,
@@ -99,7 +110,8 @@ def validate_frontier(
     validation windows (after the check windows; None: all of them; beyond the split's end the windows
     continue into :func:`cimjax.quant.corpus.docstrings`). Fitted variants are fitted on the checkpoint's fit set.
     ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
-    from full precision.
+    from full precision. The uniform budget designs are measured on the held-out windows too
+    (:func:`uniform_held_out`).
     """
     from cimjax.lm.checkpoint import save_checkpoint
     from cimjax.quant.measured import Calibration, for_checkpoint
@@ -119,8 +131,10 @@ def validate_frontier(
         n_eval = (len(corpus.split(cfg.val_fraction, trained.tokenizer)[1]) - 1) // cfg.seq_len - check_windows
     held_out, own = corpus.held_out_windows(cfg.seq_len, check_windows, n_eval, cfg.val_fraction, trained.tokenizer)
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
-    m = measure(trained, held_out, tables, measured.scheme)  # the quantiser the fit set was measured with
-    frontier_measured, se = m.of(target)
+    uniform = np.stack([np.full(tables.shape[1:], float(w), np.float32) for w in widths])
+    m = measure(trained, held_out, np.concatenate([tables, uniform]), measured.scheme)  # the fit set's quantiser
+    values, errors = m.of(target)
+    frontier_measured, se = values[: len(tables)], errors[: len(tables)]
     features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]))
     results = judge_variants(features, len(fit_values), fit_values, frontier_measured, se)
     opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
@@ -134,6 +148,9 @@ def validate_frontier(
             for i, label in enumerate(labels)
         ],
         "measured_budgets": {f"int{w}": measured.uniform(target)[w] for w in widths},
+        "uniform_held_out": uniform_held_out(
+            widths, measured.uniform(target), values[len(tables) :], errors[len(tables) :]
+        ),
         "held_out_windows": len(held_out),
         "held_out_docstring_windows": len(held_out) - own,
     }
