@@ -51,9 +51,14 @@ def test_rows_and_index_rebuild_every_operators_columns():
     rows = distinct_rows(Precision.from_table(jnp.asarray(table)))
     assert isinstance(rows, DistinctRows) and rows.n_layers == SPEC.n_layers
     for op, columns in OPERATOR_POINTS.items():
-        rebuilt = np.asarray(rows.rows[op].to_table())[np.asarray(rows.index[op])]
+        held = np.asarray(rows.rows[op].to_table())
+        rebuilt = held[np.asarray(rows.index[op])]
         np.testing.assert_array_equal(rebuilt[:, columns], table[:, columns], err_msg=op)
-        assert len(np.unique(table[:, columns], axis=0)) == rows.rows[op].n_layers  # distinct rows, each once
+        distinct = len(np.unique(table[:, columns], axis=0))
+        assert len(np.unique(held[:distinct, columns], axis=0)) == distinct  # the distinct rows first, each once
+        # then copies of the first up to a power of two, at most the layer count (24)
+        assert len(held) == min(1 << (distinct - 1).bit_length(), SPEC.n_layers)
+        np.testing.assert_array_equal(held[distinct:], np.repeat(held[:1], len(held) - distinct, axis=0))
     assert rows.rows["attention"].n_layers == 1
 
 
