@@ -86,3 +86,11 @@ def test_a_module_outside_the_floor_plan_is_refused(tmp_path):
     _write(tmp_path, {"cimjax/__init__.py": "", "cimjax/gadgets/__init__.py": "", "cimjax/gadgets/x.py": ""})
     with pytest.raises(ValueError, match="'gadgets'"):
         arch.floor_of("cimjax.gadgets.x")
+
+
+def test_no_file_over_450_lines_and_no_function_over_100():
+    """The size floors of docs/architecture.md: a module over 450 lines or a function over 100 (decorators and
+    docstring included) is split before it lands."""
+    report = arch.layout(ROOT, top=5)
+    assert report["files_over_450_lines"] == 0, report["largest_files"]
+    assert report["functions_over_100_lines"] == 0, report["longest_functions"]

@@ -216,7 +216,7 @@ def test_interaction_proxy_terms_by_hand_and_fit_recovers_them():
 
 def test_least_squares_with_a_lower_bound_by_hand():
     """``coef >= lower``: the bound binds where the data want less (hand-solved: c0 = 1, c1 = 1.75)."""
-    from cimjax.quant.proxy import fit_coefficients
+    from cimjax.quant.fitting import fit_coefficients
 
     feats, measured = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.5, 2.0, 2.5])
     np.testing.assert_allclose(fit_coefficients(feats, measured, lower=np.array([1.0, 0.0])), [1.0, 1.75])

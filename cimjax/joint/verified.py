@@ -307,17 +307,11 @@ def optimize_measured(
         all_values = np.concatenate([measured.joint(target), np.asarray(values, float)])
         return optimizer_proxy(measured.sens, all_tables, all_values, target)
 
-    windows, model = (measured.calibration.check_tokens(), measured.model(model)) if verify else (None, None)
-
-    def measure_many(tables) -> list[dict]:
-        loss, kl, _ = loss_and_kl(model, windows, np.asarray(tables), measured.scheme)
-        return [{"loss": float(a), "kl": float(b), "value": float({"loss": a, "kl": b}[target])} for a, b in
-                zip(loss, kl, strict=True)]  # fmt: skip
-
+    measure_many = _measurer(measured, model, target) if verify else None
     start, say = time.perf_counter(), log or (lambda msg: None)
     refine = (REFINE_MEASUREMENTS if target in MEASURED_SEARCH else 0) if refine is None else refine
     loosen = target in MEASURED_SEARCH
-    search = functools.partial(_search, fit=fit, measure_many=measure_many if verify else None, budget=limit,
+    search = functools.partial(_search, fit=fit, measure_many=measure_many, budget=limit,
                                max_rounds=max_rounds, refine=refine, say=say, loosen=loosen)  # fmt: skip
     first = search(lambda b, proxy: solve(b, proxy, area_max))
     found, iso = _against_uniform(measured, limit, target, first.candidates, verify, tolerance), None
@@ -327,9 +321,7 @@ def optimize_measured(
             found,
             lambda area: search(lambda b, proxy: solve(b, proxy, area), fit=seeded),
             lambda candidates: _against_uniform(measured, limit, target, candidates, verify, tolerance),
-            limit,
-            tolerance,
-            say,
+            *(limit, tolerance, say),
         )
     problem, report, values, extras = found
     evaluations = first.evaluations + (0 if iso is None else iso["evaluations"])
@@ -351,18 +343,41 @@ def optimize_measured(
             "seed": seed,
             "evaluations": evaluations,
             "wall_s": verify_wall,
-            "measured_budget": limit,
-            "measured_loss": None if values is None else values["loss"],
-            "verified": values is not None and values["value"] <= limit,
-            "rounds": len(first.history),
-            "verify_history": first.history,
-            "verify_wall_s": verify_wall,
-            "calibration": calibration,
-            "checkpoint_hash": measured.checkpoint_hash,
-            "target": target,
-            "measured_kl": None if values is None else values["kl"],
-            "refine": first.refined,
-            "scheme": dataclasses.asdict(measured.scheme),
-            "iso_area": iso,
         }
+        | _measured_keys(measured, limit, target, first, values, verify_wall, calibration)
+        | {"iso_area": iso}
     )
+
+
+def _measurer(measured: Measured, model: DecoderLM, target: str):
+    """``tables -> [{"loss", "kl", "value"}]``: assignments fake-quantised and measured on the check windows
+    (``value`` in ``target`` units), on the model as the checkpoint's quantiser sees it (smoothed or not)."""
+    windows, model = measured.calibration.check_tokens(), measured.model(model)
+
+    def measure_many(tables) -> list[dict]:
+        loss, kl, _ = loss_and_kl(model, windows, np.asarray(tables), measured.scheme)
+        return [{"loss": float(a), "kl": float(b), "value": float({"loss": a, "kl": b}[target])} for a, b in
+                zip(loss, kl, strict=True)]  # fmt: skip
+
+    return measure_many
+
+
+def _measured_keys(measured: Measured, limit: float, target: str, first: _Searched, values, wall: float,
+                   calibration: str) -> dict:  # fmt: skip
+    """:func:`optimize_measured`'s keys of the measurement, in their declared order: the budget, the reported
+    design's measured values (``values``, None when nothing was measured), the first search's rounds and
+    refinement, the windows (``calibration``) and the quantiser."""
+    return {
+        "measured_budget": limit,
+        "measured_loss": None if values is None else values["loss"],
+        "verified": values is not None and values["value"] <= limit,
+        "rounds": len(first.history),
+        "verify_history": first.history,
+        "verify_wall_s": wall,
+        "calibration": calibration,
+        "checkpoint_hash": measured.checkpoint_hash,
+        "target": target,
+        "measured_kl": None if values is None else values["kl"],
+        "refine": first.refined,
+        "scheme": dataclasses.asdict(measured.scheme),
+    }

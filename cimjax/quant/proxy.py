@@ -46,14 +46,13 @@ from typing import Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import nnls
 
+from cimjax.quant.fitting import fit_saturation, saturate
 from cimjax.quant.quantizers import levels
 from cimjax.quant.sensitivity import Sensitivities, log_interp
 from cimjax.workload.precision import LINEAR_OPS, POINTS, PRESETS, Precision
 from cimjax.workload.spec import ModelSpec
 
-RELATIVE_FLOOR = 1e-5  # nats/token: measured increases below this weigh as this in a relative fit
 LOSS_FLOOR = 1e-6  # nats/token: measured single-point increases below this are treated as this
 # nats/token: the interaction proxy's single-point KL floor, far below any measured one (>= 2.6e-8 at 8 bits on
 # the benchmark LMs): with its additive coefficient >= 1, LOSS_FLOOR would price every point at least 1e-6
@@ -320,80 +319,6 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
     coef, scale = fit_features(proxy, feats, measured)
     return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32), saturation=np.float32(scale))
-
-
-def saturate(x, scale):
-    """``s log(1 + x / s)``: equal to ``x`` for ``x << s`` (and for an infinite ``s``), growing only
-    logarithmically beyond ``s``; monotone and differentiable (also in jit, with ``s`` infinite)."""
-    finite = jnp.isfinite(scale)
-    s = jnp.where(finite, scale, 1.0)
-    return jnp.where(finite, s * jnp.log1p(x / s), x)
-
-
-FOLDS = 5  # cross-validation folds that choose a fitted saturation
-
-
-def fit_saturation(
-    features: np.ndarray, measured: np.ndarray, kind: ProxyKind, floor: float = 0.0
-) -> tuple[np.ndarray, float]:
-    """Coefficients and saturation scale ``s`` of ``saturate(coef . features, s) ~ measured`` for a kind.
-
-    For each allowed ``s`` (infinite, then ``kind.saturations`` times the median of ``|measured|``, each at
-    least ``floor``) the coefficients are fitted to the inverse transform ``s (exp(measured / s) - 1)``
-    (:func:`fit_coefficients`, the first one at least ``kind.additive_floor``);
-    ``s`` is the one whose :data:`FOLDS`-fold cross-validated predictions *within this fit set* rank it best
-    (Kendall tau; ties go to the earlier, less saturating choice), then refitted on the whole set. Fewer
-    than ``2 FOLDS`` assignments: linear.
-
-    Why: losses of heavily quantised models saturate (at 2-3 bits a sum of interaction terms grows faster
-    than the measured loss); the transform follows that where losses are large and leaves small ones (the
-    INT8 and INT6 budgets) linear, and keeps the proxy monotone and differentiable.
-    """
-    from scipy import stats
-
-    y = np.asarray(measured, np.float64)
-    feats = np.asarray(features, np.float64)
-    median = float(np.median(np.abs(y))) if len(y) else np.inf
-    scales = list(dict.fromkeys([np.inf, *(max(m * median, floor) for m in kind.saturations)]))
-    lower = np.zeros(feats.shape[1])
-    lower[:1] = kind.additive_floor
-
-    def fit(rows, s):
-        target = y[rows] if np.isinf(s) else s * np.expm1(np.minimum(y[rows] / s, 50.0))
-        return fit_coefficients(feats[rows], target, kind.relative_fit, lower)
-
-    best = np.inf
-    if len(scales) > 1 and len(y) >= 2 * FOLDS:
-        scores = []
-        for s in scales:
-            pred = np.zeros_like(y)
-            for k in range(FOLDS):
-                held = np.arange(k, len(y), FOLDS)
-                pred[held] = np.asarray(saturate(feats[held] @ fit(np.setdiff1d(np.arange(len(y)), held), s), s))
-            tau = stats.kendalltau(pred, y).statistic
-            scores.append(tau if np.isfinite(tau) else -2.0)
-        best = scales[int(np.argmax(scores))]  # the first maximum: the least saturating among ties
-    return fit(np.arange(len(y)), best), float(best)
-
-
-def fit_coefficients(
-    features: np.ndarray, measured: np.ndarray, relative: bool = False, lower: np.ndarray | None = None
-) -> np.ndarray:
-    """Least squares ``features @ coef ~ measured`` with ``coef >= lower`` (default 0; features ``(N, G)``,
-    scaled for conditioning): non-negative least squares of the rest, ``measured - features @ lower``.
-
-    With ``relative`` every row is divided by its measured value (at least :data:`RELATIVE_FLOOR`), so the
-    fit minimises relative errors and small losses count as much as large ones.
-    """
-    feats = np.asarray(features, np.float64)
-    target = np.asarray(measured, np.float64)
-    lower = np.zeros(feats.shape[1]) if lower is None else np.asarray(lower, np.float64)
-    if relative:
-        weight = 1.0 / np.maximum(np.abs(target), RELATIVE_FLOOR)
-        feats, target = feats * weight[:, None], target * weight
-    scale = np.maximum(feats.max(axis=0), 1e-300)
-    coef, _ = nnls(feats / scale, target - feats @ lower)
-    return coef / scale + lower
 
 
 def _default_points(spec: ModelSpec, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
