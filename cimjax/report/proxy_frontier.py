@@ -17,9 +17,10 @@ import numpy as np
 from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
 from cimjax.quant.measured import Measured
+from cimjax.quant.paired import paired
 from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy, uniform_budgets
 from cimjax.quant.train import TrainedModel
-from cimjax.report.proxy_validation import ValidationResult, judge_variants, measure, model_info, proxy_features
+from cimjax.report.proxy_validation import ValidationResult, judge_variants, model_info, proxy_features
 
 # Frontier runs per size: the optimiser's settings (None: JointSettings()), check windows and held-out windows
 # (n_eval; None: every validation window after the check windows). They override the random protocol's SIZES.
@@ -132,7 +133,8 @@ def validate_frontier(
     held_out, own = corpus.held_out_windows(cfg.seq_len, check_windows, n_eval, cfg.val_fraction, trained.tokenizer)
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
     uniform = np.stack([np.full(tables.shape[1:], float(w), np.float32) for w in widths])
-    m = measure(trained, held_out, np.concatenate([tables, uniform]), measured.scheme)  # the fit set's quantiser
+    # the model and quantiser the fit set and budgets were measured with (smoothed first if the scheme says so)
+    m = paired(measured.model(trained.model), held_out, np.concatenate([tables, uniform]), measured.scheme)
     values, errors = m.of(target)
     frontier_measured, se = values[: len(tables)], errors[: len(tables)]
     features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]))
