@@ -10,7 +10,7 @@ windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
         [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
-        [--smooth A|none]
+        [--smooth A|none] [--evolve N]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
@@ -21,8 +21,10 @@ the corpus), exported with its ``tokenizer.json``, so every window is in its own
 the weight quantiser's scale, ``max`` or ``mse`` (clip search, docs/quantisation.md), for every
 assignment, the uniform budgets included. ``--smooth A``: activation smoothing of strength ``A`` folded
 into the weights (SmoothQuant, docs/quantisation.md), for every assignment, the budgets included; ``none``:
-off. Each row also gives both designs' area and tokens/J, and the optimiser's own design (same bits, its
-hardware before optimize's area rule picks the recommended chip: docs/results.md) with its gain and area,
+off. ``--evolve N``: at most N assignments measured by the evolutionary search of the recommended design's
+bits on training-split selection windows (:mod:`cimjax.joint.evolve`; 0: off, the default). Each row
+also gives both designs' area and tokens/J, and the optimiser's own design (same bits, its hardware before
+optimize's area rule picks the recommended chip: docs/results.md) with its gain and area,
 and what the iso-area search (the verified search again within the uniform design's area, when the rule
 moved the design to a smaller chip: docs/joint.md) found.
 """
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", choices=CLIPS, default=CHECKPOINT_SCHEME.weight.clip, help=clip_help)
     smooth_help = "activation smoothing strength in [0, 1], or none (default: that of measured checkpoints)"
     parser.add_argument("--smooth", type=_alpha, default=CHECKPOINT_SCHEME.smooth, help=smooth_help)
+    parser.add_argument("--evolve", type=int, default=0, help="most assignments the evolutionary search measures")
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         start, cpu = time.perf_counter(), time.process_time()
         report = optimize_measured(measured, budget, model=trained.model, verify=True, max_rounds=args.rounds,
                                    seed=args.seed, target=args.target, refine=args.refine, area_max=args.area_max,
-                                   log=log)  # fmt: skip
+                                   evolve=args.evolve, log=log)  # fmt: skip
         wall = time.perf_counter() - start
         base = report["baseline"]
         tables = [table_from_bits(report["bits"])] + [np.full_like(table_from_bits(report["bits"]), base["width"])]
@@ -123,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 "verify_wall_s": report["verify_wall_s"],
                 "verify_history": report["verify_history"],
                 "refine": report["refine"],
+                "evolve": report["evolve"],
                 "cpu_s": time.process_time() - cpu,
                 "proxy_name": report["proxy_name"],
                 "mean_bits": report["mean_bits"],
@@ -145,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "
         "refine: measured, bits lowered, gain before | wall s | CPU s | mean W/A/KV bits | area mm2 ours / uniform | "
         "tokens/J ours / uniform | optimiser's own design: gain, area mm2 | iso-area search: gain, area mm2, "
-        "measured value, rounds, recommended (over the first search's pick: gain, area mm2) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "measured value, rounds, recommended (over the first search's pick: gain, area mm2) | evolutionary search: "
+        "measured, generations, selection value / budget, check value, accepted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = r["mean_bits"]
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['held_out_kl']:.4g} / {r['baseline_held_out_kl']:.4g} | {r['rounds']} | {_refined(r)} | "
             f"{r['wall_s']:.0f} | {r['cpu_s']:.0f} | "
             f"{b['weight']:.2f}/{b['act']:.2f}/{b['kv']:.2f} | {r['area_mm2']:.3g} / {r['baseline_area_mm2']:.3g} | "
-            f"{r['tokens_per_j']:.4g} / {r['baseline_tokens_per_j']:.4g} | {_own(r)} | {_iso(r)} |"
+            f"{r['tokens_per_j']:.4g} / {r['baseline_tokens_per_j']:.4g} | {_own(r)} | {_iso(r)} | {_evolved(r)} |"
         )
     text = "\n".join(lines) + "\n"
     (args.out / "end_to_end.md").write_text(text)
@@ -203,6 +208,19 @@ def _iso(row: dict) -> str:
     return (
         f"{iso['gain']:.3f}, {iso['area_mm2']:.3g}, {value:.4g}, {iso['rounds']}, {iso['recommended']} "
         f"(first search's pick: {first['gain']:.3f}, {first['area_mm2']:.3g})"
+    )
+
+
+def _evolved(row: dict) -> str:
+    """The evolutionary search's column: assignments measured, generations, its design's value on the
+    selection windows over the selection budget, its one value on the check windows, and whether it was taken."""
+    info = row["evolve"]
+    if info is None:
+        return "-"
+    check = "-" if info["measured_check"] is None else f"{info['measured_check']:.4g}"
+    return (
+        f"{info['measured']}, {info['generations']}, {info['selection_value']:.4g} / {info['selection_budget']:.4g}, "
+        f"{check}, {info['accepted']}"
     )
 
 

@@ -133,7 +133,8 @@ def test_optimize_checkpoint_verify_reports_measured_units(exported, sens_file):
 def test_kl_target_budgets_and_verifies_in_kl(exported, sens_file):
     measured = load(sens_file)
     args = ["optimize", "--checkpoint", str(exported), "--sensitivities", str(sens_file), "--budget", "int4"]
-    res = runner.invoke(app, [*args, "--target", "kl", "--verify", "--verify-rounds", "2", *FAST, "--json"])
+    res = runner.invoke(app, [*args, "--target", "kl", "--verify", "--verify-rounds", "2", *FAST, "--evolve", "30",
+                              "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["target"] == "kl" and report["measured_budget"] == pytest.approx(measured.uniform_kl[4])
@@ -147,6 +148,21 @@ def test_kl_target_budgets_and_verifies_in_kl(exported, sens_file):
         assert report["baseline"]["measured_kl"] <= report["measured_budget"]
         assert report["tokens_per_s"] >= report["baseline"]["tokens_per_s"]  # the rule: never worse
     _check_iso_area(report, model, measured)
+    _check_evolve(report)
+
+
+def _check_evolve(report: dict) -> None:
+    """The evolutionary search ran within its measurements; a design it returns was measured within the budget
+    on the check windows (the report's measured KL is that measurement, checked above against the oracle)."""
+    info = report["evolve"]
+    if report["baseline"] is None:
+        assert info is None
+        return
+    assert info["measured"] <= 30 and info["selection_windows"] == [8, 64]
+    if info["accepted"]:
+        assert info["improved"] and info["measured_check"] == report["measured_kl"] <= report["measured_budget"]
+        assert report["tokens_per_s"] > info["tokens_per_s_before"] * (1 - 1e-9)
+    assert info["tokens_per_s"] == report["tokens_per_s"]
 
 
 def _check_iso_area(report: dict, model, measured) -> None:
@@ -226,6 +242,8 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir"], "is not a directory"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--target", "kl"], "it needs --checkpoint"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--target", "mse"], "--target = 'mse' is not allowed"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "5"], "--evolve = 5 is not allowed without --verify"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "-1"], "--evolve = -1 is not allowed"),
     ],
 )
 def test_checkpoint_option_errors(args, expected):

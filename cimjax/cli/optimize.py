@@ -39,6 +39,24 @@ MAX_ROUNDS = 1000
 """Most augmented-Lagrangian rounds (the default is 8)."""
 MAX_REFINE = 10_000
 """Most assignments --refine may measure (each one forward pass over the check windows)."""
+MAX_EVOLVE = 100_000
+"""Most assignments --evolve may measure (each one forward pass over at most 64 selection windows)."""
+
+RefineOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="with --verify, most assignments measured refining the best verified design (0: none; default "
+        "48 with --target kl, 0 with loss, whose noise a measured search would select for)"
+    ),
+]
+EvolveOpt = Annotated[
+    int,
+    typer.Option(
+        help="with --verify, most assignments measured by an evolutionary search of the recommended design's bits "
+        "on training-split selection windows, kept only if then measured within the budget on the check windows "
+        "(0: off; docs/joint.md)"
+    ),
+]
 
 
 @user_errors
@@ -88,13 +106,8 @@ def optimize_command(
         typer.Option("--verify", help="measure the result by fake quantisation; correct and re-optimise if over"),
     ] = False,
     verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
-    refine: Annotated[
-        int | None,
-        typer.Option(
-            help="with --verify, most assignments measured refining the best verified design (0: none; default "
-            "48 with --target kl, 0 with loss, whose noise a measured search would select for)"
-        ),
-    ] = None,
+    refine: RefineOpt = None,
+    evolve: EvolveOpt = 0,
     calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
     calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
     check_windows: Annotated[
@@ -114,7 +127,7 @@ def optimize_command(
     from cimjax.joint.settings import JointSettings
     from cimjax.quant.measured import Calibration
 
-    _check_options(target, starts, rounds, refine, checkpoint_dir, out_dir)
+    _check_options(target, starts, rounds, (refine, evolve, verify), checkpoint_dir, out_dir)
     settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
     with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
@@ -137,22 +150,27 @@ def optimize_command(
                 report = optimize_measured(
                     measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
                     area_max=area_max, method=method, seed=seed, tech=load_technology(tech), settings=settings,
-                    progress=progress, tolerance=tolerance, target=target, refine=refine,
+                    progress=progress, tolerance=tolerance, target=target, refine=refine, evolve=evolve,
                     log=lambda msg: err.print(msg, highlight=False),
                 )  # fmt: skip
         _print_report(report, as_json, directory, method, alpha)
 
 
-def _check_options(target, starts, rounds, refine, checkpoint_dir, out_dir) -> None:
-    """The options checked before anything runs or --out is locked."""
+def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out_dir) -> None:
+    """The options checked before anything runs or --out is locked (``measuring``: --refine, --evolve and
+    --verify)."""
     from cimjax.quant.measured import TARGETS
 
     if target not in TARGETS:
         raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
     validation.integer("--starts", starts, 1, MAX_STARTS)
     validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
+    refine, evolve, verify = measuring
     if refine is not None:
         validation.integer("--refine", refine, 0, MAX_REFINE)
+    validation.integer("--evolve", evolve, 0, MAX_EVOLVE)
+    if evolve and not verify:
+        raise InputError(f"--evolve = {evolve} is not allowed without --verify (it measures designs); allowed: 0")
     if checkpoint_dir is not None:
         check_output_dir(checkpoint_dir, "--checkpoint-dir")
         if out_dir is not None and Path(checkpoint_dir).resolve() == Path(out_dir).resolve():

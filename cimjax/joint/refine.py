@@ -35,7 +35,7 @@ BATCH = 8  # moves measured together (one forward pass over the check windows ea
 MEASUREMENTS = 48  # most assignments one refinement measures
 
 
-def _start(problem: JointProblem, report: dict) -> tuple[np.ndarray, np.ndarray]:
+def hardware_and_bits(problem: JointProblem, report: dict) -> tuple[np.ndarray, np.ndarray]:
     """The hardware choice indices ``(9,)`` and the bit table ``(L, 17)`` of a design report."""
     choice = np.array(np.unravel_index(problem.space.encode(report["config"]), problem.space.radices))
     return choice, table_from_bits(report["bits"]).astype(np.float64)
@@ -84,7 +84,7 @@ def repair_measured(
     """
     say = say or (lambda msg: None)
     evaluator = ExactEvaluator(problem)
-    choice, table = _start(problem, report)
+    choice, table = hardware_and_bits(problem, report)
     high = problem.bits.bounds()[1]
     measured = 0
     while measured < limit:
@@ -134,7 +134,7 @@ def refine_measured(
     """
     say = say or (lambda msg: None)
     evaluator = ExactEvaluator(problem)
-    choice, table = _start(problem, report)
+    choice, table = hardware_and_bits(problem, report)
     low = problem.bits.bounds()[0]
     current = evaluator(choice[None], table[None])
     objective, proxy = float(current.objective[0]), float(current.proxy[0])

@@ -46,6 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+import cimjax.joint.evolve as evolution
 import cimjax.joint.iso_area as iso_area
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
@@ -242,8 +243,10 @@ def _search(solve, *, fit, measure_many, budget: float, max_rounds: int, refine:
     return _Searched(history, candidates, evaluations, refined)
 
 
-def _check_arguments(verify: bool, model: DecoderLM | None, max_rounds: int, target: str) -> None:
+def _check_arguments(verify: bool, model: DecoderLM | None, max_rounds: int, target: str, evolve: int) -> None:
     """:func:`optimize_measured`'s checks of its arguments, before anything is measured."""
+    if not (isinstance(evolve, int) and evolve >= 0):
+        raise ValueError(f"evolve = {evolve!r} must be a non-negative integer (0: off)")
     if verify and model is None:
         raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
     if not (isinstance(max_rounds, int) and max_rounds >= 1):
@@ -268,6 +271,7 @@ def optimize_measured(
     tolerance: float = TOLERANCE,
     target: str = "loss",
     refine: int | None = None,
+    evolve: int = 0,
     log=None,
 ) -> dict:
     """Optimises a checkpoint's bits and hardware against its measured budget; the JSON of ``optimize``.
@@ -287,12 +291,14 @@ def optimize_measured(
         measured within the budget (:func:`cimjax.joint.refine.refine_measured`; 0: none). Its summary is
         ``refine`` in the JSON (null when it did not run). Default: :data:`REFINE_MEASUREMENTS` for the
         ``kl`` target, 0 for ``loss`` (see :data:`MEASURED_SEARCH`).
+      evolve: with ``verify``, most assignments measured by the evolutionary search from the recommended design
+        (:func:`cimjax.joint.evolve.with_evolution`; 0: off); its summary is ``evolve`` (null: it did not run).
 
     Raises:
       ValueError: a malformed argument, or ``verify`` without a model.
       InfeasibleError: no design can meet the request.
     """
-    _check_arguments(verify, model, max_rounds, target)
+    _check_arguments(verify, model, max_rounds, target, evolve)
     spec = measured.spec
     limit, label = measured_budget(measured, budget, target)
 
@@ -323,6 +329,7 @@ def optimize_measured(
             lambda candidates: _against_uniform(measured, limit, target, candidates, verify, tolerance),
             *(limit, tolerance, say),
         )
+    found, evolved = _evolution(found, measured, model, measure_many, (limit, target, tolerance), evolve, seed, say)
     problem, report, values, extras = found
     evaluations = first.evaluations + (0 if iso is None else iso["evaluations"])
     verify_wall = time.perf_counter() - start
@@ -345,8 +352,22 @@ def optimize_measured(
             "wall_s": verify_wall,
         }
         | _measured_keys(measured, limit, target, first, values, verify_wall, calibration)
-        | {"iso_area": iso}
+        | {"iso_area": iso, "evolve": evolved}
     )
+
+
+def _evolution(found: tuple, measured: Measured, model, measure_many, budget: tuple, limit: int, seed: int, say):
+    """``found`` after the evolutionary search (:func:`cimjax.joint.evolve.with_evolution`, at most ``limit``
+    assignments measured; ``budget``: the measured budget, target and tolerance), and its JSON ``evolve``; found
+    unchanged and None when it does not run (``limit`` 0, or nothing is measured: ``measure_many`` None)."""
+    if measure_many is None or limit == 0:
+        return found, None
+    limit_value, target, tolerance = budget
+    return evolution.with_evolution(
+        found, measured=measured, select=evolution.selector(measured, model, target), check=measure_many,
+        budget=limit_value, target=target, limit=limit, seed=seed, say=say,
+        against_uniform=lambda candidates: _against_uniform(measured, limit_value, target, candidates, True, tolerance),
+    )  # fmt: skip
 
 
 def _measurer(measured: Measured, model: DecoderLM, target: str):
