@@ -242,7 +242,7 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir"], "is not a directory"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--target", "kl"], "it needs --checkpoint"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--target", "mse"], "--target = 'mse' is not allowed"),
-        (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "5"], "--evolve = 5 is not allowed without --verify"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "5"], "--evolve = 5 is not allowed without"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "-1"], "--evolve = -1 is not allowed"),
     ],
 )
