@@ -10,7 +10,7 @@ windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
         [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
-        [--smooth A|none] [--evolve N]
+        [--smooth A|none] [--evolve N] [--gptq]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
@@ -22,7 +22,9 @@ the weight quantiser's scale, ``max`` or ``mse`` (clip search, docs/quantisation
 assignment, the uniform budgets included. ``--smooth A``: activation smoothing of strength ``A`` folded
 into the weights (SmoothQuant, docs/quantisation.md), for every assignment, the budgets included; ``none``:
 off. ``--evolve N``: at most N assignments measured by the evolutionary search of the recommended design's
-bits on training-split selection windows (:mod:`cimjax.joint.evolve`; 0: off, the default). Each row
+bits on training-split selection windows (:mod:`cimjax.joint.evolve`; 0: off, the default). ``--gptq``:
+weights quantised by GPTQ on the calibration windows instead of rounded to nearest (docs/quantisation.md),
+for every assignment, the budgets included. Each row
 also gives both designs' area and tokens/J, and the optimiser's own design (same bits, its hardware before
 optimize's area rule picks the recommended chip: docs/results.md) with its gain and area,
 and what the iso-area search (the verified search again within the uniform design's area, when the rule
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     smooth_help = "activation smoothing strength in [0, 1], or none (default: that of measured checkpoints)"
     parser.add_argument("--smooth", type=_alpha, default=CHECKPOINT_SCHEME.smooth, help=smooth_help)
     parser.add_argument("--evolve", type=int, default=0, help="most assignments the evolutionary search measures")
+    gptq_help = "weights quantised by GPTQ instead of rounded to nearest (default: that of measured checkpoints)"
+    parser.add_argument("--gptq", action=argparse.BooleanOptionalAction, default=CHECKPOINT_SCHEME.gptq, help=gptq_help)
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)
@@ -77,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (directory / "config.json").is_file():
         save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
     calibration = Calibration(seq_len=trained.config.seq_len, seed=args.seed)
-    scheme = QuantScheme(weight=TensorScheme(True, "channel", clip=args.clip), smooth=args.smooth)
+    scheme = QuantScheme(weight=TensorScheme(True, "channel", clip=args.clip), smooth=args.smooth, gptq=args.gptq)
     measured = for_checkpoint(directory, calibration, log=log, scheme=scheme)
     _, val_tokens = measured.calibration.split()
     n_check = calibration.check_windows
     n_held = min(args.held_out, (len(val_tokens) - 1) // calibration.seq_len - n_check)
     held_out = corpus.windows(val_tokens, calibration.seq_len, n_check + n_held)[n_check:]
 
-    model = measured.model(trained.model)  # as every budget was measured (smoothed or not)
+    model = measured.model(trained.model)  # as every budget was measured (smoothed, GPTQ's weights, or not)
     rows = []
     for budget in args.budgets.split(","):
         log(f"{budget}: verified joint optimisation ...")
@@ -139,11 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     calibration_text = measured.calibration.describe(trained.model.spec.vocab)
     payload = {"model": trained.model.spec.id, "calibration": calibration_text, "target": args.target,
                "clip": args.clip, "smooth": args.smooth, "area_max": args.area_max, "rows": rows}  # fmt: skip
+    payload["gptq"] = args.gptq
     (args.out / "end_to_end.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
         f"model {trained.model.spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
         f"{payload['calibration']}; budgets in measured {args.target}; held-out: {len(held_out)} further "
-        f"validation windows; weight scales: {args.clip}; smoothing: {args.smooth}",
+        f"validation windows; weight scales: {args.clip}; smoothing: {args.smooth}; GPTQ: {args.gptq}",
         "",
         "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
         "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "

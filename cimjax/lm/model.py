@@ -43,6 +43,12 @@ class Hooks:
         """The output of matmul ``op`` (scores for ``qk``, before the mask)."""
         return y
 
+    def stored_weight(self, layer: int, op: str, w: jax.Array, stored: jax.Array) -> jax.Array:
+        """A linear weight whose layer also holds precomputed quantised copies ``stored`` (``(n, out, in)``,
+        :class:`QuantisedWeights`); hooks that do not use them see the full-precision weight, as
+        :meth:`weight`."""
+        return self.weight(layer, op, w)
+
 
 IDENTITY = Hooks()
 
@@ -68,15 +74,30 @@ class RMSNorm(nnx.Module):
         return (self.weight[...] * y).astype(x.dtype)
 
 
+class QuantisedWeights(nnx.Variable):
+    """Precomputed quantised copies of a linear weight, one per bit width (e.g. GPTQ's,
+    :mod:`cimjax.quant.gptq`): not a parameter of the model, never trained or exported."""
+
+
 class Linear(nnx.Module):
-    """``y = x W^T (+ b)`` with ``W`` in the Hugging Face ``(out, in)`` layout and hooks on both operands."""
+    """``y = x W^T (+ b)`` with ``W`` in the Hugging Face ``(out, in)`` layout and hooks on both operands.
+
+    ``quantised``: None, or :class:`QuantisedWeights` ``(n, out, in)`` that the hooks may select from
+    (:meth:`Hooks.stored_weight`) instead of quantising ``W`` themselves.
+    """
 
     def __init__(self, d_in: int, d_out: int, *, bias: bool, rngs: nnx.Rngs, std: float):
         self.weight = nnx.Param(std * jax.random.normal(rngs.params(), (d_out, d_in), jnp.float32))
         self.bias = nnx.Param(jnp.zeros((d_out,), jnp.float32)) if bias else None
+        self.quantised = nnx.data(None)  # data, so that prepare can set it after construction
 
     def __call__(self, x: jax.Array, hooks: Hooks, layer: int, op: str) -> jax.Array:
-        y = hooks.act(layer, op, x) @ hooks.weight(layer, op, self.weight[...]).T
+        w = self.weight[...]
+        if self.quantised is None:
+            w = hooks.weight(layer, op, w)
+        else:
+            w = hooks.stored_weight(layer, op, w, self.quantised[...])
+        y = hooks.act(layer, op, x) @ w.T
         if self.bias is not None:
             y = y + self.bias[...]
         return hooks.out(layer, op, y)
@@ -218,6 +239,13 @@ class DecoderLM(nnx.Module):
         self.model = Backbone(spec, rms_eps=rms_eps, rngs=rngs, std=init_std)
         if not spec.tied_embeddings:
             self.lm_head = Linear(spec.hidden, spec.vocab, bias=False, rngs=rngs, std=init_std)
+
+    def linear(self, layer: int, op: str) -> Linear:
+        """The linear of matmul ``op`` (a name of :data:`cimjax.workload.precision.LINEAR_OPS`) in ``layer``."""
+        block = self.model.layers[layer]
+        if op in ("gate", "up", "down"):
+            return getattr(block.mlp, f"{op}_proj")
+        return getattr(block.self_attn, f"{op}_proj")
 
     def _run(self, tokens, positions, cache: KVCache | None, hooks: Hooks):
         cos, sin = rope_tables(positions, self.spec.head_dim, self.rope_theta)

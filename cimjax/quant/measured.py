@@ -14,8 +14,9 @@ INT8-budget assignment measured a loss *decrease* of 0.0013 nats/token there; se
 It is written as one JSON file (``cimjax proxy sensitivities --out FILE``), read back with checks
 (:func:`load`: a malformed or mismatched file raises :class:`MeasuredFileError` naming the field), and
 cached under ``$CIMJAX_CACHE/sensitivities`` keyed by the checkpoint's content hash, the calibration and
-the quantiser. A quantiser that smooths activations (``QuantScheme.smooth``) measured the smoothed model:
-whoever measures more with it (the verification) takes the model from :meth:`Measured.model`.
+the quantiser. A quantiser that smooths activations (``QuantScheme.smooth``) measured the smoothed model, and
+one with GPTQ weights (``QuantScheme.gptq``) the model holding them: whoever measures more with it (the
+verification) takes the model from :meth:`Measured.model`.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ from cimjax.cache import cache_dir
 from cimjax.files import atomic_write
 from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
+from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.paired import paired
-from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME, QuantScheme, TensorScheme
+from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME, GPTQ_WIDTHS, QuantScheme, TensorScheme
 from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate
 from cimjax.quant.smoothing import smooth
-from cimjax.workload.precision import N_POINTS, POINTS
+from cimjax.workload.precision import LINEAR_OPS, N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
 
 FORMAT = "cimjax-measured-sensitivities"
@@ -120,8 +122,8 @@ class Measured:
     scheme: QuantScheme = DEFAULT_SCHEME
 
     def model(self, weights: DecoderLM) -> DecoderLM:
-        """The checkpoint's model as every number here was measured (:func:`smoothed`)."""
-        return smoothed(weights, self.scheme, self.calibration)
+        """The checkpoint's model as every number here was measured (:func:`prepared`)."""
+        return prepared(weights, self.scheme, self.calibration)
 
     def uniform(self, target: str) -> dict[int, float]:
         """The measured ``target`` (:data:`TARGETS`) of uniform W=A=KV at each of :data:`UNIFORM_WIDTHS`."""
@@ -251,7 +253,7 @@ def _scheme(value, source: str) -> QuantScheme:
         return DEFAULT_SCHEME
     try:
         kinds = {kind: TensorScheme(**value[kind]) for kind in ("weight", "act", "probs", "kv")}
-        return QuantScheme(**kinds, smooth=value.get("smooth"))
+        return QuantScheme(**kinds, smooth=value.get("smooth"), gptq=value.get("gptq", False))
     except (TypeError, ValueError, KeyError) as e:
         raise MeasuredFileError(f"{source}: 'scheme' is malformed: {e}") from None
 
@@ -297,11 +299,12 @@ def measure(
     log: Callable[[str], None] | None = None,
 ) -> Measured:
     """Measures everything :class:`Measured` holds for ``model`` on ``calibration``'s windows, quantised
-    with ``scheme`` (smoothed first when it says so)."""
+    with ``scheme`` (the model :func:`prepared` for it first)."""
     say = log or (lambda msg: None)
-    model = smoothed(model, scheme, calibration)
+    model = prepared(model, scheme, calibration)
     say(f"measuring {calibration.describe(model.spec.vocab)} ...")
     sens = estimate(model, calibration.tokens(), scheme, n_samples=calibration.samples, seed=calibration.seed)
+    sens = gptq_errors(sens, model) if scheme.gptq else sens
     n_layers = model.spec.n_layers
     joint_tables = np.zeros((0, n_layers, N_POINTS)) if joint_tables is None else np.asarray(joint_tables)
     uniform = np.stack([np.full((n_layers, N_POINTS), float(b)) for b in UNIFORM_WIDTHS])
@@ -328,11 +331,32 @@ def smoothed(model: DecoderLM, scheme: QuantScheme, calibration: Calibration) ->
     return model if scheme.smooth is None else smooth(model, calibration.tokens(), scheme.smooth)
 
 
+def prepared(model: DecoderLM, scheme: QuantScheme, calibration: Calibration) -> DecoderLM:
+    """``model`` as ``scheme`` quantises it: :func:`smoothed`, then holding GPTQ's weight copies when the scheme
+    says so (:func:`cimjax.quant.gptq.prepare`, Hessians from ``calibration``'s training-split windows)."""
+    model = smoothed(model, scheme, calibration)
+    return gptq.prepare(model, calibration.tokens(), scheme.weight) if scheme.gptq else model
+
+
+def gptq_errors(sens: Sensitivities, model: DecoderLM) -> Sensitivities:
+    """``sens`` whose weights' error energies ``||Q_b(W) - W||^2`` are those of the GPTQ copies ``model`` holds
+    (:func:`estimate`'s hooks see the full-precision weights and measure round to nearest's)."""
+    assert tuple(BIT_GRID) == GPTQ_WIDTHS  # the copies are the curves' widths
+    err = np.array(sens.err)
+    for layer in range(model.spec.n_layers):
+        for column, op in enumerate(LINEAR_OPS):  # the weight columns of the bit table, in this order
+            linear = model.linear(layer, op)
+            diff = np.asarray(linear.quantised[...], np.float64) - np.asarray(linear.weight[...], np.float64)
+            err[layer, column] = np.sum(diff**2, axis=(1, 2))
+    return dataclasses.replace(sens, err=jnp.asarray(err))
+
+
 def cache_path(digest: str, calibration: Calibration, scheme: QuantScheme = DEFAULT_SCHEME) -> Path:
     """The cache file of a checkpoint's content hash, calibration and quantiser (:data:`DEFAULT_SCHEME`'s key
-    is the calibration's alone, as before quantisers were chosen, and ``smooth`` is left out at None, as before
-    it existed, so existing entries stay valid)."""
-    fields = {k: v for k, v in dataclasses.asdict(scheme).items() if k != "smooth" or v is not None}
+    is the calibration's alone, as before quantisers were chosen, and ``smooth`` at None and ``gptq`` off are
+    left out, as before they existed, so existing entries stay valid)."""
+    fields = {k: v for k, v in dataclasses.asdict(scheme).items() if not (k == "smooth" and v is None)
+              and not (k == "gptq" and v is False)}  # fmt: skip
     key = calibration.key() | ({} if scheme == DEFAULT_SCHEME else {"scheme": fields})
     key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "sensitivities" / f"{digest[:32]}-{key}-v{VERSION}.json"

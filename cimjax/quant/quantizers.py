@@ -15,6 +15,10 @@ Clipping (``clip``): ``max`` uses the scale above; ``mse`` shrinks it, per group
 shrunk range saturate at the top code; the zero point is unchanged (``round(-r min / (r S))``). The search
 is not differentiated (the chosen scale is a constant to the gradient). Codes, bit width and dequantisation
 are those of ``max``: only the scale value differs (docs/quantisation.md).
+
+GPTQ (``QuantScheme(gptq=True)``, :mod:`cimjax.quant.gptq`): the weights' codes are chosen with error feedback
+on calibration inputs, offline, at every width of :data:`GPTQ_WIDTHS`; :class:`QuantHooks` then selects the
+copy of the tensor's width from the model (other widths: round to nearest, as without GPTQ).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ CLIP_RATIOS = tuple(1.0 - k / 100 for k in range(80))
 ``grid=100``, ``maxshrink=0.8``)."""
 # float32 carries a 24-bit significand: at or above this many bits a tensor is left as it is.
 FULL_PRECISION_BITS = 24.0
+GPTQ_WIDTHS = tuple(range(2, 9))
+"""The integer weight widths whose GPTQ copies are precomputed (every width the measurements give weights)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +71,9 @@ class QuantScheme:
     (:mod:`cimjax.quant.smoothing`), a transformation of the checkpoint's weights computed once from the
     calibration windows; the hooks below quantise whatever model they are given, so the smoothing is applied
     by whoever loads the weights (:meth:`cimjax.quant.measured.Measured.model`).
+    ``gptq``: weights quantised by GPTQ (:mod:`cimjax.quant.gptq`) with ``weight``'s scales instead of
+    rounded to nearest; the copies are computed once per checkpoint from the calibration windows and held by
+    the model, which whoever loads the weights prepares likewise.
     """
 
     weight: TensorScheme = TensorScheme(True, "channel")
@@ -72,11 +81,14 @@ class QuantScheme:
     probs: TensorScheme = TensorScheme(False, "token")
     kv: TensorScheme = TensorScheme(True, "token")
     smooth: float | None = None
+    gptq: bool = False
 
     def __post_init__(self):
         number = isinstance(self.smooth, (int, float)) and not isinstance(self.smooth, bool)
         if self.smooth is not None and not (number and 0.0 <= self.smooth <= 1.0):
             raise ValueError(f"smooth={self.smooth!r} must be None or a number in [0, 1]")
+        if not isinstance(self.gptq, bool):
+            raise ValueError(f"gptq={self.gptq!r} must be true or false")
 
     def of(self, kind: str, op: str) -> TensorScheme:
         """The scheme of a quantisation point: kind ``weight``/``act``/``kv``, op of MATMUL_OPS or k/v."""
@@ -183,13 +195,33 @@ def fake_quant(
     scheme = TensorScheme(symmetric, granularity, group_size, clip)
     _check_bits(bits, symmetric)
     g = _grouped(x.astype(jnp.float32), scheme)
-    scale, zero, qmax = _scale_zero(g, bits, symmetric)
-    lower = -qmax if symmetric else 0.0  # symmetric codes have zero point 0
-    if clip == "mse":
-        scale = _mse_scale(g, scale, zero, lower, qmax)
+    scale, zero, lower, qmax = _grid(g, bits, scheme)
     y = _dequantised(g, scale, zero, lower, qmax).reshape(x.shape).astype(x.dtype)
     y = jnp.where(jnp.asarray(bits) >= FULL_PRECISION_BITS, x, y)
     return x + jax.lax.stop_gradient(y - x) if ste else y
+
+
+def _grid(g: jax.Array, bits, scheme: TensorScheme) -> tuple:
+    """Scale and zero point per group of ``g`` (clipped as ``scheme`` says), lowest and top code."""
+    scale, zero, qmax = _scale_zero(g, bits, scheme.symmetric)
+    lower = -qmax if scheme.symmetric else 0.0  # symmetric codes have zero point 0
+    if scheme.clip == "mse":
+        scale = _mse_scale(g, scale, zero, lower, qmax)
+    return scale, zero, lower, qmax
+
+
+_jit_grid = jax.jit(_grid, static_argnums=2)
+
+
+def entry_grid(x: jax.Array, bits: int, scheme: TensorScheme) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The quantisation grid :func:`fake_quant` uses for ``x`` at ``bits``: scale and zero point of each entry
+    (shape of ``x``, float64), lowest and top code; ``x``'s codes are ``clamp(round(x / S) + Z, lower, top)``.
+    For quantisers that choose codes themselves (GPTQ) on the same grid."""
+    _check_bits(bits, scheme.symmetric)
+    g = _grouped(jnp.asarray(x, jnp.float32), scheme)
+    scale, zero, lower, qmax = _jit_grid(g, jnp.float32(bits), scheme)  # one compilation per shape, not per call
+    scale, zero = (np.broadcast_to(np.asarray(a, np.float64), g.shape).reshape(x.shape) for a in (scale, zero))
+    return scale, zero, float(lower), float(qmax)
 
 
 def fake_quant_scheme(x: jax.Array, bits, scheme: TensorScheme, ste: bool = True) -> jax.Array:
@@ -228,8 +260,30 @@ class QuantHooks(Hooks):
         self.precision, self.scheme, self.ste = precision, scheme, ste
 
     def weight(self, layer, op, w):
+        if self.scheme.gptq:
+            raise ValueError(
+                f"QuantScheme(gptq=True) needs the model's GPTQ weights (layer {layer}, {op}): prepare the model "
+                "with cimjax.quant.gptq.prepare (Measured.model does)"
+            )
         bits = self.precision.weight_bits[layer, LINEAR_OPS.index(op)]
         return fake_quant_scheme(w, bits, self.scheme.weight, self.ste)
+
+    def stored_weight(self, layer, op, w, stored):
+        """GPTQ's copy of the weight's width (``stored[b - 2]``) where the width is an integer of
+        :data:`GPTQ_WIDTHS`; any other width (non-integer relaxed bits, 9..16) falls back to round to nearest
+        with the scheme's scale; full precision at :data:`FULL_PRECISION_BITS`. Without ``gptq`` the copies are
+        ignored."""
+        if not self.scheme.gptq:
+            return fake_quant_scheme(w, self.precision.weight_bits[layer, LINEAR_OPS.index(op)], self.scheme.weight,
+                                     self.ste)  # fmt: skip
+        bits = jnp.asarray(self.precision.weight_bits[layer, LINEAR_OPS.index(op)], jnp.float32)
+        lo, hi = GPTQ_WIDTHS[0], GPTQ_WIDTHS[-1]
+        index = jnp.clip(jnp.round(bits) - lo, 0, hi - lo).astype(jnp.int32)
+        held = (bits == jnp.round(bits)) & (bits >= lo) & (bits <= hi)
+        y = jax.lax.cond(
+            held, lambda: stored[index].astype(w.dtype), lambda: fake_quant_scheme(w, bits, self.scheme.weight, False)
+        )
+        return w + jax.lax.stop_gradient(y - w) if self.ste else y
 
     def act(self, layer, op, x):
         bits = self.precision.act_bits[layer, MATMUL_OPS.index(op)]

@@ -1,0 +1,121 @@
+"""GPTQ weight quantisation (Frantar et al., ICLR 2023) on the grid of the scheme's own scales.
+
+For a linear ``y = x W^T`` (``W`` is ``(out, in)``) and calibration inputs ``X`` ``(N, in)``, GPTQ chooses
+the codes of ``W`` for a small output error ``||X W^T - X Q^T||^2 = N/2 sum_i (w_i - q_i) H (w_i - q_i)^T``
+with ``H = 2 X^T X / N``. Columns are quantised in order ``j = 0 .. in - 1``; the rounding error of column
+``j`` is spread over the columns not yet quantised (the optimal-brain-surgeon update):
+
+    e = (w_j - q_j) / U_jj,    W[:, j+1:] -= e U[j, j+1:]
+
+where ``U`` is the upper Cholesky factor of ``(H + lambda I)^-1`` (``= U^T U``) and ``lambda`` is
+:data:`DAMP` of the mean diagonal of ``H`` (the reference's ``percdamp``). An input that is zero on every
+calibration token (``H_jj = 0``) gets ``H_jj = 1`` and a zero weight column, as in the reference. Updates
+are applied lazily in blocks of :data:`BLOCK` columns (the reference's order of the same arithmetic).
+A guard the reference lacks: an output row whose calibration error ``(w_i - q_i) H (w_i - q_i)^T`` is above
+round to nearest's on the same grid keeps round to nearest's codes (on a clipped grid, the updates can push
+later weights past the range, where they saturate), so no layer's output error on the calibration inputs
+exceeds round to nearest's.
+
+The grid is the scheme's: per output channel (or group, or tensor) scale and zero point from the
+full-precision ``W``, MSE clip included (:func:`cimjax.quant.quantizers.entry_grid`), fixed before the loop
+(no act-order): codes, widths and dequantisation are those of round to nearest; only which code each weight
+gets differs. Each linear's ``H`` comes from the full-precision model's inputs on the calibration windows
+(training split), so each tensor is quantised independently of the other tensors' bits and any mixed
+assignment is well defined. The copies for every width of :data:`GPTQ_WIDTHS` are computed once per
+checkpoint and held by the model (:func:`prepare`); the quantisation hooks select one by the tensor's width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cimjax.lm.model import DecoderLM, Hooks, QuantisedWeights, functional
+from cimjax.quant.quantizers import GPTQ_WIDTHS, TensorScheme, entry_grid
+from cimjax.workload.precision import LINEAR_OPS
+
+DAMP = 0.01  # dampening: this fraction of the mean diagonal of H is added to it (the reference's percdamp)
+BLOCK = 128  # columns per lazy batch update
+
+
+class _Inputs(Hooks):
+    """Accumulates ``X^T X`` (float64) and the token count of every linear's input (eager calls only)."""
+
+    def __init__(self):
+        self.gram: dict[tuple[int, str], np.ndarray] = {}
+        self.count: dict[tuple[int, str], int] = {}
+
+    def act(self, layer, op, x):
+        if op in LINEAR_OPS:
+            rows = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+            key = (layer, op)
+            self.gram[key] = self.gram.get(key, 0.0) + rows.T @ rows
+            self.count[key] = self.count.get(key, 0) + len(rows)
+        return x
+
+
+def hessians(model: DecoderLM, windows: np.ndarray, chunk: int = 16) -> dict[tuple[int, str], np.ndarray]:
+    """``H = 2 X^T X / N`` of every linear ``(layer, op)`` from its full-precision inputs on ``windows``'
+    inputs (``windows[:, :-1]``, as every measurement feeds them)."""
+    hooks = _Inputs()
+    tokens = np.asarray(windows)[:, :-1]
+    for start in range(0, len(tokens), chunk):
+        model(tokens[start : start + chunk], hooks)
+    return {key: 2.0 * gram / hooks.count[key] for key, gram in hooks.gram.items()}
+
+
+def _inverse_factor(h: np.ndarray) -> np.ndarray:
+    """Upper ``U`` with ``U^T U = (H + lambda I)^-1``, ``lambda = DAMP mean(diag H)``."""
+    h = h + DAMP * np.mean(np.diag(h)) * np.eye(len(h))
+    return np.linalg.cholesky(np.linalg.inv(h)).T
+
+
+def quantise(w: np.ndarray, h: np.ndarray, widths, scheme: TensorScheme) -> np.ndarray:
+    """GPTQ's dequantised copies of ``w`` ``(out, in)`` at each of ``widths`` (``(n, out, in)``, float32),
+    on ``scheme``'s grid, with input Hessian ``h`` ``(in, in)``."""
+    w = np.asarray(w, np.float64)
+    grids = [entry_grid(w, b, scheme) for b in widths]
+    scale, zero = (np.stack([g[i] for g in grids]) for i in (0, 1))
+    lower, top = (np.array([g[i] for g in grids])[:, None] for i in (2, 3))
+    q = _columns(w, np.array(h, np.float64), scale, zero, lower, top)
+    nearest = scale * (np.clip(np.round(w / scale) + zero, lower[:, :, None], top[:, :, None]) - zero)
+    keep = _row_errors(w - q, h) <= _row_errors(w - nearest, h)
+    return np.where(keep[:, :, None], q, nearest).astype(np.float32)
+
+
+def _row_errors(diff: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``(w_i - q_i) H (w_i - q_i)^T`` per width and output row, ``(n, out)``."""
+    return np.einsum("kij,jl,kil->ki", diff, np.asarray(h, np.float64), diff)
+
+
+def _columns(w, h, scale, zero, lower, top) -> np.ndarray:
+    """The column loop with error feedback (module docstring), every width at once, ``(n, out, in)``."""
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    u = _inverse_factor(h)
+    work = np.broadcast_to(np.where(dead[None, :], 0.0, w), scale.shape).copy()
+    out = np.empty_like(work)
+    n_in = w.shape[1]
+    for b0 in range(0, n_in, BLOCK):
+        b1 = min(b0 + BLOCK, n_in)
+        block, err = work[:, :, b0:b1], np.empty((len(scale), w.shape[0], b1 - b0))
+        for i in range(b1 - b0):
+            j = b0 + i
+            s, z = scale[:, :, j], zero[:, :, j]
+            q = s * (np.clip(np.round(block[:, :, i] / s) + z, lower, top) - z)
+            out[:, :, j] = q
+            err[:, :, i] = (block[:, :, i] - q) / u[j, j]
+            block[:, :, i + 1 :] -= err[:, :, i, None] * u[j, j + 1 : b1]
+        work[:, :, b1:] -= err @ u[b0:b1, b1:]
+    return out
+
+
+def prepare(model: DecoderLM, windows: np.ndarray, scheme: TensorScheme) -> DecoderLM:
+    """A copy of ``model`` whose every decoder linear holds GPTQ's copies at :data:`GPTQ_WIDTHS`
+    (:class:`QuantisedWeights`), from the Hessians of ``windows`` (the calibration windows, never the check
+    ones). The model's own weights are unchanged."""
+    build, params = functional(model)
+    copy = build(params)
+    for (layer, op), h in hessians(model, windows).items():
+        linear = copy.linear(layer, op)
+        linear.quantised = QuantisedWeights(quantise(np.asarray(linear.weight[...]), h, GPTQ_WIDTHS, scheme))
+    return copy

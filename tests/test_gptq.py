@@ -1,0 +1,183 @@
+"""GPTQ weight quantisation (cimjax/quant/gptq.py): layer output error against round to nearest, codes on the
+scheme's grid, hand-computed cases, the hooks' selection by width, and the measured data's keys."""
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cimjax.lm import DecoderLM, load_weights, model_tensors
+from cimjax.quant import gptq
+from cimjax.quant.measured import (
+    CHECKPOINT_SCHEME,
+    Calibration,
+    MeasuredFileError,
+    _scheme,
+    cache_path,
+    gptq_errors,
+)
+from cimjax.quant.quantizers import (
+    CLIPPED_SCHEME,
+    DEFAULT_SCHEME,
+    FULL_PRECISION_BITS,
+    GPTQ_WIDTHS,
+    QuantHooks,
+    QuantScheme,
+    TensorScheme,
+    entry_grid,
+    fake_quant_scheme,
+)
+from cimjax.quant.sensitivity import Sensitivities
+from cimjax.workload.precision import LINEAR_OPS, N_POINTS, Precision
+from cimjax.workload.spec import ModelSpec
+
+SCHEMES = (TensorScheme(True, "channel"), TensorScheme(True, "channel", clip="mse"), TensorScheme(False, "tensor"))
+GPTQ_SCHEME = dataclasses.replace(CLIPPED_SCHEME, gptq=True)
+
+
+def rtn(w: np.ndarray, bits: int, scheme: TensorScheme) -> np.ndarray:
+    return np.asarray(fake_quant_scheme(jnp.asarray(w, jnp.float32), bits, scheme, ste=False), np.float64)
+
+
+def random_layer(seed: int, n_out: int = 8, n_in: int = 24, n_tokens: int = 192):
+    """A Gaussian weight and correlated Gaussian inputs (a random mixing of the channels)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_tokens, n_in)) @ rng.standard_normal((n_in, n_in))
+    return rng.standard_normal((n_out, n_in)), x
+
+
+def output_error(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> float:
+    return float(np.linalg.norm(x @ w.T - x @ np.asarray(q, np.float64).T))
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), scheme=st.sampled_from(SCHEMES))
+def test_output_error_never_above_round_to_nearest(seed, scheme):
+    w, x = random_layer(seed)
+    q = gptq.quantise(w, 2.0 * x.T @ x / len(x), GPTQ_WIDTHS, scheme)
+    for i, bits in enumerate(GPTQ_WIDTHS):
+        ours, nearest = output_error(x, w, q[i]), output_error(x, w, rtn(w, bits, scheme))
+        assert ours <= nearest * (1 + 1e-9), (bits, ours, nearest)
+        if bits in (3, 4):
+            assert ours < 0.95 * nearest, (bits, ours, nearest)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_codes_on_the_schemes_grid(scheme):
+    w, x = random_layer(3)
+    q = gptq.quantise(w, 2.0 * x.T @ x / len(x), GPTQ_WIDTHS, scheme)
+    for i, bits in enumerate(GPTQ_WIDTHS):
+        scale, zero, lower, top = entry_grid(w, bits, scheme)
+        codes = q[i] / scale + zero
+        np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)
+        assert codes.min() >= lower - 1e-3 and codes.max() <= top + 1e-3
+        assert top == (2 ** (bits - 1) - 1 if scheme.symmetric else 2**bits - 1)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_one_column_and_uncorrelated_inputs_round_to_nearest(scheme):
+    # One column has no later column to take its error; a diagonal H couples no columns: round to nearest.
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 1))
+    q = gptq.quantise(w, np.array([[2.5]]), GPTQ_WIDTHS, scheme)
+    w2 = rng.standard_normal((6, 5))
+    q2 = gptq.quantise(w2, np.diag(rng.uniform(0.5, 2.0, 5)), GPTQ_WIDTHS, scheme)
+    for i, bits in enumerate(GPTQ_WIDTHS):
+        np.testing.assert_allclose(q[i], rtn(w, bits, scheme), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(q2[i], rtn(w2, bits, scheme), rtol=1e-6, atol=1e-7)
+
+
+def test_error_feedback_hand_computed():
+    # 3 bits symmetric, max scale: codes -3..3, S = max|w| / 3 = 1. H couples columns 0 and 1 only.
+    # Column 0: 0.4 -> 0, error 0.4. With damping H_00 = H_11 = 1 + 0.01 (1 % of the mean diagonal, 1),
+    # the update moves w_1 by 0.4 * H_01 / H_11 = 0.4 * 0.5 / 1.01 = 0.19802: 2.4 -> 2.598 -> 3 (nearest: 2).
+    # Column 1's error reaches no later column (H_12 = 0); column 2 rounds to 3 as before.
+    w = np.array([[0.4, 2.4, 3.0]])
+    h = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    q = gptq.quantise(w, h, (3,), TensorScheme(True, "channel"))[0]
+    np.testing.assert_allclose(q, [[0.0, 3.0, 3.0]])
+    np.testing.assert_allclose(rtn(w, 3, TensorScheme(True, "channel")), [[0.0, 2.0, 3.0]])
+
+
+def test_dead_inputs_get_zero_weights():
+    w, x = random_layer(5)
+    x[:, 2] = 0.0
+    q = gptq.quantise(w, 2.0 * x.T @ x / len(x), (4,), TensorScheme(True, "channel"))[0]
+    assert np.all(q[:, 2] == 0.0) and np.all(np.isfinite(q))
+
+
+SPEC = ModelSpec("tiny-llama", "tiny", 2, 24, 4, 2, 6, 40, 37, False)
+
+
+def random_model(seed: int = 0) -> DecoderLM:
+    model = DecoderLM(SPEC, rope_theta=500.0, rms_eps=1e-5, rngs=nnx.Rngs(seed))
+    rng = np.random.default_rng(seed)
+    tensors = {
+        name: (1.0 + 0.1 * rng.standard_normal(t.shape) if "norm" in name else 0.25 * rng.standard_normal(t.shape))
+        for name, t in model_tensors(model).items()
+    }
+    return load_weights(model, {k: v.astype(np.float32) for k, v in tensors.items()})
+
+
+def test_prepared_model_selects_gptq_copies_by_width():
+    model = random_model()
+    windows = np.random.default_rng(1).integers(0, SPEC.vocab, size=(4, 17))
+    prepared = gptq.prepare(model, windows, GPTQ_SCHEME.weight)
+    x = jnp.asarray(windows[:, :-1])
+    h = gptq.hessians(model, windows)
+    full = np.full((SPEC.n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
+    # Full precision: the prepared model is the model, with and without the GPTQ scheme.
+    np.testing.assert_array_equal(np.asarray(prepared(x)), np.asarray(model(x)))
+    for scheme in (GPTQ_SCHEME, CLIPPED_SCHEME):
+        hooks = QuantHooks(Precision.from_table(jnp.asarray(full)), scheme)
+        np.testing.assert_array_equal(np.asarray(prepared(x, hooks)), np.asarray(model(x)))
+    layer, op = 1, "down"
+    w = np.asarray(model.linear(layer, op).weight[...])
+    stored = jnp.asarray(prepared.linear(layer, op).quantised[...])
+    assert stored.shape == (len(GPTQ_WIDTHS), *w.shape)
+    np.testing.assert_allclose(stored[2], gptq.quantise(w, h[(layer, op)], (4,), GPTQ_SCHEME.weight)[0], rtol=1e-6)
+    column = LINEAR_OPS.index(op)
+    for bits, want in [(b, stored[b - 2]) for b in GPTQ_WIDTHS] + [(b, rtn(w, b, GPTQ_SCHEME.weight)) for b in
+                                                                     (5.5, 12.0, 16.0)]:  # fmt: skip
+        table = full.copy()
+        table[layer, column] = bits
+        hooks = QuantHooks(Precision.from_table(jnp.asarray(table)), GPTQ_SCHEME)
+        np.testing.assert_allclose(np.asarray(hooks.stored_weight(layer, op, jnp.asarray(w), stored)), want, atol=1e-6)
+    # The measured error energies of the weights are the copies': ||Q_b(W) - W||^2 at b = 2..8.
+    zeros = np.zeros((SPEC.n_layers, N_POINTS, len(GPTQ_WIDTHS)))
+    sens = Sensitivities(*[jnp.zeros((SPEC.n_layers, N_POINTS))] * 7, zeros, zeros, jnp.zeros(()), zeros)
+    err = np.asarray(gptq_errors(sens, prepared).err)
+    want = [np.sum((np.asarray(stored[i], np.float64) - w) ** 2) for i in range(len(GPTQ_WIDTHS))]
+    np.testing.assert_allclose(err[layer, column], want, rtol=1e-5)
+    assert np.all(err[:, : len(LINEAR_OPS)] > 0) and np.all(err[:, len(LINEAR_OPS) :] == 0)
+    # Without gptq the copies are ignored: round to nearest, as for a model without them.
+    table = np.full_like(full, 4.0)
+    rtn_hooks = QuantHooks(Precision.from_table(jnp.asarray(table)), CLIPPED_SCHEME)
+    np.testing.assert_array_equal(np.asarray(prepared(x, rtn_hooks)), np.asarray(model(x, rtn_hooks)))
+
+
+def test_gptq_scheme_without_copies_is_refused():
+    model = random_model()
+    hooks = QuantHooks(Precision.from_table(jnp.full((SPEC.n_layers, N_POINTS), 4.0)), GPTQ_SCHEME)
+    with pytest.raises(ValueError, match="gptq=True.*GPTQ weights.*layer 0, q"):
+        model(jnp.zeros((1, 4), jnp.int32), hooks)
+
+
+def test_gptq_keys_the_measured_data():
+    digest, calibration = "0" * 64, Calibration()
+    # Keys without gptq are those from before it existed (names computed at commit 2c2790e).
+    assert cache_path(digest, calibration, DEFAULT_SCHEME).name == f"{'0' * 32}-b8492f93eac0-v4.json"
+    assert cache_path(digest, calibration, CHECKPOINT_SCHEME).name == f"{'0' * 32}-6dfc4d197ef7-v4.json"
+    assert cache_path(digest, calibration, GPTQ_SCHEME) != cache_path(digest, calibration, CLIPPED_SCHEME)
+    assert _scheme(dataclasses.asdict(GPTQ_SCHEME), "f") == GPTQ_SCHEME
+    payload = dataclasses.asdict(CLIPPED_SCHEME)
+    del payload["gptq"]
+    assert _scheme(payload, "f") == CLIPPED_SCHEME  # a file from before: round to nearest
+    with pytest.raises(MeasuredFileError, match="gptq='yes' must be true or false"):
+        _scheme(payload | {"gptq": "yes"}, "f")
+    with pytest.raises(ValueError, match="gptq=1 must be true or false"):
+        QuantScheme(gptq=1)
