@@ -37,38 +37,70 @@ STAGES = (8, 64)  # selection windows of the first and the second stage (the sec
 OFFSPRING = 16  # children measured on the first stage per generation
 SURVIVORS = 4  # children measured on every selection window per generation
 STALL = 3  # generations at one cost target without a design within the budget before backing off
-STEP = 0.02  # the first cost-target step (2 % of the objective)
+STEP = 0.01  # the first cost-target step (1 % of the objective)
 MIN_STEP = 0.0025
 TRIES = 32  # random mutations priced per child wanted
+EXPLORE = 0.25  # share of a switch's probability spread evenly over the entries (the rest: the proxy's ranking)
 SELECTION_SEED = 1000  # the selection windows' seed, offset from the calibration's
 
 
-def _mutations(rng: np.random.Generator, parent: np.ndarray, low: np.ndarray, high: np.ndarray, n: int) -> np.ndarray:
-    """``n`` level switches of ``parent`` ``(L, P)``: 0-2 entries raised by one bit and 1-3 others lowered by
-    one, every entry within ``[low, high]`` of its point ``(P,)``."""
-    flat = parent.reshape(-1)
-    lo, hi = np.broadcast_to(low, parent.shape).reshape(-1), np.broadcast_to(high, parent.shape).reshape(-1)
-    can_up, can_down = np.flatnonzero(flat < hi), np.flatnonzero(flat > lo)
-    tables = np.repeat(flat[None], n, axis=0)
+def _mutations(rng: np.random.Generator, parent: np.ndarray, odds: tuple, n: int) -> np.ndarray:
+    """``n`` level switches of ``parent`` ``(L, P)``: 0-3 entries raised by one bit and 1-3 others lowered by
+    one, drawn with the probabilities ``odds`` = ``(raise, lower)`` over the flat entries (zero where the
+    entry is at its highest, resp. lowest, allowed bits)."""
+    p_up, p_down = odds
+    tables = np.repeat(parent.reshape(1, -1), n, axis=0)
     for row in tables:
-        ups = rng.choice(can_up, min(int(rng.integers(0, 3)), len(can_up)), replace=False)
-        downs = np.setdiff1d(can_down, ups)
-        downs = rng.choice(downs, min(int(rng.integers(1, 4)), len(downs)), replace=False)
+        ups = rng.choice(row.size, min(int(rng.integers(0, 4)), np.count_nonzero(p_up)), replace=False, p=p_up)
+        p = p_down.copy()
+        p[ups] = 0.0
+        downs = rng.choice(row.size, min(int(rng.integers(1, 4)), np.count_nonzero(p)), replace=False, p=p / p.sum())
         row[ups] += 1
         row[downs] -= 1
     return tables.reshape(n, *parent.shape)
 
 
-def _offspring(rng, parent, bounds, cost, target: float, seen: set) -> np.ndarray:
-    """Up to :data:`OFFSPRING` distinct new children of ``parent`` whose cost is at most ``target``."""
-    tables = _mutations(rng, parent, *bounds, OFFSPRING * TRIES)
-    tables = tables[cost(tables) <= target]
+def _ranked(gain: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Probabilities over the entries: ``1 / rank`` of ``gain`` among the allowed entries with a positive
+    gain, mixed with an even share :data:`EXPLORE` over every allowed entry."""
+    order = np.argsort(-gain, kind="stable")
+    weight = np.zeros(gain.size)
+    weight[order] = 1.0 / (1.0 + np.arange(gain.size))
+    weight = np.where(allowed & (gain > 0), weight, 0.0)
+    even = allowed / allowed.sum()
+    return even if weight.sum() == 0 else (1 - EXPLORE) * weight / weight.sum() + EXPLORE * even
+
+
+def _odds(parent: np.ndarray, bounds: tuple, price) -> tuple[np.ndarray, np.ndarray]:
+    """Where level switches are drawn (the proxy ranks, the measurement decides): raises by the proxy's
+    predicted fall per unit of cost they add, reductions by the cost they save per unit of predicted rise;
+    ``price(tables) -> (objective, proxy)`` at the design's hardware."""
+    low, high = (np.broadcast_to(b, parent.shape).reshape(-1) for b in bounds)
+    flat, eye = parent.reshape(-1), np.eye(parent.size)
+
+    def log_price(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        objective, proxy = price(tables.reshape(-1, *parent.shape))
+        return np.log(objective), proxy
+
+    (cost, proxy), (up_cost, up_proxy) = log_price(flat), log_price(np.minimum(flat + eye, high))
+    down_cost, down_proxy = log_price(np.maximum(flat - eye, low))
+    up = (proxy - up_proxy) / np.maximum(up_cost - cost, 1e-12)
+    down = (cost - down_cost) / np.maximum(down_proxy - proxy, 1e-12)
+    return _ranked(up, flat < high), _ranked(down, flat > low)
+
+
+def _offspring(rng, parent, odds: tuple, cost, target: float, seen: set) -> np.ndarray:
+    """Up to :data:`OFFSPRING` distinct new children of ``parent`` whose cost is at most ``target``, those
+    that spend most of it first (a level switch that saves more than the target asks gives up accuracy for
+    nothing: EvoPress's switches keep the cost)."""
+    tables = _mutations(rng, parent, odds, OFFSPRING * TRIES)
+    costs = cost(tables)
     children, keys = [], set()
-    for table in tables:
-        key = table.tobytes()
-        if key not in seen and key not in keys:
+    for k in np.argsort(-costs, kind="stable"):
+        key = tables[k].tobytes()
+        if costs[k] <= target and key not in seen and key not in keys:
             keys.add(key)
-            children.append(table)
+            children.append(tables[k])
         if len(children) == OFFSPRING:
             break
     return np.array(children).reshape(-1, *parent.shape)
@@ -95,15 +127,16 @@ def _back_off(state: _State) -> bool:
     return state.step >= MIN_STEP
 
 
-def _next_target(state: _State, budget: float) -> bool:
-    """Updates the target after a generation; False when the search should stop."""
+def _next_target(state: _State, budget: float, improved: bool) -> bool:
+    """Updates the target after a generation (``improved``: a child replaced the parent); False when the
+    search should stop."""
     cost, _, value = state.parent
     if value <= budget:
         if state.best is None or cost < state.best[0]:
             state.best = state.parent
         state.target, state.stall = cost * (1 - state.step), 0
         return True
-    state.stall += 1
+    state.stall = 0 if improved else state.stall + 1
     return state.stall < STALL or _back_off(state)
 
 
@@ -134,8 +167,12 @@ def evolve(
     choice, start = hardware_and_bits(problem, report)
     bounds = problem.bits.bounds()
 
+    def price(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = evaluator(np.repeat(choice[None], len(tables), axis=0), tables)
+        return scores.objective, scores.proxy
+
     def cost(tables: np.ndarray) -> np.ndarray:
-        return evaluator(np.repeat(choice[None], len(tables), axis=0), tables).objective
+        return price(tables)[0]
 
     seen = {start.tobytes()}
     first = (float(cost(start[None])[0]), start, float(measure(start[None], 1)[0]))
@@ -143,7 +180,7 @@ def evolve(
     if first[2] <= budget:
         state.best, state.target = first, first[0] * (1 - STEP)
     while measured + OFFSPRING + SURVIVORS <= limit:
-        children = _offspring(rng, state.parent[1], bounds, cost, state.target, seen)
+        children = _offspring(rng, state.parent[1], _odds(state.parent[1], bounds, price), cost, state.target, seen)
         if len(children) == 0:  # no level switch reaches the target: a smaller step
             if not _back_off(state):
                 break
@@ -157,10 +194,10 @@ def evolve(
         pool = [(float(c), t, float(v)) for c, t, v in zip(cost(keep), keep, values, strict=True)]
         if state.parent[0] <= state.target:
             pool.append(state.parent)
-        state.parent = min(pool, key=lambda p: (p[2], p[0]))
+        parent, state.parent = state.parent, min(pool, key=lambda p: (p[2], p[0]))
         say(f"evolve: generation {generations}, value {state.parent[2]:.4g} (budget {budget:.4g}), "
             f"cost {state.parent[0] / first[0]:.4f} of the start's")  # fmt: skip
-        if not _next_target(state, budget):
+        if not _next_target(state, budget, state.parent is not parent):
             break
     improved = state.best is not None and state.best[0] < first[0]
     final = state.best if improved else first
