@@ -231,7 +231,7 @@ def with_evolution(found: tuple, *, measured: Measured, select, check, budget: f
     say = say or (lambda msg: None)
     if extras["baseline"] is None or values is None:
         return found, None
-    start, width = time.perf_counter(), extras["baseline"]["width"]
+    start, cpu, width = time.perf_counter(), time.process_time(), extras["baseline"]["width"]
     uniform = float(select(np.full((1, problem.n_layers, 17), float(width)), 1)[0])
     selection_budget = budget * uniform / measured.uniform(target)[width]
     table, value, info = evolve(problem, report, selection_budget, select, limit, seed, say)
@@ -250,4 +250,5 @@ def with_evolution(found: tuple, *, measured: Measured, select, check, budget: f
                 info["accepted"] = True
                 chosen = (*candidate[:3], candidate[3] | {"optimiser_design": extras["optimiser_design"]})
     say(f"evolve: {'accepted' if info['accepted'] else 'not accepted'} ({info['measured']} measured)")
-    return chosen, info | {"tokens_per_s": chosen[1]["tokens_per_s"], "wall_s": time.perf_counter() - start}
+    elapsed = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}
+    return chosen, info | {"tokens_per_s": chosen[1]["tokens_per_s"]} | elapsed
