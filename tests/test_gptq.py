@@ -2,6 +2,7 @@
 scheme's grid, hand-computed cases, the hooks' selection by width, and the measured data's keys."""
 
 import dataclasses
+import json
 
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +10,11 @@ import pytest
 from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from cimjax.lm import DecoderLM, load_weights, model_tensors
+from cimjax.cli.main import app
+from cimjax.lm import DecoderLM, load_weights, model_tensors, save_checkpoint
+from cimjax.lm.model import token_nll
 from cimjax.quant import gptq
 from cimjax.quant.measured import (
     CHECKPOINT_SCHEME,
@@ -19,6 +23,7 @@ from cimjax.quant.measured import (
     _scheme,
     cache_path,
     gptq_errors,
+    load,
 )
 from cimjax.quant.quantizers import (
     CLIPPED_SCHEME,
@@ -32,6 +37,7 @@ from cimjax.quant.quantizers import (
     fake_quant_scheme,
 )
 from cimjax.quant.sensitivity import Sensitivities
+from cimjax.quant.train import TINY, train
 from cimjax.workload.precision import LINEAR_OPS, N_POINTS, Precision
 from cimjax.workload.spec import ModelSpec
 
@@ -181,3 +187,24 @@ def test_gptq_keys_the_measured_data():
         _scheme(payload | {"gptq": "yes"}, "f")
     with pytest.raises(ValueError, match="gptq=1 must be true or false"):
         QuantScheme(gptq=1)
+
+
+def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
+    trained = train(TINY, log=lambda msg: None)
+    directory = save_checkpoint(trained.model, tmp_path / "tiny")
+    path = tmp_path / "sens.json"
+    calib = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
+    args = ["proxy", "sensitivities", "--checkpoint", str(directory), *calib, "--gptq", "--out", str(path), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scheme"]["gptq"] is True
+    measured = load(path)
+    assert measured.scheme == GPTQ_SCHEME
+    # Oracle: uniform 3 bits measured on the check windows with an independent forward pass of the model
+    # prepared from the calibration windows.
+    model = gptq.prepare(trained.model, measured.calibration.tokens(), GPTQ_SCHEME.weight)
+    check = measured.calibration.check_tokens()
+    x, y = jnp.asarray(check[:, :-1]), jnp.asarray(check[:, 1:])
+    hooks = QuantHooks(Precision.from_table(jnp.full((TINY.n_layers, N_POINTS), 3.0)), GPTQ_SCHEME)
+    want = float(token_nll(model(x, hooks), y)) - float(token_nll(model(x), y))
+    assert measured.uniform_loss[3] == pytest.approx(want, abs=2e-5)

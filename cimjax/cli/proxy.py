@@ -188,17 +188,22 @@ def sensitivities(
     check_windows: Annotated[
         int, typer.Option(help="Validation-split windows whole assignments (budgets, fit set) are measured on.")
     ] = 64,
+    gptq: Annotated[
+        bool, typer.Option(help="Quantise weights by GPTQ on the calibration windows (docs/quantisation.md).")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
-    the proxy at uniform INT8/6/4. Cached under the cache directory by the checkpoint's content.
+    the proxy at uniform INT8/6/4. Cached under the cache directory by the checkpoint's content and the
+    quantiser. With --gptq the weights are quantised by GPTQ, the budgets included; the --out file says so, so
+    `cimjax optimize --sensitivities FILE` measures with it too.
 
     Calibration text is the pydoc corpus, in the ids of the checkpoint's tokenizer.json when it has one, else
     as byte-valued token ids (for a subword vocabulary without tokenizer.json the sensitivities then describe
     the model on unusual input; the output says so).
     """
     from cimjax.quant import corpus
-    from cimjax.quant.measured import Calibration, for_checkpoint, memory_bytes, with_tokenizer
+    from cimjax.quant.measured import CHECKPOINT_SCHEME, Calibration, for_checkpoint, memory_bytes, with_tokenizer
     from cimjax.workload.hf_config import load_hf_config
 
     # every option and the checkpoint's config are checked before any JAX work
@@ -217,7 +222,8 @@ def sensitivities(
     validation.memory(
         f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len)
     )
-    measured = for_checkpoint(checkpoint, calibration, log=_log)
+    scheme = dataclasses.replace(CHECKPOINT_SCHEME, gptq=gptq)
+    measured = for_checkpoint(checkpoint, calibration, log=_log, scheme=scheme)
     if out is not None:
         measured.save(out)
         _log(f"wrote {out}")
