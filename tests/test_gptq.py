@@ -4,6 +4,7 @@ scheme's grid, hand-computed cases, the hooks' selection by width, and the measu
 import dataclasses
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ from cimjax.quant.quantizers import (
 )
 from cimjax.quant.sensitivity import Sensitivities
 from cimjax.quant.train import TINY, train
-from cimjax.workload.precision import LINEAR_OPS, N_POINTS, Precision
+from cimjax.workload.precision import LINEAR_OPS, N_POINTS, Precision, table_from_bits
 from cimjax.workload.spec import ModelSpec
 
 SCHEMES = (TensorScheme(True, "channel"), TensorScheme(True, "channel", clip="mse"), TensorScheme(False, "tensor"))
@@ -205,6 +206,23 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     model = gptq.prepare(trained.model, measured.calibration.tokens(), GPTQ_SCHEME.weight)
     check = measured.calibration.check_tokens()
     x, y = jnp.asarray(check[:, :-1]), jnp.asarray(check[:, 1:])
-    hooks = QuantHooks(Precision.from_table(jnp.full((TINY.n_layers, N_POINTS), 3.0)), GPTQ_SCHEME)
-    want = float(token_nll(model(x, hooks), y)) - float(token_nll(model(x), y))
-    assert measured.uniform_loss[3] == pytest.approx(want, abs=2e-5)
+
+    def loss_and_kl(table) -> tuple[float, float]:
+        hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), GPTQ_SCHEME)
+        full, quantised = jax.nn.log_softmax(model(x), axis=-1), jax.nn.log_softmax(model(x, hooks), axis=-1)
+        kl = jnp.mean(jnp.sum(jnp.exp(full) * (full - quantised), axis=-1))
+        return float(token_nll(model(x, hooks), y)) - float(token_nll(model(x), y)), float(kl)
+
+    loss, kl = loss_and_kl(np.full((TINY.n_layers, N_POINTS), 3.0))
+    assert measured.uniform_loss[3] == pytest.approx(loss, abs=2e-5)
+    assert measured.uniform_kl[3] == pytest.approx(kl, rel=1e-3, abs=1e-9)
+    # optimize --sensitivities FILE --checkpoint DIR --verify measures its design with GPTQ weights too (KL: the
+    # tiny model's loss increases are at its noise level).
+    budget = str(measured.uniform_kl[2])
+    args = ["optimize", "--checkpoint", str(directory), "--sensitivities", str(path), "--budget", budget, "--target",
+            "kl", "--verify", "--verify-rounds", "1", "--starts", "2", "--rounds", "2", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["scheme"]["gptq"] is True
+    assert report["measured_kl"] == pytest.approx(loss_and_kl(table_from_bits(report["bits"]))[1], rel=1e-3, abs=1e-9)
