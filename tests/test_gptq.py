@@ -25,6 +25,7 @@ from cimjax.quant.measured import (
     cache_path,
     gptq_errors,
     load,
+    memory_bytes,
 )
 from cimjax.quant.quantizers import (
     CLIPPED_SCHEME,
@@ -226,3 +227,9 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     report = json.loads(result.stdout)
     assert report["scheme"]["gptq"] is True
     assert report["measured_kl"] == pytest.approx(loss_and_kl(table_from_bits(report["bits"]))[1], rel=1e-3, abs=1e-9)
+
+
+def test_memory_estimate_counts_the_gptq_copies():
+    linear = sum(t.size for name, t in model_tensors(random_model()).items() if name.endswith("_proj.weight"))
+    extra = memory_bytes(SPEC, 4, 16, gptq=True) - memory_bytes(SPEC, 4, 16)
+    assert extra == 4 * len(GPTQ_WIDTHS) * linear  # float32 copies at 2..8 bits of every decoder linear

@@ -220,7 +220,7 @@ def sensitivities(
     if calibration.tokenizer is not None and spec.vocab < (ids := int(train_tokens.max()) + 1):
         raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {ids} ids its tokenizer.json gives")
     validation.memory(
-        f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len)
+        f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len, gptq)
     )
     scheme = dataclasses.replace(CHECKPOINT_SCHEME, gptq=gptq)
     measured = for_checkpoint(checkpoint, calibration, log=_log, scheme=scheme)

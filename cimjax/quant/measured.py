@@ -85,14 +85,16 @@ def check_target(target: str) -> str:
     return target
 
 
-def memory_bytes(spec: ModelSpec, windows: int, seq_len: int) -> float:
+def memory_bytes(spec: ModelSpec, windows: int, seq_len: int, gptq: bool = False) -> float:
     """Rough peak memory of the sensitivity estimate: float32 logits and per-layer activations (about 16
     vectors of the wider of hidden and FFN per token and layer) kept for a backward pass (x3), plus the
-    parameters with their gradients and Hessian-vector products (x4)."""
+    parameters with their gradients and Hessian-vector products (x4); with ``gptq``, plus the model's float32
+    GPTQ copies of every decoder linear at each of :data:`GPTQ_WIDTHS`."""
     tokens = windows * seq_len
     activations = tokens * (spec.vocab + 16 * spec.n_layers * max(spec.hidden, spec.ffn))
     params = spec.n_layers * (4 * spec.hidden * spec.q_dim + 3 * spec.hidden * spec.ffn) + spec.vocab * spec.hidden
-    return 4.0 * (3 * activations + 4 * params)
+    linear = spec.n_layers * spec.hidden * (2 * spec.q_dim + 2 * spec.kv_dim + 3 * spec.ffn)
+    return 4.0 * (3 * activations + 4 * params + (len(GPTQ_WIDTHS) * linear if gptq else 0))
 
 
 @dataclasses.dataclass
