@@ -4,17 +4,19 @@ EvoPress (Sieberling et al., ICML 2025) shows that sums of per-layer errors do n
 assignments, and searches them with the measured KL divergence instead. Here, at the hardware of a verified
 design (its exact cost model, so tokens/s, prices every candidate for free):
 
-* **Mutation** (a *level switch*): up to two entries of the parent's bit table raised by one bit and one to
-  three others lowered by one, within the allowed bits of each point; a child must cost at most the current
-  *cost target* (the objective at the design's hardware), so many random mutations are priced and the first
-  :data:`OFFSPRING` new ones that meet the target are kept.
+* **Mutation** (a *level switch*): up to three entries of the parent's bit table raised by one bit and one
+  to three others lowered by one, within the allowed bits of each point, drawn where the proxy ranks them
+  (:func:`_odds`: the proxy ranks, the measurement decides); a child must cost at most the current *cost
+  target* (the objective at the design's hardware), so many random switches are priced and the
+  :data:`OFFSPRING` new ones that meet the target and spend most of it are kept.
 * **Fitness**: the measured target (KL) on *selection* windows, never on the check windows; in two stages
   (EvoPress's multi-step selection): every child on the first ``STAGES[0]`` windows, the best
   :data:`SURVIVORS` on all of them. The parent competes while it meets the target (elitism).
 * **Outer loop** (EvoPress: minimise KL at a fixed cost target, then raise the target): once the best design
   measures within the selection budget the cost target falls by ``step`` below it; when :data:`STALL`
-  generations at one target bring nothing within the budget, the search returns to the fastest design within
-  it with half the step, and stops once the step is below :data:`MIN_STEP` or the measurements are spent.
+  generations in a row at one target neither improve the parent nor bring it within the budget, the search
+  returns to the fastest design within it with half the step, and stops once the step is below
+  :data:`MIN_STEP`, when there is no such design, or when the measurements are spent.
 
 The result is the fastest design measured within the selection budget, or the start when none is faster.
 :func:`with_evolution` measures it *once* on the check windows and accepts it only if it is within the
@@ -36,7 +38,7 @@ from cimjax.quant.measured import Measured, loss_and_kl
 STAGES = (8, 64)  # selection windows of the first and the second stage (the second: all of them)
 OFFSPRING = 16  # children measured on the first stage per generation
 SURVIVORS = 4  # children measured on every selection window per generation
-STALL = 3  # generations at one cost target without a design within the budget before backing off
+STALL = 3  # generations in a row at one cost target without improvement before backing off
 STEP = 0.01  # the first cost-target step (1 % of the objective)
 MIN_STEP = 0.0025
 TRIES = 32  # random mutations priced per child wanted
