@@ -1,6 +1,5 @@
 """End to end: a tiny trained LM, real quantised losses against every proxy variant, training resume, CLI."""
 
-import dataclasses
 import json
 import threading
 
@@ -54,13 +53,13 @@ def test_concurrent_training_of_one_cached_model_waits_and_reuses_it(tmp_path, m
     """A second trainer of the same cached run waits for the first (paused after its first checkpoint) and
     then loads its finished model instead of training into the same directory at the same time."""
     monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
-    config = dataclasses.replace(TINY, steps=4, ckpt_every=2, warmup=1, seq_len=16, batch=2)
+    config = TINY  # the `trained` fixture's run: its compiled training step and loss serve this test too
     first_saved, release = threading.Event(), threading.Event()
     first_lines, second_lines, results = [], [], {}
 
     def first_log(msg):
         first_lines.append(msg)
-        if "step 2/" in msg:
+        if f"step {config.ckpt_every}/" in msg:
             first_saved.set()
             release.wait(60)
 
@@ -72,12 +71,12 @@ def test_concurrent_training_of_one_cached_model_waits_and_reuses_it(tmp_path, m
     assert first_saved.wait(120)
     second = threading.Thread(target=run, args=("second", second_lines.append))
     second.start()
-    second.join(3)  # without the lock it would restore step 2 and train on, into the same directory
+    second.join(3)  # without the lock it would restore the first checkpoint and train on, into the same directory
     release.set()
     first.join(120)
     second.join(120)
     assert not any("proxy LM: training" in line for line in second_lines), second_lines
-    assert any("restored step 4/4" in line for line in second_lines), second_lines
+    assert any(f"restored step {config.steps}/{config.steps}" in line for line in second_lines), second_lines
     assert results["second"].final_loss == results["first"].final_loss
 
 
@@ -220,8 +219,10 @@ def test_cli_validate_json(trained, tmp_path, monkeypatch):
 
 
 def test_cli_sensitivities_of_a_checkpoint(trained, tmp_path):
-    save_checkpoint(trained.model, tmp_path)  # the same shapes as the validation run: compiled code is reused
-    args = ["sensitivities", "--checkpoint", str(tmp_path), "--windows", "4", "--seq-len", "32", "--samples", "2"]
+    save_checkpoint(trained.model, tmp_path)
+    # test_checkpoint_optimize.py's calibration of the same tiny model: its compiled programs are reused
+    calib = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
+    args = ["sensitivities", "--checkpoint", str(tmp_path), *calib]
     res = CliRunner().invoke(proxy_app, [*args, "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
