@@ -62,3 +62,35 @@ def module_cache(tmp_path_factory):
         path = tmp_path_factory.mktemp("cimjax-cache")
         mp.setenv("CIMJAX_CACHE", str(path))
         yield path
+
+
+@pytest.fixture(scope="session")
+def halving_problem():
+    """The measured searches' test problem (test_refine.py, test_evolve.py): the tiny LM's shape on 512
+    designs, a short workload and a stand-in proxy, the sum of ``2^-bits`` over the bit table."""
+    import jax.numpy as jnp
+
+    from cimjax.hardware.config import PAPER_SPACE, DesignSpace
+    from cimjax.joint.problem import make_problem
+    from cimjax.quant.proxy import Proxy, ProxyKind
+    from cimjax.quant.train import TINY
+    from cimjax.workload.operators import Workload
+
+    kind = ProxyKind("halving", lambda p, table: jnp.sum(2.0**-table)[None])
+    proxy = Proxy(sens=None, coef=jnp.ones((1,), jnp.float32), kind=kind)
+    space = DesignSpace({name: values[:2] for name, values in PAPER_SPACE.values.items()})
+    return make_problem(TINY.spec(), 1.0, proxy=proxy, space=space, workload=Workload(prefill=16, generate=4))
+
+
+@pytest.fixture(scope="session")
+def uniform_start(halving_problem):
+    """``start(bits)``: the design report of uniform ``bits`` at their best hardware on ``halving_problem``."""
+    from cimjax.joint.allocation import best_hardware
+    from cimjax.joint.problem import ExactEvaluator, design_report
+
+    def start(bits: float) -> dict:
+        table = halving_problem.uniform_table(bits)
+        choice, _ = best_hardware(halving_problem, table)
+        return design_report(halving_problem, choice, table, ExactEvaluator(halving_problem))
+
+    return start

@@ -53,6 +53,15 @@ class Hooks:
 IDENTITY = Hooks()
 
 
+def observe(model: DecoderLM, windows, hooks: Hooks, chunk: int = 16) -> Hooks:
+    """Run ``model`` over ``windows``' inputs (``windows[:, :-1]``, as every measurement feeds them),
+    ``chunk`` windows at a time, with recording ``hooks``; returns the hooks with what they recorded."""
+    tokens = jnp.asarray(windows)[:, :-1]
+    for start in range(0, len(tokens), chunk):
+        model(tokens[start : start + chunk], hooks)
+    return hooks
+
+
 class KVCache(NamedTuple):
     """Per-layer keys and values, ``(batch, max_len, kv_heads, head_dim)`` each, and the filled length."""
 

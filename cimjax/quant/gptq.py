@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cimjax.lm.model import DecoderLM, Hooks, QuantisedWeights, functional
+from cimjax.lm.model import DecoderLM, Hooks, QuantisedWeights, functional, observe
 from cimjax.quant.quantizers import GPTQ_WIDTHS, TensorScheme, entry_grid
 from cimjax.workload.precision import LINEAR_OPS
 
@@ -54,12 +54,8 @@ class _Inputs(Hooks):
 
 
 def hessians(model: DecoderLM, windows: np.ndarray, chunk: int = 16) -> dict[tuple[int, str], np.ndarray]:
-    """``H = 2 X^T X / N`` of every linear ``(layer, op)`` from its full-precision inputs on ``windows``'
-    inputs (``windows[:, :-1]``, as every measurement feeds them)."""
-    hooks = _Inputs()
-    tokens = np.asarray(windows)[:, :-1]
-    for start in range(0, len(tokens), chunk):
-        model(tokens[start : start + chunk], hooks)
+    """``H = 2 X^T X / N`` of every linear ``(layer, op)`` from its full-precision inputs on ``windows``."""
+    hooks = observe(model, windows, _Inputs(), chunk)
     return {key: 2.0 * gram / hooks.count[key] for key, gram in hooks.gram.items()}
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.lm.model import DecoderLM, Hooks, functional
+from cimjax.lm.model import DecoderLM, Hooks, functional, observe
 
 DEFAULT_ALPHA = 0.5
 """SmoothQuant's migration strength: half of each channel's range (in log scale) moves into the weights."""
@@ -55,13 +55,8 @@ class _Maxima(Hooks):
 
 
 def channel_maxima(model: DecoderLM, windows: np.ndarray, chunk: int = 16) -> dict[tuple[int, str], np.ndarray]:
-    """``max |x_j|`` per input channel ``j`` of each matmul input ``(layer, op)`` over the windows'
-    inputs (``windows[:, :-1]``, as every measurement feeds them)."""
-    hooks = _Maxima()
-    tokens = jnp.asarray(windows)[:, :-1]
-    for start in range(0, len(tokens), chunk):
-        model(tokens[start : start + chunk], hooks)
-    return hooks.maxima
+    """``max |x_j|`` per input channel ``j`` of each matmul input ``(layer, op)`` over ``windows``."""
+    return observe(model, windows, _Maxima(), chunk).maxima
 
 
 def _param(layer: int, name: str) -> str:
