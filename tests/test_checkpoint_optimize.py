@@ -232,6 +232,9 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
     (other / "config.json").write_text((exported / "config.json").read_text().replace("silu", "silu "))
     args = ["optimize", "--checkpoint", str(other), "--sensitivities", str(sens_file), "--budget", "int8"]
     _one_line_error(runner.invoke(app, args), "measured on another checkpoint")
+    # a file measured with round-to-nearest weights cannot be used as a GPTQ measurement
+    args = ["optimize", "--sensitivities", str(sens_file), "--budget", "int8", "--gptq"]
+    _one_line_error(runner.invoke(app, args), "was measured without GPTQ weights")
 
 
 @pytest.mark.parametrize(
@@ -244,6 +247,7 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--model", "qwen3-0.6b", "--target", "mse"], "--target = 'mse' is not allowed"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "5"], "--evolve = 5 is not allowed without"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "-1"], "--evolve = -1 is not allowed"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--gptq"], "--gptq quantises real weights"),
     ],
 )
 def test_checkpoint_option_errors(args, expected):

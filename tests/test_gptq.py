@@ -229,6 +229,24 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     assert report["measured_kl"] == pytest.approx(loss_and_kl(table_from_bits(report["bits"]))[1], rel=1e-3, abs=1e-9)
 
 
+def test_optimize_checkpoint_gptq_measures_with_the_gptq_quantiser(monkeypatch, tmp_path):
+    """``optimize --checkpoint DIR --gptq`` measures the checkpoint with GPTQ weights (the measurement itself is
+    checked above; here it is stopped once the quantiser is chosen), and without --gptq with the default."""
+    import cimjax.quant.measured as measured_module
+
+    chosen = []
+
+    def stop(directory, calibration, log=None, scheme=None):
+        chosen.append(scheme)
+        raise ValueError("stopped once the quantiser was chosen")
+
+    monkeypatch.setattr(measured_module, "for_checkpoint", stop)
+    for flags in (["--gptq"], []):
+        result = CliRunner().invoke(app, ["optimize", "--checkpoint", str(tmp_path), "--budget", "int8", *flags])
+        assert result.exit_code == 2 and "stopped once the quantiser was chosen" in result.output
+    assert chosen == [GPTQ_SCHEME, CLIPPED_SCHEME]
+
+
 def test_memory_estimate_counts_the_gptq_copies():
     linear = sum(t.size for name, t in model_tensors(random_model()).items() if name.endswith("_proj.weight"))
     extra = memory_bytes(SPEC, 4, 16, gptq=True) - memory_bytes(SPEC, 4, 16)

@@ -132,6 +132,9 @@ PrecisionOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
+GptqOpt = Annotated[
+    bool, typer.Option(help="Quantise weights by GPTQ on the calibration windows (docs/quantisation.md).")
+]
 ToleranceOpt = Annotated[
     float,
     typer.Option(

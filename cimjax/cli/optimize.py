@@ -8,6 +8,7 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ import typer
 
 import cimjax.validation as validation
 from cimjax.cli.common import (
+    GptqOpt,
     JsonOpt,
     TechOpt,
     emit,
@@ -108,6 +110,7 @@ def optimize_command(
     verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
     refine: RefineOpt = None,
     evolve: EvolveOpt = 0,
+    gptq: GptqOpt = False,
     calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
     calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
     check_windows: Annotated[
@@ -132,9 +135,9 @@ def optimize_command(
     with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
         measured = weights = None
-        if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, verify):
+        if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, (verify, gptq)):
             calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
-            measured, weights = _measured(checkpoint, sensitivities, verify, calibration)
+            measured, weights = _measured(checkpoint, sensitivities, verify, calibration, gptq)
         elif target != "loss":
             raise ValueError(f"--target {target} is measured on weights: it needs --checkpoint or --sensitivities")
         with _phase_progress(f"optimize ({method})", checkpoint_dir) as progress:
@@ -179,9 +182,10 @@ def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out
             )
 
 
-def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, verify) -> bool:
+def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, weights: tuple) -> bool:
     """Whether the run reads a checkpoint's measured sensitivities (else it takes ``--model``); refuses
-    options that do not go together."""
+    options that do not go together (``weights``: --verify and --gptq, which need real weights)."""
+    verify, gptq = weights
     if checkpoint is not None or sensitivities is not None:
         if model is not None:
             raise ValueError("give either --model or --checkpoint/--sensitivities, not both")
@@ -190,8 +194,9 @@ def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, ver
         return True
     if model is None:
         raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
-    if verify:
-        raise ValueError("--verify measures real weights: it needs --checkpoint DIR")
+    if verify or gptq:
+        action = "--verify measures" if verify else "--gptq quantises"
+        raise ValueError(f"{action} real weights: it needs --checkpoint DIR")
     return False
 
 
@@ -254,13 +259,15 @@ def _comparison_table(report):
     return table
 
 
-def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration):
-    """The checkpoint's measured data (from the file, the cache, or measured now) and its weights when needed.
+def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration, gptq: bool = False):
+    """The checkpoint's measured data (from the file, the cache, or measured now with GPTQ weights when
+    ``gptq``) and its weights when needed.
 
-    A file and a checkpoint given together must be the same checkpoint (content hash).
+    A file and a checkpoint given together must be the same checkpoint (content hash); a file's quantiser is
+    the one it was measured with, so --gptq with a file measured without GPTQ is refused.
     """
     from cimjax.lm.checkpoint import load_checkpoint
-    from cimjax.quant.measured import checkpoint_hash, for_checkpoint, load, with_tokenizer
+    from cimjax.quant.measured import CHECKPOINT_SCHEME, checkpoint_hash, for_checkpoint, load, with_tokenizer
 
     if checkpoint is not None and not checkpoint.is_dir():
         raise ValueError(f"--checkpoint {checkpoint} is not a directory")
@@ -271,10 +278,16 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool,
                 f"--sensitivities {sensitivities} was measured on another checkpoint than {checkpoint} "
                 f"(content hash {measured.checkpoint_hash[:12]}... differs)"
             )
+        if gptq and not measured.scheme.gptq:
+            raise ValueError(
+                f"--gptq: --sensitivities {sensitivities} was measured without GPTQ weights; measure it with "
+                "`cimjax proxy sensitivities --gptq`, or leave out --gptq"
+            )
         if checkpoint is not None:  # verified on this checkpoint's windows, in its tokenizer's ids
             measured.calibration = with_tokenizer(measured.calibration, checkpoint)
     else:
-        measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr))
+        scheme = dataclasses.replace(CHECKPOINT_SCHEME, gptq=gptq)
+        measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr), scheme=scheme)
     weights = load_checkpoint(checkpoint) if verify and checkpoint is not None else None
     return measured, weights
 

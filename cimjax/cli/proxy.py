@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 import cimjax.validation as validation
-from cimjax.cli.common import err, user_errors
+from cimjax.cli.common import GptqOpt, err, user_errors
 from cimjax.cli.common import out as stdout
 
 MAX_CONFIGS = 10_000
@@ -188,9 +188,7 @@ def sensitivities(
     check_windows: Annotated[
         int, typer.Option(help="Validation-split windows whole assignments (budgets, fit set) are measured on.")
     ] = 64,
-    gptq: Annotated[
-        bool, typer.Option(help="Quantise weights by GPTQ on the calibration windows (docs/quantisation.md).")
-    ] = False,
+    gptq: GptqOpt = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
