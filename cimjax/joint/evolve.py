@@ -210,10 +210,9 @@ def evolve(
 def selector(measured: Measured, model, target: str) -> Callable[[np.ndarray, int], np.ndarray]:
     """``(tables, stage) -> values``: ``target`` measured on the first ``STAGES[stage]`` selection windows,
     random windows of the training split (seeded apart from the sensitivities' and disjoint from the check
-    windows of the validation split), on the model as the checkpoint's quantiser sees it."""
+    windows of the validation split), on ``model`` as the checkpoint's quantiser sees it (:meth:`Measured.model`)."""
     calibration = measured.calibration
     windows = dataclasses.replace(calibration, windows=STAGES[-1], seed=calibration.seed + SELECTION_SEED).tokens()
-    model = measured.model(model)
 
     def measure(tables: np.ndarray, stage: int) -> np.ndarray:
         loss, kl, _ = loss_and_kl(model, windows[: STAGES[stage]], np.asarray(tables), measured.scheme)
@@ -234,7 +233,7 @@ def with_evolution(found: tuple, *, measured: Measured, select, check, budget: f
     if extras["baseline"] is None or values is None:
         return found, None
     start, cpu, width = time.perf_counter(), time.process_time(), extras["baseline"]["width"]
-    uniform = float(select(np.full((1, problem.n_layers, 17), float(width)), 1)[0])
+    uniform = float(select(problem.uniform_table(width)[None], 1)[0])
     selection_budget = budget * uniform / measured.uniform(target)[width]
     table, value, info = evolve(problem, report, selection_budget, select, limit, seed, say)
     info |= {"measured": info["measured"] + 1, "selection_windows": list(STAGES), "selection_budget": selection_budget,

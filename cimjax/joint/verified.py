@@ -280,7 +280,7 @@ def optimize_measured(
     ``measured_loss`` (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry
     per round: proxy budget, proxy, measured loss and KL, tokens/s), ``verify_wall_s``, ``calibration``,
     ``checkpoint_hash``, ``target``, ``measured_kl``, ``refine``, ``scheme`` (the quantiser of every
-    measurement) and ``iso_area`` (null unless the iso-area search ran: :func:`cimjax.joint.iso_area.summary`);
+    measurement), ``iso_area`` (:func:`cimjax.joint.iso_area.summary`) and ``evolve``, each null unless it ran;
     ``baseline`` gains its ``measured_loss``, ``measured_kl`` and ``width``. ``rounds``, ``verify_history``
     and ``refine`` are the first (unlimited) search's; ``optimiser_design`` is its optimiser's own design.
 
@@ -313,7 +313,7 @@ def optimize_measured(
         all_values = np.concatenate([measured.joint(target), np.asarray(values, float)])
         return optimizer_proxy(measured.sens, all_tables, all_values, target)
 
-    measure_many = _measurer(measured, model, target) if verify else None
+    measure_many, prepared = _measurer(measured, model, target) if verify else (None, None)
     start, say = time.perf_counter(), log or (lambda msg: None)
     refine = (REFINE_MEASUREMENTS if target in MEASURED_SEARCH else 0) if refine is None else refine
     loosen = target in MEASURED_SEARCH
@@ -329,7 +329,7 @@ def optimize_measured(
             lambda candidates: _against_uniform(measured, limit, target, candidates, verify, tolerance),
             *(limit, tolerance, say),
         )
-    found, evolved = _evolution(found, measured, model, measure_many, (limit, target, tolerance), evolve, seed, say)
+    found, evolved = _evolution(found, measured, prepared, measure_many, (limit, target, tolerance), evolve, seed, say)
     problem, report, values, extras = found
     evaluations = first.evaluations + (0 if iso is None else iso["evaluations"])
     verify_wall = time.perf_counter() - start
@@ -357,9 +357,10 @@ def optimize_measured(
 
 
 def _evolution(found: tuple, measured: Measured, model, measure_many, budget: tuple, limit: int, seed: int, say):
-    """``found`` after the evolutionary search (:func:`cimjax.joint.evolve.with_evolution`, at most ``limit``
-    assignments measured; ``budget``: the measured budget, target and tolerance), and its JSON ``evolve``; found
-    unchanged and None when it does not run (``limit`` 0, or nothing is measured: ``measure_many`` None)."""
+    """``found`` after the evolutionary search (:func:`cimjax.joint.evolve.with_evolution` on ``model``, prepared
+    as the quantiser sees it, at most ``limit`` assignments measured; ``budget``: the measured budget, target and
+    tolerance), and its JSON ``evolve``; found unchanged and None when it does not run (``limit`` 0, or nothing
+    is measured: ``measure_many`` None)."""
     if measure_many is None or limit == 0:
         return found, None
     limit_value, target, tolerance = budget
@@ -371,8 +372,10 @@ def _evolution(found: tuple, measured: Measured, model, measure_many, budget: tu
 
 
 def _measurer(measured: Measured, model: DecoderLM, target: str):
-    """``tables -> [{"loss", "kl", "value"}]``: assignments fake-quantised and measured on the check windows
-    (``value`` in ``target`` units), on the model as the checkpoint's quantiser sees it (smoothed or not)."""
+    """``(measure_many, prepared)``: ``measure_many(tables) -> [{"loss", "kl", "value"}]`` fake-quantises and
+    measures assignments on the check windows (``value`` in ``target`` units) on ``prepared``, the model as the
+    checkpoint's quantiser sees it (:meth:`Measured.model`: smoothed, holding GPTQ's copies, or as loaded),
+    prepared once here for every measurement of the run (GPTQ's copies cost ~15 CPU-s on the byte LM)."""
     windows, model = measured.calibration.check_tokens(), measured.model(model)
 
     def measure_many(tables) -> list[dict]:
@@ -380,7 +383,7 @@ def _measurer(measured: Measured, model: DecoderLM, target: str):
         return [{"loss": float(a), "kl": float(b), "value": float({"loss": a, "kl": b}[target])} for a, b in
                 zip(loss, kl, strict=True)]  # fmt: skip
 
-    return measure_many
+    return measure_many, model
 
 
 def _measured_keys(measured: Measured, limit: float, target: str, first: _Searched, values, wall: float,

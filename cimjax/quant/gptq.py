@@ -73,9 +73,14 @@ def quantise(w: np.ndarray, h: np.ndarray, widths, scheme: TensorScheme) -> np.n
     scale, zero = (np.stack([g[i] for g in grids]) for i in (0, 1))
     lower, top = (np.array([g[i] for g in grids])[:, None] for i in (2, 3))
     q = _columns(w, np.array(h, np.float64), scale, zero, lower, top)
-    nearest = scale * (np.clip(np.round(w / scale) + zero, lower[:, :, None], top[:, :, None]) - zero)
+    nearest = _on_grid(w, scale, zero, lower[:, :, None], top[:, :, None])
     keep = _row_errors(w - q, h) <= _row_errors(w - nearest, h)
     return np.where(keep[:, :, None], q, nearest).astype(np.float32)
+
+
+def _on_grid(x: np.ndarray, scale, zero, lower, top) -> np.ndarray:
+    """``x`` rounded to the grid's nearest code and dequantised: ``S (clamp(round(x / S) + Z, lower, top) - Z)``."""
+    return scale * (np.clip(np.round(x / scale) + zero, lower, top) - zero)
 
 
 def _row_errors(diff: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -97,7 +102,7 @@ def _columns(w, h, scale, zero, lower, top) -> np.ndarray:
         for i in range(b1 - b0):
             j = b0 + i
             s, z = scale[:, :, j], zero[:, :, j]
-            q = s * (np.clip(np.round(block[:, :, i] / s) + z, lower, top) - z)
+            q = _on_grid(block[:, :, i], s, z, lower, top)
             out[:, :, j] = q
             err[:, :, i] = (block[:, :, i] - q) / u[j, j]
             block[:, :, i + 1 :] -= err[:, :, i, None] * u[j, j + 1 : b1]

@@ -259,14 +259,16 @@ class QuantHooks(Hooks):
     def __init__(self, precision: Precision, scheme: QuantScheme = DEFAULT_SCHEME, ste: bool = True):
         self.precision, self.scheme, self.ste = precision, scheme, ste
 
+    def _weight_bits(self, layer, op):
+        return self.precision.weight_bits[layer, LINEAR_OPS.index(op)]
+
     def weight(self, layer, op, w):
         if self.scheme.gptq:
             raise ValueError(
                 f"QuantScheme(gptq=True) needs the model's GPTQ weights (layer {layer}, {op}): prepare the model "
                 "with cimjax.quant.gptq.prepare (Measured.model does)"
             )
-        bits = self.precision.weight_bits[layer, LINEAR_OPS.index(op)]
-        return fake_quant_scheme(w, bits, self.scheme.weight, self.ste)
+        return fake_quant_scheme(w, self._weight_bits(layer, op), self.scheme.weight, self.ste)
 
     def stored_weight(self, layer, op, w, stored):
         """GPTQ's copy of the weight's width (``stored[b - 2]``) where the width is an integer of
@@ -274,9 +276,8 @@ class QuantHooks(Hooks):
         with the scheme's scale; full precision at :data:`FULL_PRECISION_BITS`. Without ``gptq`` the copies are
         ignored."""
         if not self.scheme.gptq:
-            return fake_quant_scheme(w, self.precision.weight_bits[layer, LINEAR_OPS.index(op)], self.scheme.weight,
-                                     self.ste)  # fmt: skip
-        bits = jnp.asarray(self.precision.weight_bits[layer, LINEAR_OPS.index(op)], jnp.float32)
+            return self.weight(layer, op, w)
+        bits = jnp.asarray(self._weight_bits(layer, op), jnp.float32)
         lo, hi = GPTQ_WIDTHS[0], GPTQ_WIDTHS[-1]
         index = jnp.clip(jnp.round(bits) - lo, 0, hi - lo).astype(jnp.int32)
         held = (bits == jnp.round(bits)) & (bits >= lo) & (bits <= hi)
