@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    calibration_text = measured.calibration.describe(trained.model.spec.vocab)
+    calibration_text = measured.calibration.describe(trained.model.spec.vocab, measured.scheme.gptq)
     payload = {"model": trained.model.spec.id, "calibration": calibration_text, "target": args.target,
                "clip": args.clip, "smooth": args.smooth, "area_max": args.area_max, "rows": rows}  # fmt: skip
     payload["gptq"] = args.gptq

@@ -17,6 +17,7 @@ from cimjax.cli.main import app
 from cimjax.lm import DecoderLM, load_weights, model_tensors, save_checkpoint
 from cimjax.lm.model import token_nll
 from cimjax.quant import gptq
+from cimjax.quant.calibration import gptq_starts
 from cimjax.quant.measured import (
     CHECKPOINT_SCHEME,
     Calibration,
@@ -63,10 +64,10 @@ def output_error(x: np.ndarray, w: np.ndarray, q: np.ndarray) -> float:
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 10_000), scheme=st.sampled_from(SCHEMES))
-def test_output_error_never_above_round_to_nearest(seed, scheme):
+@given(seed=st.integers(0, 10_000), scheme=st.sampled_from(SCHEMES), act_order=st.booleans())
+def test_output_error_never_above_round_to_nearest(seed, scheme, act_order):
     w, x = random_layer(seed)
-    q = gptq.quantise(w, 2.0 * x.T @ x / len(x), GPTQ_WIDTHS, scheme)
+    q = gptq.quantise(w, 2.0 * x.T @ x / len(x), GPTQ_WIDTHS, scheme, act_order)
     for i, bits in enumerate(GPTQ_WIDTHS):
         ours, nearest = output_error(x, w, q[i]), output_error(x, w, rtn(w, bits, scheme))
         assert ours <= nearest * (1 + 1e-9), (bits, ours, nearest)
@@ -109,6 +110,34 @@ def test_error_feedback_hand_computed():
     q = gptq.quantise(w, h, (3,), TensorScheme(True, "channel"))[0]
     np.testing.assert_allclose(q, [[0.0, 3.0, 3.0]])
     np.testing.assert_allclose(rtn(w, 3, TensorScheme(True, "channel")), [[0.0, 2.0, 3.0]])
+
+
+def test_act_order_hand_computed():
+    # As above, but the first column's weight 2.4 (code 2, error 0.4) sits on the input with the smaller energy
+    # (H_00 = 1 < H_11 = 2). In index order its error moves w_1 by 0.4 * 0.5 / H_11: 0.4 -> 0.30 -> 0, so
+    # [2, 0, 3] (round to nearest's). Act-order quantises column 1 first (0.4 -> 0, error 0.4) and moves w_0
+    # by 0.4 * 0.5 / (1 + 0.01 * 4 / 3) = 0.197: 2.4 -> 2.597 -> 3. Its error 0.44 (w - q)H(w - q)^T is
+    # below round to nearest's 0.64, so the guard keeps it.
+    w = np.array([[2.4, 0.4, 3.0]])
+    h = np.array([[1.0, 0.5, 0.0], [0.5, 2.0, 0.0], [0.0, 0.0, 1.0]])
+    channel = TensorScheme(True, "channel")
+    np.testing.assert_array_equal(gptq.column_order(h), [1, 0, 2])
+    np.testing.assert_allclose(gptq.quantise(w, h, (3,), channel)[0], [[2.0, 0.0, 3.0]])
+    np.testing.assert_allclose(gptq.quantise(w, h, (3,), channel, act_order=True)[0], [[3.0, 0.0, 3.0]])
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_act_order_is_index_order_of_the_permuted_layer(scheme):
+    # Oracle: GPTQ in index order on the layer with its inputs sorted by descending energy, un-permuted (the
+    # grid is the per-channel (or per-tensor) one of the unpermuted weights, which sorting columns keeps).
+    w, x = random_layer(7)
+    h = 2.0 * x.T @ x / len(x)
+    order = np.argsort(-np.diag(h), kind="stable")
+    want = np.empty((len(GPTQ_WIDTHS), *w.shape), np.float32)
+    want[:, :, order] = gptq.quantise(w[:, order], h[np.ix_(order, order)], GPTQ_WIDTHS, scheme)
+    got = gptq.quantise(w, h, GPTQ_WIDTHS, scheme, act_order=True)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(got, gptq.quantise(w, h, GPTQ_WIDTHS, scheme))  # the order matters here
 
 
 def test_dead_inputs_get_zero_weights():
@@ -181,14 +210,48 @@ def test_gptq_keys_the_measured_data():
     assert cache_path(digest, calibration, DEFAULT_SCHEME).name == f"{'0' * 32}-b8492f93eac0-v4.json"
     assert cache_path(digest, calibration, CHECKPOINT_SCHEME).name == f"{'0' * 32}-6dfc4d197ef7-v4.json"
     assert cache_path(digest, calibration, GPTQ_SCHEME) != cache_path(digest, calibration, CLIPPED_SCHEME)
+    # The fields GPTQ gained are left out at their values from before them: index order on the sensitivity
+    # windows keeps the GPTQ key computed at commit 1565e08; others key apart.
+    legacy = dataclasses.replace(calibration, gptq_windows=None), dataclasses.replace(GPTQ_SCHEME, gptq_act_order=False)
+    assert cache_path(digest, *legacy).name == f"{'0' * 32}-7d6eb4dc0402-v4.json"
+    paths = {cache_path(digest, dataclasses.replace(calibration, gptq_windows=n), dataclasses.replace(GPTQ_SCHEME,
+             gptq_act_order=a)) for n in (None, 32, 128) for a in (False, True)}  # fmt: skip
+    assert len(paths) == 6
+    # Without GPTQ neither field keys anything.
+    rtn = {cache_path(digest, dataclasses.replace(calibration, gptq_windows=n), dataclasses.replace(CLIPPED_SCHEME,
+           gptq_act_order=a)) for n in (None, 32) for a in (False, True)}  # fmt: skip
+    assert rtn == {cache_path(digest, calibration, CLIPPED_SCHEME)}
     assert _scheme(dataclasses.asdict(GPTQ_SCHEME), "f") == GPTQ_SCHEME
     payload = dataclasses.asdict(CLIPPED_SCHEME)
-    del payload["gptq"]
+    del payload["gptq"], payload["gptq_act_order"]
     assert _scheme(payload, "f") == CLIPPED_SCHEME  # a file from before: round to nearest
+    assert _scheme(payload | {"gptq": True}, "f") == legacy[1]  # a GPTQ file from before: index order
     with pytest.raises(MeasuredFileError, match="gptq='yes' must be true or false"):
         _scheme(payload | {"gptq": "yes"}, "f")
     with pytest.raises(ValueError, match="gptq=1 must be true or false"):
         QuantScheme(gptq=1)
+    with pytest.raises(ValueError, match="gptq_act_order=None must be true or false"):
+        QuantScheme(gptq_act_order=None)
+
+
+def test_gptq_windows_are_evenly_spaced_and_seed_independent():
+    calibration = Calibration(seq_len=64, gptq_windows=40)
+    train_tokens, _ = calibration.split()
+    windows = calibration.gptq_tokens()
+    assert windows.shape == (40, 65)
+    np.testing.assert_array_equal(windows, dataclasses.replace(calibration, seed=5).gptq_tokens())
+    starts = gptq_starts(len(train_tokens), 64, 40)
+    assert np.all(np.abs(starts - np.arange(40) * (len(train_tokens) - 65) / 39) < 1)  # first at 0, last at the end
+    np.testing.assert_array_equal(windows, train_tokens[starts[:, None] + np.arange(65)])
+    np.testing.assert_array_equal(windows[-1], train_tokens[-65:])
+    gaps = np.diff(starts)
+    assert gaps.min() >= 65 and gaps.max() - gaps.min() <= 1  # no overlap, even spacing
+    np.testing.assert_array_equal(dataclasses.replace(calibration, gptq_windows=None).gptq_tokens(),
+                                  calibration.tokens())  # fmt: skip
+    with pytest.raises(ValueError, match="calibration gptq_windows=0 must be a positive integer"):
+        Calibration(gptq_windows=0)
+    with pytest.raises(ValueError, match="gptq_windows=100000 x 65 tokens do not fit"):
+        dataclasses.replace(calibration, gptq_windows=100_000).gptq_tokens()
 
 
 def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
@@ -202,9 +265,15 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     assert json.loads(result.stdout)["scheme"]["gptq"] is True
     measured = load(path)
     assert measured.scheme == GPTQ_SCHEME
+    # A file from before gptq_windows: its Hessians came from the sensitivity windows (None), as it says.
+    payload = json.loads(path.read_text())
+    del payload["calibration"]["gptq_windows"]
+    (tmp_path / "old.json").write_text(json.dumps(payload))
+    assert load(tmp_path / "old.json").calibration.gptq_windows is None
     # Oracle: uniform 3 bits measured on the check windows with an independent forward pass of the model
-    # prepared from the calibration windows.
-    model = gptq.prepare(trained.model, measured.calibration.tokens(), GPTQ_SCHEME.weight)
+    # prepared from the evenly spaced Hessian windows, in act-order.
+    assert measured.calibration.gptq_windows == 128 and GPTQ_SCHEME.gptq_act_order
+    model = gptq.prepare(trained.model, measured.calibration.gptq_tokens(), GPTQ_SCHEME.weight, act_order=True)
     check = measured.calibration.check_tokens()
     x, y = jnp.asarray(check[:, :-1]), jnp.asarray(check[:, 1:])
 

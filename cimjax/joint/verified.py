@@ -333,7 +333,7 @@ def optimize_measured(
     problem, report, values, extras = found
     evaluations = first.evaluations + (0 if iso is None else iso["evaluations"])
     verify_wall = time.perf_counter() - start
-    calibration = measured.calibration.describe(spec.vocab)
+    calibration = measured.calibration.describe(spec.vocab, measured.scheme.gptq)
     note = f"accuracy measured on {calibration}; weight scales: {measured.scheme.weight.clip} (docs/quantisation.md)"
     return (
         Result(report)

@@ -13,6 +13,11 @@ import numpy as np
 
 from cimjax.quant import corpus
 
+GPTQ_WINDOWS = 128
+"""GPTQ's Hessian windows by default: the reference's 128 calibration samples (Frantar et al.), here of the
+model's own window length (128 x 128 = 16,384 tokens on the byte LM, ~43 tokens per input of its widest
+linear, the FFN down projection's 384), against 2,048 tokens of the 16 sensitivity windows."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
@@ -23,7 +28,9 @@ class Calibration:
     sensitivities; ``samples`` Hutchinson / output-MSE samples; ``check_windows`` consecutive windows from
     the start of the validation split, on which whole assignments are measured. ``tokenizer``: the
     checkpoint's ``tokenizer.json`` whose ids the windows are (:func:`for_checkpoint` sets it when the
-    directory has one), or None for byte ids.
+    directory has one), or None for byte ids. ``gptq_windows``: how many windows of the training split,
+    evenly spaced and independent of ``seed`` (:meth:`gptq_tokens`), GPTQ's Hessians come from; None: the
+    sensitivity windows (:meth:`tokens`), as before the field existed (files without it mean that).
     """
 
     windows: int = 16
@@ -32,10 +39,13 @@ class Calibration:
     seed: int = 0
     check_windows: int = 64
     tokenizer: str | None = None
+    gptq_windows: int | None = GPTQ_WINDOWS
 
     def __post_init__(self):
-        for field in ("windows", "seq_len", "samples", "check_windows"):
+        for field in ("windows", "seq_len", "samples", "check_windows", "gptq_windows"):
             value = getattr(self, field)
+            if field == "gptq_windows" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"calibration {field}={value!r} must be a positive integer")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -55,20 +65,48 @@ class Calibration:
         starts = np.random.default_rng(self.seed).integers(0, len(train_tokens) - self.seq_len - 1, size=self.windows)
         return train_tokens[starts[:, None] + np.arange(self.seq_len + 1)[None, :]]
 
+    def gptq_tokens(self) -> np.ndarray:
+        """GPTQ's Hessian windows ``(gptq_windows, seq_len + 1)``: evenly spaced over the training split, the
+        same at every seed (or the sensitivity windows, :meth:`tokens`, when ``gptq_windows`` is None)."""
+        if self.gptq_windows is None:
+            return self.tokens()
+        train_tokens, _ = self.split()
+        return train_tokens[gptq_starts(len(train_tokens), self.seq_len, self.gptq_windows)[:, None]
+                            + np.arange(self.seq_len + 1)[None, :]]  # fmt: skip
+
     def check_tokens(self) -> np.ndarray:
         """The check windows ``(check_windows, seq_len + 1)`` of the validation split."""
         return corpus.windows(self.split()[1], self.seq_len, self.check_windows)
 
-    def describe(self, vocab: int) -> str:
+    def describe(self, vocab: int, gptq: bool = False) -> str:
+        """The windows in words; with ``gptq``, GPTQ's Hessian windows too."""
         if self.tokenizer is not None:
             note = " (the checkpoint's tokenizer.json)"
         else:
             note = "" if vocab == corpus.VOCAB else " (byte ids, not this model's tokenizer)"
-        return (
+        text = (
             f"pydoc_data corpus{note}: sensitivities on {self.windows} x {self.seq_len} training-split tokens "
             f"(seed {self.seed}), losses on {self.check_windows} x {self.seq_len} validation-split tokens"
         )
+        if not gptq:
+            return text
+        if self.gptq_windows is None:
+            return text + "; GPTQ Hessians on the sensitivity windows"
+        return text + f"; GPTQ Hessians on {self.gptq_windows} x {self.seq_len} evenly spaced training-split tokens"
 
-    def key(self) -> dict:
-        """What keys the cache: every field but the tokenizer's path."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "tokenizer"}
+    def key(self, gptq: bool = False) -> dict:
+        """What keys the cache: every field but the tokenizer's path, and ``gptq_windows`` only for a quantiser
+        with GPTQ weights (``gptq``) and not at None, so the other keys are those from before the field existed."""
+        left_out = ("tokenizer",) if gptq and self.gptq_windows is not None else ("tokenizer", "gptq_windows")
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in left_out}
+
+
+def gptq_starts(n_tokens: int, seq_len: int, n_windows: int) -> np.ndarray:
+    """Starts of ``n_windows`` windows of ``seq_len + 1`` tokens spread evenly over ``n_tokens`` (first at 0,
+    last at the end), raising a ValueError when the corpus is too short to hold them without overlap."""
+    span = seq_len + 1
+    if n_windows * span > n_tokens:
+        raise ValueError(
+            f"calibration gptq_windows={n_windows} x {span} tokens do not fit the {n_tokens}-token training split"
+        )
+    return np.linspace(0, n_tokens - span, n_windows).astype(np.int64)

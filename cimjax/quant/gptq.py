@@ -65,17 +65,27 @@ def _inverse_factor(h: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky(np.linalg.inv(h)).T
 
 
-def quantise(w: np.ndarray, h: np.ndarray, widths, scheme: TensorScheme) -> np.ndarray:
+def quantise(w: np.ndarray, h: np.ndarray, widths, scheme: TensorScheme, act_order: bool = False) -> np.ndarray:
     """GPTQ's dequantised copies of ``w`` ``(out, in)`` at each of ``widths`` (``(n, out, in)``, float32),
-    on ``scheme``'s grid, with input Hessian ``h`` ``(in, in)``."""
+    on ``scheme``'s grid, with input Hessian ``h`` ``(in, in)``; with ``act_order`` the columns are quantised
+    in descending ``diag(H)`` order (:func:`column_order`)."""
     w = np.asarray(w, np.float64)
     grids = [entry_grid(w, b, scheme) for b in widths]
     scale, zero = (np.stack([g[i] for g in grids]) for i in (0, 1))
     lower, top = (np.array([g[i] for g in grids])[:, None] for i in (2, 3))
-    q = _columns(w, np.array(h, np.float64), scale, zero, lower, top)
+    h = np.array(h, np.float64)
+    order = column_order(h) if act_order else np.arange(len(h))
+    q = np.empty_like(scale)
+    q[:, :, order] = _columns(w[:, order], h[np.ix_(order, order)], scale[:, :, order], zero[:, :, order], lower, top)
     nearest = _on_grid(w, scale, zero, lower[:, :, None], top[:, :, None])
     keep = _row_errors(w - q, h) <= _row_errors(w - nearest, h)
     return np.where(keep[:, :, None], q, nearest).astype(np.float32)
+
+
+def column_order(h: np.ndarray) -> np.ndarray:
+    """Act-order: the input columns by descending ``diag(H)`` (ties in index order), so the inputs with the
+    most energy are quantised first, while every later column can still absorb their error."""
+    return np.argsort(-np.diag(h), kind="stable")
 
 
 def _on_grid(x: np.ndarray, scale, zero, lower, top) -> np.ndarray:
@@ -110,13 +120,13 @@ def _columns(w, h, scale, zero, lower, top) -> np.ndarray:
     return out
 
 
-def prepare(model: DecoderLM, windows: np.ndarray, scheme: TensorScheme) -> DecoderLM:
+def prepare(model: DecoderLM, windows: np.ndarray, scheme: TensorScheme, act_order: bool = False) -> DecoderLM:
     """A copy of ``model`` whose every decoder linear holds GPTQ's copies at :data:`GPTQ_WIDTHS`
-    (:class:`QuantisedWeights`), from the Hessians of ``windows`` (the calibration windows, never the check
-    ones). The model's own weights are unchanged."""
+    (:class:`QuantisedWeights`), from the Hessians of ``windows`` (training-split windows, never the check
+    ones), columns in act-order if ``act_order``. The model's own weights are unchanged."""
     build, params = functional(model)
     copy = build(params)
     for (layer, op), h in hessians(model, windows).items():
         linear = copy.linear(layer, op)
-        linear.quantised = QuantisedWeights(quantise(np.asarray(linear.weight[...]), h, GPTQ_WIDTHS, scheme))
+        linear.quantised = QuantisedWeights(quantise(np.asarray(linear.weight[...]), h, GPTQ_WIDTHS, scheme, act_order))
     return copy

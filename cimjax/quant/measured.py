@@ -142,7 +142,7 @@ class Measured:
             "model": dataclasses.asdict(self.spec),
             "checkpoint_hash": self.checkpoint_hash,
             "calibration": dataclasses.asdict(self.calibration),
-            "calibration_text": self.calibration.describe(self.spec.vocab),
+            "calibration_text": self.calibration.describe(self.spec.vocab, self.scheme.gptq),
             "uniform_loss": {str(b): v for b, v in self.uniform_loss.items()},
             "uniform_kl": {str(b): v for b, v in self.uniform_kl.items()},
             "joint": {
@@ -164,7 +164,7 @@ class Measured:
             "checkpoint": str(checkpoint),
             "checkpoint_hash": self.checkpoint_hash,
             "n_layers": n_layers,
-            "calibration": self.calibration.describe(self.spec.vocab),
+            "calibration": self.calibration.describe(self.spec.vocab, self.scheme.gptq),
             "budgets": {
                 name: uniform_budgets(make_proxy(name, self.sens), n_layers)
                 for name in ("hessian_measured", "loss_curves")
@@ -215,7 +215,7 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
         raise MeasuredFileError(f"{source}: missing field(s) {', '.join(missing)}")
     try:
         spec = ModelSpec(**payload["model"])
-        calibration = Calibration(**payload["calibration"])
+        calibration = Calibration(**({"gptq_windows": None} | payload["calibration"]))  # None: as before the field
     except (TypeError, ValueError) as e:
         raise MeasuredFileError(f"{source}: 'model' or 'calibration' is malformed: {e}") from None
     sens_in = payload["sensitivities"]
@@ -250,12 +250,15 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
 
 
 def _scheme(value, source: str) -> QuantScheme:
-    """The file's quantiser; files without one were measured with :data:`DEFAULT_SCHEME` (the only one then)."""
+    """The file's quantiser; files without one were measured with :data:`DEFAULT_SCHEME` (the only one then),
+    GPTQ files without ``gptq_act_order`` in index order (the only order then)."""
     if value is None:
         return DEFAULT_SCHEME
     try:
         kinds = {kind: TensorScheme(**value[kind]) for kind in ("weight", "act", "probs", "kv")}
-        return QuantScheme(**kinds, smooth=value.get("smooth"), gptq=value.get("gptq", False))
+        gptq_on = value.get("gptq", False)
+        act_order = value.get("gptq_act_order", False if gptq_on else QuantScheme.gptq_act_order)
+        return QuantScheme(**kinds, smooth=value.get("smooth"), gptq=gptq_on, gptq_act_order=act_order)
     except (TypeError, ValueError, KeyError) as e:
         raise MeasuredFileError(f"{source}: 'scheme' is malformed: {e}") from None
 
@@ -304,7 +307,7 @@ def measure(
     with ``scheme`` (the model :func:`prepared` for it first)."""
     say = log or (lambda msg: None)
     model = prepared(model, scheme, calibration)
-    say(f"measuring {calibration.describe(model.spec.vocab)} ...")
+    say(f"measuring {calibration.describe(model.spec.vocab, scheme.gptq)} ...")
     sens = estimate(model, calibration.tokens(), scheme, n_samples=calibration.samples, seed=calibration.seed)
     sens = gptq_errors(sens, model) if scheme.gptq else sens
     n_layers = model.spec.n_layers
@@ -337,7 +340,9 @@ def prepared(model: DecoderLM, scheme: QuantScheme, calibration: Calibration) ->
     """``model`` as ``scheme`` quantises it: :func:`smoothed`, then holding GPTQ's weight copies when the scheme
     says so (:func:`cimjax.quant.gptq.prepare`, Hessians from ``calibration``'s training-split windows)."""
     model = smoothed(model, scheme, calibration)
-    return gptq.prepare(model, calibration.tokens(), scheme.weight) if scheme.gptq else model
+    if not scheme.gptq:
+        return model
+    return gptq.prepare(model, calibration.gptq_tokens(), scheme.weight, scheme.gptq_act_order)
 
 
 def gptq_errors(sens: Sensitivities, model: DecoderLM) -> Sensitivities:
@@ -355,11 +360,12 @@ def gptq_errors(sens: Sensitivities, model: DecoderLM) -> Sensitivities:
 
 def cache_path(digest: str, calibration: Calibration, scheme: QuantScheme = DEFAULT_SCHEME) -> Path:
     """The cache file of a checkpoint's content hash, calibration and quantiser (:data:`DEFAULT_SCHEME`'s key
-    is the calibration's alone, as before quantisers were chosen, and ``smooth`` at None and ``gptq`` off are
-    left out, as before they existed, so existing entries stay valid)."""
-    fields = {k: v for k, v in dataclasses.asdict(scheme).items() if not (k == "smooth" and v is None)
-              and not (k == "gptq" and v is False)}  # fmt: skip
-    key = calibration.key() | ({} if scheme == DEFAULT_SCHEME else {"scheme": fields})
+    is the calibration's alone, as before quantisers were chosen; ``smooth`` at None, ``gptq`` off, and
+    ``gptq_act_order`` and the calibration's ``gptq_windows`` with ``gptq`` off or at their values from before
+    they existed (index order, the sensitivity windows) are left out, so existing entries stay valid)."""
+    off = {"smooth": None, "gptq": False, "gptq_act_order": False if scheme.gptq else scheme.gptq_act_order}
+    fields = {k: v for k, v in dataclasses.asdict(scheme).items() if not (k in off and v is off[k])}
+    key = calibration.key(scheme.gptq) | ({} if scheme == DEFAULT_SCHEME else {"scheme": fields})
     key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "sensitivities" / f"{digest[:32]}-{key}-v{VERSION}.json"
 

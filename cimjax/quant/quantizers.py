@@ -73,7 +73,9 @@ class QuantScheme:
     by whoever loads the weights (:meth:`cimjax.quant.measured.Measured.model`).
     ``gptq``: weights quantised by GPTQ (:mod:`cimjax.quant.gptq`) with ``weight``'s scales instead of
     rounded to nearest; the copies are computed once per checkpoint from the calibration windows and held by
-    the model, which whoever loads the weights prepares likewise.
+    the model, which whoever loads the weights prepares likewise. ``gptq_act_order``: GPTQ quantises the
+    input columns in descending ``diag(H)`` order (the reference's act-order), else in index order; it does
+    nothing without ``gptq``.
     """
 
     weight: TensorScheme = TensorScheme(True, "channel")
@@ -82,13 +84,15 @@ class QuantScheme:
     kv: TensorScheme = TensorScheme(True, "token")
     smooth: float | None = None
     gptq: bool = False
+    gptq_act_order: bool = True
 
     def __post_init__(self):
         number = isinstance(self.smooth, (int, float)) and not isinstance(self.smooth, bool)
         if self.smooth is not None and not (number and 0.0 <= self.smooth <= 1.0):
             raise ValueError(f"smooth={self.smooth!r} must be None or a number in [0, 1]")
-        if not isinstance(self.gptq, bool):
-            raise ValueError(f"gptq={self.gptq!r} must be true or false")
+        for field in ("gptq", "gptq_act_order"):
+            if not isinstance(getattr(self, field), bool):
+                raise ValueError(f"{field}={getattr(self, field)!r} must be true or false")
 
     def of(self, kind: str, op: str) -> TensorScheme:
         """The scheme of a quantisation point: kind ``weight``/``act``/``kv``, op of MATMUL_OPS or k/v."""
