@@ -266,6 +266,9 @@ def test_cli_validate_frontier_protocol(trained):
     ((width, uniform),) = payload["uniform_held_out"].items()  # the budget's own design on the held-out windows
     assert width == "int3" and uniform["budget"] == payload["measured_budgets"]["int3"] and uniform["measured_se"] > 0
     assert uniform["ratio"] == pytest.approx(uniform["measured"] / uniform["budget"], rel=1e-6)
+    reliability = payload["reliability"]  # how far these measurements can judge a ranking (test_reliability.py)
+    assert 0 <= reliability["resolved_pairs"] <= 1 and set(reliability["resolved_within_budget"]) == {"int3"}
+    assert set(reliability["variants"]) == {v["name"] for v in payload["variants"]}
 
 
 def test_cli_validate_rejects_bad_held_out_windows():

@@ -17,6 +17,7 @@ import dataclasses
 
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
@@ -35,6 +36,7 @@ class Paired:
       kl, kl_se: the mean per-token ``KL(p_full || p_quantised)`` and its standard error.
       base: the full-precision loss.
       windows: how many windows every value is a mean over.
+      loss_windows, kl_windows: the per-window values ``(n, windows)`` the means are taken over.
     """
 
     loss: np.ndarray
@@ -43,10 +45,16 @@ class Paired:
     kl_se: np.ndarray
     base: float
     windows: int
+    loss_windows: np.ndarray
+    kl_windows: np.ndarray
 
     def of(self, target: str) -> tuple[np.ndarray, np.ndarray]:
         """``(values, standard errors)`` of ``target`` (``loss`` or ``kl``, checked by the caller)."""
         return {"loss": (self.loss, self.loss_se), "kl": (self.kl, self.kl_se)}[target]
+
+    def windows_of(self, target: str) -> np.ndarray:
+        """The per-window values ``(n, windows)`` of ``target``."""
+        return {"loss": self.loss_windows, "kl": self.kl_windows}[target]
 
 
 def standard_error(per_window: np.ndarray) -> np.ndarray:
@@ -93,4 +101,39 @@ def paired(model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: Qu
         kl_se=standard_error(kl),
         base=float(base.mean()),
         windows=len(windows),
+        loss_windows=loss,
+        kl_windows=kl,
     )
+
+
+RESOLVED_Z = 2.0
+"""Standard errors beyond which the difference of two paired means counts as resolved (~95 %, two-sided)."""
+
+
+def resolved(per_window: np.ndarray, z: float = RESOLVED_Z) -> np.ndarray:
+    """``(n, n)`` booleans (symmetric, diagonal False): whether the measurements ``(n, W)`` of assignments ``i``
+    and ``j`` on the same windows differ by more than ``z`` standard errors of their difference.
+
+    Why: two assignments measured on the same windows share those windows' difficulty, so what decides
+    whether their order is known is the spread of their per-window *difference* (by batch means,
+    :func:`standard_error`), not the standard error of each mean.
+    """
+    x = np.asarray(per_window, np.float64)
+    i, j = np.triu_indices(len(x), 1)
+    diff = x[i] - x[j]
+    out = np.zeros((len(x), len(x)), bool)
+    out[i, j] = out[j, i] = np.abs(diff.mean(axis=1)) > z * standard_error(diff)
+    return out
+
+
+def split_half_tau(per_window: np.ndarray) -> float | None:
+    """Kendall tau between the means over the even and over the odd windows of measurements ``(n, W)``:
+    how well the measurement, on half of its windows, ranks the assignments as the other half does (None
+    when undefined: fewer than 2 windows, or a half constant)."""
+    x = np.asarray(per_window, np.float64)
+    if x.shape[1] < 2:
+        return None
+    even, odd = x[:, ::2].mean(axis=1), x[:, 1::2].mean(axis=1)
+    if np.ptp(even) == 0 or np.ptp(odd) == 0:
+        return None
+    return float(stats.kendalltau(even, odd).statistic)

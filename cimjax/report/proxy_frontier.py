@@ -13,14 +13,22 @@ import dataclasses
 import time
 
 import numpy as np
+from scipy import stats
 
 from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
 from cimjax.quant.measured import Measured
-from cimjax.quant.paired import paired
+from cimjax.quant.paired import paired, resolved, split_half_tau
 from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy, uniform_budgets
 from cimjax.quant.train import TrainedModel
-from cimjax.report.proxy_validation import ValidationResult, judge_variants, model_info, proxy_features
+from cimjax.report.proxy_validation import (
+    ValidationResult,
+    VariantResult,
+    judge_variants,
+    model_info,
+    proxy_features,
+    rank_correlation,
+)
 
 # Frontier runs per size: the optimiser's settings (None: JointSettings()), check windows and held-out windows
 # (n_eval; None: every validation window after the check windows). They override the random protocol's SIZES.
@@ -82,6 +90,46 @@ def uniform_held_out(widths, budgets: dict[int, float], values, errors) -> dict:
         f"int{w}": {"measured": float(v), "measured_se": float(e), "budget": budgets[w]}
         | {"ratio": float(v / budgets[w]), "ratio_se": float(e / budgets[w])}
         for w, v, e in zip(widths, values, errors, strict=True)
+    }
+
+
+def reliability(per_window: np.ndarray, budgets: list[str], variants: list[VariantResult]) -> dict:
+    """How far the frontier's measurements ``(n, W)`` can judge a ranking, and each variant where they can.
+
+    ``split_half_tau``: the measured ranking on the even windows against the odd ones
+    (:func:`cimjax.quant.paired.split_half_tau`); ``resolved_pairs``: the fraction of assignment pairs
+    whose order the measurement resolves (:func:`cimjax.quant.paired.resolved`), ``resolved_within_budget``
+    the same among the pairs of each budget; per variant, ``resolved_pair_tau`` (Kendall's statistic over
+    the resolved pairs only: concordant minus discordant, over their number; None if none is resolved)
+    and ``within_budget_tau`` (its Kendall tau among each budget's assignments). Why: the assignments of
+    one budget are nearly equal, so much of the tau may rest on differences within measurement noise.
+    """
+    known = resolved(per_window)
+    measured = np.asarray(per_window, np.float64).mean(axis=1)
+    budget = np.asarray(budgets)
+    i, j = np.triu_indices(len(measured), 1)
+    pairs, same = known[i, j], budget[i] == budget[j]
+    names = list(dict.fromkeys(budgets))
+
+    def resolved_tau(predicted):
+        sign = np.sign(predicted[i] - predicted[j]) * np.sign(measured[i] - measured[j])
+        return float(np.mean(sign[pairs])) if pairs.any() else None
+
+    def within(predicted, name):
+        rows = budget == name
+        return rank_correlation(stats.kendalltau, predicted[rows], measured[rows])
+
+    return {
+        "split_half_tau": split_half_tau(per_window),
+        "resolved_pairs": float(np.mean(pairs)),
+        "resolved_within_budget": {b: float(np.mean(pairs[same & (budget[i] == b)])) for b in names},
+        "variants": {
+            v.name: {
+                "resolved_pair_tau": resolved_tau(np.asarray(v.predicted)),
+                "within_budget_tau": {b: within(np.asarray(v.predicted), b) for b in names},
+            }
+            for v in variants
+        },
     }
 
 
@@ -155,6 +203,7 @@ def validate_frontier(
         ),
         "held_out_windows": len(held_out),
         "held_out_docstring_windows": len(held_out) - own,
+        "reliability": reliability(m.windows_of(target)[: len(tables)], [x["budget"] for x in labels], results),
     }
     return ValidationResult(
         variants=results,

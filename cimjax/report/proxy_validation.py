@@ -130,8 +130,8 @@ def score(
     denominator = np.maximum(predicted, 1e-12)
     return VariantResult(
         name=name,
-        kendall_tau=_correlation(stats.kendalltau, predicted, measured),
-        spearman=_correlation(stats.spearmanr, predicted, measured),
+        kendall_tau=rank_correlation(stats.kendalltau, predicted, measured),
+        spearman=rank_correlation(stats.spearmanr, predicted, measured),
         fitted=fitted,
         coef=[float(c) for c in coef],
         assumption=assumption,
@@ -184,7 +184,7 @@ def _tau(v: VariantResult) -> float:
     return -2.0 if v.kendall_tau is None else v.kendall_tau
 
 
-def _correlation(statistic, predicted: np.ndarray, measured: np.ndarray) -> float | None:
+def rank_correlation(statistic, predicted: np.ndarray, measured: np.ndarray) -> float | None:
     """A rank correlation, or None where it is undefined: one side constant (scipy would warn and give NaN)."""
     if np.ptp(predicted) == 0 or np.ptp(measured) == 0:
         return None

@@ -1,0 +1,49 @@
+"""How far paired measurements can judge a ranking (cimjax.quant.paired.resolved / split_half_tau and the
+frontier's reliability figures), against values computed by hand."""
+
+import numpy as np
+import pytest
+
+from cimjax.quant.paired import resolved, split_half_tau
+from cimjax.report.proxy_frontier import reliability
+from cimjax.report.proxy_validation import score
+
+
+def test_resolved_pairs_by_hand():
+    """9 windows: batch means over 3 blocks of 3. a and b differ by 0.5 +- 0.1 in every block (block means
+    of the difference all 0.5: standard error 0, resolved); c alternates around a with mean 0 (not resolved);
+    b - c has mean 0.5 and block means 1/6, 5/6, 1/2, so a standard error of (1/3)/sqrt(3) = 0.19245:
+    resolved at 2 standard errors (0.385 < 0.5), not at 3 (0.577 > 0.5)."""
+    a = np.ones(9)
+    b = a + [0.5, 0.6, 0.4] * 3
+    c = a + [1, -1, 1, -1, 1, -1, 1, -1, 0]
+    x = np.stack([a, b, c])
+    at2 = resolved(x)
+    assert at2.tolist() == [[False, True, False], [True, False, True], [False, True, False]]
+    at3 = resolved(x, z=3.0)
+    assert at3[0, 1] and not at3[1, 2] and not at3[0, 2]
+
+
+def test_split_half_tau_by_hand():
+    # even windows rank the three 1 < 2 < 3, odd windows 5 > 4 > 3: every pair reversed
+    x = np.array([[1, 5, 1, 5], [2, 4, 2, 4], [3, 3, 3, 3]], float)
+    assert split_half_tau(x) == pytest.approx(-1.0)
+    assert split_half_tau(x[:, :1]) is None  # one window: no halves
+    assert split_half_tau(np.ones((3, 4))) is None  # constant: undefined
+
+
+def test_frontier_reliability_by_hand():
+    """Budget A: 1 < 2 (resolved); budget B: 10 against 10 +- 1 with mean 0 (not resolved); 5 of 6 pairs
+    resolved. Even windows 1, 2, 10, 9.5 and odd 1, 2, 10, 10.5 disagree on one pair of 6: tau 4/6."""
+    x = np.array([[1, 1, 1, 1], [2, 2, 2, 2], [10, 10, 10, 10], [10, 11, 9, 10]], float)
+    measured = x.mean(axis=1)
+    right = score("right", np.array([1.0, 2, 3, 4]), measured, False, [1.0], None)
+    swapped = score("swapped", np.array([2.0, 1, 3, 4]), measured, False, [1.0], None)
+    out = reliability(x, ["A", "A", "B", "B"], [right, swapped])
+    assert out["resolved_pairs"] == pytest.approx(5 / 6)
+    assert out["resolved_within_budget"] == {"A": 1.0, "B": 0.0}
+    assert out["split_half_tau"] == pytest.approx(4 / 6)
+    assert out["variants"]["right"]["resolved_pair_tau"] == pytest.approx(1.0)
+    assert out["variants"]["swapped"]["resolved_pair_tau"] == pytest.approx(3 / 5)  # (0, 1) reversed
+    assert out["variants"]["right"]["within_budget_tau"] == {"A": pytest.approx(1.0), "B": None}  # B: a tie
+    assert out["variants"]["swapped"]["within_budget_tau"]["A"] == pytest.approx(-1.0)
