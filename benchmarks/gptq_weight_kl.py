@@ -15,7 +15,6 @@ same in act-order -- the mean per-token KL divergence from full precision with e
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 
 from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration, gptq_starts
-from cimjax.quant.measured import CHECKPOINT_SCHEME, loss_and_kl, with_tokenizer
+from cimjax.quant.measured import checkpoint_scheme, loss_and_kl, with_tokenizer
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
 from cimjax.workload.precision import N_POINTS, POINTS
 
@@ -65,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=lambda m: print(m, file=sys.stderr))
     directory = trained.directory / "hf"
     calibration = with_tokenizer(Calibration(seq_len=trained.config.seq_len, seed=args.seed), directory)
-    scheme = dataclasses.replace(CHECKPOINT_SCHEME, gptq=True)
-    rtn = dataclasses.replace(CHECKPOINT_SCHEME, gptq=False)
+    scheme, rtn = checkpoint_scheme(True), checkpoint_scheme(False)
     variants = {  # Hessian windows (None: round to nearest) and act-order
         "round to nearest": (None, False),
         f"GPTQ, {calibration.windows} sensitivity windows": (calibration.tokens(), False),

@@ -10,7 +10,7 @@ windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
         [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
-        [--smooth A|none] [--evolve N] [--gptq]
+        [--smooth A|none] [--evolve N] [--gptq|--no-gptq]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
@@ -22,9 +22,10 @@ the weight quantiser's scale, ``max`` or ``mse`` (clip search, docs/quantisation
 assignment, the uniform budgets included. ``--smooth A``: activation smoothing of strength ``A`` folded
 into the weights (SmoothQuant, docs/quantisation.md), for every assignment, the budgets included; ``none``:
 off. ``--evolve N``: at most N assignments measured by the evolutionary search of the recommended design's
-bits on training-split selection windows (:mod:`cimjax.joint.evolve`; 0: off, the default). ``--gptq``:
-weights quantised by GPTQ on the calibration windows instead of rounded to nearest (docs/quantisation.md),
-for every assignment, the budgets included. Each row
+bits on training-split selection windows (:mod:`cimjax.joint.evolve`; 0: off, the default). ``--gptq``
+(the default, that of measured checkpoints) / ``--no-gptq``: weights quantised by GPTQ on training-split
+calibration windows, or rounded to nearest (docs/quantisation.md), for every assignment, the budgets
+included. Each row
 also gives both designs' area and tokens/J, and the optimiser's own design (same bits, its hardware before
 optimize's area rule picks the recommended chip: docs/results.md) with its gain and area,
 and what the iso-area search (the verified search again within the uniform design's area, when the rule

@@ -18,7 +18,7 @@ from cimjax.joint.problem import proxy_values
 from cimjax.joint.verified import measured_budget, verify_rounds
 from cimjax.lm import load_checkpoint, model_tensors
 from cimjax.lm.model import functional, token_nll
-from cimjax.quant.measured import CHECKPOINT_SCHEME, Calibration, cache_path, checkpoint_hash, load
+from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, checkpoint_scheme, load
 from cimjax.quant.proxy import Proxy, ProxyKind
 from cimjax.quant.quantizers import QuantHooks
 from cimjax.quant.train import TINY, train
@@ -28,6 +28,7 @@ from cimjax.workload.precision import Precision, bits_report, table_from_bits
 runner = CliRunner()
 CALIB = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
 FAST = ["--starts", "2", "--rounds", "2"]
+RTN = checkpoint_scheme(gptq=False)  # these tests need *a* quantiser: round to nearest (GPTQ: test_gptq.py)
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,8 @@ def exported(module_cache, tmp_path_factory):
 @pytest.fixture(scope="module")
 def sens_file(exported, tmp_path_factory):
     path = tmp_path_factory.mktemp("sens") / "tiny.json"
-    res = runner.invoke(
-        app, ["proxy", "sensitivities", "--checkpoint", str(exported), *CALIB, "--out", str(path), "--json"]
-    )
+    args = ["proxy", "sensitivities", "--checkpoint", str(exported), *CALIB, "--no-gptq", "--out", str(path), "--json"]
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     return path
 
@@ -52,7 +52,7 @@ def _measured_loss(model, windows, table) -> float:
     """Independent oracle: the mean token loss with the table fake-quantised minus the full-precision loss."""
     build, params = functional(model)
     x, y = windows[:, :-1], windows[:, 1:]
-    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), CHECKPOINT_SCHEME)
+    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), RTN)
     quantised = jax.jit(lambda p: token_nll(build(p)(x, hooks), y))(params)
     return float(quantised) - float(jax.jit(lambda p: token_nll(build(p)(x), y))(params))
 
@@ -61,7 +61,7 @@ def _measured_kl(model, windows, table) -> float:
     """Independent oracle: mean over tokens of sum_v p_full (log p_full - log p_quantised), in float64 numpy."""
     build, params = functional(model)
     x = windows[:, :-1]
-    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), CHECKPOINT_SCHEME)
+    hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), RTN)
     quantised = np.asarray(jax.jit(lambda p: build(p)(x, hooks))(params), np.float64)
     full = np.asarray(jax.jit(lambda p: build(p)(x))(params), np.float64)
 
@@ -85,8 +85,8 @@ def test_sensitivities_file_round_trips_and_is_cached_by_content(sens_file, expo
     assert measured.checkpoint_hash == checkpoint_hash(exported)
     assert measured.spec.n_layers == TINY.n_layers and len(measured.joint_loss) == len(measured.joint_tables) > 0
     calibration = Calibration(windows=2, seq_len=32, samples=1, check_windows=4)
-    assert measured.scheme == CHECKPOINT_SCHEME
-    assert cache_path(measured.checkpoint_hash, calibration, CHECKPOINT_SCHEME).is_file()
+    assert measured.scheme == RTN
+    assert cache_path(measured.checkpoint_hash, calibration, RTN).is_file()
     # The measured int8 budget is the real loss increase of uniform INT8 on the calibration windows.
     model = load_checkpoint(exported)
     expected = _measured_loss(model, calibration.check_tokens(), np.full((TINY.n_layers, 17), 8.0))
@@ -232,7 +232,8 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
     (other / "config.json").write_text((exported / "config.json").read_text().replace("silu", "silu "))
     args = ["optimize", "--checkpoint", str(other), "--sensitivities", str(sens_file), "--budget", "int8"]
     _one_line_error(runner.invoke(app, args), "measured on another checkpoint")
-    # a file measured with round-to-nearest weights cannot be used as a GPTQ measurement
+    # a file measured with round-to-nearest weights cannot be used as a GPTQ measurement (nor one measured with
+    # GPTQ weights as round to nearest: test_gptq.py)
     args = ["optimize", "--sensitivities", str(sens_file), "--budget", "int8", "--gptq"]
     _one_line_error(runner.invoke(app, args), "was measured without GPTQ weights")
 
@@ -248,6 +249,7 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "5"], "--evolve = 5 is not allowed without"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "-1"], "--evolve = -1 is not allowed"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--gptq"], "--gptq quantises real weights"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--no-gptq"], "--no-gptq rounds real weights"),
     ],
 )
 def test_checkpoint_option_errors(args, expected):

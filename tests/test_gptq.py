@@ -208,7 +208,8 @@ def test_gptq_keys_the_measured_data():
     digest, calibration = "0" * 64, Calibration()
     # Keys without gptq are those from before it existed (names computed at commit 2c2790e).
     assert cache_path(digest, calibration, DEFAULT_SCHEME).name == f"{'0' * 32}-b8492f93eac0-v4.json"
-    assert cache_path(digest, calibration, CHECKPOINT_SCHEME).name == f"{'0' * 32}-6dfc4d197ef7-v4.json"
+    assert cache_path(digest, calibration, CLIPPED_SCHEME).name == f"{'0' * 32}-6dfc4d197ef7-v4.json"
+    assert CHECKPOINT_SCHEME == GPTQ_SCHEME  # measured checkpoints' quantiser: GPTQ on the clipped grid
     assert cache_path(digest, calibration, GPTQ_SCHEME) != cache_path(digest, calibration, CLIPPED_SCHEME)
     # The fields GPTQ gained are left out at their values from before them: index order on the sensitivity
     # windows keeps the GPTQ key computed at commit 1565e08; others key apart.
@@ -259,7 +260,7 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     directory = save_checkpoint(trained.model, tmp_path / "tiny")
     path = tmp_path / "sens.json"
     calib = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
-    args = ["proxy", "sensitivities", "--checkpoint", str(directory), *calib, "--gptq", "--out", str(path), "--json"]
+    args = ["proxy", "sensitivities", "--checkpoint", str(directory), *calib, "--out", str(path), "--json"]  # GPTQ
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scheme"]["gptq"] is True
@@ -296,11 +297,16 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     report = json.loads(result.stdout)
     assert report["scheme"]["gptq"] is True
     assert report["measured_kl"] == pytest.approx(loss_and_kl(table_from_bits(report["bits"]))[1], rel=1e-3, abs=1e-9)
+    # ... and refuses to read it as a round-to-nearest measurement.
+    result = CliRunner().invoke(app, ["optimize", "--sensitivities", str(path), "--budget", "int8", "--no-gptq"])
+    assert result.exit_code == 2 and "--no-gptq: --sensitivities" in result.output
+    assert "was measured with GPTQ weights" in " ".join(result.output.split())
 
 
 def test_optimize_checkpoint_gptq_measures_with_the_gptq_quantiser(monkeypatch, tmp_path):
     """``optimize --checkpoint DIR --gptq`` measures the checkpoint with GPTQ weights (the measurement itself is
-    checked above; here it is stopped once the quantiser is chosen), and without --gptq with the default."""
+    checked above; here it is stopped once the quantiser is chosen), as it does by default; with --no-gptq it
+    rounds to nearest."""
     import cimjax.quant.measured as measured_module
 
     chosen = []
@@ -310,10 +316,10 @@ def test_optimize_checkpoint_gptq_measures_with_the_gptq_quantiser(monkeypatch, 
         raise ValueError("stopped once the quantiser was chosen")
 
     monkeypatch.setattr(measured_module, "for_checkpoint", stop)
-    for flags in (["--gptq"], []):
+    for flags in (["--gptq"], [], ["--no-gptq"]):
         result = CliRunner().invoke(app, ["optimize", "--checkpoint", str(tmp_path), "--budget", "int8", *flags])
         assert result.exit_code == 2 and "stopped once the quantiser was chosen" in result.output
-    assert chosen == [GPTQ_SCHEME, CLIPPED_SCHEME]
+    assert chosen == [GPTQ_SCHEME, GPTQ_SCHEME, CLIPPED_SCHEME]
 
 
 def test_memory_estimate_counts_the_gptq_copies():

@@ -133,7 +133,11 @@ PrecisionOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")]
 GptqOpt = Annotated[
-    bool, typer.Option(help="Quantise weights by GPTQ on the calibration windows (docs/quantisation.md).")
+    bool | None,
+    typer.Option(
+        help="Weights quantised by GPTQ on training-split calibration windows (the default of measured "
+        "checkpoints) or, with --no-gptq, rounded to nearest (docs/quantisation.md)."
+    ),
 ]
 ToleranceOpt = Annotated[
     float,

@@ -8,7 +8,6 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -110,7 +109,7 @@ def optimize_command(
     verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
     refine: RefineOpt = None,
     evolve: EvolveOpt = 0,
-    gptq: GptqOpt = False,
+    gptq: GptqOpt = None,
     calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
     calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
     check_windows: Annotated[
@@ -184,7 +183,8 @@ def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out
 
 def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, weights: tuple) -> bool:
     """Whether the run reads a checkpoint's measured sensitivities (else it takes ``--model``); refuses
-    options that do not go together (``weights``: --verify and --gptq, which need real weights)."""
+    options that do not go together (``weights``: --verify and an explicit --gptq/--no-gptq, which need
+    real weights)."""
     verify, gptq = weights
     if checkpoint is not None or sensitivities is not None:
         if model is not None:
@@ -194,9 +194,10 @@ def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, wei
         return True
     if model is None:
         raise ValueError("give --model ID (or a config.json), or --checkpoint DIR, or --sensitivities FILE")
-    if verify or gptq:
-        action = "--verify measures" if verify else "--gptq quantises"
-        raise ValueError(f"{action} real weights: it needs --checkpoint DIR")
+    if verify or gptq is not None:
+        gptq_action = "--gptq quantises real weights" if gptq else "--no-gptq rounds real weights"
+        action = "--verify measures real weights" if verify else gptq_action
+        raise ValueError(f"{action}: it needs --checkpoint DIR")
     return False
 
 
@@ -259,15 +260,15 @@ def _comparison_table(report):
     return table
 
 
-def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration, gptq: bool = False):
-    """The checkpoint's measured data (from the file, the cache, or measured now with GPTQ weights when
-    ``gptq``) and its weights when needed.
+def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration, gptq=None):
+    """The checkpoint's measured data (from the file, the cache, or measured now with GPTQ weights or, when
+    ``gptq`` is False, rounded to nearest) and its weights when needed.
 
     A file and a checkpoint given together must be the same checkpoint (content hash); a file's quantiser is
-    the one it was measured with, so --gptq with a file measured without GPTQ is refused.
+    the one it was measured with, so an explicit --gptq or --no-gptq that the file contradicts is refused.
     """
     from cimjax.lm.checkpoint import load_checkpoint
-    from cimjax.quant.measured import CHECKPOINT_SCHEME, checkpoint_hash, for_checkpoint, load, with_tokenizer
+    from cimjax.quant.measured import checkpoint_hash, checkpoint_scheme, for_checkpoint, load, with_tokenizer
 
     if checkpoint is not None and not checkpoint.is_dir():
         raise ValueError(f"--checkpoint {checkpoint} is not a directory")
@@ -278,15 +279,16 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool,
                 f"--sensitivities {sensitivities} was measured on another checkpoint than {checkpoint} "
                 f"(content hash {measured.checkpoint_hash[:12]}... differs)"
             )
-        if gptq and not measured.scheme.gptq:
+        if gptq is not None and gptq != measured.scheme.gptq:
+            flag, how = ("--gptq", "without") if gptq else ("--no-gptq", "with")
             raise ValueError(
-                f"--gptq: --sensitivities {sensitivities} was measured without GPTQ weights; measure it with "
-                "`cimjax proxy sensitivities --gptq`, or leave out --gptq"
+                f"{flag}: --sensitivities {sensitivities} was measured {how} GPTQ weights; measure it with "
+                f"`cimjax proxy sensitivities {flag}`, or leave out {flag}"
             )
         if checkpoint is not None:  # verified on this checkpoint's windows, in its tokenizer's ids
             measured.calibration = with_tokenizer(measured.calibration, checkpoint)
     else:
-        scheme = dataclasses.replace(CHECKPOINT_SCHEME, gptq=gptq)
+        scheme = checkpoint_scheme(gptq)
         measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr), scheme=scheme)
     weights = load_checkpoint(checkpoint) if verify and checkpoint is not None else None
     return measured, weights

@@ -188,20 +188,20 @@ def sensitivities(
     check_windows: Annotated[
         int, typer.Option(help="Validation-split windows whole assignments (budgets, fit set) are measured on.")
     ] = 64,
-    gptq: GptqOpt = False,
+    gptq: GptqOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
     the proxy at uniform INT8/6/4. Cached under the cache directory by the checkpoint's content and the
-    quantiser. With --gptq the weights are quantised by GPTQ, the budgets included; the --out file says so, so
-    `cimjax optimize --sensitivities FILE` measures with it too.
+    quantiser. The weights are quantised by GPTQ (--no-gptq: rounded to nearest), the budgets included; the
+    --out file says which, so `cimjax optimize --sensitivities FILE` measures with it too.
 
     Calibration text is the pydoc corpus, in the ids of the checkpoint's tokenizer.json when it has one, else
     as byte-valued token ids (for a subword vocabulary without tokenizer.json the sensitivities then describe
     the model on unusual input; the output says so).
     """
     from cimjax.quant import corpus
-    from cimjax.quant.measured import CHECKPOINT_SCHEME, Calibration, for_checkpoint, memory_bytes, with_tokenizer
+    from cimjax.quant.measured import Calibration, checkpoint_scheme, for_checkpoint, memory_bytes, with_tokenizer
     from cimjax.workload.hf_config import load_hf_config
 
     # every option and the checkpoint's config are checked before any JAX work
@@ -217,10 +217,10 @@ def sensitivities(
         raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
     if calibration.tokenizer is not None and spec.vocab < (ids := int(train_tokens.max()) + 1):
         raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {ids} ids its tokenizer.json gives")
+    scheme = checkpoint_scheme(gptq)
     validation.memory(
-        f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len, gptq)
+        f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len, scheme.gptq)
     )
-    scheme = dataclasses.replace(CHECKPOINT_SCHEME, gptq=gptq)
     measured = for_checkpoint(checkpoint, calibration, log=_log, scheme=scheme)
     if out is not None:
         measured.save(out)

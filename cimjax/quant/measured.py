@@ -46,7 +46,10 @@ from cimjax.workload.spec import ModelSpec
 FORMAT = "cimjax-measured-sensitivities"
 VERSION = 4  # 4: the KL divergence of the uniform and mixed assignments (uniform_kl, joint.kl)
 UNIFORM_WIDTHS = tuple(int(b) for b in BIT_GRID)  # uniform W=A=KV widths whose loss is measured
-CHECKPOINT_SCHEME = CLIPPED_SCHEME  # the quantiser of measured checkpoints: it raised the gains (docs/joint.md)
+CHECKPOINT_SCHEME = dataclasses.replace(CLIPPED_SCHEME, gptq=True)
+"""The quantiser of measured checkpoints: MSE-clipped per-channel weight scales (they raised the gains,
+docs/joint.md) and GPTQ's codes on that grid (Hessians from 128 evenly spaced training-split windows,
+act-order; chosen by weight-only KL on windows it never saw, docs/quantisation.md)."""
 TARGETS = ("loss", "kl")
 """What a budget measures: the loss increase, or the mean per-token KL divergence from full precision
 (both nats/token, on the check windows)."""
@@ -76,6 +79,12 @@ def loss_increases(
     """Real loss increase (nats/token) of each bit table ``(n, L, 17)`` on ``windows``, and the base loss."""
     loss, _, base = loss_and_kl(model, windows, tables, scheme)
     return loss, base
+
+
+def checkpoint_scheme(gptq: bool | None = None) -> QuantScheme:
+    """:data:`CHECKPOINT_SCHEME`, with GPTQ weights (``gptq`` True or None, the default) or rounded to nearest
+    (False)."""
+    return CHECKPOINT_SCHEME if gptq is None else dataclasses.replace(CHECKPOINT_SCHEME, gptq=gptq)
 
 
 def check_target(target: str) -> str:
