@@ -2,8 +2,10 @@
 
 For a linear ``y = x W^T`` (``W`` is ``(out, in)``) and calibration inputs ``X`` ``(N, in)``, GPTQ chooses
 the codes of ``W`` for a small output error ``||X W^T - X Q^T||^2 = N/2 sum_i (w_i - q_i) H (w_i - q_i)^T``
-with ``H = 2 X^T X / N``. Columns are quantised in order ``j = 0 .. in - 1``; the rounding error of column
-``j`` is spread over the columns not yet quantised (the optimal-brain-surgeon update):
+with ``H = 2 X^T X / N``. Columns are quantised one at a time, in index order or, with act-order (the
+reference's ``--act-order``), by descending ``diag(H)`` (:func:`column_order`; ``W`` and ``H`` permuted,
+the codes put back after); the rounding error of column ``j`` is spread over the columns not yet quantised
+(the optimal-brain-surgeon update, in the permuted order):
 
     e = (w_j - q_j) / U_jj,    W[:, j+1:] -= e U[j, j+1:]
 
@@ -18,11 +20,12 @@ exceeds round to nearest's.
 
 The grid is the scheme's: per output channel (or group, or tensor) scale and zero point from the
 full-precision ``W``, MSE clip included (:func:`cimjax.quant.quantizers.entry_grid`), fixed before the loop
-(no act-order): codes, widths and dequantisation are those of round to nearest; only which code each weight
-gets differs. Each linear's ``H`` comes from the full-precision model's inputs on the calibration windows
-(training split), so each tensor is quantised independently of the other tensors' bits and any mixed
-assignment is well defined. The copies for every width of :data:`GPTQ_WIDTHS` are computed once per
-checkpoint and held by the model (:func:`prepare`); the quantisation hooks select one by the tensor's width.
+(act-order permutes each column's own scale with it): codes, widths and dequantisation are those of round to
+nearest; only which code each weight gets differs. Each linear's ``H`` comes from the full-precision model's
+inputs on training-split windows (:meth:`cimjax.quant.calibration.Calibration.gptq_tokens`), so each
+tensor is quantised independently of the other tensors' bits and any mixed assignment is well defined. The
+copies for every width of :data:`GPTQ_WIDTHS` are computed once per checkpoint and held by the model
+(:func:`prepare`); the quantisation hooks select one by the tensor's width.
 """
 
 from __future__ import annotations
