@@ -1,0 +1,169 @@
+"""Candidate forms of the optimizer proxy judged by nested cross-validation *within the fit set* (docs/proxy.md,
+"Further candidates"): no held-out assignment takes part.
+
+Fit sets: the random tensor-wise assignments of ``cimjax proxy validate --granularity tensor --seed S`` (the 120
+fit ones, measured window by window on every validation window as that command does, ~400 CPU-s per seed,
+kept in ``DIR/random_S.npz``) and the 64-assignment fit sets of measured checkpoint files (``cimjax proxy
+sensitivities --out FILE``, or a cache entry). For each candidate and target, each of 5 folds is refitted on
+the other four (the saturation chosen inside, as :func:`cimjax.quant.fitting.fit_saturation` does) and
+predicted; the printed figure is Kendall tau of those predictions against the measured values.
+
+    python benchmarks/proxy_forms.py --out DIR --seed 0 --seed 1 [--checkpoint-file FILE ...] \
+        [--curves validation:16]
+
+``--curves SPLIT:N`` also judges the random seeds' fit sets with single-point curves measured on N windows
+of the training or validation split (validation windows are then left out of every measured mean, for
+both curve sets), for the "calibration text" row. Writes ``DIR/proxy_forms.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+from scipy.optimize import least_squares
+
+from cimjax.quant import corpus
+from cimjax.quant import measured as measured_files
+from cimjax.quant.fitting import FOLDS, fit_saturation, saturate
+from cimjax.quant.proxy import KL_FLOOR, VARIANTS, batch_features, saturation_floor, unfitted
+from cimjax.quant.quantizers import DEFAULT_SCHEME
+from cimjax.quant.sensitivity import Sensitivities, estimate, log_interp, loss_curves
+from cimjax.quant.train import BENCHMARK, train
+from cimjax.report.proxy_validation import draw_assignments, measure
+from cimjax.workload.precision import LINEAR_OPS
+
+BASE = VARIANTS["interaction"]
+
+
+def _with_product(proxy, table):
+    """The current features plus ``sum_{l,op} d_W d_X``: the energy of the ``dW dX`` term itself."""
+    d = log_interp(table, proxy.sens.kl, KL_FLOOR)
+    n = len(LINEAR_OPS)
+    return jnp.concatenate([BASE.features(proxy, table), jnp.sum(d[:, :n] * d[:, n : 2 * n])[None]])
+
+
+CANDIDATES = {
+    "current": BASE,
+    "kl_curves (unfitted)": VARIANTS["kl_curves"],
+    "linear": dataclasses.replace(BASE, saturations=()),
+    "wider saturation grid": dataclasses.replace(BASE, saturations=(16.0, 8.0, 4.0, 2.0, 1.0, 0.5)),
+    "no saturation floor": dataclasses.replace(BASE, saturation_floor=0.0),
+    "no additive floor": dataclasses.replace(BASE, additive_floor=0.0),
+    "no floors": dataclasses.replace(BASE, saturation_floor=0.0, additive_floor=0.0),
+    "+ d_W d_X": dataclasses.replace(BASE, name="product", features=_with_product),
+    "log-error fit": BASE,  # fitted by _log_fit
+}
+
+
+def _log_fit(kind, floor):
+    """Coefficients refitted on log errors (bounded least squares) after the saturation is chosen."""
+
+    def fit(feats, y):
+        coef, s = fit_saturation(feats, y, kind, floor)
+        lower = np.zeros(feats.shape[1])
+        lower[0] = kind.additive_floor
+        scale = np.maximum(feats.max(axis=0), 1e-300)
+
+        def residual(c):
+            pred = np.asarray(saturate(feats @ (c / scale), s))
+            return np.log(np.maximum(pred, 1e-12)) - np.log(np.maximum(y, 1e-5))
+
+        start = np.maximum(coef * scale, lower * scale + 1e-9)
+        return least_squares(residual, start, bounds=(lower * scale, np.inf)).x / scale, s
+
+    return fit
+
+
+def nested_cv_tau(name: str, sens: Sensitivities, tables: np.ndarray, y: np.ndarray) -> float:
+    """Kendall tau of :data:`FOLDS`-fold predictions within a fit set (unfitted kinds: their tau)."""
+    kind = CANDIDATES[name]
+    proxy = unfitted(kind, sens)
+    feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)), np.float64)
+    if not kind.fitted:
+        return float(stats.kendalltau(feats @ np.asarray(proxy.coef), y).statistic)
+    floor = saturation_floor(proxy)
+    fit = _log_fit(kind, floor) if name == "log-error fit" else (lambda f, t: fit_saturation(f, t, kind, floor))
+    pred = np.zeros(len(y))
+    for k in range(FOLDS):
+        held = np.arange(k, len(y), FOLDS)
+        coef, s = fit(feats[np.setdiff1d(np.arange(len(y)), held)], y[np.setdiff1d(np.arange(len(y)), held)])
+        pred[held] = np.asarray(saturate(feats[held] @ coef, s))
+    return float(stats.kendalltau(pred, y).statistic)
+
+
+def random_fit_set(trained, seed: int, out: Path) -> dict:
+    """The fit set of ``proxy validate --granularity tensor --seed S`` (benchmark sizes), window by window."""
+    path = out / f"random_{seed}.npz"
+    if not path.is_file():
+        cfg = trained.config
+        train_tokens, val_tokens = corpus.split(cfg.val_fraction, trained.tokenizer)
+        rng = np.random.default_rng(seed)
+        starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=16)
+        calib = train_tokens[starts[:, None] + np.arange(cfg.seq_len + 1)]
+        sens = estimate(trained.model, calib, n_samples=16, seed=seed)
+        fit, _ = draw_assignments(120, 60, trained.model.spec.n_layers, rng, "tensor")
+        m = measure(trained, corpus.windows(val_tokens, cfg.seq_len), fit)
+        fields = {f"sens_{f.name}": np.asarray(getattr(sens, f.name)) for f in dataclasses.fields(sens)}
+        np.savez(path, tables=fit, loss=m.loss_windows, kl=m.kl_windows, **fields)
+    d = np.load(path)
+    sens = Sensitivities(**{f.name: jnp.asarray(d[f"sens_{f.name}"]) for f in dataclasses.fields(Sensitivities)})
+    return {"sens": sens, "tables": d["tables"], "loss": d["loss"], "kl": d["kl"]}
+
+
+def other_curves(trained, data: dict, split: str, n: int) -> dict:
+    """``data`` with single-point curves measured on ``n`` windows of ``split`` (validation windows are
+    left out of the measured values)."""
+    cfg = trained.config
+    train_tokens, val_tokens = corpus.split(cfg.val_fraction, trained.tokenizer)
+    keep = np.arange(data["loss"].shape[1])
+    if split == "validation":
+        pick = np.sort(np.random.default_rng(123).choice(len(keep), n, replace=False))
+        windows, keep = corpus.windows(val_tokens, cfg.seq_len)[pick], np.setdiff1d(keep, pick)
+    else:
+        starts = np.random.default_rng(7).integers(0, len(train_tokens) - cfg.seq_len - 1, size=n)
+        windows = train_tokens[starts[:, None] + np.arange(cfg.seq_len + 1)]
+    loss, kl, _ = loss_curves(trained.model, jnp.asarray(windows), DEFAULT_SCHEME)
+    sens = dataclasses.replace(data["sens"], loss=jnp.asarray(loss), kl=jnp.asarray(kl))
+    return data | {"sens": sens, "loss": data["loss"][:, keep], "kl": data["kl"][:, keep]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--seed", type=int, action="append", default=[])
+    parser.add_argument("--checkpoint-file", action="append", default=[])
+    parser.add_argument("--curves", help="SPLIT:N, SPLIT training or validation")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    trained = train(BENCHMARK) if args.seed else None
+    for seed in args.seed:
+        data = random_fit_set(trained, seed, args.out)
+        versions = {"": data}
+        if args.curves:  # the seed's own curves on the same windows beside the other ones
+            split, n = args.curves.split(":")
+            other = other_curves(trained, data, split, int(n))
+            versions = {"": other | {"sens": data["sens"]}, f", {args.curves} curves": other}
+        for label, d in versions.items():
+            for target in ("loss", "kl"):
+                y = d[target].mean(axis=1)
+                taus = {c: nested_cv_tau(c, d["sens"], d["tables"], y) for c in CANDIDATES}
+                rows[f"seed {seed} {target}{label}"] = taus
+    for file in args.checkpoint_file:
+        m = measured_files.load(file)
+        for target in ("loss", "kl"):
+            y = m.joint(target)
+            rows[f"{Path(file).name} {target}"] = {c: nested_cv_tau(c, m.sens, m.joint_tables, y) for c in CANDIDATES}
+    for name, taus in rows.items():
+        print(name, "  ".join(f"{c}: {t:.3f}" for c, t in taus.items()))
+    (args.out / "proxy_forms.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
