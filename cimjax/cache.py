@@ -98,6 +98,13 @@ def _source_fingerprint() -> str:
 _FINGERPRINT: str | None = None
 
 
+def source_fingerprint() -> str:
+    """:func:`_source_fingerprint`, computed once per process."""
+    global _FINGERPRINT
+    _FINGERPRINT = _FINGERPRINT or _source_fingerprint()
+    return _FINGERPRINT
+
+
 def program_key(name: str, static: object, args: tuple) -> str:
     """A file name for a compiled program: its name, static settings, argument types and the environment
     (cimjax sources, JAX and jaxlib versions, devices, XLA flags)."""
@@ -106,11 +113,9 @@ def program_key(name: str, static: object, args: tuple) -> str:
     import jax
     import jaxlib
 
-    global _FINGERPRINT
-    _FINGERPRINT = _FINGERPRINT or _source_fingerprint()
     leaves, tree = jax.tree.flatten(args)
     parts = [
-        _FINGERPRINT,
+        source_fingerprint(),
         jax.__version__,
         jaxlib.__version__,
         repr([(d.platform, d.device_kind) for d in jax.local_devices()]),

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cimjax.cli.main import app
 from cimjax.lm import DecoderLM, load_weights, model_tensors, save_checkpoint
-from cimjax.lm.model import token_nll
+from cimjax.lm.model import functional, token_nll
 from cimjax.quant import gptq
 from cimjax.quant.calibration import gptq_starts
 from cimjax.quant.measured import (
@@ -197,6 +197,40 @@ def test_prepared_model_selects_gptq_copies_by_width():
     np.testing.assert_array_equal(np.asarray(prepared(x, rtn_hooks)), np.asarray(model(x, rtn_hooks)))
 
 
+def test_prepared_copies_are_cached_by_content(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    model, scheme = random_model(), GPTQ_SCHEME.weight
+    windows = np.random.default_rng(1).integers(0, SPEC.vocab, size=(4, 17))
+    params = functional(model)[1]
+
+    def copies(prepared):
+        return {(layer, op): np.asarray(prepared.linear(layer, op).quantised[...])
+                for layer in range(SPEC.n_layers) for op in LINEAR_OPS}  # fmt: skip
+
+    computed = copies(gptq.prepare(model, windows, scheme, act_order=True))
+    path = gptq.cache_file(params, windows, scheme, True)
+    assert path.is_file() and list(path.parent.iterdir()) == [path]
+    # What the copies depend on keys them: the windows, the order, the grid, the weights.
+    other = functional(random_model(seed=1))[1]
+    keys = {gptq.cache_file(params, windows[:3], scheme, True), gptq.cache_file(params, windows, scheme, False),
+            gptq.cache_file(params, windows, TensorScheme(True, "channel"), True),
+            gptq.cache_file(other, windows, scheme, True)}  # fmt: skip
+    assert path not in keys and len(keys) == 4
+    # A second preparation reads the file (the quantiser is not called) and gets the same copies.
+    with monkeypatch.context() as m:
+        m.setattr(gptq, "quantise", lambda *args: pytest.fail("quantised again"))
+        for key, value in copies(gptq.prepare(model, windows, scheme, act_order=True)).items():
+            np.testing.assert_array_equal(value, computed[key])
+    # A damaged file is computed again (and rewritten); cache=False neither reads nor writes.
+    path.write_bytes(b"not an npz file")
+    for key, value in copies(gptq.prepare(model, windows, scheme, act_order=True)).items():
+        np.testing.assert_array_equal(value, computed[key])
+    assert np.load(path)["1.down"].shape == computed[(1, "down")].shape
+    path.unlink()
+    gptq.prepare(model, windows, scheme, act_order=True, cache=False)
+    assert not path.exists()
+
+
 def test_gptq_scheme_without_copies_is_refused():
     model = random_model()
     hooks = QuantHooks(Precision.from_table(jnp.full((SPEC.n_layers, N_POINTS), 4.0)), GPTQ_SCHEME)
@@ -274,7 +308,7 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     # Oracle: uniform 3 bits measured on the check windows with an independent forward pass of the model
     # prepared from the evenly spaced Hessian windows, in act-order.
     assert measured.calibration.gptq_windows == 128 and GPTQ_SCHEME.gptq_act_order
-    model = gptq.prepare(trained.model, measured.calibration.gptq_tokens(), GPTQ_SCHEME.weight, act_order=True)
+    model = gptq.prepare(trained.model, measured.calibration.gptq_tokens(), GPTQ_SCHEME.weight, True, cache=False)
     check = measured.calibration.check_tokens()
     x, y = jnp.asarray(check[:, :-1]), jnp.asarray(check[:, 1:])
 

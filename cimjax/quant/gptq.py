@@ -30,8 +30,17 @@ copies for every width of :data:`GPTQ_WIDTHS` are computed once per checkpoint a
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import jax
 import numpy as np
 
+from cimjax.cache import cache_dir, source_fingerprint
+from cimjax.files import atomic_path
 from cimjax.lm.model import DecoderLM, Hooks, QuantisedWeights, functional, observe
 from cimjax.quant.quantizers import GPTQ_WIDTHS, TensorScheme, entry_grid
 from cimjax.workload.precision import LINEAR_OPS
@@ -123,13 +132,55 @@ def _columns(w, h, scale, zero, lower, top) -> np.ndarray:
     return out
 
 
-def prepare(model: DecoderLM, windows: np.ndarray, scheme: TensorScheme, act_order: bool = False) -> DecoderLM:
+def prepare(
+    model: DecoderLM, windows: np.ndarray, scheme: TensorScheme, act_order: bool = False, cache: bool = True
+) -> DecoderLM:
     """A copy of ``model`` whose every decoder linear holds GPTQ's copies at :data:`GPTQ_WIDTHS`
     (:class:`QuantisedWeights`), from the Hessians of ``windows`` (training-split windows, never the check
-    ones), columns in act-order if ``act_order``. The model's own weights are unchanged."""
+    ones), columns in act-order if ``act_order``. The model's own weights are unchanged. With ``cache`` the
+    copies are read from, or written to, ``$CIMJAX_CACHE/gptq`` under a hash of all they depend on
+    (:func:`cache_file`), so a checkpoint is not quantised again on every load (a damaged file is
+    recomputed)."""
     build, params = functional(model)
     copy = build(params)
-    for (layer, op), h in hessians(model, windows).items():
-        linear = copy.linear(layer, op)
-        linear.quantised = QuantisedWeights(quantise(np.asarray(linear.weight[...]), h, GPTQ_WIDTHS, scheme, act_order))
+    shapes = {(layer, op): (len(GPTQ_WIDTHS), *copy.linear(layer, op).weight.shape)
+              for layer in range(model.spec.n_layers) for op in LINEAR_OPS}  # fmt: skip
+    path = cache_file(params, windows, scheme, act_order) if cache else None
+    copies = _read(path, shapes) if path is not None else None
+    if copies is None:
+        copies = {key: quantise(np.asarray(model.linear(*key).weight[...]), h, GPTQ_WIDTHS, scheme, act_order)
+                  for key, h in hessians(model, windows).items()}  # fmt: skip
+        if path is not None:
+            _write(path, copies)
+    for key, q in copies.items():
+        copy.linear(*key).quantised = QuantisedWeights(q)
     return copy
+
+
+def cache_file(params: dict, windows: np.ndarray, scheme: TensorScheme, act_order: bool) -> Path:
+    """Where :func:`prepare` keeps the copies: a SHA-256 of the model's parameters (names, shapes, float32
+    bytes), the windows' token ids, the grid, the order, and the code that computes them (every cimjax
+    source file and the JAX version: copies on disk are reused only by the code that made them)."""
+    settings = [source_fingerprint(), jax.__version__, dataclasses.asdict(scheme), act_order]
+    digest = hashlib.sha256(json.dumps(settings).encode())
+    arrays = [("windows", np.asarray(windows, np.int64))]
+    arrays += [(name, np.asarray(params[name], np.float32)) for name in sorted(params)]
+    for name, a in arrays:
+        digest.update(f"{name}{a.shape}".encode() + np.ascontiguousarray(a).tobytes())
+    return cache_dir() / "gptq" / f"{digest.hexdigest()[:32]}.npz"
+
+
+def _read(path: Path, shapes: dict) -> dict | None:
+    """The copies of ``path`` if it holds every linear of ``shapes`` at its shape, else None."""
+    try:
+        with np.load(path) as stored:
+            copies = {key: stored[f"{key[0]}.{key[1]}"] for key in shapes}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    return copies if all(copies[key].shape == shape for key, shape in shapes.items()) else None
+
+
+def _write(path: Path, copies: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"{layer}.{op}": q for (layer, op), q in copies.items()})
