@@ -47,3 +47,29 @@ def test_frontier_reliability_by_hand():
     assert out["variants"]["swapped"]["resolved_pair_tau"] == pytest.approx(3 / 5)  # (0, 1) reversed
     assert out["variants"]["right"]["within_budget_tau"] == {"A": pytest.approx(1.0), "B": None}  # B: a tie
     assert out["variants"]["swapped"]["within_budget_tau"]["A"] == pytest.approx(-1.0)
+
+
+def test_validate_table_states_the_frontier_reliability():
+    """The terminal output of a frontier run says how far its measurements can rank (the JSON's figures)."""
+    from cimjax.cli.proxy import _print_validation, stdout
+    from cimjax.quant.proxy import OPTIMIZER_PROXY
+    from cimjax.report.proxy_validation import ValidationResult
+
+    variant = score(OPTIMIZER_PROXY, np.array([1.0, 2, 3]), np.array([1.0, 2, 4]), True, [1.0], None)
+    model = {"n_params": 1, "train_steps": 1, "train_seconds": 1.0, "final_train_loss": 1.0, "val_loss": 1.0}
+    result = ValidationResult([variant], [1.0, 2, 4], [1.0], 1.0, 3, 1, "tensor", 0, model, {}, 0.0, "frontier")
+    reliability = {
+        "split_half_tau": 0.5,
+        "resolved_pairs": 2 / 3,
+        "resolved_within_budget": {"int8": 0.25},
+        "variants": {OPTIMIZER_PROXY: {"resolved_pair_tau": 1.0, "within_budget_tau": {"int8": None}}},
+    }
+    payload = {"optimizer_proxy": OPTIMIZER_PROXY, "reliability": reliability}
+    with stdout.capture() as captured:
+        _print_validation(result, payload, "kl", "frontier")
+    text = " ".join(captured.get().split())
+    assert "split-half tau 0.500, 67% of pairs resolved (within int8 25%)" in text
+    assert f"{OPTIMIZER_PROXY} over the resolved pairs: tau 1.000" in text
+    with stdout.capture() as captured:  # the random protocol has none
+        _print_validation(result, {"optimizer_proxy": OPTIMIZER_PROXY}, "kl", "random")
+    assert "resolved" not in captured.get()

@@ -143,6 +143,16 @@ def _print_validation(result, payload, target: str, protocol: str) -> None:
         tau, rho = (f"{x:.3f}" if x is not None else "n/a" for x in (v.kendall_tau, v.spearman))
         table.add_row(name, tau, rho, ratios, "yes" if v.fitted else "no")
     stdout.print(table)
+    reliability = payload.get("reliability")  # the frontier protocol's: how far its measurements can rank
+    if reliability is not None:
+        within = ", ".join(f"{b} {x:.0%}" for b, x in reliability["resolved_within_budget"].items())
+        split, own = reliability["split_half_tau"], reliability["variants"][payload["optimizer_proxy"]]
+        stdout.print(
+            f"measurements: split-half tau {'n/a' if split is None else f'{split:.3f}'}, "
+            f"{reliability['resolved_pairs']:.0%} of pairs resolved (within {within}); "
+            f"{payload['optimizer_proxy']} over the resolved pairs: tau "
+            + ("n/a" if own["resolved_pair_tau"] is None else f"{own['resolved_pair_tau']:.3f}")
+        )
     m = result.model
     stdout.print(
         f"model: {m['n_params']} parameters, {m['train_steps']} steps in {m['train_seconds']:.0f} s, "
