@@ -210,6 +210,7 @@ def test_cli_validate_json(trained, tmp_path, monkeypatch):
         assert key in payload
     assert payload["n_configs"] == payload["n_fit"] == 8
     assert payload["target"] == "kl" and payload["other_target"]["target"] == "loss"
+    assert payload["quantiser"] == "default" and payload["scheme"]["gptq"] is False
     assert sorted(calls) == sorted([*VARIANTS, "default"])  # once per variant, not once per target
     assert payload["eval_windows"] == 8 and payload["measured_standard_error"]["max"] > 0
     for v in payload["variants"] + payload["other_target"]["variants"]:
@@ -281,3 +282,32 @@ def test_cli_validate_rejects_bad_held_out_windows():
 def test_cli_validate_rejects_unknown_protocol():
     res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", "--protocol", "pareto"])
     assert res.exit_code == 2 and "--protocol" in res.output
+
+
+def test_cli_validate_checkpoint_quantiser_reaches_the_measurement(trained, monkeypatch):
+    """``--quantiser checkpoint``: the model holds GPTQ's copies, the sensitivities their errors, and every
+    measurement uses the checkpoint quantiser; the JSON names it."""
+    from cimjax.quant.measured import CHECKPOINT_SCHEME, gptq_errors
+    from cimjax.report import proxy_validation
+
+    seen, judged = [], []
+    measure, features = proxy_validation.paired, proxy_validation.proxy_features
+    monkeypatch.setattr(proxy_validation, "paired", lambda m, w, t, s: seen.append((m, s)) or measure(m, w, t, s))
+    monkeypatch.setattr(proxy_validation, "proxy_features", lambda s, *a: judged.append(s) or features(s, *a))
+    args = ["validate", "--size", "tiny", "--configs", "3", "--fit-configs", "3", "--granularity", "tensor"]
+    res = CliRunner().invoke(proxy_app, [*args, "--quantiser", "checkpoint", "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["quantiser"] == "checkpoint" and payload["scheme"]["gptq"] is True
+    ((model, scheme),) = seen
+    assert scheme == CHECKPOINT_SCHEME and model.linear(0, "q").quantised is not None
+    (sens,) = judged  # its weight errors are the GPTQ copies', not round to nearest's
+    np.testing.assert_array_equal(np.asarray(sens.err), np.asarray(gptq_errors(sens, model).err))
+
+
+@pytest.mark.parametrize(("protocol", "quantiser"), [("frontier", "default"), ("random", "gptq")])
+def test_cli_validate_rejects_a_quantiser_it_cannot_use(protocol, quantiser):
+    res = CliRunner().invoke(
+        proxy_app, ["validate", "--size", "tiny", "--protocol", protocol, "--quantiser", quantiser]
+    )
+    assert res.exit_code == 2 and "--quantiser" in res.output and "Traceback" not in res.output

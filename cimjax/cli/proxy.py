@@ -71,16 +71,25 @@ def validate(
             "the split)."
         ),
     ] = None,
+    quantiser: Annotated[
+        str | None,
+        typer.Option(
+            help="Random protocol: 'default' (max-scale round to nearest) or 'checkpoint' (the quantiser of "
+            "`cimjax optimize --checkpoint`: MSE-clipped grid + GPTQ); the frontier protocol always uses "
+            "'checkpoint'. Default: default."
+        ),
+    ] = None,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
     from cimjax.quant.train import train
     from cimjax.report.proxy_frontier import FRONTIER_SIZES, validate_frontier
-    from cimjax.report.proxy_validation import SIZES, write_outputs
+    from cimjax.report.proxy_validation import QUANTISERS, SIZES, write_outputs
     from cimjax.report.proxy_validation import validate as run_validation
 
     # every option is checked before the LM is trained
     _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows)
+    _check_quantiser(quantiser, protocol)
     config, measure = SIZES[size]
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
@@ -96,6 +105,7 @@ def validate(
                 seed=seed,
                 granularity=granularity,
                 target=target,
+                scheme=QUANTISERS[quantiser or "default"],
                 log=_log,
                 **measure,
             )
@@ -128,6 +138,19 @@ def _check_validate_options(configs, fit_configs, seed, size, granularity, proto
         raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
     if held_out_windows is not None:
         validation.integer("--held-out-windows", held_out_windows, 1, MAX_HELD_OUT)
+
+
+def _check_quantiser(quantiser: str | None, protocol: str) -> None:
+    """One-line errors for ``--quantiser``: a known name, and none but ``checkpoint`` with the frontier protocol
+    (it always measures with the checkpoint quantiser)."""
+    from cimjax.report.proxy_validation import QUANTISERS
+
+    if quantiser is not None and quantiser not in QUANTISERS:
+        raise validation.fail("--quantiser", quantiser, f"allowed: {', '.join(QUANTISERS)}")
+    if protocol == "frontier" and quantiser not in (None, "checkpoint"):
+        raise validation.fail(
+            "--quantiser", quantiser, "allowed with --protocol frontier: checkpoint (what it always measures with)"
+        )
 
 
 def _print_validation(result, payload, target: str, protocol: str) -> None:

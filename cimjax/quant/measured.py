@@ -317,8 +317,7 @@ def measure(
     say = log or (lambda msg: None)
     model = prepared(model, scheme, calibration)
     say(f"measuring {calibration.describe(model.spec.vocab, scheme.gptq)} ...")
-    sens = estimate(model, calibration.tokens(), scheme, n_samples=calibration.samples, seed=calibration.seed)
-    sens = gptq_errors(sens, model) if scheme.gptq else sens
+    sens = prepared_sensitivities(model, calibration.tokens(), scheme, calibration.samples, calibration.seed)
     n_layers = model.spec.n_layers
     joint_tables = np.zeros((0, n_layers, N_POINTS)) if joint_tables is None else np.asarray(joint_tables)
     uniform = np.stack([np.full((n_layers, N_POINTS), float(b)) for b in UNIFORM_WIDTHS])
@@ -352,6 +351,15 @@ def prepared(model: DecoderLM, scheme: QuantScheme, calibration: Calibration) ->
     if not scheme.gptq:
         return model
     return gptq.prepare(model, calibration.gptq_tokens(), scheme.weight, scheme.gptq_act_order)
+
+
+def prepared_sensitivities(
+    model: DecoderLM, tokens: np.ndarray, scheme: QuantScheme, n_samples: int, seed: int
+) -> Sensitivities:
+    """:func:`estimate` on ``tokens`` of a model :func:`prepared` for ``scheme``, its weight errors those of
+    the GPTQ copies when the scheme has them (:func:`gptq_errors`)."""
+    sens = estimate(model, tokens, scheme, n_samples=n_samples, seed=seed)
+    return gptq_errors(sens, model) if scheme.gptq else sens
 
 
 def gptq_errors(sens: Sensitivities, model: DecoderLM) -> Sensitivities:

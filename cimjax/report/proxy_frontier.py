@@ -222,4 +222,5 @@ def validate_frontier(
         details=details,
         measured_se=se.tolist(),
         eval_windows=m.windows,
+        scheme=measured.scheme,
     )

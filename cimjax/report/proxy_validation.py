@@ -16,7 +16,8 @@ import numpy as np
 from scipy import stats
 
 from cimjax.quant import corpus
-from cimjax.quant.measured import check_target, loss_increases
+from cimjax.quant.calibration import Calibration
+from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, loss_increases, prepared, prepared_sensitivities
 from cimjax.quant.paired import Paired, paired
 from cimjax.quant.proxy import (
     OPTIMIZER_PROXY,
@@ -30,7 +31,7 @@ from cimjax.quant.proxy import (
     uniform_budgets,
 )
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
-from cimjax.quant.sensitivity import Sensitivities, estimate
+from cimjax.quant.sensitivity import Sensitivities
 from cimjax.quant.train import BENCHMARK, SUBWORD, TINY, TrainConfig, TrainedModel
 from cimjax.workload.precision import N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
@@ -49,6 +50,9 @@ FIT_PER_HELD_OUT = 2
 saturation by cross-validation; on the byte LM's tensor-wise assignments 120 fit assignments rank the same 60
 held-out ones better than 60 do (docs/proxy.md)."""
 GRANULARITIES = ("layer", "tensor")
+QUANTISERS = {"default": DEFAULT_SCHEME, "checkpoint": CHECKPOINT_SCHEME}
+"""The random protocol's quantisers by name: max-scale round to nearest, or the one measured checkpoints (and
+so ``cimjax optimize --checkpoint``) use; the frontier protocol always uses the checkpoint's."""
 PROTOCOLS = ("random", "frontier")
 _KINDS = ("weight", "act", "kv")
 
@@ -240,6 +244,7 @@ class ValidationResult:
     details: dict = dataclasses.field(default_factory=dict)  # protocol-specific (the frontier's assignments)
     measured_se: list[float] | None = None  # standard error of each held-out measurement over its windows
     eval_windows: int | None = None  # windows every held-out measurement is a mean over
+    scheme: QuantScheme = DEFAULT_SCHEME  # the quantiser of every measurement and sensitivity
 
     @property
     def best(self) -> VariantResult:
@@ -258,6 +263,8 @@ class ValidationResult:
             "n_fit": self.n_fit,
             "granularity": self.granularity,
             "seed": self.seed,
+            "quantiser": quantiser_name(self.scheme),
+            "scheme": dataclasses.asdict(self.scheme),
             "base_loss": self.base_loss,
             "model": self.model,
             "budgets": self.budgets,
@@ -275,6 +282,11 @@ class ValidationResult:
             if self.measured_se is None
             else {"median": float(np.median(self.measured_se)), "max": float(np.max(self.measured_se))},
         }
+
+
+def quantiser_name(scheme: QuantScheme) -> str:
+    """The name of ``scheme`` in :data:`QUANTISERS`, or ``custom``."""
+    return next((name for name, known in QUANTISERS.items() if known == scheme), "custom")
 
 
 def validate(
@@ -307,7 +319,10 @@ def validate(
       n_calib: calibration windows (training split) for the sensitivities.
       n_eval: validation-split windows the real loss is measured on (None: all of them).
       n_samples: Hutchinson / output-MSE samples.
-      scheme: the quantisation scheme, the same for measurement and proxy.
+      scheme: the quantisation scheme, the same for measurement and proxy (:data:`QUANTISERS`); the model is
+        :func:`~cimjax.quant.measured.prepared` for it as measured checkpoints are (GPTQ's copies from the
+        training split's evenly spaced windows when it has GPTQ weights, the sensitivities then with their
+        errors).
       target: what is measured and predicted: ``loss`` increase or ``kl`` divergence from full precision.
       log: a callable for progress lines, or None.
     """
@@ -327,13 +342,15 @@ def validate(
     evaluation = corpus.windows(val_tokens, cfg.seq_len, available if n_eval is None else min(n_eval, available))
 
     t0 = time.perf_counter()
+    tokenizer = None if trained.tokenizer is None else str(trained.tokenizer)
+    model = prepared(trained.model, scheme, Calibration(n_calib, cfg.seq_len, n_samples, seed, tokenizer=tokenizer))
     say(f"sensitivities on {n_calib} calibration windows ...")
-    sens = estimate(trained.model, calib, scheme, n_samples=n_samples, seed=seed)
+    sens = prepared_sensitivities(model, calib, scheme, n_samples, seed)
     sens_seconds = time.perf_counter() - t0
     fit_tables, test_tables = draw_assignments(n_fit, n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
     all_tables = np.concatenate([fit_tables, test_tables])
-    m = measure(trained, evaluation, all_tables, scheme)
+    m = paired(model, evaluation, all_tables, scheme)
     measured, se = m.of(check_target(target))
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
@@ -363,6 +380,7 @@ def validate(
         details={"other_target": {"target": other, "variants": [variant_json(v) for v in others]}},
         measured_se=se[n_fit:].tolist(),
         eval_windows=m.windows,
+        scheme=scheme,
     )
 
 
