@@ -360,3 +360,43 @@ def test_memory_estimate_counts_the_gptq_copies():
     linear = sum(t.size for name, t in model_tensors(random_model()).items() if name.endswith("_proj.weight"))
     extra = memory_bytes(SPEC, 4, 16, gptq=True) - memory_bytes(SPEC, 4, 16)
     assert extra == 4 * len(GPTQ_WIDTHS) * linear  # float32 copies at 2..8 bits of every decoder linear
+
+
+def test_gptq_windows_option_reaches_the_measurement_and_is_checked(monkeypatch, tmp_path):
+    """``--gptq-windows N`` sets GPTQ's Hessian windows of what ``optimize --checkpoint`` and ``proxy
+    sensitivities`` measure (stopped here once the calibration is chosen); 0, more than the training split
+    holds, or with --no-gptq is a one-line error before anything is measured."""
+    import cimjax.quant.measured as measured_module
+
+    chosen = []
+
+    def stop(directory, calibration, log=None, scheme=None):
+        chosen.append(calibration.gptq_windows)
+        raise ValueError("stopped once the calibration was chosen")
+
+    monkeypatch.setattr(measured_module, "for_checkpoint", stop)
+    model = DecoderLM(dataclasses.replace(SPEC, vocab=256), rope_theta=500.0, rms_eps=1e-5, rngs=nnx.Rngs(0))
+    directory = str(save_checkpoint(model, tmp_path / "byte-vocab"))
+    commands = (
+        ["optimize", "--checkpoint", directory, "--budget", "int8"],
+        ["proxy", "sensitivities", "--checkpoint", directory],
+    )
+    cases = (
+        (["--gptq-windows", "32"], "stopped once the calibration was chosen"),
+        ([], "stopped once the calibration was chosen"),
+        (["--gptq-windows", "0"], "--gptq-windows"),
+        (["--gptq-windows", "8", "--no-gptq"], "does not go with --no-gptq"),
+    )
+    for command in commands:
+        for flags, message in cases:
+            result = CliRunner().invoke(app, [*command, *flags])
+            assert result.exit_code == 2 and message in " ".join(result.output.split()), (command, flags, result.output)
+    assert chosen == [32, 128, 32, 128]
+    result = CliRunner().invoke(app, [*commands[1], "--gptq-windows", "100000"])
+    assert result.exit_code == 2 and "do not fit" in result.output and chosen == [32, 128, 32, 128]
+    result = CliRunner().invoke(
+        app, ["optimize", "--sensitivities", "f.json", "--budget", "int8", "--gptq-windows", "8"]
+    )
+    assert result.exit_code == 2 and "a --sensitivities file keeps the GPTQ windows" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["optimize", "--model", "qwen2.5-0.5b", "--budget", "int8", "--gptq-windows", "8"])
+    assert result.exit_code == 2 and "it needs --checkpoint DIR" in " ".join(result.output.split())

@@ -9,6 +9,7 @@ included) imports none of them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from cimjax import validation
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -139,6 +142,26 @@ GptqOpt = Annotated[
         "checkpoints) or, with --no-gptq, rounded to nearest (docs/quantisation.md)."
     ),
 ]
+GptqWindowsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Training-split windows GPTQ's Hessians come from, evenly spaced and the same at every --seed "
+        "(default: 128, the reference's sample count; more: a better-conditioned Hessian, more time)."
+    ),
+]
+
+
+def calibration_with_gptq_windows(calibration, gptq_windows: int | None, gptq: bool | None):
+    """``calibration`` with ``--gptq-windows`` when given (checked: a positive integer, and not with --no-gptq,
+    which quantises no weight by GPTQ)."""
+    if gptq_windows is None:
+        return calibration
+    validation.integer("--gptq-windows", gptq_windows, 1)
+    if gptq is False:
+        raise ValueError("--gptq-windows sets GPTQ's Hessian windows: it does not go with --no-gptq")
+    return dataclasses.replace(calibration, gptq_windows=gptq_windows)
+
+
 ToleranceOpt = Annotated[
     float,
     typer.Option(

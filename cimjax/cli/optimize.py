@@ -17,8 +17,10 @@ import typer
 import cimjax.validation as validation
 from cimjax.cli.common import (
     GptqOpt,
+    GptqWindowsOpt,
     JsonOpt,
     TechOpt,
+    calibration_with_gptq_windows,
     emit,
     err,
     load_technology,
@@ -110,6 +112,7 @@ def optimize_command(
     refine: RefineOpt = None,
     evolve: EvolveOpt = 0,
     gptq: GptqOpt = None,
+    gptq_windows: GptqWindowsOpt = None,
     calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
     calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
     check_windows: Annotated[
@@ -127,7 +130,6 @@ def optimize_command(
     """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
     from cimjax.joint.runner import optimize_report
     from cimjax.joint.settings import JointSettings
-    from cimjax.quant.measured import Calibration
 
     _check_options(target, starts, rounds, (refine, evolve, verify), checkpoint_dir, out_dir)
     settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
@@ -135,8 +137,12 @@ def optimize_command(
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
         measured = weights = None
         if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, (verify, gptq)):
-            calibration = Calibration(calib_windows, calib_seq_len, seed=seed, check_windows=check_windows)
+            calibration = _calibration(
+                (calib_windows, calib_seq_len, seed, check_windows), gptq_windows, gptq, sensitivities
+            )
             measured, weights = _measured(checkpoint, sensitivities, verify, calibration, gptq)
+        elif gptq_windows is not None:
+            raise ValueError("--gptq-windows sets the Hessian windows of real weights: it needs --checkpoint DIR")
         elif target != "loss":
             raise ValueError(f"--target {target} is measured on weights: it needs --checkpoint or --sensitivities")
         with _phase_progress(f"optimize ({method})", checkpoint_dir) as progress:
@@ -179,6 +185,18 @@ def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out
             raise InputError(
                 f"--out = {out_dir!r} is not allowed: it is also the --checkpoint-dir; allowed: another directory"
             )
+
+
+def _calibration(windows: tuple, gptq_windows, gptq, sensitivities):
+    """The windows a checkpoint is measured on (``windows``: --calib-windows, --calib-seq-len, --seed,
+    --check-windows), with --gptq-windows checked; a --sensitivities file keeps the windows it was measured on."""
+    from cimjax.quant.measured import Calibration
+
+    if sensitivities is not None and gptq_windows is not None:
+        raise ValueError("--gptq-windows: a --sensitivities file keeps the GPTQ windows it was measured with")
+    n_windows, seq_len, seed, check_windows = windows
+    calibration = Calibration(n_windows, seq_len, seed=seed, check_windows=check_windows)
+    return calibration_with_gptq_windows(calibration, gptq_windows, gptq)
 
 
 def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, weights: tuple) -> bool:

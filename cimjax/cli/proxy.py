@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 
 import cimjax.validation as validation
-from cimjax.cli.common import GptqOpt, err, user_errors
+from cimjax.cli.common import GptqOpt, GptqWindowsOpt, calibration_with_gptq_windows, err, user_errors
 from cimjax.cli.common import out as stdout
 
 MAX_CONFIGS = 10_000
@@ -222,6 +222,7 @@ def sensitivities(
         int, typer.Option(help="Validation-split windows whole assignments (budgets, fit set) are measured on.")
     ] = 64,
     gptq: GptqOpt = None,
+    gptq_windows: GptqWindowsOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
@@ -245,6 +246,9 @@ def sensitivities(
     validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
     validation.integer("--samples", samples, 1, MAX_SAMPLES)
     calibration = dataclasses.replace(calibration, windows=windows, seq_len=seq_len, samples=samples, seed=seed)
+    calibration = calibration_with_gptq_windows(calibration, gptq_windows, gptq)
+    if gptq is not False:
+        calibration.gptq_tokens()  # GPTQ's Hessian windows fit in the training split
     calibration.check_tokens()  # the check windows fit in the validation split
     if calibration.tokenizer is None and spec.vocab < corpus.VOCAB:
         raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
