@@ -31,11 +31,12 @@ from scipy.optimize import least_squares
 from cimjax.quant import corpus
 from cimjax.quant import measured as measured_files
 from cimjax.quant.fitting import FOLDS, fit_saturation, saturate
+from cimjax.quant.paired import paired
 from cimjax.quant.proxy import KL_FLOOR, VARIANTS, batch_features, saturation_floor, unfitted
 from cimjax.quant.quantizers import DEFAULT_SCHEME
 from cimjax.quant.sensitivity import Sensitivities, estimate, log_interp, loss_curves
 from cimjax.quant.train import BENCHMARK, train
-from cimjax.report.proxy_validation import draw_assignments, measure
+from cimjax.report.proxy_validation import draw_assignments
 from cimjax.workload.precision import LINEAR_OPS
 
 BASE = VARIANTS["interaction"]
@@ -108,7 +109,7 @@ def random_fit_set(trained, seed: int, out: Path) -> dict:
         calib = train_tokens[starts[:, None] + np.arange(cfg.seq_len + 1)]
         sens = estimate(trained.model, calib, n_samples=16, seed=seed)
         fit, _ = draw_assignments(120, 60, trained.model.spec.n_layers, rng, "tensor")
-        m = measure(trained, corpus.windows(val_tokens, cfg.seq_len), fit)
+        m = paired(trained.model, corpus.windows(val_tokens, cfg.seq_len), fit)
         fields = {f"sens_{f.name}": np.asarray(getattr(sens, f.name)) for f in dataclasses.fields(sens)}
         np.savez(path, tables=fit, loss=m.loss_windows, kl=m.kl_windows, **fields)
     d = np.load(path)

@@ -18,7 +18,7 @@ from scipy import stats
 from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, loss_increases, prepared, prepared_sensitivities
-from cimjax.quant.paired import Paired, paired
+from cimjax.quant.paired import paired
 from cimjax.quant.proxy import (
     OPTIMIZER_PROXY,
     VARIANTS,
@@ -91,11 +91,6 @@ def draw_assignments(
     held_out = random_tables(n_configs, n_layers, rng, granularity)
     rest = random_tables(n_fit - len(first), n_layers, rng, granularity)
     return np.concatenate([first, rest]), held_out
-
-
-def measure(trained: TrainedModel, windows, tables, scheme: QuantScheme = DEFAULT_SCHEME) -> Paired:
-    """Loss increase and KL divergence of each table on ``windows``, with standard errors (:mod:`..paired`)."""
-    return paired(trained.model, windows, tables, scheme)
 
 
 @dataclasses.dataclass
