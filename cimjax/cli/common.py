@@ -162,6 +162,39 @@ def calibration_with_gptq_windows(calibration, gptq_windows: int | None, gptq: b
     return dataclasses.replace(calibration, gptq_windows=gptq_windows)
 
 
+SensitivityTextOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Where a checkpoint's sensitivities are measured: 'train' (random training-split windows) or "
+        "'check' (as many of the check windows, text the model was not trained on, as budgets and --verify "
+        "are; docs/joint.md). Default: train."
+    ),
+]
+
+
+def check_sensitivity_text(sensitivity_text: str) -> str:
+    """``--sensitivity-text`` if it names a split of :data:`cimjax.quant.calibration.SENSITIVITY_SPLITS`."""
+    from cimjax.quant.calibration import SENSITIVITY_SPLITS
+
+    if sensitivity_text not in SENSITIVITY_SPLITS:
+        raise validation.fail("--sensitivity-text", sensitivity_text, f"allowed: {', '.join(SENSITIVITY_SPLITS)}")
+    return sensitivity_text
+
+
+def calibration_with_sensitivity_text(calibration, sensitivity_text: str | None, windows_flag: str):
+    """``calibration`` with ``--sensitivity-text`` when given (checked: a known split and, for ``check``, no
+    more sensitivity windows (``windows_flag``) than check windows)."""
+    if sensitivity_text is None:
+        return calibration
+    if check_sensitivity_text(sensitivity_text) == "check" and calibration.windows > calibration.check_windows:
+        raise validation.fail(
+            windows_flag,
+            calibration.windows,
+            f"allowed with --sensitivity-text check: at most --check-windows ({calibration.check_windows})",
+        )
+    return dataclasses.replace(calibration, sensitivity_split=sensitivity_text)
+
+
 ToleranceOpt = Annotated[
     float,
     typer.Option(

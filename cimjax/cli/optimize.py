@@ -19,8 +19,10 @@ from cimjax.cli.common import (
     GptqOpt,
     GptqWindowsOpt,
     JsonOpt,
+    SensitivityTextOpt,
     TechOpt,
     calibration_with_gptq_windows,
+    calibration_with_sensitivity_text,
     emit,
     err,
     load_technology,
@@ -113,6 +115,7 @@ def optimize_command(
     evolve: EvolveOpt = 0,
     gptq: GptqOpt = None,
     gptq_windows: GptqWindowsOpt = None,
+    sensitivity_text: SensitivityTextOpt = None,
     calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
     calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
     check_windows: Annotated[
@@ -137,14 +140,11 @@ def optimize_command(
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
         measured = weights = None
         if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, (verify, gptq)):
-            calibration = _calibration(
-                (calib_windows, calib_seq_len, seed, check_windows), gptq_windows, gptq, sensitivities
-            )
-            measured, weights = _measured(checkpoint, sensitivities, verify, calibration, gptq)
-        elif gptq_windows is not None:
-            raise ValueError("--gptq-windows sets the Hessian windows of real weights: it needs --checkpoint DIR")
-        elif target != "loss":
-            raise ValueError(f"--target {target} is measured on weights: it needs --checkpoint or --sensitivities")
+            windows = (calib_windows, calib_seq_len, seed, check_windows)
+            calibration = _calibration(windows, gptq_windows, gptq, sensitivities, sensitivity_text)
+            measured, weights = _measured(checkpoint, sensitivities, verify, calibration, (gptq, sensitivity_text))
+        else:
+            _refuse_weight_options(gptq_windows, sensitivity_text, target)
         with _phase_progress(f"optimize ({method})", checkpoint_dir) as progress:
             if measured is None:
                 report = optimize_report(
@@ -187,15 +187,27 @@ def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out
             )
 
 
-def _calibration(windows: tuple, gptq_windows, gptq, sensitivities):
+def _refuse_weight_options(gptq_windows, sensitivity_text, target) -> None:
+    """Refuses the options that measure real weights in a --model run."""
+    if gptq_windows is not None:
+        raise ValueError("--gptq-windows sets the Hessian windows of real weights: it needs --checkpoint DIR")
+    if sensitivity_text is not None:
+        raise ValueError("--sensitivity-text says where real weights are measured: it needs --checkpoint DIR")
+    if target != "loss":
+        raise ValueError(f"--target {target} is measured on weights: it needs --checkpoint or --sensitivities")
+
+
+def _calibration(windows: tuple, gptq_windows, gptq, sensitivities, sensitivity_text):
     """The windows a checkpoint is measured on (``windows``: --calib-windows, --calib-seq-len, --seed,
-    --check-windows), with --gptq-windows checked; a --sensitivities file keeps the windows it was measured on."""
+    --check-windows), with --gptq-windows and --sensitivity-text checked; a --sensitivities file keeps the
+    windows it was measured on (:func:`_measured` refuses a --sensitivity-text it contradicts)."""
     from cimjax.quant.measured import Calibration
 
     if sensitivities is not None and gptq_windows is not None:
         raise ValueError("--gptq-windows: a --sensitivities file keeps the GPTQ windows it was measured with")
     n_windows, seq_len, seed, check_windows = windows
     calibration = Calibration(n_windows, seq_len, seed=seed, check_windows=check_windows)
+    calibration = calibration_with_sensitivity_text(calibration, sensitivity_text, "--calib-windows")
     return calibration_with_gptq_windows(calibration, gptq_windows, gptq)
 
 
@@ -278,20 +290,27 @@ def _comparison_table(report):
     return table
 
 
-def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration, gptq=None):
+def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration, explicit=(None, None)):
     """The checkpoint's measured data (from the file, the cache, or measured now with GPTQ weights or, when
-    ``gptq`` is False, rounded to nearest) and its weights when needed.
+    --no-gptq, rounded to nearest) and its weights when needed (``explicit``: --gptq/--no-gptq and
+    --sensitivity-text as given, None when not).
 
-    A file and a checkpoint given together must be the same checkpoint (content hash); a file's quantiser is
-    the one it was measured with, so an explicit --gptq or --no-gptq that the file contradicts is refused.
+    A file and a checkpoint given together must be the same checkpoint (content hash); a file's quantiser and
+    sensitivity windows are those it was measured with, so an explicit --gptq, --no-gptq or --sensitivity-text
+    that the file contradicts is refused.
     """
     from cimjax.lm.checkpoint import load_checkpoint
     from cimjax.quant.measured import checkpoint_hash, checkpoint_scheme, for_checkpoint, load, with_tokenizer
 
     if checkpoint is not None and not checkpoint.is_dir():
         raise ValueError(f"--checkpoint {checkpoint} is not a directory")
+    gptq, sensitivity_text = explicit
     if sensitivities is not None:
         measured = load(sensitivities)
+        if sensitivity_text not in (None, split := measured.calibration.sensitivity_split):
+            raise validation.fail(
+                "--sensitivity-text", sensitivity_text, f"--sensitivities {sensitivities} was measured with '{split}'"
+            )
         if checkpoint is not None and checkpoint_hash(checkpoint) != measured.checkpoint_hash:
             raise ValueError(
                 f"--sensitivities {sensitivities} was measured on another checkpoint than {checkpoint} "

@@ -16,7 +16,16 @@ import typer
 from rich.table import Table
 
 import cimjax.validation as validation
-from cimjax.cli.common import GptqOpt, GptqWindowsOpt, calibration_with_gptq_windows, err, user_errors
+from cimjax.cli.common import (
+    GptqOpt,
+    GptqWindowsOpt,
+    SensitivityTextOpt,
+    calibration_with_gptq_windows,
+    calibration_with_sensitivity_text,
+    check_sensitivity_text,
+    err,
+    user_errors,
+)
 from cimjax.cli.common import out as stdout
 
 MAX_CONFIGS = 10_000
@@ -79,6 +88,14 @@ def validate(
             "'checkpoint'. Default: default."
         ),
     ] = None,
+    sensitivity_text: Annotated[
+        str | None,
+        typer.Option(
+            help="Frontier protocol: where the checkpoint's sensitivities are measured, 'train' (random "
+            "training-split windows) or 'check' (16 of the check windows; the held-out windows stay disjoint "
+            "from both). Default: train."
+        ),
+    ] = None,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
@@ -90,13 +107,14 @@ def validate(
     # every option is checked before the LM is trained
     _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows)
     _check_quantiser(quantiser, protocol)
+    split = _check_sensitivity_text(sensitivity_text, protocol)
     config, measure = SIZES[size]
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
         trained = train(config, log=_log)
         if protocol == "frontier":
             sizes = measure | FRONTIER_SIZES[size] | ({} if held_out_windows is None else {"n_eval": held_out_windows})
-            result = validate_frontier(trained, seed=seed, target=target, log=_log, **sizes)
+            result = validate_frontier(trained, seed=seed, target=target, sensitivity_split=split, log=_log, **sizes)
         else:
             result = run_validation(
                 trained,
@@ -151,6 +169,21 @@ def _check_quantiser(quantiser: str | None, protocol: str) -> None:
         raise validation.fail(
             "--quantiser", quantiser, "allowed with --protocol frontier: checkpoint (what it always measures with)"
         )
+
+
+def _check_sensitivity_text(sensitivity_text: str | None, protocol: str) -> str:
+    """``--sensitivity-text`` checked (a known split, and only with the frontier protocol, whose checkpoint
+    measurement it sets); the split to use."""
+    from cimjax.quant.calibration import Calibration
+
+    if sensitivity_text is None:
+        return Calibration.sensitivity_split
+    if check_sensitivity_text(sensitivity_text) and protocol != "frontier":
+        raise ValueError(
+            "--sensitivity-text applies to --protocol frontier (the random protocol measures its sensitivities "
+            "on training-split windows)"
+        )
+    return sensitivity_text
 
 
 def _print_validation(result, payload, target: str, protocol: str) -> None:
@@ -223,6 +256,7 @@ def sensitivities(
     ] = 64,
     gptq: GptqOpt = None,
     gptq_windows: GptqWindowsOpt = None,
+    sensitivity_text: SensitivityTextOpt = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
 ) -> None:
     """Per-layer, per-tensor sensitivities of a real checkpoint, its measured uniform INT8..INT2 losses, and
@@ -247,6 +281,7 @@ def sensitivities(
     validation.integer("--samples", samples, 1, MAX_SAMPLES)
     calibration = dataclasses.replace(calibration, windows=windows, seq_len=seq_len, samples=samples, seed=seed)
     calibration = calibration_with_gptq_windows(calibration, gptq_windows, gptq)
+    calibration = calibration_with_sensitivity_text(calibration, sensitivity_text, "--windows")
     if gptq is not False:
         calibration.gptq_tokens()  # GPTQ's Hessian windows fit in the training split
     calibration.check_tokens()  # the check windows fit in the validation split

@@ -1,8 +1,11 @@
 """The calibration windows every measurement of a checkpoint uses, in the checkpoint's token ids.
 
 Two sets of windows of the pydoc corpus: random *calibration* windows of the training split (the
-sensitivities and the activation-smoothing factors come from them) and consecutive *check* windows from the
-start of the validation split, on which every loss of a whole assignment is measured.
+activation-smoothing factors and, by default, the sensitivities come from them) and consecutive *check*
+windows from the start of the validation split, on which every loss of a whole assignment is measured.
+With ``sensitivity_split="check"`` the sensitivities come from the check windows instead: text the model was
+not trained on, as every budget, fit value and verification is (a model that memorised its training text
+has single-point curves there that describe text it has seen; docs/joint.md, "Calibration text").
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ GPTQ_WINDOWS = 128
 model's own window length (128 x 128 = 16,384 tokens on the byte LM, ~43 tokens per input of its widest
 linear, the FFN down projection's 384), against 2,048 tokens of the 16 sensitivity windows."""
 
+SENSITIVITY_SPLITS = ("train", "check")
+"""Where the sensitivity windows come from (:attr:`Calibration.sensitivity_split`)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Calibration:
@@ -31,6 +37,9 @@ class Calibration:
     directory has one), or None for byte ids. ``gptq_windows``: how many windows of the training split,
     evenly spaced and independent of ``seed`` (:meth:`gptq_tokens`), GPTQ's Hessians come from; None: the
     sensitivity windows (:meth:`tokens`), as before the field existed (files without it mean that).
+    ``sensitivity_split``: where the sensitivity windows come from (:meth:`sensitivity_tokens`): ``"train"``
+    (the random training-split windows, as before the field existed) or ``"check"`` (``windows`` of the check
+    windows, drawn by ``seed``).
     """
 
     windows: int = 16
@@ -40,6 +49,7 @@ class Calibration:
     check_windows: int = 64
     tokenizer: str | None = None
     gptq_windows: int | None = GPTQ_WINDOWS
+    sensitivity_split: str = "train"
 
     def __post_init__(self):
         for field in ("windows", "seq_len", "samples", "check_windows", "gptq_windows"):
@@ -50,6 +60,16 @@ class Calibration:
                 raise ValueError(f"calibration {field}={value!r} must be a positive integer")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"calibration seed={self.seed!r} must be an integer")
+        if self.sensitivity_split not in SENSITIVITY_SPLITS:
+            allowed = ", ".join(SENSITIVITY_SPLITS)
+            raise ValueError(
+                f"calibration sensitivity_split={self.sensitivity_split!r} is not known; allowed: {allowed}"
+            )
+        if self.sensitivity_split == "check" and self.windows > self.check_windows:
+            raise ValueError(
+                f"calibration windows={self.windows} sensitivity windows do not fit in the {self.check_windows} "
+                "check windows (sensitivity_split='check')"
+            )
         if self.tokenizer is not None and not isinstance(self.tokenizer, str):
             raise ValueError(f"calibration tokenizer={self.tokenizer!r} must be a path or None")
 
@@ -64,6 +84,16 @@ class Calibration:
             raise ValueError(f"calibration seq_len={self.seq_len} is longer than the corpus")
         starts = np.random.default_rng(self.seed).integers(0, len(train_tokens) - self.seq_len - 1, size=self.windows)
         return train_tokens[starts[:, None] + np.arange(self.seq_len + 1)[None, :]]
+
+    def sensitivity_tokens(self) -> np.ndarray:
+        """The windows the sensitivities are measured on ``(windows, seq_len + 1)``: :meth:`tokens` (``"train"``)
+        or ``windows`` of the check windows (``"check"``), drawn without replacement by ``seed``, in order.
+
+        As many as from the training split, so the text is all that changes (same cost and memory)."""
+        if self.sensitivity_split == "train":
+            return self.tokens()
+        pick = np.random.default_rng(self.seed).choice(self.check_windows, self.windows, replace=False)
+        return self.check_tokens()[np.sort(pick)]
 
     def gptq_tokens(self) -> np.ndarray:
         """GPTQ's Hessian windows ``(gptq_windows, seq_len + 1)``: evenly spaced over the training split, the
@@ -84,8 +114,9 @@ class Calibration:
             note = " (the checkpoint's tokenizer.json)"
         else:
             note = "" if vocab == corpus.VOCAB else " (byte ids, not this model's tokenizer)"
+        where = "training-split" if self.sensitivity_split == "train" else "check-window (validation-split)"
         text = (
-            f"pydoc_data corpus{note}: sensitivities on {self.windows} x {self.seq_len} training-split tokens "
+            f"pydoc_data corpus{note}: sensitivities on {self.windows} x {self.seq_len} {where} tokens "
             f"(seed {self.seed}), losses on {self.check_windows} x {self.seq_len} validation-split tokens"
         )
         if not gptq:
@@ -95,9 +126,14 @@ class Calibration:
         return text + f"; GPTQ Hessians on {self.gptq_windows} x {self.seq_len} evenly spaced training-split tokens"
 
     def key(self, gptq: bool = False) -> dict:
-        """What keys the cache: every field but the tokenizer's path, and ``gptq_windows`` only for a quantiser
-        with GPTQ weights (``gptq``) and not at None, so the other keys are those from before the field existed."""
-        left_out = ("tokenizer",) if gptq and self.gptq_windows is not None else ("tokenizer", "gptq_windows")
+        """What keys the cache: every field but the tokenizer's path, ``gptq_windows`` only for a quantiser
+        with GPTQ weights (``gptq``) and not at None, and ``sensitivity_split`` only when not ``"train"``, so the
+        other keys are those from before these fields existed."""
+        left_out = {"tokenizer"}
+        if not gptq or self.gptq_windows is None:
+            left_out.add("gptq_windows")
+        if self.sensitivity_split == "train":
+            left_out.add("sensitivity_split")
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in left_out}
 
 

@@ -5,11 +5,11 @@ increase of uniform W=A=KV assignments at 2..8 bits (the *measured budgets*: ``i
 really costs) and the measured losses of mixed assignments (the fit set of the interaction-aware proxy),
 each both as a loss increase and as the mean per-token KL divergence from the full-precision model (the
 two budget *targets*, :data:`TARGETS`).
-Two sets of windows of the pydoc corpus are used (:mod:`cimjax.quant.calibration`): the sensitivities
-come from random *calibration* windows of the training split; every loss of a whole assignment (budgets,
-fit set, verification) is measured on *check* windows of the validation split. Measured on the windows
-the single-point curves came from, an optimised assignment can exploit their noise (the trained LM's
-INT8-budget assignment measured a loss *decrease* of 0.0013 nats/token there; see docs/joint.md).
+Two sets of windows of the pydoc corpus are used (:mod:`cimjax.quant.calibration`): every loss of a whole
+assignment (budgets, fit set, verification) is measured on *check* windows of the validation split; the
+sensitivities come from random windows of the training split or (``Calibration.sensitivity_split``) some of
+the check windows. Measured on the windows the curves came from, an assignment can exploit their noise (the
+trained LM's INT8-budget assignment measured a loss *decrease* of 0.0013 nats/token there; docs/joint.md).
 
 It is written as one JSON file (``cimjax proxy sensitivities --out FILE``), read back with checks
 (:func:`load`: a malformed or mismatched file raises :class:`MeasuredFileError` naming the field), and
@@ -82,8 +82,7 @@ def loss_increases(
 
 
 def checkpoint_scheme(gptq: bool | None = None) -> QuantScheme:
-    """:data:`CHECKPOINT_SCHEME`, with GPTQ weights (``gptq`` True or None, the default) or rounded to nearest
-    (False)."""
+    """:data:`CHECKPOINT_SCHEME`, with GPTQ weights (``gptq`` True or None, the default) or rounded (False)."""
     return CHECKPOINT_SCHEME if gptq is None else dataclasses.replace(CHECKPOINT_SCHEME, gptq=gptq)
 
 
@@ -317,7 +316,8 @@ def measure(
     say = log or (lambda msg: None)
     model = prepared(model, scheme, calibration)
     say(f"measuring {calibration.describe(model.spec.vocab, scheme.gptq)} ...")
-    sens = prepared_sensitivities(model, calibration.tokens(), scheme, calibration.samples, calibration.seed)
+    tokens = calibration.sensitivity_tokens()
+    sens = prepared_sensitivities(model, tokens, scheme, calibration.samples, calibration.seed)
     n_layers = model.spec.n_layers
     joint_tables = np.zeros((0, n_layers, N_POINTS)) if joint_tables is None else np.asarray(joint_tables)
     uniform = np.stack([np.full((n_layers, N_POINTS), float(b)) for b in UNIFORM_WIDTHS])

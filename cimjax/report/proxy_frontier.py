@@ -17,6 +17,7 @@ from scipy import stats
 
 from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
+from cimjax.quant.calibration import Calibration
 from cimjax.quant.measured import Measured
 from cimjax.quant.paired import paired, resolved, split_half_tau
 from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy, uniform_budgets
@@ -43,6 +44,17 @@ FRONTIER_SIZES: dict[str, dict] = {
     },
     "subword": {"settings": None, "check_windows": 64, "n_eval": None},
 }
+
+
+def held_out_windows(calibration: Calibration, val_fraction: float, n_eval: int | None) -> tuple[np.ndarray, int]:
+    """The frontier's ``n_eval`` held-out windows (None: every validation window after the check windows) and
+    how many came from the validation split (:func:`cimjax.quant.corpus.held_out_windows`): after the check
+    windows, so disjoint from every window the checkpoint was measured on (GPTQ's and, by default, the
+    sensitivities' are training-split windows; with ``sensitivity_split="check"`` they are check windows)."""
+    seq_len, skip, tokenizer = calibration.seq_len, calibration.check_windows, calibration.tokenizer
+    if n_eval is None:
+        n_eval = (len(corpus.split(val_fraction, tokenizer)[1]) - 1) // seq_len - skip
+    return corpus.held_out_windows(seq_len, skip, n_eval, val_fraction, tokenizer)
 
 
 def one_step_neighbours(table: np.ndarray, n: int, rng: np.random.Generator, low, high) -> np.ndarray:
@@ -146,13 +158,15 @@ def validate_frontier(
     check_windows: int = 64,
     settings=None,
     target: str = "loss",
+    sensitivity_split: str = "train",
     log=None,
 ) -> ValidationResult:
     """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
 
     The trained model is exported as a checkpoint and measured like ``cimjax optimize --checkpoint`` does
-    (:func:`cimjax.quant.measured.for_checkpoint`: sensitivities on ``n_calib`` calibration windows, budgets
-    and the fit set on ``check_windows`` validation windows). For each measured budget and seed, the joint
+    (:func:`cimjax.quant.measured.for_checkpoint`: sensitivities on ``n_calib`` windows of the training split
+    or, with ``sensitivity_split="check"``, of the check windows; budgets and the fit set on ``check_windows``
+    validation windows). For each measured budget and seed, the joint
     optimiser (tokens/s, no area limit, ``settings``) with :func:`optimizer_proxy` returns an assignment
     (budgets: the measured ``target`` of uniform W=A=KV at each of ``widths``; INT8..INT4 by default);
     ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
@@ -163,7 +177,7 @@ def validate_frontier(
     (:func:`uniform_held_out`).
     """
     from cimjax.lm.checkpoint import save_checkpoint
-    from cimjax.quant.measured import Calibration, for_checkpoint
+    from cimjax.quant.measured import for_checkpoint
 
     say = log or (lambda msg: None)
     cfg, spec = trained.config, trained.model.spec
@@ -171,14 +185,13 @@ def validate_frontier(
     if not (directory / "config.json").is_file():
         save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
     t0 = time.perf_counter()
-    measured = for_checkpoint(directory, Calibration(n_calib, cfg.seq_len, n_samples, seed, check_windows), log=say)
+    calibration = Calibration(n_calib, cfg.seq_len, n_samples, seed, check_windows, sensitivity_split=sensitivity_split)
+    measured = for_checkpoint(directory, calibration, log=say)
     sens_seconds = time.perf_counter() - t0
     fit_values = measured.joint(target)
     proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target)
     tables, labels = frontier_tables(measured, proxy, target, widths, seeds, neighbours, seed, settings, say)
-    if n_eval is None:
-        n_eval = (len(corpus.split(cfg.val_fraction, trained.tokenizer)[1]) - 1) // cfg.seq_len - check_windows
-    held_out, own = corpus.held_out_windows(cfg.seq_len, check_windows, n_eval, cfg.val_fraction, trained.tokenizer)
+    held_out, own = held_out_windows(measured.calibration, cfg.val_fraction, n_eval)
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
     uniform = np.stack([np.full(tables.shape[1:], float(w), np.float32) for w in widths])
     # the model and quantiser the fit set and budgets were measured with (smoothed first if the scheme says so)
@@ -201,6 +214,7 @@ def validate_frontier(
         "uniform_held_out": uniform_held_out(
             widths, measured.uniform(target), values[len(tables) :], errors[len(tables) :]
         ),
+        "sensitivity_text": measured.calibration.sensitivity_split,
         "held_out_windows": len(held_out),
         "held_out_docstring_windows": len(held_out) - own,
         "reliability": reliability(m.windows_of(target)[: len(tables)], [x["budget"] for x in labels], results),
