@@ -10,7 +10,7 @@ windows that neither the budget nor the verification used (``held-out``).
 
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
         [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
-        [--smooth A|none] [--evolve N] [--gptq|--no-gptq]
+        [--smooth A|none] [--evolve N] [--gptq|--no-gptq] [--sensitivity-text train|check]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
@@ -25,7 +25,8 @@ off. ``--evolve N``: at most N assignments measured by the evolutionary search o
 bits on training-split selection windows (:mod:`cimjax.joint.evolve`; 0: off, the default). ``--gptq``
 (the default, that of measured checkpoints) / ``--no-gptq``: weights quantised by GPTQ on training-split
 calibration windows, or rounded to nearest (docs/quantisation.md), for every assignment, the budgets
-included. Each row
+included. ``--sensitivity-text``: where the sensitivities are measured, training-split windows (the
+default) or as many of the check windows (docs/joint.md, "Calibration text"). Each row
 also gives both designs' area and tokens/J, and the optimiser's own design (same bits, its hardware before
 optimize's area rule picks the recommended chip: docs/results.md) with its gain and area,
 and what the iso-area search (the verified search again within the uniform design's area, when the rule
@@ -46,6 +47,7 @@ from cimjax.joint.refine import MEASUREMENTS
 from cimjax.joint.verified import optimize_measured
 from cimjax.lm.checkpoint import save_checkpoint
 from cimjax.quant import corpus
+from cimjax.quant.calibration import SENSITIVITY_SPLITS
 from cimjax.quant.measured import CHECKPOINT_SCHEME, TARGETS, Calibration, for_checkpoint, loss_and_kl
 from cimjax.quant.quantizers import CLIPS, QuantScheme, TensorScheme
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
@@ -75,13 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evolve", type=int, default=0, help="most assignments the evolutionary search measures")
     gptq_help = "weights quantised by GPTQ instead of rounded to nearest (default: that of measured checkpoints)"
     parser.add_argument("--gptq", action=argparse.BooleanOptionalAction, default=CHECKPOINT_SCHEME.gptq, help=gptq_help)
+    text_help = "where the sensitivities are measured: training-split or check windows (docs/joint.md)"
+    parser.add_argument(
+        "--sensitivity-text", choices=SENSITIVITY_SPLITS, default=Calibration.sensitivity_split, help=text_help
+    )
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)
     directory = trained.directory / "hf"
     if not (directory / "config.json").is_file():
         save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
-    calibration = Calibration(seq_len=trained.config.seq_len, seed=args.seed)
+    calibration = Calibration(seq_len=trained.config.seq_len, seed=args.seed, sensitivity_split=args.sensitivity_text)
     scheme = QuantScheme(weight=TensorScheme(True, "channel", clip=args.clip), smooth=args.smooth, gptq=args.gptq)
     measured = for_checkpoint(directory, calibration, log=log, scheme=scheme)
     _, val_tokens = measured.calibration.split()
