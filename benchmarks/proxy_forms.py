@@ -13,7 +13,12 @@ predicted; the printed figure is Kendall tau of those predictions against the me
 
 ``--curves SPLIT:N`` also judges the random seeds' fit sets with single-point curves measured on N windows
 of the training or validation split (validation windows are then left out of every measured mean, for
-both curve sets), for the "calibration text" row. Writes ``DIR/proxy_forms.json``.
+both curve sets), for the "calibration text" row. ``--pairs WIDTH:SET`` (with ``--transfer WIDTH:SET``: how
+those pairs' interactions relate to another width's, :func:`pair_transfer`) adds the measured-pair candidates
+(``pairwise``, and the interaction form with ``pairwise``'s four group terms added), their pairs measured
+(:mod:`cimjax.quant.pairs`, cached) on each fit set's own calibration windows at that width; a checkpoint
+file's need its checkpoint (``--checkpoint-dir DIR``, one per ``--checkpoint-file``, in order). Writes
+``DIR/proxy_forms.json``.
 """
 
 from __future__ import annotations
@@ -28,16 +33,18 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import least_squares
 
+from cimjax.lm.checkpoint import load_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant import measured as measured_files
+from cimjax.quant import pairs as pair_measure
 from cimjax.quant.fitting import FOLDS, fit_saturation, saturate
 from cimjax.quant.paired import paired
-from cimjax.quant.proxy import KL_FLOOR, VARIANTS, batch_features, saturation_floor, unfitted
+from cimjax.quant.proxy import KL_FLOOR, VARIANTS, _pairwise, batch_features, saturation_floor, unfitted
 from cimjax.quant.quantizers import DEFAULT_SCHEME
 from cimjax.quant.sensitivity import Sensitivities, estimate, log_interp, loss_curves
 from cimjax.quant.train import BENCHMARK, train
 from cimjax.report.proxy_validation import draw_assignments
-from cimjax.workload.precision import LINEAR_OPS
+from cimjax.workload.precision import LINEAR_OPS, N_POINTS
 
 BASE = VARIANTS["interaction"]
 
@@ -47,6 +54,11 @@ def _with_product(proxy, table):
     d = log_interp(table, proxy.sens.kl, KL_FLOOR)
     n = len(LINEAR_OPS)
     return jnp.concatenate([BASE.features(proxy, table), jnp.sum(d[:, :n] * d[:, n : 2 * n])[None]])
+
+
+def _with_pairs(proxy, table):
+    """The current features plus ``pairwise``'s four measured-pair group terms."""
+    return jnp.concatenate([BASE.features(proxy, table), _pairwise(proxy, table)[1:]])
 
 
 CANDIDATES = {
@@ -59,6 +71,10 @@ CANDIDATES = {
     "no floors": dataclasses.replace(BASE, saturation_floor=0.0, additive_floor=0.0),
     "+ d_W d_X": dataclasses.replace(BASE, name="product", features=_with_product),
     "log-error fit": BASE,  # fitted by _log_fit
+}
+PAIR_CANDIDATES = {
+    "pairwise": VARIANTS["pairwise"],
+    "current + measured pairs": dataclasses.replace(BASE, name="with pairs", features=_with_pairs),
 }
 
 
@@ -81,10 +97,11 @@ def _log_fit(kind, floor):
     return fit
 
 
-def nested_cv_tau(name: str, sens: Sensitivities, tables: np.ndarray, y: np.ndarray) -> float:
-    """Kendall tau of :data:`FOLDS`-fold predictions within a fit set (unfitted kinds: their tau)."""
-    kind = CANDIDATES[name]
-    proxy = unfitted(kind, sens)
+def nested_cv_tau(name: str, sens: Sensitivities, tables: np.ndarray, y: np.ndarray, pairs=None) -> float:
+    """Kendall tau of :data:`FOLDS`-fold predictions within a fit set (unfitted kinds: their tau); ``pairs``:
+    the measured :class:`~cimjax.quant.pairs.Pairs` of the :data:`PAIR_CANDIDATES`."""
+    kind = CANDIDATES.get(name) or PAIR_CANDIDATES[name]
+    proxy = unfitted(kind, sens, None if pairs is None else pairs.coefficients())
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)), np.float64)
     if not kind.fitted:
         return float(stats.kendalltau(feats @ np.asarray(proxy.coef), y).statistic)
@@ -98,15 +115,22 @@ def nested_cv_tau(name: str, sens: Sensitivities, tables: np.ndarray, y: np.ndar
     return float(stats.kendalltau(pred, y).statistic)
 
 
+def calibration_windows(trained, seed: int) -> tuple[np.random.Generator, np.ndarray]:
+    """The 16 calibration windows of ``proxy validate --seed S`` and its generator, as it leaves it after them."""
+    cfg = trained.config
+    train_tokens, _ = corpus.split(cfg.val_fraction, trained.tokenizer)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=16)
+    return rng, train_tokens[starts[:, None] + np.arange(cfg.seq_len + 1)]
+
+
 def random_fit_set(trained, seed: int, out: Path) -> dict:
     """The fit set of ``proxy validate --granularity tensor --seed S`` (benchmark sizes), window by window."""
     path = out / f"random_{seed}.npz"
     if not path.is_file():
         cfg = trained.config
-        train_tokens, val_tokens = corpus.split(cfg.val_fraction, trained.tokenizer)
-        rng = np.random.default_rng(seed)
-        starts = rng.integers(0, len(train_tokens) - cfg.seq_len - 1, size=16)
-        calib = train_tokens[starts[:, None] + np.arange(cfg.seq_len + 1)]
+        _, val_tokens = corpus.split(cfg.val_fraction, trained.tokenizer)
+        rng, calib = calibration_windows(trained, seed)
         sens = estimate(trained.model, calib, n_samples=16, seed=seed)
         fit, _ = draw_assignments(120, 60, trained.model.spec.n_layers, rng, "tensor")
         m = paired(trained.model, corpus.windows(val_tokens, cfg.seq_len), fit)
@@ -134,18 +158,62 @@ def other_curves(trained, data: dict, split: str, n: int) -> dict:
     return data | {"sens": sens, "loss": data["loss"][:, keep], "kl": data["kl"][:, keep]}
 
 
+def pair_transfer(a, b) -> None:
+    """Prints the interaction mass of pairs ``a`` by group (sum of ``I_tu``, median ``w_tu``) and how pairs ``b``
+    (a subset, at another width) relate to them: Pearson over the pairs positive in ``a``, Kendall tau against
+    the sqrt-scaled prediction ``I_tu(a) sqrt(d_t(b) d_u(b) / (d_t(a) d_u(a)))``."""
+    ia, s_a = a.interaction(), a.single.reshape(-1)
+    print(f"{a.width} bits: singles sum {s_a.sum():.3f}; interactions +{ia[ia > 0].sum():.3f} / "
+          f"{ia[ia < 0].sum():.3f}, {(ia > 0).mean():.0%} positive")  # fmt: skip
+    w = ia / np.sqrt(np.maximum(s_a[a.index[:, 0]] * s_a[a.index[:, 1]], 1e-12))
+    layer, block = a.index // N_POINTS, np.tile(pair_measure.BLOCK, len(a.single))[a.index]
+    same = layer[:, 0] == layer[:, 1]
+    groups = {
+        "attention blocks": same & (block[:, 0] == block[:, 1]) & (block[:, 0] == 0),
+        "MLP blocks": same & (block[:, 0] == block[:, 1]) & (block[:, 0] == 1),
+        "across blocks": same & (block[:, 0] != block[:, 1]),
+        "across layers": ~same,
+    }
+    for name, m in groups.items():
+        print(f"  {name}: {m.sum()} pairs, sum I {ia[m].sum():.3f}, median w {np.median(w[m]) if m.any() else 0:.3f}")
+    where = {tuple(x): k for k, x in enumerate(a.index)}
+    rows = np.array([where[tuple(x)] for x in b.index])
+    i1, i2, s_b = ia[rows], b.interaction(), b.single.reshape(-1)
+    g1 = np.sqrt(s_a[b.index[:, 0]] * s_a[b.index[:, 1]])
+    g2 = np.sqrt(s_b[b.index[:, 0]] * s_b[b.index[:, 1]])
+    pos = i1 > 0
+    print(f"{b.width} bits: {(i2 > 0).mean():.0%} positive, +{i2[i2 > 0].sum():.4f} / {i2[i2 < 0].sum():.4f}, "
+          f"singles up to {s_b.max():.4f}")  # fmt: skip
+    print(f"Pearson I({b.width}) vs I({a.width}), positive at {a.width}: {np.corrcoef(i1[pos], i2[pos])[0, 1]:.2f}")
+    print(f"Kendall tau I({b.width}) vs sqrt-scaled I({a.width}): {stats.kendalltau(i2, i1 * g2 / g1).statistic:.3f}")
+
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--seed", type=int, action="append", default=[])
     parser.add_argument("--checkpoint-file", action="append", default=[])
     parser.add_argument("--curves", help="SPLIT:N, SPLIT training or validation")
+    parser.add_argument("--pairs", help="WIDTH:SET, the measured pairs' reference width and pair set")
+    parser.add_argument("--checkpoint-dir", action="append", default=[])
+    parser.add_argument("--transfer", help="WIDTH:SET, another width's pairs (a subset of --pairs') to compare")
     args = parser.parse_args()
+    width, pair_set = (int(args.pairs.split(":")[0]), args.pairs.split(":")[1]) if args.pairs else (None, None)
+    names = [*CANDIDATES, *(PAIR_CANDIDATES if args.pairs else ())]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
     trained = train(BENCHMARK) if args.seed else None
     for seed in args.seed:
         data = random_fit_set(trained, seed, args.out)
+        pairs = None
+        if args.pairs:
+            pairs = pair_measure.cached(trained.model, calibration_windows(trained, seed)[1], DEFAULT_SCHEME, width,
+                                        pair_set)  # fmt: skip
+            if args.transfer:
+                w2, set2 = args.transfer.split(":")
+                calib = calibration_windows(trained, seed)[1]
+                pair_transfer(pairs, pair_measure.cached(trained.model, calib, DEFAULT_SCHEME, int(w2), set2))
         versions = {"": data}
         if args.curves:  # the seed's own curves on the same windows beside the other ones
             split, n = args.curves.split(":")
@@ -154,13 +222,20 @@ def main() -> None:
         for label, d in versions.items():
             for target in ("loss", "kl"):
                 y = d[target].mean(axis=1)
-                taus = {c: nested_cv_tau(c, d["sens"], d["tables"], y) for c in CANDIDATES}
+                taus = {c: nested_cv_tau(c, d["sens"], d["tables"], y, pairs) for c in names}
                 rows[f"seed {seed} {target}{label}"] = taus
-    for file in args.checkpoint_file:
+    for k, file in enumerate(args.checkpoint_file):
         m = measured_files.load(file)
+        pairs = None
+        if args.pairs:
+            directory = args.checkpoint_dir[k]
+            calibration = measured_files.with_tokenizer(m.calibration, directory)
+            model = measured_files.prepared(load_checkpoint(directory), m.scheme, calibration)
+            pairs = pair_measure.cached(model, calibration.sensitivity_tokens(), m.scheme, width, pair_set)
+            print(f"{Path(file).name}: {len(pairs.index)} pairs, {pairs.cpu_seconds:.0f} CPU-s (0: cached)")
         for target in ("loss", "kl"):
             y = m.joint(target)
-            rows[f"{Path(file).name} {target}"] = {c: nested_cv_tau(c, m.sens, m.joint_tables, y) for c in CANDIDATES}
+            rows[f"{Path(file).name} {target}"] = {c: nested_cv_tau(c, m.sens, m.joint_tables, y, pairs) for c in names}
     for name, taus in rows.items():
         print(name, "  ".join(f"{c}: {t:.3f}" for c, t in taus.items()))
     (args.out / "proxy_forms.json").write_text(json.dumps(rows, indent=2) + "\n")

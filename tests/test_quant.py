@@ -129,9 +129,15 @@ def synthetic_sensitivities(n_layers: int, seed: int = 0) -> Sensitivities:
     )
 
 
+def synthetic_pairs(n_layers: int, seed: int = 0) -> np.ndarray:
+    """Symmetric non-negative pair coefficients ``(17 L, 17 L)``, zero diagonal (a stand-in for measured ones)."""
+    w = np.triu(np.random.default_rng(seed).uniform(0.0, 1.0, (n_layers * N_POINTS,) * 2), 1)
+    return w + w.T
+
+
 def all_proxies(n_layers: int):
     sens = synthetic_sensitivities(n_layers)
-    proxies = [make_proxy(name, sens) for name in VARIANTS]
+    proxies = [make_proxy(name, sens, synthetic_pairs(n_layers)) for name in VARIANTS]
     proxies = [dataclasses.replace(p, coef=p.coef * 0.7) if p.kind.fitted else p for p in proxies]
     return proxies + [default_proxy(MODELS["qwen3-0.6b"])]
 
@@ -212,6 +218,32 @@ def test_interaction_proxy_terms_by_hand_and_fit_recovers_them():
     precision = Precision.from_table(jnp.asarray(tables[0]))
     assert float(fitted(precision)) == pytest.approx(losses[0], rel=1e-4)
     assert float(saturate(jnp.float32(1e-3), jnp.float32(scale))) == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_pairwise_features_by_hand():
+    """``[sum d, sum_{t<u in group} w_tu sqrt(d_t d_u)]`` per group, against a loop over pairs in numpy."""
+    from cimjax.quant.proxy import batch_features
+
+    n_layers = 2
+    sens = synthetic_sensitivities(n_layers, seed=4)
+    rng = np.random.default_rng(2)
+    w = synthetic_pairs(n_layers, seed=5)
+    proxy = make_proxy("pairwise", sens, w)
+    tables = rng.integers(2, 9, size=(3, n_layers, N_POINTS)).astype(np.float32)
+    feats = np.asarray(batch_features(proxy, jnp.asarray(tables)), np.float64)
+    kl = np.maximum(np.minimum.accumulate(np.asarray(sens.kl, np.float64), axis=-1), 1e-10)
+    mlp = {4, 5, 6, 11, 12, 13}
+    for t, f in zip(tables, feats, strict=True):
+        d = kl[np.arange(n_layers)[:, None], np.arange(N_POINTS)[None], t.astype(int) - 2].reshape(-1)
+        expected = [d.sum(), 0.0, 0.0, 0.0, 0.0]
+        for i in range(34):
+            for j in range(i + 1, 34):
+                (li, ci), (lj, cj) = divmod(i, N_POINTS), divmod(j, N_POINTS)
+                group = 3 if li != lj else 2 if (ci in mlp) != (cj in mlp) else int(ci in mlp)
+                expected[1 + group] += w[i, j] * np.sqrt(d[i] * d[j])
+        np.testing.assert_allclose(f, expected, rtol=2e-4)
+    with pytest.raises(ValueError, match="needs measured pairs"):
+        batch_features(make_proxy("pairwise", sens), jnp.asarray(tables))
 
 
 def test_least_squares_with_a_lower_bound_by_hand():

@@ -26,6 +26,9 @@ bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an
   (layer block, model, matmul). The ``2 L + 3`` coefficients are fitted (non-negative least squares on
   *relative* errors) on measured mixed assignments, the additive one at least 1 and the saturation scale
   bounded below (:class:`ProxyKind`: ``additive_floor``, ``saturation_floor``).
+* ``pairwise``: ``a sum_t d_t + sum_g c_g sum_{t<u in g} w_tu sqrt(d_t d_u)``, ``w_tu`` the *measured* pair
+  interactions (:meth:`cimjax.quant.pairs.Pairs.coefficients`, ``Proxy.pairs``), one scale ``c_g`` per pair
+  group (attention block, MLP block, across a layer's blocks, across layers); fitted as ``interaction``.
 * ``default``: for models without weights, see :func:`default_proxy` -- an assumption, labelled as such.
 
 Negative Hessian-trace estimates (sampling noise, or non-convex directions) are set to zero.
@@ -48,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.quant.fitting import fit_saturation, saturate
+from cimjax.quant.pairs import BLOCK
 from cimjax.quant.quantizers import levels
 from cimjax.quant.sensitivity import Sensitivities, log_interp
 from cimjax.workload.precision import LINEAR_OPS, POINTS, PRESETS, Precision
@@ -192,7 +196,25 @@ def _higgs(proxy: Proxy, table: jax.Array) -> jax.Array:
     return (terms @ onehot).reshape(-1)
 
 
-_ATTENTION = np.array([op not in ("gate", "up", "down") for _, op in POINTS])  # columns of the attention block
+_ATTENTION = BLOCK == 0  # columns of the attention block
+
+
+def _pair_groups(n_layers: int) -> np.ndarray:
+    """Masks ``(4, N, N)`` of ``pairwise``'s pair groups: one attention block, one MLP block, one layer, two."""
+    layer, block = np.repeat(np.arange(n_layers), len(POINTS)), np.tile(BLOCK, n_layers)
+    same_layer, same_block = layer[:, None] == layer[None, :], block[:, None] == block[None, :]
+    return np.stack([same_layer & same_block & (block[:, None] == 0), same_layer & same_block & (block[:, None] == 1),
+                     same_layer & ~same_block, ~same_layer]).astype(np.float32)  # fmt: skip
+
+
+def _pairwise(proxy: Proxy, table: jax.Array) -> jax.Array:
+    """``[sum d, sum_{t<u in g} w_tu sqrt(d_t d_u) per pair group g]``, ``(5,)``."""
+    if proxy.pairs is None:
+        raise ValueError("proxy variant 'pairwise' needs measured pairs (cimjax.quant.pairs; make_proxy(pairs=...))")
+    d = log_interp(table, proxy.sens.kl, KL_FLOOR)
+    r = jnp.sqrt(d).reshape(-1)
+    terms = 0.5 * jnp.einsum("i,gij,j->g", r, proxy.pairs * _pair_groups(table.shape[0]), r)
+    return jnp.concatenate([jnp.sum(d)[None], terms])
 
 
 def _interaction(proxy: Proxy, table: jax.Array) -> jax.Array:
@@ -218,6 +240,8 @@ class Proxy:
       kind: what it computes (static).
       spec: the model it is for, when its features need it (static; the ``default`` kind).
       saturation: the scale ``s`` of :func:`saturate` (infinite: linear; fitted by :func:`fit_saturation`).
+      pairs: measured pair coefficients ``(17 L, 17 L)`` (:meth:`cimjax.quant.pairs.Pairs.coefficients`) of
+        the kinds that use them (``pairwise``), else None.
     """
 
     sens: Sensitivities | None
@@ -225,6 +249,7 @@ class Proxy:
     kind: ProxyKind = dataclasses.field(metadata={"static": True})
     spec: ModelSpec | None = dataclasses.field(default=None, metadata={"static": True})
     saturation: float | jax.Array = np.float32(np.inf)
+    pairs: jax.Array | None = None
 
     @property
     def name(self) -> str:
@@ -265,22 +290,32 @@ VARIANTS: dict[str, ProxyKind] = {
             additive_floor=1.0,
             saturation_floor=SATURATION_MARGIN,
         ),
+        ProxyKind(
+            "pairwise",
+            _pairwise,
+            fitted=True,
+            relative_fit=True,
+            saturations=(8.0, 4.0, 2.0, 1.0),
+            additive_floor=1.0,
+            saturation_floor=SATURATION_MARGIN,
+        ),
     )
 }
 """The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
 one is a features function and its :class:`ProxyKind` (added here to be validated with the others)."""
 
 
-def make_proxy(name: str, sens: Sensitivities) -> Proxy:
-    """An unfitted variant (coefficients one); fitted variants need :func:`fit_proxy` first."""
+def make_proxy(name: str, sens: Sensitivities, pairs=None) -> Proxy:
+    """An unfitted variant (coefficients one; fitted ones need :func:`fit_proxy`), ``pairs`` as in :class:`Proxy`."""
     if name not in VARIANTS:
         raise ValueError(f"proxy variant {name!r} is not known; allowed: {tuple(VARIANTS)}")
-    return unfitted(VARIANTS[name], sens)
+    return unfitted(VARIANTS[name], sens, pairs)
 
 
-def unfitted(kind: ProxyKind, sens: Sensitivities) -> Proxy:
-    """A proxy of ``kind`` for the model measured in ``sens``, every coefficient one."""
-    probe = Proxy(sens=sens, coef=jnp.ones((1,), jnp.float32), kind=kind)
+def unfitted(kind: ProxyKind, sens: Sensitivities, pairs=None) -> Proxy:
+    """A proxy of ``kind`` for the model measured in ``sens`` (and ``pairs``), every coefficient one."""
+    pairs = None if pairs is None else jnp.asarray(pairs, jnp.float32)
+    probe = Proxy(sens=sens, coef=jnp.ones((1,), jnp.float32), kind=kind, pairs=pairs)
     n_feat = kind.features(probe, jnp.full(sens.numel.shape, 8.0)).shape[0]
     return dataclasses.replace(probe, coef=jnp.ones((n_feat,), jnp.float32))
 

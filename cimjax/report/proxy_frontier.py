@@ -20,6 +20,8 @@ from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.measured import Measured
 from cimjax.quant.paired import paired, resolved, split_half_tau
+from cimjax.quant.pairs import REFERENCE_BITS
+from cimjax.quant.pairs import cached as cached_pairs
 from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy, uniform_budgets
 from cimjax.quant.train import TrainedModel
 from cimjax.report.proxy_validation import (
@@ -159,6 +161,7 @@ def validate_frontier(
     settings=None,
     target: str = "loss",
     sensitivity_split: str = "train",
+    pair_set: str = "layer",
     log=None,
 ) -> ValidationResult:
     """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
@@ -174,7 +177,7 @@ def validate_frontier(
     continue into :func:`cimjax.quant.corpus.docstrings`). Fitted variants are fitted on the checkpoint's fit set.
     ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
     from full precision. The uniform budget designs are measured on the held-out windows too
-    (:func:`uniform_held_out`).
+    (:func:`uniform_held_out`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows.
     """
     from cimjax.lm.checkpoint import save_checkpoint
     from cimjax.quant.measured import for_checkpoint
@@ -195,10 +198,12 @@ def validate_frontier(
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
     uniform = np.stack([np.full(tables.shape[1:], float(w), np.float32) for w in widths])
     # the model and quantiser the fit set and budgets were measured with (smoothed first if the scheme says so)
-    m = paired(measured.model(trained.model), held_out, np.concatenate([tables, uniform]), measured.scheme)
+    model = measured.model(trained.model)
+    m = paired(model, held_out, np.concatenate([tables, uniform]), measured.scheme)
     values, errors = m.of(target)
     frontier_measured, se = values[: len(tables)], errors[: len(tables)]
-    features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]))
+    pairs = cached_pairs(model, measured.calibration.sensitivity_tokens(), measured.scheme, REFERENCE_BITS, pair_set)
+    features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]), pairs)
     results = judge_variants(features, len(fit_values), fit_values, frontier_measured, se)
     opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
     details = {

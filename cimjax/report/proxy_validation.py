@@ -19,6 +19,8 @@ from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, loss_increases, prepared, prepared_sensitivities
 from cimjax.quant.paired import paired
+from cimjax.quant.pairs import REFERENCE_BITS, Pairs
+from cimjax.quant.pairs import cached as cached_pairs
 from cimjax.quant.proxy import (
     OPTIMIZER_PROXY,
     VARIANTS,
@@ -36,13 +38,13 @@ from cimjax.quant.train import BENCHMARK, SUBWORD, TINY, TrainConfig, TrainedMod
 from cimjax.workload.precision import N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
 
-# Model and measurement sizes: the benchmark run (every validation window: 364), a seconds-long one for tests
-# and smoke checks, and the 8-layer sub-word model (its validation split holds 125 windows: 64 check + 61
-# held-out for the frontier).
+# Model and measurement sizes: the benchmark run (every validation window: 364), a seconds-long one for tests, the
+# 8-layer sub-word model (its validation split holds 125 windows: 64 check + 61 held-out for the frontier); pairs
+# measured (cimjax.quant.pairs): all 2,278 of the byte LM (~230 CPU-s), the sub-word LM's within layers (1,088).
 SIZES: dict[str, tuple[TrainConfig, dict]] = {
-    "benchmark": (BENCHMARK, {"n_calib": 16, "n_eval": None, "n_samples": 16}),
-    "tiny": (TINY, {"n_calib": 4, "n_eval": 8, "n_samples": 2}),
-    "subword": (SUBWORD, {"n_calib": 16, "n_eval": 60, "n_samples": 16}),
+    "benchmark": (BENCHMARK, {"n_calib": 16, "n_eval": None, "n_samples": 16, "pair_set": "all"}),
+    "tiny": (TINY, {"n_calib": 4, "n_eval": 8, "n_samples": 2, "pair_set": "all"}),
+    "subword": (SUBWORD, {"n_calib": 16, "n_eval": 60, "n_samples": 16, "pair_set": "layer"}),
 }
 
 FIT_PER_HELD_OUT = 2
@@ -191,16 +193,18 @@ def rank_correlation(statistic, predicted: np.ndarray, measured: np.ndarray) -> 
     return float(value) if np.isfinite(value) else None  # JSON has no NaN
 
 
-def _proxies(sens: Sensitivities, spec: ModelSpec) -> list[Proxy]:
-    """Every variant of ``sens`` (unfitted) and the weight-less default proxy of ``spec``."""
-    return [make_proxy(name, sens) for name in VARIANTS] + [default_proxy(spec)]
+def _proxies(sens: Sensitivities, spec: ModelSpec, pairs: Pairs | None = None) -> list[Proxy]:
+    """Every variant of ``sens`` (unfitted; those that need measured pairs only with ``pairs``) and the
+    weight-less default proxy of ``spec``."""
+    w = None if pairs is None else pairs.coefficients()
+    names = [name for name in VARIANTS if w is not None or name != "pairwise"]
+    return [make_proxy(name, sens, w) for name in names] + [default_proxy(spec)]
 
 
-def proxy_features(sens: Sensitivities, spec: ModelSpec, tables) -> list[tuple[Proxy, np.ndarray]]:
-    """Every variant (unfitted) with its features ``(N, G)`` at ``tables`` ``(N, L, 17)``: computed once, then
-    judged against any number of targets (one compile per variant)."""
+def proxy_features(sens: Sensitivities, spec: ModelSpec, tables, pairs: Pairs | None = None) -> list[tuple]:
+    """Every variant (unfitted) with its features ``(N, G)`` at ``tables`` ``(N, L, 17)``, once for all targets."""
     stacked = jnp.asarray(np.asarray(tables), jnp.float32)
-    return [(p, np.asarray(batch_features(p, stacked), np.float64)) for p in _proxies(sens, spec)]
+    return [(p, np.asarray(batch_features(p, stacked), np.float64)) for p in _proxies(sens, spec, pairs)]
 
 
 def judge_variants(features, n_fit: int, fit_measured, test_measured, test_se=None) -> list[VariantResult]:
@@ -296,6 +300,7 @@ def validate(
     n_samples: int = 16,
     scheme: QuantScheme = DEFAULT_SCHEME,
     target: str = "loss",
+    pair_set: str = "layer",
     log=None,
 ) -> ValidationResult:
     """Measures every proxy variant against the real loss (or KL) of ``trained`` under random assignments.
@@ -319,6 +324,7 @@ def validate(
         training split's evenly spaced windows when it has GPTQ weights, the sensitivities then with their
         errors).
       target: what is measured and predicted: ``loss`` increase or ``kl`` divergence from full precision.
+      pair_set: the pairs ``pairwise`` measures (:data:`cimjax.quant.pairs.PAIR_SETS`, on the calibration windows).
       log: a callable for progress lines, or None.
     """
     import time
@@ -342,6 +348,7 @@ def validate(
     say(f"sensitivities on {n_calib} calibration windows ...")
     sens = prepared_sensitivities(model, calib, scheme, n_samples, seed)
     sens_seconds = time.perf_counter() - t0
+    pairs = cached_pairs(model, calib, scheme, REFERENCE_BITS, pair_set)  # ``pairwise``'s, on the same windows
     fit_tables, test_tables = draw_assignments(n_fit, n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
     all_tables = np.concatenate([fit_tables, test_tables])
@@ -349,7 +356,7 @@ def validate(
     measured, se = m.of(check_target(target))
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
-    features = proxy_features(sens, trained.model.spec, all_tables)
+    features = proxy_features(sens, trained.model.spec, all_tables, pairs)
     results = judge_variants(features, n_fit, fit_measured, test_measured, se[n_fit:])
     other = next(t for t in ("loss", "kl") if t != target)  # the same assignments judged against the other target
     other_measured, other_se = m.of(other)
