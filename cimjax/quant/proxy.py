@@ -270,6 +270,15 @@ class Proxy:
         return saturate(jnp.dot(self.coef, self.features(precision)), self.saturation)
 
 
+_INTERACTION = ProxyKind(
+    "interaction",
+    _interaction,
+    fitted=True,
+    relative_fit=True,
+    saturations=(8.0, 4.0, 2.0, 1.0),
+    additive_floor=1.0,
+    saturation_floor=SATURATION_MARGIN,
+)
 VARIANTS: dict[str, ProxyKind] = {
     kind.name: kind
     for kind in (
@@ -281,24 +290,8 @@ VARIANTS: dict[str, ProxyKind] = {
         ProxyKind("loss_curves", _loss_curves),
         ProxyKind("kl_curves", _kl_curves),
         ProxyKind("higgs", _higgs, fitted=True),
-        ProxyKind(
-            "interaction",
-            _interaction,
-            fitted=True,
-            relative_fit=True,
-            saturations=(8.0, 4.0, 2.0, 1.0),
-            additive_floor=1.0,
-            saturation_floor=SATURATION_MARGIN,
-        ),
-        ProxyKind(
-            "pairwise",
-            _pairwise,
-            fitted=True,
-            relative_fit=True,
-            saturations=(8.0, 4.0, 2.0, 1.0),
-            additive_floor=1.0,
-            saturation_floor=SATURATION_MARGIN,
-        ),
+        _INTERACTION,
+        dataclasses.replace(_INTERACTION, name="pairwise", features=_pairwise),  # fitted as interaction
     )
 }
 """The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
