@@ -293,7 +293,8 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     trained = train(TINY, log=lambda msg: None)
     directory = save_checkpoint(trained.model, tmp_path / "tiny")
     path = tmp_path / "sens.json"
-    calib = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
+    # 8 Hessian windows, not the default 128 (that the default reaches the measurement: the test below)
+    calib = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4", "--gptq-windows", "8"]
     args = ["proxy", "sensitivities", "--checkpoint", str(directory), *calib, "--out", str(path), "--json"]  # GPTQ
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -307,16 +308,23 @@ def test_cli_sensitivities_gptq_measures_the_gptq_model(module_cache, tmp_path):
     assert load(tmp_path / "old.json").calibration.gptq_windows is None
     # Oracle: uniform 3 bits measured on the check windows with an independent forward pass of the model
     # prepared from the evenly spaced Hessian windows, in act-order.
-    assert measured.calibration.gptq_windows == 128 and GPTQ_SCHEME.gptq_act_order
+    assert measured.calibration.gptq_windows == 8 and GPTQ_SCHEME.gptq_act_order
     model = gptq.prepare(trained.model, measured.calibration.gptq_tokens(), GPTQ_SCHEME.weight, True, cache=False)
     check = measured.calibration.check_tokens()
     x, y = jnp.asarray(check[:, :-1]), jnp.asarray(check[:, 1:])
+    build, params = functional(model)
 
-    def loss_and_kl(table) -> tuple[float, float]:
-        hooks = QuantHooks(Precision.from_table(jnp.asarray(table, jnp.float32)), GPTQ_SCHEME)
+    @jax.jit  # one program for both tables (op by op, every operation compiles on its own)
+    def loss_and_kl_of(params, table):
+        model = build(params)
+        hooks = QuantHooks(Precision.from_table(table), GPTQ_SCHEME)
         full, quantised = jax.nn.log_softmax(model(x), axis=-1), jax.nn.log_softmax(model(x, hooks), axis=-1)
         kl = jnp.mean(jnp.sum(jnp.exp(full) * (full - quantised), axis=-1))
-        return float(token_nll(model(x, hooks), y)) - float(token_nll(model(x), y)), float(kl)
+        return token_nll(model(x, hooks), y), token_nll(model(x), y), kl
+
+    def loss_and_kl(table) -> tuple[float, float]:
+        quantised, full, kl = map(float, loss_and_kl_of(params, jnp.asarray(table, jnp.float32)))
+        return quantised - full, kl
 
     loss, kl = loss_and_kl(np.full((TINY.n_layers, N_POINTS), 3.0))
     assert measured.uniform_loss[3] == pytest.approx(loss, abs=2e-5)
