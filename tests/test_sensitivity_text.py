@@ -177,3 +177,23 @@ def test_validate_sensitivity_text_goes_to_the_frontier_protocol_only(monkeypatc
     assert code == 2 and "--sensitivity-text applies to --protocol frontier" in output
     code, output = _run([*base, "--protocol", "frontier", "--sensitivity-text", "x"])
     assert code == 2 and "--sensitivity-text = 'x' is not allowed; allowed: train, check" in output
+
+
+@pytest.mark.parametrize("split", ["train", "check"])
+def test_the_measurement_takes_the_split_s_windows(monkeypatch, split):
+    """``measure`` estimates the sensitivities on :meth:`Calibration.sensitivity_tokens` (stopped there)."""
+    import cimjax.quant.measured as measured_module
+
+    seen = []
+
+    def stop(model, tokens, scheme, n_samples, seed):
+        seen.append(np.asarray(tokens))
+        raise RuntimeError("stopped at the sensitivities")
+
+    monkeypatch.setattr(measured_module, "prepared_sensitivities", stop)
+    model = types.SimpleNamespace(spec=types.SimpleNamespace(vocab=256))
+    calibration = dataclasses.replace(SMALL, sensitivity_split=split)
+    with pytest.raises(RuntimeError, match="stopped at the sensitivities"):
+        measured_module.measure(model, calibration, "0" * 64)
+    expected = calibration.check_tokens() if split == "check" else calibration.tokens()
+    assert all(any(np.array_equal(row, e) for e in expected) for row in seen[0]) and len(seen[0]) == 4
