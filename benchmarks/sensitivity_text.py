@@ -9,7 +9,10 @@ assignments (the same optimiser settings and seeds, bit-identical), measures all
 windows (every validation window after the check windows), and prints each proxy's Kendall tau and
 measured / predicted range on its own assignments, on the other's, and on all 48.
 
-    python benchmarks/sensitivity_text.py --size benchmark|subword --target kl|loss [--out FILE]
+    python benchmarks/sensitivity_text.py --size benchmark|subword --target kl|loss [--seed S] [--out FILE]
+
+``--seed`` is ``proxy validate``'s: it draws the sensitivity windows (of either split), the fit set and the
+neighbours (the optimiser's seeds stay 0 and 1).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark")
     parser.add_argument("--target", choices=TARGETS, default="kl")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     start, cpu = time.perf_counter(), time.process_time()
@@ -48,11 +52,11 @@ def main() -> None:
         save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
     proxies, tables, measured = {}, {}, {}
     for split in SENSITIVITY_SPLITS:
-        calibration = Calibration(sizes["n_calib"], config.seq_len, sizes["n_samples"], 0,
+        calibration = Calibration(sizes["n_calib"], config.seq_len, sizes["n_samples"], args.seed,
                                   FRONTIER_SIZES[args.size]["check_windows"], sensitivity_split=split)  # fmt: skip
         m = measured[split] = for_checkpoint(directory, calibration, log=print)
         proxies[split] = optimizer_proxy(m.sens, m.joint_tables, m.joint(args.target), args.target)
-        tables[split], _ = frontier_tables(m, proxies[split], args.target, (8, 6, 4), (0, 1), 3, 0, None, print)
+        tables[split], _ = frontier_tables(m, proxies[split], args.target, (8, 6, 4), (0, 1), 3, args.seed, None, print)
     m = measured["train"]  # the model and quantiser are the same for both (GPTQ's windows do not change)
     held_out, _ = held_out_windows(m.calibration, config.val_fraction, None)
     every = np.concatenate([tables[s] for s in SENSITIVITY_SPLITS])
@@ -78,7 +82,8 @@ def main() -> None:
     print(f"{len(held_out)} held-out windows; wall {time.perf_counter() - start:.0f} s, "
           f"CPU {time.process_time() - cpu:.0f} s")  # fmt: skip
     if args.out is not None:
-        payload = {"size": args.size, "target": args.target, "rows": rows, "measured": values.tolist()}
+        payload = {"size": args.size, "target": args.target, "seed": args.seed, "rows": rows}
+        payload["measured"] = values.tolist()
         args.out.write_text(json.dumps(payload, indent=2) + "\n")
 
 
