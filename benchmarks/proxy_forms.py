@@ -18,7 +18,11 @@ those pairs' interactions relate to another width's, :func:`pair_transfer`) adds
 (``pairwise``, and the interaction form with ``pairwise``'s four group terms added), their pairs measured
 (:mod:`cimjax.quant.pairs`, cached) on each fit set's own calibration windows at that width; a checkpoint
 file's need its checkpoint (``--checkpoint-dir DIR``, one per ``--checkpoint-file``, in order). Writes
-``DIR/proxy_forms.json``.
+``DIR/proxy_forms.json``. ``--validation-json FILE`` (a ``cimjax proxy validate --json`` output of the random
+protocol, benchmark size) judges the candidates on *that run's* fit set and target (e.g. under the checkpoint
+quantiser): its model, sensitivities and fit assignments rebuilt from its seed, its measured fit values read
+again on every validation window (the run's JSON keeps only the held-out ones), both targets; its pairs at
+``--pairs`` (cached by the run itself when the same).
 """
 
 from __future__ import annotations
@@ -158,6 +162,26 @@ def other_curves(trained, data: dict, split: str, n: int) -> dict:
     return data | {"sens": sens, "loss": data["loss"][:, keep], "kl": data["kl"][:, keep]}
 
 
+def validation_fit_set(trained, payload: dict, width: int, pair_set: str) -> tuple:
+    """``(sens, fit tables, {target: measured fit values}, pairs)`` of a random-protocol ``proxy validate`` run, as
+    :func:`cimjax.report.proxy_validation.validate` draws them (benchmark sizes: 16 calibration windows and
+    Rademacher samples)."""
+    from cimjax.quant.calibration import Calibration
+    from cimjax.quant.measured import prepared, prepared_sensitivities
+    from cimjax.report.proxy_validation import QUANTISERS
+
+    seed, scheme = payload["seed"], QUANTISERS[payload["quantiser"]]
+    rng, calib = calibration_windows(trained, seed)
+    model = prepared(trained.model, scheme, Calibration(16, trained.config.seq_len, 16, seed))
+    sens = prepared_sensitivities(model, calib, scheme, 16, seed)
+    fit, _ = draw_assignments(payload["n_fit"], payload["n_configs"], trained.model.spec.n_layers, rng,
+                              payload["granularity"])  # fmt: skip
+    pairs = pair_measure.cached(model, calib, scheme, width, pair_set)
+    _, val_tokens = corpus.split(trained.config.val_fraction, trained.tokenizer)
+    m = paired(model, corpus.windows(val_tokens, trained.config.seq_len), fit, scheme)  # as the run measured them
+    return sens, fit, {"loss": m.loss, "kl": m.kl}, pairs
+
+
 def pair_transfer(a, b) -> None:
     """Prints the interaction mass of pairs ``a`` by group (sum of ``I_tu``, median ``w_tu``) and how pairs ``b``
     (a subset, at another width) relate to them: Pearson over the pairs positive in ``a``, Kendall tau against
@@ -197,13 +221,21 @@ def main() -> None:
     parser.add_argument("--curves", help="SPLIT:N, SPLIT training or validation")
     parser.add_argument("--pairs", help="WIDTH:SET, the measured pairs' reference width and pair set")
     parser.add_argument("--checkpoint-dir", action="append", default=[])
+    parser.add_argument("--validation-json", action="append", default=[])
     parser.add_argument("--transfer", help="WIDTH:SET, another width's pairs (a subset of --pairs') to compare")
     args = parser.parse_args()
     width, pair_set = (int(args.pairs.split(":")[0]), args.pairs.split(":")[1]) if args.pairs else (None, None)
     names = [*CANDIDATES, *(PAIR_CANDIDATES if args.pairs else ())]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
-    trained = train(BENCHMARK) if args.seed else None
+    trained = train(BENCHMARK) if args.seed or args.validation_json else None
+    for file in args.validation_json:
+        payload = json.loads(Path(file).read_text())
+        sens, tables, fit_values, pairs = validation_fit_set(trained, payload, width, pair_set)
+        for target, y in fit_values.items():
+            label = f"{file} ({payload['quantiser']}, seed {payload['seed']}) {target}"
+            rows[label] = {c: nested_cv_tau(c, sens, tables, y, pairs) for c in ("current", *PAIR_CANDIDATES)}
+            print(label, rows[label], flush=True)
     for seed in args.seed:
         data = random_fit_set(trained, seed, args.out)
         pairs = None
