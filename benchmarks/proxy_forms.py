@@ -19,10 +19,10 @@ those pairs' interactions relate to another width's, :func:`pair_transfer`) adds
 (:mod:`cimjax.quant.pairs`, cached) on each fit set's own calibration windows at that width; a checkpoint
 file's need its checkpoint (``--checkpoint-dir DIR``, one per ``--checkpoint-file``, in order). Writes
 ``DIR/proxy_forms.json``. ``--validation-json FILE`` (a ``cimjax proxy validate --json`` output of the random
-protocol, benchmark size) judges the candidates on *that run's* fit set and target (e.g. under the checkpoint
-quantiser): its model, sensitivities and fit assignments rebuilt from its seed, its measured fit values read
-again on every validation window (the run's JSON keeps only the held-out ones), both targets; its pairs at
-``--pairs`` (cached by the run itself when the same).
+protocol, benchmark size) judges the candidates on *that run's* fit set (e.g. under the checkpoint quantiser): its
+model, sensitivities and fit assignments rebuilt from its seed, the fit assignments measured again on every
+validation window (the run's JSON keeps only the held-out values), both targets; its pairs at ``--pairs``
+(cached by the run itself when the same).
 """
 
 from __future__ import annotations
