@@ -24,6 +24,29 @@ def pytest_configure(config):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
+SHARED_WORKER = ("test_checkpoint_optimize.py", "test_clip.py", "test_gptq.py", "test_smoothing.py")
+"""Files that measure the tiny trained LM's checkpoint with one calibration (and so compile the same LM,
+sensitivity and cost-model programs): with ``--dist loadfile`` (`make test`) they are one unit of work, run
+in one xdist worker one after another, so the later ones read the programs the first compiled instead of
+both workers compiling them at once (test_checkpoint_optimize.py then test_gptq.py in one process: 136 s
+of CPU; 168 s in two workers of a whole run)."""
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with the :data:`SHARED_WORKER` files as one scope (xdist's ``loadgroup`` cannot
+    group them: with pytest 9 its ``xdist_group`` marks no longer reach the scheduler)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedLoadFile(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "tiny-checkpoint" if os.path.basename(scope) in SHARED_WORKER else scope
+
+    return SharedLoadFile(config, log)
+
+
 @pytest.fixture(scope="session")
 def small_workload():
     from cimjax.workload.operators import Workload
