@@ -32,6 +32,7 @@ both workers compiling them at once (test_checkpoint_optimize.py then test_gptq.
 of CPU; 168 s in two workers of a whole run)."""
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (-p no:xdist) must not refuse it
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadfile`` with the :data:`SHARED_WORKER` files as one scope (xdist's ``loadgroup`` cannot
     group them: with pytest 9 its ``xdist_group`` marks no longer reach the scheduler)."""
