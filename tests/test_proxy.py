@@ -286,7 +286,8 @@ def test_cli_validate_rejects_unknown_protocol():
 
 def test_cli_validate_checkpoint_quantiser_reaches_the_measurement(trained, monkeypatch):
     """``--quantiser checkpoint``: the model holds GPTQ's copies, the sensitivities their errors, and every
-    measurement uses the checkpoint quantiser; the JSON names it."""
+    measurement uses the checkpoint quantiser; the JSON names it. With ``--pairs none`` (the same run, to keep the
+    suite short) no pair is measured and ``pairwise`` is not judged."""
     from cimjax.quant.measured import CHECKPOINT_SCHEME, gptq_errors
     from cimjax.report import proxy_validation
 
@@ -294,15 +295,22 @@ def test_cli_validate_checkpoint_quantiser_reaches_the_measurement(trained, monk
     measure, features = proxy_validation.paired, proxy_validation.proxy_features
     monkeypatch.setattr(proxy_validation, "paired", lambda m, w, t, s: seen.append((m, s)) or measure(m, w, t, s))
     monkeypatch.setattr(proxy_validation, "proxy_features", lambda s, *a: judged.append(s) or features(s, *a))
+    monkeypatch.setattr(proxy_validation, "cached_pairs", lambda *a: pytest.fail("pairs measured with --pairs none"))
     args = ["validate", "--size", "tiny", "--configs", "3", "--fit-configs", "3", "--granularity", "tensor"]
-    res = CliRunner().invoke(proxy_app, [*args, "--quantiser", "checkpoint", "--json"])
+    res = CliRunner().invoke(proxy_app, [*args, "--quantiser", "checkpoint", "--pairs", "none", "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["quantiser"] == "checkpoint" and payload["scheme"]["gptq"] is True
+    assert "pairwise" not in {v["name"] for v in payload["variants"]}
     ((model, scheme),) = seen
     assert scheme == CHECKPOINT_SCHEME and model.linear(0, "q").quantised is not None
     (sens,) = judged  # its weight errors are the GPTQ copies', not round to nearest's
     np.testing.assert_array_equal(np.asarray(sens.err), np.asarray(gptq_errors(sens, model).err))
+
+
+def test_cli_validate_rejects_an_unknown_pair_set():
+    res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", "--pairs", "triples"])
+    assert res.exit_code == 2 and "--pairs" in res.output and "none" in res.output and "Traceback" not in res.output
 
 
 @pytest.mark.parametrize(("protocol", "quantiser"), [("frontier", "default"), ("random", "gptq")])

@@ -42,6 +42,13 @@ def _log(msg: str) -> None:
     err.print(msg, highlight=False)
 
 
+PAIRS_HELP = (
+    "Pairs of quantised tensors measured for the 'pairwise' variant: 'block', 'layer', 'all', or 'none' (no pair "
+    "measurement and no 'pairwise'; all pairs cost ~230 CPU-s on the byte LM). Default: all (benchmark, tiny), "
+    "layer (subword)."
+)
+
+
 @proxy_app.command()
 @user_errors
 def validate(
@@ -96,6 +103,7 @@ def validate(
             "from both). Default: train."
         ),
     ] = None,
+    pairs: Annotated[str | None, typer.Option(help=PAIRS_HELP)] = None,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
@@ -109,6 +117,7 @@ def validate(
     _check_quantiser(quantiser, protocol)
     split = _check_sensitivity_text(sensitivity_text, protocol)
     config, measure = SIZES[size]
+    measure = measure | ({} if pairs is None else {"pair_set": _check_pairs(pairs)})
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
         trained = train(config, log=_log)
@@ -169,6 +178,15 @@ def _check_quantiser(quantiser: str | None, protocol: str) -> None:
         raise validation.fail(
             "--quantiser", quantiser, "allowed with --protocol frontier: checkpoint (what it always measures with)"
         )
+
+
+def _check_pairs(pairs: str) -> str | None:
+    """``--pairs`` checked: a pair set of :data:`cimjax.quant.pairs.PAIR_SETS` or ``none`` (returned as None)."""
+    from cimjax.quant.pairs import PAIR_SETS
+
+    if pairs not in (*PAIR_SETS, "none"):
+        raise validation.fail("--pairs", pairs, f"allowed: {', '.join((*PAIR_SETS, 'none'))}")
+    return None if pairs == "none" else pairs
 
 
 def _check_sensitivity_text(sensitivity_text: str | None, protocol: str) -> str:

@@ -161,7 +161,7 @@ def validate_frontier(
     settings=None,
     target: str = "loss",
     sensitivity_split: str = "train",
-    pair_set: str = "layer",
+    pair_set: str | None = "layer",
     log=None,
 ) -> ValidationResult:
     """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
@@ -177,7 +177,8 @@ def validate_frontier(
     continue into :func:`cimjax.quant.corpus.docstrings`). Fitted variants are fitted on the checkpoint's fit set.
     ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
     from full precision. The uniform budget designs are measured on the held-out windows too
-    (:func:`uniform_held_out`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows.
+    (:func:`uniform_held_out`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows (None:
+    none are, and ``pairwise`` is not judged).
     """
     from cimjax.lm.checkpoint import save_checkpoint
     from cimjax.quant.measured import for_checkpoint
@@ -202,7 +203,8 @@ def validate_frontier(
     m = paired(model, held_out, np.concatenate([tables, uniform]), measured.scheme)
     values, errors = m.of(target)
     frontier_measured, se = values[: len(tables)], errors[: len(tables)]
-    pairs = cached_pairs(model, measured.calibration.sensitivity_tokens(), measured.scheme, REFERENCE_BITS, pair_set)
+    windows = measured.calibration.sensitivity_tokens()
+    pairs = None if pair_set is None else cached_pairs(model, windows, measured.scheme, REFERENCE_BITS, pair_set)
     features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]), pairs)
     results = judge_variants(features, len(fit_values), fit_values, frontier_measured, se)
     opt = next(v for v in results if v.name == OPTIMIZER_PROXY)

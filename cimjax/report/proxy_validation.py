@@ -300,7 +300,7 @@ def validate(
     n_samples: int = 16,
     scheme: QuantScheme = DEFAULT_SCHEME,
     target: str = "loss",
-    pair_set: str = "layer",
+    pair_set: str | None = "layer",
     log=None,
 ) -> ValidationResult:
     """Measures every proxy variant against the real loss (or KL) of ``trained`` under random assignments.
@@ -324,7 +324,7 @@ def validate(
         training split's evenly spaced windows when it has GPTQ weights, the sensitivities then with their
         errors).
       target: what is measured and predicted: ``loss`` increase or ``kl`` divergence from full precision.
-      pair_set: the pairs ``pairwise`` measures (:data:`cimjax.quant.pairs.PAIR_SETS`, on the calibration windows).
+      pair_set: the pairs ``pairwise`` measures (:data:`~cimjax.quant.pairs.PAIR_SETS`, calibration windows; None: no).
       log: a callable for progress lines, or None.
     """
     import time
@@ -348,7 +348,7 @@ def validate(
     say(f"sensitivities on {n_calib} calibration windows ...")
     sens = prepared_sensitivities(model, calib, scheme, n_samples, seed)
     sens_seconds = time.perf_counter() - t0
-    pairs = cached_pairs(model, calib, scheme, REFERENCE_BITS, pair_set)  # ``pairwise``'s, on the same windows
+    pairs = None if pair_set is None else cached_pairs(model, calib, scheme, REFERENCE_BITS, pair_set)  # same windows
     fit_tables, test_tables = draw_assignments(n_fit, n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
     all_tables = np.concatenate([fit_tables, test_tables])
