@@ -270,6 +270,26 @@ def test_cli_validate_frontier_protocol(trained):
     reliability = payload["reliability"]  # how far these measurements can judge a ranking (test_reliability.py)
     assert 0 <= reliability["resolved_pairs"] <= 1 and set(reliability["resolved_within_budget"]) == {"int3"}
     assert set(reliability["variants"]) == {v["name"] for v in payload["variants"]}
+    assert payload["by_text"] is None  # every held-out window from the validation split
+
+
+def test_frontier_judges_each_text_alone(trained, monkeypatch):
+    """When the held-out windows run past the split, the frontier is judged on each text alone: counted as the
+    first 3 of the 8 windows, the two texts' means, weighted by their windows, give the overall ones."""
+    import cimjax.report.proxy_frontier as frontier
+
+    real = frontier.held_out_windows
+    monkeypatch.setattr(frontier, "held_out_windows", lambda *a: (real(*a)[0], 3))
+    res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", "--protocol", "frontier", "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["held_out_docstring_windows"] == 5
+    texts = payload["by_text"]
+    assert (texts["validation"]["windows"], texts["docstrings"]["windows"]) == (3, 5)
+    mixed = (3 * np.array(texts["validation"]["measured"]) + 5 * np.array(texts["docstrings"]["measured"])) / 8
+    assert mixed == pytest.approx([f["measured"] for f in payload["frontier"]], rel=1e-9)
+    for t in texts.values():
+        assert set(t["variants"]) == {v["name"] for v in payload["variants"]} and set(t["uniform_ratio"]) == {"int3"}
 
 
 def test_cli_validate_rejects_bad_held_out_windows():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cimjax.quant.paired import resolved, split_half_tau
-from cimjax.report.proxy_frontier import reliability
+from cimjax.report.proxy_frontier import by_text, reliability
 from cimjax.report.proxy_validation import score
 
 
@@ -47,6 +47,29 @@ def test_frontier_reliability_by_hand():
     assert out["variants"]["swapped"]["resolved_pair_tau"] == pytest.approx(3 / 5)  # (0, 1) reversed
     assert out["variants"]["right"]["within_budget_tau"] == {"A": pytest.approx(1.0), "B": None}  # B: a tie
     assert out["variants"]["swapped"]["within_budget_tau"]["A"] == pytest.approx(-1.0)
+
+
+def test_frontier_by_text_by_hand():
+    """Three assignments of one budget and a uniform design, 4 windows of the split, then 4 docstring windows,
+    each window equal to its text's value: the split measures 1, 2, 3 (the prediction exactly: tau 1, ratios
+    1), the docstrings 3, 2, 1 (tau -1, ratios 3, 1, 1/3: one of three in [0.67, 1.5]); the uniform design
+    measures 1 then 4 against its budget 2. With no windows beyond the split, or none from it: None."""
+    val, doc = np.array([1.0, 2, 3, 1]), np.array([3.0, 2, 1, 4])
+    x = np.concatenate([np.repeat(val[:, None], 4, 1), np.repeat(doc[:, None], 4, 1)], axis=1)
+    right = score("right", np.array([1.0, 2, 3]), x[:3].mean(axis=1), False, [1.0], None)
+    out = by_text(x, 4, ["int8"] * 3, [right], {"int8": 2.0})
+    assert {t: out[t]["windows"] for t in out} == {"validation": 4, "docstrings": 4}
+    assert out["validation"]["measured"] == [1.0, 2.0, 3.0] and out["docstrings"]["measured"] == [3.0, 2.0, 1.0]
+    v, d = out["validation"]["variants"]["right"], out["docstrings"]["variants"]["right"]
+    assert v["kendall_tau"] == pytest.approx(1.0) and (v["ratio_min"], v["ratio_max"]) == (1.0, 1.0)
+    assert v["within_ratio_band"] == 1.0
+    assert d["kendall_tau"] == pytest.approx(-1.0) and d["within_ratio_band"] == pytest.approx(1 / 3)
+    assert (d["ratio_min"], d["ratio_max"]) == (pytest.approx(1 / 3), pytest.approx(3.0))
+    assert out["docstrings"]["reliability"]["resolved_pairs"] == 1.0  # every difference constant: resolved
+    assert out["docstrings"]["reliability"]["variants"]["right"]["resolved_pair_tau"] == pytest.approx(-1.0)
+    assert out["validation"]["uniform_ratio"] == {"int8": 0.5} and out["docstrings"]["uniform_ratio"] == {"int8": 2.0}
+    assert by_text(x, 8, ["int8"] * 3, [right], {"int8": 2.0}) is None
+    assert by_text(x, 0, ["int8"] * 3, [right], {"int8": 2.0}) is None
 
 
 def test_validate_table_states_the_frontier_reliability():
