@@ -1,15 +1,19 @@
-"""Both calibration texts' optimizer proxies judged on the same frontier assignments (docs/proxy.md,
-"Sensitivities on text the model was not trained on").
+"""Two optimizer proxies judged on the same frontier assignments: those of the two calibration texts (docs/proxy.md,
+"Sensitivities on text the model was not trained on") or the two driving variants (docs/proxy.md, "Pairwise
+driving the optimiser").
 
 A frontier run (``cimjax proxy validate --protocol frontier``) judges each proxy on the assignments the
 optimiser returned *with that proxy*, so two runs differ both in the proxy and in the assignments. This
-separates the two: for ``--sensitivity-text train`` and ``check`` it measures the checkpoint as the frontier
-protocol does (from the cache when measured), fits the optimizer proxy, regenerates that run's 24 frontier
-assignments (the same optimiser settings and seeds, bit-identical), measures all 48 on the same held-out
-windows (every validation window after the check windows), and prints each proxy's Kendall tau and
-measured / predicted range on its own assignments, on the other's, and on all 48.
+separates the two. ``--compare text``: for ``--sensitivity-text train`` and ``check`` it measures the checkpoint
+as the frontier protocol does (from the cache when measured) and fits the optimizer proxy. ``--compare proxy``:
+on the ``train`` measurement it fits ``interaction`` and ``pairwise`` (with the checkpoint's measured ``--pairs``,
+default ``layer``, as ``--optimizer-proxy pairwise --pairs P`` does). Either way it regenerates each run's 24
+frontier assignments (the same optimiser settings and seeds, bit-identical), measures all 48 on the same held-out
+windows (every validation window after the check windows), and prints each proxy's Kendall tau and measured /
+predicted range on its own assignments, on the other's, and on all 48.
 
     python benchmarks/sensitivity_text.py --size benchmark|subword --target kl|loss [--seed S] [--out FILE]
+        [--compare text|proxy] [--pairs block|layer|all]
 
 ``--seed`` is ``proxy validate``'s: it draws the sensitivity windows (of either split), the fit set and the
 neighbours (the optimiser's seeds stay 0 and 1).
@@ -26,14 +30,14 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from cimjax.lm.checkpoint import save_checkpoint
-from cimjax.quant.calibration import SENSITIVITY_SPLITS, Calibration
+from cimjax.quant.calibration import SENSITIVITY_SPLITS
 from cimjax.quant.fitting import saturate
-from cimjax.quant.measured import TARGETS, for_checkpoint
+from cimjax.quant.measured import TARGETS
 from cimjax.quant.paired import paired
-from cimjax.quant.proxy import batch_features, optimizer_proxy
+from cimjax.quant.pairs import CHECKPOINT_PAIR_SET, PAIR_SETS, of_checkpoint
+from cimjax.quant.proxy import OPTIMIZER_VARIANTS, batch_features, optimizer_proxy
 from cimjax.quant.train import train
-from cimjax.report.proxy_frontier import FRONTIER_SIZES, frontier_tables, held_out_windows
+from cimjax.report.proxy_frontier import FRONTIER_SIZES, frontier_tables, held_out_windows, measured_checkpoint
 from cimjax.report.proxy_validation import SIZES
 
 
@@ -43,30 +47,40 @@ def main() -> None:
     parser.add_argument("--target", choices=TARGETS, default="kl")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--compare", choices=("text", "proxy"), default="text")
+    parser.add_argument("--pairs", choices=PAIR_SETS, default=CHECKPOINT_PAIR_SET)
     args = parser.parse_args()
     start, cpu = time.perf_counter(), time.process_time()
     config, sizes = SIZES[args.size]
     trained = train(config)
-    directory = trained.directory / "hf"
-    if not (directory / "config.json").is_file():
-        save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
-    proxies, tables, measured = {}, {}, {}
-    for split in SENSITIVITY_SPLITS:
-        calibration = Calibration(sizes["n_calib"], config.seq_len, sizes["n_samples"], args.seed,
-                                  FRONTIER_SIZES[args.size]["check_windows"], sensitivity_split=split)  # fmt: skip
-        m = measured[split] = for_checkpoint(directory, calibration, log=print)
-        proxies[split] = optimizer_proxy(m.sens, m.joint_tables, m.joint(args.target), args.target)
-        tables[split], _ = frontier_tables(m, proxies[split], args.target, (8, 6, 4), (0, 1), 3, args.seed, None, print)
+
+    def checkpoint(split: str):
+        check_windows = FRONTIER_SIZES[args.size]["check_windows"]
+        return measured_checkpoint(
+            trained, sizes["n_calib"], sizes["n_samples"], args.seed, check_windows, split, print
+        )
+
+    measured = {split: checkpoint(split) for split in (SENSITIVITY_SPLITS if args.compare == "text" else ("train",))}
     m = measured["train"]  # the model and quantiser are the same for both (GPTQ's windows do not change)
+    model = m.model(trained.model)
+    if args.compare == "text":
+        proxies = {s: optimizer_proxy(x.sens, x.joint_tables, x.joint(args.target), args.target) for s, x in
+                   measured.items()}  # fmt: skip
+    else:
+        pairs = of_checkpoint(model, m, args.pairs).coefficients()
+        proxies = {v: optimizer_proxy(m.sens, m.joint_tables, m.joint(args.target), args.target, v, pairs)
+                   for v in OPTIMIZER_VARIANTS}  # fmt: skip
+    tables = {name: frontier_tables(measured.get(name, m), proxy, args.target, (8, 6, 4), (0, 1), 3, args.seed, None,
+                                    print)[0] for name, proxy in proxies.items()}  # fmt: skip
     held_out, _ = held_out_windows(m.calibration, config.val_fraction, None)
-    every = np.concatenate([tables[s] for s in SENSITIVITY_SPLITS])
-    values, _ = paired(m.model(trained.model), held_out, every, m.scheme).of(args.target)
-    n = len(tables["train"])
+    every = np.concatenate(list(tables.values()))
+    values, _ = paired(model, held_out, every, m.scheme).of(args.target)
+    (first, second), n = list(proxies), len(every) // 2
     rows = {}
     for name, proxy in proxies.items():
         feats = batch_features(proxy, jnp.asarray(every, jnp.float32))
         predicted = np.asarray(saturate(feats @ proxy.coef, proxy.saturation), np.float64)
-        for on, part in (("train", slice(0, n)), ("check", slice(n, None)), ("both", slice(None))):
+        for on, part in ((first, slice(0, n)), (second, slice(n, None)), ("both", slice(None))):
             ratio = values[part] / predicted[part]
             rows[f"{name} proxy on {on} assignments"] = {
                 "kendall_tau": float(stats.kendalltau(predicted[part], values[part]).statistic),
@@ -82,8 +96,8 @@ def main() -> None:
     print(f"{len(held_out)} held-out windows; wall {time.perf_counter() - start:.0f} s, "
           f"CPU {time.process_time() - cpu:.0f} s")  # fmt: skip
     if args.out is not None:
-        payload = {"size": args.size, "target": args.target, "seed": args.seed, "rows": rows}
-        payload["measured"] = values.tolist()
+        payload = {"size": args.size, "target": args.target, "seed": args.seed, "compare": args.compare, "rows": rows}
+        payload |= {"pairs": args.pairs if args.compare == "proxy" else None, "measured": values.tolist()}
         args.out.write_text(json.dumps(payload, indent=2) + "\n")
 
 

@@ -444,7 +444,7 @@ OPTIMIZE_KEYS = (
 
 MEASURED_KEYS = (
     "measured_budget", "measured_loss", "verified", "rounds", "verify_history", "verify_wall_s", "calibration",
-    "checkpoint_hash", "target", "measured_kl", "refine", "scheme", "iso_area", "evolve",
+    "checkpoint_hash", "target", "measured_kl", "refine", "scheme", "iso_area", "evolve", "pairs",
 )  # fmt: skip
 """``optimize --checkpoint/--sensitivities`` writes :data:`OPTIMIZE_KEYS` but ``gain_cap``, then these (its
 ``baseline``, when a uniform width is within the budget, adds ``width``, ``measured_loss``, ``measured_kl``)."""

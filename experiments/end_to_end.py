@@ -11,6 +11,7 @@ windows that neither the budget nor the verification used (``held-out``).
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
         [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
         [--smooth A|none] [--evolve N] [--gptq|--no-gptq] [--sensitivity-text train|check]
+        [--proxy interaction|pairwise] [--pairs block|layer|all]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments
@@ -26,7 +27,10 @@ bits on training-split selection windows (:mod:`cimjax.joint.evolve`; 0: off, th
 (the default, that of measured checkpoints) / ``--no-gptq``: weights quantised by GPTQ on training-split
 calibration windows, or rounded to nearest (docs/quantisation.md), for every assignment, the budgets
 included. ``--sensitivity-text``: where the sensitivities are measured, training-split windows (the
-default) or as many of the check windows (docs/joint.md, "Calibration text"). Each row
+default) or as many of the check windows (docs/joint.md, "Calibration text"). ``--proxy``: the proxy that
+steers the search, ``interaction`` (the default of ``optimize --checkpoint``) or ``pairwise`` with the measured
+pairs of ``--pairs`` (default ``layer``; :func:`cimjax.quant.pairs.of_checkpoint`, as ``optimize --checkpoint
+--proxy pairwise`` measures them, cached; their CPU seconds in each row's ``pairs``). Each row
 also gives both designs' area and tokens/J, and the optimiser's own design (same bits, its hardware before
 optimize's area rule picks the recommended chip: docs/results.md) with its gain and area,
 and what the iso-area search (the verified search again within the uniform design's area, when the rule
@@ -49,6 +53,8 @@ from cimjax.lm.checkpoint import save_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant.calibration import SENSITIVITY_SPLITS
 from cimjax.quant.measured import CHECKPOINT_SCHEME, TARGETS, Calibration, for_checkpoint, loss_and_kl
+from cimjax.quant.pairs import CHECKPOINT_PAIR_SET, PAIR_SETS, of_checkpoint
+from cimjax.quant.proxy import OPTIMIZER_PROXY, OPTIMIZER_VARIANTS
 from cimjax.quant.quantizers import CLIPS, QuantScheme, TensorScheme
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
 from cimjax.workload.precision import table_from_bits
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sensitivity-text", choices=SENSITIVITY_SPLITS, default=Calibration.sensitivity_split, help=text_help
     )
+    parser.add_argument("--proxy", choices=OPTIMIZER_VARIANTS, default=OPTIMIZER_PROXY, help="the search's proxy")
+    parser.add_argument("--pairs", choices=PAIR_SETS, default=CHECKPOINT_PAIR_SET, help="pairs of --proxy pairwise")
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)
@@ -96,13 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     held_out = corpus.windows(val_tokens, calibration.seq_len, n_check + n_held)[n_check:]
 
     model = measured.model(trained.model)  # as every budget was measured (smoothed, GPTQ's weights, or not)
+    pairs = of_checkpoint(model, measured, args.pairs) if args.proxy == "pairwise" else None
     rows = []
     for budget in args.budgets.split(","):
         log(f"{budget}: verified joint optimisation ...")
         start, cpu = time.perf_counter(), time.process_time()
         report = optimize_measured(measured, budget, model=trained.model, verify=True, max_rounds=args.rounds,
                                    seed=args.seed, target=args.target, refine=args.refine, area_max=args.area_max,
-                                   evolve=args.evolve, log=log)  # fmt: skip
+                                   evolve=args.evolve, proxy=args.proxy, pairs=pairs, log=log)  # fmt: skip
         wall = time.perf_counter() - start
         base = report["baseline"]
         tables = [table_from_bits(report["bits"])] + [np.full_like(table_from_bits(report["bits"]), base["width"])]
@@ -140,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 "evolve": report["evolve"],
                 "cpu_s": time.process_time() - cpu,
                 "proxy_name": report["proxy_name"],
+                "pairs": report["pairs"],
                 "mean_bits": report["mean_bits"],
                 "bits": report["bits"],
                 "wall_s": wall,
@@ -150,12 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     calibration_text = measured.calibration.describe(trained.model.spec.vocab, measured.scheme.gptq)
     payload = {"model": trained.model.spec.id, "calibration": calibration_text, "target": args.target,
                "clip": args.clip, "smooth": args.smooth, "area_max": args.area_max, "rows": rows}  # fmt: skip
-    payload["gptq"] = args.gptq
+    payload |= {"gptq": args.gptq, "proxy": args.proxy}
     (args.out / "end_to_end.json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
         f"model {trained.model.spec.id}: {trained.n_params} parameters, val loss {trained.val_loss:.4f} nats/token; "
         f"{payload['calibration']}; budgets in measured {args.target}; held-out: {len(held_out)} further "
-        f"validation windows; weight scales: {args.clip}; smoothing: {args.smooth}; GPTQ: {args.gptq}",
+        f"validation windows; weight scales: {args.clip}; smoothing: {args.smooth}; GPTQ: {args.gptq}; proxy: "
+        f"{args.proxy}" + (f" ({args.pairs} pairs)" if pairs is not None else ""),
         "",
         "| budget (measured) | ours tokens/s | uniform tokens/s (width) | gain | measured dL ours / uniform | "
         "measured KL ours / uniform | verified | held-out dL ours / uniform | held-out KL ours / uniform | rounds | "

@@ -250,10 +250,54 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--model", "qwen3-0.6b", "--evolve", "-1"], "--evolve = -1 is not allowed"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--gptq"], "--gptq quantises real weights"),
         (["--budget", "int8", "--model", "qwen3-0.6b", "--no-gptq"], "--no-gptq rounds real weights"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--proxy", "pairwise"],
+         "--proxy = 'pairwise' is not allowed; allowed with --checkpoint or --sensitivities"),
+        (["--budget", "int8", "--model", "qwen3-0.6b", "--proxy", "interaction"],
+         "--proxy = 'interaction' is not allowed; allowed with --checkpoint or --sensitivities"),
+        (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--proxy", "higgs"],
+         "--proxy = 'higgs' is not allowed; allowed: interaction, pairwise"),
+        (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--pairs", "layer"],
+         "--pairs = 'layer' is not allowed; allowed only with --proxy pairwise"),
+        (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--proxy", "interaction", "--pairs", "all"],
+         "--pairs = 'all' is not allowed; allowed only with --proxy pairwise"),
+        (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--proxy", "pairwise", "--pairs", "pairs"],
+         "--pairs = 'pairs' is not allowed; allowed: block, layer, all"),
     ],
-)
+)  # fmt: skip
 def test_checkpoint_option_errors(args, expected):
     _one_line_error(runner.invoke(app, ["optimize", *args]), expected)
+
+
+def test_pairwise_proxy_needs_the_checkpoint_s_weights(sens_file):
+    """A sensitivities file holds no pairs and no weights to measure them on: ``--proxy pairwise`` is refused."""
+    args = ["optimize", "--sensitivities", str(sens_file), "--budget", "int8", "--proxy", "pairwise"]
+    _one_line_error(runner.invoke(app, args), f"--sensitivities {sens_file} holds no measured pairs; allowed with")
+
+
+def test_pairwise_proxy_steers_the_search_with_the_measured_pairs(exported, sens_file):
+    """``--proxy pairwise --pairs block``: the design's reported proxy value is that of ``pairwise`` fitted on the
+    file's fit set with the pairs measured here independently (one uncached :func:`measure` on the checkpoint's
+    weights, the file's sensitivity windows and quantiser); the JSON names the proxy and the pairs. Without
+    ``--proxy`` the run is the default one (``pairs`` null)."""
+    from cimjax.quant.pairs import measure
+    from cimjax.quant.proxy import optimizer_proxy
+
+    measured = load(sens_file)
+    base = ["optimize", "--checkpoint", str(exported), "--sensitivities", str(sens_file), "--target", "kl"]
+    args = [*base, "--budget", str(measured.uniform_kl[4]), *FAST, "--json"]
+    res = runner.invoke(app, [*args, "--proxy", "pairwise", "--pairs", "block"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert (
+        report["proxy_name"] == "pairwise" and report["pairs"]["pair_set"] == "block" and report["pairs"]["width"] == 3
+    )
+    pairs = measure(load_checkpoint(exported), measured.calibration.sensitivity_tokens(), RTN, 3, "block")
+    proxy = optimizer_proxy(measured.sens, measured.joint_tables, measured.joint_kl, "kl", "pairwise",
+                            pairs.coefficients())  # fmt: skip
+    assert report["proxy"] == pytest.approx(float(proxy_values(proxy, table_from_bits(report["bits"])[None])[0]),
+                                            rel=1e-4)  # fmt: skip
+    default = json.loads(runner.invoke(app, args).stdout)
+    assert default["pairs"] is None and default["proxy_name"] != "pairwise"
 
 
 def test_verify_rounds_tighten_then_bisect_to_a_measured_pass():

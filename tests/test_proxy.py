@@ -292,6 +292,47 @@ def test_frontier_judges_each_text_alone(trained, monkeypatch):
         assert set(t["variants"]) == {v["name"] for v in payload["variants"]} and set(t["uniform_ratio"]) == {"int3"}
 
 
+def test_cli_validate_frontier_driven_by_pairwise(trained, monkeypatch):
+    """``--optimizer-proxy pairwise``: the optimiser is given the fitted ``pairwise`` proxy with the measured pairs,
+    its own assignment meets the budget under that proxy, and the JSON's predictions are that proxy's."""
+    from cimjax.joint.problem import proxy_values
+    from cimjax.report import proxy_frontier
+
+    driven, generate = [], proxy_frontier.frontier_tables
+
+    def recorded(measured, proxy, *args):
+        tables, labels = generate(measured, proxy, *args)
+        driven.append((proxy, tables))
+        return tables, labels
+
+    monkeypatch.setattr(proxy_frontier, "frontier_tables", recorded)
+    args = ["validate", "--size", "tiny", "--protocol", "frontier", "--target", "kl", "--pairs", "block"]
+    res = CliRunner().invoke(proxy_app, [*args, "--optimizer-proxy", "pairwise", "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    ((proxy, tables),) = driven
+    assert payload["optimizer_proxy"] == proxy.name == "pairwise" and proxy.pairs is not None
+    predicted = proxy_values(proxy, tables)
+    assert predicted[0] <= payload["measured_budgets"]["int3"] * (1 + 1e-3)  # the optimiser met its budget
+    assert [f["predicted"] for f in payload["frontier"]] == pytest.approx(predicted.tolist(), rel=1e-4)
+    int8 = float(proxy_values(proxy, np.full((1, *tables.shape[1:]), 8.0))[0])
+    assert payload["budgets"]["int8"] == pytest.approx(int8, rel=1e-5)  # the driving proxy's uniform budgets
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--optimizer-proxy", "higgs"], "--optimizer-proxy = 'higgs' is not allowed; allowed: interaction, pairwise"),
+        (["--optimizer-proxy", "pairwise"], "allowed with --protocol frontier only"),
+        (["--protocol", "frontier", "--optimizer-proxy", "pairwise", "--pairs", "none"],
+         "--optimizer-proxy = 'pairwise' is not allowed; allowed with measured pairs (not --pairs none)"),
+    ],
+)  # fmt: skip
+def test_cli_validate_optimizer_proxy_refusals(flags, expected):
+    res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", *flags])
+    assert res.exit_code == 2 and expected in " ".join(res.output.split()), res.output
+
+
 def test_cli_validate_rejects_bad_held_out_windows():
     res = CliRunner().invoke(
         proxy_app, ["validate", "--size", "tiny", "--protocol", "frontier", "--held-out-windows", "0"]

@@ -246,6 +246,30 @@ def test_pairwise_features_by_hand():
         batch_features(make_proxy("pairwise", sens), jnp.asarray(tables))
 
 
+def test_optimizer_proxy_variants():
+    """``optimizer_proxy`` fits the chosen variant (``pairwise`` with the given pairs: its features times its fitted
+    coefficients, checked against :func:`test_pairwise_features_by_hand`'s features) and keeps the default's."""
+    from cimjax.quant.proxy import batch_features, fit_proxy, optimizer_proxy
+
+    n_layers = 2
+    sens, w = synthetic_sensitivities(n_layers, seed=4), synthetic_pairs(n_layers, seed=5)
+    tables = np.random.default_rng(3).integers(2, 9, size=(40, n_layers, N_POINTS)).astype(np.float32)
+    feats = np.asarray(batch_features(make_proxy("pairwise", sens, w), jnp.asarray(tables)), np.float64)
+    measured = feats @ np.array([1.0, 0.5, 2.0, 0.0, 0.3])  # a pairwise-shaped target, linear
+    proxy = optimizer_proxy(sens, tables, measured, "kl", "pairwise", w)
+    assert proxy.name == "pairwise" and np.allclose(np.asarray(proxy.pairs), w)
+    np.testing.assert_allclose(np.asarray(proxy.coef), [1.0, 0.5, 2.0, 0.0, 0.3], rtol=1e-3, atol=1e-3)
+    default, interaction = optimizer_proxy(sens, tables, measured, "kl"), fit_proxy(make_proxy("interaction", sens),
+                                                                                   tables, measured)  # fmt: skip
+    assert default.name == "interaction" and np.array_equal(np.asarray(default.coef), np.asarray(interaction.coef))
+    with pytest.raises(
+        ValueError, match="variant = 'higgs' cannot drive the optimiser; allowed: interaction, pairwise"
+    ):
+        optimizer_proxy(sens, tables, measured, "kl", "higgs")
+    with pytest.raises(ValueError, match="needs measured pairs"):
+        optimizer_proxy(sens, tables, measured, "kl", "pairwise")
+
+
 def test_least_squares_with_a_lower_bound_by_hand():
     """``coef >= lower``: the bound binds where the data want less (hand-solved: c0 = 1, c1 = 1.75)."""
     from cimjax.quant.fitting import fit_coefficients

@@ -62,6 +62,33 @@ EvolveOpt = Annotated[
         "(0: off; docs/joint.md)"
     ),
 ]
+TargetOpt = Annotated[
+    str,
+    typer.Option(
+        help="with --checkpoint/--sensitivities, what budgets measure: 'loss' increase or 'kl' "
+        "divergence from full precision (nats/token)"
+    ),
+]
+NearTieOpt = Annotated[
+    float,
+    typer.Option(
+        help="near-tie rule: of the designs within this fraction of the best objective, take the smallest "
+        "chip (without --area-max, a chip larger than the baseline's must also gain at least its area ratio)"
+    ),
+]
+ProxyOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="with --checkpoint/--sensitivities, the proxy that steers the search: 'interaction' (default) or "
+        "'pairwise' (adds the checkpoint's measured pair interactions; needs its weights: docs/proxy.md)"
+    ),
+]
+PairsOpt = Annotated[
+    str | None, typer.Option(help="with --proxy pairwise, the pairs measured: block, layer (default) or all")
+]
+PROXY_VARIANTS = ("interaction", "pairwise")
+"""``--proxy``'s values: :data:`cimjax.quant.proxy.OPTIMIZER_VARIANTS` (written out: the CLI imports no JAX
+before it runs)."""
 
 
 @user_errors
@@ -84,13 +111,7 @@ def optimize_command(
     starts: Annotated[int, typer.Option(help="parallel starts of the gradient method")] = 16,
     rounds: Annotated[int, typer.Option(help="augmented-Lagrangian rounds of the gradient method")] = 8,
     tech: TechOpt = None,
-    tolerance: Annotated[
-        float,
-        typer.Option(
-            help="near-tie rule: of the designs within this fraction of the best objective, take the smallest "
-            "chip (without --area-max, a chip larger than the baseline's must also gain at least its area ratio)"
-        ),
-    ] = TOLERANCE,
+    tolerance: NearTieOpt = TOLERANCE,
     out_dir: Annotated[
         str | None, typer.Option("--out", help="write optimize.json, bits.csv (+ .meta.json) and bits.png here")
     ] = None,
@@ -121,13 +142,9 @@ def optimize_command(
     check_windows: Annotated[
         int, typer.Option(help="validation-split windows that budgets and --verify are measured on")
     ] = 64,
-    target: Annotated[
-        str,
-        typer.Option(
-            help="with --checkpoint/--sensitivities, what budgets measure: 'loss' increase or 'kl' "
-            "divergence from full precision (nats/token)"
-        ),
-    ] = "loss",
+    target: TargetOpt = "loss",
+    proxy: ProxyOpt = None,
+    pairs: PairsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Jointly optimise per-layer weight/activation/KV bits and the accelerator under an accuracy budget."""
@@ -135,14 +152,17 @@ def optimize_command(
     from cimjax.joint.settings import JointSettings
 
     _check_options(target, starts, rounds, (refine, evolve, verify), checkpoint_dir, out_dir)
+    variant, pair_set = _check_proxy(proxy, pairs, model, checkpoint, sensitivities)
     settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
     with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
-        measured = weights = None
+        measured = weights = measured_pairs = None
         if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, (verify, gptq)):
             windows = (calib_windows, calib_seq_len, seed, check_windows)
             calibration = _calibration(windows, gptq_windows, gptq, sensitivities, sensitivity_text)
-            measured, weights = _measured(checkpoint, sensitivities, verify, calibration, (gptq, sensitivity_text))
+            measured, weights = _measured(checkpoint, sensitivities, (verify, pair_set), calibration,
+                                          (gptq, sensitivity_text))  # fmt: skip
+            measured_pairs = _pairs(measured, weights, pair_set)
         else:
             _refuse_weight_options(gptq_windows, sensitivity_text, target)
         with _phase_progress(f"optimize ({method})", checkpoint_dir) as progress:
@@ -159,7 +179,7 @@ def optimize_command(
                     measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
                     area_max=area_max, method=method, seed=seed, tech=load_technology(tech), settings=settings,
                     progress=progress, tolerance=tolerance, target=target, refine=refine, evolve=evolve,
-                    log=lambda msg: err.print(msg, highlight=False),
+                    proxy=variant, pairs=measured_pairs, log=lambda msg: err.print(msg, highlight=False),
                 )  # fmt: skip
         _print_report(report, as_json, directory, method, alpha)
 
@@ -185,6 +205,44 @@ def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out
             raise InputError(
                 f"--out = {out_dir!r} is not allowed: it is also the --checkpoint-dir; allowed: another directory"
             )
+
+
+def _check_proxy(proxy, pairs, model, checkpoint, sensitivities) -> tuple[str, str | None]:
+    """``--proxy`` and ``--pairs`` checked before anything runs: the variant that steers the search and the pair
+    set to measure (None: none). The weight-less ``--model`` proxy is not chosen; pairs are measured on the
+    checkpoint's weights, which a ``--sensitivities`` file alone does not hold (nor does it hold pairs)."""
+    if proxy is not None and proxy not in PROXY_VARIANTS:
+        raise validation.fail("--proxy", proxy, f"allowed: {', '.join(PROXY_VARIANTS)}")
+    if proxy is not None and model is not None:
+        raise validation.fail(
+            "--proxy", proxy, "allowed with --checkpoint or --sensitivities (--model's proxy is fixed)"
+        )
+    if pairs is not None and proxy != "pairwise":
+        raise validation.fail("--pairs", pairs, "allowed only with --proxy pairwise")
+    if proxy != "pairwise":
+        return PROXY_VARIANTS[0], None
+    if checkpoint is None and sensitivities is not None:
+        raise validation.fail(
+            "--proxy",
+            proxy,
+            f"--sensitivities {sensitivities} holds no measured pairs; allowed with --checkpoint DIR "
+            "too (the pairs are measured on its weights)",
+        )
+    from cimjax.quant.pairs import CHECKPOINT_PAIR_SET, PAIR_SETS
+
+    if pairs is not None and pairs not in PAIR_SETS:
+        raise validation.fail("--pairs", pairs, f"allowed: {', '.join(PAIR_SETS)}")
+    return "pairwise", pairs or CHECKPOINT_PAIR_SET
+
+
+def _pairs(measured, weights, pair_set: str | None):
+    """The measured pairs of ``--proxy pairwise`` (:func:`cimjax.quant.pairs.of_checkpoint`, cached), or None."""
+    if pair_set is None:
+        return None
+    from cimjax.quant.pairs import of_checkpoint
+
+    err.print(f"pairwise proxy: measuring (or reading) the '{pair_set}' pairs ...", highlight=False)
+    return of_checkpoint(measured.model(weights), measured, pair_set)
 
 
 def _refuse_weight_options(gptq_windows, sensitivity_text, target) -> None:
@@ -290,10 +348,10 @@ def _comparison_table(report):
     return table
 
 
-def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool, calibration, explicit=(None, None)):
+def _measured(checkpoint: Path | None, sensitivities: Path | None, uses: tuple, calibration, explicit=(None, None)):
     """The checkpoint's measured data (from the file, the cache, or measured now with GPTQ weights or, when
-    --no-gptq, rounded to nearest) and its weights when needed (``explicit``: --gptq/--no-gptq and
-    --sensitivity-text as given, None when not).
+    --no-gptq, rounded to nearest) and its weights when needed (``uses``: --verify and the pair set to measure,
+    each needing them; ``explicit``: --gptq/--no-gptq and --sensitivity-text as given, None when not).
 
     A file and a checkpoint given together must be the same checkpoint (content hash); a file's quantiser and
     sensitivity windows are those it was measured with, so an explicit --gptq, --no-gptq or --sensitivity-text
@@ -327,7 +385,8 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, verify: bool,
     else:
         scheme = checkpoint_scheme(gptq)
         measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr), scheme=scheme)
-    weights = load_checkpoint(checkpoint) if verify and checkpoint is not None else None
+    verify, pair_set = uses
+    weights = load_checkpoint(checkpoint) if (verify or pair_set) and checkpoint is not None else None
     return measured, weights
 
 

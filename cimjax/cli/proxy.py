@@ -47,6 +47,13 @@ PAIRS_HELP = (
     "measurement and no 'pairwise'; all pairs cost ~230 CPU-s on the byte LM). Default: all (benchmark, tiny), "
     "layer (subword)."
 )
+OptimizerProxyOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Frontier protocol: the variant that drives the optimiser, 'interaction' (that of `cimjax optimize "
+        "--checkpoint` by default) or 'pairwise' (needs pairs: not with --pairs none). Default: interaction."
+    ),
+]
 
 
 @proxy_app.command()
@@ -104,6 +111,7 @@ def validate(
         ),
     ] = None,
     pairs: Annotated[str | None, typer.Option(help=PAIRS_HELP)] = None,
+    optimizer_proxy: OptimizerProxyOpt = None,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
@@ -118,11 +126,13 @@ def validate(
     split = _check_sensitivity_text(sensitivity_text, protocol)
     config, measure = SIZES[size]
     measure = measure | ({} if pairs is None else {"pair_set": _check_pairs(pairs)})
+    driver = _check_optimizer_proxy(optimizer_proxy, protocol, measure["pair_set"])
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
         trained = train(config, log=_log)
         if protocol == "frontier":
             sizes = measure | FRONTIER_SIZES[size] | ({} if held_out_windows is None else {"n_eval": held_out_windows})
+            sizes |= {} if driver is None else {"optimizer_variant": driver}
             result = validate_frontier(trained, seed=seed, target=target, sensitivity_split=split, log=_log, **sizes)
         else:
             result = run_validation(
@@ -187,6 +197,22 @@ def _check_pairs(pairs: str) -> str | None:
     if pairs not in (*PAIR_SETS, "none"):
         raise validation.fail("--pairs", pairs, f"allowed: {', '.join((*PAIR_SETS, 'none'))}")
     return None if pairs == "none" else pairs
+
+
+def _check_optimizer_proxy(optimizer_proxy: str | None, protocol: str, pair_set: str | None) -> str | None:
+    """``--optimizer-proxy`` checked: a variant that can drive the optimiser, with the frontier protocol only (the
+    random one runs no optimiser), and ``pairwise`` only with pairs measured (not ``--pairs none``)."""
+    from cimjax.quant.proxy import OPTIMIZER_VARIANTS
+
+    if optimizer_proxy is None:
+        return None
+    if optimizer_proxy not in OPTIMIZER_VARIANTS:
+        raise validation.fail("--optimizer-proxy", optimizer_proxy, f"allowed: {', '.join(OPTIMIZER_VARIANTS)}")
+    if protocol != "frontier":
+        raise validation.fail("--optimizer-proxy", optimizer_proxy, "allowed with --protocol frontier only")
+    if optimizer_proxy == "pairwise" and pair_set is None:
+        raise validation.fail("--optimizer-proxy", optimizer_proxy, "allowed with measured pairs (not --pairs none)")
+    return optimizer_proxy
 
 
 def _check_sensitivity_text(sensitivity_text: str | None, protocol: str) -> str:

@@ -3,10 +3,10 @@
 With weights, a budget means what uniform precision *measures*: ``int8`` is the loss increase (``target``
 ``loss``) or the mean per-token KL divergence from full precision (``target`` ``kl``) of uniform W=A=KV
 INT8 on the check windows (:class:`cimjax.quant.measured.Measured`), and a number is a measured value of
-the target in nats/token. The proxy (:func:`cimjax.quant.proxy.optimizer_proxy`, fitted on the target)
-only steers the search. With ``verify`` the final assignment is fake-quantised and its target measured on
-the same windows; if
-it exceeds the budget the round is corrected and the problem solved again (at most ``max_rounds`` rounds):
+the target in nats/token. The proxy (:func:`cimjax.quant.proxy.optimizer_proxy`, fitted on the target:
+``interaction`` or, with measured pairs, ``pairwise``) only steers the search. With ``verify`` the final
+assignment is fake-quantised and its target measured on the same windows; if it exceeds the budget the
+round is corrected and the problem solved again (at most ``max_rounds`` rounds):
 
 1. the proxy is refitted with every measurement made so far (fitted variants only), and
 2. the proxy budget is tightened by the measured excess, or by what the refitted proxy ``proxy'`` still
@@ -59,7 +59,8 @@ from cimjax.joint.runner import run_method
 from cimjax.joint.settings import JointSettings
 from cimjax.lm.model import DecoderLM
 from cimjax.quant.measured import UNIFORM_WIDTHS, Measured, check_target, loss_and_kl
-from cimjax.quant.proxy import optimizer_proxy
+from cimjax.quant.pairs import Pairs
+from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy
 from cimjax.results import BASELINE_KEYS, Result, make_meta
 from cimjax.search.pareto import alpha_objective
 from cimjax.workload.precision import table_from_bits
@@ -272,6 +273,8 @@ def optimize_measured(
     target: str = "loss",
     refine: int | None = None,
     evolve: int = 0,
+    proxy: str = OPTIMIZER_PROXY,
+    pairs: Pairs | None = None,
     log=None,
 ) -> dict:
     """Optimises a checkpoint's bits and hardware against its measured budget; the JSON of ``optimize``.
@@ -280,7 +283,8 @@ def optimize_measured(
     ``measured_loss`` (null without ``verify``), ``verified``, ``rounds`` and ``verify_history`` (one entry
     per round: proxy budget, proxy, measured loss and KL, tokens/s), ``verify_wall_s``, ``calibration``,
     ``checkpoint_hash``, ``target``, ``measured_kl``, ``refine``, ``scheme`` (the quantiser of every
-    measurement), ``iso_area`` (:func:`cimjax.joint.iso_area.summary`) and ``evolve``, each null unless it ran;
+    measurement), ``iso_area`` (:func:`cimjax.joint.iso_area.summary`), ``evolve`` and ``pairs`` (the measured pairs
+    of ``pairwise``: set, width, CPU seconds, 0 when cached), each null unless it ran or was used;
     ``baseline`` gains its ``measured_loss``, ``measured_kl`` and ``width``. ``rounds``, ``verify_history``
     and ``refine`` are the first (unlimited) search's; ``optimiser_design`` is its optimiser's own design.
 
@@ -293,6 +297,8 @@ def optimize_measured(
         ``kl`` target, 0 for ``loss`` (see :data:`MEASURED_SEARCH`).
       evolve: with ``verify``, most assignments measured by the evolutionary search from the recommended design
         (:func:`cimjax.joint.evolve.with_evolution`; 0: off); its summary is ``evolve`` (null: it did not run).
+      proxy, pairs: the variant that steers the search (:data:`cimjax.quant.proxy.OPTIMIZER_VARIANTS`) and the
+        measured pairs ``pairwise`` needs (:func:`cimjax.quant.pairs.of_checkpoint`).
 
     Raises:
       ValueError: a malformed argument, or ``verify`` without a model.
@@ -307,12 +313,7 @@ def optimize_measured(
         report, n = run_method(problem, method, seed=seed, progress=progress, settings=settings)
         return problem, report, n
 
-    def fit(tables: list, values: list):
-        shape = (-1, *measured.joint_tables.shape[1:])
-        all_tables = np.concatenate([measured.joint_tables, np.reshape(np.asarray(tables, float), shape)])
-        all_values = np.concatenate([measured.joint(target), np.asarray(values, float)])
-        return optimizer_proxy(measured.sens, all_tables, all_values, target)
-
+    fit = _fitter(measured, target, proxy, pairs)
     measure_many, prepared = _measurer(measured, model, target) if verify else (None, None)
     start, say = time.perf_counter(), log or (lambda msg: None)
     refine = (REFINE_MEASUREMENTS if target in MEASURED_SEARCH else 0) if refine is None else refine
@@ -352,8 +353,27 @@ def optimize_measured(
             "wall_s": verify_wall,
         }
         | _measured_keys(measured, limit, target, first, values, verify_wall, calibration)
-        | {"iso_area": iso, "evolve": evolved}
+        | {"iso_area": iso, "evolve": evolved, "pairs": _pairs_json(pairs)}
     )
+
+
+def _fitter(measured: Measured, target: str, variant: str, pairs: Pairs | None):
+    """``fit(tables, values)``: the ``variant`` proxy fitted on the checkpoint's fit set and the assignments
+    measured since (:func:`cimjax.quant.proxy.optimizer_proxy`)."""
+    coefficients = None if pairs is None else pairs.coefficients()
+
+    def fit(tables: list, values: list):
+        shape = (-1, *measured.joint_tables.shape[1:])
+        all_tables = np.concatenate([measured.joint_tables, np.reshape(np.asarray(tables, float), shape)])
+        all_values = np.concatenate([measured.joint(target), np.asarray(values, float)])
+        return optimizer_proxy(measured.sens, all_tables, all_values, target, variant, coefficients)
+
+    return fit
+
+
+def _pairs_json(pairs: Pairs | None) -> dict | None:
+    """The JSON ``pairs``: the measured pairs' set, reference width and CPU seconds (0 when read from the cache)."""
+    return None if pairs is None else {"pair_set": pairs.pair_set, "width": pairs.width, "cpu_s": pairs.cpu_seconds}
 
 
 def _evolution(found: tuple, measured: Measured, model, measure_many, budget: tuple, limit: int, seed: int, say):

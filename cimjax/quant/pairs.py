@@ -35,6 +35,10 @@ from cimjax.quant.sensitivity import BIT_GRID, quantised_loss_and_kl, reference_
 from cimjax.workload.precision import N_POINTS, POINTS
 
 PAIR_SETS = ("block", "layer", "all")
+CHECKPOINT_PAIR_SET = "layer"
+"""The pairs ``optimize --checkpoint --proxy pairwise`` measures unless told: ``136 L`` of them, linear in the layers
+(``all`` grows as ``(17 L)^2 / 2``, 148,000 for 32 layers); on the byte LM's fit sets ``all`` and ``layer`` rank
+alike (docs/proxy.md, "Measured pair interactions")."""
 REFERENCE_BITS = 3  # the default reference width: low enough that interactions stand above the KL's rounding
 CHUNK = 32  # assignments per batched forward pass
 MLP_OPS = ("gate", "up", "down")
@@ -154,3 +158,10 @@ def cached(
         np.savez(fh, width=pairs.width, pair_set=pairs.pair_set, single=pairs.single, index=pairs.index,
                  joint=pairs.joint)  # fmt: skip
     return pairs
+
+
+def of_checkpoint(model: DecoderLM, measured, pair_set: str = CHECKPOINT_PAIR_SET) -> Pairs:
+    """The :func:`cached` pairs of a measured checkpoint (a :class:`cimjax.quant.measured.Measured`) at
+    :data:`REFERENCE_BITS`: ``model`` as its quantiser sees it (``measured.model(weights)``), on its sensitivity
+    windows, under its quantiser (as ``proxy validate`` measures them)."""
+    return cached(model, measured.calibration.sensitivity_tokens(), measured.scheme, REFERENCE_BITS, pair_set)

@@ -410,11 +410,17 @@ def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
 
 
 OPTIMIZER_PROXY = "interaction"
-"""The variant ``cimjax optimize --checkpoint`` prices assignments with (see :func:`optimizer_proxy`)."""
+"""The variant ``cimjax optimize --checkpoint`` prices assignments with by default (see :func:`optimizer_proxy`)."""
+OPTIMIZER_VARIANTS = ("interaction", "pairwise")
+"""The variants that may drive the optimiser (``optimize --checkpoint --proxy``); ``pairwise`` needs measured pairs."""
 
 
-def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarray, target: str = "loss") -> Proxy:
-    """The proxy of :data:`OPTIMIZER_PROXY` for a checkpoint, given its measured mixed assignments.
+def optimizer_proxy(
+    sens: Sensitivities, tables: np.ndarray, measured: np.ndarray, target: str = "loss", variant: str = OPTIMIZER_PROXY,
+    pairs=None,
+) -> Proxy:  # fmt: skip
+    """The proxy of ``variant`` (:data:`OPTIMIZER_PROXY` by default) for a checkpoint, given its measured mixed
+    assignments.
 
     Args:
       sens: the checkpoint's sensitivities.
@@ -423,15 +429,18 @@ def optimizer_proxy(sens: Sensitivities, tables: np.ndarray, measured: np.ndarra
         (measured values at the noise level), the additive measured curves of the target are returned
         (``loss_curves`` or ``kl_curves``).
       target: what ``measured`` is: ``loss`` (loss increase) or ``kl`` (KL divergence from full precision).
+      variant, pairs: one of :data:`OPTIMIZER_VARIANTS`, and the measured pair coefficients ``pairwise`` needs
+        (as in :class:`Proxy`).
     """
     additive = {"loss": "loss_curves", "kl": "kl_curves"}.get(target)
     if additive is None:
         raise ValueError(f"target = {target!r} is not known; allowed: loss, kl")
-    proxy = make_proxy(OPTIMIZER_PROXY, sens)
-    if VARIANTS[OPTIMIZER_PROXY].fitted:
-        proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy
-        if not len(tables) or not np.any(np.asarray(proxy.coef) > 0):  # nothing above noise to fit
-            proxy = make_proxy(additive, sens)
+    if variant not in OPTIMIZER_VARIANTS:
+        raise ValueError(f"variant = {variant!r} cannot drive the optimiser; allowed: {', '.join(OPTIMIZER_VARIANTS)}")
+    proxy = make_proxy(variant, sens, pairs)
+    proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy
+    if not len(tables) or not np.any(np.asarray(proxy.coef) > 0):  # nothing above noise to fit
+        proxy = make_proxy(additive, sens)
     return proxy
 
 

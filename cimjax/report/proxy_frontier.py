@@ -20,9 +20,8 @@ from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.measured import Measured
 from cimjax.quant.paired import Paired, paired, resolved, split_half_tau, standard_error
-from cimjax.quant.pairs import REFERENCE_BITS
-from cimjax.quant.pairs import cached as cached_pairs
-from cimjax.quant.proxy import OPTIMIZER_PROXY, optimizer_proxy, uniform_budgets
+from cimjax.quant.pairs import of_checkpoint
+from cimjax.quant.proxy import OPTIMIZER_PROXY, OPTIMIZER_VARIANTS, optimizer_proxy, uniform_budgets
 from cimjax.quant.train import TrainedModel
 from cimjax.report.proxy_validation import (
     ValidationResult,
@@ -216,53 +215,47 @@ def validate_frontier(
     target: str = "loss",
     sensitivity_split: str = "train",
     pair_set: str | None = "layer",
+    optimizer_variant: str = OPTIMIZER_PROXY,
     log=None,
 ) -> ValidationResult:
     """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
 
     The trained model is exported as a checkpoint and measured like ``cimjax optimize --checkpoint`` does
-    (:func:`cimjax.quant.measured.for_checkpoint`: sensitivities on ``n_calib`` windows of the training split
-    or, with ``sensitivity_split="check"``, of the check windows; budgets and the fit set on ``check_windows``
-    validation windows). For each measured budget and seed, the joint
-    optimiser (tokens/s, no area limit, ``settings``) with :func:`optimizer_proxy` returns an assignment
-    (budgets: the measured ``target`` of uniform W=A=KV at each of ``widths``; INT8..INT4 by default);
-    ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
+    (:func:`measured_checkpoint`). For each measured budget and seed, the joint optimiser (tokens/s, no area
+    limit, ``settings``) with :func:`optimizer_proxy` of ``optimizer_variant`` (:data:`OPTIMIZER_VARIANTS`)
+    returns an assignment (budgets: the measured ``target`` of uniform W=A=KV at each of ``widths``; INT8..INT4
+    by default); ``neighbours`` random one-step moves of each are added. All are measured on ``n_eval`` *other*
     validation windows (after the check windows; None: all of them; beyond the split's end the windows
     continue into :func:`cimjax.quant.corpus.docstrings`). Fitted variants are fitted on the checkpoint's fit set.
     ``target`` is what budgets, fits and measurements are in: the ``loss`` increase or the ``kl`` divergence
     from full precision. The uniform budget designs are measured on the held-out windows too
     (:func:`uniform_held_out`); when the windows run into the docstrings, each text is also judged alone
     (:func:`by_text`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows (None:
-    none are, and ``pairwise`` is not judged).
+    none are, and ``pairwise`` is not judged; it cannot then drive the optimiser).
     """
-    from cimjax.lm.checkpoint import save_checkpoint
-    from cimjax.quant.measured import for_checkpoint
-
+    if optimizer_variant not in OPTIMIZER_VARIANTS or (optimizer_variant == "pairwise" and pair_set is None):
+        raise ValueError(f"optimizer_variant={optimizer_variant!r} with pair_set={pair_set!r}: pairwise needs pairs")
     say = log or (lambda msg: None)
-    cfg, spec = trained.config, trained.model.spec
-    directory = trained.directory / "hf"
-    if not (directory / "config.json").is_file():
-        save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
     t0 = time.perf_counter()
-    calibration = Calibration(n_calib, cfg.seq_len, n_samples, seed, check_windows, sensitivity_split=sensitivity_split)
-    measured = for_checkpoint(directory, calibration, log=say)
+    measured = measured_checkpoint(trained, n_calib, n_samples, seed, check_windows, sensitivity_split, say)
     sens_seconds = time.perf_counter() - t0
-    fit_values = measured.joint(target)
-    proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target)
-    tables, labels = frontier_tables(measured, proxy, target, widths, seeds, neighbours, seed, settings, say)
-    held_out, own = held_out_windows(measured.calibration, cfg.val_fraction, n_eval)
-    say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
-    uniform = np.stack([np.full(tables.shape[1:], float(w), np.float32) for w in widths])
     # the model and quantiser the fit set and budgets were measured with (smoothed first if the scheme says so)
     model = measured.model(trained.model)
+    pairs = None if pair_set is None else of_checkpoint(model, measured, pair_set)
+    fit_values = measured.joint(target)
+    driving = pairs.coefficients() if optimizer_variant == "pairwise" else None
+    proxy = optimizer_proxy(measured.sens, measured.joint_tables, fit_values, target, optimizer_variant, driving)
+    tables, labels = frontier_tables(measured, proxy, target, widths, seeds, neighbours, seed, settings, say)
+    held_out, own = held_out_windows(measured.calibration, trained.config.val_fraction, n_eval)
+    say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
+    uniform = np.stack([np.full(tables.shape[1:], float(w), np.float32) for w in widths])
     m = paired(model, held_out, np.concatenate([tables, uniform]), measured.scheme)
     values, errors = m.of(target)
     frontier_measured, se = values[: len(tables)], errors[: len(tables)]
-    windows = measured.calibration.sensitivity_tokens()
-    pairs = None if pair_set is None else cached_pairs(model, windows, measured.scheme, REFERENCE_BITS, pair_set)
+    spec = trained.model.spec
     features = proxy_features(measured.sens, spec, np.concatenate([measured.joint_tables, tables]), pairs)
     results = judge_variants(features, len(fit_values), fit_values, frontier_measured, se)
-    opt = next(v for v in results if v.name == OPTIMIZER_PROXY)
+    opt = next(v for v in results if v.name == optimizer_variant)
     budgets = {f"int{w}": measured.uniform(target)[w] for w in widths}
     details = {
         "frontier": frontier_rows(labels, m, target, opt),
@@ -294,4 +287,24 @@ def validate_frontier(
         measured_se=se.tolist(),
         eval_windows=m.windows,
         scheme=measured.scheme,
+        optimizer_proxy=optimizer_variant,
     )
+
+
+def measured_checkpoint(
+    trained: TrainedModel, n_calib: int, n_samples: int, seed: int, check_windows: int, sensitivity_split: str, say
+) -> Measured:
+    """``trained`` exported as a checkpoint (once) and measured as ``cimjax optimize --checkpoint`` measures it
+    (:func:`cimjax.quant.measured.for_checkpoint`, cached): sensitivities on ``n_calib`` windows of the training
+    split or, with ``sensitivity_split="check"``, of the check windows; budgets and the fit set on
+    ``check_windows`` validation windows."""
+    from cimjax.lm.checkpoint import save_checkpoint
+    from cimjax.quant.measured import for_checkpoint
+
+    directory = trained.directory / "hf"
+    if not (directory / "config.json").is_file():
+        save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
+    calibration = Calibration(
+        n_calib, trained.config.seq_len, n_samples, seed, check_windows, sensitivity_split=sensitivity_split
+    )
+    return for_checkpoint(directory, calibration, log=say)

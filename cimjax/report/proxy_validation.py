@@ -244,6 +244,7 @@ class ValidationResult:
     measured_se: list[float] | None = None  # standard error of each held-out measurement over its windows
     eval_windows: int | None = None  # windows every held-out measurement is a mean over
     scheme: QuantScheme = DEFAULT_SCHEME  # the quantiser of every measurement and sensitivity
+    optimizer_proxy: str = OPTIMIZER_PROXY  # the variant that drove the optimiser (frontier) or drives it by default
 
     @property
     def best(self) -> VariantResult:
@@ -257,7 +258,7 @@ class ValidationResult:
             "spearman": best.spearman,
             "protocol": self.protocol,
             "target": self.target,
-            "optimizer_proxy": OPTIMIZER_PROXY,
+            "optimizer_proxy": self.optimizer_proxy,
             "n_configs": self.n_configs,
             "n_fit": self.n_fit,
             "granularity": self.granularity,
@@ -401,8 +402,7 @@ def model_info(trained: TrainedModel) -> dict:
 
 
 def _in_band(ratios) -> np.ndarray:
-    r = np.asarray(ratios)
-    return (r >= RATIO_BAND[0]) & (r <= RATIO_BAND[1])
+    return (np.asarray(ratios) >= RATIO_BAND[0]) & (np.asarray(ratios) <= RATIO_BAND[1])
 
 
 def scatter_plot(result: ValidationResult, path: str | Path) -> Path:
