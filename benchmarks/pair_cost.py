@@ -7,13 +7,17 @@ bypassed (:func:`cimjax.quant.pairs.measure`, what a first run on a checkpoint p
 them (:func:`cimjax.quant.pairs.of_checkpoint`: from the cache, or measured again if they were not cached).
 Prints the wall and CPU seconds of each and whether the two are bit-identical.
 
-    python benchmarks/pair_cost.py [--size benchmark|subword] [--pairs block|layer|all] [--seed S]
+    python benchmarks/pair_cost.py [--size benchmark|subword] [--pairs block|layer|all] [--seed S] [--out FILE]
+
+``--out``: also write the figures as JSON (default ``results/pair_cost_<size>.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +32,7 @@ def main() -> None:
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark")
     parser.add_argument("--pairs", choices=P.PAIR_SETS, default=P.CHECKPOINT_PAIR_SET)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     config, sizes = SIZES[args.size]
     trained = train(config)
@@ -44,6 +49,13 @@ def main() -> None:
     print(f"{args.size}: {len(cold.index)} {args.pairs} pairs + {cold.single.size} singles; cold: wall "
           f"{cold_wall:.1f} s, CPU {cold_cpu:.1f} s; as optimize reads them: wall {read_wall:.2f} s, CPU "
           f"{read_cpu:.2f} s; bit-identical: {same}")  # fmt: skip
+    out = args.out or Path("results") / f"pair_cost_{args.size}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figures = {"size": args.size, "pair_set": args.pairs, "seed": args.seed, "pairs": len(cold.index),
+               "singles": int(cold.single.size), "cold_wall_s": cold_wall, "cold_cpu_s": cold_cpu,
+               "read_wall_s": read_wall, "read_cpu_s": read_cpu, "bit_identical": bool(same)}  # fmt: skip
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
