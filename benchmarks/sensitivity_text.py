@@ -9,11 +9,13 @@ as the frontier protocol does (from the cache when measured) and fits the optimi
 on the ``train`` measurement it fits ``interaction`` and ``pairwise`` (with the checkpoint's measured ``--pairs``,
 default ``layer``, as ``--optimizer-proxy pairwise --pairs P`` does). Either way it regenerates each run's 24
 frontier assignments (the same optimiser settings and seeds, bit-identical), measures all 48 on the same held-out
-windows (every validation window after the check windows), and prints each proxy's Kendall tau and measured /
-predicted range on its own assignments, on the other's, and on all 48.
+windows (every validation window after the check windows, or ``--held-out-windows N`` as ``proxy validate``
+takes it: past the validation split into the docstrings), and prints each proxy's Kendall tau, its tau over the
+pairs the measurement resolves and measured / predicted range on its own assignments, on the other's, and on
+all 48.
 
     python benchmarks/sensitivity_text.py --size benchmark|subword --target kl|loss [--seed S] [--out FILE]
-        [--compare text|proxy] [--pairs block|layer|all]
+        [--compare text|proxy] [--pairs block|layer|all] [--held-out-windows N]
 
 ``--seed`` is ``proxy validate``'s: it draws the sensitivity windows (of either split), the fit set and the
 neighbours (the optimiser's seeds stay 0 and 1).
@@ -25,6 +27,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -37,8 +40,21 @@ from cimjax.quant.paired import paired
 from cimjax.quant.pairs import CHECKPOINT_PAIR_SET, PAIR_SETS, of_checkpoint
 from cimjax.quant.proxy import OPTIMIZER_VARIANTS, batch_features, optimizer_proxy
 from cimjax.quant.train import train
-from cimjax.report.proxy_frontier import FRONTIER_SIZES, frontier_tables, held_out_windows, measured_checkpoint
+from cimjax.report.proxy_frontier import (
+    FRONTIER_SIZES,
+    frontier_tables,
+    held_out_windows,
+    measured_checkpoint,
+    reliability,
+)
 from cimjax.report.proxy_validation import SIZES
+
+
+class Predicted(NamedTuple):
+    """A proxy's predictions, as :func:`reliability` reads a judged variant."""
+
+    name: str
+    predicted: np.ndarray
 
 
 def main() -> None:
@@ -49,6 +65,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--compare", choices=("text", "proxy"), default="text")
     parser.add_argument("--pairs", choices=PAIR_SETS, default=CHECKPOINT_PAIR_SET)
+    parser.add_argument("--held-out-windows", type=int, default=None)
     args = parser.parse_args()
     start, cpu = time.perf_counter(), time.process_time()
     config, sizes = SIZES[args.size]
@@ -70,11 +87,13 @@ def main() -> None:
         pairs = of_checkpoint(model, m, args.pairs).coefficients()
         proxies = {v: optimizer_proxy(m.sens, m.joint_tables, m.joint(args.target), args.target, v, pairs)
                    for v in OPTIMIZER_VARIANTS}  # fmt: skip
-    tables = {name: frontier_tables(measured.get(name, m), proxy, args.target, (8, 6, 4), (0, 1), 3, args.seed, None,
-                                    print)[0] for name, proxy in proxies.items()}  # fmt: skip
-    held_out, _ = held_out_windows(m.calibration, config.val_fraction, None)
-    every = np.concatenate(list(tables.values()))
-    values, _ = paired(model, held_out, every, m.scheme).of(args.target)
+    runs = {name: frontier_tables(measured.get(name, m), proxy, args.target, (8, 6, 4), (0, 1), 3, args.seed, None,
+                                  print) for name, proxy in proxies.items()}  # fmt: skip
+    held_out, _ = held_out_windows(m.calibration, config.val_fraction, args.held_out_windows)
+    every = np.concatenate([tables for tables, _ in runs.values()])
+    budgets = np.array([x["budget"] for _, labels in runs.values() for x in labels])
+    measurement = paired(model, held_out, every, m.scheme)
+    values, per_window = measurement.of(args.target)[0], measurement.windows_of(args.target)
     (first, second), n = list(proxies), len(every) // 2
     rows = {}
     for name, proxy in proxies.items():
@@ -82,21 +101,26 @@ def main() -> None:
         predicted = np.asarray(saturate(feats @ proxy.coef, proxy.saturation), np.float64)
         for on, part in ((first, slice(0, n)), (second, slice(n, None)), ("both", slice(None))):
             ratio = values[part] / predicted[part]
+            resolved = reliability(per_window[part], list(budgets[part]), [Predicted(name, predicted[part])])
             rows[f"{name} proxy on {on} assignments"] = {
                 "kendall_tau": float(stats.kendalltau(predicted[part], values[part]).statistic),
                 "spearman": float(stats.spearmanr(predicted[part], values[part]).statistic),
                 "ratio_min": float(ratio.min()),
                 "ratio_max": float(ratio.max()),
                 "within_band": int(np.sum((ratio >= 0.67) & (ratio <= 1.5))),
+                "resolved_pairs": resolved["resolved_pairs"],
+                "resolved_pair_tau": resolved["variants"][name]["resolved_pair_tau"],
                 "n": int(len(ratio)),
             }
     for label, r in rows.items():
         print(f"{label}: tau {r['kendall_tau']:.3f} rho {r['spearman']:.3f} ratio {r['ratio_min']:.2f}-"
-              f"{r['ratio_max']:.2f} in band {r['within_band']}/{r['n']}")  # fmt: skip
+              f"{r['ratio_max']:.2f} in band {r['within_band']}/{r['n']}; resolved pairs {r['resolved_pairs']:.0%}, "
+              f"tau over them {r['resolved_pair_tau']:.3f}")  # fmt: skip
     print(f"{len(held_out)} held-out windows; wall {time.perf_counter() - start:.0f} s, "
           f"CPU {time.process_time() - cpu:.0f} s")  # fmt: skip
     if args.out is not None:
         payload = {"size": args.size, "target": args.target, "seed": args.seed, "compare": args.compare, "rows": rows}
+        payload |= {"held_out_windows": len(held_out)}
         payload |= {"pairs": args.pairs if args.compare == "proxy" else None, "measured": values.tolist()}
         args.out.write_text(json.dumps(payload, indent=2) + "\n")
 
