@@ -151,7 +151,7 @@ def test_version_and_new_commands_are_listed():
     version = runner.invoke(app, ["--version"])
     assert version.exit_code == 0 and version.stdout.startswith(f"cimjax {cimjax.__version__}")
     listed = runner.invoke(app, ["--help"]).stdout
-    assert all(name in listed for name in ("tech", "schema", "report", "--version"))
+    assert all(name in listed for name in ("tech", "schema", "report", "cache", "--version"))
 
 
 def _breakdowns(prefill: Metrics | None = None) -> Breakdowns:

@@ -1,4 +1,4 @@
-"""The ``cimjax`` command line: models, evaluate, search, reproduce, sweep, optimize, proxy, tech, schema.
+"""The ``cimjax`` command line: models, evaluate, search, reproduce, sweep, optimize, proxy, tech, schema, cache.
 
 User errors (unknown model, value outside its allowed set, unreadable file) print one line to stderr
 and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
@@ -16,6 +16,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from cimjax.cli import info, optimize, sweep
+from cimjax.cli.cache import cache_app
 from cimjax.cli.common import (
     Generate,
     JsonOpt,
@@ -241,3 +242,4 @@ app.add_typer(proxy_app, name="proxy", help="Validate the accuracy proxy; sensit
 sweep.register(app)
 optimize.register(app)
 info.register(app)
+app.add_typer(cache_app, name="cache", help="See what the cache directory holds; delete entries of it.")
