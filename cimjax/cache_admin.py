@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cimjax.validation import fail
+from cimjax.validation import InputError, fail
 
 PROTECTED = "proxy-lm"
 """The trained proxy LMs (minutes each to retrain): cleared only when named, never by ``all``."""
@@ -102,10 +102,14 @@ def plan(root: Path, kinds: list[str], older_than_days: float | None = None) -> 
 
 def clear(root: Path, planned: dict[str, list[Path]]) -> None:
     """Deletes the planned files, then the directories they leave empty (the entry's own included; one another
-    process has just written to is kept)."""
+    process has just written to is kept). A file that cannot be deleted stops it with an :class:`InputError`
+    naming the file."""
     for name, paths in planned.items():
         for path in paths:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:  # e.g. no permission: one line, not a traceback
+                raise InputError(f"KIND = {name!r}: could not delete {path}: {error.strerror}") from None
         entry = root / name
         if entry.is_symlink() or not entry.is_dir():
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -126,3 +127,18 @@ def test_refusals_are_one_line_with_status_2(cache, tmp_path, args, named):
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and named in result.stderr, result.stderr
     assert _names(cache) == ["gptq", "outside", "pairs", "proxy-lm", "xla"] and (elsewhere / "keep.bin").exists()
+
+
+def test_clear_that_cannot_delete_a_file_says_which_in_one_line(tmp_path, monkeypatch):
+    from cimjax import cache_admin
+
+    (tmp_path / "gptq").mkdir()
+    locked = tmp_path / "gptq" / "a.npz"
+    locked.write_bytes(b"x")
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(cache_admin.InputError, match=r"KIND = 'gptq': could not delete .*a\.npz: Permission denied"):
+        cache_admin.clear(tmp_path, cache_admin.plan(tmp_path, ["gptq"]))
