@@ -86,9 +86,6 @@ ProxyOpt = Annotated[
 PairsOpt = Annotated[
     str | None, typer.Option(help="with --proxy pairwise, the pairs measured: block, layer (default) or all")
 ]
-PROXY_VARIANTS = ("interaction", "pairwise")
-"""``--proxy``'s values: :data:`cimjax.quant.proxy.OPTIMIZER_VARIANTS` (written out: the CLI imports no JAX
-before it runs)."""
 
 
 @user_errors
@@ -211,8 +208,10 @@ def _check_proxy(proxy, pairs, model, checkpoint, sensitivities) -> tuple[str, s
     """``--proxy`` and ``--pairs`` checked before anything runs: the variant that steers the search and the pair
     set to measure (None: none). The weight-less ``--model`` proxy is not chosen; pairs are measured on the
     checkpoint's weights, which a ``--sensitivities`` file alone does not hold (nor does it hold pairs)."""
-    if proxy is not None and proxy not in PROXY_VARIANTS:
-        raise validation.fail("--proxy", proxy, f"allowed: {', '.join(PROXY_VARIANTS)}")
+    from cimjax.quant.proxy import OPTIMIZER_PROXY, OPTIMIZER_VARIANTS
+
+    if proxy is not None and proxy not in OPTIMIZER_VARIANTS:
+        raise validation.fail("--proxy", proxy, f"allowed: {', '.join(OPTIMIZER_VARIANTS)}")
     if proxy is not None and model is not None:
         raise validation.fail(
             "--proxy", proxy, "allowed with --checkpoint or --sensitivities (--model's proxy is fixed)"
@@ -220,7 +219,7 @@ def _check_proxy(proxy, pairs, model, checkpoint, sensitivities) -> tuple[str, s
     if pairs is not None and proxy != "pairwise":
         raise validation.fail("--pairs", pairs, "allowed only with --proxy pairwise")
     if proxy != "pairwise":
-        return PROXY_VARIANTS[0], None
+        return OPTIMIZER_PROXY, None
     if checkpoint is None and sensitivities is not None:
         raise validation.fail(
             "--proxy",

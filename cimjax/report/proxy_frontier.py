@@ -233,8 +233,10 @@ def validate_frontier(
     (:func:`by_text`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows (None:
     none are, and ``pairwise`` is not judged; it cannot then drive the optimiser).
     """
-    if optimizer_variant not in OPTIMIZER_VARIANTS or (optimizer_variant == "pairwise" and pair_set is None):
-        raise ValueError(f"optimizer_variant={optimizer_variant!r} with pair_set={pair_set!r}: pairwise needs pairs")
+    if optimizer_variant not in OPTIMIZER_VARIANTS:
+        raise ValueError(f"optimizer_variant={optimizer_variant!r}; allowed: {', '.join(OPTIMIZER_VARIANTS)}")
+    if optimizer_variant == "pairwise" and pair_set is None:
+        raise ValueError("optimizer_variant='pairwise' needs measured pairs; pair_set=None measures none")
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
     measured = measured_checkpoint(trained, n_calib, n_samples, seed, check_windows, sensitivity_split, say)
