@@ -1,21 +1,24 @@
 """Two optimizer proxies judged on the same frontier assignments: those of the two calibration texts (docs/proxy.md,
-"Sensitivities on text the model was not trained on") or the two driving variants (docs/proxy.md, "Pairwise
-driving the optimiser").
+"Sensitivities on text the model was not trained on"), the two driving variants (docs/proxy.md, "Pairwise
+driving the optimiser") or the fit set with and without the optimiser's own assignments (docs/proxy.md, "Fitting
+where the optimiser goes").
 
 A frontier run (``cimjax proxy validate --protocol frontier``) judges each proxy on the assignments the
 optimiser returned *with that proxy*, so two runs differ both in the proxy and in the assignments. This
 separates the two. ``--compare text``: for ``--sensitivity-text train`` and ``check`` it measures the checkpoint
 as the frontier protocol does (from the cache when measured) and fits the optimizer proxy. ``--compare proxy``:
 on the ``train`` measurement it fits ``interaction`` and ``pairwise`` (with the checkpoint's measured ``--pairs``,
-default ``layer``, as ``--optimizer-proxy pairwise --pairs P`` does). Either way it regenerates each run's 24
-frontier assignments (the same optimiser settings and seeds, bit-identical), measures all 48 on the same held-out
-windows (every validation window after the check windows, or ``--held-out-windows N`` as ``proxy validate``
-takes it: past the validation split into the docstrings), and prints each proxy's Kendall tau, its tau over the
-pairs the measurement resolves and measured / predicted range on its own assignments, on the other's, and on
-all 48.
+default ``layer``, as ``--optimizer-proxy pairwise --pairs P`` does). ``--compare frontier-fit``: on the ``train``
+measurement it fits ``interaction`` on the checkpoint's fit set (``random``) and on that fit set plus the
+optimiser's own assignments at the measured INT7 and INT5 budgets (``frontier-fit``: :func:`frontier_fit`).
+Either way it regenerates each run's 24 frontier assignments (the same optimiser settings and seeds,
+bit-identical), measures all 48 on the same held-out windows (every validation window after the check windows, or
+``--held-out-windows N`` as ``proxy validate`` takes it: past the validation split into the docstrings),
+and prints each proxy's Kendall tau, its tau over the pairs the measurement resolves and measured / predicted range
+on its own assignments, on the other's, and on all 48.
 
     python benchmarks/sensitivity_text.py --size benchmark|subword --target kl|loss [--seed S] [--out FILE]
-        [--compare text|proxy] [--pairs block|layer|all] [--held-out-windows N]
+        [--compare text|proxy|frontier-fit] [--pairs block|layer|all] [--held-out-windows N]
 
 ``--seed`` is ``proxy validate``'s: it draws the sensitivity windows (of either split), the fit set and the
 neighbours (the optimiser's seeds stay 0 and 1).
@@ -35,7 +38,7 @@ from scipy import stats
 
 from cimjax.quant.calibration import SENSITIVITY_SPLITS
 from cimjax.quant.fitting import saturate
-from cimjax.quant.measured import TARGETS
+from cimjax.quant.measured import TARGETS, Measured, loss_and_kl
 from cimjax.quant.paired import paired
 from cimjax.quant.pairs import CHECKPOINT_PAIR_SET, PAIR_SETS, of_checkpoint
 from cimjax.quant.proxy import OPTIMIZER_VARIANTS, batch_features, optimizer_proxy
@@ -57,13 +60,28 @@ class Predicted(NamedTuple):
     predicted: np.ndarray
 
 
+FIT_WIDTHS = (7, 5)
+"""Budgets of the frontier fit: the measured KL of uniform INT7 and INT5, between the judged INT8/INT6/INT4."""
+
+
+def frontier_fit(m: Measured, model, target: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fit set plus 16 assignments where the optimiser goes: the optimiser (``interaction`` fitted on the KL
+    of the fit set) at :data:`FIT_WIDTHS` and seeds 0, 1, each with 3 one-step neighbours, measured on the check
+    windows (the fit set's); returns all tables and their measured ``target``."""
+    drive = optimizer_proxy(m.sens, m.joint_tables, m.joint("kl"), "kl")
+    tables, _ = frontier_tables(m, drive, "kl", FIT_WIDTHS, (0, 1), 3, seed + 100, None, print)
+    loss, kl, _ = loss_and_kl(model, m.calibration.check_tokens(), tables, m.scheme)
+    new = {"loss": loss, "kl": kl}[target]
+    return np.concatenate([m.joint_tables, tables]), np.concatenate([m.joint(target), new])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark")
     parser.add_argument("--target", choices=TARGETS, default="kl")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--compare", choices=("text", "proxy"), default="text")
+    parser.add_argument("--compare", choices=("text", "proxy", "frontier-fit"), default="text")
     parser.add_argument("--pairs", choices=PAIR_SETS, default=CHECKPOINT_PAIR_SET)
     parser.add_argument("--held-out-windows", type=int, default=None)
     args = parser.parse_args()
@@ -83,6 +101,10 @@ def main() -> None:
     if args.compare == "text":
         proxies = {s: optimizer_proxy(x.sens, x.joint_tables, x.joint(args.target), args.target) for s, x in
                    measured.items()}  # fmt: skip
+    elif args.compare == "frontier-fit":
+        tables, values = frontier_fit(m, model, args.target, args.seed)
+        proxies = {"random": optimizer_proxy(m.sens, m.joint_tables, m.joint(args.target), args.target),
+                   "frontier-fit": optimizer_proxy(m.sens, tables, values, args.target)}  # fmt: skip
     else:
         pairs = of_checkpoint(model, m, args.pairs).coefficients()
         proxies = {v: optimizer_proxy(m.sens, m.joint_tables, m.joint(args.target), args.target, v, pairs)
