@@ -62,7 +62,7 @@ def validate(
     seed: Annotated[int, typer.Option(help="Seeds the random assignments and the estimators.")] = 0,
     configs: Annotated[int, typer.Option(help="Held-out random assignments the proxy is judged on.")] = 60,
     fit_configs: Annotated[
-        int | None, typer.Option(help="Random assignments fitted variants are fitted on (default: 2 x --configs).")
+        int | None, typer.Option(help="Random assignments fitted variants are fitted on (default: 4 x --configs).")
     ] = None,
     size: Annotated[
         str, typer.Option(help="Model and measurement size: benchmark, tiny (byte-level) or subword (8 layers, BPE).")

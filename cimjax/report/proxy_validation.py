@@ -47,10 +47,10 @@ SIZES: dict[str, tuple[TrainConfig, dict]] = {
     "subword": (SUBWORD, {"n_calib": 16, "n_eval": 60, "n_samples": 16, "pair_set": "layer"}),
 }
 
-FIT_PER_HELD_OUT = 2
+FIT_PER_HELD_OUT = 4
 """Fit assignments per held-out one by default: the interaction variant fits 2L+3 coefficients and chooses its
 saturation by cross-validation; on the byte LM's tensor-wise assignments 120 fit assignments rank the same 60
-held-out ones better than 60 do (docs/proxy.md)."""
+held-out ones better than 60 do, and 240 better than 120 (docs/proxy.md, "How many fit assignments")."""
 GRANULARITIES = ("layer", "tensor")
 QUANTISERS = {"default": DEFAULT_SCHEME, "checkpoint": CHECKPOINT_SCHEME}
 """The random protocol's quantisers by name: max-scale round to nearest, or the one measured checkpoints (and
