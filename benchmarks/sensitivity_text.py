@@ -32,16 +32,15 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
+from cimjax.joint.problem import proxy_values
 from cimjax.quant.calibration import SENSITIVITY_SPLITS
-from cimjax.quant.fitting import saturate
 from cimjax.quant.measured import TARGETS, Measured, loss_and_kl
 from cimjax.quant.paired import paired
 from cimjax.quant.pairs import CHECKPOINT_PAIR_SET, PAIR_SETS, of_checkpoint
-from cimjax.quant.proxy import OPTIMIZER_VARIANTS, batch_features, optimizer_proxy
+from cimjax.quant.proxy import OPTIMIZER_VARIANTS, optimizer_proxy
 from cimjax.quant.train import train
 from cimjax.report.proxy_frontier import (
     FRONTIER_SIZES,
@@ -69,6 +68,7 @@ def frontier_fit(m: Measured, model, target: str, seed: int) -> tuple[np.ndarray
     of the fit set) at :data:`FIT_WIDTHS` and seeds 0, 1, each with 3 one-step neighbours, measured on the check
     windows (the fit set's); returns all tables and their measured ``target``."""
     drive = optimizer_proxy(m.sens, m.joint_tables, m.joint("kl"), "kl")
+    # neighbours from another random stream than the judged frontier's (which uses ``seed``)
     tables, _ = frontier_tables(m, drive, "kl", FIT_WIDTHS, (0, 1), 3, seed + 100, None, print)
     loss, kl, _ = loss_and_kl(model, m.calibration.check_tokens(), tables, m.scheme)
     new = {"loss": loss, "kl": kl}[target]
@@ -119,8 +119,7 @@ def main() -> None:
     (first, second), n = list(proxies), len(every) // 2
     rows = {}
     for name, proxy in proxies.items():
-        feats = batch_features(proxy, jnp.asarray(every, jnp.float32))
-        predicted = np.asarray(saturate(feats @ proxy.coef, proxy.saturation), np.float64)
+        predicted = proxy_values(proxy, every)  # the optimiser's own pricing of each table
         for on, part in ((first, slice(0, n)), (second, slice(n, None)), ("both", slice(None))):
             ratio = values[part] / predicted[part]
             resolved = reliability(per_window[part], list(budgets[part]), [Predicted(name, predicted[part])])
