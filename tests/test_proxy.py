@@ -270,6 +270,11 @@ def test_cli_validate_frontier_protocol(trained):
     reliability = payload["reliability"]  # how far these measurements can judge a ranking (test_reliability.py)
     assert 0 <= reliability["resolved_pairs"] <= 1 and set(reliability["resolved_within_budget"]) == {"int3"}
     assert set(reliability["variants"]) == {v["name"] for v in payload["variants"]}
+    own = reliability["variants"][OPTIMIZER_PROXY]  # one run: its 6 pairs are all same-seed
+    assert own["same_seed"]["pairs"] == 6 and own["cross_seed"]["pairs"] == 0
+    reference = payload["check_window_reference"]  # the frontier's own measurement on the check windows
+    assert reference["name"] == "check_windows" and not reference["fitted"] and "same_seed" in reference
+    assert -1 <= reference["kendall_tau"] <= 1 and 0 < reference["ratio_min"] <= reference["ratio_max"]
     assert payload["by_text"] is None  # every held-out window from the validation split
 
 

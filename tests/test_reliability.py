@@ -49,6 +49,22 @@ def test_frontier_reliability_by_hand():
     assert out["variants"]["swapped"]["within_budget_tau"]["A"] == pytest.approx(-1.0)
 
 
+def test_frontier_reliability_splits_pairs_by_run():
+    """One budget, two runs (seeds) of two assignments each: the 2 same-seed pairs are (0, 1) and (2, 3), the
+    4 cross-seed pairs the rest. Measured 1, 2, 3, 4 on every window (all resolved); the prediction 1, 2, 2, 1
+    orders (0, 1) and (0, 2) as measured, ties (0, 3) and (1, 2), reverses (1, 3) and (2, 3): same-seed one
+    right and one reversed; cross-seed (0, 2) right, (1, 3) reversed, two tied."""
+    x = np.repeat(np.array([[1.0], [2], [3], [4]]), 4, axis=1)
+    guess = score("guess", np.array([1.0, 2, 2, 1]), x.mean(axis=1), False, [1.0], None)
+    out = reliability(x, ["A"] * 4, [guess], ["A0", "A0", "A1", "A1"])["variants"]["guess"]
+    assert out["same_seed"] == {"pairs": 2, "concordant": 1, "discordant": 1, "resolved": 2, "resolved_concordant": 1}
+    assert out["cross_seed"] == {"pairs": 4, "concordant": 1, "discordant": 1, "resolved": 4, "resolved_concordant": 1}
+    assert "same_seed" not in reliability(x, ["A"] * 4, [guess])["variants"]["guess"]  # no runs: no split
+    other_budget = reliability(x, ["A", "A", "B", "B"], [guess], ["A0", "A0", "B0", "B1"])["variants"]["guess"]
+    # pairs across budgets are neither
+    assert other_budget["cross_seed"]["pairs"] == 1 and other_budget["same_seed"]["pairs"] == 1
+
+
 def test_frontier_by_text_by_hand():
     """Three assignments of one budget and a uniform design, 4 windows of the split, then 4 docstring windows,
     each window equal to its text's value: the split measures 1, 2, 3 (the prediction exactly: tau 1, ratios
@@ -87,12 +103,17 @@ def test_validate_table_states_the_frontier_reliability():
         "resolved_within_budget": {"int8": 0.25},
         "variants": {OPTIMIZER_PROXY: {"resolved_pair_tau": 1.0, "within_budget_tau": {"int8": None}}},
     }
-    payload = {"optimizer_proxy": OPTIMIZER_PROXY, "reliability": reliability}
+    pairs = {"pairs": 6, "concordant": 4, "discordant": 2, "resolved": 3, "resolved_concordant": 3}
+    reliability["variants"][OPTIMIZER_PROXY] |= {"same_seed": pairs, "cross_seed": pairs | {"concordant": 1}}
+    reference = {"kendall_tau": 0.75, "ratio_min": 0.9, "ratio_max": 1.25}
+    payload = {"optimizer_proxy": OPTIMIZER_PROXY, "reliability": reliability, "check_window_reference": reference}
     with stdout.capture() as captured:
         _print_validation(result, payload, "kl", "frontier")
     text = " ".join(captured.get().split())
     assert "split-half tau 0.500, 67% of pairs resolved (within int8 25%)" in text
     assert f"{OPTIMIZER_PROXY} over the resolved pairs: tau 1.000" in text
+    assert "orders as measured 4 of 6 same-seed pairs; 1 of 6 cross-seed pairs" in text
+    assert "own measurement on the check windows as the prediction: tau 0.750, measured/predicted 0.90-1.25" in text
     with stdout.capture() as captured:  # the random protocol has none
         _print_validation(result, {"optimizer_proxy": OPTIMIZER_PROXY}, "kl", "random")
     assert "resolved" not in captured.get()

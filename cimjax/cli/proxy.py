@@ -253,6 +253,21 @@ def _print_validation(result, payload, target: str, protocol: str) -> None:
             f"{payload['optimizer_proxy']} over the resolved pairs: tau "
             + ("n/a" if own["resolved_pair_tau"] is None else f"{own['resolved_pair_tau']:.3f}")
         )
+        if "cross_seed" in own:
+            stdout.print(
+                f"within a budget, {payload['optimizer_proxy']} orders as measured "
+                + "; ".join(
+                    f"{own[g]['concordant']} of {own[g]['pairs']} {g.replace('_', '-')} pairs"
+                    for g in ("same_seed", "cross_seed")
+                )
+            )
+    reference = payload.get("check_window_reference")  # the frontier's: its own measurement on the check windows
+    if reference is not None:
+        tau = "n/a" if reference["kendall_tau"] is None else f"{reference['kendall_tau']:.3f}"
+        stdout.print(
+            f"reference: each assignment's own measurement on the check windows as the prediction: tau {tau}, "
+            f"measured/predicted {reference['ratio_min']:.2f}-{reference['ratio_max']:.2f}"
+        )
     m = result.model
     stdout.print(
         f"model: {m['n_params']} parameters, {m['train_steps']} steps in {m['train_seconds']:.0f} s, "

@@ -18,7 +18,7 @@ from scipy import stats
 from cimjax.joint.settings import JointSettings
 from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
-from cimjax.quant.measured import Measured
+from cimjax.quant.measured import Measured, loss_and_kl
 from cimjax.quant.paired import Paired, paired, resolved, split_half_tau, standard_error
 from cimjax.quant.pairs import of_checkpoint
 from cimjax.quant.proxy import OPTIMIZER_PROXY, OPTIMIZER_VARIANTS, optimizer_proxy, uniform_budgets
@@ -108,16 +108,23 @@ def uniform_held_out(widths, budgets: dict[int, float], values, errors) -> dict:
     }
 
 
-def reliability(per_window: np.ndarray, budgets: list[str], variants: list[VariantResult]) -> dict:
+def reliability(per_window: np.ndarray, budgets: list[str], variants: list, runs: list[str] | None = None) -> dict:
     """How far the frontier's measurements ``(n, W)`` can judge a ranking, and each variant where they can.
 
     ``split_half_tau``: the measured ranking on the even windows against the odd ones
     (:func:`cimjax.quant.paired.split_half_tau`); ``resolved_pairs``: the fraction of assignment pairs
     whose order the measurement resolves (:func:`cimjax.quant.paired.resolved`), ``resolved_within_budget``
-    the same among the pairs of each budget; per variant, ``resolved_pair_tau`` (Kendall's statistic over
-    the resolved pairs only: concordant minus discordant, over their number; None if none is resolved)
-    and ``within_budget_tau`` (its Kendall tau among each budget's assignments). Why: the assignments of
-    one budget are nearly equal, so much of the tau may rest on differences within measurement noise.
+    the same among the pairs of each budget; per variant (anything with ``name`` and ``predicted``),
+    ``resolved_pair_tau`` (Kendall's statistic over the resolved pairs only: concordant minus discordant,
+    over their number; None if none is resolved) and ``within_budget_tau`` (its Kendall tau among each
+    budget's assignments). Why: the assignments of one budget are nearly equal, so much of the tau may rest
+    on differences within measurement noise.
+
+    With ``runs`` (which optimiser run each assignment comes from: its budget and seed), the pairs within a
+    budget are also split (:func:`run_pairs`) into ``same_seed`` (both from one run: an assignment and its
+    neighbours) and ``cross_seed`` (from the two seeds' runs). Why: the optimiser drives every run to its
+    proxy's budget, so that proxy prices the runs of one budget nearly equal by construction, while a
+    one-bit neighbour differs from its assignment by a term the proxy does price.
     """
     known = resolved(per_window)
     measured = np.asarray(per_window, np.float64).mean(axis=1)
@@ -125,27 +132,58 @@ def reliability(per_window: np.ndarray, budgets: list[str], variants: list[Varia
     i, j = np.triu_indices(len(measured), 1)
     pairs, same = known[i, j], budget[i] == budget[j]
     names = list(dict.fromkeys(budgets))
-
-    def resolved_tau(predicted):
-        sign = np.sign(predicted[i] - predicted[j]) * np.sign(measured[i] - measured[j])
-        return float(np.mean(sign[pairs])) if pairs.any() else None
+    groups = {} if runs is None else {"same_seed": same & (np.asarray(runs)[i] == np.asarray(runs)[j])}
+    if groups:
+        groups["cross_seed"] = same & ~groups["same_seed"]
 
     def within(predicted, name):
         rows = budget == name
         return rank_correlation(stats.kendalltau, predicted[rows], measured[rows])
 
+    def judged(predicted):
+        sign = np.sign(predicted[i] - predicted[j]) * np.sign(measured[i] - measured[j])
+        return {
+            "resolved_pair_tau": float(np.mean(sign[pairs])) if pairs.any() else None,
+            "within_budget_tau": {b: within(predicted, b) for b in names},
+        } | {g: run_pairs(sign[rows], pairs[rows]) for g, rows in groups.items()}
+
     return {
         "split_half_tau": split_half_tau(per_window),
         "resolved_pairs": float(np.mean(pairs)),
         "resolved_within_budget": {b: float(np.mean(pairs[same & (budget[i] == b)])) for b in names},
-        "variants": {
-            v.name: {
-                "resolved_pair_tau": resolved_tau(np.asarray(v.predicted)),
-                "within_budget_tau": {b: within(np.asarray(v.predicted), b) for b in names},
-            }
-            for v in variants
-        },
+        "variants": {v.name: judged(np.asarray(v.predicted, np.float64)) for v in variants},
     }
+
+
+def run_pairs(sign: np.ndarray, known: np.ndarray) -> dict:
+    """A group of pairs judged: how many, how many the proxy orders as measured (``concordant``), against it
+    (``discordant``; a tie on either side is neither), and the same among the pairs the measurement resolves
+    (``resolved``, ``resolved_concordant``)."""
+    return {
+        "pairs": int(sign.size),
+        "concordant": int(np.sum(sign > 0)),
+        "discordant": int(np.sum(sign < 0)),
+        "resolved": int(np.sum(known)),
+        "resolved_concordant": int(np.sum(sign[known] > 0)),
+    }
+
+
+CHECK_REFERENCE = "check_windows"
+"""The name of :func:`check_window_reference`'s pseudo-variant."""
+
+
+def check_window_reference(
+    model, measured: Measured, tables: np.ndarray, target: str, held_out: np.ndarray, se: np.ndarray
+) -> VariantResult:
+    """Each frontier assignment's own measured ``target`` on the check windows (where the budgets and the fit
+    set were measured), scored as if it were a proxy's prediction of the held-out measurement ``held_out``.
+
+    Why: a proxy fitted on the check windows can at best reproduce those measurements, so this is what an
+    exact model of them would score on the frontier; the gap between it and a variant is what the variant's
+    form loses, the gap between it and a perfect score what the change of windows (text and noise) loses."""
+    loss, kl, _ = loss_and_kl(model, measured.calibration.check_tokens(), tables, measured.scheme)
+    assumption = "not a proxy: each assignment measured on the check windows, a reference for the variants"
+    return score(CHECK_REFERENCE, {"loss": loss, "kl": kl}[target], held_out, False, [], assumption, measured_se=se)
 
 
 def frontier_rows(labels: list[dict], m: Paired, target: str, opt: VariantResult) -> list[dict]:
@@ -167,7 +205,12 @@ TEXT_KEYS = ("kendall_tau", "kendall_tau_se", "spearman", "ratio_min", "ratio_ma
 
 
 def by_text(
-    per_window: np.ndarray, own: int, labels: list[str], variants: list[VariantResult], budgets: dict
+    per_window: np.ndarray,
+    own: int,
+    labels: list[str],
+    variants: list[VariantResult],
+    budgets: dict,
+    runs: list[str] | None = None,
 ) -> dict | None:
     """The frontier judged on each text of its held-out windows alone: ``validation`` (the first ``own``
     windows, from the validation split) and ``docstrings`` (the rest, :func:`cimjax.quant.corpus.docstrings`);
@@ -176,10 +219,10 @@ def by_text(
     ``per_window`` ``(n + len(budgets), W)``: the ``n`` judged assignments (budget ``labels``), then the uniform
     budget designs in the order of ``budgets`` (their values on the check windows). Per text: the windows,
     each assignment's mean, each variant's :data:`TEXT_KEYS` against those means, :func:`reliability` on
-    that text's windows, and each uniform design's mean over its budget (``uniform_ratio``). Why: the
-    docstrings are not the text the model was trained on or its budgets measured on (the byte LM's loss
-    there is 1.94 against 1.20 nats/byte on the split), so a figure over all windows mixes two
-    measurements; this says whether they rank and price the frontier alike.
+    that text's windows (with ``runs``, each assignment's optimiser run), and each uniform design's mean over
+    its budget (``uniform_ratio``). Why: the docstrings are not the text the model was trained on or its
+    budgets measured on (the byte LM's loss there is 1.94 against 1.20 nats/byte on the split), so a figure
+    over all windows mixes two measurements; this says whether they rank and price the frontier alike.
     """
     x, n = np.asarray(per_window, np.float64), len(labels)
     if not 0 < own < x.shape[1]:
@@ -194,7 +237,7 @@ def by_text(
             "windows": frontier.shape[1],
             "measured": means.tolist(),
             "variants": {v.name: {k: variant_json(v)[k] for k in TEXT_KEYS} for v in judged},
-            "reliability": reliability(frontier, labels, judged),
+            "reliability": reliability(frontier, labels, judged, runs),
             "uniform_ratio": {b: float(u / budgets[b]) for b, u in zip(budgets, uniform, strict=True)},
         }
     return out
@@ -259,6 +302,10 @@ def validate_frontier(
     results = judge_variants(features, len(fit_values), fit_values, frontier_measured, se)
     opt = next(v for v in results if v.name == optimizer_variant)
     budgets = {f"int{w}": measured.uniform(target)[w] for w in widths}
+    say(f"measuring the {len(tables)} frontier assignments on the check windows too (a reference) ...")
+    reference = check_window_reference(model, measured, tables, target, frontier_measured, se)
+    budget_of, runs = [x["budget"] for x in labels], [f"{x['budget']}, seed {x['seed']}" for x in labels]
+    judged = reliability(m.windows_of(target)[: len(tables)], budget_of, [*results, reference], runs)
     details = {
         "frontier": frontier_rows(labels, m, target, opt),
         "measured_budgets": budgets,
@@ -268,8 +315,9 @@ def validate_frontier(
         "sensitivity_text": measured.calibration.sensitivity_split,
         "held_out_windows": len(held_out),
         "held_out_docstring_windows": len(held_out) - own,
-        "reliability": reliability(m.windows_of(target)[: len(tables)], [x["budget"] for x in labels], results),
-        "by_text": by_text(m.windows_of(target), own, [x["budget"] for x in labels], results, budgets),
+        "check_window_reference": variant_json(reference) | judged["variants"].pop(CHECK_REFERENCE),
+        "reliability": judged,
+        "by_text": by_text(m.windows_of(target), own, budget_of, results, budgets, runs),
     }
     return ValidationResult(
         variants=results,
