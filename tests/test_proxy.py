@@ -275,6 +275,8 @@ def test_cli_validate_frontier_protocol(trained):
     reference = payload["check_window_reference"]  # the frontier's own measurement on the check windows
     assert reference["name"] == "check_windows" and not reference["fitted"] and "same_seed" in reference
     assert -1 <= reference["kendall_tau"] <= 1 and 0 < reference["ratio_min"] <= reference["ratio_max"]
+    ratios = sorted(f["measured"] / f["measured_check"] for f in frontier)  # the reference's ratios, row by row
+    assert (ratios[0], ratios[-1]) == (pytest.approx(reference["ratio_min"]), pytest.approx(reference["ratio_max"]))
     assert payload["by_text"] is None  # every held-out window from the validation split
 
 

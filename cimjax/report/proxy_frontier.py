@@ -186,13 +186,17 @@ def check_window_reference(
     return score(CHECK_REFERENCE, {"loss": loss, "kl": kl}[target], held_out, False, [], assumption, measured_se=se)
 
 
-def frontier_rows(labels: list[dict], m: Paired, target: str, opt: VariantResult) -> list[dict]:
+def frontier_rows(
+    labels: list[dict], m: Paired, target: str, opt: VariantResult, reference: VariantResult
+) -> list[dict]:
     """The JSON's ``frontier``: each assignment's label with its measured ``target``, the optimizer proxy's
-    prediction and their ratio, and its measured loss and KL, each with its standard error."""
+    prediction and their ratio, its ``target`` on the check windows (``measured_check``,
+    :func:`check_window_reference`), and its measured loss and KL, each with its standard error."""
     values, se = m.of(target)
     return [
         label
         | {"measured": float(values[i]), "predicted": opt.predicted[i], "ratio": opt.ratios[i]}
+        | {"measured_check": reference.predicted[i]}
         | {"measured_loss": float(m.loss[i]), "measured_kl": float(m.kl[i])}
         | {"measured_se": float(se[i]), "ratio_se": opt.ratio_se[i]}
         | {"measured_loss_se": float(m.loss_se[i]), "measured_kl_se": float(m.kl_se[i])}
@@ -307,7 +311,7 @@ def validate_frontier(
     budget_of, runs = [x["budget"] for x in labels], [f"{x['budget']}, seed {x['seed']}" for x in labels]
     judged = reliability(m.windows_of(target)[: len(tables)], budget_of, [*results, reference], runs)
     details = {
-        "frontier": frontier_rows(labels, m, target, opt),
+        "frontier": frontier_rows(labels, m, target, opt, reference),
         "measured_budgets": budgets,
         "uniform_held_out": uniform_held_out(
             widths, measured.uniform(target), values[len(tables) :], errors[len(tables) :]
