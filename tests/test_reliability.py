@@ -59,10 +59,18 @@ def test_frontier_reliability_splits_pairs_by_run():
     out = reliability(x, ["A"] * 4, [guess], ["A0", "A0", "A1", "A1"])["variants"]["guess"]
     assert out["same_seed"] == {"pairs": 2, "concordant": 1, "discordant": 1, "resolved": 2, "resolved_concordant": 1}
     assert out["cross_seed"] == {"pairs": 4, "concordant": 1, "discordant": 1, "resolved": 4, "resolved_concordant": 1}
+    assert out["across_budgets"]["pairs"] == 0
     assert "same_seed" not in reliability(x, ["A"] * 4, [guess])["variants"]["guess"]  # no runs: no split
     other_budget = reliability(x, ["A", "A", "B", "B"], [guess], ["A0", "A0", "B0", "B1"])["variants"]["guess"]
-    # pairs across budgets are neither
     assert other_budget["cross_seed"]["pairs"] == 1 and other_budget["same_seed"]["pairs"] == 1
+    # the pairs across budgets: (0, 2) in order, (1, 3) reversed, (0, 3) and (1, 2) tied in the prediction
+    assert other_budget["across_budgets"] == {
+        "pairs": 4,
+        "concordant": 1,
+        "discordant": 1,
+        "resolved": 4,
+        "resolved_concordant": 1,
+    }
 
 
 def test_frontier_by_text_by_hand():
@@ -105,6 +113,7 @@ def test_validate_table_states_the_frontier_reliability():
     }
     pairs = {"pairs": 6, "concordant": 4, "discordant": 2, "resolved": 3, "resolved_concordant": 3}
     reliability["variants"][OPTIMIZER_PROXY] |= {"same_seed": pairs, "cross_seed": pairs | {"concordant": 1}}
+    reliability["variants"][OPTIMIZER_PROXY]["across_budgets"] = pairs | {"pairs": 9, "concordant": 9}
     reference = {"kendall_tau": 0.75, "ratio_min": 0.9, "ratio_max": 1.25}
     payload = {"optimizer_proxy": OPTIMIZER_PROXY, "reliability": reliability, "check_window_reference": reference}
     with stdout.capture() as captured:
@@ -112,7 +121,7 @@ def test_validate_table_states_the_frontier_reliability():
     text = " ".join(captured.get().split())
     assert "split-half tau 0.500, 67% of pairs resolved (within int8 25%)" in text
     assert f"{OPTIMIZER_PROXY} over the resolved pairs: tau 1.000" in text
-    assert "orders as measured 4 of 6 same-seed pairs; 1 of 6 cross-seed pairs" in text
+    assert "orders as measured 9 of 9 across-budgets pairs; 4 of 6 same-seed pairs; 1 of 6 cross-seed pairs" in text
     assert "own measurement on the check windows as the prediction: tau 0.750, measured/predicted 0.90-1.25" in text
     with stdout.capture() as captured:  # the random protocol has none
         _print_validation(result, {"optimizer_proxy": OPTIMIZER_PROXY}, "kl", "random")

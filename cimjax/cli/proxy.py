@@ -255,10 +255,10 @@ def _print_validation(result, payload, target: str, protocol: str) -> None:
         )
         if "cross_seed" in own:
             stdout.print(
-                f"within a budget, {payload['optimizer_proxy']} orders as measured "
+                f"{payload['optimizer_proxy']} orders as measured "
                 + "; ".join(
                     f"{own[g]['concordant']} of {own[g]['pairs']} {g.replace('_', '-')} pairs"
-                    for g in ("same_seed", "cross_seed")
+                    for g in ("across_budgets", "same_seed", "cross_seed")
                 )
             )
     reference = payload.get("check_window_reference")  # the frontier's: its own measurement on the check windows

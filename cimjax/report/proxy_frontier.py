@@ -122,9 +122,10 @@ def reliability(per_window: np.ndarray, budgets: list[str], variants: list, runs
 
     With ``runs`` (which optimiser run each assignment comes from: its budget and seed), the pairs within a
     budget are also split (:func:`run_pairs`) into ``same_seed`` (both from one run: an assignment and its
-    neighbours) and ``cross_seed`` (from the two seeds' runs). Why: the optimiser drives every run to its
-    proxy's budget, so that proxy prices the runs of one budget nearly equal by construction, while a
-    one-bit neighbour differs from its assignment by a term the proxy does price.
+    neighbours) and ``cross_seed`` (from the two seeds' runs), beside ``across_budgets`` (the rest). Why:
+    the optimiser drives every run to its proxy's budget, so that proxy prices the runs of one budget nearly
+    equal by construction, while a one-bit neighbour differs from its assignment by a term the proxy does
+    price.
     """
     known = resolved(per_window)
     measured = np.asarray(per_window, np.float64).mean(axis=1)
@@ -134,7 +135,7 @@ def reliability(per_window: np.ndarray, budgets: list[str], variants: list, runs
     names = list(dict.fromkeys(budgets))
     groups = {} if runs is None else {"same_seed": same & (np.asarray(runs)[i] == np.asarray(runs)[j])}
     if groups:
-        groups["cross_seed"] = same & ~groups["same_seed"]
+        groups |= {"cross_seed": same & ~groups["same_seed"], "across_budgets": ~same}
 
     def within(predicted, name):
         rows = budget == name
