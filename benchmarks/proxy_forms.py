@@ -176,7 +176,9 @@ def validation_fit_set(trained, payload: dict, width: int, pair_set: str) -> tup
     sens = prepared_sensitivities(model, calib, scheme, 16, seed)
     fit, _ = draw_assignments(payload["n_fit"], payload["n_configs"], trained.model.spec.n_layers, rng,
                               payload["granularity"])  # fmt: skip
-    pairs = pair_measure.cached(model, calib, scheme, width, pair_set)
+    pairs = None if width is None else pair_measure.cached(model, calib, scheme, width, pair_set)
+    if "fit_measured" in payload:  # kept by the run
+        return sens, fit, {t: np.asarray(v) for t, v in payload["fit_measured"].items()}, pairs
     _, val_tokens = corpus.split(trained.config.val_fraction, trained.tokenizer)
     m = paired(model, corpus.windows(val_tokens, trained.config.seq_len), fit, scheme)  # as the run measured them
     return sens, fit, {"loss": m.loss, "kl": m.kl}, pairs
@@ -234,7 +236,7 @@ def main() -> None:
         sens, tables, fit_values, pairs = validation_fit_set(trained, payload, width, pair_set)
         for target, y in fit_values.items():
             label = f"{file} ({payload['quantiser']}, seed {payload['seed']}) {target}"
-            rows[label] = {c: nested_cv_tau(c, sens, tables, y, pairs) for c in ("current", *PAIR_CANDIDATES)}
+            rows[label] = {c: nested_cv_tau(c, sens, tables, y, pairs) for c in names}
             print(label, rows[label], flush=True)
     for seed in args.seed:
         data = random_fit_set(trained, seed, args.out)

@@ -212,6 +212,9 @@ def test_cli_validate_json(trained, tmp_path, monkeypatch):
     assert payload["target"] == "kl" and payload["other_target"]["target"] == "loss"
     assert payload["quantiser"] == "default" and payload["scheme"]["gptq"] is False
     assert sorted(calls) == sorted([*VARIANTS, "default"])  # once per variant, not once per target
+    fit = payload["fit_measured"]  # both targets' fit values, kept for fit-set studies
+    assert sorted(fit) == ["kl", "loss"] and len(fit["kl"]) == len(fit["loss"]) == 8
+    assert min(fit["kl"]) >= 0 and fit["kl"] != fit["loss"]
     assert payload["eval_windows"] == 8 and payload["measured_standard_error"]["max"] > 0
     for v in payload["variants"] + payload["other_target"]["variants"]:
         assert v["ratio_se_median"] > 0 and v["ratio_min_se"] >= 0 and v["ratio_max_se"] >= 0

@@ -380,7 +380,11 @@ def validate(
         budgets=uniform_budgets(best_proxy, n_layers),
         sensitivity_seconds=sens_seconds,
         target=target,
-        details={"other_target": {"target": other, "variants": [variant_json(v) for v in others]}},
+        details={
+            "other_target": {"target": other, "variants": [variant_json(v) for v in others]},
+            # both targets' fit values, so a fit-set study (benchmarks/proxy_forms.py) need not measure them again
+            "fit_measured": {target: fit_measured.tolist(), other: other_measured[:n_fit].tolist()},
+        },
         measured_se=se[n_fit:].tolist(),
         eval_windows=m.windows,
         scheme=scheme,
