@@ -43,7 +43,15 @@ from cimjax.quant import measured as measured_files
 from cimjax.quant import pairs as pair_measure
 from cimjax.quant.fitting import FOLDS, fit_saturation, saturate
 from cimjax.quant.paired import paired
-from cimjax.quant.proxy import KL_FLOOR, VARIANTS, _pairwise, batch_features, saturation_floor, unfitted
+from cimjax.quant.proxy import (
+    KL_FLOOR,
+    VARIANTS,
+    _pairwise,
+    batch_features,
+    fit_features,
+    saturation_floor,
+    unfitted,
+)
 from cimjax.quant.quantizers import DEFAULT_SCHEME
 from cimjax.quant.sensitivity import Sensitivities, estimate, log_interp, loss_curves
 from cimjax.quant.train import BENCHMARK, train
@@ -75,6 +83,7 @@ CANDIDATES = {
     "no floors": dataclasses.replace(BASE, saturation_floor=0.0, additive_floor=0.0),
     "+ d_W d_X": dataclasses.replace(BASE, name="product", features=_with_product),
     "log-error fit": BASE,  # fitted by _log_fit
+    "interaction_spline": VARIANTS["interaction_spline"],
 }
 PAIR_CANDIDATES = {
     "pairwise": VARIANTS["pairwise"],
@@ -109,13 +118,15 @@ def nested_cv_tau(name: str, sens: Sensitivities, tables: np.ndarray, y: np.ndar
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)), np.float64)
     if not kind.fitted:
         return float(stats.kendalltau(feats @ np.asarray(proxy.coef), y).statistic)
-    floor = saturation_floor(proxy)
-    fit = _log_fit(kind, floor) if name == "log-error fit" else (lambda f, t: fit_saturation(f, t, kind, floor))
     pred = np.zeros(len(y))
     for k in range(FOLDS):
         held = np.arange(k, len(y), FOLDS)
-        coef, s = fit(feats[np.setdiff1d(np.arange(len(y)), held)], y[np.setdiff1d(np.arange(len(y)), held)])
-        pred[held] = np.asarray(saturate(feats[held] @ coef, s))
+        rest = np.setdiff1d(np.arange(len(y)), held)
+        if name == "log-error fit":
+            coef, s = _log_fit(kind, saturation_floor(proxy))(feats[rest], y[rest])
+            pred[held] = np.asarray(saturate(feats[held] @ coef, s))
+        else:
+            pred[held] = np.asarray(fit_features(proxy, feats[rest], y[rest]).predict(feats[held]))
     return float(stats.kendalltau(pred, y).statistic)
 
 

@@ -178,7 +178,8 @@ def test_validation_reports_every_variant(result, tmp_path):
     for v in result.variants:
         for stat in (v.kendall_tau, v.spearman):  # None only where a fitted variant predicts a constant
             assert (stat is None and np.ptp(v.predicted) < 1e-9) or -1.0 <= stat <= 1.0, v.name
-        assert len(v.predicted) == 8 and all(c >= 0 for c in v.coef)
+        slopes = v.coef if v.knots is None else v.coef[:-1]  # a spline's last coefficient is its log intercept
+        assert len(v.predicted) == 8 and all(c >= 0 for c in slopes)
     assert next(v for v in result.variants if v.name == "default").assumption.startswith("ASSUMPTION")
     assert payload["kendall_tau"] == max(v.kendall_tau for v in result.variants if v.kendall_tau is not None)
     budgets = payload["budgets"]

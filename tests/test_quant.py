@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from cimjax.quant.proxy import VARIANTS, default_proxy, make_proxy, uniform_budgets
 from cimjax.quant.quantizers import QuantScheme, TensorScheme, fake_quant, levels, noise_constant
@@ -300,3 +301,53 @@ def test_interaction_fit_floors_its_additive_coefficient_and_its_saturation():
     scale = floor / 10  # losses that saturate well inside the optimiser's range
     fitted = fit_proxy(proxy, tables, scale * np.log1p(feats @ np.array([1.0, 0, 0.5, 2.0, 0, 0.7, 0.3]) / scale))
     assert float(fitted.saturation) >= floor * (1 - 1e-6)
+
+
+def test_spline_basis_by_hand():
+    """Ramps between knots, the first and last continued linearly beyond them (knots 0, 1, 3)."""
+    from cimjax.quant.fitting import spline_basis
+
+    knots = jnp.array([[0.0, 1.0, 3.0]])
+    u = jnp.array([[-1.0], [0.5], [2.0], [5.0]])
+    expected = [[-1.0, 0.0], [0.5, 0.0], [1.0, 0.5], [1.0, 2.0]]
+    np.testing.assert_allclose(spline_basis(u, knots), expected, atol=1e-7)
+
+
+def test_spline_fit_recovers_a_product_of_powers_and_extrapolates_it():
+    """``C f1^a f2^b`` is linear in the log features, which the spline spans exactly (its tails included): the
+    fit reproduces it on the fit set and beyond its range, and its coefficients are >= 0 (monotone)."""
+    from cimjax.quant.fitting import fit_spline, spline_basis
+
+    rng = np.random.default_rng(0)
+    feats = np.exp(rng.uniform(-6.0, 0.0, (40, 2)))
+    truth = lambda f: 0.3 * f[:, 0] ** 0.8 * f[:, 1] ** 0.25  # noqa: E731
+    coef, knots = fit_spline(feats, truth(feats), segments=4)
+    assert knots.shape == (2, 5) and np.all(np.diff(knots, axis=1) > 0) and np.all(coef[:-1] >= 0)
+    beyond = np.exp(rng.uniform(-9.0, 2.0, (20, 2)))
+    for f in (feats, beyond):
+        pred = np.exp(np.asarray(spline_basis(jnp.log(jnp.asarray(f)), jnp.asarray(knots))) @ coef[:-1] + coef[-1])
+        np.testing.assert_allclose(pred, truth(f), rtol=2e-3)
+
+
+def test_fitted_spline_proxy_is_monotone_the_same_with_and_without_jit():
+    """A fitted ``interaction_spline`` (on losses it cannot represent exactly) never predicts more loss for
+    more bits, and predicts its fit set as its batch prediction does, eager and jitted alike."""
+    from cimjax.quant.proxy import batch_features, fit_proxy
+
+    n_layers = 2
+    sens = synthetic_sensitivities(n_layers, seed=3)
+    rng = np.random.default_rng(4)
+    tables = rng.integers(2, 9, size=(40, n_layers, N_POINTS)).astype(np.float32)
+    interaction = make_proxy("interaction", sens)
+    feats = np.asarray(batch_features(interaction, jnp.asarray(tables)), np.float64)
+    measured = np.sqrt(feats[:, 0]) + 0.3 * feats[:, -2] * rng.uniform(0.8, 1.2, len(feats))
+    proxy = fit_proxy(make_proxy("interaction_spline", sens), tables, measured)
+    assert proxy.knots.shape == (feats.shape[1], 5) and bool(jnp.all(proxy.coef[:-1] >= 0))
+    batch = np.asarray(proxy.predict(jnp.asarray(feats, jnp.float32)))
+    grad, jitted = jax.jit(jax.grad(lambda p: proxy(p))), jax.jit(lambda q, p: q(p))
+    for k in range(5):
+        p = Precision.from_table(jnp.asarray(tables[k]))
+        assert float(proxy(p)) == pytest.approx(float(jitted(proxy, p)), rel=1e-5)
+        assert float(proxy(p)) == pytest.approx(batch[k], rel=1e-4)
+        assert all(bool(jnp.all(g <= 0)) for g in jax.tree.leaves(grad(p)))
+    assert stats.kendalltau(batch, measured).statistic > 0.8  # it follows the losses it was fitted to

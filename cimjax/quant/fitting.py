@@ -96,3 +96,41 @@ def fit_coefficients(
     scale = np.maximum(feats.max(axis=0), 1e-300)
     coef, _ = nnls(feats / scale, target - feats @ lower)
     return coef / scale + lower
+
+
+SPLINE_SEGMENTS = 4  # segments of each feature's monotone spline (chosen by cross-validation, docs/proxy.md)
+_KNOT_GAP = 1e-6  # least gap between knots (log units): a feature constant over the fit set still has a basis
+
+
+def spline_basis(log_features, knots):
+    """Monotone piecewise-linear basis ``(..., G K)`` of log features ``(..., G)`` between ``knots`` ``(G, K + 1)``.
+
+    Segment ``k`` of feature ``g`` rises from 0 at ``knots[g, k]`` to 1 at ``knots[g, k + 1]``; the first keeps
+    falling below the lowest knot and the last keeps rising above the highest (linear tails), so the spline
+    extrapolates with its end slopes instead of going flat. Each column is non-decreasing in its feature.
+    """
+    lo, hi = knots[:, :-1], knots[:, 1:]
+    ramp = (log_features[..., None] - lo) / (hi - lo)
+    k = jnp.arange(knots.shape[1] - 1)
+    ramp = jnp.clip(ramp, jnp.where(k == 0, -jnp.inf, 0.0), jnp.where(k == k[-1], jnp.inf, 1.0))
+    return ramp.reshape(*ramp.shape[:-2], -1)
+
+
+def fit_spline(features: np.ndarray, measured: np.ndarray, segments: int = SPLINE_SEGMENTS):
+    """``(coef, knots)`` of ``log y ~ coef[-1] + coef[:-1] . spline_basis(log features, knots)``, ``coef[:-1] >= 0``.
+
+    Knots are each feature's quantiles over the fit set (``segments`` segments), the coefficients bounded least
+    squares on ``log max(measured, RELATIVE_FLOOR)``: a monotone additive model in log space (a product of
+    monotone functions of the features), so more error in any feature never predicts less loss.
+    """
+    from scipy.optimize import lsq_linear
+
+    logs = np.log(np.asarray(features, np.float64))
+    knots = np.quantile(logs, np.linspace(0.0, 1.0, segments + 1), axis=0).T  # (G, K + 1)
+    knots = knots + _KNOT_GAP * np.arange(segments + 1)  # quantiles never fall, so the gaps are >= _KNOT_GAP
+    basis = np.asarray(spline_basis(jnp.asarray(logs), jnp.asarray(knots)), np.float64)
+    design = np.concatenate([basis, np.ones((len(logs), 1))], axis=1)
+    lower = np.zeros(design.shape[1])
+    lower[-1] = -np.inf  # the intercept
+    target = np.log(np.maximum(np.asarray(measured, np.float64), RELATIVE_FLOOR))
+    return lsq_linear(design, target, bounds=(lower, np.inf)).x, knots

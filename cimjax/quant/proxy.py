@@ -29,6 +29,11 @@ bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an
 * ``pairwise``: ``a sum_t d_t + sum_g c_g sum_{t<u in g} w_tu sqrt(d_t d_u)``, ``w_tu`` the *measured* pair
   interactions (:meth:`cimjax.quant.pairs.Pairs.coefficients`, ``Proxy.pairs``), one scale ``c_g`` per pair
   group (attention block, MLP block, across a layer's blocks, across layers); fitted as ``interaction``.
+* ``interaction_spline``: ``exp(c + sum_g h_g(log f_g))`` over ``interaction``'s features ``f_g``, each ``h_g`` a
+  non-decreasing piecewise-linear spline (:data:`~cimjax.quant.fitting.SPLINE_SEGMENTS` segments between the fit
+  set's quantiles, linear beyond them), fitted by bounded least squares on log losses
+  (:func:`~cimjax.quant.fitting.fit_spline`): the same features combined by a monotone function learnt from the
+  fit set instead of a weighted sum; no additive or saturation floor.
 * ``default``: for models without weights, see :func:`default_proxy` -- an assumption, labelled as such.
 
 Negative Hessian-trace estimates (sampling noise, or non-convex directions) are set to zero.
@@ -50,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.quant.fitting import fit_saturation, saturate
+from cimjax.quant.fitting import SPLINE_SEGMENTS, fit_saturation, fit_spline, saturate, spline_basis
 from cimjax.quant.pairs import BLOCK
 from cimjax.quant.quantizers import levels
 from cimjax.quant.sensitivity import Sensitivities, log_interp
@@ -126,6 +131,8 @@ class ProxyKind:
         single-point effects: with it a tensor quantised alone is never priced below its own measured effect.
       saturation_floor: the least saturation scale, as a multiple of the first feature at the widest uniform
         preset (:func:`saturation_floor`): the proxy stays nearly linear up to the largest budget.
+      segments: 0 for ``saturate(coef . features)``; else the prediction is a monotone spline of the log
+        features with this many segments each (:func:`~cimjax.quant.fitting.fit_spline`; ``Proxy.knots``).
       assumption, gain_cap: see :class:`AccuracyProxy`.
     """
 
@@ -136,6 +143,7 @@ class ProxyKind:
     saturations: tuple[float, ...] = ()
     additive_floor: float = 0.0
     saturation_floor: float = 0.0
+    segments: int = 0
     assumption: str | None = None
     gain_cap: str | None = None
 
@@ -242,6 +250,7 @@ class Proxy:
       saturation: the scale ``s`` of :func:`saturate` (infinite: linear; fitted by :func:`fit_saturation`).
       pairs: measured pair coefficients ``(17 L, 17 L)`` (:meth:`cimjax.quant.pairs.Pairs.coefficients`) of
         the kinds that use them (``pairwise``), else None.
+      knots: ``(G, segments + 1)`` knots of the log features of spline kinds (``kind.segments > 0``), else None.
     """
 
     sens: Sensitivities | None
@@ -250,6 +259,7 @@ class Proxy:
     spec: ModelSpec | None = dataclasses.field(default=None, metadata={"static": True})
     saturation: float | jax.Array = np.float32(np.inf)
     pairs: jax.Array | None = None
+    knots: jax.Array | None = None
 
     @property
     def name(self) -> str:
@@ -266,8 +276,15 @@ class Proxy:
     def features(self, precision: Precision) -> jax.Array:
         return self.kind.features(self, precision.to_table())
 
+    def predict(self, features: jax.Array) -> jax.Array:
+        """The prediction from features ``(..., G)`` (one assignment's, or a batch's)."""
+        if self.kind.segments:
+            basis = spline_basis(jnp.log(features), self.knots)
+            return jnp.exp(basis @ self.coef[:-1] + self.coef[-1])
+        return saturate(features @ self.coef, self.saturation)
+
     def __call__(self, precision: Precision) -> jax.Array:
-        return saturate(jnp.dot(self.coef, self.features(precision)), self.saturation)
+        return self.predict(self.features(precision))
 
 
 _INTERACTION = ProxyKind(
@@ -292,6 +309,7 @@ VARIANTS: dict[str, ProxyKind] = {
         ProxyKind("higgs", _higgs, fitted=True),
         _INTERACTION,
         dataclasses.replace(_INTERACTION, name="pairwise", features=_pairwise),  # fitted as interaction
+        ProxyKind("interaction_spline", _interaction, fitted=True, segments=SPLINE_SEGMENTS),
     )
 }
 """The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
@@ -309,8 +327,15 @@ def unfitted(kind: ProxyKind, sens: Sensitivities, pairs=None) -> Proxy:
     """A proxy of ``kind`` for the model measured in ``sens`` (and ``pairs``), every coefficient one."""
     pairs = None if pairs is None else jnp.asarray(pairs, jnp.float32)
     probe = Proxy(sens=sens, coef=jnp.ones((1,), jnp.float32), kind=kind, pairs=pairs)
-    n_feat = kind.features(probe, jnp.full(sens.numel.shape, 8.0)).shape[0]
-    return dataclasses.replace(probe, coef=jnp.ones((n_feat,), jnp.float32))
+    if not kind.segments:
+        n_feat = kind.features(probe, jnp.full(sens.numel.shape, 8.0)).shape[0]
+        return dataclasses.replace(probe, coef=jnp.ones((n_feat,), jnp.float32))
+    # knots at the features of uniform widths 8 .. 2 (a fit places them at the fit set's quantiles)
+    widths = np.linspace(8.0, 2.0, kind.segments + 1)
+    logs = np.log(np.stack([np.asarray(kind.features(probe, jnp.full(sens.numel.shape, b))) for b in widths], 1))
+    knots = np.maximum.accumulate(logs, axis=1) + 1e-6 * np.arange(kind.segments + 1)
+    n_coef = logs.shape[0] * kind.segments + 1
+    return dataclasses.replace(probe, coef=jnp.ones((n_coef,), jnp.float32), knots=jnp.asarray(knots, jnp.float32))
 
 
 @jax.jit
@@ -328,10 +353,16 @@ def saturation_floor(proxy: Proxy) -> float:
     return proxy.kind.saturation_floor * float(proxy.features(widest)[0])
 
 
-def fit_features(proxy: Proxy, features: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, float]:
-    """Coefficients and saturation scale of ``proxy``'s kind fitted to ``features`` ``(N, G)`` of assignments
-    whose measured values are ``measured`` (:func:`fit_saturation` with the kind's floors)."""
-    return fit_saturation(features, measured, proxy.kind, saturation_floor(proxy))
+def fit_features(proxy: Proxy, features: np.ndarray, measured: np.ndarray) -> Proxy:
+    """``proxy`` fitted to ``features`` ``(N, G)`` of assignments whose measured values are ``measured``
+    (:func:`fit_saturation` with the kind's floors, or :func:`fit_spline` for spline kinds), its parameters
+    numpy float64 (:meth:`Proxy.predict` of float64 features then sums in float64; :func:`fit_proxy` gives
+    the float32 proxy compiled programs take)."""
+    if proxy.kind.segments:
+        coef, knots = fit_spline(features, measured, proxy.kind.segments)
+        return dataclasses.replace(proxy, coef=coef, knots=knots)
+    coef, scale = fit_saturation(features, measured, proxy.kind, saturation_floor(proxy))
+    return dataclasses.replace(proxy, coef=coef, saturation=scale)
 
 
 def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
@@ -345,8 +376,11 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     if len(tables) != len(measured) or not len(tables):
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
-    coef, scale = fit_features(proxy, feats, measured)
-    return dataclasses.replace(proxy, coef=jnp.asarray(coef, jnp.float32), saturation=np.float32(scale))
+    fitted = fit_features(proxy, feats, measured)
+    knots = None if fitted.knots is None else jnp.asarray(fitted.knots, jnp.float32)
+    return dataclasses.replace(
+        fitted, coef=jnp.asarray(fitted.coef, jnp.float32), saturation=np.float32(fitted.saturation), knots=knots
+    )
 
 
 def _default_points(spec: ModelSpec, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,7 +29,6 @@ from cimjax.quant.proxy import (
     default_proxy,
     fit_features,
     make_proxy,
-    saturate,
     uniform_budgets,
 )
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
@@ -110,6 +109,7 @@ class VariantResult:
     saturation: float = float("inf")  # saturation scale of the weighted feature sum (fitted kinds may choose one)
     ratio_se: list[float] | None = None  # standard error of each ratio (the measurement's over predicted)
     kendall_tau_se: float | None = None  # bootstrap standard error of tau over the judged assignments
+    knots: list | None = None  # spline kinds' knots of their log features ((G, segments + 1)), else None
 
 
 RATIO_BAND = (0.67, 1.5)  # measured / predicted within this band counts as a calibrated prediction
@@ -124,6 +124,7 @@ def score(
     assumption: str | None,
     saturation: float = float("inf"),
     measured_se=None,
+    knots=None,
 ) -> VariantResult:
     """Kendall tau, Spearman rho and measured/predicted ratios (with standard errors when ``measured_se``,
     the measurements' standard errors, is given) of one variant's predictions."""
@@ -141,6 +142,7 @@ def score(
         saturation=float(saturation),
         ratio_se=None if measured_se is None else (np.asarray(measured_se, np.float64) / denominator).tolist(),
         kendall_tau_se=_tau_se(predicted, measured),
+        knots=None if knots is None else np.asarray(knots, np.float64).tolist(),
     )
 
 
@@ -170,6 +172,7 @@ def variant_json(v: VariantResult) -> dict:
         "fitted": v.fitted,
         "coef": v.coef,
         "saturation": v.saturation if np.isfinite(v.saturation) else None,
+        "knots": v.knots,
         "assumption": v.assumption,
         "ratio_min": float(np.min(v.ratios)),
         "ratio_max": float(np.max(v.ratios)),
@@ -213,13 +216,14 @@ def judge_variants(features, n_fit: int, fit_measured, test_measured, test_se=No
     errors of ``test_measured``."""
     results = []
     for proxy, feats in features:
-        coef, scale = np.asarray(proxy.coef, np.float64), np.inf
+        fitted = dataclasses.replace(proxy, coef=np.asarray(proxy.coef, np.float64))
         if proxy.kind.fitted:
-            coef, scale = fit_features(proxy, feats[:n_fit], fit_measured)
-        predicted = np.asarray(saturate(feats[n_fit:] @ coef, scale), np.float64)
+            fitted = fit_features(proxy, feats[:n_fit], fit_measured)
+        predicted = np.asarray(fitted.predict(feats[n_fit:]), np.float64)
         results.append(
-            score(proxy.name, predicted, test_measured, proxy.kind.fitted, coef, proxy.assumption, scale, test_se)
-        )
+            score(proxy.name, predicted, test_measured, proxy.kind.fitted, fitted.coef, proxy.assumption,
+                  fitted.saturation, test_se, fitted.knots)
+        )  # fmt: skip
     return results
 
 
@@ -365,7 +369,10 @@ def validate(
     best = max(results, key=_tau)
     best_proxy = next(p for p, _ in features if p.name == best.name)
     best_proxy = dataclasses.replace(
-        best_proxy, coef=jnp.asarray(best.coef, jnp.float32), saturation=np.float32(best.saturation)
+        best_proxy,
+        coef=jnp.asarray(best.coef, jnp.float32),
+        saturation=np.float32(best.saturation),
+        knots=None if best.knots is None else jnp.asarray(best.knots, jnp.float32),
     )
     return ValidationResult(
         variants=results,
