@@ -34,7 +34,7 @@ import numpy as np
 from cimjax.joint.methods import GA_EVALUATIONS
 from cimjax.joint.problem import make_problem, proxy_values
 from cimjax.joint.runner import run_method
-from cimjax.quant.proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, DEFAULT_GAIN_CAP_NOTE, default_proxy
+from cimjax.quant.default_proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, DEFAULT_GAIN_CAP_NOTE, default_proxy
 from cimjax.search.pareto import hypervolume
 from cimjax.workload.models import MODELS, get_model
 from cimjax.workload.precision import N_POINTS, PRESETS, table_from_bits

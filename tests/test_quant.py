@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from cimjax.quant.proxy import VARIANTS, default_proxy, make_proxy, uniform_budgets
+from cimjax.quant.default_proxy import default_proxy
+from cimjax.quant.proxy import VARIANTS, make_proxy, uniform_budgets
 from cimjax.quant.quantizers import QuantScheme, TensorScheme, fake_quant, levels, noise_constant
 from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, log_interp
 from cimjax.workload.models import MODELS

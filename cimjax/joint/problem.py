@@ -27,7 +27,8 @@ from cimjax.cost.batched import in_batches, make_evaluator
 from cimjax.hardware.area import chip_area
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology, default_technology
-from cimjax.quant.proxy import AccuracyProxy, default_proxy
+from cimjax.quant.default_proxy import default_proxy
+from cimjax.quant.proxy import AccuracyProxy
 from cimjax.results import Accuracy, DesignReport, Metrics
 from cimjax.search.pareto import alpha_objective, check_alphas
 from cimjax.workload.operators import Workload
@@ -211,7 +212,7 @@ def make_problem(
       spec: the model.
       budget: ``int8``/``int6``/``int4`` (as good as that uniform width by the proxy) or the largest
         allowed predicted loss increase in nats/token.
-      proxy: the accuracy proxy (default: :func:`cimjax.quant.proxy.default_proxy` of ``spec``).
+      proxy: the accuracy proxy (default: :func:`cimjax.quant.default_proxy.default_proxy` of ``spec``).
       alpha: weight of latency in ``L^alpha E^(1-alpha)``, in [0, 1].
       area_max: chip area limit in mm^2, or None for none.
       workload, tech, space: as for the cost model (defaults: the paper's).

@@ -1,14 +1,7 @@
 """Fake quantisation, sensitivities and the accuracy proxy, validated against a trained byte-level LM."""
 
-from cimjax.quant.proxy import (
-    DEFAULT_ASSUMPTION,
-    VARIANTS,
-    Proxy,
-    default_proxy,
-    fit_proxy,
-    make_proxy,
-    uniform_budgets,
-)
+from cimjax.quant.default_proxy import DEFAULT_ASSUMPTION, default_proxy
+from cimjax.quant.proxy import VARIANTS, Proxy, fit_proxy, make_proxy, uniform_budgets
 from cimjax.quant.quantizers import QuantHooks, QuantScheme, TensorScheme, fake_quant
 from cimjax.quant.sensitivity import Sensitivities, estimate
 

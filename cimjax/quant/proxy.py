@@ -34,20 +34,20 @@ bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an
   set's quantiles, linear beyond them), fitted by bounded least squares on log losses
   (:func:`~cimjax.quant.fitting.fit_spline`): the same features combined by a monotone function learnt from the
   fit set instead of a weighted sum; no additive or saturation floor.
-* ``default``: for models without weights, see :func:`default_proxy` -- an assumption, labelled as such.
+* ``default``: for models without weights, :func:`cimjax.quant.default_proxy.default_proxy` -- an assumption,
+  labelled as such.
 
 Negative Hessian-trace estimates (sampling noise, or non-convex directions) are set to zero.
 
 Each variant is a :class:`ProxyKind` (a name, a features function, whether it is fitted, its assumption
-and gain cap); :func:`make_proxy` and :func:`default_proxy` are the factories that give a :class:`Proxy`
-of a kind. The joint optimiser uses only the :class:`AccuracyProxy` protocol, so a new proxy is a features
-function and a kind (or any pytree with that protocol) in one file.
+and gain cap); :func:`make_proxy` and :func:`~cimjax.quant.default_proxy.default_proxy` are the factories that
+give a :class:`Proxy` of a kind. The joint optimiser uses only the :class:`AccuracyProxy` protocol, so a new
+proxy is a features function and a kind (or any pytree with that protocol) in one file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -72,31 +72,6 @@ _TINY = 1e-30  # floor of interpolated error energies
 # at x = x4 = s/4, s ln(1 + x/s) is within 11 % of x and its slope 1/(1 + x/s) is 0.8, so the optimiser, whose
 # budgets reach uniform INT4, cannot buy bits where the saturation flattens the proxy (docs/proxy.md).
 SATURATION_MARGIN = 4.0
-
-
-DEFAULT_ASSUMPTION = (
-    "ASSUMPTION (no weights): every matmul operand has the same loss sensitivity per multiply-accumulate "
-    "and Gaussian-distributed values, so its quantisation noise is the uniform-noise model Delta^2/12 of "
-    "a Gaussian row; the scale kappa was measured on cimjax's byte-level proxy LM, not on this model."
-)
-# Loss increase (nats/token) per unit of MAC-weighted relative noise energy: the coefficient fitted (non-negative
-# least squares, 60 layer-wise fit assignments, seed 0) on the byte-level proxy LM of TrainConfig() by
-# `python benchmarks/proxy_validation.py` (validation_layer.json, variant "default": 2.29). See docs/proxy.md.
-DEFAULT_KAPPA = 2.3
-DEFAULT_CONTEXT = 512  # tokens of context assumed for the attention matmuls of the default proxy
-# The most any assignment can gain in tokens/s over uniform precision under the default proxy on a
-# DRAM-bound decode (derivation: docs/benchmarks.md, "Joint co-optimisation"): the weights take the whole
-# budget, activations and KV go to 16 bits, a fraction of the weights drops one bit. Measured: 1.044-1.045x
-# at INT8 and 1.061-1.064x at INT4 on the twelve SLMs.
-DEFAULT_GAIN_CAP = {"int8": 1.04, "int4": 1.06}
-
-
-DEFAULT_GAIN_CAP_NOTE = (
-    "default proxy (no weights, equal sensitivity per MAC assumed): no assignment can gain more than "
-    f"~{DEFAULT_GAIN_CAP['int8']:.2f}x at INT8 or ~{DEFAULT_GAIN_CAP['int4']:.2f}x at INT4 over uniform "
-    "precision (derivation: docs/benchmarks.md); real gains need measured sensitivities (--checkpoint)"
-)
-"""What a gain under the weight-less default proxy can be at most, and why (``gain_cap`` in the JSON)."""
 
 
 class AccuracyProxy(Protocol):
@@ -148,7 +123,8 @@ class ProxyKind:
     gain_cap: str | None = None
 
 
-def _levels_table(table: jax.Array, symmetric: jax.Array) -> jax.Array:
+def levels_table(table: jax.Array, symmetric: jax.Array) -> jax.Array:
+    """Quantisation levels of each bit width of ``table``, symmetric or not per column."""
     return jnp.where(symmetric > 0, levels(table, True), levels(table, False))
 
 
@@ -161,7 +137,7 @@ def _fisher(sens: Sensitivities) -> jax.Array:
 
 
 def _noise(sens: Sensitivities, table: jax.Array) -> jax.Array:
-    return sens.noise_c / _levels_table(table, sens.symmetric) ** 2
+    return sens.noise_c / levels_table(table, sens.symmetric) ** 2
 
 
 def _err(sens: Sensitivities, table: jax.Array) -> jax.Array:
@@ -381,66 +357,6 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     return dataclasses.replace(
         fitted, coef=jnp.asarray(fitted.coef, jnp.float32), saturation=np.float32(fitted.saturation), knots=knots
     )
-
-
-def _default_points(spec: ModelSpec, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-point MAC counts per token, scale-row lengths and symmetry ``(17,)`` of the default proxy."""
-    h, q, kv, f = spec.hidden, spec.q_dim, spec.kv_dim, spec.ffn
-    linear = {"q": (h, q), "k": (h, kv), "v": (h, kv), "o": (q, h), "gate": (h, f), "up": (h, f), "down": (f, h)}
-    attn = spec.n_heads * spec.head_dim * context  # MACs per token of qk and of pv
-    macs, rows, sym = [], [], []
-    for kind, op in POINTS:
-        if op in LINEAR_OPS:
-            d_in, d_out = linear[op]
-            macs.append(d_in * d_out)
-            rows.append(d_in)
-        elif op == "qk":
-            macs.append(attn)
-            rows.append(spec.head_dim)
-        elif op == "pv":
-            macs.append(attn)
-            rows.append(context)
-        else:  # kv: K feeds qk, V feeds pv
-            macs.append(2 * attn)
-            rows.append(spec.head_dim)
-        sym.append(not (kind == "act" and op == "pv"))
-    return np.array(macs, float), np.array(rows, float), np.array(sym)
-
-
-def _default_features(proxy: Proxy, table: jax.Array) -> jax.Array:
-    """MAC-weighted relative noise energy of ``proxy.spec``: ``sum_t (macs_t / macs_linear) g(d_t) /
-    (12 levels(b_t)^2)``, one feature.
-
-    ``g(d) = 2 ln(2 d)`` approximates ``E[max|x|^2] / sigma^2`` of a Gaussian row of length ``d``.
-    """
-    spec = proxy.spec
-    macs, rows, sym = _default_points(spec, DEFAULT_CONTEXT)
-    weight_macs = macs[: len(LINEAR_OPS)].sum() * spec.n_layers
-    g = 2.0 * np.log(2.0 * rows)
-    lv = _levels_table(table, jnp.asarray(sym, jnp.float32)[None, :])
-    return jnp.sum(jnp.asarray(macs / weight_macs * g / 12.0, jnp.float32) / lv**2)[None]
-
-
-DEFAULT_KIND = ProxyKind(
-    "default",
-    _default_features,
-    fitted=True,  # kappa: fitted on the byte-level proxy LM (and refitted by `cimjax proxy validate`)
-    assumption=DEFAULT_ASSUMPTION,
-    gain_cap=DEFAULT_GAIN_CAP_NOTE,
-)
-
-
-def default_proxy(spec: ModelSpec, kappa: float = DEFAULT_KAPPA) -> Proxy:
-    """The proxy for models whose weights are not available: equal sensitivity per MAC, Gaussian noise.
-
-    ``dL(b) = kappa * sum_t (macs_t / macs_linear) * 2 ln(2 d_t) / (12 levels(b_t)^2)`` where ``macs_t`` is
-    the per-token multiply-accumulates of the matmul the point feeds (attention at
-    :data:`DEFAULT_CONTEXT` tokens), ``d_t`` the length of a scale row. The result carries
-    :data:`DEFAULT_ASSUMPTION` in ``proxy.assumption``; report it with every number it produces.
-    """
-    if not (math.isfinite(kappa) and kappa > 0):
-        raise ValueError(f"kappa={kappa!r} must be a positive number")
-    return Proxy(sens=None, coef=jnp.array([kappa], jnp.float32), kind=DEFAULT_KIND, spec=spec)
 
 
 OPTIMIZER_PROXY = "interaction"

@@ -13,11 +13,13 @@ expression is displayed by Jupyter. Pass ``ax=`` to draw into an existing axes i
   evaluated designs.
 * :func:`bit_heatmap`: the per-layer bit table of a mixed-precision design.
 * :func:`readable_log_axis`: log axes whose ticks are labelled in plain numbers even within one decade.
+* :func:`scatter_plot`: predicted against measured loss of every proxy variant of a proxy validation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -250,3 +252,35 @@ def save(fig, path, dpi: int = 130) -> None:
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
+
+
+def scatter_plot(result, path: str | Path) -> Path:
+    """Predicted vs measured loss increase of every variant of a proxy validation (a
+    :class:`~cimjax.report.proxy_validation.ValidationResult`) on its held-out assignments, log-log PNG."""
+    from matplotlib.figure import Figure
+
+    n = len(result.variants)
+    cols = 4
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4 * cols, 3.6 * rows))
+    axes = fig.subplots(rows, cols)
+    measured = np.maximum(np.asarray(result.measured), 1e-6)
+    for ax, v in zip(np.ravel(axes), result.variants, strict=False):
+        predicted = np.maximum(v.predicted, 1e-9)
+        ax.scatter(predicted, measured, s=10)
+        lo, hi = min(predicted.min(), measured.min()), max(predicted.max(), measured.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.6)  # predicted = measured
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        tau = "n/a" if v.kendall_tau is None else f"{v.kendall_tau:.3f}"
+        ax.set_title(f"{v.name}\ntau={tau} rho={v.spearman or 0:.3f}", fontsize=9)
+        ax.set_xlabel("predicted dL (nats/token)")
+        ax.set_ylabel("measured dL")
+    for ax in np.ravel(axes)[n:]:
+        ax.axis("off")
+    fig.suptitle(f"proxy vs measured loss increase, {result.n_configs} held-out assignments ({result.granularity})")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

@@ -17,6 +17,7 @@ from scipy import stats
 
 from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
+from cimjax.quant.default_proxy import default_proxy
 from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, loss_increases, prepared, prepared_sensitivities
 from cimjax.quant.paired import paired
 from cimjax.quant.pairs import REFERENCE_BITS, Pairs
@@ -26,7 +27,6 @@ from cimjax.quant.proxy import (
     VARIANTS,
     Proxy,
     batch_features,
-    default_proxy,
     fit_features,
     make_proxy,
     uniform_budgets,
@@ -34,6 +34,7 @@ from cimjax.quant.proxy import (
 from cimjax.quant.quantizers import DEFAULT_SCHEME, QuantScheme
 from cimjax.quant.sensitivity import Sensitivities
 from cimjax.quant.train import BENCHMARK, SUBWORD, TINY, TrainConfig, TrainedModel
+from cimjax.report.plots import scatter_plot
 from cimjax.workload.precision import N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec
 
@@ -311,7 +312,8 @@ def validate(
     """Measures every proxy variant against the real loss (or KL) of ``trained`` under random assignments.
 
     The JSON's ``other_target`` judges the same variants on the same assignments against the other target
-    (KL for ``loss``, and the reverse), fitted on it: both come from one set of measurements.
+    (KL for ``loss``, and the reverse), fitted on it: both come from one set of measurements. ``fit_measured``
+    keeps both targets' fit values (a fit-set study, ``benchmarks/proxy_forms.py``, need not measure them again).
 
     Args:
       trained: the trained model (see :func:`cimjax.quant.train.train`).
@@ -367,12 +369,11 @@ def validate(
     other_measured, other_se = m.of(other)
     others = judge_variants(features, n_fit, other_measured[:n_fit], other_measured[n_fit:], other_se[n_fit:])
     best = max(results, key=_tau)
+    fits = {target: fit_measured.tolist(), other: other_measured[:n_fit].tolist()}
     best_proxy = next(p for p, _ in features if p.name == best.name)
+    knots = None if best.knots is None else jnp.asarray(best.knots, jnp.float32)
     best_proxy = dataclasses.replace(
-        best_proxy,
-        coef=jnp.asarray(best.coef, jnp.float32),
-        saturation=np.float32(best.saturation),
-        knots=None if best.knots is None else jnp.asarray(best.knots, jnp.float32),
+        best_proxy, coef=jnp.asarray(best.coef, jnp.float32), saturation=np.float32(best.saturation), knots=knots
     )
     return ValidationResult(
         variants=results,
@@ -387,11 +388,7 @@ def validate(
         budgets=uniform_budgets(best_proxy, n_layers),
         sensitivity_seconds=sens_seconds,
         target=target,
-        details={
-            "other_target": {"target": other, "variants": [variant_json(v) for v in others]},
-            # both targets' fit values, so a fit-set study (benchmarks/proxy_forms.py) need not measure them again
-            "fit_measured": {target: fit_measured.tolist(), other: other_measured[:n_fit].tolist()},
-        },
+        details={"other_target": {"target": other, "variants": list(map(variant_json, others))}, "fit_measured": fits},
         measured_se=se[n_fit:].tolist(),
         eval_windows=m.windows,
         scheme=scheme,
@@ -414,37 +411,6 @@ def model_info(trained: TrainedModel) -> dict:
 
 def _in_band(ratios) -> np.ndarray:
     return (np.asarray(ratios) >= RATIO_BAND[0]) & (np.asarray(ratios) <= RATIO_BAND[1])
-
-
-def scatter_plot(result: ValidationResult, path: str | Path) -> Path:
-    """Predicted vs measured loss increase of every variant on the held-out assignments (log-log PNG), drawn
-    without pyplot so the caller's matplotlib backend (a notebook's) is left alone."""
-    from matplotlib.figure import Figure
-
-    n = len(result.variants)
-    cols = 4
-    rows = (n + cols - 1) // cols
-    fig = Figure(figsize=(4 * cols, 3.6 * rows))
-    axes = fig.subplots(rows, cols)
-    measured = np.maximum(np.asarray(result.measured), 1e-6)
-    for ax, v in zip(np.ravel(axes), result.variants, strict=False):
-        predicted = np.maximum(v.predicted, 1e-9)
-        ax.scatter(predicted, measured, s=10)
-        lo, hi = min(predicted.min(), measured.min()), max(predicted.max(), measured.max())
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.6)  # predicted = measured
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(f"{v.name}\ntau={_tau(v):.3f} rho={v.spearman or 0:.3f}", fontsize=9)
-        ax.set_xlabel("predicted dL (nats/token)")
-        ax.set_ylabel("measured dL")
-    for ax in np.ravel(axes)[n:]:
-        ax.axis("off")
-    fig.suptitle(f"proxy vs measured loss increase, {result.n_configs} held-out assignments ({result.granularity})")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
 
 
 def write_outputs(directory: Path, result: ValidationResult) -> list[Path]:
