@@ -99,7 +99,7 @@ def fit_coefficients(
 
 
 SPLINE_SEGMENTS = 4  # segments of each feature's monotone spline (chosen by cross-validation, docs/proxy.md)
-_KNOT_GAP = 1e-6  # least gap between knots (log units): a feature constant over the fit set still has a basis
+KNOT_GAP = 1e-6  # least gap between knots (log units): a feature constant over the fit set still has a basis
 
 
 def spline_basis(log_features, knots):
@@ -127,7 +127,7 @@ def fit_spline(features: np.ndarray, measured: np.ndarray, segments: int = SPLIN
 
     logs = np.log(np.asarray(features, np.float64))
     knots = np.quantile(logs, np.linspace(0.0, 1.0, segments + 1), axis=0).T  # (G, K + 1)
-    knots = knots + _KNOT_GAP * np.arange(segments + 1)  # quantiles never fall, so the gaps are >= _KNOT_GAP
+    knots = knots + KNOT_GAP * np.arange(segments + 1)  # quantiles never fall, so the gaps are >= KNOT_GAP
     basis = np.asarray(spline_basis(jnp.asarray(logs), jnp.asarray(knots)), np.float64)
     design = np.concatenate([basis, np.ones((len(logs), 1))], axis=1)
     lower = np.zeros(design.shape[1])

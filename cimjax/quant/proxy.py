@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.quant.fitting import SPLINE_SEGMENTS, fit_saturation, fit_spline, saturate, spline_basis
+from cimjax.quant.fitting import KNOT_GAP, SPLINE_SEGMENTS, fit_saturation, fit_spline, saturate, spline_basis
 from cimjax.quant.pairs import BLOCK
 from cimjax.quant.quantizers import levels
 from cimjax.quant.sensitivity import Sensitivities, log_interp
@@ -309,7 +309,7 @@ def unfitted(kind: ProxyKind, sens: Sensitivities, pairs=None) -> Proxy:
     # knots at the features of uniform widths 8 .. 2 (a fit places them at the fit set's quantiles)
     widths = np.linspace(8.0, 2.0, kind.segments + 1)
     logs = np.log(np.stack([np.asarray(kind.features(probe, jnp.full(sens.numel.shape, b))) for b in widths], 1))
-    knots = np.maximum.accumulate(logs, axis=1) + 1e-6 * np.arange(kind.segments + 1)
+    knots = np.maximum.accumulate(logs, axis=1) + KNOT_GAP * np.arange(kind.segments + 1)
     n_coef = logs.shape[0] * kind.segments + 1
     return dataclasses.replace(probe, coef=jnp.ones((n_coef,), jnp.float32), knots=jnp.asarray(knots, jnp.float32))
 
@@ -352,10 +352,14 @@ def fit_proxy(proxy: Proxy, tables: np.ndarray, measured: np.ndarray) -> Proxy:
     if len(tables) != len(measured) or not len(tables):
         raise ValueError(f"need as many measured losses ({len(measured)}) as assignments ({len(tables)}) > 0")
     feats = np.asarray(batch_features(proxy, jnp.asarray(tables, jnp.float32)))
-    fitted = fit_features(proxy, feats, measured)
-    knots = None if fitted.knots is None else jnp.asarray(fitted.knots, jnp.float32)
+    return as_float32(fit_features(proxy, feats, measured))
+
+
+def as_float32(proxy: Proxy) -> Proxy:
+    """``proxy`` with float32 coefficients, saturation and knots: the form compiled programs take."""
+    knots = None if proxy.knots is None else jnp.asarray(proxy.knots, jnp.float32)
     return dataclasses.replace(
-        fitted, coef=jnp.asarray(fitted.coef, jnp.float32), saturation=np.float32(fitted.saturation), knots=knots
+        proxy, coef=jnp.asarray(proxy.coef, jnp.float32), saturation=np.float32(proxy.saturation), knots=knots
     )
 
 

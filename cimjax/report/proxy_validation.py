@@ -26,6 +26,7 @@ from cimjax.quant.proxy import (
     OPTIMIZER_PROXY,
     VARIANTS,
     Proxy,
+    as_float32,
     batch_features,
     fit_features,
     make_proxy,
@@ -370,11 +371,8 @@ def validate(
     others = judge_variants(features, n_fit, other_measured[:n_fit], other_measured[n_fit:], other_se[n_fit:])
     best = max(results, key=_tau)
     fits = {target: fit_measured.tolist(), other: other_measured[:n_fit].tolist()}
-    best_proxy = next(p for p, _ in features if p.name == best.name)
-    knots = None if best.knots is None else jnp.asarray(best.knots, jnp.float32)
-    best_proxy = dataclasses.replace(
-        best_proxy, coef=jnp.asarray(best.coef, jnp.float32), saturation=np.float32(best.saturation), knots=knots
-    )
+    unfit = next(p for p, _ in features if p.name == best.name)
+    best_proxy = as_float32(dataclasses.replace(unfit, coef=best.coef, saturation=best.saturation, knots=best.knots))
     return ValidationResult(
         variants=results,
         measured=test_measured.tolist(),
