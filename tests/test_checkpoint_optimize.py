@@ -255,7 +255,7 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--model", "qwen3-0.6b", "--proxy", "interaction"],
          "--proxy = 'interaction' is not allowed; allowed with --checkpoint or --sensitivities"),
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--proxy", "higgs"],
-         "--proxy = 'higgs' is not allowed; allowed: interaction, pairwise"),
+         "--proxy = 'higgs' is not allowed; allowed: interaction, pairwise, interaction_spline"),
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--pairs", "layer"],
          "--pairs = 'layer' is not allowed; allowed only with --proxy pairwise"),
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--proxy", "interaction", "--pairs", "all"],

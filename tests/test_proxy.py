@@ -303,9 +303,11 @@ def test_frontier_judges_each_text_alone(trained, monkeypatch):
         assert set(t["variants"]) == {v["name"] for v in payload["variants"]} and set(t["uniform_ratio"]) == {"int3"}
 
 
-def test_cli_validate_frontier_driven_by_pairwise(trained, monkeypatch):
-    """``--optimizer-proxy pairwise``: the optimiser is given the fitted ``pairwise`` proxy with the measured pairs,
-    its own assignment meets the budget under that proxy, and the JSON's predictions are that proxy's."""
+@pytest.mark.parametrize("driver, pair_set", [("pairwise", "block"), ("interaction_spline", "none")])
+def test_cli_validate_frontier_driven_by_another_variant(trained, monkeypatch, driver, pair_set):
+    """``--optimizer-proxy pairwise|interaction_spline``: the optimiser is given that fitted proxy (``pairwise`` with
+    the measured pairs), its own assignment meets the budget under that proxy, and the JSON's predictions are
+    that proxy's."""
     from cimjax.joint.problem import proxy_values
     from cimjax.report import proxy_frontier
 
@@ -317,12 +319,12 @@ def test_cli_validate_frontier_driven_by_pairwise(trained, monkeypatch):
         return tables, labels
 
     monkeypatch.setattr(proxy_frontier, "frontier_tables", recorded)
-    args = ["validate", "--size", "tiny", "--protocol", "frontier", "--target", "kl", "--pairs", "block"]
-    res = CliRunner().invoke(proxy_app, [*args, "--optimizer-proxy", "pairwise", "--json"])
+    args = ["validate", "--size", "tiny", "--protocol", "frontier", "--target", "kl", "--pairs", pair_set]
+    res = CliRunner().invoke(proxy_app, [*args, "--optimizer-proxy", driver, "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     ((proxy, tables),) = driven
-    assert payload["optimizer_proxy"] == proxy.name == "pairwise" and proxy.pairs is not None
+    assert payload["optimizer_proxy"] == proxy.name == driver and (proxy.pairs is not None) == (driver == "pairwise")
     predicted = proxy_values(proxy, tables)
     assert predicted[0] <= payload["measured_budgets"]["int3"] * (1 + 1e-3)  # the optimiser met its budget
     assert [f["predicted"] for f in payload["frontier"]] == pytest.approx(predicted.tolist(), rel=1e-4)
@@ -333,7 +335,10 @@ def test_cli_validate_frontier_driven_by_pairwise(trained, monkeypatch):
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--optimizer-proxy", "higgs"], "--optimizer-proxy = 'higgs' is not allowed; allowed: interaction, pairwise"),
+        (
+            ["--optimizer-proxy", "higgs"],
+            "--optimizer-proxy = 'higgs' is not allowed; allowed: interaction, pairwise, interaction_spline",
+        ),
         (["--optimizer-proxy", "pairwise"], "allowed with --protocol frontier only"),
         (["--protocol", "frontier", "--optimizer-proxy", "pairwise", "--pairs", "none"],
          "--optimizer-proxy = 'pairwise' is not allowed; allowed with measured pairs (not --pairs none)"),

@@ -270,9 +270,8 @@ def test_optimizer_proxy_variants():
     default, interaction = optimizer_proxy(sens, tables, measured, "kl"), fit_proxy(make_proxy("interaction", sens),
                                                                                    tables, measured)  # fmt: skip
     assert default.name == "interaction" and np.array_equal(np.asarray(default.coef), np.asarray(interaction.coef))
-    with pytest.raises(
-        ValueError, match="variant = 'higgs' cannot drive the optimiser; allowed: interaction, pairwise"
-    ):
+    allowed = "allowed: interaction, pairwise, interaction_spline"
+    with pytest.raises(ValueError, match=f"variant = 'higgs' cannot drive the optimiser; {allowed}"):
         optimizer_proxy(sens, tables, measured, "kl", "higgs")
     with pytest.raises(ValueError, match="needs measured pairs"):
         optimizer_proxy(sens, tables, measured, "kl", "pairwise")
@@ -331,6 +330,29 @@ def test_spline_fit_recovers_a_product_of_powers_and_extrapolates_it():
     for f in (feats, beyond):
         pred = np.exp(np.asarray(spline_basis(jnp.log(jnp.asarray(f)), jnp.asarray(knots))) @ coef[:-1] + coef[-1])
         np.testing.assert_allclose(pred, truth(f), rtol=2e-3)
+
+
+def test_spline_fit_falls_at_least_in_proportion_below_its_knots():
+    """Losses flat at the low end (a constant plus a term that only grows at high error) give a free fit no lowest
+    slope; the fit's lowest slopes then sum to :data:`TAIL_SLOPE` (hand check: scaling every feature by ``x``
+    below the knots scales the prediction by ``x`` or less), and it still ranks its fit set (less well than a
+    free fit: the constraint is against these data)."""
+    from cimjax.quant.fitting import LOG_FLOOR, TAIL_SLOPE, fit_spline, spline_basis
+
+    rng = np.random.default_rng(1)
+    feats = np.exp(rng.uniform(-6.0, 0.0, (60, 2)))
+    measured = 0.05 + feats[:, 0] ** 2
+    coef, knots = fit_spline(feats, measured, segments=3)
+    slopes = coef[:-1:3] / (knots[:, 1] - knots[:, 0])
+    assert np.sum(slopes) == pytest.approx(TAIL_SLOPE, rel=1e-6) and np.all(coef[:-1] >= -1e-12)
+
+    def predict(f):
+        return np.exp(np.asarray(spline_basis(jnp.log(jnp.asarray(f)), jnp.asarray(knots))) @ coef[:-1] + coef[-1])
+
+    low = np.exp(knots[:, 0] - 1.0)[None]  # below every knot
+    assert predict(low * 1e-3)[0] <= 1e-3 * predict(low)[0] * (1 + 1e-6)
+    assert stats.kendalltau(predict(feats), measured).statistic > 0.7
+    assert LOG_FLOOR * np.median(measured) < measured.min()  # no measured value was floored here
 
 
 def test_fitted_spline_proxy_is_monotone_the_same_with_and_without_jit():

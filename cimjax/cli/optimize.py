@@ -79,8 +79,9 @@ NearTieOpt = Annotated[
 ProxyOpt = Annotated[
     str | None,
     typer.Option(
-        help="with --checkpoint/--sensitivities, the proxy that steers the search: 'interaction' (default) or "
-        "'pairwise' (adds the checkpoint's measured pair interactions; needs its weights: docs/proxy.md)"
+        help="with --checkpoint/--sensitivities, the proxy that steers the search: 'interaction' (default), "
+        "'pairwise' (adds the checkpoint's measured pair interactions; needs its weights) or 'interaction_spline' "
+        "(a monotone spline of interaction's features): docs/proxy.md"
     ),
 ]
 PairsOpt = Annotated[
@@ -219,7 +220,7 @@ def _check_proxy(proxy, pairs, model, checkpoint, sensitivities) -> tuple[str, s
     if pairs is not None and proxy != "pairwise":
         raise validation.fail("--pairs", pairs, "allowed only with --proxy pairwise")
     if proxy != "pairwise":
-        return OPTIMIZER_PROXY, None
+        return proxy or OPTIMIZER_PROXY, None
     if checkpoint is None and sensitivities is not None:
         raise validation.fail(
             "--proxy",

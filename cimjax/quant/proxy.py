@@ -365,7 +365,7 @@ def as_float32(proxy: Proxy) -> Proxy:
 
 OPTIMIZER_PROXY = "interaction"
 """The variant ``cimjax optimize --checkpoint`` prices assignments with by default (see :func:`optimizer_proxy`)."""
-OPTIMIZER_VARIANTS = ("interaction", "pairwise")
+OPTIMIZER_VARIANTS = ("interaction", "pairwise", "interaction_spline")
 """The variants that may drive the optimiser (``optimize --checkpoint --proxy``); ``pairwise`` needs measured pairs."""
 
 
@@ -393,7 +393,8 @@ def optimizer_proxy(
         raise ValueError(f"variant = {variant!r} cannot drive the optimiser; allowed: {', '.join(OPTIMIZER_VARIANTS)}")
     proxy = make_proxy(variant, sens, pairs)
     proxy = fit_proxy(proxy, tables, measured) if len(tables) else proxy
-    if not len(tables) or not np.any(np.asarray(proxy.coef) > 0):  # nothing above noise to fit
+    slopes = proxy.coef if proxy.knots is None else proxy.coef[:-1]  # a spline's last coefficient is its intercept
+    if not len(tables) or not np.any(np.asarray(slopes) > 0):  # nothing above noise to fit
         proxy = make_proxy(additive, sens)
     return proxy
 
