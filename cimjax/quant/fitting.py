@@ -152,7 +152,7 @@ def fit_spline(features: np.ndarray, measured: np.ndarray, segments: int = SPLIN
     coef = lsq_linear(design, target, bounds=(lower, np.inf)).x
     gaps = knots[:, 1] - knots[:, 0]
     tail = np.zeros(design.shape[1])  # coef -> sum of the lowest slopes per log unit
-    tail[: -1 : segments] = np.where(gaps > FLAT_KNOTS, 1.0 / gaps, 0.0)
+    tail[:-1:segments] = np.where(gaps > FLAT_KNOTS, 1.0 / gaps, 0.0)
     if tail @ coef < TAIL_SLOPE and np.any(tail > 0):
         coef = minimize(
             lambda c: 0.5 * np.sum((design @ c - target) ** 2),
