@@ -300,6 +300,23 @@ def test_pairwise_proxy_steers_the_search_with_the_measured_pairs(exported, sens
     assert default["pairs"] is None and default["proxy_name"] != "pairwise"
 
 
+def test_spline_proxy_steers_the_search(exported, sens_file):
+    """``--proxy interaction_spline``: the reported proxy value is that of the spline fitted on the file's fit set
+    (independently refitted here), within the budget it was given; the JSON names it and no pairs."""
+    from cimjax.quant.proxy import optimizer_proxy
+
+    measured = load(sens_file)
+    budget = measured.uniform_kl[4]
+    args = ["optimize", "--checkpoint", str(exported), "--sensitivities", str(sens_file), "--target", "kl"]
+    res = runner.invoke(app, [*args, "--budget", str(budget), *FAST, "--json", "--proxy", "interaction_spline"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["proxy_name"] == "interaction_spline" and report["pairs"] is None
+    proxy = optimizer_proxy(measured.sens, measured.joint_tables, measured.joint_kl, "kl", "interaction_spline")
+    value = float(proxy_values(proxy, table_from_bits(report["bits"])[None])[0])
+    assert report["proxy"] == pytest.approx(value, rel=1e-4) and value <= budget * (1 + 1e-3)
+
+
 def test_verify_rounds_tighten_then_bisect_to_a_measured_pass():
     """The verify loop on a hand-made problem: the proxy is ``sum_t 2^-b_t``, designs climb a ladder of
     whole-bit tables (one entry one bit up per step, at most ~3 % of proxy per step) and the solver returns
