@@ -11,7 +11,7 @@ windows that neither the budget nor the verification used (``held-out``).
     python experiments/end_to_end.py --out results/end_to_end [--budgets int8,int6,int4] [--held-out 128]
         [--target loss|kl] [--refine 48] [--size benchmark|subword] [--clip max|mse] [--area-max MM2]
         [--smooth A|none] [--evolve N] [--gptq|--no-gptq] [--sensitivity-text train|check]
-        [--proxy interaction|pairwise|interaction_spline] [--pairs block|layer|all]
+        [--proxy interaction|pairwise|interaction_spline|interaction_envelope] [--pairs block|layer|all]
 
 With ``--target kl`` the budgets and the verification are in measured KL divergence from the full-precision
 model instead of loss increase; both are reported either way. ``--refine N``: at most N assignments

@@ -255,7 +255,7 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
         (["--budget", "int8", "--model", "qwen3-0.6b", "--proxy", "interaction"],
          "--proxy = 'interaction' is not allowed; allowed with --checkpoint or --sensitivities"),
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--proxy", "higgs"],
-         "--proxy = 'higgs' is not allowed; allowed: interaction, pairwise, interaction_spline"),
+         "--proxy = 'higgs' is not allowed; allowed: interaction, pairwise, interaction_spline, interaction_envelope"),
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--pairs", "layer"],
          "--pairs = 'layer' is not allowed; allowed only with --proxy pairwise"),
         (["--budget", "int8", "--checkpoint", "/nonexistent/dir", "--proxy", "interaction", "--pairs", "all"],
@@ -300,19 +300,21 @@ def test_pairwise_proxy_steers_the_search_with_the_measured_pairs(exported, sens
     assert default["pairs"] is None and default["proxy_name"] != "pairwise"
 
 
-def test_spline_proxy_steers_the_search(exported, sens_file):
-    """``--proxy interaction_spline``: the reported proxy value is that of the spline fitted on the file's fit set
-    (independently refitted here), within the budget it was given; the JSON names it and no pairs."""
+@pytest.mark.parametrize("variant", ["interaction_spline", "interaction_envelope"])
+def test_spline_proxy_steers_the_search(exported, sens_file, variant):
+    """``--proxy interaction_spline|interaction_envelope``: the reported proxy value is that of the variant fitted
+    on the file's fit set (independently refitted here), within the budget it was given; the JSON names it and
+    no pairs."""
     from cimjax.quant.proxy import optimizer_proxy
 
     measured = load(sens_file)
     budget = measured.uniform_kl[4]
     args = ["optimize", "--checkpoint", str(exported), "--sensitivities", str(sens_file), "--target", "kl"]
-    res = runner.invoke(app, [*args, "--budget", str(budget), *FAST, "--json", "--proxy", "interaction_spline"])
+    res = runner.invoke(app, [*args, "--budget", str(budget), *FAST, "--json", "--proxy", variant])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    assert report["proxy_name"] == "interaction_spline" and report["pairs"] is None
-    proxy = optimizer_proxy(measured.sens, measured.joint_tables, measured.joint_kl, "kl", "interaction_spline")
+    assert report["proxy_name"] == variant and report["pairs"] is None
+    proxy = optimizer_proxy(measured.sens, measured.joint_tables, measured.joint_kl, "kl", variant)
     value = float(proxy_values(proxy, table_from_bits(report["bits"])[None])[0])
     assert report["proxy"] == pytest.approx(value, rel=1e-4) and value <= budget * (1 + 1e-3)
 

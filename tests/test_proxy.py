@@ -303,11 +303,13 @@ def test_frontier_judges_each_text_alone(trained, monkeypatch):
         assert set(t["variants"]) == {v["name"] for v in payload["variants"]} and set(t["uniform_ratio"]) == {"int3"}
 
 
-@pytest.mark.parametrize("driver, pair_set", [("pairwise", "block"), ("interaction_spline", "none")])
+@pytest.mark.parametrize(
+    "driver, pair_set", [("pairwise", "block"), ("interaction_spline", "none"), ("interaction_envelope", "none")]
+)
 def test_cli_validate_frontier_driven_by_another_variant(trained, monkeypatch, driver, pair_set):
-    """``--optimizer-proxy pairwise|interaction_spline``: the optimiser is given that fitted proxy (``pairwise`` with
-    the measured pairs), its own assignment meets the budget under that proxy, and the JSON's predictions are
-    that proxy's."""
+    """``--optimizer-proxy pairwise|interaction_spline|interaction_envelope``: the optimiser is given that fitted
+    proxy (``pairwise`` with the measured pairs), its own assignment meets the budget under that proxy, and the
+    JSON's predictions are that proxy's."""
     from cimjax.joint.problem import proxy_values
     from cimjax.report import proxy_frontier
 
@@ -337,7 +339,8 @@ def test_cli_validate_frontier_driven_by_another_variant(trained, monkeypatch, d
     [
         (
             ["--optimizer-proxy", "higgs"],
-            "--optimizer-proxy = 'higgs' is not allowed; allowed: interaction, pairwise, interaction_spline",
+            "--optimizer-proxy = 'higgs' is not allowed; allowed: interaction, pairwise, interaction_spline, "
+            "interaction_envelope",
         ),
         (["--optimizer-proxy", "pairwise"], "allowed with --protocol frontier only"),
         (["--protocol", "frontier", "--optimizer-proxy", "pairwise", "--pairs", "none"],

@@ -270,7 +270,7 @@ def test_optimizer_proxy_variants():
     default, interaction = optimizer_proxy(sens, tables, measured, "kl"), fit_proxy(make_proxy("interaction", sens),
                                                                                    tables, measured)  # fmt: skip
     assert default.name == "interaction" and np.array_equal(np.asarray(default.coef), np.asarray(interaction.coef))
-    allowed = "allowed: interaction, pairwise, interaction_spline"
+    allowed = "allowed: interaction, pairwise, interaction_spline, interaction_envelope"
     with pytest.raises(ValueError, match=f"variant = 'higgs' cannot drive the optimiser; {allowed}"):
         optimizer_proxy(sens, tables, measured, "kl", "higgs")
     with pytest.raises(ValueError, match="needs measured pairs"):
@@ -355,17 +355,25 @@ def test_spline_fit_falls_at_least_in_proportion_below_its_knots():
     assert LOG_FLOOR * np.median(measured) < measured.min()  # no measured value was floored here
 
 
-def test_fitted_spline_proxy_is_monotone_the_same_with_and_without_jit():
-    """A fitted ``interaction_spline`` (on losses it cannot represent exactly) never predicts more loss for
-    more bits, and predicts its fit set as its batch prediction does, eager and jitted alike."""
+@pytest.mark.parametrize("name", ["interaction_spline", "interaction_envelope"])
+def test_fitted_spline_proxy_is_monotone_the_same_with_and_without_jit(name):
+    """A fitted ``interaction_spline`` or ``interaction_envelope`` (on losses it cannot represent exactly) never
+    predicts more loss for more bits, and predicts its fit set as its batch prediction does, eager and jitted
+    alike; the envelope is the larger of ``interaction`` and the spline, each fitted on its own."""
     from cimjax.quant.proxy import fit_proxy
 
     n_layers = 2
     sens, tables, _, feats = interaction_setup(n_layers, 40, 4)
     noise = np.random.default_rng(5).uniform(0.8, 1.2, len(feats))
     measured = np.sqrt(feats[:, 0]) + 0.3 * feats[:, -2] * noise
-    proxy = fit_proxy(make_proxy("interaction_spline", sens), tables, measured)
+    proxy = fit_proxy(make_proxy(name, sens), tables, measured)
     assert proxy.knots.shape == (feats.shape[1], 5) and bool(jnp.all(proxy.coef[:-1] >= 0))
+    if name == "interaction_envelope":
+        parts = [fit_proxy(make_proxy(part, sens), tables, measured) for part in ("interaction", "interaction_spline")]
+        each = np.stack([np.asarray(part.predict(jnp.asarray(feats, jnp.float32))) for part in parts])
+        envelope = np.asarray(proxy.predict(jnp.asarray(feats, jnp.float32)))
+        np.testing.assert_allclose(envelope, each.max(axis=0), rtol=1e-5)
+        assert np.any(each[0] > each[1]) and np.any(each[1] > each[0])  # both parts set it somewhere
     batch = np.asarray(proxy.predict(jnp.asarray(feats, jnp.float32)))
     grad, jitted = jax.jit(jax.grad(lambda p: proxy(p))), jax.jit(lambda q, p: q(p))
     for k in range(5):

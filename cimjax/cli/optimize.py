@@ -80,8 +80,9 @@ ProxyOpt = Annotated[
     str | None,
     typer.Option(
         help="with --checkpoint/--sensitivities, the proxy that steers the search: 'interaction' (default), "
-        "'pairwise' (adds the checkpoint's measured pair interactions; needs its weights) or 'interaction_spline' "
-        "(a monotone spline of interaction's features): docs/proxy.md"
+        "'pairwise' (adds the checkpoint's measured pair interactions; needs its weights), 'interaction_spline' "
+        "(a monotone spline of interaction's features) or 'interaction_envelope' (the larger of the two): "
+        "docs/proxy.md"
     ),
 ]
 PairsOpt = Annotated[

@@ -51,8 +51,8 @@ OptimizerProxyOpt = Annotated[
     str | None,
     typer.Option(
         help="Frontier protocol: the variant that drives the optimiser, 'interaction' (that of `cimjax optimize "
-        "--checkpoint` by default), 'pairwise' (needs pairs: not with --pairs none) or 'interaction_spline'. "
-        "Default: interaction."
+        "--checkpoint` by default), 'pairwise' (needs pairs: not with --pairs none), 'interaction_spline' or "
+        "'interaction_envelope'. Default: interaction."
     ),
 ]
 

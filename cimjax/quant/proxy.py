@@ -34,6 +34,9 @@ bits never predict more loss (coefficients are non-negative). With ``e_t(b)`` an
   set's quantiles, linear beyond them), fitted by bounded least squares on log losses
   (:func:`~cimjax.quant.fitting.fit_spline`): the same features combined by a monotone function learnt from the
   fit set instead of a weighted sum; no additive or saturation floor.
+* ``interaction_envelope``: ``max(interaction, interaction_spline)``, each fitted on its own: the pessimistic
+  driver, which keeps ``interaction``'s floors and the spline's tail (the optimiser gains nothing from a gap in
+  one fit the other does not share).
 * ``default``: for models without weights, :func:`cimjax.quant.default_proxy.default_proxy` -- an assumption,
   labelled as such.
 
@@ -108,6 +111,8 @@ class ProxyKind:
         preset (:func:`saturation_floor`): the proxy stays nearly linear up to the largest budget.
       segments: 0 for ``saturate(coef . features)``; else the prediction is a monotone spline of the log
         features with this many segments each (:func:`~cimjax.quant.fitting.fit_spline`; ``Proxy.knots``).
+      envelope: with ``segments``, the prediction is the larger of the spline and ``saturate(coef . features)``
+        (its coefficients first in ``Proxy.coef``, then the spline's).
       assumption, gain_cap: see :class:`AccuracyProxy`.
     """
 
@@ -119,6 +124,7 @@ class ProxyKind:
     additive_floor: float = 0.0
     saturation_floor: float = 0.0
     segments: int = 0
+    envelope: bool = False
     assumption: str | None = None
     gain_cap: str | None = None
 
@@ -254,10 +260,14 @@ class Proxy:
 
     def predict(self, features: jax.Array) -> jax.Array:
         """The prediction from features ``(..., G)`` (one assignment's, or a batch's)."""
-        if self.kind.segments:
-            basis = spline_basis(jnp.log(features), self.knots)
-            return jnp.exp(basis @ self.coef[:-1] + self.coef[-1])
-        return saturate(features @ self.coef, self.saturation)
+        n = features.shape[-1]
+        if not self.kind.segments:
+            return saturate(features @ self.coef, self.saturation)
+        spline_coef = self.coef[-(n * self.kind.segments + 1) :]
+        spline = jnp.exp(spline_basis(jnp.log(features), self.knots) @ spline_coef[:-1] + spline_coef[-1])
+        if self.kind.envelope:
+            return jnp.maximum(saturate(features @ self.coef[:n], self.saturation), spline)
+        return spline
 
     def __call__(self, precision: Precision) -> jax.Array:
         return self.predict(self.features(precision))
@@ -286,6 +296,7 @@ VARIANTS: dict[str, ProxyKind] = {
         _INTERACTION,
         dataclasses.replace(_INTERACTION, name="pairwise", features=_pairwise),  # fitted as interaction
         ProxyKind("interaction_spline", _interaction, fitted=True, segments=SPLINE_SEGMENTS),
+        dataclasses.replace(_INTERACTION, name="interaction_envelope", segments=SPLINE_SEGMENTS, envelope=True),
     )
 }
 """The variants built from a model's measured :class:`Sensitivities` (:func:`make_proxy`), by name; a new
@@ -310,7 +321,7 @@ def unfitted(kind: ProxyKind, sens: Sensitivities, pairs=None) -> Proxy:
     widths = np.linspace(8.0, 2.0, kind.segments + 1)
     logs = np.log(np.stack([np.asarray(kind.features(probe, jnp.full(sens.numel.shape, b))) for b in widths], 1))
     knots = np.maximum.accumulate(logs, axis=1) + KNOT_GAP * np.arange(kind.segments + 1)
-    n_coef = logs.shape[0] * kind.segments + 1
+    n_coef = logs.shape[0] * (kind.segments + kind.envelope) + 1
     return dataclasses.replace(probe, coef=jnp.ones((n_coef,), jnp.float32), knots=jnp.asarray(knots, jnp.float32))
 
 
@@ -331,13 +342,15 @@ def saturation_floor(proxy: Proxy) -> float:
 
 def fit_features(proxy: Proxy, features: np.ndarray, measured: np.ndarray) -> Proxy:
     """``proxy`` fitted to ``features`` ``(N, G)`` of assignments whose measured values are ``measured``
-    (:func:`fit_saturation` with the kind's floors, or :func:`fit_spline` for spline kinds), its parameters
-    numpy float64 (:meth:`Proxy.predict` of float64 features then sums in float64; :func:`fit_proxy` gives
-    the float32 proxy compiled programs take)."""
+    (:func:`fit_saturation` with the kind's floors, :func:`fit_spline` for spline kinds, both for an envelope),
+    its parameters numpy float64 (:meth:`Proxy.predict` of float64 features then sums in float64;
+    :func:`fit_proxy` gives the float32 proxy compiled programs take)."""
+    coef, scale = np.zeros(0), np.inf
+    if proxy.kind.envelope or not proxy.kind.segments:
+        coef, scale = fit_saturation(features, measured, proxy.kind, saturation_floor(proxy))
     if proxy.kind.segments:
-        coef, knots = fit_spline(features, measured, proxy.kind.segments)
-        return dataclasses.replace(proxy, coef=coef, knots=knots)
-    coef, scale = fit_saturation(features, measured, proxy.kind, saturation_floor(proxy))
+        spline, knots = fit_spline(features, measured, proxy.kind.segments)
+        return dataclasses.replace(proxy, coef=np.concatenate([coef, spline]), saturation=scale, knots=knots)
     return dataclasses.replace(proxy, coef=coef, saturation=scale)
 
 
@@ -365,7 +378,7 @@ def as_float32(proxy: Proxy) -> Proxy:
 
 OPTIMIZER_PROXY = "interaction"
 """The variant ``cimjax optimize --checkpoint`` prices assignments with by default (see :func:`optimizer_proxy`)."""
-OPTIMIZER_VARIANTS = ("interaction", "pairwise", "interaction_spline")
+OPTIMIZER_VARIANTS = ("interaction", "pairwise", "interaction_spline", "interaction_envelope")
 """The variants that may drive the optimiser (``optimize --checkpoint --proxy``); ``pairwise`` needs measured pairs."""
 
 
