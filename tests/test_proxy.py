@@ -1,5 +1,6 @@
 """End to end: a tiny trained LM, real quantised losses against every proxy variant, training resume, CLI."""
 
+import dataclasses
 import json
 import threading
 
@@ -350,6 +351,23 @@ def test_cli_validate_frontier_driven_by_another_variant(trained, monkeypatch, d
 def test_cli_validate_optimizer_proxy_refusals(flags, expected):
     res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", *flags])
     assert res.exit_code == 2 and expected in " ".join(res.output.split()), res.output
+
+
+def test_cli_validate_lm_seed_trains_another_model_of_the_same_recipe(monkeypatch):
+    """``--lm-seed 1`` trains the size's recipe with only the seed changed; a negative seed is a one-line error."""
+    import cimjax.quant.train as training
+
+    asked = []
+
+    def recorded(config, log=None):
+        asked.append(config)
+        raise RuntimeError("stop after the config")
+
+    monkeypatch.setattr(training, "train", recorded)
+    CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", "--lm-seed", "1"])
+    assert asked == [dataclasses.replace(TINY, seed=1)]
+    res = CliRunner().invoke(proxy_app, ["validate", "--size", "tiny", "--lm-seed", "-1"])
+    assert res.exit_code == 2 and "--lm-seed" in res.output and len(res.output.strip().splitlines()) == 1
 
 
 def test_cli_validate_rejects_bad_held_out_windows():

@@ -113,6 +113,14 @@ def validate(
     ] = None,
     pairs: Annotated[str | None, typer.Option(help=PAIRS_HELP)] = None,
     optimizer_proxy: OptimizerProxyOpt = None,
+    lm_seed: Annotated[
+        int,
+        typer.Option(
+            help="Seeds the LM's training (initialisation and batches): 0 is the documented model; another seed "
+            "trains (and caches) another model of the same recipe, to judge proxies on a model not used to "
+            "choose them."
+        ),
+    ] = 0,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
@@ -123,9 +131,11 @@ def validate(
 
     # every option is checked before the LM is trained
     _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows)
+    validation.integer("--lm-seed", lm_seed, 0, 2**32 - 1)
     _check_quantiser(quantiser, protocol)
     split = _check_sensitivity_text(sensitivity_text, protocol)
     config, measure = SIZES[size]
+    config = dataclasses.replace(config, seed=lm_seed)
     measure = measure | ({} if pairs is None else {"pair_set": _check_pairs(pairs)})
     driver = _check_optimizer_proxy(optimizer_proxy, protocol, measure["pair_set"])
     with contextlib.ExitStack() as stack:

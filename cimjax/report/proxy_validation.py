@@ -400,6 +400,7 @@ def model_info(trained: TrainedModel) -> dict:
         "n_layers": trained.model.spec.n_layers,
         "hidden": cfg.hidden,
         "train_steps": cfg.steps,
+        "train_seed": cfg.seed,
         "train_seconds": trained.train_seconds,
         "final_train_loss": trained.final_loss,
         "val_loss": trained.val_loss,
