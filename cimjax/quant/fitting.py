@@ -126,7 +126,7 @@ LOG_FLOOR = 1e-2
 """Measured values below this fraction of the fit set's median enter the spline's log fit as that fraction: they
 are at the measurement's noise level (a paired loss increase can be negative), and in logs they would otherwise
 weigh without bound. A fraction, not a fixed value, because fit sets span 1e-7 (the tests' tiny LM) to 1 nats/token;
-on the byte LM's checkpoint fit sets it clips only loss increases (3 of 64, below 1.7e-4), no KL."""
+on the byte LM's checkpoint fit sets it clips only loss increases (4 of 64, three of them negative), no KL."""
 
 
 def fit_spline(features: np.ndarray, measured: np.ndarray, segments: int = SPLINE_SEGMENTS):
