@@ -84,6 +84,7 @@ CANDIDATES = {
     "+ d_W d_X": dataclasses.replace(BASE, name="product", features=_with_product),
     "log-error fit": BASE,  # fitted by _log_fit
     "interaction_spline": VARIANTS["interaction_spline"],
+    "interaction_envelope": VARIANTS["interaction_envelope"],
 }
 PAIR_CANDIDATES = {
     "pairwise": VARIANTS["pairwise"],
