@@ -18,7 +18,7 @@ run: $(STAMP)
 # pytest exits 5 when no test ran; that is not a failure of the code under test.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 0; fi; exit $$rc
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=15 tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests ran"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
