@@ -57,6 +57,15 @@ OptimizerProxyOpt = Annotated[
 ]
 
 
+LmSeedOpt = Annotated[
+    int,
+    typer.Option(
+        help="Seeds the LM's training (initialisation and batches): 0 is the documented model; another seed trains "
+        "(and caches) another model of the same recipe, to judge proxies on a model not used to choose them."
+    ),
+]
+
+
 @proxy_app.command()
 @user_errors
 def validate(
@@ -113,14 +122,7 @@ def validate(
     ] = None,
     pairs: Annotated[str | None, typer.Option(help=PAIRS_HELP)] = None,
     optimizer_proxy: OptimizerProxyOpt = None,
-    lm_seed: Annotated[
-        int,
-        typer.Option(
-            help="Seeds the LM's training (initialisation and batches): 0 is the documented model; another seed "
-            "trains (and caches) another model of the same recipe, to judge proxies on a model not used to "
-            "choose them."
-        ),
-    ] = 0,
+    lm_seed: LmSeedOpt = 0,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
     from cimjax.files import output_dir
@@ -130,8 +132,7 @@ def validate(
     from cimjax.report.proxy_validation import validate as run_validation
 
     # every option is checked before the LM is trained
-    _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows)
-    validation.integer("--lm-seed", lm_seed, 0, 2**32 - 1)
+    _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows, lm_seed)
     _check_quantiser(quantiser, protocol)
     split = _check_sensitivity_text(sensitivity_text, protocol)
     config, measure = SIZES[size]
@@ -167,7 +168,7 @@ def validate(
     _print_validation(result, payload, target, protocol)
 
 
-def _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows):
+def _check_validate_options(configs, fit_configs, seed, size, granularity, protocol, target, held_out_windows, lm_seed):
     """One-line errors for ``proxy validate``'s options, before any LM is trained."""
     from cimjax.quant.measured import TARGETS
     from cimjax.report.proxy_validation import GRANULARITIES, PROTOCOLS, SIZES
@@ -176,6 +177,7 @@ def _check_validate_options(configs, fit_configs, seed, size, granularity, proto
     if fit_configs is not None:
         validation.integer("--fit-configs", fit_configs, 1, MAX_CONFIGS)
     validation.integer("--seed", seed, 0, 2**32 - 1)
+    validation.integer("--lm-seed", lm_seed, 0, 2**32 - 1)
     if size not in SIZES:
         raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
     if granularity not in GRANULARITIES:
