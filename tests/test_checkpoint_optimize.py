@@ -300,23 +300,17 @@ def test_pairwise_proxy_steers_the_search_with_the_measured_pairs(exported, sens
     assert default["pairs"] is None and default["proxy_name"] != "pairwise"
 
 
-def test_spline_proxy_steers_the_search(exported, sens_file):
-    """``--proxy interaction_spline``: the reported proxy value is that of the spline fitted on the file's fit set
-    (independently refitted here), within the budget it was given; the JSON names it and no pairs (the envelope
-    takes the same path: ``test_cli_validate_frontier_driven_by_another_variant``)."""
-    variant = "interaction_spline"
-    from cimjax.quant.proxy import optimizer_proxy
+def test_proxy_choice_names_the_variant_that_steers_the_search():
+    """``--proxy interaction_spline|interaction_envelope`` with a checkpoint or a sensitivities file selects that
+    variant and no pairs (how a chosen variant drives the optimiser is checked in
+    ``test_cli_validate_frontier_driven_by_another_variant``); without ``--proxy``, the default."""
+    from cimjax.cli.optimize import _check_proxy
+    from cimjax.quant.proxy import OPTIMIZER_PROXY
 
-    measured = load(sens_file)
-    budget = measured.uniform_kl[4]
-    args = ["optimize", "--checkpoint", str(exported), "--sensitivities", str(sens_file), "--target", "kl"]
-    res = runner.invoke(app, [*args, "--budget", str(budget), *FAST, "--json", "--proxy", variant])
-    assert res.exit_code == 0, res.output
-    report = json.loads(res.stdout)
-    assert report["proxy_name"] == variant and report["pairs"] is None
-    proxy = optimizer_proxy(measured.sens, measured.joint_tables, measured.joint_kl, "kl", variant)
-    value = float(proxy_values(proxy, table_from_bits(report["bits"])[None])[0])
-    assert report["proxy"] == pytest.approx(value, rel=1e-4) and value <= budget * (1 + 1e-3)
+    for variant in ("interaction_spline", "interaction_envelope"):
+        assert _check_proxy(variant, None, None, "DIR", None) == (variant, None)
+        assert _check_proxy(variant, None, None, None, "FILE") == (variant, None)
+    assert _check_proxy(None, None, None, "DIR", None) == (OPTIMIZER_PROXY, None)
 
 
 def test_verify_rounds_tighten_then_bisect_to_a_measured_pass():
