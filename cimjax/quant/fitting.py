@@ -116,11 +116,17 @@ def spline_basis(log_features, knots):
     return ramp.reshape(*ramp.shape[:-2], -1)
 
 
+def spline_value(features, coef, knots):
+    """``exp(coef[-1] + coef[:-1] . spline_basis(log features, knots))``: the prediction of a spline fitted by
+    :func:`fit_spline`, for features ``(..., G)``."""
+    return jnp.exp(spline_basis(jnp.log(features), knots) @ coef[:-1] + coef[-1])
+
+
 TAIL_SLOPE = 1.0
 """Least sum over features of the spline's lowest-segment slopes (log prediction per log feature): as every error
 shrinks by a factor ``x`` (all features scale with the single-point KLs), the prediction shrinks by at least ``x``,
 so it reaches zero at full precision as the measured loss does. Free fits on the byte LM's tensor-wise fit sets
-sum to 0.94-1.04 already (docs/proxy.md)."""
+come close to it already (docs/proxy.md, "The driver's form")."""
 FLAT_KNOTS = 1e-3  # log units: a lowest segment narrower than this (a near-constant feature) carries no tail slope
 LOG_FLOOR = 1e-2
 """Measured values below this fraction of the fit set's median enter the spline's log fit as that fraction: they

@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.quant.fitting import KNOT_GAP, SPLINE_SEGMENTS, fit_saturation, fit_spline, saturate, spline_basis
+from cimjax.quant.fitting import KNOT_GAP, SPLINE_SEGMENTS, fit_saturation, fit_spline, saturate, spline_value
 from cimjax.quant.pairs import BLOCK
 from cimjax.quant.quantizers import levels
 from cimjax.quant.sensitivity import Sensitivities, log_interp
@@ -263,8 +263,7 @@ class Proxy:
         n = features.shape[-1]
         if not self.kind.segments:
             return saturate(features @ self.coef, self.saturation)
-        spline_coef = self.coef[-(n * self.kind.segments + 1) :]
-        spline = jnp.exp(spline_basis(jnp.log(features), self.knots) @ spline_coef[:-1] + spline_coef[-1])
+        spline = spline_value(features, self.coef[-(n * self.kind.segments + 1) :], self.knots)
         if self.kind.envelope:
             return jnp.maximum(saturate(features @ self.coef[:n], self.saturation), spline)
         return spline
