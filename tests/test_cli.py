@@ -122,3 +122,18 @@ def test_models_shows_whole_ids_on_an_80_column_terminal():
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
     assert max(map(len, shown.splitlines())) <= 80
     assert all(f" {model_id} " in shown for model_id in MODELS)
+
+
+def test_terminal_table_leaves_lists_to_the_json(capsys, monkeypatch):
+    """Bit tables and round histories, top-level or inside a nested result (``iso_area``), are not dumped
+    into the two-column table; the nested result's scalars are."""
+    from rich.console import Console
+
+    from cimjax.cli import common
+
+    report = {"gain": 1.23456, "history": [{"round": 1}], "iso_area": {"gain": 1.5, "bits": [{"layer": 0}]}}
+    monkeypatch.setattr(common, "out", Console(width=200))  # reads sys.stdout when it prints: capsys sees it
+    common.emit(report, False, "t")
+    text = capsys.readouterr().out
+    assert "1.235" in text and "gain=1.5" in text
+    assert "layer" not in text and "round" not in text and "history" not in text

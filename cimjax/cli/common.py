@@ -78,21 +78,23 @@ def emit(report: dict, as_json: bool, title: str) -> None:
             f"cimjax {meta['cimjax_version']}; technology overrides: {meta['technology_overrides'] or 'none'}"
         )
     for key, value in report.items():
-        if key == "meta":
+        if key == "meta" or isinstance(value, list):
             continue
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-        elif isinstance(value, list):
-            continue
-        table.add_row(key, _fmt(value))
+        table.add_row(key, _items(value) if isinstance(value, dict) else _fmt(value))
     out.print(table)
+
+
+def _items(value: dict) -> str:
+    """``k=v, ...`` of a dict; lists (bit tables, round histories) are left to the JSON and ``--out`` files,
+    as at the top level."""
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, list))
 
 
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
+        return "{" + _items(value) + "}"
     return str(value)
 
 

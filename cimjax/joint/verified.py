@@ -157,7 +157,7 @@ def verify_rounds(measure, solve, fit, budget: float, max_rounds: int, say, loos
         predicted, lowest = proxy_values(proxy, np.stack([table, problem.max_table()]))
         # Tighten by the measured excess, or by what the refitted proxy still under-predicts here if that is
         # more, but never below the lowest proxy any assignment reaches (the budget stays reachable).
-        proxy_budget = max(min(proxy_budget * budget / value, budget * predicted / value), lowest * (1 + 1e-3))
+        proxy_budget = float(max(min(proxy_budget * budget / value, budget * predicted / value), lowest * (1 + 1e-3)))
         passed = [h["proxy_budget"] for h, c in zip(history, candidates, strict=True)
                   if c[2] is not None and c[2]["value"] <= budget]  # fmt: skip
         if passed:  # between the largest passing budget and this failure
