@@ -150,3 +150,13 @@ def test_another_threads_jax_cache_hit_does_not_stop_a_program_being_kept(disk_c
     assert jnp.array_equal(program(jnp.zeros(2)), jnp.ones(2))
     helper.join()
     assert len(list((disk_cache / "aot").glob("kept-*.bin"))) == 2  # by key and by lowered program
+
+
+def test_solver_output_goes_to_stderr_less_highs_debug_trace(capfd):
+    """What C code writes to file descriptor 1 during a solve reaches stderr, not stdout, except HiGHS's
+    meaningless debug line."""
+    with allocation._stdout_to_stderr:
+        os.write(1, allocation.HIGHS_TRACE + b" tmpSolver.run();\n")
+        os.write(1, b"a solver message\n")
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == "a solver message\n"

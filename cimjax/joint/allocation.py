@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import tempfile
 import threading
 import weakref
 from collections.abc import Callable
@@ -197,22 +198,31 @@ def linearise(problem: JointProblem, choice: np.ndarray, table: np.ndarray, eval
     return LinearModel(table, entry, bits, cost, proxy, 1 - s.proxy[0] / problem.budget)
 
 
+HIGHS_TRACE = b"HighsMipSolverData::transformNewIntegerFeasibleSolution"
+"""A debug line HiGHS prints whatever its output options (its issue #2783: "The log displays a meaningless
+string"); it says nothing to a user, so it is dropped rather than shown among the optimiser's messages."""
+
+
 class _StdoutToStderr:
-    """Sends file descriptor 1 to stderr while any solve runs: HiGHS (C++) sometimes prints solver traces
-    there, which would break the one-JSON-object stdout of ``--json`` commands. File descriptors belong to
-    the process, so with solves in several threads stdout goes back when the last one ends."""
+    """Captures file descriptor 1 while any solve runs and passes it on to stderr, less the
+    :data:`HIGHS_TRACE` lines, when the last solve ends: HiGHS (C++) prints there, which would break the
+    one-JSON-object stdout of ``--json`` commands. File descriptors belong to the process, so with solves in
+    several threads stdout goes back when the last one ends, and what any thread wrote meanwhile goes to
+    stderr (nothing is lost)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._solves = 0
         self._saved = -1
+        self._captured = None
 
     def __enter__(self):
         with self._lock:
             if self._solves == 0:
                 sys.stdout.flush()
                 self._saved = os.dup(1)
-                os.dup2(2, 1)
+                self._captured = tempfile.TemporaryFile()
+                os.dup2(self._captured.fileno(), 1)
             self._solves += 1
 
     def __exit__(self, *_):
@@ -222,6 +232,12 @@ class _StdoutToStderr:
                 sys.stdout.flush()
                 os.dup2(self._saved, 1)
                 os.close(self._saved)
+                self._captured.seek(0)
+                kept = [line for line in self._captured.read().splitlines(True) if HIGHS_TRACE not in line]
+                self._captured.close()
+                if kept:
+                    sys.stderr.flush()
+                    os.write(2, b"".join(kept))
 
 
 _stdout_to_stderr = _StdoutToStderr()
