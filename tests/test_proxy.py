@@ -15,7 +15,7 @@ from cimjax.quant import corpus
 from cimjax.quant.proxy import VARIANTS
 from cimjax.quant.train import TINY, train
 from cimjax.report.proxy_validation import draw_assignments, measure_losses, random_tables, scatter_plot, validate
-from cimjax.workload.precision import N_POINTS, POINTS
+from cimjax.workload.precision import N_POINTS, POINT_NAMES, POINTS
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +236,27 @@ def test_cli_sensitivities_of_a_checkpoint(trained, tmp_path):
     assert set(payload["hessian_per_element"][0]) == set(payload["points"])
     b = payload["budgets"]["hessian_measured"]
     assert b["int8"] < b["int4"]
+
+
+def test_sensitivity_table_prints_every_value_whole_at_terminal_width(capsys, monkeypatch):
+    """12 layers at 80 columns: the layers are spread over several tables, each value printed whole, once."""
+    from rich.console import Console
+
+    from cimjax.cli import proxy as proxy_cli
+
+    console = Console(width=80)  # reads sys.stdout when it prints: capsys sees it
+    monkeypatch.setattr(proxy_cli, "stdout", console)
+    rows = [  # every value's three digits distinct, signs and exponents mixed
+        {name: (-1) ** (i + j) * (1 + 0.01 * (17 * i + j)) * 10.0 ** -(j % 6) for j, name in enumerate(POINT_NAMES)}
+        for i in range(12)
+    ]
+    tables = proxy_cli._sensitivity_tables({"points": list(POINT_NAMES), "hessian_per_element": rows}, "title")
+    for table in tables:
+        console.print(table)
+    text = capsys.readouterr().out
+    assert len(tables) > 1 and "\u2026" not in text and max(map(len, text.splitlines())) <= 80
+    for row in rows:
+        assert all(text.count(f"{value:.2e}") == 1 for value in row.values())
 
 
 @pytest.mark.parametrize("problem", ["missing", "no-config", "bad-json"])

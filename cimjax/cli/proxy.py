@@ -312,6 +312,26 @@ def export(
     _log(f"wrote {out / 'config.json'} and {out / 'model.safetensors'} ({trained.n_params} parameters)")
 
 
+def _sensitivity_tables(payload: dict, title: str) -> list:
+    """The per-element Hessian diagonals with the points as rows and the layers as columns, in as many tables
+    of consecutive layers as the terminal's width needs, so every value is printed whole (18 columns of
+    numbers, one per point, would be cut to a few characters each)."""
+    rows = payload["hessian_per_element"]
+    label = max(len(name) for name in payload["points"]) + 3  # a column's text, padding and border
+    per_table = max(1, (stdout.width - label - 1) // (len("-1.00e-05") + 3))
+    tables = []
+    for start in range(0, len(rows), per_table):
+        layers = range(start, min(start + per_table, len(rows)))
+        table = Table(title=title if start == 0 else None)
+        table.add_column("point")
+        for layer in layers:
+            table.add_column(f"layer {layer}", justify="right")
+        for name in payload["points"]:
+            table.add_row(name, *(f"{rows[layer][name]:.2e}" for layer in layers))
+        tables.append(table)
+    return tables
+
+
 @proxy_app.command()
 @user_errors
 def sensitivities(
@@ -373,13 +393,8 @@ def sensitivities(
     if json_output:
         print(json.dumps(payload, allow_nan=False))
         return
-    table = Table(title=f"sensitivities of {checkpoint} (mean Hessian diagonal per element)")
-    table.add_column("layer")
-    for name in payload["points"]:
-        table.add_column(name)
-    for layer, row in enumerate(payload["hessian_per_element"]):
-        table.add_row(str(layer), *(f"{row[n]:.2e}" for n in payload["points"]))
-    stdout.print(table)
+    for table in _sensitivity_tables(payload, f"sensitivities of {checkpoint} (mean Hessian diagonal per element)"):
+        stdout.print(table)
     stdout.print(f"full-precision calibration loss {payload['base_loss']:.4f} nats/token")
     budgets = payload["measured_budgets"]
     stdout.print("measured (uniform W=A=KV): " + ", ".join(f"{k} {v:.3g}" for k, v in budgets.items()) + " nats/token")
