@@ -119,10 +119,11 @@ def test_validate_table_states_the_frontier_reliability():
     with stdout.capture() as captured:
         _print_validation(result, payload, "kl", "frontier")
     text = " ".join(captured.get().split())
+    assert "1.00 to 1.33 │ 3/3" in text  # the ratio range and how many lie within [0.67, 1.5]
     assert "split-half tau 0.500, 67% of pairs resolved (within int8 25%)" in text
     assert f"{OPTIMIZER_PROXY} over the resolved pairs: tau 1.000" in text
     assert "orders as measured 9 of 9 across-budgets pairs; 4 of 6 same-seed pairs; 1 of 6 cross-seed pairs" in text
-    assert "own measurement on the check windows as the prediction: tau 0.750, measured/predicted 0.90-1.25" in text
+    assert "own measurement on the check windows as the prediction: tau 0.750, measured/predicted 0.90 to 1.25" in text
     with stdout.capture() as captured:  # the random protocol has none
         _print_validation(result, {"optimizer_proxy": OPTIMIZER_PROXY}, "kl", "random")
     assert "resolved" not in captured.get()

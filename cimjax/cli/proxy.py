@@ -245,16 +245,21 @@ def _check_sensitivity_text(sensitivity_text: str | None, protocol: str) -> str:
 
 def _print_validation(result, payload, target: str, protocol: str) -> None:
     """``proxy validate``'s terminal table: every variant's rank correlation and ratio range."""
+    from cimjax.report.proxy_validation import RATIO_BAND, in_ratio_band
+
     table = Table(
-        title=f"proxy vs measured {target}, {result.n_configs} held-out {protocol} assignments (fit on {result.n_fit})"
+        title=f"proxy vs measured {target}, {result.n_configs} held-out {protocol} assignments (fit on {result.n_fit})",
+        caption="tau: Kendall's, rho: Spearman's; in band: measured/predicted within "
+        f"[{RATIO_BAND[0]}, {RATIO_BAND[1]}]",
     )
-    for col in ("variant", "Kendall tau", "Spearman", "measured/predicted", "fitted"):
+    for col in ("variant", "tau", "rho", "measured/predicted", "in band", "fitted"):
         table.add_column(col)
     for v in sorted(result.variants, key=lambda v: 2.0 if v.kendall_tau is None else -v.kendall_tau):
         name = v.name + (" (optimizer proxy)" if v.name == payload["optimizer_proxy"] else "")
-        ratios = f"{min(v.ratios):.2f}-{max(v.ratios):.2f}"
+        ratios = f"{min(v.ratios):.2f} to {max(v.ratios):.2f}"
         tau, rho = (f"{x:.3f}" if x is not None else "n/a" for x in (v.kendall_tau, v.spearman))
-        table.add_row(name, tau, rho, ratios, "yes" if v.fitted else "no")
+        in_band = f"{in_ratio_band(v.ratios).sum()}/{len(v.ratios)}"
+        table.add_row(name, tau, rho, ratios, in_band, "yes" if v.fitted else "no")
     stdout.print(table)
     reliability = payload.get("reliability")  # the frontier protocol's: how far its measurements can rank
     if reliability is not None:
@@ -279,7 +284,7 @@ def _print_validation(result, payload, target: str, protocol: str) -> None:
         tau = "n/a" if reference["kendall_tau"] is None else f"{reference['kendall_tau']:.3f}"
         stdout.print(
             f"reference: each assignment's own measurement on the check windows as the prediction: tau {tau}, "
-            f"measured/predicted {reference['ratio_min']:.2f}-{reference['ratio_max']:.2f}"
+            f"measured/predicted {reference['ratio_min']:.2f} to {reference['ratio_max']:.2f}"
         )
     m = result.model
     stdout.print(

@@ -178,7 +178,7 @@ def variant_json(v: VariantResult) -> dict:
         "assumption": v.assumption,
         "ratio_min": float(np.min(v.ratios)),
         "ratio_max": float(np.max(v.ratios)),
-        "within_ratio_band": float(np.mean(_in_band(v.ratios))),
+        "within_ratio_band": float(np.mean(in_ratio_band(v.ratios))),
         "ratio_min_se": None if se is None else se[lo],
         "ratio_max_se": None if se is None else se[hi],
         "ratio_se_median": None if se is None else float(np.median(se)),
@@ -408,7 +408,8 @@ def model_info(trained: TrainedModel) -> dict:
     }
 
 
-def _in_band(ratios) -> np.ndarray:
+def in_ratio_band(ratios) -> np.ndarray:
+    """Which measured / predicted ratios lie within :data:`RATIO_BAND` (bounds included)."""
     return (np.asarray(ratios) >= RATIO_BAND[0]) & (np.asarray(ratios) <= RATIO_BAND[1])
 
 
