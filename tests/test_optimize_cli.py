@@ -140,3 +140,19 @@ def test_without_an_area_limit_the_recommended_chip_pays_for_its_area(tiny_confi
     text = " ".join(table.output.split())
     assert "recommended" in text and "optimiser's own" in text and "uniform baseline" in text
     assert f"{report['baseline']['area_mm2']:.4g} (1.000x)" in text  # the baseline's area, beside its ratio
+
+
+def test_measured_runs_end_with_whether_the_budget_was_met_when_measured():
+    """The last line of a measured run's terminal output: verified (and how), over the budget, or predicted only."""
+    from cimjax.cli.optimize import verification_line
+
+    base = {"target": "kl", "measured_budget": 0.0005827, "rounds": 2, "verify_wall_s": 45.4}
+    line = verification_line(base | {"measured_kl": 0.0005821, "verified": True})
+    assert line == (
+        "verified: measured KL divergence 0.0005821 within the budget 0.0005827 nats/token on the check windows "
+        "(2 rounds, 45 s)"
+    )
+    over = verification_line(base | {"target": "loss", "measured_loss": 0.0007, "verified": False, "rounds": 1})
+    assert over.startswith("NOT verified: measured loss increase 0.0007 OVER the budget") and "(1 round," in over
+    predicted = verification_line(base | {"measured_kl": None, "verified": False})
+    assert predicted.startswith("not verified:") and "prediction, not a measurement" in predicted

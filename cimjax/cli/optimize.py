@@ -325,10 +325,32 @@ def _print_report(report, as_json: bool, directory: Path | None, method: str, al
             out.print(_comparison_table(report))
         out.print(heatmap_table(report))
         out.print(report["objective_note"], highlight=False)
+        if "verified" in report:  # --checkpoint/--sensitivities: whether the accuracy was measured, last
+            out.print(verification_line(report), highlight=False)
     if directory is not None:
         title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
         files = write_outputs(directory, report, title)
         (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
+
+
+def verification_line(report: dict) -> str:
+    """One sentence at the end of a measured run's output: was the budget met when measured, or only predicted
+    (the fact a long table must not bury)."""
+    target = report["target"]
+    unit = "KL divergence" if target == "kl" else "loss increase"
+    measured = report[f"measured_{target}"]
+    budget = f"the budget {report['measured_budget']:.4g} nats/token"
+    if measured is None:
+        return (
+            f"not verified: the {unit} of these bits within {budget} is the proxy's prediction, not a measurement "
+            "(--checkpoint DIR --verify measures it)"
+        )
+    within = "within" if report["verified"] else "OVER"
+    rounds = f"{report['rounds']} round{'s' if report['rounds'] != 1 else ''}"
+    return (
+        f"{'verified' if report['verified'] else 'NOT verified'}: measured {unit} {measured:.4g} {within} {budget} "
+        f"on the check windows ({rounds}, {report['verify_wall_s']:.0f} s)"
+    )
 
 
 def _comparison_table(report):
