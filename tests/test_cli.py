@@ -137,3 +137,20 @@ def test_terminal_table_leaves_lists_to_the_json(capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "1.235" in text and "gain=1.5" in text
     assert "layer" not in text and "round" not in text and "history" not in text
+
+
+def test_bit_table_headers_are_whole_at_80_columns():
+    """The optimiser's per-layer bit heat-map shows all 17 column labels whole at 80 columns (rich cut
+    ``w.gate`` and ``w.down`` to ``w.g…`` and ``w.d…`` before) and every label is distinct."""
+    import numpy as np
+    from rich.console import Console
+
+    from cimjax.cli.bits import COLUMN_LABELS, heatmap_table
+    from cimjax.workload.precision import N_POINTS, bits_report
+
+    console = Console(width=80, record=True)
+    console.print(heatmap_table({"bits": bits_report(np.full((3, N_POINTS), 8))}))
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if "┃layer" in line).replace("┃", " ").split()
+    assert header == ["layer", *COLUMN_LABELS]
+    assert max(map(len, lines)) <= 80 and len(set(COLUMN_LABELS)) == N_POINTS
