@@ -154,3 +154,18 @@ def test_bit_table_headers_are_whole_at_80_columns():
     header = next(line for line in lines if "┃layer" in line).replace("┃", " ").split()
     assert header == ["layer", *COLUMN_LABELS]
     assert max(map(len, lines)) <= 80 and len(set(COLUMN_LABELS)) == N_POINTS
+
+
+def test_sweep_table_shows_every_design_field_whole_at_80_columns():
+    """The sweep's alpha-optima table printed bus widths as ``4096/4096/1…`` at 80 columns."""
+    from rich.console import Console
+
+    from cimjax.cli.sweep import _optima_table
+
+    config = {"c_v": 2, "c_h": 4, "t_v_act": 2, "t_h_act": 8, "m": 16, "pes_per_tile": 16}
+    config |= {"bus_inter_cluster": 4096, "bus_inter_tile": 2048, "bus_intra_tile": 1024}
+    row = {"alpha": 0.75, "tokens_per_s": 69.36, "tokens_per_j": 30.39, "area_mm2": 127.46, "config": config}
+    console = Console(width=80, record=True)
+    console.print(_optima_table({"alpha_optima": [row]}, "LLaMA3.2-3B"))
+    text = console.export_text()
+    assert "…" not in text and "4096/2048/1024" in text and "127.5" in text

@@ -82,7 +82,9 @@ def _optima_table(summary: dict, title: str):
     """One row per alpha optimum: throughput, efficiency, area and the design's fields."""
     from rich.table import Table
 
-    table = Table("alpha", "tokens/s", "tokens/J", "area mm²", "C", "T_act", "M", "P²", "buses", title=title)
+    caption = "mm²: chip area; buses: inter-cluster / inter-tile / intra-tile widths, bits per cycle"
+    columns = ("alpha", "tokens/s", "tokens/J", "mm²", "C", "T_act", "M", "P²", "buses")
+    table = Table(*columns, title=title, caption=caption)
     for row in summary["alpha_optima"]:
         c = row["config"]
         buses = f"{c['bus_inter_cluster']}/{c['bus_inter_tile']}/{c['bus_intra_tile']}"
