@@ -169,3 +169,25 @@ def test_sweep_table_shows_every_design_field_whole_at_80_columns():
     console.print(_optima_table({"alpha_optima": [row]}, "LLaMA3.2-3B"))
     text = console.export_text()
     assert "…" not in text and "4096/2048/1024" in text and "127.5" in text
+
+
+def test_reproduce_summary_fits_80_columns_and_shows_the_paper_beside_each_row():
+    """``cimjax reproduce`` printed two 13-column Markdown tables that wrapped into unreadable lines at 80
+    columns; its terminal summary is now one table that fits, the paper's calibration numbers beside ours."""
+    from rich.console import Console
+
+    from cimjax.cli.paper_table import reproduce_table
+
+    config = {"c_v": 2, "c_h": 4, "t_v_act": 2, "t_h_act": 8, "m": 2, "pes_per_tile": 4}
+    record = {"tokens_per_s": 401.84, "fraction_of_roofline": 0.958, "tokens_per_j": 180.98, "area_mm2": 27.3}
+    records = [record | {"model": "llama3.2-1b", "precision": "int4", "config": config},
+               record | {"model": "tinyllama-1.1b", "precision": "int8", "config": config}]  # fmt: skip
+    console = Console(width=80, record=True)
+    console.print(reproduce_table(records, "EdgeCIM reproduced"))
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in "".join(lines)
+    llama = next(line for line in lines if "llama3.2-1b" in line).split()
+    assert llama == ["llama3.2-1b", "int4", "401.8", "(400)", "181.0", "(181)", "27.3", "2x4/2x8/2/4"]
+    tiny = next(line for line in lines if "tinyllama" in line).split()
+    assert tiny == ["tinyllama-1.1b", "int8", "401.8", "181.0", "27.3", "2x4/2x8/2/4"]  # paper held out
+    assert "95.8-95.8 % of the DRAM roofline" in " ".join(" ".join(lines).split())

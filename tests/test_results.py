@@ -135,7 +135,10 @@ def test_reproduce_writes_a_meta_side_car(tmp_path, monkeypatch):
     import cimjax.report.paper
 
     def fake(out_dir, ids, tech, progress=None, **options):  # the searches themselves are tested elsewhere
-        return {"markdown": "| table |", "search_markdown": "| searches |", "files": ["fig9.json", "fig9.csv"]}
+        config = {"c_v": 2, "c_h": 3, "t_v_act": 4, "t_h_act": 2, "m": 1, "pes_per_tile": 4}
+        record = {"model": "llama3.2-1b", "precision": "int4", "tokens_per_s": 400.0, "tokens_per_j": 181.0}
+        record |= {"area_mm2": 12.0, "fraction_of_roofline": 0.95, "config": config}
+        return {"records": [record], "files": ["fig9.json", "fig9.csv"]}
 
     monkeypatch.setattr(cimjax.report.paper, "reproduce_paper", fake)
     (tmp_path / "tech.json").write_text(json.dumps({"clock_hz": 5e8}))

@@ -218,6 +218,7 @@ def reproduce(
     --selection robust: one more sweep each), and the paper's GA over several seeds; --selection says
     which stands beside the paper (see docs/model.md, section 9).
     """
+    from cimjax.cli.paper_table import reproduce_table
     from cimjax.files import output_dir
     from cimjax.report.paper import reproduce_paper, write_directory_meta
     from cimjax.workload.models import MODELS
@@ -233,8 +234,9 @@ def reproduce(
             selection=selection, tolerance=tolerance, knee=knee, margin=margin, ga_seeds=ga_seeds,
         )  # fmt: skip
         write_directory_meta(directory, summary["files"], technology)
-    out.print(summary["markdown"])
-    out.print(summary["search_markdown"])
+    title = f"EdgeCIM reproduced: the {selection} designs beside the paper"
+    out.print(reproduce_table(summary["records"], title))
+    out.print(f"full tables (bus widths, energy split, knee and the paper's GA over seeds): {directory / 'fig9.md'}")
     out.print(f"wrote {', '.join([*summary['files'], 'meta.json'])}")
 
 
