@@ -191,3 +191,23 @@ def test_reproduce_summary_fits_80_columns_and_shows_the_paper_beside_each_row()
     tiny = next(line for line in lines if "tinyllama" in line).split()
     assert tiny == ["tinyllama-1.1b", "int8", "401.8", "181.0", "27.3", "2x4/2x8/2/4"]  # paper held out
     assert "95.8-95.8 % of the DRAM roofline" in " ".join(" ".join(lines).split())
+
+
+def test_progress_updates_show_a_bar_only_while_work_is_under_way(monkeypatch):
+    """``proxy validate``'s measurement (minutes) reports through this bar; it disappears once complete."""
+    import contextlib
+
+    from rich.progress import Progress
+
+    from cimjax.cli import common
+
+    bars = []
+    monkeypatch.setattr(common, "progress_bar", lambda description: bars.append(Progress(disable=True)) or bars[-1])
+    with contextlib.ExitStack() as stack:
+        update = common.progress_updates(stack, "measuring")
+        (task,) = bars[0].tasks
+        assert not task.visible
+        update(2, 6)
+        assert task.visible and task.completed == 2 and task.total == 6
+        update(6, 6)
+        assert not task.visible and task.finished

@@ -111,7 +111,8 @@ def test_fewer_bits_cost_more_real_loss(trained):
 
 
 def test_paired_means_and_standard_errors_against_window_by_window_losses(trained, monkeypatch):
-    """Oracle: the jitted whole-batch loss and KL of one window at a time; chunking changes nothing."""
+    """Oracle: the jitted whole-batch loss and KL of one window at a time; chunking changes nothing; the
+    progress callback sees every forward pass."""
     import jax.numpy as jnp
 
     from cimjax.lm.model import functional
@@ -133,7 +134,9 @@ def test_paired_means_and_standard_errors_against_window_by_window_losses(traine
             loss, kl = quantised_loss_and_kl(build, DEFAULT_SCHEME, params, w, t, ref)
             oracle[i, :, j] = float(loss) - base, float(kl)
     monkeypatch.setattr(paired_module, "CHUNK", 3)  # 7 windows in chunks of 3, 3 and 1
-    m = paired_module.paired(trained.model, windows, tables)
+    calls = []
+    m = paired_module.paired(trained.model, windows, tables, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k, 6) for k in range(1, 7)]  # one call per forward pass: 3 chunks x 2 tables
     blocks = oracle[:, :, :6].reshape(2, 2, 3, 2).mean(axis=3)  # batch means: 3 blocks of 2 windows, one left
     se = blocks.std(axis=2, ddof=1) / np.sqrt(3)
     np.testing.assert_allclose(m.loss, oracle[:, 0].mean(axis=1), atol=2e-6)
@@ -411,7 +414,7 @@ def test_cli_validate_checkpoint_quantiser_reaches_the_measurement(trained, monk
 
     seen, judged = [], []
     measure, features = proxy_validation.paired, proxy_validation.proxy_features
-    monkeypatch.setattr(proxy_validation, "paired", lambda m, w, t, s: seen.append((m, s)) or measure(m, w, t, s))
+    monkeypatch.setattr(proxy_validation, "paired", lambda m, w, t, s, p: seen.append((m, s)) or measure(m, w, t, s, p))
     monkeypatch.setattr(proxy_validation, "proxy_features", lambda s, *a: judged.append(s) or features(s, *a))
     monkeypatch.setattr(proxy_validation, "cached_pairs", lambda *a: pytest.fail("pairs measured with --pairs none"))
     args = ["validate", "--size", "tiny", "--configs", "3", "--fit-configs", "3", "--granularity", "tensor"]

@@ -9,9 +9,11 @@ included) imports none of them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +60,14 @@ def progress_bar(description: str):
         console=err,
         transient=True,
     )
+
+
+def progress_updates(stack: contextlib.ExitStack, description: str) -> Callable[[int, int], None]:
+    """A :func:`progress_bar` that lives as long as ``stack``, shown from an update until one that completes
+    it; returns the update function, ``(done, total)``, to pass as a ``progress`` callback."""
+    bar = stack.enter_context(progress_bar(description))
+    task = bar.add_task(description, total=None, visible=False)
+    return lambda done, total: bar.update(task, completed=done, total=total, visible=done < total)
 
 
 def emit(report: dict, as_json: bool, title: str) -> None:

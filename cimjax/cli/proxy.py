@@ -24,6 +24,7 @@ from cimjax.cli.common import (
     calibration_with_sensitivity_text,
     check_sensitivity_text,
     err,
+    progress_updates,
     user_errors,
 )
 from cimjax.cli.common import out as stdout
@@ -141,11 +142,14 @@ def validate(
     driver = _check_optimizer_proxy(optimizer_proxy, protocol, measure["pair_set"])
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
+        progress = progress_updates(stack, "measuring assignments")
         trained = train(config, log=_log)
         if protocol == "frontier":
             sizes = measure | FRONTIER_SIZES[size] | ({} if held_out_windows is None else {"n_eval": held_out_windows})
             sizes |= {} if driver is None else {"optimizer_variant": driver}
-            result = validate_frontier(trained, seed=seed, target=target, sensitivity_split=split, log=_log, **sizes)
+            result = validate_frontier(
+                trained, seed=seed, target=target, sensitivity_split=split, log=_log, progress=progress, **sizes
+            )
         else:
             result = run_validation(
                 trained,
@@ -156,6 +160,7 @@ def validate(
                 target=target,
                 scheme=QUANTISERS[quantiser or "default"],
                 log=_log,
+                progress=progress,
                 **measure,
             )
         payload = result.to_json()

@@ -14,6 +14,7 @@ Windows go through the model :data:`CHUNK` at a time, so memory stays bounded fo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -70,8 +71,16 @@ def standard_error(per_window: np.ndarray) -> np.ndarray:
     return np.std(blocks, axis=-1, ddof=1) / np.sqrt(blocks.shape[-1])
 
 
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` after each forward pass of a measurement (for progress bars)."""
+
+
 def per_window(
-    model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
+    model: DecoderLM,
+    windows: np.ndarray,
+    tables: np.ndarray,
+    scheme: QuantScheme = DEFAULT_SCHEME,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-window loss increase and KL ``(n, W)`` of each bit table ``(n, L, 17)`` on ``windows``
     ``(W, seq_len + 1)``, and the full-precision loss per window ``(W,)``."""
@@ -80,7 +89,9 @@ def per_window(
     full = np.full((model.spec.n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
     loss = np.zeros((len(tables), len(windows)))
     kl, base = np.zeros_like(loss), np.zeros(len(windows))
-    for start in range(0, len(windows), CHUNK):
+    starts = range(0, len(windows), CHUNK)
+    total, done = len(starts) * len(tables), 0
+    for start in starts:
         part = slice(start, start + CHUNK)
         w = jnp.asarray(windows[part])
         ref = reference_logp(build, params, w)
@@ -88,12 +99,22 @@ def per_window(
         for i, table in enumerate(tables):
             nll, div = window_loss_and_kl(build, scheme, params, w, table, ref)
             loss[i, part], kl[i, part] = np.asarray(nll) - base[part], np.asarray(div)
+            done += 1
+            if progress is not None:
+                progress(done, total)
     return loss, kl, base
 
 
-def paired(model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME) -> Paired:
-    """The :class:`Paired` measurement of each bit table ``(n, L, 17)`` on ``windows``."""
-    loss, kl, base = per_window(model, windows, tables, scheme)
+def paired(
+    model: DecoderLM,
+    windows: np.ndarray,
+    tables: np.ndarray,
+    scheme: QuantScheme = DEFAULT_SCHEME,
+    progress: Progress | None = None,
+) -> Paired:
+    """The :class:`Paired` measurement of each bit table ``(n, L, 17)`` on ``windows`` (``progress``: see
+    :data:`Progress`)."""
+    loss, kl, base = per_window(model, windows, tables, scheme, progress)
     return Paired(
         loss=loss.mean(axis=1),
         loss_se=standard_error(loss),

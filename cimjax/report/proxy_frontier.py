@@ -265,6 +265,7 @@ def validate_frontier(
     pair_set: str | None = "layer",
     optimizer_variant: str = OPTIMIZER_PROXY,
     log=None,
+    progress=None,
 ) -> ValidationResult:
     """Judges every variant on the assignments the joint optimiser returns, and their one-step neighbours.
 
@@ -279,7 +280,8 @@ def validate_frontier(
     from full precision. The uniform budget designs are measured on the held-out windows too
     (:func:`uniform_held_out`); when the windows run into the docstrings, each text is also judged alone
     (:func:`by_text`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows (None:
-    none are, and ``pairwise`` is not judged; it cannot then drive the optimiser).
+    none are, and ``pairwise`` is not judged; it cannot then drive the optimiser). ``progress`` is called as
+    ``progress(done, total)`` while the held-out windows are measured (:data:`cimjax.quant.paired.Progress`).
     """
     if optimizer_variant not in OPTIMIZER_VARIANTS:
         raise ValueError(f"optimizer_variant={optimizer_variant!r}; allowed: {', '.join(OPTIMIZER_VARIANTS)}")
@@ -299,7 +301,7 @@ def validate_frontier(
     held_out, own = held_out_windows(measured.calibration, trained.config.val_fraction, n_eval)
     say(f"measuring {len(tables)} frontier assignments on {len(held_out)} held-out windows ({own} validation) ...")
     uniform = np.stack([np.full(tables.shape[1:], float(w), np.float32) for w in widths])
-    m = paired(model, held_out, np.concatenate([tables, uniform]), measured.scheme)
+    m = paired(model, held_out, np.concatenate([tables, uniform]), measured.scheme, progress)
     values, errors = m.of(target)
     frontier_measured, se = values[: len(tables)], errors[: len(tables)]
     spec = trained.model.spec

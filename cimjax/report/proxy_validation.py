@@ -309,6 +309,7 @@ def validate(
     target: str = "loss",
     pair_set: str | None = "layer",
     log=None,
+    progress=None,
 ) -> ValidationResult:
     """Measures every proxy variant against the real loss (or KL) of ``trained`` under random assignments.
 
@@ -334,6 +335,8 @@ def validate(
       target: what is measured and predicted: ``loss`` increase or ``kl`` divergence from full precision.
       pair_set: the pairs ``pairwise`` measures (:data:`~cimjax.quant.pairs.PAIR_SETS`, calibration windows; None: no).
       log: a callable for progress lines, or None.
+      progress: called as ``progress(done, total)`` while the assignments are measured
+        (:data:`cimjax.quant.paired.Progress`), or None.
     """
     import time
 
@@ -360,7 +363,7 @@ def validate(
     fit_tables, test_tables = draw_assignments(n_fit, n_configs, n_layers, rng, granularity)
     say(f"measuring {n_fit} fit + {n_configs} held-out assignments on {len(evaluation)} validation windows ...")
     all_tables = np.concatenate([fit_tables, test_tables])
-    m = paired(model, evaluation, all_tables, scheme)
+    m = paired(model, evaluation, all_tables, scheme, progress)
     measured, se = m.of(check_target(target))
     fit_measured, test_measured = measured[:n_fit], measured[n_fit:]
 
