@@ -211,3 +211,23 @@ def test_progress_updates_show_a_bar_only_while_work_is_under_way(monkeypatch):
         assert task.visible and task.completed == 2 and task.total == 6
         update(6, 6)
         assert not task.visible and task.finished
+
+
+def test_tech_listing_keeps_every_source_whole_on_a_narrow_terminal():
+    """At 80 columns ``cimjax tech``'s five-column table squeezed the sources to 11 characters (524 lines, 47
+    words cut with '…'); below 120 columns each constant is a block, every word of its source kept."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cimjax.cli.info import WIDE_TABLE_COLUMNS, technology_view
+    from cimjax.hardware.technology import constants_table
+
+    rows = constants_table()
+    console = Console(width=80, record=True)
+    console.print(technology_view(rows, 80))
+    text = console.export_text()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    words = text.split()
+    for r in rows:
+        assert r["name"] in words and all(word in words for word in r["source"].split()), r["name"]
+    assert isinstance(technology_view(rows, WIDE_TABLE_COLUMNS), Table)

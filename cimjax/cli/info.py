@@ -12,6 +12,42 @@ import typer
 
 from cimjax.cli.common import JsonOpt, out, user_errors
 
+WIDE_TABLE_COLUMNS = 120
+"""Below this terminal width ``cimjax tech`` prints one block per constant: a five-column table would squeeze
+the sources into a narrow column and cut their long words."""
+
+
+def _allowed(r: dict) -> str:
+    if "allowed" in r:
+        return " or ".join(map(str, r["allowed"]))
+    return f"{r['minimum']:.3g} to {r['maximum']:.3g}" if "minimum" in r else "-"
+
+
+def technology_view(rows: list[dict], width: int):
+    """The constants as a table (``width`` >= :data:`WIDE_TABLE_COLUMNS`) or as blocks: name, value, unit and
+    allowed range on one line, the source below it, indented."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    title = "technology constants (65 nm CIM, LPDDR5X)"
+    if width >= WIDE_TABLE_COLUMNS:
+        table = Table(title=title)
+        table.add_column("name", no_wrap=True)
+        for column in ("value", "unit", "allowed", "source"):
+            table.add_column(column, ratio=2 if column == "source" else 1)
+        for r in rows:
+            name = r["name"] if r["overridable"] else f"[dim]{r['name']}[/dim]"
+            table.add_row(name, f"{r['value']:.6g}", r["unit"], _allowed(r), r["source"])
+        return table
+    blocks = [Text(title, style="bold")]
+    for r in rows:
+        head = Text(r["name"], style="bold" if r["overridable"] else "dim")
+        head.append(f" = {r['value']:.6g} {r['unit']}   allowed: {_allowed(r)}")
+        blocks += [head, Padding(Text(r["source"]), (0, 0, 0, 4))]
+    return Group(*blocks)
+
 
 @user_errors
 def tech_command(as_json: JsonOpt = False) -> None:
@@ -22,21 +58,7 @@ def tech_command(as_json: JsonOpt = False) -> None:
     if as_json:
         sys.stdout.write(json.dumps({"technology": rows}) + "\n")
         return
-    from rich.table import Table
-
-    def allowed(r):
-        if "allowed" in r:
-            return " or ".join(map(str, r["allowed"]))
-        return f"{r['minimum']:.3g} to {r['maximum']:.3g}" if "minimum" in r else "-"
-
-    table = Table(title="technology constants (65 nm CIM, LPDDR5X)")
-    table.add_column("name", no_wrap=True)
-    for column in ("value", "unit", "allowed", "source"):
-        table.add_column(column, ratio=2 if column == "source" else 1)
-    for r in rows:
-        name = r["name"] if r["overridable"] else f"[dim]{r['name']}[/dim]"
-        table.add_row(name, f"{r['value']:.6g}", r["unit"], allowed(r), r["source"])
-    out.print(table)
+    out.print(technology_view(rows, out.width))
     out.print(
         "Dimmed names are structural; the others can be overridden with --tech FILE (JSON or YAML), "
         "within 'allowed' (switches: 0 off, 1 on)."
