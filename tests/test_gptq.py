@@ -353,7 +353,7 @@ def test_optimize_checkpoint_gptq_measures_with_the_gptq_quantiser(monkeypatch, 
 
     chosen = []
 
-    def stop(directory, calibration, log=None, scheme=None):
+    def stop(directory, calibration, log=None, scheme=None, progress=None):
         chosen.append(scheme)
         raise ValueError("stopped once the quantiser was chosen")
 
@@ -378,7 +378,7 @@ def test_gptq_windows_option_reaches_the_measurement_and_is_checked(monkeypatch,
 
     chosen = []
 
-    def stop(directory, calibration, log=None, scheme=None):
+    def stop(directory, calibration, log=None, scheme=None, progress=None):
         chosen.append(calibration.gptq_windows)
         raise ValueError("stopped once the calibration was chosen")
 

@@ -24,8 +24,22 @@ def trained(module_cache):
 
 
 @pytest.fixture(scope="module")
-def result(trained):
-    return validate(trained, n_configs=8, n_fit=8, seed=1, n_calib=4, n_eval=8, n_samples=2)
+def progress_calls():
+    return []
+
+
+@pytest.fixture(scope="module")
+def result(trained, progress_calls):
+    progress = lambda done, total: progress_calls.append((done, total))  # noqa: E731
+    return validate(trained, n_configs=8, n_fit=8, seed=1, n_calib=4, n_eval=8, n_samples=2, progress=progress)
+
+
+def test_validation_reports_progress_of_both_measurements(result, progress_calls):
+    """One count per forward pass: the single-point curves (L x 17 points x 7 widths), then the 16 assignments
+    on the 8 validation windows (one chunk)."""
+    curves, assignments = TINY.n_layers * N_POINTS * 7, 16
+    expected = [(k, curves) for k in range(1, curves + 1)] + [(k, assignments) for k in range(1, assignments + 1)]
+    assert progress_calls == expected
 
 
 def test_training_learns_and_is_cached(trained, module_cache):

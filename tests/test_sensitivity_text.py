@@ -99,7 +99,7 @@ def _stop_measuring(monkeypatch) -> list:
 
     chosen = []
 
-    def stop(directory, calibration, log=None, scheme=None):
+    def stop(directory, calibration, log=None, scheme=None, progress=None):
         chosen.append(calibration.sensitivity_split)
         raise ValueError("stopped once the calibration was chosen")
 
@@ -186,7 +186,7 @@ def test_the_measurement_takes_the_split_s_windows(monkeypatch, split):
 
     seen = []
 
-    def stop(model, tokens, scheme, n_samples, seed):
+    def stop(model, tokens, scheme, n_samples, seed, progress=None):
         seen.append(np.asarray(tokens))
         raise RuntimeError("stopped at the sensitivities")
 

@@ -29,6 +29,7 @@ from cimjax.cli.common import (
     methods_help,
     out,
     progress_bar,
+    progress_updates,
     user_errors,
 )
 from cimjax.files import check_output_dir, output_dir
@@ -407,7 +408,9 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, uses: tuple, 
             measured.calibration = with_tokenizer(measured.calibration, checkpoint)
     else:
         scheme = checkpoint_scheme(gptq)
-        measured = for_checkpoint(checkpoint, calibration, log=lambda msg: print(msg, file=sys.stderr), scheme=scheme)
+        with contextlib.ExitStack() as bar:
+            say, measuring = (lambda msg: print(msg, file=sys.stderr)), progress_updates(bar, "measuring")
+            measured = for_checkpoint(checkpoint, calibration, log=say, scheme=scheme, progress=measuring)
     verify, pair_set = uses
     weights = load_checkpoint(checkpoint) if (verify or pair_set) and checkpoint is not None else None
     return measured, weights

@@ -142,27 +142,15 @@ def validate(
     driver = _check_optimizer_proxy(optimizer_proxy, protocol, measure["pair_set"])
     with contextlib.ExitStack() as stack:
         directory = None if out is None else stack.enter_context(output_dir(out, "--out"))
-        progress = progress_updates(stack, "measuring assignments")
+        common = {"seed": seed, "target": target, "log": _log, "progress": progress_updates(stack, "measuring")}
         trained = train(config, log=_log)
         if protocol == "frontier":
             sizes = measure | FRONTIER_SIZES[size] | ({} if held_out_windows is None else {"n_eval": held_out_windows})
             sizes |= {} if driver is None else {"optimizer_variant": driver}
-            result = validate_frontier(
-                trained, seed=seed, target=target, sensitivity_split=split, log=_log, progress=progress, **sizes
-            )
+            result = validate_frontier(trained, sensitivity_split=split, **common, **sizes)
         else:
-            result = run_validation(
-                trained,
-                n_configs=configs,
-                n_fit=fit_configs,
-                seed=seed,
-                granularity=granularity,
-                target=target,
-                scheme=QUANTISERS[quantiser or "default"],
-                log=_log,
-                progress=progress,
-                **measure,
-            )
+            sizes = measure | {"n_configs": configs, "n_fit": fit_configs, "scheme": QUANTISERS[quantiser or "default"]}
+            result = run_validation(trained, granularity=granularity, **common, **sizes)
         payload = result.to_json()
         if directory is not None:
             files = write_outputs(directory, result)
@@ -395,7 +383,10 @@ def sensitivities(
     validation.memory(
         f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len, scheme.gptq)
     )
-    measured = for_checkpoint(checkpoint, calibration, log=_log, scheme=scheme)
+    with contextlib.ExitStack() as bar:
+        measured = for_checkpoint(
+            checkpoint, calibration, log=_log, scheme=scheme, progress=progress_updates(bar, "measuring")
+        )
     if out is not None:
         measured.save(out)
         _log(f"wrote {out}")

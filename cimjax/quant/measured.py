@@ -36,7 +36,7 @@ from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
 from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration
-from cimjax.quant.paired import paired
+from cimjax.quant.paired import Progress, paired
 from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME, GPTQ_WIDTHS, QuantScheme, TensorScheme
 from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate
 from cimjax.quant.smoothing import smooth
@@ -71,14 +71,6 @@ def loss_and_kl(
     """
     m = paired(model, windows, tables, scheme)
     return m.loss, m.kl, m.base
-
-
-def loss_increases(
-    model: DecoderLM, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
-) -> tuple[np.ndarray, float]:
-    """Real loss increase (nats/token) of each bit table ``(n, L, 17)`` on ``windows``, and the base loss."""
-    loss, _, base = loss_and_kl(model, windows, tables, scheme)
-    return loss, base
 
 
 def checkpoint_scheme(gptq: bool | None = None) -> QuantScheme:
@@ -310,20 +302,22 @@ def measure(
     joint_tables: np.ndarray | None = None,
     scheme: QuantScheme = DEFAULT_SCHEME,
     log: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Measured:
     """Measures everything :class:`Measured` holds for ``model`` on ``calibration``'s windows, quantised
-    with ``scheme`` (the model :func:`prepared` for it first)."""
+    with ``scheme`` (the model :func:`prepared` for it first); ``progress(done, total)`` counts the forward
+    passes of the single-point curves, then those of the whole assignments."""
     say = log or (lambda msg: None)
     model = prepared(model, scheme, calibration)
     say(f"measuring {calibration.describe(model.spec.vocab, scheme.gptq)} ...")
     tokens = calibration.sensitivity_tokens()
-    sens = prepared_sensitivities(model, tokens, scheme, calibration.samples, calibration.seed)
+    sens = prepared_sensitivities(model, tokens, scheme, calibration.samples, calibration.seed, progress)
     n_layers = model.spec.n_layers
     joint_tables = np.zeros((0, n_layers, N_POINTS)) if joint_tables is None else np.asarray(joint_tables)
     uniform = np.stack([np.full((n_layers, N_POINTS), float(b)) for b in UNIFORM_WIDTHS])
     say(f"measuring {len(uniform)} uniform and {len(joint_tables)} mixed assignments ...")
-    loss, kl, _ = loss_and_kl(model, calibration.check_tokens(), np.concatenate([uniform, joint_tables]), scheme)
-    n = len(uniform)
+    m = paired(model, calibration.check_tokens(), np.concatenate([uniform, joint_tables]), scheme, progress)
+    loss, kl, n = m.loss, m.kl, len(uniform)
     return Measured(
         spec=model.spec,
         checkpoint_hash=checkpoint,
@@ -354,11 +348,16 @@ def prepared(model: DecoderLM, scheme: QuantScheme, calibration: Calibration) ->
 
 
 def prepared_sensitivities(
-    model: DecoderLM, tokens: np.ndarray, scheme: QuantScheme, n_samples: int, seed: int
+    model: DecoderLM,
+    tokens: np.ndarray,
+    scheme: QuantScheme,
+    n_samples: int,
+    seed: int,
+    progress: Progress | None = None,
 ) -> Sensitivities:
     """:func:`estimate` on ``tokens`` of a model :func:`prepared` for ``scheme``, its weight errors those of
     the GPTQ copies when the scheme has them (:func:`gptq_errors`)."""
-    sens = estimate(model, tokens, scheme, n_samples=n_samples, seed=seed)
+    sens = estimate(model, tokens, scheme, n_samples=n_samples, seed=seed, progress=progress)
     return gptq_errors(sens, model) if scheme.gptq else sens
 
 
@@ -420,9 +419,10 @@ def for_checkpoint(
     n_fit: int = 64,
     log: Callable[[str], None] | None = None,
     scheme: QuantScheme = CHECKPOINT_SCHEME,
+    progress: Progress | None = None,
 ) -> Measured:
     """The checkpoint's :class:`Measured` quantised with ``scheme``, from the cache when this content,
-    calibration and quantiser were measured.
+    calibration and quantiser were measured (``progress``: see :func:`measure`).
 
     Raises:
       cimjax.lm.CheckpointError: the checkpoint cannot be loaded.
@@ -444,7 +444,7 @@ def for_checkpoint(
         except MeasuredFileError:
             pass  # a stale or damaged cache entry is measured again
     model = load_checkpoint(directory)
-    rng = np.random.default_rng(calibration.seed)
-    measured = measure(model, calibration, digest, fit_tables(n_fit, model.spec.n_layers, rng), scheme, log=log)
+    tables = fit_tables(n_fit, model.spec.n_layers, np.random.default_rng(calibration.seed))
+    measured = measure(model, calibration, digest, tables, scheme, log=log, progress=progress)
     measured.save(path)
     return measured

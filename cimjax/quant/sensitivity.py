@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -283,9 +284,11 @@ def window_loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, tab
     return jnp.mean(nll, axis=1), jnp.mean(kl, axis=1)
 
 
-def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray, float]:
+def loss_curves(
+    model: DecoderLM, windows: jax.Array, scheme: QuantScheme, progress: Callable[[int, int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Measured loss increase and KL to full precision ``(L, 17, 7)`` (nats/token) with only one point
-    quantised, and the base loss."""
+    quantised, and the base loss; ``progress(done, total)`` after each of the ``L x 17 x 7`` forward passes."""
     build, params = functional(model)
     n_layers = model.spec.n_layers
     full = np.full((n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
@@ -293,13 +296,13 @@ def loss_curves(model: DecoderLM, windows: jax.Array, scheme: QuantScheme) -> tu
     base = float(quantised_loss_and_kl(build, scheme, params, windows, full, ref_logp)[0])
     curves = np.zeros((n_layers, N_POINTS, len(BIT_GRID)))
     kl = np.zeros_like(curves)
-    for layer in range(n_layers):
-        for col in range(N_POINTS):
-            for i, b in enumerate(BIT_GRID):
-                table = full.copy()
-                table[layer, col] = b
-                loss, div = quantised_loss_and_kl(build, scheme, params, windows, table, ref_logp)
-                curves[layer, col, i], kl[layer, col, i] = float(loss) - base, float(div)
+    for done, (layer, col, i) in enumerate(np.ndindex(curves.shape), 1):
+        table = full.copy()
+        table[layer, col] = BIT_GRID[i]
+        loss, div = quantised_loss_and_kl(build, scheme, params, windows, table, ref_logp)
+        curves[layer, col, i], kl[layer, col, i] = float(loss) - base, float(div)
+        if progress is not None:
+            progress(done, curves.size)
     return curves, kl, base
 
 
@@ -362,6 +365,7 @@ def estimate(
     *,
     n_samples: int = 16,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Sensitivities:
     """All sensitivities of ``model`` on calibration ``windows`` ``(B, T + 1)``.
 
@@ -371,6 +375,7 @@ def estimate(
       scheme: the quantisation scheme the error and loss curves are measured with.
       n_samples: Rademacher samples for the Hutchinson and output-MSE estimates.
       seed: seeds those samples.
+      progress: called as ``progress(done, total)`` while the single-point curves are measured (the longest part).
     """
     if n_samples < 1:
         raise ValueError(f"n_samples={n_samples!r} must be a positive integer")
@@ -380,7 +385,7 @@ def estimate(
     tensors = _collect(model, windows[:, :-1])
     err, const = error_curves(tensors, n_layers, scheme)
     sym = np.array([[float(scheme.of(kind, op).symmetric) for kind, op in POINTS]] * n_layers)
-    loss, kl, base = loss_curves(model, windows, scheme)
+    loss, kl, base = loss_curves(model, windows, scheme, progress)
     return Sensitivities(
         numel=jnp.asarray(_numel(tensors, n_layers)),
         hessian=jnp.asarray(hutchinson_hessian(model, windows, n_samples, k_h)),

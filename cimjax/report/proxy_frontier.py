@@ -281,7 +281,8 @@ def validate_frontier(
     (:func:`uniform_held_out`); when the windows run into the docstrings, each text is also judged alone
     (:func:`by_text`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows (None:
     none are, and ``pairwise`` is not judged; it cannot then drive the optimiser). ``progress`` is called as
-    ``progress(done, total)`` while the held-out windows are measured (:data:`cimjax.quant.paired.Progress`).
+    ``progress(done, total)`` while the checkpoint and the held-out windows are measured
+    (:data:`cimjax.quant.paired.Progress`).
     """
     if optimizer_variant not in OPTIMIZER_VARIANTS:
         raise ValueError(f"optimizer_variant={optimizer_variant!r}; allowed: {', '.join(OPTIMIZER_VARIANTS)}")
@@ -289,7 +290,7 @@ def validate_frontier(
         raise ValueError("optimizer_variant='pairwise' needs measured pairs; pair_set=None measures none")
     say = log or (lambda msg: None)
     t0 = time.perf_counter()
-    measured = measured_checkpoint(trained, n_calib, n_samples, seed, check_windows, sensitivity_split, say)
+    measured = measured_checkpoint(trained, n_calib, n_samples, seed, check_windows, sensitivity_split, say, progress)
     sens_seconds = time.perf_counter() - t0
     # the model and quantiser the fit set and budgets were measured with (smoothed first if the scheme says so)
     model = measured.model(trained.model)
@@ -349,7 +350,14 @@ def validate_frontier(
 
 
 def measured_checkpoint(
-    trained: TrainedModel, n_calib: int, n_samples: int, seed: int, check_windows: int, sensitivity_split: str, say
+    trained: TrainedModel,
+    n_calib: int,
+    n_samples: int,
+    seed: int,
+    check_windows: int,
+    sensitivity_split: str,
+    say,
+    progress=None,
 ) -> Measured:
     """``trained`` exported as a checkpoint (once) and measured as ``cimjax optimize --checkpoint`` measures it
     (:func:`cimjax.quant.measured.for_checkpoint`, cached): sensitivities on ``n_calib`` windows of the training
@@ -364,4 +372,4 @@ def measured_checkpoint(
     calibration = Calibration(
         n_calib, trained.config.seq_len, n_samples, seed, check_windows, sensitivity_split=sensitivity_split
     )
-    return for_checkpoint(directory, calibration, log=say)
+    return for_checkpoint(directory, calibration, log=say, progress=progress)

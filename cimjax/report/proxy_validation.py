@@ -18,7 +18,7 @@ from scipy import stats
 from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.default_proxy import default_proxy
-from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, loss_increases, prepared, prepared_sensitivities
+from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, loss_and_kl, prepared, prepared_sensitivities
 from cimjax.quant.paired import paired
 from cimjax.quant.pairs import REFERENCE_BITS, Pairs
 from cimjax.quant.pairs import cached as cached_pairs
@@ -81,7 +81,8 @@ def measure_losses(
     trained: TrainedModel, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
 ) -> tuple[np.ndarray, float]:
     """Real loss increase (nats/token) of each table on ``windows``, and the full-precision loss."""
-    return loss_increases(trained.model, windows, tables, scheme)
+    loss, _, base = loss_and_kl(trained.model, windows, tables, scheme)
+    return loss, base
 
 
 def draw_assignments(
@@ -335,7 +336,7 @@ def validate(
       target: what is measured and predicted: ``loss`` increase or ``kl`` divergence from full precision.
       pair_set: the pairs ``pairwise`` measures (:data:`~cimjax.quant.pairs.PAIR_SETS`, calibration windows; None: no).
       log: a callable for progress lines, or None.
-      progress: called as ``progress(done, total)`` while the assignments are measured
+      progress: called as ``progress(done, total)`` while the single-point curves, then the assignments, are measured
         (:data:`cimjax.quant.paired.Progress`), or None.
     """
     import time
@@ -357,7 +358,7 @@ def validate(
     tokenizer = None if trained.tokenizer is None else str(trained.tokenizer)
     model = prepared(trained.model, scheme, Calibration(n_calib, cfg.seq_len, n_samples, seed, tokenizer=tokenizer))
     say(f"sensitivities on {n_calib} calibration windows ...")
-    sens = prepared_sensitivities(model, calib, scheme, n_samples, seed)
+    sens = prepared_sensitivities(model, calib, scheme, n_samples, seed, progress)
     sens_seconds = time.perf_counter() - t0
     pairs = None if pair_set is None else cached_pairs(model, calib, scheme, REFERENCE_BITS, pair_set)  # same windows
     fit_tables, test_tables = draw_assignments(n_fit, n_configs, n_layers, rng, granularity)
