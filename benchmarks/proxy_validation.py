@@ -27,7 +27,7 @@ import numpy as np
 
 from cimjax.quant import corpus
 from cimjax.quant.measured import TARGETS
-from cimjax.quant.paired import per_window, standard_error
+from cimjax.quant.paired import paired, standard_error
 from cimjax.quant.train import train
 from cimjax.report.proxy_frontier import FRONTIER_SIZES, validate_frontier
 from cimjax.report.proxy_validation import GRANULARITIES, SIZES, scatter_plot, validate
@@ -48,7 +48,8 @@ def spread(trained, widths=(8, 6, 4), max_windows: int = 1000) -> dict:
     tables = np.stack([np.full((n_layers, N_POINTS), float(b), np.float32) for b in widths])
     out = {}
     for name, windows in texts.items():
-        loss, kl, base = per_window(trained.model, windows, tables)
+        measured = paired(trained.model, windows, tables)
+        loss, kl = measured.loss_windows, measured.kl_windows
         rows = {}
         for b, dl, div in zip(widths, loss, kl, strict=True):
             rows[f"int{b}"] = {
@@ -61,7 +62,7 @@ def spread(trained, widths=(8, 6, 4), max_windows: int = 1000) -> dict:
                 }
                 for key, x in (("loss", dl), ("kl", div))
             }
-        out[name] = {"windows": len(windows), "base_loss": float(base.mean()), "uniform": rows}
+        out[name] = {"windows": len(windows), "base_loss": measured.base, "uniform": rows}
     return out
 
 

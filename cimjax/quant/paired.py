@@ -75,15 +75,15 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each forward pass of a measurement (for progress bars)."""
 
 
-def per_window(
+def paired(
     model: DecoderLM,
     windows: np.ndarray,
     tables: np.ndarray,
     scheme: QuantScheme = DEFAULT_SCHEME,
     progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-window loss increase and KL ``(n, W)`` of each bit table ``(n, L, 17)`` on ``windows``
-    ``(W, seq_len + 1)``, and the full-precision loss per window ``(W,)``."""
+) -> Paired:
+    """The :class:`Paired` measurement of each bit table ``(n, L, 17)`` on ``windows`` ``(W, seq_len + 1)``
+    (``progress``: see :data:`Progress`)."""
     build, params = functional(model)
     tables = np.asarray(tables, np.float32).reshape(-1, model.spec.n_layers, N_POINTS)
     full = np.full((model.spec.n_layers, N_POINTS), FULL_PRECISION_BITS, np.float32)
@@ -102,19 +102,6 @@ def per_window(
             done += 1
             if progress is not None:
                 progress(done, total)
-    return loss, kl, base
-
-
-def paired(
-    model: DecoderLM,
-    windows: np.ndarray,
-    tables: np.ndarray,
-    scheme: QuantScheme = DEFAULT_SCHEME,
-    progress: Progress | None = None,
-) -> Paired:
-    """The :class:`Paired` measurement of each bit table ``(n, L, 17)`` on ``windows`` (``progress``: see
-    :data:`Progress`)."""
-    loss, kl, base = per_window(model, windows, tables, scheme, progress)
     return Paired(
         loss=loss.mean(axis=1),
         loss_se=standard_error(loss),
