@@ -76,3 +76,20 @@ def test_bit_heatmap_labels_every_cell_and_checks_the_shape():
         plots.bit_heatmap(np.ones((3, 16)))
     bits = [{"weight": dict.fromkeys("abcdefg", 4), "act": dict.fromkeys("abcdefghi", 8), "kv": 6}]
     assert table_from_bits(bits).tolist() == [[4.0] * 7 + [8.0] * 9 + [6.0]]
+
+
+def test_study_plot_labels_optima_near_the_fast_end_in_the_zoom_only():
+    """Optima near the fastest design crowd together in the whole-space panel (their labels overlapped the
+    paper's star): that panel labels only the optima beyond the zoom window, the zoom panel the rest."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(2)
+    latency = np.concatenate([[1.0, 1.02, 1.05, 3.0], rng.uniform(1.0, 5.0, 60)])
+    energy = np.concatenate([[3.0, 2.9, 2.8, 1.0], rng.uniform(1.0, 5.0, 60)])
+    result = SimpleNamespace(latency_s=latency, energy_j=energy, area_mm2=rng.uniform(5, 50, 64))
+    front = [{"index": i, "latency_s": latency[i], "energy_j": energy[i]} for i in range(4)]
+    optima = [{"alpha": a, **front[i]} for a, i in ((1.0, 0), (0.75, 1), (0.5, 2), (0.25, 2), (0.0, 3))]
+    fig = plots.study_plot(result, front, optima, [], tokens=1, title="t")
+    whole, zoom = ([t.get_text() for t in ax.texts] for ax in fig.axes[:2])
+    assert whole == ["α=0"]
+    assert zoom == ["α=1", "α=0.75", "α=0.5,0.25", "α=0"]

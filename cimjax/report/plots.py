@@ -130,13 +130,13 @@ def study_plot(result, front, optima, ga, tokens: int, title: str, paper=None):
     marks = {"EdgeCIM paper design (alpha = 0.5)": paper} if paper else {}
     fig = Figure(figsize=(13.0, 5.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax in axes:
-        pareto_plot(result.latency_s, result.energy_j, result.area_mm2, indices, tokens, marks=marks, ax=ax,
-                    colorbar=ax is axes[1])  # fmt: skip
-        _draw_optima(ax, optima, ga, scale)
-    axes[0].set_title(f"{title}: all designs", fontsize=10)
     front_x = np.asarray([d["latency_s"] for d in front]) * scale
     front_y = np.asarray([d["energy_j"] for d in front]) * scale
+    for ax, label_beyond in zip(axes, (ZOOM * front_x.min(), 0.0), strict=True):  # the zoom labels its own
+        pareto_plot(result.latency_s, result.energy_j, result.area_mm2, indices, tokens, marks=marks, ax=ax,
+                    colorbar=ax is axes[1])  # fmt: skip
+        _draw_optima(ax, optima, ga, scale, label_beyond)
+    axes[0].set_title(f"{title}: all designs", fontsize=10)
     _zoom(axes[1], front_x, front_y, [(g["latency_s"] * scale, g["energy_j"] * scale) for g in ga])
 
     handles, _ = axes[0].get_legend_handles_labels()
@@ -150,9 +150,10 @@ def study_plot(result, front, optima, ga, tokens: int, title: str, paper=None):
     return fig
 
 
-def _draw_optima(ax, optima, ga, scale: float) -> None:
-    """Each alpha optimum as a ring coloured by alpha (alphas sharing one optimum get one label), and the
-    GA runs of that alpha as crosses of the same colour."""
+def _draw_optima(ax, optima, ga, scale: float, label_beyond: float = 0.0) -> None:
+    """Each alpha optimum as a ring coloured by alpha (alphas sharing one optimum get one label, optima at a
+    latency per token up to ``label_beyond`` none: the zoom panel labels those, where they do not overlap), and
+    the GA runs of that alpha as crosses of the same colour."""
     import matplotlib
 
     colours = matplotlib.colormaps["plasma"]
@@ -167,7 +168,7 @@ def _draw_optima(ax, optima, ga, scale: float) -> None:
             ax.scatter(xs, [g["energy_j"] * scale for g in runs], marker="x", s=30, color=colour, alpha=0.8)
         point = (optimum["latency_s"] * scale, optimum["energy_j"] * scale)
         ax.scatter(*point, marker="o", s=110, facecolors="none", edgecolors=colour, linewidths=1.8, zorder=5)
-        if optimum["alpha"] == float(labels[optimum["index"]][0]):
+        if optimum["alpha"] == float(labels[optimum["index"]][0]) and point[0] > label_beyond:
             text = "α=" + ",".join(labels[optimum["index"]])
             ax.annotate(text, point, textcoords="offset points", xytext=(7, 6), fontsize=7)
 
