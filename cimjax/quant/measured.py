@@ -308,8 +308,8 @@ def measure(
     with ``scheme`` (the model :func:`prepared` for it first); ``progress(done, total)`` counts the forward
     passes of the single-point curves, then those of the whole assignments."""
     say = log or (lambda msg: None)
+    say(f"measuring {calibration.describe(model.spec.vocab, scheme.gptq)} ...")  # before GPTQ: minutes on large models
     model = prepared(model, scheme, calibration)
-    say(f"measuring {calibration.describe(model.spec.vocab, scheme.gptq)} ...")
     tokens = calibration.sensitivity_tokens()
     sens = prepared_sensitivities(model, tokens, scheme, calibration.samples, calibration.seed, progress)
     n_layers = model.spec.n_layers
