@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from cimjax.cli.proxy import proxy_app
 from cimjax.lm import save_checkpoint
 from cimjax.quant import corpus
+from cimjax.quant.measured import loss_and_kl
 from cimjax.quant.proxy import VARIANTS
 from cimjax.quant.train import TINY, train
-from cimjax.report.proxy_validation import draw_assignments, measure_losses, random_tables, scatter_plot, validate
+from cimjax.report.proxy_validation import draw_assignments, random_tables, scatter_plot, validate
 from cimjax.workload.precision import N_POINTS, POINT_NAMES, POINTS
 
 
@@ -119,7 +120,7 @@ def test_held_out_assignments_do_not_depend_on_the_fit_set_size():
 def test_fewer_bits_cost_more_real_loss(trained):
     tables = np.stack([np.full((TINY.n_layers, N_POINTS), b, np.float32) for b in (8, 4, 2)])
     _, val = corpus.split()
-    increase, base = measure_losses(trained, corpus.windows(val, TINY.seq_len, 8), tables)
+    increase, _, base = loss_and_kl(trained.model, corpus.windows(val, TINY.seq_len, 8), tables)
     assert abs(increase[0]) < 0.01 and increase[2] > max(increase[0], increase[1]) + 0.01
     assert base == pytest.approx(trained.val_loss, abs=0.3)
 

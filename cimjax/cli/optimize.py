@@ -8,7 +8,6 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -179,7 +178,7 @@ def optimize_command(
                     measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
                     area_max=area_max, method=method, seed=seed, tech=load_technology(tech), settings=settings,
                     progress=progress, tolerance=tolerance, target=target, refine=refine, evolve=evolve,
-                    proxy=variant, pairs=measured_pairs, log=lambda msg: err.print(msg, highlight=False),
+                    proxy=variant, pairs=measured_pairs, log=_say,
                 )  # fmt: skip
         _print_report(report, as_json, directory, method, alpha)
 
@@ -372,6 +371,11 @@ def _comparison_table(report):
     return table
 
 
+def _say(msg: str) -> None:
+    """A progress line of the measured path, on stderr (stdout keeps the one JSON object of ``--json``)."""
+    err.print(msg, highlight=False)
+
+
 def _measured(checkpoint: Path | None, sensitivities: Path | None, uses: tuple, calibration, explicit=(None, None)):
     """The checkpoint's measured data (from the file, the cache, or measured now with GPTQ weights or, when
     --no-gptq, rounded to nearest) and its weights when needed (``uses``: --verify and the pair set to measure,
@@ -409,8 +413,9 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, uses: tuple, 
     else:
         scheme = checkpoint_scheme(gptq)
         with contextlib.ExitStack() as bar:
-            say, measuring = (lambda msg: print(msg, file=sys.stderr)), progress_updates(bar, "measuring")
-            measured = for_checkpoint(checkpoint, calibration, log=say, scheme=scheme, progress=measuring)
+            measured = for_checkpoint(
+                checkpoint, calibration, log=_say, scheme=scheme, progress=progress_updates(bar, "measuring")
+            )
     verify, pair_set = uses
     weights = load_checkpoint(checkpoint) if (verify or pair_set) and checkpoint is not None else None
     return measured, weights

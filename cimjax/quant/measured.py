@@ -36,9 +36,9 @@ from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
 from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration
-from cimjax.quant.paired import Progress, paired
+from cimjax.quant.paired import paired
 from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME, GPTQ_WIDTHS, QuantScheme, TensorScheme
-from cimjax.quant.sensitivity import BIT_GRID, Sensitivities, estimate
+from cimjax.quant.sensitivity import BIT_GRID, Progress, Sensitivities, estimate
 from cimjax.quant.smoothing import smooth
 from cimjax.workload.precision import LINEAR_OPS, N_POINTS, POINTS
 from cimjax.workload.spec import ModelSpec

@@ -14,7 +14,6 @@ Windows go through the model :data:`CHUNK` at a time, so memory stays bounded fo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -22,7 +21,7 @@ from scipy import stats
 
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.quant.quantizers import DEFAULT_SCHEME, FULL_PRECISION_BITS, QuantScheme
-from cimjax.quant.sensitivity import reference_logp, window_loss_and_kl
+from cimjax.quant.sensitivity import Progress, reference_logp, window_loss_and_kl
 from cimjax.workload.precision import N_POINTS
 
 CHUNK = 64  # windows per forward pass
@@ -69,10 +68,6 @@ def standard_error(per_window: np.ndarray) -> np.ndarray:
     size = int(np.sqrt(n)) if n // int(np.sqrt(n)) >= 2 else 1
     blocks = x[..., : n // size * size].reshape(*x.shape[:-1], n // size, size).mean(axis=-1)
     return np.std(blocks, axis=-1, ddof=1) / np.sqrt(blocks.shape[-1])
-
-
-Progress = Callable[[int, int], None]
-"""Called as ``progress(done, total)`` after each forward pass of a measurement (for progress bars)."""
 
 
 def paired(

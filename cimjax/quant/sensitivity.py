@@ -44,6 +44,8 @@ from cimjax.quant.quantizers import (
 )
 from cimjax.workload.precision import LINEAR_OPS, MATMUL_OPS, N_POINTS, POINT_NAMES, POINTS, Precision
 
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` after each forward pass of a measurement (for progress bars)."""
 BIT_GRID = np.arange(2, 9)  # integer bits at which the error and loss curves are measured
 
 
@@ -285,7 +287,7 @@ def window_loss_and_kl(build: Builder, scheme: QuantScheme, params, windows, tab
 
 
 def loss_curves(
-    model: DecoderLM, windows: jax.Array, scheme: QuantScheme, progress: Callable[[int, int], None] | None = None
+    model: DecoderLM, windows: jax.Array, scheme: QuantScheme, progress: Progress | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Measured loss increase and KL to full precision ``(L, 17, 7)`` (nats/token) with only one point
     quantised, and the base loss; ``progress(done, total)`` after each of the ``L x 17 x 7`` forward passes."""
@@ -365,7 +367,7 @@ def estimate(
     *,
     n_samples: int = 16,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Sensitivities:
     """All sensitivities of ``model`` on calibration ``windows`` ``(B, T + 1)``.
 

@@ -282,7 +282,7 @@ def validate_frontier(
     (:func:`by_text`). ``pairwise``'s pairs (``pair_set``) are measured on the sensitivity windows (None:
     none are, and ``pairwise`` is not judged; it cannot then drive the optimiser). ``progress`` is called as
     ``progress(done, total)`` while the checkpoint and the held-out windows are measured
-    (:data:`cimjax.quant.paired.Progress`).
+    (:data:`cimjax.quant.sensitivity.Progress`).
     """
     if optimizer_variant not in OPTIMIZER_VARIANTS:
         raise ValueError(f"optimizer_variant={optimizer_variant!r}; allowed: {', '.join(OPTIMIZER_VARIANTS)}")

@@ -18,7 +18,7 @@ from scipy import stats
 from cimjax.quant import corpus
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.default_proxy import default_proxy
-from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, loss_and_kl, prepared, prepared_sensitivities
+from cimjax.quant.measured import CHECKPOINT_SCHEME, check_target, prepared, prepared_sensitivities
 from cimjax.quant.paired import paired
 from cimjax.quant.pairs import REFERENCE_BITS, Pairs
 from cimjax.quant.pairs import cached as cached_pairs
@@ -75,14 +75,6 @@ def random_tables(
     draws = rng.integers(low, high + 1, size=(n, n_layers, len(_KINDS)))
     kind_of_point = np.array([_KINDS.index(kind) for kind, _ in POINTS])
     return draws[:, :, kind_of_point].astype(np.float32)
-
-
-def measure_losses(
-    trained: TrainedModel, windows: np.ndarray, tables: np.ndarray, scheme: QuantScheme = DEFAULT_SCHEME
-) -> tuple[np.ndarray, float]:
-    """Real loss increase (nats/token) of each table on ``windows``, and the full-precision loss."""
-    loss, _, base = loss_and_kl(trained.model, windows, tables, scheme)
-    return loss, base
 
 
 def draw_assignments(
@@ -337,7 +329,7 @@ def validate(
       pair_set: the pairs ``pairwise`` measures (:data:`~cimjax.quant.pairs.PAIR_SETS`, calibration windows; None: no).
       log: a callable for progress lines, or None.
       progress: called as ``progress(done, total)`` while the single-point curves, then the assignments, are measured
-        (:data:`cimjax.quant.paired.Progress`), or None.
+        (:data:`cimjax.quant.sensitivity.Progress`), or None.
     """
     import time
 
