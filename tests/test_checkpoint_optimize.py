@@ -238,6 +238,72 @@ def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp
     _one_line_error(runner.invoke(app, args), "was measured without GPTQ weights")
 
 
+def _edited(sens_file, tmp_path, path: tuple, value):
+    """The sensitivities file with the entry at ``path`` (keys and list indices) set to ``value``."""
+    payload = json.loads(sens_file.read_text())
+    entry = payload
+    for key in path[:-1]:
+        entry = entry[key]
+    entry[path[-1]] = value
+    out = tmp_path / "edited.json"
+    out.write_text(json.dumps(payload))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("sensitivities", "numel", 0, 0), True, "'numel' is not an array of numbers"),
+        (
+            ("sensitivities", "numel", 0, 3),
+            0,
+            "'numel[0][3]' = 0.0 is not allowed; allowed: whole numbers in [1, 1e+20]",
+        ),
+        (
+            ("sensitivities", "fisher", 0, 1),
+            -1.0,
+            "'fisher[0][1]' = -1.0 is not allowed; allowed: numbers in [0, 1e+20]",
+        ),
+        (("sensitivities", "err", 0, 0, 2), 1e300, "'err[0][0][2]' = 1e+300 is not allowed"),
+        (("sensitivities", "symmetric", 0, 5), 0.5, "'symmetric[0][5]' = 0.5 is not allowed; allowed: whole numbers"),
+        (
+            ("sensitivities", "kl", 0, 2, 0),
+            -0.5,
+            "'kl[0][2][0]' = -0.5 is not allowed; allowed: numbers in [-0.0001, 1000]",
+        ),
+        (("uniform_kl", "8"), 1e300, "'uniform_kl.8' = 1e+300 is not allowed; allowed: numbers in [-0.0001, 1000]"),
+        (("uniform_loss", "4"), False, "'uniform_loss.4' is not an array of numbers"),
+        (
+            ("joint", "tables", 0, 0, 0),
+            4.5,
+            "'joint.tables[0][0][0]' = 4.5 is not allowed; allowed: whole numbers in [2, 16]",
+        ),
+        (("joint", "kl", 3), -2.0, "'joint.kl[3]' = -2.0 is not allowed"),
+        (("model", "id"), {}, "model id = {} is not allowed; allowed: a non-empty string"),
+        (("checkpoint_hash",), 5, "'checkpoint_hash' = 5 is not a string"),
+        (("scheme", "weight", "symmetric"), "x", "'scheme' is malformed: symmetric='x' must be true or false"),
+        (("scheme", "act", "group_size"), True, "'scheme' is malformed: group_size=True must be a positive integer"),
+    ],
+)
+def test_edited_sensitivities_are_refused_naming_the_entry(sens_file, tmp_path, path, value, expected):
+    """Hand-edited or corrupted numbers: a JSON boolean, a negative size or Fisher trace, a 0.5 flag, a KL far
+    below zero, an overflowing value, fractional bits, a non-string name. Before, each ran (``true`` as 1, the
+    rest as given: NaN latencies from 1e300) or ended in a traceback (a dict as the model id)."""
+    edited = _edited(sens_file, tmp_path, path, value)
+    _one_line_error(runner.invoke(app, ["optimize", "--sensitivities", str(edited), "--budget", "int4"]), expected)
+
+
+@pytest.mark.parametrize(("path", "value"), [(("sensitivities", "err", 0, 0, 2), 1e20), (("uniform_kl", "4"), 999.0)])
+def test_sensitivities_at_their_limits_give_finite_designs(sens_file, tmp_path, path, value):
+    """The largest values the file may hold (docs/limits.md) still give finite numbers, not NaN."""
+    edited = _edited(sens_file, tmp_path, path, value)
+    args = ["optimize", "--sensitivities", str(edited), "--budget", "int4", "--target", "kl", *FAST, "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the output"))
+    assert report["tokens_per_s"] > 0 and report["proxy"] <= report["budget"]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

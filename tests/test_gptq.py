@@ -22,12 +22,12 @@ from cimjax.quant.measured import (
     CHECKPOINT_SCHEME,
     Calibration,
     MeasuredFileError,
-    _scheme,
     cache_path,
     gptq_errors,
     load,
     memory_bytes,
 )
+from cimjax.quant.measured_file import read_scheme
 from cimjax.quant.quantizers import (
     CLIPPED_SCHEME,
     DEFAULT_SCHEME,
@@ -256,13 +256,13 @@ def test_gptq_keys_the_measured_data():
     rtn = {cache_path(digest, dataclasses.replace(calibration, gptq_windows=n), dataclasses.replace(CLIPPED_SCHEME,
            gptq_act_order=a)) for n in (None, 32) for a in (False, True)}  # fmt: skip
     assert rtn == {cache_path(digest, calibration, CLIPPED_SCHEME)}
-    assert _scheme(dataclasses.asdict(GPTQ_SCHEME), "f") == GPTQ_SCHEME
+    assert read_scheme(dataclasses.asdict(GPTQ_SCHEME), "f") == GPTQ_SCHEME
     payload = dataclasses.asdict(CLIPPED_SCHEME)
     del payload["gptq"], payload["gptq_act_order"]
-    assert _scheme(payload, "f") == CLIPPED_SCHEME  # a file from before: round to nearest
-    assert _scheme(payload | {"gptq": True}, "f") == legacy[1]  # a GPTQ file from before: index order
+    assert read_scheme(payload, "f") == CLIPPED_SCHEME  # a file from before: round to nearest
+    assert read_scheme(payload | {"gptq": True}, "f") == legacy[1]  # a GPTQ file from before: index order
     with pytest.raises(MeasuredFileError, match="gptq='yes' must be true or false"):
-        _scheme(payload | {"gptq": "yes"}, "f")
+        read_scheme(payload | {"gptq": "yes"}, "f")
     with pytest.raises(ValueError, match="gptq=1 must be true or false"):
         QuantScheme(gptq=1)
     with pytest.raises(ValueError, match="gptq_act_order=None must be true or false"):

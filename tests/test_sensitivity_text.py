@@ -59,13 +59,14 @@ def test_files_without_the_field_were_measured_on_training_windows(tmp_path):
 
 
 def _tiny_measured_file(tmp_path):
-    """A sensitivities file of a one-layer random model (zeros for every measured value), measured on 'check'."""
-    from cimjax.quant.measured import _SENS_FIELDS, UNIFORM_WIDTHS, Measured, _shape_of
+    """A sensitivities file of a one-layer random model (ones for every table), measured on 'check'."""
+    from cimjax.quant.measured import _SENS_FIELDS, UNIFORM_WIDTHS, Measured
+    from cimjax.quant.measured_file import shape_of
     from cimjax.quant.sensitivity import Sensitivities
     from cimjax.workload.spec import ModelSpec
 
     spec = ModelSpec("t", "t", 1, 8, 2, 1, 4, 16, 256, False)
-    sens = Sensitivities(**{f.name: np.zeros(_shape_of(f.name, 1)) for f in _SENS_FIELDS})
+    sens = Sensitivities(**{f.name: np.ones(shape_of(f.name, 1)) for f in _SENS_FIELDS})
     zeros = {b: 0.0 for b in UNIFORM_WIDTHS}
     calibration = dataclasses.replace(SMALL, sensitivity_split="check")
     empty = np.zeros((0, 1, 17))

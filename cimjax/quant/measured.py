@@ -36,8 +36,16 @@ from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
 from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration
+from cimjax.quant.measured_file import (
+    UNIFORM_WIDTHS,
+    MeasuredFileError,
+    read_array,
+    read_scheme,
+    read_uniform,
+    shape_of,
+)
 from cimjax.quant.paired import paired
-from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME, GPTQ_WIDTHS, QuantScheme, TensorScheme
+from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME, GPTQ_WIDTHS, QuantScheme
 from cimjax.quant.sensitivity import BIT_GRID, Progress, Sensitivities, estimate
 from cimjax.quant.smoothing import smooth
 from cimjax.workload.precision import LINEAR_OPS, N_POINTS, POINTS
@@ -45,7 +53,6 @@ from cimjax.workload.spec import ModelSpec
 
 FORMAT = "cimjax-measured-sensitivities"
 VERSION = 4  # 4: the KL divergence of the uniform and mixed assignments (uniform_kl, joint.kl)
-UNIFORM_WIDTHS = tuple(int(b) for b in BIT_GRID)  # uniform W=A=KV widths whose loss is measured
 CHECKPOINT_SCHEME = dataclasses.replace(CLIPPED_SCHEME, gptq=True)
 """The quantiser of measured checkpoints: MSE-clipped per-channel weight scales (they raised the gains,
 docs/joint.md) and GPTQ's codes on that grid (Hessians from 128 evenly spaced training-split windows,
@@ -53,10 +60,6 @@ act-order; chosen by weight-only KL on windows it never saw, docs/quantisation.m
 TARGETS = ("loss", "kl")
 """What a budget measures: the loss increase, or the mean per-token KL divergence from full precision
 (both nats/token, on the check windows)."""
-
-
-class MeasuredFileError(ValueError):
-    """A sensitivities file that cannot be read, is malformed, or belongs to another model or checkpoint."""
 
 
 def loss_and_kl(
@@ -185,24 +188,6 @@ class Measured:
 _SENS_FIELDS = dataclasses.fields(Sensitivities)
 
 
-def _shape_of(field: str, n_layers: int) -> tuple[int, ...]:
-    if field in ("err", "loss", "kl"):
-        return (n_layers, N_POINTS, len(BIT_GRID))
-    return () if field == "base_loss" else (n_layers, N_POINTS)
-
-
-def _array(value, field: str, shape: tuple[int, ...], source: str) -> np.ndarray:
-    try:
-        a = np.asarray(value, np.float64)
-    except (TypeError, ValueError):
-        raise MeasuredFileError(f"{source}: '{field}' is not an array of numbers") from None
-    if a.shape != shape:
-        raise MeasuredFileError(f"{source}: '{field}' has shape {a.shape}; the model implies {shape}")
-    if not np.all(np.isfinite(a)):
-        raise MeasuredFileError(f"{source}: '{field}' holds non-finite values")
-    return a
-
-
 def from_json(payload, source: str = "sensitivities file") -> Measured:
     """A :class:`Measured` from its JSON object, every field checked (raises :class:`MeasuredFileError`)."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -218,6 +203,8 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
         calibration = Calibration(**({"gptq_windows": None} | payload["calibration"]))  # None: as before the field
     except (TypeError, ValueError) as e:
         raise MeasuredFileError(f"{source}: 'model' or 'calibration' is malformed: {e}") from None
+    if not isinstance(payload["checkpoint_hash"], str):
+        raise MeasuredFileError(f"{source}: 'checkpoint_hash' = {payload['checkpoint_hash']!r} is not a string")
     sens_in = payload["sensitivities"]
     if not isinstance(sens_in, dict):
         raise MeasuredFileError(f"{source}: 'sensitivities' must be an object")
@@ -225,8 +212,8 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
     for f in _SENS_FIELDS:
         if f.name not in sens_in:
             raise MeasuredFileError(f"{source}: 'sensitivities' lacks '{f.name}'")
-        sens[f.name] = jnp.asarray(_array(sens_in[f.name], f.name, _shape_of(f.name, spec.n_layers), source))
-    uniform_loss, uniform_kl = (_uniform(payload[key], key, source) for key in ("uniform_loss", "uniform_kl"))
+        sens[f.name] = jnp.asarray(read_array(sens_in[f.name], f.name, shape_of(f.name, spec.n_layers), source))
+    uniform_loss, uniform_kl = (read_uniform(payload[f"uniform_{t}"], f"uniform_{t}", source, t) for t in TARGETS)
     joint = payload["joint"]
     if not isinstance(joint, dict) or not {"tables", "loss", "kl"} <= set(joint):
         raise MeasuredFileError(f"{source}: 'joint' must hold 'tables', 'loss' and 'kl'")
@@ -234,40 +221,19 @@ def from_json(payload, source: str = "sensitivities file") -> Measured:
     if n < 0:
         raise MeasuredFileError(f"{source}: 'joint.loss' must be a list")
     shape = (n, spec.n_layers, N_POINTS)
-    tables = _array(joint["tables"], "joint.tables", shape, source) if n else np.zeros(shape)
+    tables = read_array(joint["tables"], "joint.tables", shape, source) if n else np.zeros(shape)
     return Measured(
         spec=spec,
-        checkpoint_hash=str(payload["checkpoint_hash"]),
+        checkpoint_hash=payload["checkpoint_hash"],
         calibration=calibration,
         sens=Sensitivities(**sens),
         uniform_loss=uniform_loss,
         joint_tables=tables,
-        joint_loss=_array(joint["loss"], "joint.loss", (n,), source),
+        joint_loss=read_array(joint["loss"], "joint.loss", (n,), source, "loss"),
         uniform_kl=uniform_kl,
-        joint_kl=_array(joint["kl"], "joint.kl", (n,), source),
-        scheme=_scheme(payload.get("scheme"), source),
+        joint_kl=read_array(joint["kl"], "joint.kl", (n,), source, "kl"),
+        scheme=read_scheme(payload.get("scheme"), source),
     )
-
-
-def _scheme(value, source: str) -> QuantScheme:
-    """The file's quantiser; files without one were measured with :data:`DEFAULT_SCHEME` (the only one then),
-    GPTQ files without ``gptq_act_order`` in index order (the only order then)."""
-    if value is None:
-        return DEFAULT_SCHEME
-    try:
-        kinds = {kind: TensorScheme(**value[kind]) for kind in ("weight", "act", "probs", "kv")}
-        gptq_on = value.get("gptq", False)
-        act_order = value.get("gptq_act_order", False if gptq_on else QuantScheme.gptq_act_order)
-        return QuantScheme(**kinds, smooth=value.get("smooth"), gptq=gptq_on, gptq_act_order=act_order)
-    except (TypeError, ValueError, KeyError) as e:
-        raise MeasuredFileError(f"{source}: 'scheme' is malformed: {e}") from None
-
-
-def _uniform(value, field: str, source: str) -> dict[int, float]:
-    """A ``{width: value}`` object of every :data:`UNIFORM_WIDTHS`, checked."""
-    if not isinstance(value, dict) or set(value) != {str(b) for b in UNIFORM_WIDTHS}:
-        raise MeasuredFileError(f"{source}: '{field}' must map every width of {list(UNIFORM_WIDTHS)} to a number")
-    return {b: float(_array(value[str(b)], f"{field}.{b}", (), source)) for b in UNIFORM_WIDTHS}
 
 
 def load(path: str | Path) -> Measured:

@@ -57,7 +57,9 @@ class TensorScheme:
             raise ValueError(f"granularity={self.granularity!r} is not known; allowed: {GRANULARITIES}")
         if self.clip not in CLIPS:
             raise ValueError(f"clip={self.clip!r} is not known; allowed: {CLIPS}")
-        if not isinstance(self.group_size, int) or self.group_size < 1:
+        if not isinstance(self.symmetric, bool):
+            raise ValueError(f"symmetric={self.symmetric!r} must be true or false")
+        if not isinstance(self.group_size, int) or isinstance(self.group_size, bool) or self.group_size < 1:
             raise ValueError(f"group_size={self.group_size!r} must be a positive integer")
 
 

@@ -38,6 +38,10 @@ class ModelSpec:
     def __post_init__(self):
         from cimjax.validation import MODEL_LIMITS, model_sizes
 
+        for field in ("id", "name"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"model {field} = {value!r} is not allowed; allowed: a non-empty string")
         model_sizes(self.id, {field: getattr(self, field) for field in MODEL_LIMITS})
         for field in ("tied_embeddings", "qkv_bias", "qk_norm"):
             if not isinstance(getattr(self, field), bool):
