@@ -64,6 +64,11 @@ class BitSpace:
             if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high <= 16):
                 raise ValueError(f"BitSpace.{kind} = {(low, high)!r}; allowed: whole bits 1 <= low <= high <= 16")
 
+    def __str__(self) -> str:
+        ranges = (f"{name} {low}-{high}" for name, (low, high) in
+                  (("weights", self.weight), ("matmul inputs", self.act), ("KV cache", self.kv)))  # fmt: skip
+        return ", ".join(ranges) + " bits"
+
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lowest and highest bits of each of the 17 points, shape (17,) each."""
         ranges = [getattr(self, kind) for kind, _ in POINTS]
@@ -252,7 +257,7 @@ def make_problem(
     if lowest > value:
         raise InfeasibleError(
             f"budget {value:.4g} nats/token cannot be met: even every tensor at its highest allowed bits "
-            f"predicts {lowest:.4g} (bits {bits})"
+            f"({bits}) predicts {lowest:.4g}; allowed: a budget of at least {lowest:.4g}"
         )
     return problem
 
