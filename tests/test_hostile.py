@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -657,7 +658,10 @@ def test_truncated_checkpoint_step_falls_back_to_the_previous_one(joint, tmp_pat
     latest = max((tmp_path / "state").iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1)
     for f in (p for p in latest.rglob("*") if p.is_file()):
         f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
-    _same(optimize(problem, small, checkpoint_dir=tmp_path, resume=True), full)
+    calls = []
+    resumed = optimize(problem, small, checkpoint_dir=tmp_path, resume=True, progress=lambda *c: calls.append(c))
+    _same(resumed, full)
+    assert calls[0] == ("descent", int(latest.name) - 1, small.rounds)  # says where it starts: the intact step
 
 
 def _cli_optimize_until(tmp_path: Path, config: str, sig: int) -> subprocess.CompletedProcess:
@@ -695,6 +699,9 @@ def test_cli_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path, uninte
         assert done.returncode == -signal.SIGKILL
     resumed = runner.invoke(app, [*OPTIMIZE, "--model", config, "--checkpoint-dir", str(tmp_path / "ckpt"), "--resume"])
     assert resumed.exit_code == 0, resumed.output
+    # it says where it starts (a step a SIGKILL cut short is unreadable: then from the start)
+    said = r"(resuming from round [1-9]\d* of \d+|no saved round to resume: starting anew) \(--checkpoint-dir "
+    assert re.search(said, resumed.stderr), resumed.stderr
     got = json.loads(resumed.stdout)
     for key in ("bits", "config", "latency_s", "energy_j", "proxy"):
         assert got[key] == uninterrupted[key], key

@@ -164,7 +164,7 @@ def optimize_command(
             measured_pairs = _pairs(measured, weights, pair_set)
         else:
             _refuse_weight_options(gptq_windows, sensitivity_text, target)
-        with _phase_progress(f"optimize ({method})", checkpoint_dir) as progress:
+        with _phase_progress(f"optimize ({method})", checkpoint_dir, resume) as progress:
             if measured is None:
                 report = optimize_report(
                     model, budget, alpha=alpha, area_max=area_max, method=method, seed=seed,
@@ -291,13 +291,16 @@ def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, wei
 
 
 @contextlib.contextmanager
-def _phase_progress(description: str, checkpoint_dir: str | None):
-    """Yields ``progress(phase, done, total)``, one bar per phase; Ctrl-C ends the run with status 130 and
-    says what was saved."""
+def _phase_progress(description: str, checkpoint_dir: str | None, resume: bool = False):
+    """Yields ``progress(phase, done, total)``, one bar per phase; with ``resume`` it says which round the run
+    resumes from. Ctrl-C ends the run with status 130 and says what was saved."""
     with progress_bar(description) as bar:
         tasks: dict[str, int] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
+            if resume and phase == "descent" and phase not in tasks:
+                start = f"resuming from round {done} of {total}" if done else "no saved round to resume: starting anew"
+                err.print(f"{start} (--checkpoint-dir {checkpoint_dir})", highlight=False)
             if phase not in tasks:
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)

@@ -75,7 +75,8 @@ def optimize(
       checkpoint_dir: where the state is saved after every round (orbax); None for no checkpoints.
       resume: continue from the checkpoint in ``checkpoint_dir`` (it must be this problem's); without it
         an existing checkpoint is an error rather than being overwritten.
-      progress: called as ``progress(phase, done, total)`` with phase ``descent``, ``polish`` or ``hardware``.
+      progress: called as ``progress(phase, done, total)`` with phase ``descent``, ``polish`` or ``hardware``;
+        with ``checkpoint_dir``, first as ``progress("descent", r, rounds)`` with ``r`` the rounds restored.
 
     Returns:
       A :class:`JointResult`; ``report`` holds the exact metrics of the discrete design.
@@ -130,6 +131,8 @@ def _descend(
 
         checkpoints = Checkpoints(Path(checkpoint_dir), fingerprint(problem, settings), resume)
         state = checkpoints.restore(state) or state
+        if progress:  # where this run starts: the round restored (0 when nothing was saved or readable)
+            progress(int(state.round), settings.rounds)
     history = []
     try:
         for r in range(int(state.round), settings.rounds):
