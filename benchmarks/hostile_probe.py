@@ -95,6 +95,24 @@ class Workspace:
             (path / name).write_text(text)
         return str(path)
 
+    def sensitivities(self, checkpoint: str) -> dict:
+        """The measured sensitivities of a checkpoint (a small calibration), as the JSON object of the file."""
+        from cimjax.quant.calibration import Calibration
+        from cimjax.quant.measured import checkpoint_scheme, for_checkpoint
+
+        calibration = Calibration(windows=2, seq_len=32, samples=1, check_windows=4)
+        return for_checkpoint(checkpoint, calibration, scheme=checkpoint_scheme(gptq=False)).to_json()
+
+
+def edit(payload: dict, path: tuple, value) -> dict:
+    """A copy of ``payload`` with the entry at ``path`` (keys and list indices) set to ``value``."""
+    payload = json.loads(json.dumps(payload))
+    entry = payload
+    for key in path[:-1]:
+        entry = entry[key]
+    entry[path[-1]] = value
+    return payload
+
 
 _TINY = None
 
@@ -258,7 +276,7 @@ def cases(ws: Workspace) -> list[dict]:
     for value in [-1, 10**9]:
         out_dir = ws.fresh()
         add("sweep", "option value", [*sw, "--ga-runs", value, "--out", out_dir], heavy=value > 0, outputs=[out_dir])
-    for bad in [{"m": [True]}, {"m": [1.5]}, {"m": []}, {"m": 3}, {"m": [10**9]}, {"bus_intra_tile": [7]}, {"zz": [1]}]:
+    for bad in [{"m": [True]}, {"m": [1.5]}, {"m": []}, {"m": 3}, {"m": [10**9]}, {"bus_intra_tile": [0]}, {"zz": [1]}]:
         out_dir = ws.fresh()
         add(
             "sweep",
@@ -266,6 +284,11 @@ def cases(ws: Workspace) -> list[dict]:
             ["sweep", "--model", MODEL, "--space", ws.json(SMALL_SPACE | bad), "--out", out_dir],
             outputs=[out_dir],
         )
+    # A user's space may hold any whole width up to the limit (the cost model takes bus widths as bit rates),
+    # e.g. a 7-bit bus outside the paper's 512..4096: evaluated, not refused.
+    out_dir = ws.fresh()
+    space = ws.json(SMALL_SPACE | {"bus_intra_tile": [7]})
+    add("sweep", "space file", ["sweep", "--model", MODEL, "--space", space, "--out", out_dir], expect="finite")
     out_dir = ws.fresh()
     add(
         "sweep",
@@ -342,6 +365,20 @@ def cases(ws: Workspace) -> list[dict]:
         "checkpoint config file",
         [*ps, ws.checkpoint(extra_files={"config.json": deep(100_000)})],
     )
+    # optimize --sensitivities: a measured file with one entry edited by hand
+    sens = ws.sensitivities(good)
+    for path, value in [
+        (("sensitivities", "numel", 0, 0), True),
+        (("sensitivities", "fisher", 0, 1), -1.0),
+        (("sensitivities", "err", 0, 0, 2), 1e300),
+        (("uniform_kl", "8"), 1e300),
+        (("joint", "tables", 0, 0, 0), 4.5),
+        (("model", "id"), {}),
+        (("checkpoint_hash",), 5),
+        (("scheme", "weight", "symmetric"), "x"),
+    ]:
+        edited = ws.json(edit(sens, path, value))
+        add("optimize", "sensitivities file", ["optimize", "--sensitivities", edited, "--budget", "int4", "--json"])
     # environment
     for env in [
         {"CIMJAX_CACHE": a_file},
