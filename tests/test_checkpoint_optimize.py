@@ -283,6 +283,7 @@ def _edited(sens_file, tmp_path, path: tuple, value):
         (("checkpoint_hash",), 5, "'checkpoint_hash' = 5 is not a string"),
         (("scheme", "weight", "symmetric"), "x", "'scheme' is malformed: symmetric='x' must be true or false"),
         (("scheme", "act", "group_size"), True, "'scheme' is malformed: group_size=True must be a positive integer"),
+        (("scheme", "probs"), {"granularity": "token"}, "'scheme.probs' must be an object of symmetric, granularity, "),
     ],
 )
 def test_edited_sensitivities_are_refused_naming_the_entry(sens_file, tmp_path, path, value, expected):

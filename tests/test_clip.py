@@ -147,7 +147,8 @@ def test_measured_checkpoints_carry_and_key_their_quantiser(tiny_checkpoint, tmp
     del payload["scheme"]
     path.write_text(json.dumps(payload))
     assert load(path).scheme == DEFAULT_SCHEME
-    payload["scheme"] = dataclasses.asdict(CLIPPED_SCHEME) | {"weight": {"clip": "l1"}}
+    scheme = dataclasses.asdict(CLIPPED_SCHEME)
+    payload["scheme"] = scheme | {"weight": scheme["weight"] | {"clip": "l1"}}
     path.write_text(json.dumps(payload))
     with pytest.raises(MeasuredFileError, match="'scheme' is malformed"):
         load(path)
