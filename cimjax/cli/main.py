@@ -7,6 +7,7 @@ and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -41,6 +42,10 @@ from cimjax.search.methods import SEARCH_METHODS
 # (cimjax.cache), for the CLI and for library users alike.
 
 
+INTERRUPTED = 130
+"""Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it; typer returns it too)."""
+
+
 class _OneLineErrors(TyperGroup):
     """Usage errors typer finds itself (an option that is not an integer, an unknown option) are printed
     as one line too, ``error: <what> (see '<command> --help')``, with their exit status (2)."""
@@ -61,6 +66,12 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             err.print("[red]error:[/red] aborted", highlight=False)
             sys.exit(1)
+        if code == INTERRUPTED:
+            # Ctrl-C: leave without the interpreter's teardown, which crashes (SIGSEGV) when Ctrl-C came while
+            # XLA was compiling on its own threads. Every output is complete or absent by now (atomic writes).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
 
 
