@@ -52,6 +52,19 @@ def test_import_cimjax_does_not_import_jax():
         cimjax.nope  # noqa: B018
 
 
+def test_cimjax_search_is_the_search_function_in_any_import_order():
+    """Importing anything under ``cimjax.search`` first (``optimize_report`` does) bound the package to the
+    name, and ``cimjax.search(...)`` raised "'module' object is not callable"."""
+    code = (
+        "import cimjax; cimjax.optimize_report; "
+        "r = cimjax.search('qwen2.5-0.5b', 'int8', 0.5, 'ga', pop_size=4, n_gen=1, "
+        "workload=cimjax.Workload(prefill=4, generate=4)); print(r['method'], r['config']['c_v'] >= 1)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ga", "True"]
+
+
 def test_missing_fields_default_to_the_paper_design_like_the_cli(small_workload):
     partial = cimjax.evaluate_design("qwen2.5-0.5b", "int8", {"c_v": 3}, small_workload)
     full = cimjax.evaluate_design("qwen2.5-0.5b", "int8", EDGECIM_ALPHA05_DESIGN | {"c_v": 3}, small_workload)
