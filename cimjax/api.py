@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from cimjax import validation
 from cimjax.evaluation import costs_report, design_report, peak_figure_of_merit, roofline_tokens_per_s
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELDS, PAPER_SPACE, DesignSpace, HardwareConfig
-from cimjax.hardware.technology import Technology, default_technology
+from cimjax.hardware.technology import Technology, technology_argument
 from cimjax.jsonfile import read_json
 from cimjax.results import ENERGY_ACCOUNT_KEYS
 from cimjax.workload.models import resolve_model
@@ -61,13 +62,21 @@ def evaluate_design(
 ) -> dict:
     """Validates the inputs, evaluates one design exactly and returns its report (a JSON-ready
     :class:`cimjax.results.Result` with ``meta``). Hardware fields missing from ``config`` come from the
-    paper's alpha = 0.5 design (``EDGECIM_ALPHA05_DESIGN``), as on the command line."""
+    paper's alpha = 0.5 design (``EDGECIM_ALPHA05_DESIGN``), as on the command line; a ``HardwareConfig`` is
+    checked against ``space`` as a mapping is, and ``tech`` as :meth:`Technology.from_values` checks one."""
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
+    space = validation.instance("space", space, DesignSpace, lambda: PAPER_SPACE)
     if not isinstance(config, Mapping | HardwareConfig):
         raise ValueError(
             f"config = {config!r} is not allowed; allowed: a mapping of {list(FIELDS)} or a HardwareConfig"
         )
-    hw = config if isinstance(config, HardwareConfig) else HardwareConfig.from_dict(complete_config(config), space)
+    values = (
+        {name: validation.plain(getattr(config, name)) for name in FIELDS}
+        if isinstance(config, HardwareConfig)
+        else complete_config(config)
+    )
+    hw = HardwareConfig.from_dict(values, space)
+    workload = validation.instance("workload", workload, Workload, Workload)
     name = precision if isinstance(precision, str) else "mixed"
-    return design_report(spec, prec, name, hw, workload or Workload(), tech or default_technology(), space)
+    return design_report(spec, prec, name, hw, workload, technology_argument(tech), space)

@@ -38,6 +38,19 @@ MODEL_LIMITS = {
 MAX_MATRIX_ELEMENTS = 2**31 - 1
 """A weight matrix's elements (d_in x d_out) must fit int32: the cost model's shape products are integers."""
 
+MAX_SEED = 2**32 - 1
+"""Largest random seed: a JAX key keeps 32 bits of it (64-bit mode off), so seed 2**32 would silently
+give seed 0's key (``jax.random.key(2**32)`` is ``[0, 0]``)."""
+
+MAX_ITERATIONS = 10**6
+"""Most steps, rounds or generations of an iterative method. At the paper's GA population (20) a million
+generations are 2e7 evaluations, six times the exhaustive sweep of the paper's 3,136,000 designs; a float
+such as ``n_gen=1e30`` used to be accepted and never finish."""
+
+MAX_BATCH = 2**16
+"""Most parallel starts, beam entries or GA individuals: each is a row of one batched evaluation (the
+defaults are 16 to 32 starts, 4 to 8 beams and a population of 20)."""
+
 MAX_JSON_DEPTH = 64
 """JSON files cimjax reads are a few levels deep; deeper nesting is refused (instead of a RecursionError)."""
 
@@ -79,6 +92,28 @@ def number(
     if below or above:
         raise fail(field, value, allowed)
     return float(value)
+
+
+def plain(value):
+    """A 0-d array (NumPy or JAX) as the Python number it holds, so the checks here see its value; anything
+    else as it is."""
+    return value.item() if getattr(value, "ndim", None) == 0 and hasattr(value, "item") else value
+
+
+def count(field: str, value, low: int, high: int) -> int:
+    """A size or iteration count of a method: an integer (a 0-d integer array too) in ``[low, high]``."""
+    value = plain(value)
+    return integer(field, value, low, high)
+
+
+def instance(field: str, value, kind: type, default=None):
+    """A keyword argument of the Python entry points that must be a ``kind``; None means ``default()`` (or
+    stays None without a default). A dict or a string in its place is refused here, not deep in the model."""
+    if value is None:
+        return None if default is None else default()
+    if not isinstance(value, kind):
+        raise fail(field, value, f"allowed: a {kind.__module__}.{kind.__qualname__}")
+    return value
 
 
 # --- Workloads and models -------------------------------------------------------------------------------
@@ -231,7 +266,7 @@ def memory(what: str, needed_bytes: float) -> None:
 
 def check_limits(tolerance: float, area_max: float | None) -> None:
     """ValueError naming ``--tolerance`` or ``--area-max`` when it is not a usable number."""
-    if not (isinstance(tolerance, int | float) and 0 <= tolerance < 1):
+    if not (is_number(tolerance) and 0 <= tolerance < 1):
         raise ValueError(f"--tolerance = {tolerance!r} must be a fraction in [0, 1) (e.g. 0.02 for 2 %)")
-    if area_max is not None and not (isinstance(area_max, int | float) and 0 < area_max < float("inf")):
+    if area_max is not None and not (is_number(area_max) and 0 < area_max < float("inf")):
         raise ValueError(f"--area-max = {area_max!r} must be a positive number of mm^2")

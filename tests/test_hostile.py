@@ -409,6 +409,86 @@ def test_none_and_wrong_types_at_the_api():
             evaluate_design(args["model"], args["precision"], args["config"])
 
 
+WRONG_KEYWORDS = [
+    ("evaluate", {"tech": {"clock_hz": 1e9}}, "tech"),  # was read as a Technology: AttributeError 'macro'
+    ("evaluate", {"tech": {}}, "tech"),  # was the default technology, silently (an empty dict is falsy)
+    ("evaluate", {"workload": {"prefill": 64}}, "workload"),  # was TypeError: unhashable type 'dict'
+    ("evaluate", {"space": "paper"}, "space"),  # was AttributeError: no attribute 'validate'
+    ("evaluate", {"config": dataclasses.replace(HardwareConfig.from_dict(EDGECIM_ALPHA05_DESIGN), c_v=2.5)}, "c_v"),
+    ("search", {"tech": "65nm"}, "tech"),
+    ("search", {"workload": 128}, "workload"),
+    ("search", {"seed": -1}, "seed"),
+    ("search", {"seed": 2**32}, "seed"),  # was seed 0's JAX key, silently
+    ("search", {"n_gen": 1e30}, "n_gen"),  # was a GA that never finished
+    ("search", {"pop_size": "x"}, "pop_size"),  # was a TypeError from inside NumPy
+    ("gradient", {"steps": 1e30}, "steps"),  # was accepted: a descent that never finished
+    ("gradient", {"starts": "x"}, "starts"),  # was "'<=' not supported between instances of 'int' and 'str'"
+    ("gradient", {"temperature": 1.0}, "temperature"),  # was "cannot unpack non-iterable float object"
+    ("optimize", {"seed": float("nan")}, "seed"),  # was a run whose JSON held "seed": NaN
+    ("optimize", {"settings": "fast"}, "settings"),
+    ("optimize", {"checkpoint_dir": 3}, "checkpoint_dir"),
+    ("optimize", {"resume": "yes"}, "resume"),
+    ("optimize", {"proxy": 0}, "proxy"),  # was the default proxy, silently
+    ("optimize", {"budget": True}, "budget"),  # was a budget of 1 nat/token
+    ("optimize", {"alpha": True}, "alpha"),  # was alpha = 1
+    ("optimize", {"alpha": None}, "alpha"),  # was reported as 'alpha = nan'
+    ("optimize", {"area_max": True}, "area_max"),  # was a 1 mm^2 limit
+]
+
+
+@pytest.mark.parametrize(("entry", "kwargs", "field"), WRONG_KEYWORDS, ids=lambda v: str(v)[:40])
+def test_python_entry_points_refuse_wrong_keyword_values_by_name(entry, kwargs, field):
+    """What a notebook user passes to ``cimjax.evaluate_design``, ``search`` and ``optimize_report`` is
+    checked at the call, with a one-line ValueError naming the argument, before any model is built."""
+    import cimjax
+
+    calls = {
+        "evaluate": lambda kw: cimjax.evaluate_design(MODEL, "int8", kw.pop("config", {}), **kw),
+        "search": lambda kw: cimjax.search(MODEL, "int8", 0.5, "ga", **kw),
+        "gradient": lambda kw: cimjax.search(MODEL, "int8", 0.5, "gradient", **kw),
+        "optimize": lambda kw: cimjax.optimize_report(MODEL, kw.pop("budget", "int8"), method="sequential", **kw),
+    }
+    with pytest.raises(ValueError, match=f"{field}.*(is not allowed|must be)") as error:
+        calls[entry](dict(kwargs))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("steps_per_round", 2.5), ("rounds", 1e30), ("starts", True), ("seed", -1), ("hardware_sweep", "yes"),
+     ("temperature", (1.0,)), ("learning_rate", "0.1"), ("penalty", float("nan"))],
+)  # fmt: skip
+def test_joint_settings_refuse_what_no_run_could_use_by_name(field, value):
+    from cimjax.joint.settings import JointSettings
+
+    with pytest.raises(ValueError, match=f"{field}.*is not allowed"):
+        JointSettings(**{field: value})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0.0, 1e30, [1.0, 2.0], "x", True])
+def test_technology_built_around_its_check_is_checked_where_it_is_used(value):
+    """``dataclasses.replace`` (or ``Technology(...)``) skips :meth:`Technology.from_values`; the entry points
+    check the parameter set they are given, so a NaN clock is refused by name instead of giving NaN tokens/s."""
+    from cimjax.api import evaluate_design
+    from cimjax.hardware.technology import default_technology
+
+    tech = dataclasses.replace(default_technology(), clock_hz=value)
+    with pytest.raises(ValueError, match="'clock_hz'"):
+        evaluate_design(MODEL, "int8", {}, tech=tech)
+
+
+def test_technology_built_around_its_check_gives_the_checked_result_when_valid():
+    from cimjax.api import evaluate_design
+    from cimjax.hardware.technology import default_technology
+
+    plain = default_technology()
+    around = dataclasses.replace(plain, clock_hz=np.float32(2e8))
+    assert around.validated() == plain.replace(clock_hz=2e8)
+    assert evaluate_design(MODEL, "int8", {}, tech=around) == evaluate_design(
+        MODEL, "int8", {}, tech=plain.replace(clock_hz=2e8)
+    )
+
+
 def test_json_output_never_holds_nan():
     from cimjax.results import to_json
 

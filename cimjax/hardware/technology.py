@@ -248,6 +248,13 @@ class Technology:
             raise ValueError(f"technology macro = {macro!r} is not allowed; allowed: a cimjax.hardware.macro.Macro")
         return cls(**{name: jnp.asarray(float(v)) for name, v in merged.items()}, macro=macro)
 
+    def validated(self) -> Technology:
+        """This parameter set checked as :meth:`from_values` checks one. ``Technology(...)`` and
+        ``dataclasses.replace`` skip that check (the pytree is rebuilt with traced leaves inside ``jit``), so
+        the entry points that take a ``tech`` call this: a NaN or a list in a leaf is refused by name."""
+        values = {name: validation.plain(getattr(self, name)) for name in ALL_PARAMETERS}
+        return Technology.from_values(values, self.macro)
+
     def _value_key(self) -> tuple:
         return (self.macro, *((np.shape(leaf), np.asarray(leaf, np.float64).tobytes()) for leaf in self._leaves()))
 
@@ -301,6 +308,14 @@ def allowed_range(name: str) -> tuple[float, float]:
 def default_technology() -> Technology:
     """The 65 nm / LPDDR5X parameter set with the calibrated values."""
     return Technology.from_values({})
+
+
+def technology_argument(tech) -> Technology:
+    """The ``tech`` keyword of the Python entry points: None means :func:`default_technology`; a
+    :class:`Technology` is checked (:meth:`Technology.validated`); anything else is refused."""
+    if tech is None:
+        return default_technology()
+    return validation.instance("tech", tech, Technology).validated()
 
 
 def markdown_table() -> str:

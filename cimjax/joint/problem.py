@@ -23,10 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cimjax import validation
 from cimjax.cost.batched import in_batches, make_evaluator
 from cimjax.hardware.area import chip_area
 from cimjax.hardware.config import FIELDS, PAPER_SPACE, DesignSpace
-from cimjax.hardware.technology import Technology, default_technology
+from cimjax.hardware.technology import Technology, technology_argument
 from cimjax.quant.default_proxy import default_proxy
 from cimjax.quant.proxy import AccuracyProxy
 from cimjax.results import Accuracy, DesignReport, Metrics
@@ -181,7 +182,7 @@ def parse_budget(budget: str | float, uniform: Callable[[int], float], kind: str
                 f"budget = {budget!r} is not allowed; give one of {sorted(PRESETS)} or a positive number "
                 f"({kind} loss increase, nats/token)"
             ) from None
-    if not (isinstance(budget, int | float) and math.isfinite(budget) and budget > 0):
+    if not (validation.is_number(budget) and math.isfinite(budget) and budget > 0):
         raise ValueError(f"budget = {budget!r} must be a positive finite number (nats/token) or int8/int6/int4")
     return float(budget), f"{budget:g}"
 
@@ -229,12 +230,14 @@ def make_problem(
         smallest design of ``space``.
     """
     check_alphas(alpha)
-    proxy = proxy or default_proxy(spec)
-    bits = bits or BitSpace()
+    proxy = validation.instance("proxy", proxy, AccuracyProxy, lambda: default_proxy(spec))
+    bits = validation.instance("bits", bits, BitSpace, BitSpace)
+    workload = validation.instance("workload", workload, Workload, Workload)
+    space = validation.instance("space", space, DesignSpace, lambda: PAPER_SPACE)
     value, label = resolve_budget(budget, proxy, spec.n_layers)
-    tech = tech or default_technology()
+    tech = technology_argument(tech)
     if area_max is not None:
-        if not (isinstance(area_max, int | float) and math.isfinite(area_max) and area_max > 0):
+        if not (validation.is_number(area_max) and math.isfinite(area_max) and area_max > 0):
             raise ValueError(f"area_max = {area_max!r} must be a positive number of mm^2 (or None for no limit)")
         smallest = smallest_area(space, tech)
         if area_max < smallest:
@@ -248,7 +251,7 @@ def make_problem(
         budget_label=label,
         alpha=float(alpha),
         area_max=None if area_max is None else float(area_max),
-        workload=workload or Workload(),
+        workload=workload,
         tech=tech,
         space=space,
         bits=bits,

@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cimjax import validation
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_baseline
 from cimjax.joint.compare import TOLERANCE, compare
@@ -84,6 +85,12 @@ def optimize_report(
       cimjax.joint.problem.InfeasibleError: a budget or area limit that no design can meet.
     """
     spec = resolve_model(model)
+    seed = validation.integer("seed", validation.plain(seed), 0, validation.MAX_SEED)
+    validation.instance("settings", settings, JointSettings)
+    if not isinstance(checkpoint_dir, str | Path | None):
+        raise validation.fail("checkpoint_dir", checkpoint_dir, "allowed: a directory (str or pathlib.Path) or None")
+    if not isinstance(resume, bool):
+        raise validation.fail("resume", resume, "allowed: True or False")
     problem = make_problem(spec, budget, proxy=proxy, alpha=alpha, area_max=area_max, workload=workload, tech=tech)
     step = (lambda done, total: progress("baseline", done, total)) if progress else None
     with ThreadPoolExecutor(1) as pool:  # the baseline needs only the problem: it runs beside the method

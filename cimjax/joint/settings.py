@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from cimjax.search.gradient import check_range
+from cimjax import validation
+from cimjax.search.gradient import check_range, check_temperature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,16 +33,17 @@ class JointSettings:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("starts", "rounds", "steps_per_round", "beam", "exchange"):
-            check_range(name, getattr(self, name), 1)
-        check_range("polish_rounds", self.polish_rounds, 0)
-        check_range("allocation_rounds", self.allocation_rounds, 0)
+        for name in ("starts", "beam", "exchange"):
+            validation.count(name, getattr(self, name), 1, validation.MAX_BATCH)
+        for name, low in (("rounds", 1), ("steps_per_round", 1), ("polish_rounds", 0), ("allocation_rounds", 0)):
+            validation.count(name, getattr(self, name), low, validation.MAX_ITERATIONS)
+        validation.count("seed", self.seed, 0, validation.MAX_SEED)
+        if not isinstance(self.hardware_sweep, bool | None):
+            raise validation.fail("hardware_sweep", self.hardware_sweep, "allowed: True, False or None")
         check_range("learning_rate", self.learning_rate, np.nextafter(0.0, 1.0))
         check_range("penalty", self.penalty, np.nextafter(0.0, 1.0))
         check_range("penalty_growth", self.penalty_growth, 1.0)
-        tau0, tau1 = self.temperature
-        check_range("final temperature", tau1, np.nextafter(0.0, 1.0))
-        check_range("initial temperature", tau0, tau1)
+        check_temperature(self.temperature)
 
     @property
     def total_steps(self) -> int:

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -77,6 +77,7 @@ _TINY = 1e-30  # floor of interpolated error energies
 SATURATION_MARGIN = 4.0
 
 
+@runtime_checkable
 class AccuracyProxy(Protocol):
     """What the joint optimiser needs of an accuracy proxy, and all it uses.
 
@@ -85,7 +86,8 @@ class AccuracyProxy(Protocol):
     non-increasing in every entry; the proxy is a JAX pytree, so it enters compiled programs as data.
     ``name`` is reported (``proxy_name``) and part of a checkpoint's fingerprint; ``assumption`` says why
     its numbers may not hold for the model at hand (None when measured on it); ``gain_cap`` the most any
-    assignment can gain under it, and why (None when no cap is known).
+    assignment can gain under it, and why (None when no cap is known). Runtime-checkable, so an entry point
+    can refuse a value that has none of these.
     """
 
     name: str

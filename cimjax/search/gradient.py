@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Callable
 
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cimjax import validation
 from cimjax.cache import CompiledProgram
 from cimjax.cost.batched import compress_uniform, in_batches, make_evaluator
 from cimjax.cost.model import evaluate
@@ -210,9 +212,18 @@ def neighbours(choice: np.ndarray, radices: np.ndarray) -> np.ndarray:
 
 
 def check_range(name: str, value, low, high=None) -> None:
-    if not (low <= value and (high is None or value <= high)):
-        allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} = {value!r} is outside the allowed range {allowed}")
+    """ValueError naming ``name`` unless ``value`` is a finite number (not a bool or a string) in
+    ``[low, high]``."""
+    validation.number(name, validation.plain(value), low, math.inf if high is None else high)
+
+
+def check_temperature(temperature) -> None:
+    """The annealing schedule ``(initial, final)``: initial >= final > 0."""
+    if not (isinstance(temperature, tuple | list) and len(temperature) == 2):
+        raise validation.fail("temperature", temperature, "allowed: a pair (initial, final), initial >= final > 0")
+    tau0, tau1 = temperature
+    check_range("final temperature", tau1, np.nextafter(0.0, 1.0))
+    check_range("initial temperature", tau0, tau1)
 
 
 def gradient_search(
@@ -249,13 +260,12 @@ def gradient_search(
       A :class:`GradientResult` with the exact metrics of the final discrete design.
     """
     check_range("alpha", alpha, 0.0, 1.0)
-    check_range("starts", starts, 1)
-    check_range("steps", steps, 1)
-    check_range("beam", beam, 1)
+    validation.count("starts", starts, 1, validation.MAX_BATCH)
+    validation.count("steps", steps, 1, validation.MAX_ITERATIONS)
+    validation.count("beam", beam, 1, validation.MAX_BATCH)
     check_range("learning_rate", learning_rate, np.nextafter(0.0, 1.0))
+    check_temperature(temperature)
     tau0, tau1 = temperature
-    check_range("final temperature", tau1, np.nextafter(0.0, 1.0))
-    check_range("initial temperature", tau0, tau1)
 
     start_time = time.perf_counter()
     prec = compress_uniform(prec)

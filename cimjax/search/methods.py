@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from cimjax import validation
 from cimjax.registry import Registry
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ def ga(
     from cimjax.search.ga import PAPER_GENERATIONS, PAPER_POP_SIZE, ga_objective, run_ga  # pymoo: only now
 
     p = problem
-    pop_size, n_gen = pop_size or PAPER_POP_SIZE, n_gen or PAPER_GENERATIONS
+    pop_size = PAPER_POP_SIZE if pop_size is None else validation.count("pop_size", pop_size, 2, validation.MAX_BATCH)
+    n_gen = PAPER_GENERATIONS if n_gen is None else validation.count("n_gen", n_gen, 1, validation.MAX_ITERATIONS)
     objective_fn = ga_objective(p.spec, p.prec, p.workload, p.tech, p.space, p.alpha, batch=pop_size)
     step = (lambda g, _best: progress(g, n_gen)) if progress else None
     result = run_ga(objective_fn, p.space, pop_size=pop_size, n_gen=n_gen, seed=seed, progress=step)

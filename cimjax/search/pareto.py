@@ -142,8 +142,14 @@ def _same_length_1d(*arrays, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
 
 
 def check_alphas(alphas) -> None:
-    """ValueError naming the first alpha outside [0, 1] (NaN included)."""
-    alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    """ValueError naming the first alpha outside [0, 1] (NaN included), or an alpha that is not a number."""
+    try:
+        values = np.asarray(alphas)
+        if values.dtype.kind not in "iuf":  # a bool, None, a string or a dict is no weight
+            raise TypeError
+        alphas = np.atleast_1d(values.astype(np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha = {alphas!r} is not allowed; allowed: numbers in [0, 1]") from None
     bad = ~((alphas >= 0.0) & (alphas <= 1.0))  # also catches NaN
     if bad.any():
         raise ValueError(f"alpha = {float(alphas[bad][0])!r} is outside the allowed range [0, 1]")

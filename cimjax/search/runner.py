@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 
+from cimjax import validation
 from cimjax.evaluation import design_report
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
-from cimjax.hardware.technology import Technology, default_technology
+from cimjax.hardware.technology import Technology, technology_argument
 from cimjax.search.methods import SEARCH_METHODS, Progress, SearchProblem, check_limits_taken
 from cimjax.search.pareto import check_alphas
 from cimjax.validation import check_limits
@@ -49,8 +50,10 @@ def search(
     check_limits_taken(method, tolerance, area_max)
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
-    workload = workload or Workload()
-    tech = tech or default_technology()
+    seed = validation.integer("seed", validation.plain(seed), 0, validation.MAX_SEED)
+    workload = validation.instance("workload", workload, Workload, Workload)
+    tech = technology_argument(tech)
+    space = validation.instance("space", space, DesignSpace, lambda: PAPER_SPACE)
     name = precision if isinstance(precision, str) else "mixed"
     start = time.perf_counter()
     problem = SearchProblem(spec, prec, workload, tech, space, alpha, tolerance, area_max)
