@@ -105,3 +105,25 @@ def test_reproduction_page_holds_the_tables(studies):
 def test_unknown_study_directories_are_refused(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path), "--html", str(tmp_path / "out")])
     assert result.exit_code == 2 and "neither pareto.json" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("file", "edit"),
+    [
+        ("fig9.json", lambda rows: [rows[0] | {"tokens_per_s": "400"}]),  # was "Unknown format code 'f' ..."
+        ("devices.json", lambda rows: [rows[0] | {"model_over_device": "7.3"}]),
+        ("fig9.json", lambda rows: [rows[0] | {"area_mm2": [20.0]}]),
+    ],
+)
+def test_hand_edited_study_files_are_refused_naming_the_study(studies, tmp_path, file, edit):
+    """A string or a list where cimjax wrote a number failed a format spec with a message that named neither
+    the file nor the study; now the study directory is named, in one line."""
+    import shutil
+
+    repro = tmp_path / "repro"
+    shutil.copytree(studies[0] / "repro", repro)
+    (repro / file).write_text(json.dumps(edit(json.loads((repro / file).read_text()))))
+    result = runner.invoke(app, ["report", str(repro), "--html", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert f"study directory {repro} holds files cimjax did not write" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cimjax.files import atomic_write
 from cimjax.results import rounded
-from cimjax.validation import read_json
+from cimjax.validation import InputError, read_json
 
 WIDTH, HEIGHT, PAD = 760, 480, 64
 _VIRIDIS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
@@ -296,17 +296,21 @@ def write_report(out_dir: str | Path, studies: Sequence[str | Path]) -> list[Pat
         raise ValueError("give at least one study directory (a `cimjax sweep --out` or `cimjax reproduce --out`)")
     pages = []
     for study in map(Path, studies):
+        if (study / "pareto.json").exists() and (study / "summary.json").exists():
+            page = sweep_page
+        elif (study / "fig9.json").exists():
+            page = reproduction_page
+        else:
+            raise ValueError(
+                f"study directory {study} holds neither pareto.json + summary.json (`cimjax sweep --out`) "
+                "nor fig9.json (`cimjax reproduce --out`)"
+            )
         try:
-            if (study / "pareto.json").exists() and (study / "summary.json").exists():
-                text = sweep_page(study)
-            elif (study / "fig9.json").exists():
-                text = reproduction_page(study)
-            else:
-                raise ValueError(
-                    f"study directory {study} holds neither pareto.json + summary.json (`cimjax sweep --out`) "
-                    "nor fig9.json (`cimjax reproduce --out`)"
-                )
-        except (KeyError, TypeError, IndexError, AttributeError) as e:  # files edited or not cimjax's
+            text = page(study)
+        except InputError:
+            raise  # an unreadable file: the reader's message names it
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:  # files edited or not cimjax's
+            # (a string where a number was written fails a format spec with a ValueError)
             raise ValueError(f"study directory {study} holds files cimjax did not write ({e!r})") from None
         pages.append((f"{len(pages) + 1:02d}-{study.resolve().name}.html", study, text))
     out_dir.mkdir(parents=True, exist_ok=True)
