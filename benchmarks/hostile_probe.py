@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import os
 import re
@@ -492,8 +493,38 @@ def library_cases() -> list[dict]:
         )
     record("evaluate_design(precision=None)", lambda: evaluate_design(MODEL, None, EDGECIM_ALPHA05_DESIGN)["latency_s"])
     record("evaluate_design(config=None)", lambda: evaluate_design(MODEL, "int8", None)["latency_s"])
+    _keyword_cases(record)
     results += _relaxed_cases()
     return results
+
+
+def _keyword_cases(record) -> None:
+    """Keyword arguments of the notebook entry points given the wrong thing (and ``cimjax.search`` called
+    after ``cimjax.optimize_report`` imported the package of the same name)."""
+    import cimjax
+    from cimjax.api import evaluate_design
+    from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN
+    from cimjax.hardware.technology import default_technology
+    from cimjax.workload.operators import Workload
+
+    cimjax.optimize_report  # noqa: B018 - imports cimjax.search's modules, as a notebook's earlier cell may
+    small = {"pop_size": 4, "n_gen": 1, "workload": Workload(prefill=4, generate=4)}
+    nan_clock = dataclasses.replace(default_technology(), clock_hz=float("nan"))
+
+    def paper_design(**kwargs):
+        return evaluate_design(MODEL, "int8", EDGECIM_ALPHA05_DESIGN, **kwargs)
+
+    for name, call in [
+        ("evaluate_design(tech=a NaN clock set by dataclasses.replace)", lambda: paper_design(tech=nan_clock)),
+        ("evaluate_design(tech='65nm')", lambda: paper_design(tech="65nm")),
+        ("evaluate_design(workload={'prefill': 64})", lambda: paper_design(workload={"prefill": 64})),
+        ("evaluate_design(space='paper')", lambda: paper_design(space="paper")),
+        ("search(seed='x')", lambda: cimjax.search(MODEL, "int8", 0.5, "ga", seed="x", **small)),
+        ("search(pop_size='x')", lambda: cimjax.search(MODEL, "int8", 0.5, "ga", **small | {"pop_size": "x"})),
+        ("search(method='gradient', starts='x')", lambda: cimjax.search(MODEL, "int8", 0.5, "gradient", starts="x")),
+        ("cimjax.search after cimjax.optimize_report", lambda: cimjax.search(MODEL, "int8", 0.5, "ga", **small)),
+    ]:  # fmt: skip
+        record(name, lambda call=call: call()["latency_s"])
 
 
 def _relaxed_cases() -> list[dict]:
