@@ -25,7 +25,14 @@ from typer.testing import CliRunner
 
 from cimjax import files, validation
 from cimjax.cli.main import app
-from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, FIELD_LIMITS, FIELDS, HardwareConfig
+from cimjax.hardware.config import (
+    EDGECIM_ALPHA05_DESIGN,
+    FIELD_LIMITS,
+    FIELDS,
+    PAPER_SPACE,
+    DesignSpace,
+    HardwareConfig,
+)
 from cimjax.hardware.technology import PARAMETERS, Technology, allowed_range
 from cimjax.validation import MAX_TOKENS, MODEL_LIMITS, InputError
 
@@ -398,6 +405,18 @@ def test_hardware_config_built_directly_is_validated(field, value):
     leaves = {k: jnp.asarray(float(v)) for k, v in EDGECIM_ALPHA05_DESIGN.items()}
     with pytest.raises(ValueError, match=f"'{field}'"):
         HardwareConfig(**leaves | {field: value})
+
+
+@pytest.mark.parametrize("values", [(), (0,), (-2,), (1.5,), (True,), (2, 2), "12", None, (float("nan"),)])
+def test_design_space_built_directly_checks_every_value(values):
+    """Only a ``--space`` file was checked value by value; a space built in Python took 0 (NaN latencies in
+    search), -2 (negative ones), 1.5 (a fraction evaluated as a design) or a repeated value."""
+    with pytest.raises(ValueError, match="design space field 'c_v'"):
+        DesignSpace(dict(PAPER_SPACE.values) | {"c_v": values})
+
+
+def test_design_space_takes_numpy_values_as_plain_integers():
+    assert DesignSpace(dict(PAPER_SPACE.values) | {"c_v": np.arange(1, 6)}) == PAPER_SPACE
 
 
 def test_none_and_wrong_types_at_the_api():

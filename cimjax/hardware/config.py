@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cimjax import validation
+
 FIELDS = (
     "c_v",  # clusters, vertical
     "c_h",  # clusters, horizontal
@@ -113,6 +115,18 @@ class HardwareConfig:
         return cls(**{name: jnp.asarray(float(values[name])) for name in FIELDS})
 
 
+def _field_values(name: str, values) -> tuple[int, ...]:
+    """One field's values of a design space: distinct integers in ``[1, FIELD_LIMITS[name]]``. A fraction
+    would be evaluated as if it were a design, and 0 or a negative value gave NaN or negative latencies."""
+    field = f"design space field {name!r}"
+    if isinstance(values, str | bytes | Mapping) or not hasattr(values, "__len__") or not len(values):
+        raise validation.fail(field, values, "allowed: a non-empty list of integers")
+    plain = tuple(validation.integer(f"{field} value", validation.plain(v), 1, FIELD_LIMITS[name]) for v in values)
+    if len(set(plain)) < len(plain):
+        raise validation.fail(field, values, "allowed: distinct values (a repeated one repeats every design)")
+    return plain
+
+
 @dataclasses.dataclass(frozen=True)
 class DesignSpace:
     """The allowed values of each hardware field (a Cartesian product).
@@ -130,7 +144,7 @@ class DesignSpace:
         unknown = sorted(set(self.values) - set(FIELDS))
         if unknown:
             raise ValueError(f"unknown hardware field(s) {unknown} in a design space; fields are {list(FIELDS)}")
-        frozen = {name: tuple(self.values[name]) for name in FIELDS}
+        frozen = {name: _field_values(name, self.values[name]) for name in FIELDS}
         object.__setattr__(self, "values", types.MappingProxyType(frozen))
 
     def __hash__(self) -> int:
