@@ -102,8 +102,12 @@ def plain(value):
 
 def count(field: str, value, low: int, high: int) -> int:
     """A size or iteration count of a method: an integer (a 0-d integer array too) in ``[low, high]``."""
-    value = plain(value)
-    return integer(field, value, low, high)
+    return integer(field, plain(value), low, high)
+
+
+def seed(field: str, value) -> int:
+    """A random seed: an integer (a 0-d integer array too) in ``[0, MAX_SEED]``."""
+    return count(field, value, 0, MAX_SEED)
 
 
 def instance(field: str, value, kind: type, default=None):

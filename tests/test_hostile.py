@@ -440,7 +440,7 @@ WRONG_KEYWORDS = [
     ("search", {"seed": 2**32}, "seed"),  # was seed 0's JAX key, silently
     ("search", {"n_gen": 1e30}, "n_gen"),  # was a GA that never finished
     ("search", {"pop_size": "x"}, "pop_size"),  # was a TypeError from inside NumPy
-    ("gradient", {"steps": 1e30}, "steps"),  # was accepted: a descent that never finished
+    ("gradient", {"steps": 1e30}, "steps"),  # was "'float' object cannot be interpreted as an integer"
     ("gradient", {"starts": "x"}, "starts"),  # was "'<=' not supported between instances of 'int' and 'str'"
     ("gradient", {"temperature": 1.0}, "temperature"),  # was "cannot unpack non-iterable float object"
     ("optimize", {"seed": float("nan")}, "seed"),  # was a run whose JSON held "seed": NaN

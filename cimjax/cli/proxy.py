@@ -169,8 +169,8 @@ def _check_validate_options(configs, fit_configs, seed, size, granularity, proto
     validation.integer("--configs", configs, 3, MAX_CONFIGS)
     if fit_configs is not None:
         validation.integer("--fit-configs", fit_configs, 1, MAX_CONFIGS)
-    validation.integer("--seed", seed, 0, validation.MAX_SEED)
-    validation.integer("--lm-seed", lm_seed, 0, validation.MAX_SEED)
+    validation.seed("--seed", seed)
+    validation.seed("--lm-seed", lm_seed)
     if size not in SIZES:
         raise validation.fail("--size", size, f"allowed: {', '.join(SIZES)}")
     if granularity not in GRANULARITIES:

@@ -85,7 +85,7 @@ def optimize_report(
       cimjax.joint.problem.InfeasibleError: a budget or area limit that no design can meet.
     """
     spec = resolve_model(model)
-    seed = validation.integer("seed", validation.plain(seed), 0, validation.MAX_SEED)
+    seed = validation.seed("seed", seed)
     validation.instance("settings", settings, JointSettings)
     if not isinstance(checkpoint_dir, str | Path | None):
         raise validation.fail("checkpoint_dir", checkpoint_dir, "allowed: a directory (str or pathlib.Path) or None")

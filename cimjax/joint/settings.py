@@ -37,7 +37,7 @@ class JointSettings:
             validation.count(name, getattr(self, name), 1, validation.MAX_BATCH)
         for name, low in (("rounds", 1), ("steps_per_round", 1), ("polish_rounds", 0), ("allocation_rounds", 0)):
             validation.count(name, getattr(self, name), low, validation.MAX_ITERATIONS)
-        validation.count("seed", self.seed, 0, validation.MAX_SEED)
+        validation.seed("seed", self.seed)
         if not isinstance(self.hardware_sweep, bool | None):
             raise validation.fail("hardware_sweep", self.hardware_sweep, "allowed: True, False or None")
         check_range("learning_rate", self.learning_rate, np.nextafter(0.0, 1.0))

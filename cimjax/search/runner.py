@@ -50,7 +50,7 @@ def search(
     check_limits_taken(method, tolerance, area_max)
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
-    seed = validation.integer("seed", validation.plain(seed), 0, validation.MAX_SEED)
+    seed = validation.seed("seed", seed)
     workload = validation.instance("workload", workload, Workload, Workload)
     tech = technology_argument(tech)
     space = validation.instance("space", space, DesignSpace, lambda: PAPER_SPACE)
