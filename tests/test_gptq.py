@@ -358,8 +358,10 @@ def test_optimize_checkpoint_gptq_measures_with_the_gptq_quantiser(monkeypatch, 
         raise ValueError("stopped once the quantiser was chosen")
 
     monkeypatch.setattr(measured_module, "for_checkpoint", stop)
+    model = DecoderLM(dataclasses.replace(SPEC, vocab=256), rope_theta=500.0, rms_eps=1e-5, rngs=nnx.Rngs(0))
+    directory = str(save_checkpoint(model, tmp_path / "byte-vocab"))  # its options are checked before measuring
     for flags in (["--gptq"], [], ["--no-gptq"]):
-        result = CliRunner().invoke(app, ["optimize", "--checkpoint", str(tmp_path), "--budget", "int8", *flags])
+        result = CliRunner().invoke(app, ["optimize", "--checkpoint", directory, "--budget", "int8", *flags])
         assert result.exit_code == 2 and "stopped once the quantiser was chosen" in result.output
     assert chosen == [GPTQ_SCHEME, GPTQ_SCHEME, CLIPPED_SCHEME]
 

@@ -320,6 +320,48 @@ def test_sensitivities_refuse_resource_limits(checkpoint, flag):
     refused(["proxy", "sensitivities", "--checkpoint", checkpoint, flag, "1000000000"])
 
 
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_sensitivities_refuse_seeds_by_name(checkpoint, seed):
+    """Before: NumPy's "expected non-negative integer" for -1, an OverflowError traceback for 2^64."""
+    assert "--seed" in refused(["proxy", "sensitivities", "--checkpoint", checkpoint, "--seed", seed])
+
+
+WITH_CHECKPOINT = ["optimize", "--budget", "int8", "--checkpoint"]
+WITH_MODEL = ["optimize", "--budget", "int8", "--model", MODEL]
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        # what only a checkpoint's measurement or --verify uses: a --model run ignored these silently
+        ([*WITH_MODEL, "--calib-windows", "32"], "--calib-windows"),
+        ([*WITH_MODEL, "--calib-seq-len", "-1"], "--calib-seq-len"),
+        ([*WITH_MODEL, "--check-windows", "8"], "--check-windows"),
+        ([*WITH_MODEL, "--refine", "5"], "--refine"),
+        ([*WITH_MODEL, "--verify-rounds", "-1"], "--verify-rounds"),
+        ([*WITH_CHECKPOINT, "CKPT", "--verify-rounds", "3"], "--verify-rounds"),
+        (["optimize", "--budget", "int8", "--sensitivities", "f.json", "--check-windows", "8"], "--check-windows"),
+        # windows beyond the corpus: a MemoryError after 30 s of measuring, NumPy's message, an unnamed one
+        ([*WITH_CHECKPOINT, "CKPT", "--calib-windows", "1000000000"], "--calib-windows"),
+        ([*WITH_CHECKPOINT, "CKPT", "--calib-windows", str(10**23)], "--calib-windows"),
+        ([*WITH_CHECKPOINT, "CKPT", "--check-windows", "1000"], "--check-windows"),
+        ([*WITH_CHECKPOINT, "CKPT", "--calib-seq-len", str(10**8)], "--calib-seq-len"),
+        # --verify-rounds: 0 and -1 named max_rounds once measured; 10^23 was taken
+        ([*WITH_CHECKPOINT, "CKPT", "--verify", "--verify-rounds", "0"], "--verify-rounds"),
+        ([*WITH_CHECKPOINT, "CKPT", "--verify", "--verify-rounds", str(10**23)], "--verify-rounds"),
+    ],
+)
+def test_optimize_refuses_measurement_options_by_name_before_measuring(checkpoint, monkeypatch, args, flag):
+    import cimjax.quant.measured as measured_module
+
+    def measuring(*args, **kwargs):
+        raise AssertionError("measured before the options were checked")
+
+    monkeypatch.setattr(measured_module, "for_checkpoint", measuring)
+    line = refused([checkpoint if a == "CKPT" else a for a in args])
+    assert line.startswith(f"error: {flag} = "), line
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -144,7 +144,7 @@ def test_without_an_area_limit_the_recommended_chip_pays_for_its_area(tiny_confi
 
 def test_measured_runs_end_with_whether_the_budget_was_met_when_measured():
     """The last line of a measured run's terminal output: verified (and how), over the budget, or predicted only."""
-    from cimjax.cli.optimize import verification_line
+    from cimjax.cli.optimize_output import verification_line
 
     base = {"target": "kl", "measured_budget": 0.0005827, "rounds": 2, "verify_wall_s": 45.4}
     line = verification_line(base | {"measured_kl": 0.0005821, "verified": True})

@@ -163,17 +163,6 @@ GptqWindowsOpt = Annotated[
 ]
 
 
-def calibration_with_gptq_windows(calibration, gptq_windows: int | None, gptq: bool | None):
-    """``calibration`` with ``--gptq-windows`` when given (checked: a positive integer, and not with --no-gptq,
-    which quantises no weight by GPTQ)."""
-    if gptq_windows is None:
-        return calibration
-    validation.integer("--gptq-windows", gptq_windows, 1)
-    if gptq is False:
-        raise ValueError("--gptq-windows sets GPTQ's Hessian windows: it does not go with --no-gptq")
-    return dataclasses.replace(calibration, gptq_windows=gptq_windows)
-
-
 SensitivityTextOpt = Annotated[
     str | None,
     typer.Option(
@@ -193,18 +182,61 @@ def check_sensitivity_text(sensitivity_text: str) -> str:
     return sensitivity_text
 
 
-def calibration_with_sensitivity_text(calibration, sensitivity_text: str | None, windows_flag: str):
-    """``calibration`` with ``--sensitivity-text`` when given (checked: a known split and, for ``check``, no
-    more sensitivity windows (``windows_flag``) than check windows)."""
-    if sensitivity_text is None:
-        return calibration
-    if check_sensitivity_text(sensitivity_text) == "check" and calibration.windows > calibration.check_windows:
-        raise validation.fail(
-            windows_flag,
-            calibration.windows,
-            f"allowed with --sensitivity-text check: at most --check-windows ({calibration.check_windows})",
-        )
-    return dataclasses.replace(calibration, sensitivity_split=sensitivity_text)
+MAX_SAMPLES = 10_000
+"""Most Hutchinson / output-MSE samples a checkpoint's sensitivities may draw (``--samples``)."""
+
+
+def checkpoint_calibration(
+    checkpoint: Path, sizes: dict[str, int], seed: int, gptq: tuple, sensitivity_text: str | None, samples: int = 4
+):
+    """The calibration windows ``checkpoint`` is measured on, every option checked by name before any JAX work:
+    the windows fit the corpus (in the ids of the checkpoint's tokenizer.json, if it has one), its vocabulary
+    holds those ids, and the measurement fits in memory.
+
+    ``sizes``: the sensitivity windows, their length and the check windows, keyed by the command's flags, in that
+    order (``proxy sensitivities``: ``--windows``, ``--seq-len``, ``--check-windows``); ``gptq``: --gptq/--no-gptq
+    and --gptq-windows as given (None when not); ``samples``: Hutchinson / output-MSE samples.
+    """
+    from cimjax.quant import corpus
+    from cimjax.quant.measured import Calibration, checkpoint_scheme, memory_bytes, with_tokenizer
+    from cimjax.workload.hf_config import load_hf_config
+
+    (windows_flag, windows), (seq_len_flag, seq_len), (check_flag, check_windows) = sizes.items()
+    spec = load_hf_config(checkpoint)
+    calibration = with_tokenizer(Calibration(), checkpoint)
+    train_tokens, check_text = calibration.split()
+    validation.integer(seq_len_flag, seq_len, 1, min(len(train_tokens), len(check_text)) - 1)
+    validation.integer(windows_flag, windows, 1, (len(train_tokens) - 1) // seq_len)
+    validation.integer(check_flag, check_windows, 1, (len(check_text) - 1) // seq_len)
+    validation.integer("--samples", samples, 1, MAX_SAMPLES)
+    calibration = dataclasses.replace(
+        calibration, windows=windows, seq_len=seq_len, samples=samples, check_windows=check_windows,
+        seed=validation.seed("--seed", seed),
+    )  # fmt: skip
+    use_gptq, gptq_windows = gptq
+    if gptq_windows is not None:
+        validation.integer("--gptq-windows", gptq_windows, 1)
+        if use_gptq is False:
+            raise ValueError("--gptq-windows sets GPTQ's Hessian windows: it does not go with --no-gptq")
+        calibration = dataclasses.replace(calibration, gptq_windows=gptq_windows)
+    if use_gptq is not False:
+        calibration.gptq_tokens()  # GPTQ's Hessian windows fit in the training split
+    if sensitivity_text is not None:
+        if check_sensitivity_text(sensitivity_text) == "check" and windows > check_windows:
+            raise validation.fail(
+                windows_flag, windows, f"allowed with --sensitivity-text check: at most {check_flag} ({check_windows})"
+            )
+        calibration = dataclasses.replace(calibration, sensitivity_split=sensitivity_text)
+    if calibration.tokenizer is None and spec.vocab < corpus.VOCAB:
+        raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
+    if calibration.tokenizer is not None and spec.vocab < (ids := int(train_tokens.max()) + 1):
+        raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {ids} ids its tokenizer.json gives")
+    gptq_used = checkpoint_scheme(use_gptq).gptq
+    validation.memory(
+        f"{windows_flag} {windows} x {seq_len_flag} {seq_len} on {checkpoint}",
+        memory_bytes(spec, windows, seq_len, gptq_used),
+    )
+    return calibration
 
 
 ToleranceOpt = Annotated[

@@ -20,17 +20,16 @@ from cimjax.cli.common import (
     JsonOpt,
     SensitivityTextOpt,
     TechOpt,
-    calibration_with_gptq_windows,
-    calibration_with_sensitivity_text,
-    emit,
+    check_sensitivity_text,
+    checkpoint_calibration,
     err,
     load_technology,
     methods_help,
-    out,
     progress_bar,
     progress_updates,
     user_errors,
 )
+from cimjax.cli.optimize_output import print_report
 from cimjax.files import check_output_dir, output_dir
 from cimjax.joint.methods import JOINT_METHODS
 from cimjax.validation import InputError
@@ -46,6 +45,10 @@ MAX_REFINE = 10_000
 """Most assignments --refine may measure (each one forward pass over the check windows)."""
 MAX_EVOLVE = 100_000
 """Most assignments --evolve may measure (each one forward pass over at most 64 selection windows)."""
+MAX_VERIFY_ROUNDS = 100
+"""Most rounds of --verify (each one optimisation and one measurement; the default is 5)."""
+CALIBRATION = {"--calib-windows": 16, "--calib-seq-len": 128, "--check-windows": 64}
+"""The windows a checkpoint is measured on by default (those of ``cimjax proxy sensitivities``)."""
 
 RefineOpt = Annotated[
     int | None,
@@ -130,17 +133,20 @@ def optimize_command(
         bool,
         typer.Option("--verify", help="measure the result by fake quantisation; correct and re-optimise if over"),
     ] = False,
-    verify_rounds: Annotated[int, typer.Option(help="most optimisation rounds of --verify")] = 5,
+    verify_rounds: Annotated[int | None, typer.Option(help="most optimisation rounds of --verify (default: 5)")] = None,
     refine: RefineOpt = None,
     evolve: EvolveOpt = 0,
     gptq: GptqOpt = None,
     gptq_windows: GptqWindowsOpt = None,
     sensitivity_text: SensitivityTextOpt = None,
-    calib_windows: Annotated[int, typer.Option(help="calibration windows measured with --checkpoint")] = 16,
-    calib_seq_len: Annotated[int, typer.Option(help="tokens per calibration window")] = 128,
+    calib_windows: Annotated[
+        int | None, typer.Option(help="calibration windows measured with --checkpoint (default: 16)")
+    ] = None,
+    calib_seq_len: Annotated[int | None, typer.Option(help="tokens per calibration window (default: 128)")] = None,
     check_windows: Annotated[
-        int, typer.Option(help="validation-split windows that budgets and --verify are measured on")
-    ] = 64,
+        int | None,
+        typer.Option(help="validation-split windows that budgets and --verify are measured on (default: 64)"),
+    ] = None,
     target: TargetOpt = "loss",
     proxy: ProxyOpt = None,
     pairs: PairsOpt = None,
@@ -150,20 +156,20 @@ def optimize_command(
     from cimjax.joint.runner import optimize_report
     from cimjax.joint.settings import JointSettings
 
-    _check_options(target, starts, rounds, (refine, evolve, verify), checkpoint_dir, out_dir)
+    _check_options(target, starts, rounds, (refine, evolve, verify, verify_rounds), checkpoint_dir, out_dir)
     variant, pair_set = _check_proxy(proxy, pairs, model, checkpoint, sensitivities)
-    settings = JointSettings(starts=starts, rounds=rounds, seed=seed)
+    settings = JointSettings(starts=starts, rounds=rounds, seed=validation.seed("--seed", seed))
     with contextlib.ExitStack() as stack:  # --out stays locked for the whole run, not just while written
         directory = None if out_dir is None else stack.enter_context(output_dir(out_dir, "--out"))
         measured = weights = measured_pairs = None
+        sizes = {"--calib-windows": calib_windows, "--calib-seq-len": calib_seq_len, "--check-windows": check_windows}
         if _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, (verify, gptq)):
-            windows = (calib_windows, calib_seq_len, seed, check_windows)
-            calibration = _calibration(windows, gptq_windows, gptq, sensitivities, sensitivity_text)
+            calibration = _calibration(checkpoint, sensitivities, sizes, seed, (gptq, gptq_windows), sensitivity_text)
             measured, weights = _measured(checkpoint, sensitivities, (verify, pair_set), calibration,
                                           (gptq, sensitivity_text))  # fmt: skip
             measured_pairs = _pairs(measured, weights, pair_set)
         else:
-            _refuse_weight_options(gptq_windows, sensitivity_text, target)
+            _refuse_weight_options(gptq_windows, sensitivity_text, target, sizes)
         with _phase_progress(f"optimize ({method})", checkpoint_dir, resume) as progress:
             if measured is None:
                 report = optimize_report(
@@ -172,15 +178,16 @@ def optimize_command(
                     progress=progress, tolerance=tolerance,
                 )  # fmt: skip
             else:
-                from cimjax.joint.verified import optimize_measured
+                from cimjax.joint import verified
 
-                report = optimize_measured(
-                    measured, budget, model=weights, verify=verify, max_rounds=verify_rounds, alpha=alpha,
-                    area_max=area_max, method=method, seed=seed, tech=load_technology(tech), settings=settings,
-                    progress=progress, tolerance=tolerance, target=target, refine=refine, evolve=evolve,
+                report = verified.optimize_measured(
+                    measured, budget, model=weights, verify=verify, max_rounds=verify_rounds or verified.MAX_ROUNDS,
+                    alpha=alpha, area_max=area_max, method=method, seed=seed, tech=load_technology(tech),
+                    settings=settings, progress=progress, tolerance=tolerance, target=target, refine=refine,
+                    evolve=evolve,
                     proxy=variant, pairs=measured_pairs, log=_say,
                 )  # fmt: skip
-        _print_report(report, as_json, directory, method, alpha)
+        print_report(report, as_json, directory, method, alpha)
 
 
 def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out_dir) -> None:
@@ -192,12 +199,17 @@ def _check_options(target, starts, rounds, measuring: tuple, checkpoint_dir, out
         raise validation.fail("--target", target, f"allowed: {', '.join(TARGETS)}")
     validation.integer("--starts", starts, 1, MAX_STARTS)
     validation.integer("--rounds", rounds, 1, MAX_ROUNDS)
-    refine, evolve, verify = measuring
+    refine, evolve, verify, verify_rounds = measuring
     if refine is not None:
         validation.integer("--refine", refine, 0, MAX_REFINE)
     validation.integer("--evolve", evolve, 0, MAX_EVOLVE)
-    if evolve and not verify:
-        raise InputError(f"--evolve = {evolve} is not allowed without --verify (it measures designs); allowed: 0")
+    if verify_rounds is not None:
+        validation.integer("--verify-rounds", verify_rounds, 1, MAX_VERIFY_ROUNDS)
+    for flag, value in (("--evolve", evolve or None), ("--refine", refine or None), ("--verify-rounds", verify_rounds)):
+        if value is not None and not verify:
+            raise InputError(
+                f"{flag} = {value} is not allowed without --verify (it measures designs); allowed: leave it out"
+            )
     if checkpoint_dir is not None:
         check_output_dir(checkpoint_dir, "--checkpoint-dir")
         if out_dir is not None and Path(checkpoint_dir).resolve() == Path(out_dir).resolve():
@@ -246,8 +258,11 @@ def _pairs(measured, weights, pair_set: str | None):
     return of_checkpoint(measured.model(weights), measured, pair_set)
 
 
-def _refuse_weight_options(gptq_windows, sensitivity_text, target) -> None:
-    """Refuses the options that measure real weights in a --model run."""
+def _refuse_weight_options(gptq_windows, sensitivity_text, target, sizes: dict) -> None:
+    """Refuses the options that measure real weights in a --model run (``sizes``: the windows, None if not given)."""
+    for flag, value in sizes.items():
+        if value is not None:
+            raise validation.fail(flag, value, "allowed only with --checkpoint DIR (real weights are measured on them)")
     if gptq_windows is not None:
         raise ValueError("--gptq-windows sets the Hessian windows of real weights: it needs --checkpoint DIR")
     if sensitivity_text is not None:
@@ -256,18 +271,26 @@ def _refuse_weight_options(gptq_windows, sensitivity_text, target) -> None:
         raise ValueError(f"--target {target} is measured on weights: it needs --checkpoint or --sensitivities")
 
 
-def _calibration(windows: tuple, gptq_windows, gptq, sensitivities, sensitivity_text):
-    """The windows a checkpoint is measured on (``windows``: --calib-windows, --calib-seq-len, --seed,
-    --check-windows), with --gptq-windows and --sensitivity-text checked; a --sensitivities file keeps the
-    windows it was measured on (:func:`_measured` refuses a --sensitivity-text it contradicts)."""
-    from cimjax.quant.measured import Calibration
-
-    if sensitivities is not None and gptq_windows is not None:
+def _calibration(checkpoint, sensitivities, sizes: dict, seed: int, gptq: tuple, sensitivity_text):
+    """The windows a checkpoint is measured on (``sizes``: --calib-windows, --calib-seq-len and --check-windows,
+    None when not given; ``gptq``: --gptq/--no-gptq and --gptq-windows), all checked; None for a --sensitivities
+    file, which keeps the windows it was measured on (:func:`_measured` refuses a --sensitivity-text it
+    contradicts), so those options are refused with it."""
+    if checkpoint is not None and not checkpoint.is_dir():
+        raise ValueError(f"--checkpoint {checkpoint} is not a directory")
+    if sensitivities is None:
+        sizes = {flag: CALIBRATION[flag] if value is None else value for flag, value in sizes.items()}
+        return checkpoint_calibration(checkpoint, sizes, seed, gptq, sensitivity_text)
+    if gptq[1] is not None:
         raise ValueError("--gptq-windows: a --sensitivities file keeps the GPTQ windows it was measured with")
-    n_windows, seq_len, seed, check_windows = windows
-    calibration = Calibration(n_windows, seq_len, seed=seed, check_windows=check_windows)
-    calibration = calibration_with_sensitivity_text(calibration, sensitivity_text, "--calib-windows")
-    return calibration_with_gptq_windows(calibration, gptq_windows, gptq)
+    for flag, value in sizes.items():
+        if value is not None:
+            raise validation.fail(
+                flag, value, f"allowed only without --sensitivities ({sensitivities} keeps its windows)"
+            )
+    if sensitivity_text is not None:
+        check_sensitivity_text(sensitivity_text)
+    return None
 
 
 def _check_sources(model, checkpoint, sensitivities, checkpoint_dir, resume, weights: tuple) -> bool:
@@ -317,63 +340,6 @@ def _phase_progress(description: str, checkpoint_dir: str | None, resume: bool =
             raise typer.Exit(130) from None
 
 
-def _print_report(report, as_json: bool, directory: Path | None, method: str, alpha: float) -> None:
-    """The report (JSON or table), the bit heat-map and its note, and the ``--out`` files."""
-    from cimjax.cli.bits import heatmap_table
-    from cimjax.report.optimize import write_outputs
-
-    emit(report, as_json, f"{report['model']}: {method} at budget {report['budget_label']}, alpha={alpha}")
-    if not as_json:
-        if report.get("baseline"):
-            out.print(_comparison_table(report))
-        out.print(heatmap_table(report))
-        out.print(report["objective_note"], highlight=False)
-        if "verified" in report:  # --checkpoint/--sensitivities: whether the accuracy was measured, last
-            out.print(verification_line(report), highlight=False)
-    if directory is not None:
-        title = f"{report['model']}: bits at budget {report['budget_label']}, alpha = {alpha:g} ({method})"
-        files = write_outputs(directory, report, title)
-        (err if as_json else out).print(f"wrote {', '.join(map(str, files))}", highlight=False)
-
-
-def verification_line(report: dict) -> str:
-    """One sentence at the end of a measured run's output: was the budget met when measured, or only predicted
-    (the fact a long table must not bury)."""
-    target = report["target"]
-    unit = "KL divergence" if target == "kl" else "loss increase"
-    measured = report[f"measured_{target}"]
-    budget = f"the budget {report['measured_budget']:.4g} nats/token"
-    if measured is None:
-        return (
-            f"not verified: the {unit} of these bits within {budget} is the proxy's prediction, not a measurement "
-            "(--checkpoint DIR --verify measures it)"
-        )
-    within = "within" if report["verified"] else "OVER"
-    rounds = f"{report['rounds']} round{'s' if report['rounds'] != 1 else ''}"
-    return (
-        f"{'verified' if report['verified'] else 'NOT verified'}: measured {unit} {measured:.4g} {within} {budget} "
-        f"on the check windows ({rounds}, {report['verify_wall_s']:.0f} s)"
-    )
-
-
-def _comparison_table(report):
-    """The recommended design, the optimiser's own, the iso-area search's (when it ran) and the baseline:
-    tokens/s, tokens/J and area, each also as a ratio to the baseline's."""
-    from rich.table import Table
-
-    table = Table(title="against the best uniform design (ratio to it in brackets)")
-    for column in ("design", "tokens/s", "tokens/J", "area mm^2"):
-        table.add_column(column, justify="left" if column == "design" else "right")
-    base = report["baseline"]
-    rows = {f"recommended ({report['chosen']})": report, "optimiser's own": report["optimiser_design"]}
-    if report.get("iso_area"):  # verified runs: the search again within the baseline's area (docs/joint.md)
-        rows["iso-area search"] = report["iso_area"]
-    for name, design in (rows | {"uniform baseline": base}).items():
-        cells = [f"{design[k]:.4g} ({design[k] / base[k]:.3f}x)" for k in ("tokens_per_s", "tokens_per_j", "area_mm2")]
-        table.add_row(name, *cells)
-    return table
-
-
 def _say(msg: str) -> None:
     """A progress line of the measured path, on stderr (stdout keeps the one JSON object of ``--json``)."""
     err.print(msg, highlight=False)
@@ -391,8 +357,6 @@ def _measured(checkpoint: Path | None, sensitivities: Path | None, uses: tuple, 
     from cimjax.lm.checkpoint import load_checkpoint
     from cimjax.quant.measured import checkpoint_hash, checkpoint_scheme, for_checkpoint, load, with_tokenizer
 
-    if checkpoint is not None and not checkpoint.is_dir():
-        raise ValueError(f"--checkpoint {checkpoint} is not a directory")
     gptq, sensitivity_text = explicit
     if sensitivities is not None:
         measured = load(sensitivities)

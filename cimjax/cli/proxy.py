@@ -20,9 +20,8 @@ from cimjax.cli.common import (
     GptqOpt,
     GptqWindowsOpt,
     SensitivityTextOpt,
-    calibration_with_gptq_windows,
-    calibration_with_sensitivity_text,
     check_sensitivity_text,
+    checkpoint_calibration,
     err,
     progress_updates,
     user_errors,
@@ -31,8 +30,6 @@ from cimjax.cli.common import out as stdout
 
 MAX_CONFIGS = 10_000
 """Most held-out assignments ``proxy validate`` measures (each is a full evaluation of the LM)."""
-MAX_SAMPLES = 10_000
-"""Most Hutchinson / output-MSE samples ``proxy sensitivities`` draws."""
 MAX_HELD_OUT = 100_000
 """Most held-out windows ``proxy validate --protocol frontier`` measures on."""
 
@@ -358,31 +355,11 @@ def sensitivities(
     as byte-valued token ids (for a subword vocabulary without tokenizer.json the sensitivities then describe
     the model on unusual input; the output says so).
     """
-    from cimjax.quant import corpus
-    from cimjax.quant.measured import Calibration, checkpoint_scheme, for_checkpoint, memory_bytes, with_tokenizer
-    from cimjax.workload.hf_config import load_hf_config
+    from cimjax.quant.measured import checkpoint_scheme, for_checkpoint
 
-    # every option and the checkpoint's config are checked before any JAX work
-    spec = load_hf_config(checkpoint)
-    calibration = with_tokenizer(Calibration(check_windows=check_windows), checkpoint)
-    train_tokens, _ = calibration.split()
-    validation.integer("--seq-len", seq_len, 1, len(train_tokens) - 1)
-    validation.integer("--windows", windows, 1, (len(train_tokens) - 1) // seq_len)
-    validation.integer("--samples", samples, 1, MAX_SAMPLES)
-    calibration = dataclasses.replace(calibration, windows=windows, seq_len=seq_len, samples=samples, seed=seed)
-    calibration = calibration_with_gptq_windows(calibration, gptq_windows, gptq)
-    calibration = calibration_with_sensitivity_text(calibration, sensitivity_text, "--windows")
-    if gptq is not False:
-        calibration.gptq_tokens()  # GPTQ's Hessian windows fit in the training split
-    calibration.check_tokens()  # the check windows fit in the validation split
-    if calibration.tokenizer is None and spec.vocab < corpus.VOCAB:
-        raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {corpus.VOCAB} byte ids")
-    if calibration.tokenizer is not None and spec.vocab < (ids := int(train_tokens.max()) + 1):
-        raise validation.fail("vocab_size", spec.vocab, f"allowed: at least the {ids} ids its tokenizer.json gives")
+    sizes = {"--windows": windows, "--seq-len": seq_len, "--check-windows": check_windows}
+    calibration = checkpoint_calibration(checkpoint, sizes, seed, (gptq, gptq_windows), sensitivity_text, samples)
     scheme = checkpoint_scheme(gptq)
-    validation.memory(
-        f"--windows {windows} x --seq-len {seq_len} on {checkpoint}", memory_bytes(spec, windows, seq_len, scheme.gptq)
-    )
     with contextlib.ExitStack() as bar:
         measured = for_checkpoint(
             checkpoint, calibration, log=_log, scheme=scheme, progress=progress_updates(bar, "measuring")
