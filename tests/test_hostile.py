@@ -276,6 +276,7 @@ def test_output_paths_refused_up_front(work, target):
         ["sweep", "--model", MODEL, "--ga-runs", "1000000000"],
         ["sweep", "--model", MODEL, "--alphas", "0,nan"],
         ["reproduce", "--models", ","],
+        ["reproduce", "--models", MODEL, "--ga-seeds", "1000000000"],  # ran until killed
         ["proxy", "validate", "--size", "tiny", "--configs", "1000000000"],
         ["proxy", "validate", "--size", "tiny", "--configs", "0"],
         ["evaluate", "--model", MODEL, "--bogus-flag"],

@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+import cimjax.validation as validation
 from cimjax.evaluation import design_report
 from cimjax.files import atomic_path, atomic_write
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, DesignSpace
@@ -31,6 +32,7 @@ from cimjax.report.selection import (
     knee_index,
     robust_index,
 )
+from cimjax.report.study import MAX_GA_RUNS
 from cimjax.results import ENERGY_ACCOUNT_KEYS, make_meta, write_csv, write_json
 from cimjax.search.exhaustive import sweep
 from cimjax.search.ga import PAPER_GENERATIONS, PAPER_POP_SIZE
@@ -368,8 +370,7 @@ def reproduce_paper(
     if unknown:
         raise ValueError(f"unknown model id(s) {unknown}; known ids: {', '.join(MODELS)}")
     check_selection(selection, knee, tolerance, margin)
-    if ga_seeds < 0:
-        raise ValueError(f"ga_seeds = {ga_seeds} must be >= 0 (0 skips the GA)")
+    validation.integer("ga_seeds (--ga-seeds)", ga_seeds, 0, MAX_GA_RUNS)
     tech = tech or default_technology()
     workload = workload or Workload()
     out_dir = Path(out_dir)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 MAX_DESIGNS = 10**9
 """Largest design space swept (the paper's has 3,136,000; 1e9 designs take about an hour)."""
 MAX_GA_RUNS = 1000
+"""Most GA runs per alpha (``sweep --ga-runs``) or per model and precision (``reproduce --ga-seeds``): each is a
+full run of the paper's GA; a billion used to run until killed."""
 HV_MARGIN = 1.1
 """The hypervolume's reference point is this factor times the worst latency and worst energy of the space."""
 
