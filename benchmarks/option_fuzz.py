@@ -40,8 +40,11 @@ SMALL = ["--prefill", "16", "--generate", "16"]
 FAST = ["--starts", "2", "--rounds", "2"]
 PATHS = {"config", "tech", "space", "out", "out_dir", "html", "checkpoint", "checkpoint_dir", "sensitivities"}
 """The path options (by parameter name), left to the hostile probe."""
+CHECKPOINT = ["--checkpoint", "ckpt"]
+SENSITIVITY_WINDOWS = ["--windows", "2", "--seq-len", "32", "--check-windows", "4", "--no-gptq"]
 CALIBRATION = ["--calib-windows", "2", "--calib-seq-len", "32", "--check-windows", "4", "--no-gptq"]
-"""The tiny exported checkpoint's windows (its budgets in KL: its uniform-INT8 loss increase is below noise)."""
+"""The tiny exported checkpoint's windows (its budget: the KL of uniform INT4; its INT8 loss increase is below noise
+and its INT8 KL below what the proxy predicts at the highest bits)."""
 
 
 def base_commands(work: Path) -> dict[str, list[str]]:
@@ -52,33 +55,9 @@ def base_commands(work: Path) -> dict[str, list[str]]:
         "sweep": ["sweep", "--model", MODEL, "--space", str(work / "space.json"), "--out", "sweep", *SMALL],
         "reproduce": ["reproduce", "--models", MODEL, "--out", "reproduce"],
         "optimize --model": ["optimize", "--model", MODEL, "--budget", "int8", *FAST],
-        "optimize --checkpoint": [
-            "optimize",
-            "--checkpoint",
-            "ckpt",
-            "--budget",
-            "int8",
-            "--target",
-            "kl",
-            *FAST,
-            *CALIBRATION,
-        ],  # fmt: skip
+        "optimize --checkpoint": ["optimize", *CHECKPOINT, "--budget", "int4", "--target", "kl", *FAST, *CALIBRATION],
         "proxy validate": ["proxy", "validate", "--size", "tiny", "--configs", "3"],
-        "proxy sensitivities": [
-            "proxy",
-            "sensitivities",
-            "--checkpoint",
-            "ckpt",
-            "--samples",
-            "1",
-            "--windows",
-            "2",
-            "--seq-len",
-            "32",
-            "--check-windows",
-            "4",
-            "--no-gptq",
-        ],  # fmt: skip
+        "proxy sensitivities": ["proxy", "sensitivities", *CHECKPOINT, "--samples", "1", *SENSITIVITY_WINDOWS],
         "schema": ["schema", "config"],
         "cache clear": ["cache", "clear", "proxy-sensitivities", "--older-than", "365"],
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,8 +68,9 @@ def fail(field: str, value, allowed: str) -> InputError:
 
 
 def is_number(value) -> bool:
-    """An int or float that is not a bool (JSON ``true`` is not 1)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A real number that is not a bool (JSON ``true`` is not 1): an int or a float, or a NumPy scalar of either
+    (a value taken from an array in a notebook)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def integer(field: str, value, low: int, high: int | None = None) -> int:
@@ -268,9 +270,11 @@ def memory(what: str, needed_bytes: float) -> None:
         )
 
 
-def check_limits(tolerance: float, area_max: float | None) -> None:
-    """ValueError naming ``--tolerance`` or ``--area-max`` when it is not a usable number."""
+def check_limits(tolerance: float, area_max: float | None) -> tuple[float, float | None]:
+    """``(tolerance, area_max)`` as Python floats (a NumPy scalar is not JSON); ValueError naming ``--tolerance`` or
+    ``--area-max`` when it is not a usable number."""
     if not (is_number(tolerance) and 0 <= tolerance < 1):
         raise ValueError(f"--tolerance = {tolerance!r} must be a fraction in [0, 1) (e.g. 0.02 for 2 %)")
     if area_max is not None and not (is_number(area_max) and 0 < area_max < float("inf")):
         raise ValueError(f"--area-max = {area_max!r} must be a positive number of mm^2")
+    return float(tolerance), None if area_max is None else float(area_max)

@@ -515,6 +515,31 @@ def test_python_entry_points_refuse_wrong_keyword_values_by_name(entry, kwargs, 
     assert "\n" not in str(error.value)
 
 
+TIMINGS = {"designs_per_s", "compile_s", "sweep_s"}
+
+
+def test_numpy_scalars_are_numbers_at_the_python_entry_points():
+    """A number taken from an array counts as that number: the same result as the Python float, and JSON
+    (before: "area_max = np.float32(100.0) must be a positive number", "budget = np.float64(0.01) ...", and a
+    float32 tolerance ended in "Object of type float32 is not JSON serializable" when the report was written)."""
+    import cimjax
+
+    small = cimjax.Workload(prefill=16, generate=16)
+    limits = {"area_max": np.float32(100.0), "tolerance": np.float32(0.02)}
+    numpy_kwargs = limits | {"budget": np.float64(0.01)}
+
+    def untimed(report: dict) -> dict:  # the same run, but not in the same time
+        return {k: v for k, v in json.loads(json.dumps(report)).items() if k not in TIMINGS and "wall" not in k}
+
+    def optimized(kwargs):
+        return untimed(cimjax.optimize_report(MODEL, method="sequential", workload=small, **kwargs))
+
+    assert optimized(numpy_kwargs) == optimized({k: float(v) for k, v in numpy_kwargs.items()})
+    found = cimjax.search(MODEL, "int8", 0.5, "exhaustive", workload=small, **limits | {"area_max": np.int64(100)})
+    expected = cimjax.search(MODEL, "int8", 0.5, "exhaustive", workload=small, area_max=100.0, tolerance=0.02)
+    assert untimed(found.to_dict()) == untimed(expected.to_dict())
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("steps_per_round", 2.5), ("rounds", 1e30), ("starts", True), ("seed", -1), ("hardware_sweep", "yes"),

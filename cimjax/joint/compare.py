@@ -81,7 +81,7 @@ def compare(problem: JointProblem, ours: Mapping, baseline: Mapping, tolerance: 
     ``optimiser_design`` (the optimiser's own design before the rule: its tokens/s, tokens/J, area and
     hardware).
     """
-    check_limits(tolerance, None)
+    tolerance, _ = check_limits(tolerance, None)
     alpha, area_must_pay = problem.alpha, problem.area_max is None
     chosen = baseline
     if ours.get("feasible", True):

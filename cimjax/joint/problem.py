@@ -239,6 +239,7 @@ def make_problem(
     if area_max is not None:
         if not (validation.is_number(area_max) and math.isfinite(area_max) and area_max > 0):
             raise ValueError(f"area_max = {area_max!r} must be a positive number of mm^2 (or None for no limit)")
+        area_max = float(area_max)  # a NumPy scalar is not JSON
         smallest = smallest_area(space, tech)
         if area_max < smallest:
             raise InfeasibleError(

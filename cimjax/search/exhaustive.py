@@ -83,7 +83,7 @@ class SweepResult:
         """
         distinct = self.distinct_indices
         latency, energy, area = self.latency_s[distinct], self.energy_j[distinct], self.area_mm2[distinct]
-        check_limits(tolerance, area_max)
+        tolerance, area_max = check_limits(tolerance, area_max)
         if area_max is not None:
             fits = area <= area_max
             if not fits.any():
