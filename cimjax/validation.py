@@ -112,6 +112,14 @@ def seed(field: str, value) -> int:
     return count(field, value, 0, MAX_SEED)
 
 
+def callback(field: str, value):
+    """A callback argument (``progress``): a callable, or None for none; a number in its place is refused here,
+    not as "'int' object is not callable" from inside a run."""
+    if value is not None and not callable(value):
+        raise fail(field, value, "allowed: a function (called with the progress so far) or None")
+    return value
+
+
 def instance(field: str, value, kind: type, default=None):
     """A keyword argument of the Python entry points that must be a ``kind``; None means ``default()`` (or
     stays None without a default). A dict or a string in its place is refused here, not deep in the model."""

@@ -495,6 +495,8 @@ WRONG_KEYWORDS = [
     ("optimize", {"alpha": True}, "alpha"),  # was alpha = 1
     ("optimize", {"alpha": None}, "alpha"),  # was reported as 'alpha = nan'
     ("optimize", {"area_max": True}, "area_max"),  # was a 1 mm^2 limit
+    ("search", {"progress": 1}, "progress"),  # was "'int' object is not callable" from inside the GA
+    ("optimize", {"progress": "bar"}, "progress"),  # was "'str' object is not callable" from a worker thread
 ]
 
 

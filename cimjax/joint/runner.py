@@ -87,6 +87,7 @@ def optimize_report(
     spec = resolve_model(model)
     seed = validation.seed("seed", seed)
     validation.instance("settings", settings, JointSettings)
+    validation.callback("progress", progress)
     if not isinstance(checkpoint_dir, str | Path | None):
         raise validation.fail("checkpoint_dir", checkpoint_dir, "allowed: a directory (str or pathlib.Path) or None")
     if not isinstance(resume, bool):

@@ -54,6 +54,7 @@ def search(
     workload = validation.instance("workload", workload, Workload, Workload)
     tech = technology_argument(tech)
     space = validation.instance("space", space, DesignSpace, lambda: PAPER_SPACE)
+    progress = validation.callback("progress", progress)
     name = precision if isinstance(precision, str) else "mixed"
     start = time.perf_counter()
     problem = SearchProblem(spec, prec, workload, tech, space, alpha, tolerance, area_max)
