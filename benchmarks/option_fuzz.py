@@ -101,11 +101,11 @@ def classify(runner, app, argv: list[str], timeout: int) -> tuple[str, str]:
     """How one command line ends, and its last line."""
     signal.alarm(timeout)
     try:
-        result = runner.invoke(app, argv)
-    except Hang:
-        return "hang", f"no answer within {timeout} s"
+        result = runner.invoke(app, argv)  # it catches the alarm's Hang, as every exception of the command
     finally:
         signal.alarm(0)
+    if isinstance(result.exception, Hang):
+        return "hang", f"no answer within {timeout} s"
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     last = (lines[-1] if lines else " ".join(result.stdout.split()))[-140:]
     if result.exit_code not in (0, 2) or (result.exception and not isinstance(result.exception, SystemExit)):
