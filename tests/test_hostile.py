@@ -833,11 +833,18 @@ def test_truncated_checkpoint_step_falls_back_to_the_previous_one(joint, tmp_pat
     assert calls[0] == ("descent", int(latest.name) - 1, small.rounds)  # says where it starts: the intact step
 
 
+AS_IN_A_TERMINAL = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from cimjax.cli.main import app; app()"
+)
+"""The CLI as a terminal starts it, Ctrl-C raising KeyboardInterrupt: a process started in the background of a
+non-interactive shell (a CI job launched with ``&``) ignores SIGINT, and so would every child it starts."""
+
+
 def _cli_optimize_until(tmp_path: Path, config: str, sig: int) -> subprocess.CompletedProcess:
     """Starts ``cimjax optimize`` in its own process, sends ``sig`` once its first round is saved."""
     ckpt = tmp_path / "ckpt"
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])}
-    code = "from cimjax.cli.main import app; app()"
+    code = AS_IN_A_TERMINAL
     args = [sys.executable, "-c", code, *OPTIMIZE, "--model", config, "--checkpoint-dir", str(ckpt)]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
@@ -899,7 +906,7 @@ def test_cli_interrupted_while_compiling_exits_130(tmp_path):
     output directory is created first, then the evaluator compiles)."""
     out = tmp_path / "sweep"
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1]), "CIMJAX_CACHE": str(tmp_path / "cache")}
-    code = "from cimjax.cli.main import app; app()"
+    code = AS_IN_A_TERMINAL
     args = [sys.executable, "-c", code, "sweep", "--model", MODEL, "--out", str(out)]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
