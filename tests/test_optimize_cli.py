@@ -156,3 +156,20 @@ def test_measured_runs_end_with_whether_the_budget_was_met_when_measured():
     assert over.startswith("NOT verified: measured loss increase 0.0007 OVER the budget") and "(1 round," in over
     predicted = verification_line(base | {"measured_kl": None, "verified": False})
     assert predicted.startswith("not verified:") and "prediction, not a measurement" in predicted
+
+
+def test_checkpoint_option_defaults_are_the_library_defaults():
+    """The defaults ``optimize`` fills in for the measurement options it no longer passes unless given (its help
+    states them; the CLI module imports neither the calibration nor the verification at start-up)."""
+    import typer.main
+
+    from cimjax.cli.optimize import CALIBRATION
+    from cimjax.joint.verified import MAX_ROUNDS
+    from cimjax.quant.calibration import Calibration
+
+    default = Calibration()
+    library = {"--calib-windows": default.windows, "--calib-seq-len": default.seq_len}
+    assert library | {"--check-windows": default.check_windows} == CALIBRATION
+    helps = {param.opts[0]: param.help for param in typer.main.get_command(app).commands["optimize"].params}
+    for flag, value in {**CALIBRATION, "--verify-rounds": MAX_ROUNDS}.items():
+        assert f"(default: {value})" in helps[flag], flag
