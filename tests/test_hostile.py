@@ -520,7 +520,7 @@ def test_python_entry_points_refuse_wrong_keyword_values_by_name(entry, kwargs, 
 TIMINGS = {"designs_per_s", "compile_s", "sweep_s"}
 
 
-def test_numpy_scalars_are_numbers_at_the_python_entry_points():
+def test_numpy_scalars_are_numbers_at_the_python_entry_points(tiny_config):
     """A number taken from an array counts as that number: the same result as the Python float, and JSON
     (before: "area_max = np.float32(100.0) must be a positive number", "budget = np.float64(0.01) ...", and a
     float32 tolerance ended in "Object of type float32 is not JSON serializable" when the report was written)."""
@@ -534,7 +534,7 @@ def test_numpy_scalars_are_numbers_at_the_python_entry_points():
         return {k: v for k, v in json.loads(json.dumps(report)).items() if k not in TIMINGS and "wall" not in k}
 
     def optimized(kwargs):
-        return untimed(cimjax.optimize_report(MODEL, method="sequential", workload=small, **kwargs))
+        return untimed(cimjax.optimize_report(str(tiny_config), method="sequential", workload=small, **kwargs))
 
     assert optimized(numpy_kwargs) == optimized({k: float(v) for k, v in numpy_kwargs.items()})
     found = cimjax.search(MODEL, "int8", 0.5, "exhaustive", workload=small, **limits | {"area_max": np.int64(100)})
