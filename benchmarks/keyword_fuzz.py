@@ -27,10 +27,11 @@ VALUES = [None, "x", -1, 1e30, float("nan"), True, {}, np.float32(0.5)]
 
 
 class Hang(Exception):
-    pass
+    """A call that gave no answer within its time limit."""
 
 
-def _alarm(*_):
+def alarm(*_):
+    """The SIGALRM handler: ends the call in progress with :class:`Hang`."""
     raise Hang
 
 
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every call and its outcome here")
     parser.add_argument("--timeout", type=int, default=120, help="seconds before a call counts as a hang")
     args = parser.parse_args()
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGALRM, alarm)
     rows, start = [], time.perf_counter()
     for label, call in calls():
         outcome, message = classify(call, args.timeout)

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from keyword_fuzz import Hang, _alarm
+from keyword_fuzz import Hang, alarm
 
 MODEL = "qwen2.5-0.5b"
 VALUES = ["nan", "inf", "-1", "0", "1e30", "2.5", "x", "", str(10**9), str(10**23)]
@@ -133,7 +133,7 @@ def main() -> None:
 
     runner = CliRunner()
     assert runner.invoke(app, ["proxy", "export", "--size", "tiny", "--out", "ckpt"]).exit_code == 0
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGALRM, alarm)
     bases = {k: v for k, v in base_commands(work).items() if args.only is None or args.only in k}
     rows, start = [], time.perf_counter()
     for label, argv in variants(app, bases):

@@ -258,11 +258,16 @@ def _pairs(measured, weights, pair_set: str | None):
     return of_checkpoint(measured.model(weights), measured, pair_set)
 
 
+def _refuse_given(options: dict, allowed: str) -> None:
+    """Refuses by name the first of ``options`` (flag -> value, None when not given) that was given."""
+    for flag, value in options.items():
+        if value is not None:
+            raise validation.fail(flag, value, allowed)
+
+
 def _refuse_weight_options(gptq_windows, sensitivity_text, target, sizes: dict) -> None:
     """Refuses the options that measure real weights in a --model run (``sizes``: the windows, None if not given)."""
-    for flag, value in sizes.items():
-        if value is not None:
-            raise validation.fail(flag, value, "allowed only with --checkpoint DIR (real weights are measured on them)")
+    _refuse_given(sizes, "allowed only with --checkpoint DIR (real weights are measured on them)")
     if gptq_windows is not None:
         raise ValueError("--gptq-windows sets the Hessian windows of real weights: it needs --checkpoint DIR")
     if sensitivity_text is not None:
@@ -283,11 +288,7 @@ def _calibration(checkpoint, sensitivities, sizes: dict, seed: int, gptq: tuple,
         return checkpoint_calibration(checkpoint, sizes, seed, gptq, sensitivity_text)
     if gptq[1] is not None:
         raise ValueError("--gptq-windows: a --sensitivities file keeps the GPTQ windows it was measured with")
-    for flag, value in sizes.items():
-        if value is not None:
-            raise validation.fail(
-                flag, value, f"allowed only without --sensitivities ({sensitivities} keeps its windows)"
-            )
+    _refuse_given(sizes, f"allowed only without --sensitivities ({sensitivities} keeps its windows)")
     if sensitivity_text is not None:
         check_sensitivity_text(sensitivity_text)
     return None

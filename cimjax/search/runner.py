@@ -46,7 +46,7 @@ def search(
     """
     run = SEARCH_METHODS.lookup(method).run
     check_alphas(alpha)
-    check_limits(tolerance, area_max)
+    tolerance, area_max = check_limits(tolerance, area_max)
     check_limits_taken(method, tolerance, area_max)
     spec = resolve_model(model)
     prec = resolve_precision(precision, spec)
@@ -54,7 +54,7 @@ def search(
     workload = validation.instance("workload", workload, Workload, Workload)
     tech = technology_argument(tech)
     space = validation.instance("space", space, DesignSpace, lambda: PAPER_SPACE)
-    progress = validation.callback("progress", progress)
+    validation.callback("progress", progress)
     name = precision if isinstance(precision, str) else "mixed"
     start = time.perf_counter()
     problem = SearchProblem(spec, prec, workload, tech, space, alpha, tolerance, area_max)
