@@ -3,6 +3,10 @@
 * :func:`output_dir` checks an output directory up front (empty name, an existing file or device, a path
   under a file, not writable), creates it, and locks it so a second run on the same directory is refused;
   if the run fails, directories it created and left empty are removed.
+* :func:`check_output_file` checks an output file's path up front the same way (and its suffix where the
+  format follows it), so hours of measuring never end in a path that cannot be written;
+  :func:`output_file_argument` and :func:`output_dir_argument` are the two checks as argparse types, for the
+  benchmark and experiment scripts.
 * :func:`atomic_write` / :func:`atomic_path` write to a temporary file in the same directory and rename it
   into place, so an interrupted run never leaves a truncated result.
 """
@@ -16,7 +20,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from cimjax.validation import InputError
@@ -33,6 +37,52 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     target = Path(text)
     if target.exists() and not target.is_dir():
         raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a directory; {allowed}")
+    _check_creatable(target, flag, allowed, text)
+    return target
+
+
+def check_output_file(path: str | os.PathLike, flag: str, formats: Collection[str] | None = None) -> Path:
+    """``path`` as a file cimjax may create or replace (missing directories above it are created when it is
+    written); ``formats``, if given, are the allowed suffixes (without the dot). InputError naming ``flag``
+    otherwise."""
+    endings = f" ending in {', '.join('.' + f for f in sorted(formats))}" if formats else ""
+    allowed = f"allowed: a file path{endings} in a writable directory (missing directories are created)"
+    text = path if isinstance(path, str) else os.fspath(path) if isinstance(path, os.PathLike) else None
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{flag} = {path!r} is not allowed; {allowed}")
+    target = Path(text)
+    if target.is_dir():
+        raise InputError(f"{flag} = {text!r} is not allowed: it is a directory; {allowed}")
+    if target.exists() and not target.is_file():  # a device or pipe: renaming onto it would replace it
+        raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a regular file; {allowed}")
+    if formats is not None and target.suffix.lower().lstrip(".") not in formats:
+        raise InputError(f"{flag} = {text!r} is not allowed: no known format for its suffix; {allowed}")
+    _check_creatable(target.parent, flag, allowed, text)
+    return target
+
+
+def output_file_argument(text: str) -> Path:
+    """argparse ``type=`` of an option naming an output file: refused when parsed, before any work."""
+    return _argument(check_output_file, text)
+
+
+def output_dir_argument(text: str) -> Path:
+    """argparse ``type=`` of an option naming an output directory: refused when parsed, before any work."""
+    return _argument(check_output_dir, text)
+
+
+def _argument(check, text: str) -> Path:
+    import argparse
+
+    try:
+        return check(text, "value")
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _check_creatable(target: Path, flag: str, allowed: str, text: str) -> None:
+    """InputError (naming ``flag`` and its value ``text``) unless ``target`` is a directory or can be created:
+    its nearest existing ancestor is a writable directory."""
     ancestor = target
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -44,7 +94,6 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     except OSError as err:
         reason = f"{ancestor} is not writable ({err.strerror})"
         raise InputError(f"{flag} = {text!r} is not allowed: {reason}; {allowed}") from None
-    return target
 
 
 def _make_dirs(target: Path, flag: str) -> list[Path]:
@@ -128,8 +177,12 @@ def output_dir(path: str | os.PathLike, flag: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path next to ``path``; renamed onto ``path`` when the block succeeds, removed otherwise."""
+    """A temporary path next to ``path`` (missing directories above it are created); renamed onto ``path`` when
+    the block succeeds, removed otherwise."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # renaming onto a device (/dev/null) would replace the device
+        raise InputError(f"{str(path)!r} exists and is not a regular file; cimjax writes only regular files")
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:

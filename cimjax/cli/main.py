@@ -147,7 +147,7 @@ def evaluate_cmd(
     generate: Generate = 128,
     tech: TechOpt = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="write the stacked latency/energy breakdown chart (.png, .svg, .pdf)")
+        str | None, typer.Option("--plot", help="write the stacked latency/energy breakdown chart (.png, .svg, .pdf)")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -155,6 +155,11 @@ def evaluate_cmd(
     from cimjax.api import evaluate_design, load_config
     from cimjax.workload.operators import Workload
 
+    if plot is not None:  # before any work: a chart path that cannot be written is refused by name
+        from cimjax.files import check_output_file
+        from cimjax.report.plots import formats
+
+        check_output_file(plot, "--plot", formats())
     values = {} if config is None else load_config(config)
     flags = {
         "c_v": c_v, "c_h": c_h, "t_v_act": t_v_act, "t_h_act": t_h_act, "m": m, "pes_per_tile": pes_per_tile,
@@ -167,7 +172,7 @@ def evaluate_cmd(
     if plot is not None:
         from cimjax.report.plots import breakdown_plot, save
 
-        save(breakdown_plot(report, [f"{report['model']} {precision}"]), plot)
+        save(breakdown_plot(report, [f"{report['model']} {precision}"]), plot, flag="--plot")
         (err if as_json else out).print(f"wrote {plot}", highlight=False)
 
 

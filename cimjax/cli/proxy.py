@@ -27,6 +27,7 @@ from cimjax.cli.common import (
     user_errors,
 )
 from cimjax.cli.common import out as stdout
+from cimjax.files import check_output_file, output_dir
 
 MAX_CONFIGS = 10_000
 """Most held-out assignments ``proxy validate`` measures (each is a full evaluation of the LM)."""
@@ -123,7 +124,6 @@ def validate(
     lm_seed: LmSeedOpt = 0,
 ) -> None:
     """Train (or load the cached) byte-level LM and rank mixed-precision assignments by every proxy."""
-    from cimjax.files import output_dir
     from cimjax.quant.train import train
     from cimjax.report.proxy_frontier import FRONTIER_SIZES, validate_frontier
     from cimjax.report.proxy_validation import QUANTISERS, SIZES, write_outputs
@@ -286,7 +286,7 @@ def _print_validation(result, payload, target: str, protocol: str) -> None:
 @proxy_app.command()
 @user_errors
 def export(
-    out: Annotated[Path, typer.Option(help="Directory to write config.json and model.safetensors into.")],
+    out: Annotated[str, typer.Option(help="Directory to write config.json and model.safetensors into.")],
     size: Annotated[
         str, typer.Option(help="Which trained LM: benchmark or tiny (byte-level), or subword (8 layers, BPE).")
     ] = "benchmark",
@@ -300,11 +300,10 @@ def export(
     configs = {name: config for name, (config, _) in SIZES.items()}
     if size not in configs:
         raise ValueError(f"--size {size!r} is not known; allowed: {', '.join(configs)}")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
-    trained = train(configs[size], log=_log)
-    save_checkpoint(trained.model, out, tokenizer=trained.tokenizer)
-    _log(f"wrote {out / 'config.json'} and {out / 'model.safetensors'} ({trained.n_params} parameters)")
+    with output_dir(out, "--out") as directory:  # checked before training, locked while written
+        trained = train(configs[size], log=_log)
+        save_checkpoint(trained.model, directory, tokenizer=trained.tokenizer)
+    _log(f"wrote {directory / 'config.json'} and {directory / 'model.safetensors'} ({trained.n_params} parameters)")
 
 
 def _sensitivity_tables(payload: dict, title: str) -> list:
@@ -332,7 +331,7 @@ def _sensitivity_tables(payload: dict, title: str) -> list:
 def sensitivities(
     checkpoint: Annotated[Path, typer.Option(help="A Hugging Face checkpoint directory (config.json + safetensors).")],
     out: Annotated[
-        Path | None, typer.Option(help="Write everything measured here (for `cimjax optimize --sensitivities`).")
+        str | None, typer.Option(help="Write everything measured here (for `cimjax optimize --sensitivities`).")
     ] = None,
     windows: Annotated[int, typer.Option(help="Calibration sequences.")] = 16,
     seq_len: Annotated[int, typer.Option(help="Tokens per calibration sequence.")] = 128,
@@ -357,6 +356,8 @@ def sensitivities(
     """
     from cimjax.quant.measured import checkpoint_scheme, for_checkpoint
 
+    if out is not None:  # before measuring: minutes of work never end in a path that cannot be written
+        check_output_file(out, "--out")
     sizes = {"--windows": windows, "--seq-len": seq_len, "--check-windows": check_windows}
     calibration = checkpoint_calibration(checkpoint, sizes, seed, (gptq, gptq_windows), sensitivity_text, samples)
     scheme = checkpoint_scheme(gptq)
@@ -365,7 +366,7 @@ def sensitivities(
             checkpoint, calibration, log=_log, scheme=scheme, progress=progress_updates(bar, "measuring")
         )
     if out is not None:
-        measured.save(out)
+        measured.save(out, flag="--out")
         _log(f"wrote {out}")
     payload = measured.report(checkpoint)
     if json_output:

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.cache import cache_dir
-from cimjax.files import atomic_write
+from cimjax.files import atomic_write, check_output_file
 from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
 from cimjax.quant import gptq
@@ -178,9 +178,10 @@ class Measured:
             **self.sens.summary(),
         }
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | Path, flag: str = "path") -> Path:
+        """Writes the sensitivities file (for ``cimjax optimize --sensitivities``); a path that cannot be
+        written is refused first, naming ``flag``."""
+        path = check_output_file(path, flag)
         atomic_write(path, json.dumps(self.to_json()) + "\n")  # a temporary file of its own: savers never mix
         return path
 

@@ -247,12 +247,22 @@ def bit_heatmap(table: np.ndarray, title: str = "", ax=None, colorbar: bool = Tr
     return fig
 
 
-def save(fig, path, dpi: int = 130) -> None:
-    """Writes ``fig`` to ``path`` whole or not at all (the format follows the suffix)."""
-    from cimjax.files import atomic_path
+def formats() -> set[str]:
+    """The file suffixes (without the dot) :func:`save` can write: matplotlib's formats."""
+    from matplotlib.backend_bases import FigureCanvasBase
 
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+def save(fig, path, dpi: int = 130, flag: str = "path") -> Path:
+    """Writes ``fig`` to ``path`` whole or not at all (the format follows the suffix); a path that cannot be
+    written is refused first, naming ``flag``."""
+    from cimjax.files import atomic_path, check_output_file
+
+    path = check_output_file(path, flag, formats())
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
+    return path
 
 
 def scatter_plot(result, path: str | Path) -> Path:
