@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cimjax.cli.common import parse_alphas
+from cimjax.files import output_dir_argument
 from cimjax.hardware.technology import default_technology
 from cimjax.report.study import sweep_study
 from cimjax.workload.models import resolve_model
@@ -64,7 +65,7 @@ def main() -> None:
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--alphas", default=PAPER_ALPHAS, help="comma-separated alphas in [0, 1]")
     parser.add_argument("--runs", type=int, default=5, help="GA runs (seeds 0..N-1) per alpha")
-    parser.add_argument("--out", type=Path, default=Path("results/alpha_sweep"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/alpha_sweep"))
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be at least 1")

@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from cimjax.files import output_file_argument
 from cimjax.hardware.technology import default_technology
 from cimjax.report.calibration import calibrate, fit_dram_energy
 from cimjax.workload.operators import Workload
@@ -20,7 +21,7 @@ from cimjax.workload.operators import Workload
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/calibration.json"))
+    parser.add_argument("--out", type=output_file_argument, default=Path("results/calibration.json"))
     args = parser.parse_args()
     start = time.perf_counter()
     tech, report = calibrate(default_technology())

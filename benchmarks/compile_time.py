@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from jax.experimental.serialize_executable import serialize  # noqa: E402
 
 from cimjax.cost.batched import compress_uniform, make_evaluator  # noqa: E402
+from cimjax.files import output_file_argument
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.joint import descent as joint_descent  # noqa: E402
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--model", default="llama3.2-1b")
     parser.add_argument("--precision", default="int4")
     parser.add_argument("--programs", default=None, help="comma-separated subset of the programs (default: all)")
-    parser.add_argument("--out", type=Path, default=Path("results/compile_time.json"))
+    parser.add_argument("--out", type=output_file_argument, default=Path("results/compile_time.json"))
     args = parser.parse_args()
 
     spec = resolve_model(args.model)

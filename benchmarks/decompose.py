@@ -25,6 +25,7 @@ import numpy as np
 
 from cimjax.cost import operators
 from cimjax.cost.model import evaluate
+from cimjax.files import output_file_argument
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.macro import EDGECIM_MACRO
 from cimjax.hardware.technology import Technology, allowed_range, default_technology
@@ -178,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", default=DEFAULT_POINTS, help="model:precision,... or 'all'")
     parser.add_argument("--tech", type=Path, default=None, help="technology overrides (JSON), as the CLI's --tech")
-    parser.add_argument("--out", type=Path, default=Path("results/decompose.json"))
+    parser.add_argument("--out", type=output_file_argument, default=Path("results/decompose.json"))
     parser.add_argument("--padding", action="store_true", help="print the tile-granular padding table only")
     args = parser.parse_args()
     if args.padding:

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.cost.distinct import OPERATOR_POINTS, distinct_rows
+from cimjax.files import output_file_argument
 from cimjax.joint import allocation
 from cimjax.joint.problem import make_problem
 from cimjax.search.exhaustive import sweep
@@ -89,7 +90,7 @@ def main() -> None:
     parser.add_argument("--models", default="llama3.2-1b,qwen2.5-0.5b")
     parser.add_argument("--tables", type=int, default=3, help="random tables per model")
     parser.add_argument("--optimize-json", nargs="*", type=Path, default=[], help="cimjax optimize --json outputs")
-    parser.add_argument("--out", type=Path, default=Path("results/distinct_rows.json"))
+    parser.add_argument("--out", type=output_file_argument, default=Path("results/distinct_rows.json"))
     args = parser.parse_args()
     cases = []
     for path in args.optimize_json:

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from cimjax.files import output_file_argument
 from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration, gptq_starts
 from cimjax.quant.measured import checkpoint_scheme, loss_and_kl, with_tokenizer
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark")
     parser.add_argument("--seed", type=int, default=0, help="the sensitivity windows' seed")
     parser.add_argument("--windows", type=int, default=64, help="selection windows")
-    parser.add_argument("--json", default=None, help="write the table as JSON here")
+    parser.add_argument("--json", type=output_file_argument, default=None, help="write the table as JSON here")
     args = parser.parse_args(argv)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=lambda m: print(m, file=sys.stderr))

@@ -27,6 +27,7 @@ import numpy as np
 from cimjax.cost.batched import compress_uniform
 from cimjax.cost.model import evaluate
 from cimjax.cost.relaxed import relaxed_ops
+from cimjax.files import output_file_argument
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
 from cimjax.search.pareto import log_alpha_objective
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--batch", type=int, default=16384, help="designs per call")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default="results/gradient_cost.json")
+    parser.add_argument("--out", type=output_file_argument, default="results/gradient_cost.json")
     args = parser.parse_args()
     if args.batch < 1 or args.repeats < 1:
         raise ValueError(f"--batch = {args.batch} and --repeats = {args.repeats} must both be >= 1")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 os.environ["CIMJAX_NO_CACHE"] = "1"  # first calls compile, as in a cold start
 
+from cimjax.files import output_file_argument
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import sweep  # noqa: E402
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--model", default="llama3.2-1b")
     parser.add_argument("--precision", default="int4")
     parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--out", type=Path, default=Path("results/gradient_vs_exhaustive.json"))
+    parser.add_argument("--out", type=output_file_argument, default=Path("results/gradient_vs_exhaustive.json"))
     args = parser.parse_args()
     spec = resolve_model(args.model)
     prec = resolve_precision(args.precision, spec)

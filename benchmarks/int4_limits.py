@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.evaluation import design_report
+from cimjax.files import output_dir_argument
 from cimjax.hardware.config import FIELDS
 from cimjax.joint.allocation import best_hardware
 from cimjax.joint.problem import ExactEvaluator, make_problem
@@ -125,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("end_to_end_json", help="experiments/end_to_end.py's end_to_end.json (byte LM)")
     parser.add_argument("--row", type=int, default=2, help="which budget's row (default 2: int4)")
-    parser.add_argument("--out", type=Path, default=Path("results/int4_limits"), help="directory for int4_limits.json")
+    parser.add_argument(
+        "--out", type=output_dir_argument, default=Path("results/int4_limits"), help="directory for int4_limits.json"
+    )
     parser.add_argument("--smooth", type=float, default=DEFAULT_ALPHA, help="smoothing strength of the third column")
     args = parser.parse_args(argv)
     row = json.loads(Path(args.end_to_end_json).read_text(encoding="utf-8"))["rows"][args.row]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cimjax.api import evaluate_design
+from cimjax.files import output_file_argument
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE
 from cimjax.hardware.technology import SWITCHES, default_technology
 from cimjax.report.calibration import EFFICIENCY_POINT, PAPER_ALPHA05_AREA_MM2, THROUGHPUT_POINTS
@@ -71,7 +72,7 @@ def summarise(points: dict, alpha05: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/mechanisms.json"))
+    parser.add_argument("--out", type=output_file_argument, default=Path("results/mechanisms.json"))
     parser.add_argument("--models", default=None, help="comma-separated model ids (default: all twelve)")
     parser.add_argument("--switches", default=None, help="comma-separated switches to vary (default: all)")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from cimjax.files import output_dir_argument
 from cimjax.joint.compare import TOLERANCE
 from cimjax.joint.runner import optimize_report
 
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--models", default=MODELS)
     parser.add_argument("--budgets", default="int8,int4")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
-    parser.add_argument("--out", type=Path, default=Path("results/optimize_recommendation"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/optimize_recommendation"))
     args = parser.parse_args()
     rows = []
     for model in args.models.split(","):

@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cimjax.files import output_dir_argument
 from cimjax.hardware.config import PAPER_SPACE  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import sweep  # noqa: E402
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--alphas", default="0,0.25,0.5,0.75,1")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", default="ga,gradient", help="comma-separated: ga, gradient")
-    parser.add_argument("--out", type=Path, default=Path("results/optimizer_quality"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/optimizer_quality"))
     args = parser.parse_args()
     model_ids = list(MODELS) if args.models == "all" else args.models.split(",")
     alphas = [float(a) for a in args.alphas.split(",")]

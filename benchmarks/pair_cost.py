@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax.files import output_file_argument
 from cimjax.quant import pairs as P
 from cimjax.quant.train import train
 from cimjax.report.proxy_frontier import FRONTIER_SIZES, measured_checkpoint
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark")
     parser.add_argument("--pairs", choices=P.PAIR_SETS, default=P.CHECKPOINT_PAIR_SET)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=output_file_argument, default=None)
     args = parser.parse_args()
     config, sizes = SIZES[args.size]
     trained = train(config)

@@ -37,6 +37,7 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import least_squares
 
+from cimjax.files import output_dir_argument
 from cimjax.lm.checkpoint import load_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant import measured as measured_files
@@ -229,7 +230,7 @@ def pair_transfer(a, b) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=output_dir_argument)
     parser.add_argument("--seed", type=int, action="append", default=[])
     parser.add_argument("--checkpoint-file", action="append", default=[])
     parser.add_argument("--curves", help="SPLIT:N, SPLIT training or validation")

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax.files import output_dir_argument
 from cimjax.quant import corpus
 from cimjax.quant.measured import TARGETS
 from cimjax.quant.paired import paired, standard_error
@@ -68,7 +69,7 @@ def spread(trained, widths=(8, 6, 4), max_windows: int = 1000) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("results/proxy"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/proxy"))
     parser.add_argument("--configs", type=int, default=60, help="held-out assignments (twice as many are fitted)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--granularity", choices=(*GRANULARITIES, "both"), default="both")

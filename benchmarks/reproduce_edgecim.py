@@ -13,12 +13,13 @@ import json
 import time
 from pathlib import Path
 
+from cimjax.files import output_dir_argument
 from cimjax.report.paper import reproduce_paper
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/reproduce"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/reproduce"))
     parser.add_argument("--models", default=None, help="comma-separated model ids (default: all twelve)")
     parser.add_argument("--selection", default="exhaustive", help="row beside the paper: exhaustive or knee")
     parser.add_argument("--tolerance", type=float, default=0.01, help="knee: fraction of the best throughput")

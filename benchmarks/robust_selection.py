@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cimjax.evaluation import design_report
-from cimjax.files import atomic_write
+from cimjax.files import atomic_write, output_dir_argument
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
 from cimjax.report.paper import PRECISIONS, design_label, paper_trends, trends_table
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--out", type=Path, default=Path("results/robust_selection"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/robust_selection"))
     args = parser.parse_args()
     start, cpu = time.perf_counter(), time.process_time()
     rows = [point(m, p, args.tolerance, args.margin) for m in args.models.split(",") for p in PRECISIONS]

@@ -29,12 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
+from cimjax.files import output_file_argument
 from cimjax.joint.problem import proxy_values
 from cimjax.quant.calibration import SENSITIVITY_SPLITS
 from cimjax.quant.measured import TARGETS, Measured, loss_and_kl
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--size", choices=("benchmark", "subword"), default="benchmark")
     parser.add_argument("--target", choices=TARGETS, default="kl")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=output_file_argument, default=None)
     parser.add_argument("--compare", choices=("text", "proxy", "frontier-fit"), default="text")
     parser.add_argument("--pairs", choices=PAIR_SETS, default=CHECKPOINT_PAIR_SET)
     parser.add_argument("--held-out-windows", type=int, default=None)

@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from cimjax.cost.reference import reference_costs
+from cimjax.files import output_file_argument
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
 from cimjax.search.distributed import sharded_sweep
@@ -100,7 +101,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--reference-sample", type=int, default=200, help="designs timed with the scalar reference")
     parser.add_argument("--skip-sharded", action="store_true", help="skip the sharded sweep")
-    parser.add_argument("--out", type=Path, default=Path("results/sweep_speed.json"))
+    parser.add_argument("--out", type=output_file_argument, default=Path("results/sweep_speed.json"))
     args = parser.parse_args()
     if args.repeats < 1 or args.reference_sample < 1:
         parser.error("--repeats and --reference-sample must be at least 1")

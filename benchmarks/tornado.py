@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cimjax.api import evaluate_design
+from cimjax.files import output_dir_argument
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import PARAMETERS, default_technology
 from cimjax.report.calibration import selected_design
@@ -92,7 +93,7 @@ def plot(results: list[dict], path: Path, top: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/tornado"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/tornado"))
     parser.add_argument("--models", default="llama3.2-1b,llama3.2-3b,qwen2.5-0.5b")
     parser.add_argument("--precision", default="int4")
     parser.add_argument("--top", type=int, default=10, help="constants shown in the table and chart")

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax.files import output_dir_argument
 from cimjax.joint.refine import MEASUREMENTS
 from cimjax.joint.verified import optimize_measured
 from cimjax.lm.checkpoint import save_checkpoint
@@ -66,7 +67,7 @@ def log(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("results/end_to_end"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/end_to_end"))
     parser.add_argument("--budgets", default="int8,int6,int4")
     parser.add_argument("--held-out", type=int, default=128, help="validation windows after the check windows")
     parser.add_argument("--rounds", type=int, default=5, help="most verification rounds")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax.files import output_dir_argument
 from cimjax.joint.methods import GA_EVALUATIONS
 from cimjax.joint.problem import make_problem, proxy_values
 from cimjax.joint.runner import run_method
@@ -204,7 +205,7 @@ def plot_bits(records: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("results/joint"))
+    parser.add_argument("--out", type=output_dir_argument, default=Path("results/joint"))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--alphas", default="1,0")
     parser.add_argument("--widths", default="4,5,6,7,8", help="budgets: the proxy at these uniform widths")

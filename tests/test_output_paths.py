@@ -1,9 +1,12 @@
 """Output paths a command cannot write are refused by name before any work (a chart, a sensitivities file, an
-exported checkpoint), and a path in directories that do not exist yet is written."""
+exported checkpoint, a script's --out), and a path in directories that do not exist yet is written."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +14,7 @@ from typer.testing import CliRunner
 from cimjax.cli.main import app
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
 MODEL = "qwen2.5-0.5b"
 UNWRITABLE = "/proc/cimjax-test"  # a directory no one may create files in, root included
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs Linux's /proc")
@@ -106,6 +110,19 @@ def test_plots_save_names_the_path_from_python(tmp_path):
     with pytest.raises(ValueError, match=r"path = .*no known format for its suffix.*\.png"):
         plots.save(Figure(), tmp_path / "chart.docx")
     assert plots.save(Figure(), tmp_path / "a" / "chart.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("script", "option"), [("benchmarks/calibrate.py", "--out"), ("experiments/end_to_end.py", "--out")]
+)
+def test_scripts_refuse_an_output_path_when_parsing(scratch, script, option):
+    """Before: the scripts ran (end_to_end.py for an hour) and failed when writing."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / script), option, "a_file/sub"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"argument {option}: value = 'a_file/sub' is not allowed: a_file is a file" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_atomic_write_never_replaces_what_is_not_a_regular_file(scratch):
