@@ -380,6 +380,24 @@ def cases(ws: Workspace) -> list[dict]:
     ]:
         edited = ws.json(edit(sens, path, value))
         add("optimize", "sensitivities file", ["optimize", "--sensitivities", edited, "--budget", "int4", "--json"])
+    # output files: a chart, a sensitivities file, an exported checkpoint (a named pipe stands for /dev/null,
+    # which the old code replaced with a regular file when run as root)
+    a_dir, a_fifo = ws.fresh(), ws.fresh()
+    a_dir.mkdir()
+    os.mkfifo(a_fifo)
+    unwritable = "/proc/cimjax-probe/out.png"
+    for target in ["", a_dir, Path(a_file) / "chart.png", a_fifo, unwritable, ws.fresh() / "chart.txt", ws.fresh()]:
+        add("evaluate", "plot path", [*ev, "--json", "--plot", target])
+    small = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4", "--no-gptq"]
+    for target in ["", a_dir, Path(a_file) / "sens.json", a_fifo, unwritable]:
+        add("proxy sensitivities", "out path", [*ps, good, *small, "--out", target])
+    for target in [a_file, Path(a_file) / "ckpt", unwritable]:  # not "": the old code exported into the cwd
+        add("proxy export", "out path", ["proxy", "export", "--size", "tiny", "--out", target])
+    # an endless input file (heavy: run under the memory limit)
+    for flag in ["--config", "--tech"]:
+        add("evaluate", "endless file", [*ev, flag, "/dev/zero", "--json"], heavy=True)
+    add("sweep", "endless file", ["sweep", "--model", MODEL, "--space", "/dev/zero", "--out", ws.fresh()], heavy=True)
+    add("optimize", "endless file", ["optimize", "--sensitivities", "/dev/zero", "--budget", "int4"], heavy=True)
     # environment
     for env in [
         {"CIMJAX_CACHE": a_file},

@@ -219,6 +219,15 @@ def test_malformed_sensitivities_file_is_one_line_exit_2(tmp_path, content, expe
     _one_line_error(runner.invoke(app, ["optimize", "--sensitivities", str(path), "--budget", "int8"]), expected)
 
 
+def test_a_sensitivities_file_too_large_is_refused_before_it_is_read_whole(tmp_path, monkeypatch):
+    """Before: read whole, so ``--sensitivities /dev/zero`` filled the memory (a MemoryError traceback under a
+    4 GB limit). The limit is lowered here so that the test needs no large file."""
+    monkeypatch.setattr("cimjax.quant.measured.MAX_FILE_BYTES", 1024)
+    path = tmp_path / "s.json"
+    path.write_text("{}" + " " * 2048)
+    _one_line_error(runner.invoke(app, ["optimize", "--sensitivities", str(path), "--budget", "int8"]), "larger than")
+
+
 def test_wrong_shapes_and_other_checkpoints_are_refused(sens_file, exported, tmp_path):
     payload = json.loads(sens_file.read_text())
     payload["sensitivities"]["hessian"] = [[0.0] * 16]

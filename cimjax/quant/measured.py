@@ -37,6 +37,7 @@ from cimjax.lm.model import DecoderLM
 from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration
 from cimjax.quant.measured_file import (
+    MAX_FILE_BYTES,
     UNIFORM_WIDTHS,
     MeasuredFileError,
     read_array,
@@ -241,7 +242,14 @@ def load(path: str | Path) -> Measured:
     """Reads a sensitivities file written by :meth:`Measured.save` (raises :class:`MeasuredFileError`)."""
     path = Path(path)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise MeasuredFileError(
+                f"sensitivities file {path} is larger than {MAX_FILE_BYTES // 2**20} MiB; allowed: a file written "
+                "by `cimjax proxy sensitivities --out`"
+            )
+        payload = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise MeasuredFileError(f"sensitivities file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

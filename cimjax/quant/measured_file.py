@@ -33,6 +33,10 @@ MAX_TABLE = 1e20
 proxy's dtype, holds 3.4e38, and the proxies multiply these by at most the squared number of levels of
 16 bits (4.3e9); the largest measured is 9.2e7 (``outmse`` of the trained byte-level LM, whose largest
 tensor has 7.9e5 elements; the tables grow with tensor size)."""
+MAX_FILE_BYTES = 256 * 2**20
+"""Largest sensitivities file read: 256 MiB, far above what is measured (a few hundred kB for the byte-level
+LM; the tables grow with layers x 17 points x the fit assignments), so that ``/dev/zero`` or a wrong, huge file
+is refused instead of filling the memory."""
 MAX_BITS = 16
 """Widest bits of a measured mixed assignment (the activations' and KV cache's largest quantised width)."""
 
