@@ -922,3 +922,18 @@ def test_limits_are_documented():
     doc = (Path(__file__).parents[1] / "docs" / "limits.md").read_text()
     for value in (f"{MAX_TOKENS:,}", f"{validation.MAX_JSON_DEPTH}", "RANGE_FACTOR", *map(str, FIELD_LIMITS.values())):
         assert value in doc, value
+
+
+@pytest.mark.parametrize("platform", ["bogus", "tpu"])
+def test_a_jax_backend_the_machine_cannot_start_is_one_line_naming_jax_platforms(platform, tmp_path):
+    """Before: JAX's RuntimeError ("Unable to initialize backend ...") as a traceback, or for a broken CUDA plug-in
+    a bare AssertionError. ``tpu`` assumes a machine without one (JAX's CPU wheel has no TPU runtime)."""
+    if platform == "tpu" and any(d.platform == "tpu" for d in jax.devices()):
+        pytest.skip("this machine has a TPU")
+    env = os.environ | {"JAX_PLATFORMS": platform, "CIMJAX_CACHE": str(tmp_path)}
+    code = "from cimjax.cli.main import app; app()"
+    argv = [sys.executable, "-c", code, "evaluate", "--model", MODEL, "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: JAX_PLATFORMS = '{platform}': JAX could not start its backend"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,8 @@ out = Console()
 
 
 def user_errors(fn):
-    """Turns ValueError (our validation errors) into a one-line message and exit status 2."""
+    """Turns ValueError (our validation errors) into a one-line message and exit status 2; so too a failure
+    whose cause is a JAX backend the environment asks for and this machine cannot start."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -36,8 +38,35 @@ def user_errors(fn):
         except ValueError as error:
             err.print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(2) from None
+        except typer.Exit:
+            raise
+        except Exception:
+            problem = backend_problem()
+            if problem is None:  # a fault of ours: the traceback is what a bug report needs
+                raise
+            err.print(f"[red]error:[/red] {problem}", highlight=False)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def backend_problem() -> str | None:
+    """Why JAX cannot start a backend (e.g. ``JAX_PLATFORMS=cuda`` on a machine without a working CUDA), or
+    None when it can. Asked only after a command failed, so a healthy run pays nothing for it."""
+    if "jax" not in sys.modules:
+        return None
+    import jax
+
+    try:
+        jax.devices()
+    except Exception as error:  # JAX raises RuntimeError, or a bare AssertionError from a broken plug-in
+        cause = " ".join(str(error).split()) or type(error).__name__
+        asked = os.environ.get("JAX_PLATFORMS", "")
+        return (
+            f"JAX_PLATFORMS = {asked!r}: JAX could not start its backend ({cause}); allowed: JAX_PLATFORMS unset "
+            "(JAX then uses what this machine has) or a platform this machine has, e.g. cpu"
+        )
+    return None
 
 
 def progress_bar(description: str):
