@@ -47,7 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax import validation
+from cimjax.cli.optimize import MAX_EVOLVE, MAX_REFINE, MAX_VERIFY_ROUNDS
 from cimjax.files import output_dir_argument
+from cimjax.joint.problem import parse_budget
 from cimjax.joint.refine import MEASUREMENTS
 from cimjax.joint.verified import optimize_measured
 from cimjax.lm.checkpoint import save_checkpoint
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy", choices=OPTIMIZER_VARIANTS, default=OPTIMIZER_PROXY, help="the search's proxy")
     parser.add_argument("--pairs", choices=PAIR_SETS, default=CHECKPOINT_PAIR_SET, help="pairs of --proxy pairwise")
     args = parser.parse_args(argv)
+    _check(parser, args)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=log)
     directory = trained.directory / "hf"
@@ -194,6 +198,24 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "end_to_end.md").write_text(text)
     print(text)
     return 0
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every option's value checked before the LM is trained or measured (argparse's one-line error): an hour
+    of work never ends in a budget or a round count that cannot be used."""
+    try:
+        for budget in args.budgets.split(","):
+            parse_budget(budget, lambda width: 1.0, "measured")  # the label or number; its value is measured later
+        validation.integer("--held-out", args.held_out, 1)
+        validation.integer("--rounds", args.rounds, 1, MAX_VERIFY_ROUNDS)
+        validation.seed("--seed", args.seed)
+        if args.refine is not None:
+            validation.integer("--refine", args.refine, 0, MAX_REFINE)
+        validation.integer("--evolve", args.evolve, 0, MAX_EVOLVE)
+        if args.area_max is not None:
+            validation.number("--area-max", args.area_max, 0.0, low_open=True)
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def _alpha(value: str) -> float | None:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax import validation
+from cimjax.cli.common import parse_alphas
 from cimjax.files import output_dir_argument
 from cimjax.joint.methods import GA_EVALUATIONS
 from cimjax.joint.problem import make_problem, proxy_values
@@ -38,7 +40,7 @@ from cimjax.joint.runner import run_method
 from cimjax.quant.default_proxy import DEFAULT_ASSUMPTION, DEFAULT_GAIN_CAP, DEFAULT_GAIN_CAP_NOTE, default_proxy
 from cimjax.search.pareto import hypervolume
 from cimjax.workload.models import MODELS, get_model
-from cimjax.workload.precision import N_POINTS, PRESETS, table_from_bits
+from cimjax.workload.precision import MAX_BITS, MIN_BITS, N_POINTS, PRESETS, table_from_bits
 
 METHODS = ("gradient", "uniform", "sequential", "ga")
 METRICS = {"tokens_per_s": 1.0, "tokens_per_j": 0.0}  # metric -> the alpha that optimises it
@@ -203,6 +205,31 @@ def plot_bits(records: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _parse(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list, list, list, list]:
+    """The models, alphas, widths and methods the options name, every value checked before the first run
+    (argparse's one-line error naming the option)."""
+    methods = args.methods.split(",")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"--methods: unknown {unknown}; allowed: {list(METHODS)}")
+    try:
+        specs = [get_model(m) for m in args.models.split(",")]
+        alphas = parse_alphas(args.alphas)
+        widths = [validation.integer("--widths", _whole(w), MIN_BITS, MAX_BITS) for w in args.widths.split(",")]
+        validation.seed("--seed", args.seed)
+    except ValueError as err:
+        parser.error(str(err))
+    return specs, alphas, widths, methods
+
+
+def _whole(text: str) -> int | str:
+    """``text`` as an int when it spells one, else as it is (for the check to name)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=output_dir_argument, default=Path("results/joint"))
@@ -214,13 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary-only", action="store_true", help="only summarise the runs already stored")
     args = parser.parse_args(argv)
 
-    methods = args.methods.split(",")
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"--methods: unknown {unknown}; allowed: {list(METHODS)}")
-    specs = [get_model(m) for m in args.models.split(",")]
-    alphas = [float(a) for a in args.alphas.split(",")]
-    widths = [int(w) for w in args.widths.split(",")]
+    specs, alphas, widths, methods = _parse(parser, args)
     runs = args.out / "runs"
     if not args.summary_only:
         jobs = [(s, a, w, m) for s in specs for a in alphas for w in widths for m in methods]
