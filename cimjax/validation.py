@@ -42,6 +42,14 @@ MAX_MATRIX_ELEMENTS = 2**31 - 1
 MAX_SEED = 2**32 - 1
 """Largest random seed: a JAX key keeps 32 bits of it (64-bit mode off), so seed 2**32 would silently
 give seed 0's key (``jax.random.key(2**32)`` is ``[0, 0]``)."""
+MAX_VERIFY_ROUNDS = 100
+"""Most verification rounds of a measured optimisation (``--verify-rounds``, ``max_rounds``; each one
+optimisation and one measurement; the default is 5)."""
+MAX_REFINE = 10_000
+"""Most assignments the refinement may measure (``--refine``; each one forward pass over the check windows)."""
+MAX_EVOLVE = 100_000
+"""Most assignments the evolutionary search may measure (``--evolve``; each one forward pass over at most 64
+selection windows)."""
 
 MAX_ITERATIONS = 10**6
 """Most steps, rounds or generations of an iterative method. At the paper's GA population (20) a million

@@ -48,7 +48,6 @@ from pathlib import Path
 import numpy as np
 
 from cimjax import validation
-from cimjax.cli.optimize import MAX_EVOLVE, MAX_REFINE, MAX_VERIFY_ROUNDS
 from cimjax.files import output_dir_argument
 from cimjax.joint.problem import parse_budget
 from cimjax.joint.refine import MEASUREMENTS
@@ -61,6 +60,7 @@ from cimjax.quant.pairs import CHECKPOINT_PAIR_SET, PAIR_SETS, of_checkpoint
 from cimjax.quant.proxy import OPTIMIZER_PROXY, OPTIMIZER_VARIANTS
 from cimjax.quant.quantizers import CLIPS, QuantScheme, TensorScheme
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
+from cimjax.validation import MAX_EVOLVE, MAX_REFINE, MAX_VERIFY_ROUNDS
 from cimjax.workload.precision import table_from_bits
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cimjax.cli.main import app
 from cimjax.joint.iso_area import pick
 from cimjax.joint.problem import proxy_values
-from cimjax.joint.verified import measured_budget, verify_rounds
+from cimjax.joint.verified import measured_budget, optimize_measured, verify_rounds
 from cimjax.lm import load_checkpoint, model_tensors
 from cimjax.lm.model import functional, token_nll
 from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, checkpoint_scheme, load
@@ -446,3 +446,16 @@ def test_iso_area_pick_follows_the_rule_among_baseline_first_and_iso():
     assert not pick(first, found(0.7, 20.0), 0.01)  # faster, but 2x the area for 1.43x: does not pay
     assert pick(first, found(0.4, 20.0), 0.01)  # 2.5x for 2x the area: pays
     assert not pick(first, found(1.1, 5.0), 0.01)  # slower than the baseline
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("refine", -1), ("refine", "x"), ("max_rounds", 10**23), ("evolve", 10**9), ("verify", "yes"), ("pairs", "x"),
+     ("log", 3)],
+)  # fmt: skip
+def test_optimize_measured_refuses_what_no_run_could_use_by_name(sens_file, field, value):
+    """The Python entry point of ``optimize --checkpoint`` takes the command line's limits. Before: the first
+    four were accepted (without ``verify`` silently unused), ``pairs="x"`` ended in an AttributeError, ``log=3``
+    was accepted until a verified run called it, and ``verify="yes"`` was refused as if the weights were missing."""
+    with pytest.raises(ValueError, match=f"{field} = .* is not allowed"):
+        optimize_measured(load(sens_file), "int4", target="kl", **{field: value})

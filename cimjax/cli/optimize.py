@@ -32,7 +32,7 @@ from cimjax.cli.common import (
 from cimjax.cli.optimize_output import print_report
 from cimjax.files import check_output_dir, output_dir
 from cimjax.joint.methods import JOINT_METHODS
-from cimjax.validation import InputError
+from cimjax.validation import MAX_EVOLVE, MAX_REFINE, MAX_VERIFY_ROUNDS, InputError
 
 TOLERANCE = 0.01
 """``--tolerance``'s default: :data:`cimjax.joint.compare.TOLERANCE` (written out: the CLI imports no JAX
@@ -41,12 +41,6 @@ MAX_STARTS = 4096
 """Most parallel starts of the gradient method (each carries its per-layer bit table through the descent)."""
 MAX_ROUNDS = 1000
 """Most augmented-Lagrangian rounds (the default is 8)."""
-MAX_REFINE = 10_000
-"""Most assignments --refine may measure (each one forward pass over the check windows)."""
-MAX_EVOLVE = 100_000
-"""Most assignments --evolve may measure (each one forward pass over at most 64 selection windows)."""
-MAX_VERIFY_ROUNDS = 100
-"""Most rounds of --verify (each one optimisation and one measurement; the default is 5)."""
 CALIBRATION = {"--calib-windows": 16, "--calib-seq-len": 128, "--check-windows": 64}
 """The windows a checkpoint is measured on by default (those of ``cimjax proxy sensitivities``)."""
 

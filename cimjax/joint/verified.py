@@ -48,6 +48,7 @@ import numpy as np
 
 import cimjax.joint.evolve as evolution
 import cimjax.joint.iso_area as iso_area
+import cimjax.validation as validation
 from cimjax.hardware.technology import Technology
 from cimjax.joint.baselines import uniform_front
 from cimjax.joint.compare import TOLERANCE, compare, objective_note
@@ -244,14 +245,19 @@ def _search(solve, *, fit, measure_many, budget: float, max_rounds: int, refine:
     return _Searched(history, candidates, evaluations, refined)
 
 
-def _check_arguments(verify: bool, model: DecoderLM | None, max_rounds: int, target: str, evolve: int) -> None:
-    """:func:`optimize_measured`'s checks of its arguments, before anything is measured."""
-    if not (isinstance(evolve, int) and evolve >= 0):
-        raise ValueError(f"evolve = {evolve!r} must be a non-negative integer (0: off)")
+def _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, log) -> None:
+    """:func:`optimize_measured`'s checks of its arguments (the command line's limits), before anything is
+    measured: a value no run could use is refused by name, not ignored or met deep inside a run."""
+    if not isinstance(verify, bool):
+        raise validation.fail("verify", verify, "allowed: True or False")
     if verify and model is None:
         raise ValueError("--verify needs the weights: give --checkpoint DIR (a sensitivities file alone has none)")
-    if not (isinstance(max_rounds, int) and max_rounds >= 1):
-        raise ValueError(f"max_rounds = {max_rounds!r} must be a positive integer")
+    validation.count("max_rounds", max_rounds, 1, validation.MAX_VERIFY_ROUNDS)
+    if refine is not None:
+        validation.count("refine", refine, 0, validation.MAX_REFINE)
+    validation.count("evolve", evolve, 0, validation.MAX_EVOLVE)
+    validation.instance("pairs", pairs, Pairs)
+    validation.callback("log", log)
     check_target(target)
 
 
@@ -304,7 +310,7 @@ def optimize_measured(
       ValueError: a malformed argument, or ``verify`` without a model.
       InfeasibleError: no design can meet the request.
     """
-    _check_arguments(verify, model, max_rounds, target, evolve)
+    _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, log)
     spec = measured.spec
     limit, label = measured_budget(measured, budget, target)
 
