@@ -1,4 +1,7 @@
-"""Fuzz of the keyword arguments of ``cimjax.search`` and ``cimjax.optimize_report``, the calls a notebook makes.
+"""Fuzz of the keyword arguments of the Python entry points: ``cimjax.search`` and ``cimjax.optimize_report``, the
+calls a notebook makes (``--entry notebook``, the default); ``cimjax.evaluate_design`` (``--entry evaluate``);
+``cimjax.joint.verified.optimize_measured`` and the ``Calibration`` of ``cimjax.quant.measured.for_checkpoint``
+on a tiny trained checkpoint (``--entry checkpoint``).
 
 Each argument is set in turn to each of eight hostile values (``None``, a string, -1, 1e30, NaN, ``True``, a
 dict, an ``np.float32``) on a small workload, and each call is classified: ``clear`` (a ValueError or
@@ -52,8 +55,14 @@ def classify(call, timeout: int) -> tuple[str, str]:
     return ("nan" if "NaN" in text or "Infinity" in text else "ok"), text[:80]
 
 
-def calls():
-    """``(label, call)`` for every argument and hostile value."""
+def calls(entry: str = "notebook"):
+    """``(label, call)`` for every argument and hostile value of the ``entry`` points."""
+    if entry == "evaluate":
+        yield from evaluate_calls()
+        return
+    if entry == "checkpoint":
+        yield from checkpoint_calls()
+        return
     import cimjax
 
     small = cimjax.Workload(prefill=16, generate=16)
@@ -81,14 +90,72 @@ def calls():
             yield f"optimize_report {name}={value!r}", lambda call=call, value=value: call(value)
 
 
+def evaluate_calls():
+    """``cimjax.evaluate_design``: the precision, the whole config, one of its fields, the workload, the technology."""
+    import cimjax
+
+    small = cimjax.Workload(prefill=16, generate=16)
+    arguments = {
+        "precision": lambda v: cimjax.evaluate_design(MODEL, v, {}, small),
+        "config": lambda v: cimjax.evaluate_design(MODEL, "int8", v, small),
+        "config c_v": lambda v: cimjax.evaluate_design(MODEL, "int8", {"c_v": v}, small),
+        "workload": lambda v: cimjax.evaluate_design(MODEL, "int8", {}, v),
+        "tech": lambda v: cimjax.evaluate_design(MODEL, "int8", {}, small, v),
+    }
+    for value in VALUES:
+        for name, call in arguments.items():
+            yield f"evaluate_design {name}={value!r}", lambda call=call, value=value: call(value)
+
+
+def checkpoint_calls():
+    """``optimize_measured`` on a tiny trained checkpoint's measurement, and each field of the ``Calibration``
+    that :func:`cimjax.quant.measured.for_checkpoint` measures with."""
+    import tempfile
+
+    from cimjax.joint.settings import JointSettings
+    from cimjax.joint.verified import optimize_measured
+    from cimjax.lm import save_checkpoint
+    from cimjax.quant.measured import Calibration, checkpoint_scheme, for_checkpoint
+    from cimjax.quant.train import TINY, train
+
+    trained = train(TINY)
+    directory = Path(tempfile.mkdtemp(prefix="cimjax-keyword-fuzz-"))
+    save_checkpoint(trained.model, directory)
+    small = {"windows": 2, "seq_len": 32, "samples": 1, "check_windows": 4}
+    scheme = checkpoint_scheme(False)
+    measured = for_checkpoint(directory, Calibration(**small), scheme=scheme)
+    fast = {"settings": JointSettings(starts=2, rounds=2), "target": "kl"}
+
+    def optimized(name, v):
+        kwargs = fast | {name: v} | ({"model": trained.model} if name in ("verify", "max_rounds", "refine") else {})
+        if name in ("max_rounds", "refine"):
+            kwargs.setdefault("verify", True)
+        return optimize_measured(measured, kwargs.pop("budget", "int4"), **kwargs)
+
+    names = ("budget", "target", "verify", "max_rounds", "refine", "evolve", "proxy", "pairs", "log", "seed",
+             "alpha", "area_max", "tolerance", "method", "settings")  # fmt: skip
+    fields = ("windows", "seq_len", "samples", "seed", "check_windows", "gptq_windows", "sensitivity_split")
+    for value in VALUES:
+        for name in names:
+            yield f"optimize_measured {name}={value!r}", lambda name=name, value=value: optimized(name, value)
+        for name in fields:
+            yield (
+                f"for_checkpoint Calibration {name}={value!r}",
+                lambda name=name, value=value: for_checkpoint(
+                    directory, Calibration(**small | {name: value}), scheme=scheme
+                ).report(directory),
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write every call and its outcome here")
     parser.add_argument("--timeout", type=int, default=120, help="seconds before a call counts as a hang")
+    parser.add_argument("--entry", choices=("notebook", "evaluate", "checkpoint"), default="notebook")
     args = parser.parse_args()
     signal.signal(signal.SIGALRM, alarm)
     rows, start = [], time.perf_counter()
-    for label, call in calls():
+    for label, call in calls(args.entry):
         outcome, message = classify(call, args.timeout)
         rows.append({"call": label, "outcome": outcome, "message": message})
         print(f"{outcome:6s} {label:50s} {message}", flush=True)

@@ -451,11 +451,19 @@ def test_iso_area_pick_follows_the_rule_among_baseline_first_and_iso():
 @pytest.mark.parametrize(
     ("field", "value"),
     [("refine", -1), ("refine", "x"), ("max_rounds", 10**23), ("evolve", 10**9), ("verify", "yes"), ("pairs", "x"),
-     ("log", 3)],
+     ("log", 3), ("settings", "x"), ("settings", {})],
 )  # fmt: skip
 def test_optimize_measured_refuses_what_no_run_could_use_by_name(sens_file, field, value):
     """The Python entry point of ``optimize --checkpoint`` takes the command line's limits. Before: the first
     four were accepted (without ``verify`` silently unused), ``pairs="x"`` ended in an AttributeError, ``log=3``
-    was accepted until a verified run called it, and ``verify="yes"`` was refused as if the weights were missing."""
+    was accepted until a verified run called it, ``verify="yes"`` was refused as if the weights were missing, and
+    ``settings="x"`` ended in "replace() should be called on dataclass instances" (``{}`` was taken as None)."""
     with pytest.raises(ValueError, match=f"{field} = .* is not allowed"):
         optimize_measured(load(sens_file), "int4", target="kl", **{field: value})
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, True])
+def test_calibration_seed_is_checked_where_the_calibration_is_made(seed):
+    """Before: -1 was met inside NumPy ("expected non-negative integer") when the windows were drawn."""
+    with pytest.raises(ValueError, match=r"calibration seed=.* must be an integer in \[0, 4294967295\]"):
+        Calibration(seed=seed)

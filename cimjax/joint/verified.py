@@ -245,7 +245,7 @@ def _search(solve, *, fit, measure_many, budget: float, max_rounds: int, refine:
     return _Searched(history, candidates, evaluations, refined)
 
 
-def _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, log) -> None:
+def _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, log, settings) -> None:
     """:func:`optimize_measured`'s checks of its arguments (the command line's limits), before anything is
     measured: a value no run could use is refused by name, not ignored or met deep inside a run."""
     if not isinstance(verify, bool):
@@ -257,6 +257,7 @@ def _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, l
         validation.count("refine", refine, 0, validation.MAX_REFINE)
     validation.count("evolve", evolve, 0, validation.MAX_EVOLVE)
     validation.instance("pairs", pairs, Pairs)
+    validation.instance("settings", settings, JointSettings)
     validation.callback("log", log)
     check_target(target)
 
@@ -310,7 +311,7 @@ def optimize_measured(
       ValueError: a malformed argument, or ``verify`` without a model.
       InfeasibleError: no design can meet the request.
     """
-    _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, log)
+    _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, log, settings)
     spec = measured.spec
     limit, label = measured_budget(measured, budget, target)
 

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from cimjax.quant import corpus
+from cimjax.validation import MAX_SEED
 
 GPTQ_WINDOWS = 128
 """GPTQ's Hessian windows by default: the reference's 128 calibration samples (Frantar et al.), here of the
@@ -58,8 +59,8 @@ class Calibration:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"calibration {field}={value!r} must be a positive integer")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"calibration seed={self.seed!r} must be an integer")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"calibration seed={self.seed!r} must be an integer in [0, {MAX_SEED}]")
         if self.sensitivity_split not in SENSITIVITY_SPLITS:
             allowed = ", ".join(SENSITIVITY_SPLITS)
             raise ValueError(
