@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import signal
 import time
 import traceback
@@ -108,13 +109,14 @@ def evaluate_calls():
 
 
 def checkpoint_calls():
-    """``optimize_measured`` on a tiny trained checkpoint's measurement, and each field of the ``Calibration``
-    that :func:`cimjax.quant.measured.for_checkpoint` measures with."""
+    """``for_checkpoint``'s, ``load_checkpoint``'s and ``save_checkpoint``'s arguments (in a scratch working
+    directory), ``optimize_measured`` on a tiny trained checkpoint's measurement, and each field of the
+    ``Calibration`` that :func:`cimjax.quant.measured.for_checkpoint` measures with."""
     import tempfile
 
     from cimjax.joint.settings import JointSettings
     from cimjax.joint.verified import optimize_measured
-    from cimjax.lm import save_checkpoint
+    from cimjax.lm import load_checkpoint, save_checkpoint
     from cimjax.quant.measured import Calibration, checkpoint_scheme, for_checkpoint
     from cimjax.quant.train import TINY, train
 
@@ -135,6 +137,20 @@ def checkpoint_calls():
     names = ("budget", "target", "verify", "max_rounds", "refine", "evolve", "proxy", "pairs", "log", "seed",
              "alpha", "area_max", "tolerance", "method", "settings")  # fmt: skip
     fields = ("windows", "seq_len", "samples", "seed", "check_windows", "gptq_windows", "sensitivity_split")
+    checkpoints = {
+        "for_checkpoint directory": lambda v: for_checkpoint(v, Calibration(**small), scheme=scheme),
+        "load_checkpoint directory": load_checkpoint,
+        "save_checkpoint model": lambda v: save_checkpoint(v, "saved"),
+        "save_checkpoint directory": lambda v: save_checkpoint(trained.model, v),
+    }
+    for name in ("calibration", "scheme", "n_fit", "log", "progress"):
+        checkpoints[f"for_checkpoint {name}"] = lambda v, name=name: for_checkpoint(
+            directory, **{"calibration": Calibration(**small), "scheme": scheme} | {name: v}
+        ).report(directory)
+    os.chdir(tempfile.mkdtemp(prefix="cimjax-keyword-fuzz-cwd-"))  # "x" is a valid directory to save into
+    for value in VALUES:
+        for name, call in checkpoints.items():
+            yield f"{name}={value!r}", lambda call=call, value=value: call(value)
     for value in VALUES:
         for name in names:
             yield f"optimize_measured {name}={value!r}", lambda name=name, value=value: optimized(name, value)

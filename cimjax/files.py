@@ -30,10 +30,10 @@ LOCK_NAME = ".cimjax.lock"
 
 def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     """``path`` as a directory cimjax may create and write; InputError naming ``flag`` otherwise."""
-    text = os.fspath(path)
     allowed = "allowed: a directory path that is writable (it is created if missing)"
-    if not text.strip():
-        raise InputError(f"{flag} = {text!r} is not allowed; {allowed}")
+    text = _path_text(path)
+    if text is None or not text.strip():
+        raise InputError(f"{flag} = {path!r} is not allowed; {allowed}")
     target = Path(text)
     if target.exists() and not target.is_dir():
         raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a directory; {allowed}")
@@ -47,8 +47,8 @@ def check_output_file(path: str | os.PathLike, flag: str, formats: Collection[st
     otherwise."""
     endings = f" ending in {', '.join('.' + f for f in sorted(formats))}" if formats else ""
     allowed = f"allowed: a file path{endings} in a writable directory (missing directories are created)"
-    text = path if isinstance(path, str) else os.fspath(path) if isinstance(path, os.PathLike) else None
-    if not isinstance(text, str) or not text.strip():
+    text = _path_text(path)
+    if text is None or not text.strip():
         raise InputError(f"{flag} = {path!r} is not allowed; {allowed}")
     target = Path(text)
     if target.is_dir():
@@ -78,6 +78,12 @@ def _argument(check, text: str) -> Path:
         return check(text, "value")
     except InputError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _path_text(path) -> str | None:
+    """A path's text, or None when ``path`` is no path (None, a number, bytes, a dict)."""
+    text = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    return text if isinstance(text, str) else None
 
 
 def _check_creatable(target: Path, flag: str, allowed: str, text: str) -> None:

@@ -88,6 +88,19 @@ def module_cache(tmp_path_factory):
         yield path
 
 
+@pytest.fixture(scope="module")
+def exported(module_cache, tmp_path_factory):
+    """The tiny trained LM exported by ``cimjax proxy export --size tiny`` (trained in ``module_cache``)."""
+    from typer.testing import CliRunner
+
+    from cimjax.cli.main import app
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny"
+    res = CliRunner().invoke(app, ["proxy", "export", "--size", "tiny", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
 @pytest.fixture(scope="session")
 def halving_problem():
     """The measured searches' test problem (test_refine.py, test_evolve.py): the tiny LM's shape on 512

@@ -4,6 +4,7 @@ in measured units with ``--verify``, and one-line errors for malformed or mismat
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import jax
@@ -16,9 +17,9 @@ from cimjax.cli.main import app
 from cimjax.joint.iso_area import pick
 from cimjax.joint.problem import proxy_values
 from cimjax.joint.verified import measured_budget, optimize_measured, verify_rounds
-from cimjax.lm import load_checkpoint, model_tensors
+from cimjax.lm import load_checkpoint, model_tensors, save_checkpoint
 from cimjax.lm.model import functional, token_nll
-from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, checkpoint_scheme, load
+from cimjax.quant.measured import Calibration, cache_path, checkpoint_hash, checkpoint_scheme, for_checkpoint, load
 from cimjax.quant.proxy import Proxy, ProxyKind
 from cimjax.quant.quantizers import QuantHooks
 from cimjax.quant.train import TINY, train
@@ -29,14 +30,6 @@ runner = CliRunner()
 CALIB = ["--windows", "2", "--seq-len", "32", "--samples", "1", "--check-windows", "4"]
 FAST = ["--starts", "2", "--rounds", "2"]
 RTN = checkpoint_scheme(gptq=False)  # these tests need *a* quantiser: round to nearest (GPTQ: test_gptq.py)
-
-
-@pytest.fixture(scope="module")
-def exported(module_cache, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt") / "tiny"
-    res = runner.invoke(app, ["proxy", "export", "--size", "tiny", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -467,3 +460,40 @@ def test_calibration_seed_is_checked_where_the_calibration_is_made(seed):
     """Before: -1 was met inside NumPy ("expected non-negative integer") when the windows were drawn."""
     with pytest.raises(ValueError, match=r"calibration seed=.* must be an integer in \[0, 4294967295\]"):
         Calibration(seed=seed)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda d: load_checkpoint(None), "checkpoint directory = None is not allowed"),
+        (lambda d: load_checkpoint(d / "config.json"), "is a file, not a directory"),
+        (lambda d: save_checkpoint(None, d / "out"), "model = None is not allowed"),
+        (lambda d: save_checkpoint(load_checkpoint(d), 3), "directory = 3 is not allowed"),
+        (lambda d: save_checkpoint(load_checkpoint(d), ""), "directory = '' is not allowed"),
+        (lambda d: for_checkpoint(3), "checkpoint directory = 3 is not allowed"),
+        (lambda d: for_checkpoint(d, {}), "calibration = {} is not allowed"),
+        (lambda d: for_checkpoint(d, scheme="x"), "scheme = 'x' is not allowed"),
+        (lambda d: for_checkpoint(d, n_fit=0), "n_fit = 0 is not allowed"),
+        (lambda d: for_checkpoint(d, progress=3), "progress = 3 is not allowed"),
+    ],
+)
+def test_checkpoint_functions_refuse_arguments_by_name(exported, tmp_path, monkeypatch, call, message):
+    """Before: TypeErrors from pathlib ("expected str, bytes or os.PathLike object, not NoneType"),
+    AttributeErrors ("'str' object has no attribute 'gptq'", "'NoneType' object has no attribute 'spec'"), a file
+    reported as a directory that "does not exist", ``save_checkpoint(model, "")`` writing into the working
+    directory, and ``{}`` taken as the default calibration."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(exported)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_a_cached_measurement_is_used_only_for_its_number_of_fit_assignments(exported):
+    """Before: the cache key left ``n_fit`` out, so a second call asking for 3 fit assignments got the 2 that
+    the first call measured."""
+    calibration = Calibration(windows=2, seq_len=32, samples=1, check_windows=4, seed=7)
+    measuring, cached = [], []
+    assert len(for_checkpoint(exported, calibration, n_fit=2, scheme=RTN).joint_tables) == 2
+    assert len(for_checkpoint(exported, calibration, n_fit=3, scheme=RTN, log=measuring.append).joint_tables) == 3
+    assert len(for_checkpoint(exported, calibration, n_fit=3, scheme=RTN, log=cached.append).joint_tables) == 3
+    assert measuring and not cached  # the second call measured (and says so), the third is served from the cache

@@ -65,18 +65,10 @@ def test_evaluate_plot_creates_missing_directories(scratch):
     assert (scratch / "new/dir/chart.svg").read_text().lstrip().startswith("<?xml")
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(module_cache, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ckpt") / "tiny"
-    res = runner.invoke(app, ["proxy", "export", "--size", "tiny", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
-
-
 @pytest.mark.parametrize(("path", "reason"), BAD_FILES)
-def test_sensitivities_out_is_refused_before_measuring(scratch, tiny_checkpoint, path, reason):
+def test_sensitivities_out_is_refused_before_measuring(scratch, exported, path, reason):
     """Before: the checkpoint was measured (minutes on a real one), then a traceback lost the measurement."""
-    args = ["proxy", "sensitivities", "--checkpoint", str(tiny_checkpoint), "--windows", "2", "--seq-len", "32"]
+    args = ["proxy", "sensitivities", "--checkpoint", str(exported), "--windows", "2", "--seq-len", "32"]
     res = runner.invoke(app, [*args, "--samples", "1", "--check-windows", "4", "--no-gptq", "--out", path])
     _refused(res, "--out", reason)
 

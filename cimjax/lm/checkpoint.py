@@ -9,6 +9,7 @@ are skipped, any other extra tensor is an error so that a wrong architecture doe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -17,9 +18,9 @@ from flax import nnx
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from cimjax.files import atomic_path, atomic_write
+from cimjax.files import atomic_path, atomic_write, check_output_dir
 from cimjax.lm.model import DecoderLM, functional
-from cimjax.validation import number, read_json
+from cimjax.validation import fail, number, read_json
 from cimjax.workload.spec import ModelSpec
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -76,7 +77,9 @@ def save_checkpoint(
     Returns:
       The directory.
     """
-    out = Path(directory)
+    if not isinstance(model, DecoderLM):
+        raise fail("model", model, "allowed: a cimjax.lm.DecoderLM")
+    out = check_output_dir(directory, "directory")
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer is not None:
         atomic_write(out / TOKENIZER_FILE, Path(tokenizer).read_text(encoding="utf-8"))
@@ -156,6 +159,20 @@ def _hyperparameter(cfg: dict, key: str, default: float, path: Path) -> float:
         raise CheckpointError(str(e)) from None
 
 
+def checkpoint_directory(directory: str | Path) -> Path:
+    """``directory`` as the path of an existing directory; CheckpointError naming it otherwise (a number or
+    None in its place too, not a TypeError from :class:`pathlib.Path`)."""
+    if not isinstance(directory, str | os.PathLike) or not os.fspath(directory).strip():
+        allowed = "allowed: a checkpoint directory (str or pathlib.Path)"
+        raise CheckpointError(f"checkpoint directory = {directory!r} is not allowed; {allowed}")
+    path = Path(directory)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint directory {path} does not exist")
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory {path} is a file, not a directory")
+    return path
+
+
 def load_checkpoint(directory: str | Path) -> DecoderLM:
     """Builds a :class:`DecoderLM` from a local Hugging Face checkpoint directory.
 
@@ -165,9 +182,7 @@ def load_checkpoint(directory: str | Path) -> DecoderLM:
     """
     from cimjax.workload.hf_config import ConfigError, load_hf_config
 
-    path = Path(directory)
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoint directory {path} does not exist")
+    path = checkpoint_directory(directory)
     try:
         spec: ModelSpec = load_hf_config(path)
     except ConfigError as e:

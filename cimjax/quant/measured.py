@@ -30,6 +30,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+import cimjax.validation as validation
 from cimjax.cache import cache_dir
 from cimjax.files import atomic_write, check_output_file
 from cimjax.lm.checkpoint import TOKENIZER_FILE
@@ -61,6 +62,9 @@ act-order; chosen by weight-only KL on windows it never saw, docs/quantisation.m
 TARGETS = ("loss", "kl")
 """What a budget measures: the loss increase, or the mean per-token KL divergence from full precision
 (both nats/token, on the check windows)."""
+MAX_FIT = 10_000
+"""Most random assignments measured to fit the interaction proxy (``n_fit``; each one forward pass over the
+check windows; the default is 64)."""
 
 
 def loss_and_kl(
@@ -397,24 +401,26 @@ def for_checkpoint(
     progress: Progress | None = None,
 ) -> Measured:
     """The checkpoint's :class:`Measured` quantised with ``scheme``, from the cache when this content,
-    calibration and quantiser were measured (``progress``: see :func:`measure`).
+    calibration and quantiser were measured with ``n_fit`` fit assignments (``progress``: see :func:`measure`).
 
     Raises:
       cimjax.lm.CheckpointError: the checkpoint cannot be loaded.
     """
-    from cimjax.lm.checkpoint import CheckpointError, load_checkpoint
+    from cimjax.lm.checkpoint import checkpoint_directory, load_checkpoint
 
-    calibration = calibration or Calibration()
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"checkpoint directory {directory} does not exist")
+    directory = checkpoint_directory(directory)
+    calibration = validation.instance("calibration", calibration, Calibration, Calibration)
+    scheme = validation.instance("scheme", scheme, QuantScheme, lambda: CHECKPOINT_SCHEME)
+    validation.count("n_fit", n_fit, 1, MAX_FIT)
+    validation.callback("log", log)
+    validation.callback("progress", progress)
     calibration = with_tokenizer(calibration, directory)
     digest = checkpoint_hash(directory)
     path = cache_path(digest, calibration, scheme)
     if path.is_file():
         try:
             cached = load(path)
-            if cached.checkpoint_hash == digest and cached.scheme == scheme:
+            if cached.checkpoint_hash == digest and cached.scheme == scheme and len(cached.joint_tables) == n_fit:
                 return dataclasses.replace(cached, calibration=calibration)  # this directory's tokenizer path
         except MeasuredFileError:
             pass  # a stale or damaged cache entry is measured again
