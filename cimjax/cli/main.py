@@ -6,9 +6,13 @@ and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -55,7 +59,8 @@ class _OneLineErrors(TyperGroup):
         if not standalone_mode:
             return super().main(**kwargs)
         try:
-            code = super().main(**kwargs)
+            with _noting_interrupts() as interrupts:
+                code = super().main(**kwargs)
         except typer.TyperException as error:
             if type(error).__name__ != "NoArgsIsHelpError":  # help was printed: nothing to add
                 ctx = getattr(error, "ctx", None)
@@ -66,6 +71,9 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             err.print("[red]error:[/red] aborted", highlight=False)
             sys.exit(1)
+        if interrupts and code != INTERRUPTED:  # Ctrl-C came, but its KeyboardInterrupt was swallowed
+            err.print("[red]error:[/red] interrupted (Ctrl-C)", highlight=False)
+            code = INTERRUPTED
         if code == INTERRUPTED:
             # Ctrl-C: leave without the interpreter's teardown, which crashes (SIGSEGV) when Ctrl-C came while
             # XLA was compiling on its own threads. Every output is complete or absent by now (atomic writes).
@@ -73,6 +81,29 @@ class _OneLineErrors(TyperGroup):
             sys.stderr.flush()
             os._exit(INTERRUPTED)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def _noting_interrupts() -> Iterator[list[int]]:
+    """Ctrl-C raises KeyboardInterrupt as before and is also noted in the list yielded: when it lands inside
+    a garbage-collector callback (JAX's ``_xla_gc_callback``), Python prints "Exception ignored" and the run
+    goes on, so the note is what still ends it with status 130. A SIGINT that is ignored (a background job)
+    or handled by the caller, and a call from another thread, are left alone."""
+    noted: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def handler(signum, frame):
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, help=__doc__)
