@@ -407,6 +407,9 @@ def cases(ws: Workspace) -> list[dict]:
     ]:
         add("models", "environment", ["models", "--json"], expect="finite", env=env)
         add("evaluate", "environment", [*ev, "--json"], env=env, expect="finite")
+    for platform in ["bogus", "tpu"]:  # a JAX backend this machine cannot start (no TPU here)
+        add("models", "environment", ["models", "--json"], expect="finite", env={"JAX_PLATFORMS": platform})
+        add("evaluate", "environment", [*ev, "--json"], env={"JAX_PLATFORMS": platform})
     return out
 
 
