@@ -31,7 +31,7 @@ LOCK_NAME = ".cimjax.lock"
 def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     """``path`` as a directory cimjax may create and write; InputError naming ``flag`` otherwise."""
     allowed = "allowed: a directory path that is writable (it is created if missing)"
-    text = _path_text(path)
+    text = path_text(path)
     if text is None or not text.strip():
         raise InputError(f"{flag} = {path!r} is not allowed; {allowed}")
     target = Path(text)
@@ -47,7 +47,7 @@ def check_output_file(path: str | os.PathLike, flag: str, formats: Collection[st
     otherwise."""
     endings = f" ending in {', '.join('.' + f for f in sorted(formats))}" if formats else ""
     allowed = f"allowed: a file path{endings} in a writable directory (missing directories are created)"
-    text = _path_text(path)
+    text = path_text(path)
     if text is None or not text.strip():
         raise InputError(f"{flag} = {path!r} is not allowed; {allowed}")
     target = Path(text)
@@ -80,8 +80,9 @@ def _argument(check, text: str) -> Path:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _path_text(path) -> str | None:
-    """A path's text, or None when ``path`` is no path (None, a number, bytes, a dict)."""
+def path_text(path) -> str | None:
+    """A path's text, or None when ``path`` is no path (None, a number, bytes, a dict): the entry points refuse
+    those by name instead of meeting pathlib's TypeError."""
     text = os.fspath(path) if isinstance(path, str | os.PathLike) else None
     return text if isinstance(text, str) else None
 

@@ -120,11 +120,11 @@ def seed(field: str, value) -> int:
     return count(field, value, 0, MAX_SEED)
 
 
-def callback(field: str, value):
-    """A callback argument (``progress``): a callable, or None for none; a number in its place is refused here,
-    not as "'int' object is not callable" from inside a run."""
+def callback(field: str, value, called_with: str = "the progress so far"):
+    """A callback argument (``progress``, ``log``): a callable, or None for none; a number in its place is
+    refused here, not as "'int' object is not callable" from inside a run."""
     if value is not None and not callable(value):
-        raise fail(field, value, "allowed: a function (called with the progress so far) or None")
+        raise fail(field, value, f"allowed: a function (called with {called_with}) or None")
     return value
 
 

@@ -258,7 +258,7 @@ def _check_arguments(verify, model, max_rounds, target, refine, evolve, pairs, l
     validation.count("evolve", evolve, 0, validation.MAX_EVOLVE)
     validation.instance("pairs", pairs, Pairs)
     validation.instance("settings", settings, JointSettings)
-    validation.callback("log", log)
+    validation.callback("log", log, "each progress message")
     check_target(target)
 
 

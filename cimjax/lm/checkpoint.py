@@ -9,7 +9,6 @@ are skipped, any other extra tensor is an error so that a wrong architecture doe
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ from flax import nnx
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from cimjax.files import atomic_path, atomic_write, check_output_dir
+from cimjax.files import atomic_path, atomic_write, check_output_dir, path_text
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.validation import fail, number, read_json
 from cimjax.workload.spec import ModelSpec
@@ -162,10 +161,11 @@ def _hyperparameter(cfg: dict, key: str, default: float, path: Path) -> float:
 def checkpoint_directory(directory: str | Path) -> Path:
     """``directory`` as the path of an existing directory; CheckpointError naming it otherwise (a number or
     None in its place too, not a TypeError from :class:`pathlib.Path`)."""
-    if not isinstance(directory, str | os.PathLike) or not os.fspath(directory).strip():
+    text = path_text(directory)
+    if text is None or not text.strip():
         allowed = "allowed: a checkpoint directory (str or pathlib.Path)"
         raise CheckpointError(f"checkpoint directory = {directory!r} is not allowed; {allowed}")
-    path = Path(directory)
+    path = Path(text)
     if not path.exists():
         raise CheckpointError(f"checkpoint directory {path} does not exist")
     if not path.is_dir():

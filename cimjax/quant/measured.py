@@ -412,7 +412,7 @@ def for_checkpoint(
     calibration = validation.instance("calibration", calibration, Calibration, Calibration)
     scheme = validation.instance("scheme", scheme, QuantScheme, lambda: CHECKPOINT_SCHEME)
     validation.count("n_fit", n_fit, 1, MAX_FIT)
-    validation.callback("log", log)
+    validation.callback("log", log, "each progress message")
     validation.callback("progress", progress)
     calibration = with_tokenizer(calibration, directory)
     digest = checkpoint_hash(directory)
