@@ -26,6 +26,7 @@ from cimjax.cli.common import parse_alphas
 from cimjax.files import output_dir_argument
 from cimjax.hardware.technology import default_technology
 from cimjax.report.study import sweep_study
+from cimjax.validation import run_script
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import resolve_precision
@@ -113,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -16,6 +16,7 @@ from pathlib import Path
 from cimjax.files import output_file_argument
 from cimjax.hardware.technology import default_technology
 from cimjax.report.calibration import calibrate, fit_dram_energy
+from cimjax.validation import run_script
 from cimjax.workload.operators import Workload
 
 
@@ -45,4 +46,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -30,6 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.experimental.serialize_executable import serialize  # noqa: E402
 
+from cimjax import validation
 from cimjax.cost.batched import compress_uniform, make_evaluator  # noqa: E402
 from cimjax.files import output_file_argument
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE, HardwareConfig  # noqa: E402
@@ -40,6 +41,7 @@ from cimjax.joint.settings import JointSettings  # noqa: E402
 from cimjax.search.exhaustive import DEFAULT_CHUNK  # noqa: E402
 from cimjax.search.gradient import EXACT_BATCH, descent_program, search_box  # noqa: E402
 from cimjax.search.symmetry import MirrorFolding  # noqa: E402
+from cimjax.validation import run_script
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload  # noqa: E402
 from cimjax.workload.precision import resolve_precision  # noqa: E402
@@ -124,11 +126,8 @@ def main() -> None:
             joint_descent._problem_data(problem),
         ),
     )
-    if args.programs:
-        wanted = args.programs.split(",")
-        unknown = sorted(set(wanted) - set(programs))
-        if unknown:
-            parser.error(f"--programs {unknown} unknown; allowed: {sorted(programs)}")
+    if args.programs is not None:
+        wanted = validation.names("--programs", args.programs, programs)
         programs = {name: programs[name] for name in wanted}
     report = {"model": spec.id, "precision": args.precision, "jax": jax.__version__, "programs": {}}
     for name, (program, program_args) in programs.items():
@@ -150,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -34,6 +34,7 @@ from cimjax.mapping.pipeline import dram_bits_per_s, stage_timing
 from cimjax.ops import EXACT
 from cimjax.report.paper import PAPER_AREA_BAND_MM2, PRECISIONS
 from cimjax.search.exhaustive import sweep
+from cimjax.validation import run_script
 from cimjax.workload.models import MODELS
 from cimjax.workload.operators import Workload, linear_shapes
 from cimjax.workload.precision import preset
@@ -175,6 +176,17 @@ def show(point: dict) -> None:
         print("   area mm^2 ", {k: round(v, 2) for k, v in d["area_parts_mm2"].items()})
 
 
+def _point(parser: argparse.ArgumentParser, text: str) -> tuple[str, str]:
+    """One ``model:precision`` of ``--points``, both checked before any sweep runs."""
+    model_id, colon, precision = text.partition(":")
+    if not colon:
+        parser.error(f"--points: {text!r} is not model:precision (e.g. llama3.2-1b:int4); or give 'all'")
+    if model_id not in MODELS:
+        parser.error(f"--points: model {model_id!r} is not known; allowed: {', '.join(MODELS)}")
+    preset(precision, MODELS[model_id].n_layers)  # a ValueError names an unknown precision
+    return model_id, precision
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", default=DEFAULT_POINTS, help="model:precision,... or 'all'")
@@ -192,7 +204,7 @@ def main() -> None:
     if args.points == "all":
         points = [(m, p) for m in MODELS for p in PRECISIONS]
     else:
-        points = [tuple(point.split(":")) for point in args.points.split(",")]
+        points = [_point(parser, point) for point in args.points.split(",")]
     tech = Technology.from_json(args.tech) if args.tech else default_technology()
     start = time.perf_counter()
     report = []
@@ -205,4 +217,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -25,11 +25,13 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from cimjax import validation
 from cimjax.cost.distinct import OPERATOR_POINTS, distinct_rows
 from cimjax.files import output_file_argument
 from cimjax.joint import allocation
 from cimjax.joint.problem import make_problem
 from cimjax.search.exhaustive import sweep
+from cimjax.validation import run_script
 from cimjax.workload.models import resolve_model
 from cimjax.workload.precision import N_POINTS, Precision, table_from_bits
 
@@ -92,9 +94,10 @@ def main() -> None:
     parser.add_argument("--optimize-json", nargs="*", type=Path, default=[], help="cimjax optimize --json outputs")
     parser.add_argument("--out", type=output_file_argument, default=Path("results/distinct_rows.json"))
     args = parser.parse_args()
+    validation.integer("--tables", args.tables, 0 if args.optimize_json else 1)
     cases = []
     for path in args.optimize_json:
-        report = json.loads(path.read_text())
+        report = validation.read_json(path, "--optimize-json file")
         cases.append((report["model"], table_from_bits(report["bits"]), f"optimize: {path.name}"))
     rng = np.random.default_rng(0)
     for model in args.models.split(","):
@@ -117,4 +120,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -21,11 +21,13 @@ import time
 
 import numpy as np
 
+from cimjax import validation
 from cimjax.files import output_file_argument
 from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration, gptq_starts
 from cimjax.quant.measured import checkpoint_scheme, loss_and_kl, with_tokenizer
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
+from cimjax.validation import run_script
 from cimjax.workload.precision import N_POINTS, POINTS
 
 WIDTHS = tuple(range(2, 9))
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=64, help="selection windows")
     parser.add_argument("--json", type=output_file_argument, default=None, help="write the table as JSON here")
     args = parser.parse_args(argv)
+    validation.seed("--seed", args.seed)
+    validation.integer("--windows", args.windows, 1)
 
     trained = train({"benchmark": BENCHMARK, "subword": SUBWORD}[args.size], log=lambda m: print(m, file=sys.stderr))
     directory = trained.directory / "hf"
@@ -103,4 +107,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

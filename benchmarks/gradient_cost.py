@@ -31,6 +31,7 @@ from cimjax.files import output_file_argument
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import default_technology
 from cimjax.search.pareto import log_alpha_objective
+from cimjax.validation import run_script
 from cimjax.workload.models import get_model
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset
@@ -129,4 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -28,6 +28,7 @@ from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import sweep  # noqa: E402
 from cimjax.search.gradient import gradient_search  # noqa: E402
 from cimjax.search.symmetry import MirrorFolding  # noqa: E402
+from cimjax.validation import run_script
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload  # noqa: E402
 from cimjax.workload.precision import resolve_precision  # noqa: E402
@@ -108,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -30,6 +30,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
+from cimjax import validation
 from cimjax.evaluation import design_report
 from cimjax.files import output_dir_argument
 from cimjax.hardware.config import FIELDS
@@ -39,6 +40,7 @@ from cimjax.quant.measured import Calibration, loss_and_kl, smoothed, with_token
 from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME
 from cimjax.quant.smoothing import DEFAULT_ALPHA, outlier_ratios
 from cimjax.quant.train import BENCHMARK, train
+from cimjax.validation import run_script
 from cimjax.workload.precision import MATMUL_OPS, N_POINTS, POINTS, Precision, table_from_bits
 
 WEIGHT = np.array([kind == "weight" for kind, _ in POINTS])
@@ -131,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--smooth", type=float, default=DEFAULT_ALPHA, help="smoothing strength of the third column")
     args = parser.parse_args(argv)
-    row = json.loads(Path(args.end_to_end_json).read_text(encoding="utf-8"))["rows"][args.row]
+    validation.number("--smooth", args.smooth, 0.0, 1.0)
+    data = validation.read_json(args.end_to_end_json, "end_to_end.json")
+    rows = validation.json_object(data, "end_to_end.json", args.end_to_end_json).get("rows", [])
+    row = rows[validation.integer("--row", args.row, 0, len(rows) - 1)]
     trained = train(BENCHMARK, log=lambda msg: None)
     print(f"{row['budget']} design: gain {row['gain']:.3f}, mean W/A/KV bits "
           f"{row['mean_bits']['weight']:.2f}/{row['mean_bits']['act']:.2f}/{row['mean_bits']['kv']:.2f}")  # fmt: skip
@@ -148,4 +153,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax import validation
 from cimjax.api import evaluate_design
 from cimjax.files import output_file_argument
 from cimjax.hardware.config import EDGECIM_ALPHA05_DESIGN, PAPER_SPACE
@@ -30,6 +31,7 @@ from cimjax.report.paper import ALPHA05_POINT, PRECISIONS, paper_trends
 from cimjax.report.selection import knee_index
 from cimjax.search.exhaustive import sweep
 from cimjax.search.pareto import alpha_objective
+from cimjax.validation import run_script
 from cimjax.workload.models import MODELS
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset
@@ -76,10 +78,8 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated model ids (default: all twelve)")
     parser.add_argument("--switches", default=None, help="comma-separated switches to vary (default: all)")
     args = parser.parse_args()
-    varied = args.switches.split(",") if args.switches else list(SWITCHES)
-    unknown = sorted(set(varied) - set(SWITCHES))
-    if unknown:
-        parser.error(f"--switches {unknown} not known; allowed: {list(SWITCHES)}")
+    varied = list(SWITCHES) if args.switches is None else validation.names("--switches", args.switches, SWITCHES)
+    model_ids = list(MODELS) if args.models is None else validation.names("--models", args.models, MODELS)
     start = time.perf_counter()
     workload = Workload()
     base = default_technology()
@@ -87,7 +87,7 @@ def main() -> None:
     points = {n: {} for n in techs}
     alpha05 = {}
     paper_index = PAPER_SPACE.encode(EDGECIM_ALPHA05_DESIGN)
-    for model_id in args.models.split(",") if args.models else MODELS:
+    for model_id in model_ids:
         spec = MODELS[model_id]
         for precision in PRECISIONS:
             prec = preset(precision, spec.n_layers)
@@ -126,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -67,8 +67,9 @@ def main() -> None:
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the report itself is not the point)
     try:
         app(["optimize", "--model", args.model, "--budget", args.budget, "--json"])
-    except SystemExit:
-        pass
+    except SystemExit as exited:  # the command's one-line error is on stderr; a failed run has no phases to show
+        if exited.code:
+            raise
     finally:
         sys.stdout.close()
         sys.stdout = stdout

@@ -16,9 +16,13 @@ import json
 import time
 from pathlib import Path
 
+from cimjax import validation
 from cimjax.files import output_dir_argument
 from cimjax.joint.compare import TOLERANCE
+from cimjax.joint.problem import parse_budget
 from cimjax.joint.runner import optimize_report
+from cimjax.validation import run_script
+from cimjax.workload.models import resolve_model
 
 MODELS = "tinyllama-1.1b,qwen2.5-0.5b,llama3.2-1b,qwen3-0.6b,qwen2.5-1.5b"
 KEYS = ("tokens_per_s", "tokens_per_j", "area_mm2")
@@ -56,9 +60,15 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     parser.add_argument("--out", type=output_dir_argument, default=Path("results/optimize_recommendation"))
     args = parser.parse_args()
+    models, budgets = args.models.split(","), args.budgets.split(",")
+    for model in models:  # every value checked before the first optimisation
+        resolve_model(model)
+    for budget in budgets:
+        parse_budget(budget, lambda width: 1.0, "predicted")  # the label or number; its value comes later
+    validation.check_limits(args.tolerance, None)
     rows = []
-    for model in args.models.split(","):
-        for budget in args.budgets.split(","):
+    for model in models:
+        for budget in budgets:
             rows.append(row(model, budget, args.tolerance))
             print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -68,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -25,15 +25,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cimjax import validation  # noqa: E402
+from cimjax.cli.common import parse_alphas  # noqa: E402
 from cimjax.files import output_dir_argument
 from cimjax.hardware.config import PAPER_SPACE  # noqa: E402
 from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import sweep  # noqa: E402
 from cimjax.search.gradient import gradient_search  # noqa: E402
 from cimjax.search.pareto import alpha_objective  # noqa: E402
+from cimjax.validation import run_script  # noqa: E402
 from cimjax.workload.models import MODELS  # noqa: E402
 from cimjax.workload.operators import Workload  # noqa: E402
-from cimjax.workload.precision import preset  # noqa: E402
+from cimjax.workload.precision import parse_precision, preset  # noqa: E402
 
 
 def ga_row(spec, prec, workload, tech, alpha, seed) -> dict:
@@ -123,15 +126,20 @@ def main() -> None:
     parser.add_argument("--methods", default="ga,gradient", help="comma-separated: ga, gradient")
     parser.add_argument("--out", type=output_dir_argument, default=Path("results/optimizer_quality"))
     args = parser.parse_args()
-    model_ids = list(MODELS) if args.models == "all" else args.models.split(",")
-    alphas = [float(a) for a in args.alphas.split(",")]
+    model_ids = list(MODELS) if args.models == "all" else validation.names("--models", args.models, MODELS)
+    precisions = args.precisions.split(",")
+    for precision in precisions:
+        parse_precision(precision)
+    alphas = parse_alphas(args.alphas)
+    validation.integer("--seeds", args.seeds, 1)
+    methods = validation.names("--methods", args.methods, METHODS)
     tech, workload = default_technology(), Workload()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     start = time.perf_counter()
     for model_id in model_ids:
-        for precision in args.precisions.split(","):
-            rows += run_case(MODELS[model_id], precision, alphas, args.seeds, tech, workload, args.methods.split(","))
+        for precision in precisions:
+            rows += run_case(MODELS[model_id], precision, alphas, args.seeds, tech, workload, methods)
             shares = {m: round(s["share_within_1pct"], 3) for m, s in summarise(rows).items()}
             print(f"{model_id} {precision}: share within 1% so far {shares}", flush=True)
     summary = {"device": str(jax.devices()[0]), "wall_s": time.perf_counter() - start, "methods": summarise(rows)}
@@ -146,4 +154,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

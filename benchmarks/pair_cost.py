@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax import validation
 from cimjax.files import output_file_argument
 from cimjax.quant import pairs as P
 from cimjax.quant.train import train
 from cimjax.report.proxy_frontier import FRONTIER_SIZES, measured_checkpoint
 from cimjax.report.proxy_validation import SIZES
+from cimjax.validation import run_script
 
 
 def main() -> None:
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=output_file_argument, default=None)
     args = parser.parse_args()
+    validation.seed("--seed", args.seed)
     config, sizes = SIZES[args.size]
     trained = train(config)
     check_windows = FRONTIER_SIZES[args.size]["check_windows"]
@@ -60,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

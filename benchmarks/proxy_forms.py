@@ -37,8 +37,9 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import least_squares
 
+from cimjax import validation
 from cimjax.files import output_dir_argument
-from cimjax.lm.checkpoint import load_checkpoint
+from cimjax.lm.checkpoint import checkpoint_directory, load_checkpoint
 from cimjax.quant import corpus
 from cimjax.quant import measured as measured_files
 from cimjax.quant import pairs as pair_measure
@@ -57,7 +58,7 @@ from cimjax.quant.quantizers import DEFAULT_SCHEME
 from cimjax.quant.sensitivity import Sensitivities, estimate, log_interp, loss_curves
 from cimjax.quant.train import BENCHMARK, train
 from cimjax.report.proxy_validation import draw_assignments
-from cimjax.workload.precision import LINEAR_OPS, N_POINTS
+from cimjax.workload.precision import LINEAR_OPS, MAX_BITS, MIN_BITS, N_POINTS
 
 BASE = VARIANTS["interaction"]
 
@@ -228,6 +229,42 @@ def pair_transfer(a, b) -> None:
 
 
 
+def _pair_spec(parser: argparse.ArgumentParser, flag: str, text: str | None) -> tuple[int | None, str | None]:
+    """``WIDTH:SET`` of ``--pairs`` or ``--transfer`` as ``(width, pair set)``; (None, None) when not given."""
+    if text is None:
+        return None, None
+    width, colon, pair_set = text.partition(":")
+    if not (colon and width.isdigit() and MIN_BITS <= int(width) <= MAX_BITS and pair_set in pair_measure.PAIR_SETS):
+        sets = ", ".join(pair_measure.PAIR_SETS)
+        parser.error(f"{flag} = {text!r} is not allowed; allowed: WIDTH:SET, a width of {MIN_BITS}-{MAX_BITS} bits and "
+                     f"one of {sets} (e.g. 3:layer)")  # fmt: skip
+    return int(width), pair_set
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[dict], list]:
+    """Every option checked, and every input file read, before the LM is trained or anything measured: the
+    validation runs' JSON and the measured checkpoint files, in the order given."""
+    if not (args.seed or args.checkpoint_file or args.validation_json):
+        parser.error("nothing to judge: give --seed, --checkpoint-file or --validation-json")
+    for seed in args.seed:
+        validation.seed("--seed", seed)
+    if args.curves is not None:
+        split, colon, n = args.curves.partition(":")
+        if not (args.seed and colon and split in ("training", "validation") and n.isdigit() and int(n) > 0):
+            parser.error(f"--curves = {args.curves!r} is not allowed; allowed: SPLIT:N with --seed, SPLIT training "
+                         "or validation and N a positive number of windows (e.g. validation:16)")  # fmt: skip
+    if args.transfer is not None and args.pairs is None:
+        parser.error("--transfer compares with the pairs of --pairs: give --pairs too")
+    _pair_spec(parser, "--transfer", args.transfer)
+    if args.pairs is not None and len(args.checkpoint_dir) < len(args.checkpoint_file):
+        parser.error("--pairs with --checkpoint-file needs its checkpoint: one --checkpoint-dir per --checkpoint-file")
+    for directory in args.checkpoint_dir:
+        checkpoint_directory(directory)
+    payloads = [validation.json_object(validation.read_json(f, "--validation-json"), "--validation-json", f)
+                for f in args.validation_json]  # fmt: skip
+    return payloads, [measured_files.load(file) for file in args.checkpoint_file]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=output_dir_argument)
@@ -239,13 +276,13 @@ def main() -> None:
     parser.add_argument("--validation-json", action="append", default=[])
     parser.add_argument("--transfer", help="WIDTH:SET, another width's pairs (a subset of --pairs') to compare")
     args = parser.parse_args()
-    width, pair_set = (int(args.pairs.split(":")[0]), args.pairs.split(":")[1]) if args.pairs else (None, None)
+    width, pair_set = _pair_spec(parser, "--pairs", args.pairs)
+    payloads, measured = _check(parser, args)
     names = [*CANDIDATES, *(PAIR_CANDIDATES if args.pairs else ())]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
     trained = train(BENCHMARK) if args.seed or args.validation_json else None
-    for file in args.validation_json:
-        payload = json.loads(Path(file).read_text())
+    for file, payload in zip(args.validation_json, payloads, strict=True):
         sens, tables, fit_values, pairs = validation_fit_set(trained, payload, width, pair_set)
         for target, y in fit_values.items():
             label = f"{file} ({payload['quantiser']}, seed {payload['seed']}) {target}"
@@ -258,12 +295,12 @@ def main() -> None:
             pairs = pair_measure.cached(trained.model, calibration_windows(trained, seed)[1], DEFAULT_SCHEME, width,
                                         pair_set)  # fmt: skip
             if args.transfer:
-                w2, set2 = args.transfer.split(":")
+                w2, set2 = _pair_spec(parser, "--transfer", args.transfer)
                 calib = calibration_windows(trained, seed)[1]
-                pair_transfer(pairs, pair_measure.cached(trained.model, calib, DEFAULT_SCHEME, int(w2), set2))
+                pair_transfer(pairs, pair_measure.cached(trained.model, calib, DEFAULT_SCHEME, w2, set2))
         versions = {"": data}
         if args.curves:  # the seed's own curves on the same windows beside the other ones
-            split, n = args.curves.split(":")
+            split, n = args.curves.split(":")  # checked by _check
             other = other_curves(trained, data, split, int(n))
             versions = {"": other | {"sens": data["sens"]}, f", {args.curves} curves": other}
         for label, d in versions.items():
@@ -271,8 +308,7 @@ def main() -> None:
                 y = d[target].mean(axis=1)
                 taus = {c: nested_cv_tau(c, d["sens"], d["tables"], y, pairs) for c in names}
                 rows[f"seed {seed} {target}{label}"] = taus
-    for k, file in enumerate(args.checkpoint_file):
-        m = measured_files.load(file)
+    for k, (file, m) in enumerate(zip(args.checkpoint_file, measured, strict=True)):
         pairs = None
         if args.pairs:
             directory = args.checkpoint_dir[k]
@@ -289,4 +325,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    validation.run_script(main)

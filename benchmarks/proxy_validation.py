@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax import validation
+from cimjax.cli.proxy import MAX_CONFIGS
 from cimjax.files import output_dir_argument
 from cimjax.quant import corpus
 from cimjax.quant.measured import TARGETS
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=TARGETS, default="loss", help="measure and predict loss or KL")
     parser.add_argument("--spread", action="store_true", help="only the per-window spread of uniform INT8/6/4")
     args = parser.parse_args(argv)
+    validation.integer("--configs", args.configs, 3, MAX_CONFIGS)
+    validation.seed("--seed", args.seed)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -121,4 +125,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    validation.run_script(main)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cimjax.files import output_dir_argument
 from cimjax.report.paper import reproduce_paper
+from cimjax.validation import run_script
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     start = time.perf_counter()
     summary = reproduce_paper(
         args.out,
-        args.models.split(",") if args.models else None,
+        None if args.models is None else args.models.split(","),
         progress=lambda done, total: print(f"[{done}/{total}] searches done", flush=True),
         selection=args.selection,
         tolerance=args.tolerance,
@@ -45,4 +46,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -12,8 +12,10 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 
 class InputError(ValueError):
@@ -118,6 +120,16 @@ def count(field: str, value, low: int, high: int) -> int:
 def seed(field: str, value) -> int:
     """A random seed: an integer (a 0-d integer array too) in ``[0, MAX_SEED]``."""
     return count(field, value, 0, MAX_SEED)
+
+
+def names(field: str, text: str, allowed) -> list[str]:
+    """The names of a comma-separated option (``--models a,b``), each one of ``allowed``; InputError naming the
+    first that is not (an empty one included)."""
+    items = text.split(",")
+    for item in items:
+        if item not in allowed:
+            raise fail(field, item, f"allowed: comma-separated names of {', '.join(allowed)}")
+    return items
 
 
 def callback(field: str, value, called_with: str = "the progress so far"):
@@ -294,3 +306,16 @@ def check_limits(tolerance: float, area_max: float | None) -> tuple[float, float
     if area_max is not None and not (is_number(area_max) and 0 < area_max < float("inf")):
         raise ValueError(f"--area-max = {area_max!r} must be a positive number of mm^2")
     return float(tolerance), None if area_max is None else float(area_max)
+
+
+def run_script(main: Callable[[], int | None]) -> NoReturn:
+    """Runs a benchmark or experiment script's ``main`` and exits with its status: an input it refuses (a
+    ``ValueError``, as every check here raises) ends the run with one line, ``<script>: error: <message>``,
+    and status 2, as argparse ends its own usage errors; anything else keeps its traceback (a bug report
+    needs it)."""
+    try:
+        code = main()
+    except ValueError as err:
+        print(f"{Path(sys.argv[0]).name}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(code or 0)

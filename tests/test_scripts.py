@@ -1,0 +1,47 @@
+"""The benchmark scripts users run to reproduce the tables refuse a bad option value with one line and exit
+status 2, before any work, as the ``cimjax`` command does (``benchmarks/script_fuzz.py`` fuzzes every option)."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [
+        ("alpha_sweep_figure", ["--alphas", "nan"], "alpha = nan is outside the allowed range [0, 1]"),
+        ("compile_time", ["--programs", ""], "--programs = '' is not allowed; allowed: comma-separated names of"),
+        ("decompose", ["--points", "x"], "--points: 'x' is not model:precision"),
+        ("distinct_rows", ["--tables", "-1"], "--tables = -1 is not allowed"),
+        ("gptq_weight_kl", ["--windows", "0"], "--windows = 0 is not allowed"),
+        ("gradient_cost", ["--batch", "0"], "--batch = 0 and --repeats = 7 must both be >= 1"),
+        ("int4_limits", ["no-such.json"], "cannot read end_to_end.json file no-such.json"),
+        ("mechanisms", ["--models", ""], "--models = '' is not allowed"),
+        ("optimize_phases", ["--budget", "x"], "budget = 'x' is not allowed"),
+        ("optimize_recommendation", ["--tolerance", "nan"], "--tolerance = nan must be a fraction in [0, 1)"),
+        ("optimizer_quality", ["--methods", "x"], "--methods = 'x' is not allowed; allowed: comma"),
+        ("pair_cost", ["--seed", "-1"], "--seed = -1 is not allowed"),
+        ("proxy_forms", ["--out", "{out}", "--seed", "0", "--pairs", "3:x"], "--pairs = '3:x' is not allowed"),
+    ],
+)  # fmt: skip
+def test_benchmark_scripts_refuse_option_values_in_one_line_before_any_work(
+    script, argv, message, tmp_path, monkeypatch, capsys
+):
+    """Before: tracebacks (KeyError 'x' for an unknown method, "not enough values to unpack" for a point
+    without a colon), a refusal after 27 s of optimisation (--tolerance nan), nonsense taken (--tables -1, a
+    seed of -1) and a failed optimisation reported with exit status 0 (optimize_phases.py)."""
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [f"{script}.py", *(arg.format(out=tmp_path / "out") for arg in argv)])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCHMARKS / f"{script}.py"), run_name="__main__")
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage may come before it
+    assert "error: " in last and message in last
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()  # nothing trained or written
