@@ -137,12 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     data = validation.read_json(args.end_to_end_json, "end_to_end.json")
     rows = validation.json_object(data, "end_to_end.json", args.end_to_end_json).get("rows", [])
     row = rows[validation.integer("--row", args.row, 0, len(rows) - 1)]
+    try:  # read before the LM is trained
+        design = {k: row[k] for k in ("budget", "gain", "mean_bits")}
+        table = table_from_bits(row["bits"]).astype(np.float64)
+        bits = row["mean_bits"]
+        print(f"{row['budget']} design: gain {row['gain']:.3f}, mean W/A/KV bits "
+              f"{bits['weight']:.2f}/{bits['act']:.2f}/{bits['kv']:.2f}")  # fmt: skip
+    except (KeyError, TypeError, ValueError) as err:
+        parser.error(f"row {args.row} of {args.end_to_end_json} is not one experiments/end_to_end.py writes ({err!r})")
     trained = train(BENCHMARK, log=lambda msg: None)
-    print(f"{row['budget']} design: gain {row['gain']:.3f}, mean W/A/KV bits "
-          f"{row['mean_bits']['weight']:.2f}/{row['mean_bits']['act']:.2f}/{row['mean_bits']['kv']:.2f}")  # fmt: skip
     figures = {
-        "design": {k: row[k] for k in ("budget", "gain", "mean_bits")},
-        "cost_side": cost_side(trained.model.spec, table_from_bits(row["bits"]).astype(np.float64)),
+        "design": design,
+        "cost_side": cost_side(trained.model.spec, table),
         "accuracy_side": accuracy_side(trained, args.smooth),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cimjax import validation
 from cimjax.evaluation import design_report
 from cimjax.files import atomic_write, output_dir_argument
 from cimjax.hardware.config import PAPER_SPACE
@@ -27,6 +28,7 @@ from cimjax.report.paper import PRECISIONS, design_label, paper_trends, trends_t
 from cimjax.report.selection import (
     DEFAULT_MARGIN,
     DEFAULT_TOLERANCE,
+    check_selection,
     derated,
     knee_index,
     near_set,
@@ -94,8 +96,10 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--out", type=output_dir_argument, default=Path("results/robust_selection"))
     args = parser.parse_args()
+    check_selection("robust", "energy", args.tolerance, args.margin)
+    models = validation.names("--models", args.models, MODELS)
     start, cpu = time.perf_counter(), time.process_time()
-    rows = [point(m, p, args.tolerance, args.margin) for m in args.models.split(",") for p in PRECISIONS]
+    rows = [point(m, p, args.tolerance, args.margin) for m in models for p in PRECISIONS]
     trends = {name: paper_trends([{"model": r["model"], "precision": r["precision"]} | r[name] for r in rows])
               for name in SELECTED}  # fmt: skip
     timing = {"wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu}
@@ -111,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    validation.run_script(main)

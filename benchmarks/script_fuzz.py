@@ -42,7 +42,8 @@ SKIPPED = {"script_fuzz.py", "option_fuzz.py", "keyword_fuzz.py", "hostile_probe
 """The fuzz, probe, timing and test-run harnesses: tools run on this project's checkouts, not on users'
 questions (``compile_log.py`` is a pytest plugin with one positional path)."""
 POSITIONALS = {"int4_limits.py": ["{work}/end_to_end.json"]}
-"""Required positional arguments (a path in the scratch directory, which need not exist)."""
+"""Required positional arguments: files in the scratch directory, written by :func:`main` (an
+``end_to_end.json`` with three budget rows, so ``--row`` is judged against them)."""
 
 
 class _Captured(Exception):
@@ -112,13 +113,13 @@ def classify(argv: list[str], cwd: Path, timeout: float, late: float) -> tuple[s
         return "ran", timeout, f"still running after {timeout:.0f} s"
     wall = time.perf_counter() - start
     lines = [line for line in done.stderr.splitlines() if line.strip()] or done.stdout.splitlines() or [""]
-    last = lines[-1][-160:]
+    last = lines[-1]
     if done.returncode == 0:
-        return ("error_exit_0" if "error:" in done.stderr else "ran"), wall, last
+        return ("error_exit_0" if "error:" in done.stderr else "ran"), wall, last[-160:]
     kind = "traceback" if "Traceback (most recent call last)" in done.stderr else "clear"
     if kind == "clear" and "error" not in last.lower():
         kind = "traceback"  # a failure without a message counts with the unreadable ones
-    return ("late" if wall > late else kind), wall, last
+    return ("late" if wall > late else kind), wall, last[-160:]
 
 
 def main() -> None:
@@ -131,6 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cimjax-script-fuzz-"))
     os.environ.setdefault("CIMJAX_CACHE", str(work / "cache"))
+    (work / "end_to_end.json").write_text(json.dumps({"rows": [{}, {}, {}]}))
     cases = []
     for script in scripts():
         script_parser = parser_of(script) if not args.only or args.only in script.name else None

@@ -34,6 +34,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from cimjax import validation
+from cimjax.cli.proxy import MAX_HELD_OUT
 from cimjax.files import output_file_argument
 from cimjax.joint.problem import proxy_values
 from cimjax.quant.calibration import SENSITIVITY_SPLITS
@@ -85,6 +87,9 @@ def main() -> None:
     parser.add_argument("--pairs", choices=PAIR_SETS, default=CHECKPOINT_PAIR_SET)
     parser.add_argument("--held-out-windows", type=int, default=None)
     args = parser.parse_args()
+    validation.seed("--seed", args.seed)
+    if args.held_out_windows is not None:
+        validation.integer("--held-out-windows", args.held_out_windows, 1, MAX_HELD_OUT)
     start, cpu = time.perf_counter(), time.process_time()
     config, sizes = SIZES[args.size]
     trained = train(config)
@@ -147,4 +152,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    validation.run_script(main)

@@ -26,6 +26,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from cimjax import validation
 from cimjax.cost.reference import reference_costs
 from cimjax.files import output_file_argument
 from cimjax.hardware.config import PAPER_SPACE
@@ -105,11 +106,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 1 or args.reference_sample < 1:
         parser.error("--repeats and --reference-sample must be at least 1")
+    if args.chunk is not None:
+        validation.integer("--chunk", args.chunk, 1)
 
     spec = resolve_model(args.model)
     prec = resolve_precision(args.precision, spec)
     workload, tech = Workload(), default_technology()
-    chunk = args.chunk or (DEFAULT_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK)
+    default_chunk = DEFAULT_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK
+    chunk = default_chunk if args.chunk is None else args.chunk
     info = device_info()
     print(f"devices: {info['devices']} ({info['device_kind']}, backend {info['backend']}, jax {info['jax']})")
     print(f"{spec.name} {args.precision}: {PAPER_SPACE.size:,} designs, chunk {chunk:,} per device")
@@ -178,4 +182,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    validation.run_script(main)

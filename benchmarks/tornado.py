@@ -17,13 +17,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cimjax import validation
 from cimjax.api import evaluate_design
 from cimjax.files import output_dir_argument
 from cimjax.hardware.config import PAPER_SPACE
 from cimjax.hardware.technology import PARAMETERS, default_technology
 from cimjax.report.calibration import selected_design
 from cimjax.results import write_json
+from cimjax.workload.models import MODELS
 from cimjax.workload.operators import Workload
+from cimjax.workload.precision import parse_precision
 
 FACTORS = (0.5, 2.0)
 METRICS = ("tokens_per_s", "tokens_per_j")
@@ -98,8 +101,11 @@ def main() -> None:
     parser.add_argument("--precision", default="int4")
     parser.add_argument("--top", type=int, default=10, help="constants shown in the table and chart")
     args = parser.parse_args()
+    models = validation.names("--models", args.models, MODELS)
+    parse_precision(args.precision)
+    validation.integer("--top", args.top, 1)
     start = time.perf_counter()
-    results = [tornado(m, args.precision) for m in args.models.split(",")]
+    results = [tornado(m, args.precision) for m in models]
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "tornado.json", results, indent=1)
     table = markdown(results, args.top)
@@ -110,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    validation.run_script(main)

@@ -97,6 +97,8 @@ def number(
     """``value`` as a finite float within the given bounds; bools and strings are refused."""
     lo_bracket, hi_bracket = "(" if low_open else "[", ")" if high_open else "]"
     allowed = f"allowed: a finite number in {lo_bracket}{low:g}, {high:g}{hi_bracket}"
+    if math.isinf(high):  # not "a finite number in (0, inf]"
+        allowed = f"allowed: a finite number {'>' if low_open else '>='} {low:g}"
     if not is_number(value) or not math.isfinite(value):
         raise fail(field, value, allowed)
     below = value <= low if low_open else value < low

@@ -279,4 +279,4 @@ def _refined(row: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    validation.run_script(main)

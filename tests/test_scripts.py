@@ -22,22 +22,33 @@ BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
         ("gptq_weight_kl", ["--windows", "0"], "--windows = 0 is not allowed"),
         ("gradient_cost", ["--batch", "0"], "--batch = 0 and --repeats = 7 must both be >= 1"),
         ("int4_limits", ["no-such.json"], "cannot read end_to_end.json file no-such.json"),
+        ("int4_limits", ["rows.json", "--row", "0"], "row 0 of rows.json is not one experiments/end_to_end.py writes"),
         ("mechanisms", ["--models", ""], "--models = '' is not allowed"),
         ("optimize_phases", ["--budget", "x"], "budget = 'x' is not allowed"),
         ("optimize_recommendation", ["--tolerance", "nan"], "--tolerance = nan must be a fraction in [0, 1)"),
         ("optimizer_quality", ["--methods", "x"], "--methods = 'x' is not allowed; allowed: comma"),
         ("pair_cost", ["--seed", "-1"], "--seed = -1 is not allowed"),
         ("proxy_forms", ["--out", "{out}", "--seed", "0", "--pairs", "3:x"], "--pairs = '3:x' is not allowed"),
+        ("proxy_validation", ["--configs", "0"], "--configs = 0 is not allowed"),
+        ("reproduce_edgecim", ["--models", ""], "unknown model id(s) ['']"),
+        ("robust_selection", ["--tolerance", "nan"], "--tolerance = nan must be a fraction in [0, 1)"),
+        ("robust_selection", ["--models", "x"], "--models = 'x' is not allowed"),
+        ("sensitivity_text", ["--held-out-windows", "0"], "--held-out-windows = 0 is not allowed"),
+        ("sweep_speed", ["--chunk", "-1"], "--chunk = -1 is not allowed"),
+        ("tornado", ["--top", "0"], "--top = 0 is not allowed"),
     ],
 )  # fmt: skip
 def test_benchmark_scripts_refuse_option_values_in_one_line_before_any_work(
     script, argv, message, tmp_path, monkeypatch, capsys
 ):
-    """Before: tracebacks (KeyError 'x' for an unknown method, "not enough values to unpack" for a point
-    without a colon), a refusal after 27 s of optimisation (--tolerance nan), nonsense taken (--tables -1, a
-    seed of -1) and a failed optimisation reported with exit status 0 (optimize_phases.py)."""
+    """Before: tracebacks (KeyError 'x' for an unknown method or model, "not enough values to unpack" for a
+    point without a colon), refusals after work (optimize_recommendation.py --tolerance nan after 27 s of
+    optimisation, robust_selection.py's after a sweep; int4_limits.py's row only after training the LM),
+    nonsense taken (--tables -1, a seed of -1, --top 0, --configs 0) and a failed optimisation reported with
+    exit status 0 (optimize_phases.py)."""
     monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.json").write_text('{"rows": [{}]}')  # not an end_to_end.json: no budget, gain or bits
     monkeypatch.setattr(sys, "argv", [f"{script}.py", *(arg.format(out=tmp_path / "out") for arg in argv)])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(BENCHMARKS / f"{script}.py"), run_name="__main__")
