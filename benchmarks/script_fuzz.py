@@ -16,7 +16,9 @@ subprocess with ``--timeout`` seconds. Each run is classified:
 - ``ran``: exit 0, or still running at the timeout: the value was taken (right for a seed of 0, wrong for
   ``nan``); the JSON keeps its last line for review.
 
-    python benchmarks/script_fuzz.py --json out.json
+docs/benchmarks.md, "Hostile input", gives the figures before and after the scripts checked their options.
+
+    python benchmarks/script_fuzz.py --timeout 30 --jobs 2 --json out.json
 """
 
 from __future__ import annotations
