@@ -41,7 +41,6 @@ from cimjax.joint.settings import JointSettings  # noqa: E402
 from cimjax.search.exhaustive import DEFAULT_CHUNK  # noqa: E402
 from cimjax.search.gradient import EXACT_BATCH, descent_program, search_box  # noqa: E402
 from cimjax.search.symmetry import MirrorFolding  # noqa: E402
-from cimjax.validation import run_script
 from cimjax.workload.models import resolve_model
 from cimjax.workload.operators import Workload  # noqa: E402
 from cimjax.workload.precision import resolve_precision  # noqa: E402
@@ -149,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

@@ -31,7 +31,6 @@ from cimjax.files import output_file_argument
 from cimjax.joint import allocation
 from cimjax.joint.problem import make_problem
 from cimjax.search.exhaustive import sweep
-from cimjax.validation import run_script
 from cimjax.workload.models import resolve_model
 from cimjax.workload.precision import N_POINTS, Precision, table_from_bits
 
@@ -120,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

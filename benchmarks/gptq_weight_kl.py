@@ -27,7 +27,6 @@ from cimjax.quant import gptq
 from cimjax.quant.calibration import Calibration, gptq_starts
 from cimjax.quant.measured import checkpoint_scheme, loss_and_kl, with_tokenizer
 from cimjax.quant.train import BENCHMARK, SUBWORD, train
-from cimjax.validation import run_script
 from cimjax.workload.precision import N_POINTS, POINTS
 
 WIDTHS = tuple(range(2, 9))
@@ -107,4 +106,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

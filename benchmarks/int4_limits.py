@@ -40,7 +40,6 @@ from cimjax.quant.measured import Calibration, loss_and_kl, smoothed, with_token
 from cimjax.quant.quantizers import CLIPPED_SCHEME, DEFAULT_SCHEME
 from cimjax.quant.smoothing import DEFAULT_ALPHA, outlier_ratios
 from cimjax.quant.train import BENCHMARK, train
-from cimjax.validation import run_script
 from cimjax.workload.precision import MATMUL_OPS, N_POINTS, POINTS, Precision, table_from_bits
 
 WEIGHT = np.array([kind == "weight" for kind, _ in POINTS])
@@ -159,4 +158,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

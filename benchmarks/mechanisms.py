@@ -31,7 +31,6 @@ from cimjax.report.paper import ALPHA05_POINT, PRECISIONS, paper_trends
 from cimjax.report.selection import knee_index
 from cimjax.search.exhaustive import sweep
 from cimjax.search.pareto import alpha_objective
-from cimjax.validation import run_script
 from cimjax.workload.models import MODELS
 from cimjax.workload.operators import Workload
 from cimjax.workload.precision import preset
@@ -126,4 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

@@ -21,7 +21,6 @@ from cimjax.files import output_dir_argument
 from cimjax.joint.compare import TOLERANCE
 from cimjax.joint.problem import parse_budget
 from cimjax.joint.runner import optimize_report
-from cimjax.validation import run_script
 from cimjax.workload.models import resolve_model
 
 MODELS = "tinyllama-1.1b,qwen2.5-0.5b,llama3.2-1b,qwen3-0.6b,qwen2.5-1.5b"
@@ -78,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

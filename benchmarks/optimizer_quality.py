@@ -33,7 +33,6 @@ from cimjax.hardware.technology import default_technology  # noqa: E402
 from cimjax.search.exhaustive import sweep  # noqa: E402
 from cimjax.search.gradient import gradient_search  # noqa: E402
 from cimjax.search.pareto import alpha_objective  # noqa: E402
-from cimjax.validation import run_script  # noqa: E402
 from cimjax.workload.models import MODELS  # noqa: E402
 from cimjax.workload.operators import Workload  # noqa: E402
 from cimjax.workload.precision import parse_precision, preset  # noqa: E402
@@ -154,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

@@ -27,7 +27,6 @@ from cimjax.quant import pairs as P
 from cimjax.quant.train import train
 from cimjax.report.proxy_frontier import FRONTIER_SIZES, measured_checkpoint
 from cimjax.report.proxy_validation import SIZES
-from cimjax.validation import run_script
 
 
 def main() -> None:
@@ -63,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_script(main)
+    validation.run_script(main)

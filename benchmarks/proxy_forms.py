@@ -255,7 +255,6 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[l
                          "or validation and N a positive number of windows (e.g. validation:16)")  # fmt: skip
     if args.transfer is not None and args.pairs is None:
         parser.error("--transfer compares with the pairs of --pairs: give --pairs too")
-    _pair_spec(parser, "--transfer", args.transfer)
     if args.pairs is not None and len(args.checkpoint_dir) < len(args.checkpoint_file):
         parser.error("--pairs with --checkpoint-file needs its checkpoint: one --checkpoint-dir per --checkpoint-file")
     for directory in args.checkpoint_dir:
@@ -277,6 +276,7 @@ def main() -> None:
     parser.add_argument("--transfer", help="WIDTH:SET, another width's pairs (a subset of --pairs') to compare")
     args = parser.parse_args()
     width, pair_set = _pair_spec(parser, "--pairs", args.pairs)
+    transfer_width, transfer_set = _pair_spec(parser, "--transfer", args.transfer)
     payloads, measured = _check(parser, args)
     names = [*CANDIDATES, *(PAIR_CANDIDATES if args.pairs else ())]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -295,9 +295,9 @@ def main() -> None:
             pairs = pair_measure.cached(trained.model, calibration_windows(trained, seed)[1], DEFAULT_SCHEME, width,
                                         pair_set)  # fmt: skip
             if args.transfer:
-                w2, set2 = _pair_spec(parser, "--transfer", args.transfer)
                 calib = calibration_windows(trained, seed)[1]
-                pair_transfer(pairs, pair_measure.cached(trained.model, calib, DEFAULT_SCHEME, w2, set2))
+                other = pair_measure.cached(trained.model, calib, DEFAULT_SCHEME, transfer_width, transfer_set)
+                pair_transfer(pairs, other)
         versions = {"": data}
         if args.curves:  # the seed's own curves on the same windows beside the other ones
             split, n = args.curves.split(":")  # checked by _check
