@@ -208,11 +208,8 @@ def plot_bits(records: list[dict], path: Path) -> None:
 def _parse(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list, list, list, list]:
     """The models, alphas, widths and methods the options name, every value checked before the first run
     (argparse's one-line error naming the option)."""
-    methods = args.methods.split(",")
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        parser.error(f"--methods: unknown {unknown}; allowed: {list(METHODS)}")
     try:
+        methods = validation.names("--methods", args.methods, METHODS)
         specs = [get_model(m) for m in args.models.split(",")]
         alphas = parse_alphas(args.alphas)
         widths = [validation.integer("--widths", _whole(w), MIN_BITS, MAX_BITS) for w in args.widths.split(",")]

@@ -71,6 +71,7 @@ def test_incomplete_fronts_are_left_out_of_the_hypervolume():
         ("joint_pareto", ["--alphas", "0,nan"], "alpha = nan is outside the allowed range [0, 1]"),
         ("joint_pareto", ["--widths", "4,x"], "--widths = 'x' is not allowed; allowed: an integer in [1, 16]"),
         ("joint_pareto", ["--seed", "-1"], "--seed = -1 is not allowed"),
+        ("joint_pareto", ["--methods", "gradient,x"], "--methods = 'x' is not allowed; allowed: comma-separated names"),
     ],
 )
 def test_scripts_refuse_option_values_before_any_work(script, argv, message, tmp_path, monkeypatch, capsys):
