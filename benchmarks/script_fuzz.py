@@ -39,8 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = ["nan", "-1", "0", "1e30", "2.5", "x", ""]
-SKIPPED = {"script_fuzz.py", "option_fuzz.py", "keyword_fuzz.py", "hostile_probe.py", "golden_outputs.py",
-           "time_to_result.py", "architecture.py", "compile_log.py"}  # fmt: skip
+SKIPPED = {"script_fuzz.py", "option_fuzz.py", "keyword_fuzz.py", "hostile_probe.py", "interrupt_probe.py",
+           "golden_outputs.py", "time_to_result.py", "architecture.py", "compile_log.py"}  # fmt: skip
 """The fuzz, probe, timing and test-run harnesses: tools run on this project's checkouts, not on users'
 questions (``compile_log.py`` is a pytest plugin with one positional path)."""
 POSITIONALS = {"int4_limits.py": ["{work}/end_to_end.json"]}
