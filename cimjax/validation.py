@@ -313,11 +313,21 @@ def check_limits(tolerance: float, area_max: float | None) -> tuple[float, float
 def run_script(main: Callable[[], int | None]) -> NoReturn:
     """Runs a benchmark or experiment script's ``main`` and exits with its status: an input it refuses (a
     ``ValueError``, as every check here raises) ends the run with one line, ``<script>: error: <message>``,
-    and status 2, as argparse ends its own usage errors; anything else keeps its traceback (a bug report
-    needs it)."""
+    and status 2, as argparse ends its own usage errors; Ctrl-C stops it where it lands, with
+    ``<script>: interrupted (Ctrl-C)`` and status 130, as in the CLI (:mod:`cimjax.interrupts`); anything else
+    keeps its traceback (a bug report needs it)."""
+    from cimjax.interrupts import exit_interrupted, noting_interrupts
+
+    script = Path(sys.argv[0]).name
     try:
-        code = main()
+        with noting_interrupts() as interrupts:
+            code = main()
+        if interrupts:  # a Ctrl-C that other code swallowed
+            raise KeyboardInterrupt
     except ValueError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"{script}: error: {' '.join(str(err).split())}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print(f"{script}: interrupted (Ctrl-C)", file=sys.stderr)
+        exit_interrupted()
     raise SystemExit(code or 0)

@@ -889,14 +889,14 @@ def test_ctrl_c_leaves_with_status_130_without_the_interpreter_teardown(monkeypa
     (SIGSEGV) when the interrupt came while XLA compiled on its own threads (``sweep``, ``search``,
     ``reproduce`` and ``proxy sensitivities`` did, 2-2.6 s into a cold run)."""
     import cimjax.api
-    import cimjax.cli.main as cli_main
+    import cimjax.interrupts
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     exits = []
     monkeypatch.setattr(cimjax.api, "evaluate_design", interrupted)
-    monkeypatch.setattr(cli_main.os, "_exit", lambda code: exits.append(code) or sys.exit(code))
+    monkeypatch.setattr(cimjax.interrupts.os, "_exit", lambda code: exits.append(code) or sys.exit(code))
     result = runner.invoke(app, ["evaluate", "--model", MODEL, "--precision", "int8"])
     assert exits == [130] and result.exit_code == 130
     assert "Traceback" not in result.output
@@ -963,11 +963,11 @@ def test_ctrl_c_in_an_import_stops_the_run_cleanly(module, tmp_path):
 def test_a_swallowed_ctrl_c_is_still_noted():
     """The last resort: a KeyboardInterrupt that code catches and ignores still ends the run with 130, since
     every Ctrl-C is noted."""
-    from cimjax.cli.main import _noting_interrupts
+    from cimjax.interrupts import noting_interrupts
 
     previous, hook = signal.signal(signal.SIGINT, signal.default_int_handler), sys.unraisablehook
     try:
-        with _noting_interrupts() as noted, contextlib.suppress(KeyboardInterrupt):
+        with noting_interrupts() as noted, contextlib.suppress(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
         assert noted == [signal.SIGINT]
         assert (signal.getsignal(signal.SIGINT), sys.unraisablehook) == (signal.default_int_handler, hook)

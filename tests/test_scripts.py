@@ -3,7 +3,9 @@ status 2, before any work, as the ``cimjax`` command does (``benchmarks/script_f
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,3 +58,30 @@ def test_benchmark_scripts_refuse_option_values_in_one_line_before_any_work(
     last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage may come before it
     assert "error: " in last and message in last
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()  # nothing trained or written
+
+
+CTRL_C_IN_A_GC_CALLBACK = """
+import gc, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from cimjax import validation
+def ctrl_c_in_a_gc_callback(phase, info):  # as when Ctrl-C lands in JAX's _xla_gc_callback
+    gc.callbacks.remove(ctrl_c_in_a_gc_callback)
+    signal.raise_signal(signal.SIGINT)
+def main():
+    gc.callbacks.append(ctrl_c_in_a_gc_callback)
+    gc.collect()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:  # the work Ctrl-C should have stopped
+        pass
+    print("finished")
+validation.run_script(main)
+"""
+
+
+def test_ctrl_c_in_a_gc_callback_stops_a_script():
+    """Before: Python dropped the interrupt ("Exception ignored"), the script finished its work and exited 0. Now
+    it stops with one line and status 130, as the ``cimjax`` command does."""
+    env = os.environ | {"PYTHONPATH": str(BENCHMARKS.parent)}
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_GC_CALLBACK], env=env, capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout) == (130, ""), proc.stderr
+    assert proc.stderr.strip().splitlines() == ["-c: interrupted (Ctrl-C)"]

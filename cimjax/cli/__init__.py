@@ -2,8 +2,7 @@
 
 import sys
 
-INTERRUPTED = 130
-"""Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it; typer returns it too)."""
+from cimjax.interrupts import INTERRUPTED
 
 
 def main() -> None:

@@ -6,14 +6,8 @@ and exit with status 2; with ``--json`` stdout holds exactly one JSON object.
 
 from __future__ import annotations
 
-import _thread
-import contextlib
 import json
-import os
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +15,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from cimjax.cli import INTERRUPTED, info, optimize, sweep
+from cimjax.cli import info, optimize, sweep
 from cimjax.cli.cache import cache_app
 from cimjax.cli.common import (
     Generate,
@@ -40,6 +34,7 @@ from cimjax.cli.common import (
     user_errors,
 )
 from cimjax.cli.proxy import proxy_app
+from cimjax.interrupts import INTERRUPTED, exit_interrupted, noting_interrupts
 from cimjax.search.methods import SEARCH_METHODS
 
 # JAX, NumPy and the cost model are imported inside the commands that use them, so `--help` and
@@ -56,7 +51,7 @@ class _OneLineErrors(TyperGroup):
         if not standalone_mode:
             return super().main(**kwargs)
         try:
-            with _noting_interrupts() as interrupts:
+            with noting_interrupts() as interrupts:
                 code = super().main(**kwargs)
         except typer.TyperException as error:
             if type(error).__name__ != "NoArgsIsHelpError":  # help was printed: nothing to add
@@ -72,76 +67,8 @@ class _OneLineErrors(TyperGroup):
             err.print("[red]error:[/red] interrupted (Ctrl-C)", highlight=False)
             code = INTERRUPTED
         if code == INTERRUPTED:
-            # Ctrl-C: leave without the interpreter's teardown, which crashes (SIGSEGV) when Ctrl-C came while
-            # XLA was compiling on its own threads. Every output is complete or absent by now (atomic writes).
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(INTERRUPTED)
+            exit_interrupted()
         sys.exit(code if isinstance(code, int) else 0)
-
-
-REDELIVER_S = 0.01
-"""Delay before a Ctrl-C that could not end the run where it landed is delivered again."""
-
-
-@contextlib.contextmanager
-def _noting_interrupts() -> Iterator[list[int]]:
-    """Ctrl-C raises KeyboardInterrupt as before, except where that goes wrong; there it is delivered again
-    :data:`REDELIVER_S` later:
-
-    - in a garbage-collector callback (JAX's ``_xla_gc_callback`` runs often) or a ``__del__``, Python prints
-      "Exception ignored", drops the interrupt and the run would go on to its end;
-    - in an import, it leaves a module half built (then NumPy's or JAX's next import fails, or the
-      interpreter crashes).
-
-    Every Ctrl-C is also noted in the list yielded, so that one swallowed all the same still ends the run
-    with status 130. A SIGINT that is ignored (a background job) or handled by the caller, and a call from
-    another thread, are left alone."""
-    noted: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
-    pending: list[threading.Timer] = []
-
-    def deliver_later() -> None:
-        pending.append(threading.Timer(REDELIVER_S, _thread.interrupt_main))
-        pending[-1].daemon = True
-        pending[-1].start()
-
-    def handler(signum, frame):
-        noted.append(signum)
-        if _importing(frame):
-            deliver_later()
-            return
-        raise KeyboardInterrupt
-
-    previous_hook = sys.unraisablehook
-
-    def dropped(report) -> None:
-        if issubclass(report.exc_type, KeyboardInterrupt):
-            deliver_later()
-        else:
-            previous_hook(report)
-
-    signal.signal(signal.SIGINT, handler)
-    sys.unraisablehook = dropped
-    try:
-        yield noted
-    finally:
-        for timer in pending:
-            timer.cancel()
-        sys.unraisablehook = previous_hook
-        signal.signal(signal.SIGINT, previous)
-
-
-def _importing(frame) -> bool:
-    """Whether ``frame`` runs inside an import."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
-            return True
-        frame = frame.f_back
-    return False
 
 
 app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, help=__doc__)
