@@ -21,7 +21,7 @@ from pathlib import Path
 PACKAGE = "cimjax"
 
 FLOORS: tuple[tuple[str, ...], ...] = (
-    ("validation", "jsonfile", "files", "cache", "cache_admin", "ops", "registry"),
+    ("validation", "interrupts", "jsonfile", "files", "cache", "cache_admin", "ops", "registry"),
     ("workload",),
     ("hardware",),
     ("mapping",),
