@@ -41,11 +41,11 @@ COMMANDS = {
         [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5],
     ),
     "optimize": (["cimjax", "optimize", "--model", MODEL, "--budget", "int8", "--json"], [1.0, 2.0, 4.0, 8.0]),
-    "decompose.py": (["benchmarks/decompose.py", "--out", "{scratch}/decompose.json"], [0.5, 1.0, 2.0, 4.0, 8.0, 12.0]),
+    "decompose.py": (["benchmarks/decompose.py", "--out", "{scratch}/decompose.json"], [0.5, 1.0, 2.0, 3.0, 4.0, 6.0]),
 }
 """Each command line (``cimjax`` is the console script, anything else a script of this checkout) and the delays
 (s) at which Ctrl-C is pressed: on a warm cache evaluate ends in about 2 s, optimize runs for about 10 s and
-decompose.py for about 20 s, the first 3 s of it in its imports (before the script's ``main`` runs)."""
+decompose.py for about 9 s, the first 2 s of it in its imports (before the script's ``main`` runs)."""
 FINISHED = re.compile(r"^(\{|wrote )", re.MULTILINE)
 """The line that says a run finished its work: the CLI's JSON result, the script's ``wrote <file>``."""
 TIME_LIMIT_S = 300
