@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NoReturn
 
+from cimjax.interrupts import exit_interrupted, noting_interrupts
+
 
 class InputError(ValueError):
     """A user input outside what cimjax accepts; the message names field, value and what is allowed."""
@@ -316,8 +318,6 @@ def run_script(main: Callable[[], int | None]) -> NoReturn:
     and status 2, as argparse ends its own usage errors; Ctrl-C stops it where it lands, with
     ``<script>: interrupted (Ctrl-C)`` and status 130, as in the CLI (:mod:`cimjax.interrupts`); anything else
     keeps its traceback (a bug report needs it)."""
-    from cimjax.interrupts import exit_interrupted, noting_interrupts
-
     script = Path(sys.argv[0]).name
     try:
         with noting_interrupts() as interrupts:
