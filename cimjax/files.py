@@ -17,6 +17,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
+import shutil
 import signal
 import tempfile
 import threading
@@ -182,22 +184,36 @@ def output_dir(path: str | os.PathLike, flag: str) -> Iterator[Path]:
         raise
 
 
+class OutputError(ValueError):
+    """An output the file system would not take (full, over quota, read-only, failing): one line naming the
+    file, as a refused input gets, instead of a traceback from inside the writer."""
+
+
+FILE_SYSTEM_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+"""The errors of a write that say the file system refused it, not that cimjax is wrong."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path next to ``path`` (missing directories above it are created); renamed onto ``path`` when
-    the block succeeds, removed otherwise."""
+    the block succeeds, removed otherwise. The file gets the permissions a plain ``open(path, "w")`` gives: an
+    existing file's, or else 0o666 less the umask."""
     path = Path(path)
     if path.exists() and not path.is_file():  # renaming onto a device (/dev/null) would replace the device
         raise InputError(f"{str(path)!r} exists and is not a regular file; cimjax writes only regular files")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # tempfile.mkstemp's would be 0o600
     try:
-        yield Path(tmp)
+        if path.is_file():
+            shutil.copymode(path, tmp)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(error, OSError) and error.errno in FILE_SYSTEM_REFUSALS:
+            raise OutputError(f"cannot write {path}: {error.strerror}; nothing was written to it") from None
         raise
 
 

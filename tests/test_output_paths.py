@@ -123,3 +123,51 @@ def test_atomic_write_never_replaces_what_is_not_a_regular_file(scratch):
     with pytest.raises(ValueError, match="exists and is not a regular file"):
         atomic_write(scratch / "a_fifo", "text")
     assert (scratch / "a_fifo").is_fifo()
+
+
+@pytest.fixture
+def umask():
+    """Sets the process umask for a test (``umask(0o022)``) and restores it afterwards."""
+    before = os.umask(0o022)
+    yield os.umask
+    os.umask(before)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_get_the_permissions_a_plain_write_gives(scratch, umask, mask, mode):
+    """Before: 0o600 whatever the umask (``tempfile.mkstemp``'s mode survived the rename), so results, charts
+    and exported checkpoints were unreadable to anyone but their owner."""
+    from cimjax.files import atomic_write
+
+    umask(mask)
+    atomic_write(scratch / "new.json", "{}")
+    assert (scratch / "new.json").stat().st_mode & 0o777 == mode
+    (scratch / "kept.json").write_text("{}")
+    os.chmod(scratch / "kept.json", 0o640)
+    atomic_write(scratch / "kept.json", "[]")  # an existing file keeps its permissions, as open(path, "w") does
+    assert (scratch / "kept.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_cli_outputs_are_readable_by_the_group_under_the_usual_umask(scratch, umask):
+    res = runner.invoke(app, ["evaluate", "--model", MODEL, "--precision", "int8", "--plot", "chart.png"])
+    assert res.exit_code == 0, res.output
+    assert (scratch / "chart.png").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_full_disk_is_one_line_naming_the_file(scratch, monkeypatch):
+    """Before: the writer's traceback (PIL's "OSError: [Errno 28] No space left on device" for a chart), after
+    the whole run. Now one line naming the file, and no temporary file is left."""
+    import errno
+
+    import matplotlib.figure
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full)
+    res = runner.invoke(app, ["evaluate", "--model", MODEL, "--precision", "int8", "--plot", "chart.png"])
+    assert res.exit_code == 2, res.output
+    last = res.output.strip().splitlines()[-1]  # after the table of the evaluation
+    assert last == "error: cannot write chart.png: No space left on device; nothing was written to it"
+    assert "Traceback" not in res.output
+    assert sorted(p.name for p in scratch.iterdir()) == ["a_dir", "a_fifo", "a_file"]
