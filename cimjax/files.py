@@ -25,7 +25,7 @@ import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from cimjax.validation import InputError
+from cimjax.validation import InputError, file_system_refusal
 
 LOCK_NAME = ".cimjax.lock"
 
@@ -189,10 +189,6 @@ class OutputError(ValueError):
     file, as a refused input gets, instead of a traceback from inside the writer."""
 
 
-FILE_SYSTEM_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
-"""The errors of a write that say the file system refused it, not that cimjax is wrong."""
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path next to ``path`` (missing directories above it are created); renamed onto ``path`` when
@@ -212,7 +208,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(error, OSError) and error.errno in FILE_SYSTEM_REFUSALS:
+        if file_system_refusal(error) is not None:
             raise OutputError(f"cannot write {path}: {error.strerror}; nothing was written to it") from None
         raise
 

@@ -8,6 +8,7 @@ is allowed; the CLI turns it into exit status 2. A JSON boolean is never a numbe
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
@@ -312,12 +313,24 @@ def check_limits(tolerance: float, area_max: float | None) -> tuple[float, float
     return float(tolerance), None if area_max is None else float(area_max)
 
 
+FILE_SYSTEM_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+"""The errors of a write that say the file system refused it (full, over quota, read-only, file too large,
+failing), not that cimjax is wrong."""
+
+
+def file_system_refusal(error: BaseException) -> str | None:
+    """The one-line reason when ``error`` is a write the file system refused, else None (a fault of ours)."""
+    if not (isinstance(error, OSError) and error.errno in FILE_SYSTEM_REFUSALS):
+        return None
+    return f"cannot write {error.filename}: {error.strerror}" if error.filename else f"a write failed: {error.strerror}"
+
+
 def run_script(main: Callable[[], int | None]) -> NoReturn:
     """Runs a benchmark or experiment script's ``main`` and exits with its status: an input it refuses (a
-    ``ValueError``, as every check here raises) ends the run with one line, ``<script>: error: <message>``,
-    and status 2, as argparse ends its own usage errors; Ctrl-C stops it where it lands, with
-    ``<script>: interrupted (Ctrl-C)`` and status 130, as in the CLI (:mod:`cimjax.interrupts`); anything else
-    keeps its traceback (a bug report needs it)."""
+    ``ValueError``, as every check here raises) or a write the file system refuses (a full disk) ends the run
+    with one line, ``<script>: error: <message>``, and status 2, as argparse ends its own usage errors; Ctrl-C
+    stops it where it lands, with ``<script>: interrupted (Ctrl-C)`` and status 130, as in the CLI
+    (:mod:`cimjax.interrupts`); anything else keeps its traceback (a bug report needs it)."""
     script = Path(sys.argv[0]).name
     try:
         with noting_interrupts() as interrupts:
@@ -326,6 +339,11 @@ def run_script(main: Callable[[], int | None]) -> NoReturn:
             raise KeyboardInterrupt
     except ValueError as err:
         print(f"{script}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as err:
+        if (reason := file_system_refusal(err)) is None:
+            raise
+        print(f"{script}: error: {reason}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print(f"{script}: interrupted (Ctrl-C)", file=sys.stderr)

@@ -3,6 +3,7 @@ exported checkpoint, a script's --out), and a path in directories that do not ex
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -157,8 +158,6 @@ def test_cli_outputs_are_readable_by_the_group_under_the_usual_umask(scratch, um
 def test_a_full_disk_is_one_line_naming_the_file(scratch, monkeypatch):
     """Before: the writer's traceback (PIL's "OSError: [Errno 28] No space left on device" for a chart), after
     the whole run. Now one line naming the file, and no temporary file is left."""
-    import errno
-
     import matplotlib.figure
 
     def disk_full(self, *args, **kwargs):
@@ -171,3 +170,48 @@ def test_a_full_disk_is_one_line_naming_the_file(scratch, monkeypatch):
     assert last == "error: cannot write chart.png: No space left on device; nothing was written to it"
     assert "Traceback" not in res.output
     assert sorted(p.name for p in scratch.iterdir()) == ["a_dir", "a_fifo", "a_file"]
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "ck/_sharding"), "cannot write ck/_sharding: No space"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "a write failed: Disk quota exceeded"),
+    ],
+)
+def test_a_refused_write_outside_the_atomic_writer_is_one_line(monkeypatch, error, line):
+    """Writers of their own (orbax checkpoints, a library's files) raise OSError: a full disk or quota is one
+    line, as for the files cimjax writes itself; any other OSError keeps its traceback (a fault to report)."""
+    import cimjax.api
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cimjax.api, "evaluate_design", failing)
+    res = runner.invoke(app, ["evaluate", "--model", MODEL, "--precision", "int8"])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(f"error: {line}") and len(res.output.strip().splitlines()) == 1, res.output
+    monkeypatch.setattr(cimjax.api, "evaluate_design", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("x")))
+    assert isinstance(runner.invoke(app, ["evaluate", "--model", MODEL]).exception, FileNotFoundError)
+
+
+def test_a_full_disk_while_exporting_weights_names_the_file(scratch, monkeypatch):
+    """safetensors reports a full disk as SafetensorError, not OSError: before, its traceback ended ``proxy
+    export``; now one line naming the weights file, and no temporary file is left."""
+    from flax import nnx
+    from safetensors import SafetensorError
+
+    import cimjax.lm.checkpoint as checkpoint
+    from cimjax.files import OutputError
+    from cimjax.lm import DecoderLM
+    from cimjax.workload.spec import ModelSpec
+
+    def disk_full(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    spec = ModelSpec("tiny-llama", "tiny", 1, 8, 2, 1, 4, 16, 16, False)
+    model = DecoderLM(spec, rope_theta=500.0, rms_eps=1e-5, rngs=nnx.Rngs(0))
+    with pytest.raises(OutputError, match=r"cannot write .*model.safetensors: .*No space left on device"):
+        checkpoint.save_checkpoint(model, scratch / "ck")
+    assert sorted(p.name for p in (scratch / "ck").iterdir()) == ["config.json"]

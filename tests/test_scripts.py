@@ -85,3 +85,19 @@ def test_ctrl_c_in_a_gc_callback_stops_a_script():
     proc = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_GC_CALLBACK], env=env, capture_output=True, text=True)
     assert (proc.returncode, proc.stdout) == (130, ""), proc.stderr
     assert proc.stderr.strip().splitlines() == ["-c: interrupted (Ctrl-C)"]
+
+
+def test_a_full_disk_ends_a_script_with_one_line(monkeypatch, capsys):
+    """Before: the OSError's traceback. A write the file system refuses is the machine's state, not a bug."""
+    import errno
+
+    from cimjax import validation
+
+    def main():
+        raise OSError(errno.ENOSPC, "No space left on device", "results/x.json")
+
+    monkeypatch.setattr(sys, "argv", ["x.py"])
+    with pytest.raises(SystemExit) as exit_info:
+        validation.run_script(main)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "x.py: error: cannot write results/x.json: No space left on device\n"

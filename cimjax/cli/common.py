@@ -28,8 +28,9 @@ out = Console()
 
 
 def user_errors(fn):
-    """Turns ValueError (our validation errors) into a one-line message and exit status 2; so too a failure
-    whose cause is a JAX backend the environment asks for and this machine cannot start."""
+    """Turns ValueError (our validation errors) into a one-line message and exit status 2; so too a write the
+    file system refuses (a full disk) and a failure whose cause is a JAX backend the environment asks for and
+    this machine cannot start."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -40,8 +41,8 @@ def user_errors(fn):
             raise typer.Exit(2) from None
         except typer.Exit:
             raise
-        except Exception:
-            problem = backend_problem()
+        except Exception as error:
+            problem = validation.file_system_refusal(error) or backend_problem()
             if problem is None:  # a fault of ours: the traceback is what a bug report needs
                 raise
             err.print(f"[red]error:[/red] {problem}", highlight=False)

@@ -17,7 +17,7 @@ from flax import nnx
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from cimjax.files import atomic_path, atomic_write, check_output_dir, path_text
+from cimjax.files import OutputError, atomic_path, atomic_write, check_output_dir, path_text
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.validation import fail, number, read_json
 from cimjax.workload.spec import ModelSpec
@@ -86,8 +86,7 @@ def save_checkpoint(
     tensors = model_tensors(model)
     metadata = {"format": "pt"}
     if max_shard_bytes is None or sum(t.nbytes for t in tensors.values()) <= max_shard_bytes:
-        with atomic_path(out / SINGLE_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+        _write_tensors(out / SINGLE_FILE, tensors, metadata)
         return out
     shards: list[dict[str, np.ndarray]] = [{}]
     for name, t in tensors.items():
@@ -97,12 +96,23 @@ def save_checkpoint(
     weight_map = {}
     for i, shard in enumerate(shards):
         file = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        with atomic_path(out / file) as tmp:
-            save_file(shard, str(tmp), metadata=metadata)
+        _write_tensors(out / file, shard, metadata)
         weight_map.update(dict.fromkeys(shard, file))
     index = {"metadata": {"total_size": sum(t.nbytes for t in tensors.values())}, "weight_map": weight_map}
     atomic_write(out / INDEX_FILE, json.dumps(index, indent=2) + "\n")
     return out
+
+
+def _write_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """One safetensors file, whole or not at all; a full disk is one line naming it (safetensors reports its I/O
+    errors as SafetensorError, not OSError)."""
+    with atomic_path(path) as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as error:
+            if "I/O error" not in str(error):
+                raise
+            raise OutputError(f"cannot write {path}: {' '.join(str(error).split())}") from None
 
 
 def _read_tensors(directory: Path) -> dict[str, np.ndarray]:
