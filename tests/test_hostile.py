@@ -1011,3 +1011,15 @@ def test_a_jax_backend_the_machine_cannot_start_is_one_line_naming_jax_platforms
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"error: JAX_PLATFORMS = '{platform}': JAX could not start its backend"), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
+
+
+def test_a_jax_setting_that_stops_the_backend_is_named(tmp_path):
+    """Before: the message blamed ``JAX_PLATFORMS = ''`` when ``JAX_NUM_CPU_DEVICES=0`` stopped the CPU backend."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    env |= {"JAX_NUM_CPU_DEVICES": "0", "CIMJAX_CACHE": str(tmp_path)}
+    argv = [sys.executable, "-c", "from cimjax.cli.main import app; app()", "evaluate", "--model", MODEL, "--json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: JAX could not start its backend"), proc.stderr
+    assert "the environment sets JAX_NUM_CPU_DEVICES = '0'" in proc.stderr and "JAX_PLATFORMS = " not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""

@@ -63,9 +63,17 @@ def backend_problem() -> str | None:
     except Exception as error:  # JAX raises RuntimeError, or a bare AssertionError from a broken plug-in
         cause = " ".join(str(error).split()) or type(error).__name__
         asked = os.environ.get("JAX_PLATFORMS", "")
+        if asked:
+            return (
+                f"JAX_PLATFORMS = {asked!r}: JAX could not start its backend ({cause}); allowed: JAX_PLATFORMS "
+                "unset (JAX then uses what this machine has) or a platform this machine has, e.g. cpu"
+            )
+        settings = ", ".join(f"{k} = {v!r}" for k, v in sorted(os.environ.items()) if k.startswith(("JAX_", "XLA_")))
+        if not settings:
+            return f"JAX could not start its backend ({cause})"
         return (
-            f"JAX_PLATFORMS = {asked!r}: JAX could not start its backend ({cause}); allowed: JAX_PLATFORMS unset "
-            "(JAX then uses what this machine has) or a platform this machine has, e.g. cpu"
+            f"JAX could not start its backend ({cause}); the environment sets {settings}; allowed: values JAX "
+            "accepts, or unset (JAX then uses what this machine has)"
         )
     return None
 
