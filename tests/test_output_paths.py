@@ -195,23 +195,34 @@ def test_a_refused_write_outside_the_atomic_writer_is_one_line(monkeypatch, erro
     assert isinstance(runner.invoke(app, ["evaluate", "--model", MODEL]).exception, FileNotFoundError)
 
 
-def test_a_full_disk_while_exporting_weights_names_the_file(scratch, monkeypatch):
-    """safetensors reports a full disk as SafetensorError, not OSError: before, its traceback ended ``proxy
-    export``; now one line naming the weights file, and no temporary file is left."""
-    from flax import nnx
-    from safetensors import SafetensorError
+def test_exported_weights_are_readable_and_a_full_disk_names_them(scratch, umask, monkeypatch):
+    """Before: ``model.safetensors`` was 0o600 (safetensors wrote its own file over the temporary one), and a full
+    disk ended ``proxy export`` in safetensors' SafetensorError traceback. Now the weights go through the same
+    atomic writer as every output: the usual permissions, and one line naming the file."""
+    import errno
 
-    import cimjax.lm.checkpoint as checkpoint
+    from flax import nnx
+
     from cimjax.files import OutputError
-    from cimjax.lm import DecoderLM
+    from cimjax.lm import DecoderLM, save_checkpoint
     from cimjax.workload.spec import ModelSpec
 
-    def disk_full(*args, **kwargs):
-        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
-
-    monkeypatch.setattr(checkpoint, "save_file", disk_full)
     spec = ModelSpec("tiny-llama", "tiny", 1, 8, 2, 1, 4, 16, 16, False)
     model = DecoderLM(spec, rope_theta=500.0, rms_eps=1e-5, rngs=nnx.Rngs(0))
-    with pytest.raises(OutputError, match=r"cannot write .*model.safetensors: .*No space left on device"):
-        checkpoint.save_checkpoint(model, scratch / "ck")
-    assert sorted(p.name for p in (scratch / "ck").iterdir()) == ["config.json"]
+    written = save_checkpoint(model, scratch / "ck")
+    assert {p.name: p.stat().st_mode & 0o777 for p in written.iterdir()} == {
+        "config.json": 0o644,
+        "model.safetensors": 0o644,
+    }
+
+    synced = []
+
+    def full_after_the_config(fd):
+        synced.append(fd)
+        if len(synced) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_after_the_config)
+    with pytest.raises(OutputError, match=r"cannot write .*full.model.safetensors: No space left on device"):
+        save_checkpoint(model, scratch / "full")
+    assert [p.name for p in (scratch / "full").iterdir()] == ["config.json"]

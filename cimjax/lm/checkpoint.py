@@ -15,9 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
-from cimjax.files import OutputError, atomic_path, atomic_write, check_output_dir, path_text
+from cimjax.files import atomic_write, check_output_dir, path_text
 from cimjax.lm.model import DecoderLM, functional
 from cimjax.validation import fail, number, read_json
 from cimjax.workload.spec import ModelSpec
@@ -86,7 +86,7 @@ def save_checkpoint(
     tensors = model_tensors(model)
     metadata = {"format": "pt"}
     if max_shard_bytes is None or sum(t.nbytes for t in tensors.values()) <= max_shard_bytes:
-        _write_tensors(out / SINGLE_FILE, tensors, metadata)
+        atomic_write(out / SINGLE_FILE, save(tensors, metadata=metadata))
         return out
     shards: list[dict[str, np.ndarray]] = [{}]
     for name, t in tensors.items():
@@ -96,23 +96,11 @@ def save_checkpoint(
     weight_map = {}
     for i, shard in enumerate(shards):
         file = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        _write_tensors(out / file, shard, metadata)
+        atomic_write(out / file, save(shard, metadata=metadata))
         weight_map.update(dict.fromkeys(shard, file))
     index = {"metadata": {"total_size": sum(t.nbytes for t in tensors.values())}, "weight_map": weight_map}
     atomic_write(out / INDEX_FILE, json.dumps(index, indent=2) + "\n")
     return out
-
-
-def _write_tensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """One safetensors file, whole or not at all; a full disk is one line naming it (safetensors reports its I/O
-    errors as SafetensorError, not OSError)."""
-    with atomic_path(path) as tmp:
-        try:
-            save_file(tensors, str(tmp), metadata=metadata)
-        except SafetensorError as error:
-            if "I/O error" not in str(error):
-                raise
-            raise OutputError(f"cannot write {path}: {' '.join(str(error).split())}") from None
 
 
 def _read_tensors(directory: Path) -> dict[str, np.ndarray]:

@@ -267,7 +267,8 @@ def save(fig, path, dpi: int = 130, flag: str = "path") -> Path:
 
 def scatter_plot(result, path: str | Path) -> Path:
     """Predicted vs measured loss increase of every variant of a proxy validation (a
-    :class:`~cimjax.report.proxy_validation.ValidationResult`) on its held-out assignments, log-log PNG."""
+    :class:`~cimjax.report.proxy_validation.ValidationResult`) on its held-out assignments, log-log PNG, written
+    as :func:`save` writes."""
     from matplotlib.figure import Figure
 
     n = len(result.variants)
@@ -291,7 +292,4 @@ def scatter_plot(result, path: str | Path) -> Path:
         ax.axis("off")
     fig.suptitle(f"proxy vs measured loss increase, {result.n_configs} held-out assignments ({result.granularity})")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save(fig, path, dpi=110)

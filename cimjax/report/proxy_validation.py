@@ -414,10 +414,9 @@ def write_outputs(directory: Path, result: ValidationResult) -> list[Path]:
     each written whole or not at all; returns their paths."""
     import json
 
-    from cimjax.files import atomic_path, atomic_write
+    from cimjax.files import atomic_write
 
     files = [Path(directory) / "validation.json", Path(directory) / "proxy_scatter.png"]
     atomic_write(files[0], json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
-    with atomic_path(files[1]) as tmp:
-        scatter_plot(result, tmp)
+    scatter_plot(result, files[1])  # through plots.save: whole or not at all
     return files
