@@ -11,12 +11,16 @@ simply compiled in memory.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
 import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+from cimjax.files import OutputError
 from cimjax.validation import InputError
 
 NO_CACHE_ENV = "CIMJAX_NO_CACHE"
@@ -51,6 +55,16 @@ def cache_dir() -> Path:
             "(set CIMJAX_CACHE to one, e.g. export CIMJAX_CACHE=/tmp/cimjax-cache)"
         ) from None
     return path
+
+
+@contextlib.contextmanager
+def kept_if_possible() -> Iterator[None]:
+    """Writes a cache entry: when the file system refuses it (full, over quota, read-only), the entry is not
+    kept and the run goes on with a warning. A cache saves time; it never fails a run that has its result."""
+    try:
+        yield
+    except OutputError as error:
+        warnings.warn(f"{error}; the cache entry is not kept and the run goes on", stacklevel=3)
 
 
 def compilation_cache_disabled() -> bool:

@@ -226,3 +226,28 @@ def test_exported_weights_are_readable_and_a_full_disk_names_them(scratch, umask
     with pytest.raises(OutputError, match=r"cannot write .*full.model.safetensors: No space left on device"):
         save_checkpoint(model, scratch / "full")
     assert [p.name for p in (scratch / "full").iterdir()] == ["config.json"]
+
+
+def test_a_full_cache_does_not_fail_a_run_that_has_its_result(tmp_path, monkeypatch):
+    """Before: ``proxy sensitivities`` with ``CIMJAX_CACHE`` on a full disk measured, then ended in a traceback
+    writing its GPTQ copies to the cache (measured on a 64 KiB tmpfs), losing the measurement. Now the entry is
+    not kept, with a warning, and the run goes on; any other failure still ends it."""
+    import errno
+
+    import numpy as np
+
+    from cimjax.quant import gptq
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.warns(
+        UserWarning, match=r"cannot write .*copies.npz: No space left on device.*the cache entry is not kept"
+    ):
+        gptq._write(tmp_path / "copies.npz", {(0, "q"): np.zeros((2, 2))})
+    assert list(tmp_path.iterdir()) == []
+    from cimjax.cache import kept_if_possible
+
+    with pytest.raises(KeyError), kept_if_possible():
+        raise KeyError("a fault of ours")

@@ -39,7 +39,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from cimjax.cache import cache_dir, source_fingerprint
+from cimjax.cache import cache_dir, kept_if_possible, source_fingerprint
 from cimjax.files import atomic_path
 from cimjax.lm.model import DecoderLM, Hooks, QuantisedWeights, functional, observe
 from cimjax.quant.quantizers import GPTQ_WIDTHS, TensorScheme, entry_grid
@@ -182,5 +182,5 @@ def _read(path: Path, shapes: dict) -> dict | None:
 
 def _write(path: Path, copies: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with kept_if_possible(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **{f"{layer}.{op}": q for (layer, op), q in copies.items()})

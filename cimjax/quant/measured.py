@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import cimjax.validation as validation
-from cimjax.cache import cache_dir
+from cimjax.cache import cache_dir, kept_if_possible
 from cimjax.files import atomic_write, check_output_file
 from cimjax.lm.checkpoint import TOKENIZER_FILE
 from cimjax.lm.model import DecoderLM
@@ -427,5 +427,6 @@ def for_checkpoint(
     model = load_checkpoint(directory)
     tables = fit_tables(n_fit, model.spec.n_layers, np.random.default_rng(calibration.seed))
     measured = measure(model, calibration, digest, tables, scheme, log=log, progress=progress)
-    measured.save(path)
+    with kept_if_possible():
+        measured.save(path)
     return measured

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cimjax.cache import cache_dir
+from cimjax.cache import cache_dir, kept_if_possible
 from cimjax.files import atomic_path
 from cimjax.lm.model import Builder, DecoderLM, functional
 from cimjax.quant.quantizers import FULL_PRECISION_BITS, QuantScheme
@@ -154,7 +154,7 @@ def cached(
         return Pairs(int(d["width"]), str(d["pair_set"]), d["single"], d["index"], d["joint"])
     pairs = measure(model, windows, scheme, width, pair_set)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with kept_if_possible(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, width=pairs.width, pair_set=pairs.pair_set, single=pairs.single, index=pairs.index,
                  joint=pairs.joint)  # fmt: skip
     return pairs
