@@ -37,10 +37,24 @@ def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
     if text is None or not text.strip():
         raise InputError(f"{flag} = {path!r} is not allowed; {allowed}")
     target = Path(text)
-    if target.exists() and not target.is_dir():
-        raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a directory; {allowed}")
-    _check_creatable(target, flag, allowed, text)
+    with _long_names_refused(flag, text, allowed):
+        if target.exists() and not target.is_dir():
+            raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a directory; {allowed}")
+        _check_creatable(target, flag, allowed, text)
     return target
+
+
+@contextlib.contextmanager
+def _long_names_refused(flag: str, text: str, allowed: str) -> Iterator[None]:
+    """A path with a name longer than the file system takes (ENAMETOOLONG from looking at it) is an InputError
+    naming ``flag``, not a traceback."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        reason = "a name in it is longer than the file system allows"
+        raise InputError(f"{flag} = {text!r} is not allowed: {reason}; {allowed}") from None
 
 
 def check_output_file(path: str | os.PathLike, flag: str, formats: Collection[str] | None = None) -> Path:
@@ -53,13 +67,14 @@ def check_output_file(path: str | os.PathLike, flag: str, formats: Collection[st
     if text is None or not text.strip():
         raise InputError(f"{flag} = {path!r} is not allowed; {allowed}")
     target = Path(text)
-    if target.is_dir():
-        raise InputError(f"{flag} = {text!r} is not allowed: it is a directory; {allowed}")
-    if target.exists() and not target.is_file():  # a device or pipe: renaming onto it would replace it
-        raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a regular file; {allowed}")
-    if formats is not None and target.suffix.lower().lstrip(".") not in formats:
-        raise InputError(f"{flag} = {text!r} is not allowed: no known format for its suffix; {allowed}")
-    _check_creatable(target.parent, flag, allowed, text)
+    with _long_names_refused(flag, text, allowed):
+        if target.is_dir():
+            raise InputError(f"{flag} = {text!r} is not allowed: it is a directory; {allowed}")
+        if target.exists() and not target.is_file():  # a device or pipe: renaming onto it would replace it
+            raise InputError(f"{flag} = {text!r} is not allowed: it exists and is not a regular file; {allowed}")
+        if formats is not None and target.suffix.lower().lstrip(".") not in formats:
+            raise InputError(f"{flag} = {text!r} is not allowed: no known format for its suffix; {allowed}")
+        _check_creatable(target.parent, flag, allowed, text)
     return target
 
 
@@ -198,7 +213,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.exists() and not path.is_file():  # renaming onto a device (/dev/null) would replace the device
         raise InputError(f"{str(path)!r} exists and is not a regular file; cimjax writes only regular files")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}"
+    short = f".{path.name[:64]}.{secrets.token_hex(8)}.tmp{path.suffix[:16]}"  # fits where path's own name fits
+    tmp = path.parent / short
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # tempfile.mkstemp's would be 0o600
     try:
         if path.is_file():

@@ -251,3 +251,19 @@ def test_a_full_cache_does_not_fail_a_run_that_has_its_result(tmp_path, monkeypa
 
     with pytest.raises(KeyError), kept_if_possible():
         raise KeyError("a fault of ours")
+
+
+def test_a_long_file_name_the_file_system_takes_is_written(scratch):
+    """Before: the temporary file's longer name ("File name too long") ended the command in a traceback after
+    its work, for a name the file system takes."""
+    name = "a" * (os.pathconf(scratch, "PC_NAME_MAX") - 4) + ".png"
+    res = runner.invoke(app, ["evaluate", "--model", MODEL, "--precision", "int8", "--plot", name])
+    assert res.exit_code == 0, res.output
+    assert (scratch / name).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--model", MODEL, "--plot"], ["sweep", "--model", MODEL, "--out"]])
+def test_a_name_longer_than_the_file_system_takes_is_refused_by_flag(scratch, command):
+    """Before: OSError "File name too long" from looking at the path, as a traceback."""
+    name = "b" * (os.pathconf(scratch, "PC_NAME_MAX") + 1) + ".png"
+    _refused(runner.invoke(app, [*command, name]), command[-1], "a name in it is longer than the file system allows")
