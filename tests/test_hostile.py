@@ -1023,3 +1023,18 @@ def test_a_jax_setting_that_stops_the_backend_is_named(tmp_path):
     assert proc.stderr.startswith("error: JAX could not start its backend"), proc.stderr
     assert "the environment sets JAX_NUM_CPU_DEVICES = '0'" in proc.stderr and "JAX_PLATFORMS = " not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["evaluate", "--model", "{long}.json"], ["proxy", "sensitivities", "--checkpoint", "{long}", "--out", "s.json"],
+     ["optimize", "--budget", "int8", "--checkpoint", "{long}"]],
+)  # fmt: skip
+def test_an_input_path_with_a_name_too_long_is_one_line(args, tmp_path, monkeypatch):
+    """Before: ``pathlib``'s is_dir/exists raised "File name too long" (ENAMETOOLONG) as a traceback; such a path
+    names no file, so it gets the missing file's one line."""
+    monkeypatch.chdir(tmp_path)
+    long = "c" * (os.pathconf(tmp_path, "PC_NAME_MAX") + 1)
+    res = runner.invoke(app, [arg.format(long=long) for arg in args])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and "Traceback" not in res.output and long in res.output

@@ -8,6 +8,7 @@ meeting the same budget and area limit; with ``--json``, exactly one JSON object
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -275,7 +276,7 @@ def _calibration(checkpoint, sensitivities, sizes: dict, seed: int, gptq: tuple,
     None when not given; ``gptq``: --gptq/--no-gptq and --gptq-windows), all checked; None for a --sensitivities
     file, which keeps the windows it was measured on (:func:`_measured` refuses a --sensitivity-text it
     contradicts), so those options are refused with it."""
-    if checkpoint is not None and not checkpoint.is_dir():
+    if checkpoint is not None and not os.path.isdir(checkpoint):  # False for a name too long, as for a missing one
         raise ValueError(f"--checkpoint {checkpoint} is not a directory")
     if sensitivities is None:
         sizes = {flag: CALIBRATION[flag] if value is None else value for flag, value in sizes.items()}

@@ -9,6 +9,7 @@ are skipped, any other extra tensor is an error so that a wrong architecture doe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -164,7 +165,7 @@ def checkpoint_directory(directory: str | Path) -> Path:
         allowed = "allowed: a checkpoint directory (str or pathlib.Path)"
         raise CheckpointError(f"checkpoint directory = {directory!r} is not allowed; {allowed}")
     path = Path(text)
-    if not path.exists():
+    if not os.path.exists(path):  # os.path, not Path: a name too long for the file system is missing, not an OSError
         raise CheckpointError(f"checkpoint directory {path} does not exist")
     if not path.is_dir():
         raise CheckpointError(f"checkpoint directory {path} is a file, not a directory")

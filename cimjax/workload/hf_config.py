@@ -9,6 +9,7 @@ absent take the defaults of the family's ``transformers`` config class, so a spe
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,9 @@ def load_hf_config(path: str | Path) -> ModelSpec:
         integer, the model type is unsupported, or the sizes do not form a valid model.
     """
     file = Path(path)
-    if file.is_dir():
+    if os.path.isdir(file):  # os.path, not Path: a name too long for the file system is no file, not an OSError
         file = file / "config.json"
-    if not file.is_file():
+    if not os.path.isfile(file):
         raise ConfigError(f"no config.json at {file}")
     try:
         cfg = read_json(file, "config.json")
