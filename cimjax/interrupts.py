@@ -24,7 +24,9 @@ from typing import NoReturn
 INTERRUPTED = 130
 """Exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it; typer returns it too)."""
 REDELIVER_S = 0.01
-"""Delay before a Ctrl-C that could not end the run where it landed is delivered again."""
+"""Delay before a Ctrl-C that could not end the run where it landed is delivered again: long beside a garbage-
+collector callback (microseconds), short beside a person's reaction. During an import it is re-armed until the
+import has finished (JAX's takes about 1 s here, so about 100 times)."""
 
 
 @contextlib.contextmanager

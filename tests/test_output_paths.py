@@ -184,14 +184,16 @@ def test_a_refused_write_outside_the_atomic_writer_is_one_line(monkeypatch, erro
     line, as for the files cimjax writes itself; any other OSError keeps its traceback (a fault to report)."""
     import cimjax.api
 
+    raised = [error]
+
     def failing(*args, **kwargs):
-        raise error
+        raise raised[0]
 
     monkeypatch.setattr(cimjax.api, "evaluate_design", failing)
     res = runner.invoke(app, ["evaluate", "--model", MODEL, "--precision", "int8"])
     assert res.exit_code == 2, res.output
     assert res.output.startswith(f"error: {line}") and len(res.output.strip().splitlines()) == 1, res.output
-    monkeypatch.setattr(cimjax.api, "evaluate_design", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("x")))
+    raised[0] = FileNotFoundError(errno.ENOENT, "No such file or directory", "x")
     assert isinstance(runner.invoke(app, ["evaluate", "--model", MODEL]).exception, FileNotFoundError)
 
 
