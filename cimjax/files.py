@@ -8,7 +8,8 @@
   :func:`output_file_argument` and :func:`output_dir_argument` are the two checks as argparse types, for the
   benchmark and experiment scripts.
 * :func:`atomic_write` / :func:`atomic_path` write to a temporary file in the same directory and rename it
-  into place, so an interrupted run never leaves a truncated result.
+  into place, so an interrupted run never leaves a truncated result; :func:`atomic_savez` writes arrays so,
+  and :data:`NPZ_UNREADABLE` is what reading back a damaged ``.npz`` file raises.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import threading
+import warnings
+import zipfile
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -252,3 +256,54 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
         f.flush()
         os.fsync(f.fileno())
+
+
+NPZ_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+"""What ``np.load`` of a truncated, damaged or foreign ``.npz`` file (or reading a key it lacks) raises."""
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> None:
+    """``np.savez`` of ``arrays`` to ``path`` (under that exact name) through :func:`atomic_path`."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def restore_newest(manager, template):
+    """The newest step an orbax ``CheckpointManager`` reads back into ``template``'s structure, or None if none does.
+
+    A step that does not read back (left truncated by a killed run, damaged since) is deleted with a warning:
+    orbax silently skips saving a step at or below its newest one, so a kept unreadable step would stop the run
+    from ever saving its own again. The reads a failed restore abandons report "Event loop is closed" as they
+    finish; those reports are dropped (:func:`_drop_abandoned_reads`)."""
+    import orbax.checkpoint as ocp
+
+    steps = sorted(manager.all_steps(), reverse=True)
+    if steps:
+        _drop_abandoned_reads()  # before the first restore: the reports can come before its error reaches here
+    for step in steps:
+        try:
+            return manager.restore(step, args=ocp.args.StandardRestore(template))
+        except Exception as error:  # noqa: BLE001 - whatever the damage, the step cannot be used
+            manager.delete(step)
+            reason = " ".join(str(error).split())[:100]
+            warnings.warn(f"step {step} in {manager.directory} could not be read back ({reason}); it is deleted and "
+                          "its work will be done again", stacklevel=2)  # fmt: skip
+    return None
+
+
+def _drop_abandoned_reads() -> None:
+    """From now on, drops the unraisable RuntimeError("Event loop is closed") that a read abandoned by a failed
+    orbax restore reports when it finishes on its closed event loop (a traceback each, and harmless)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_abandoned_reads", False):
+        return
+
+    def hook(report) -> None:
+        abandoned = report.object is None and str(report.exc_value) == "Event loop is closed"
+        if not (abandoned and isinstance(report.exc_value, RuntimeError)):
+            previous(report)
+
+    hook.drops_abandoned_reads = True
+    sys.unraisablehook = hook

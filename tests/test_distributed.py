@@ -177,3 +177,35 @@ def test_load_partial_reports_unreadable_file(tmp_path):
     bad.write_text("not an npz")
     with pytest.raises(ValueError, match="cannot read partial sweep"):
         load_partial(bad)
+
+
+@pytest.mark.parametrize("damage", ["text", "truncated", "empty", "missing key"])
+def test_load_partial_names_a_damaged_file(tmp_path, damage):
+    path = tmp_path / "part.npz"
+    _part(0, 100).save(path)
+    whole = path.read_bytes()
+    if damage == "missing key":
+        np.savez(path, range=np.asarray([0, 100]))
+    else:
+        path.write_bytes({"text": b"not an npz", "truncated": whole[: len(whole) // 2], "empty": b""}[damage])
+    with pytest.raises(ValueError, match=f"cannot read partial sweep {path}"):
+        load_partial(path)
+
+
+def test_a_save_stopped_midway_leaves_the_previous_share_whole(tmp_path, monkeypatch):
+    """Saving writes a temporary file and renames it: a save interrupted after half its bytes leaves the share
+    saved before untouched and no stray file; a name without .npz gets it, as np.savez gives it."""
+    path = tmp_path / "part.npz"
+    _part(0, 100).save(path)
+
+    def half_then_interrupted(file, **arrays):
+        file.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(np, "savez", half_then_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            _part(0, 200).save(path)
+    assert load_partial(path).stop == 100 and list(tmp_path.iterdir()) == [path]
+    _part(0, 50).save(tmp_path / "named")
+    assert load_partial(tmp_path / "named.npz").stop == 50

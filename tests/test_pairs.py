@@ -69,6 +69,20 @@ def test_measured_pairs_equal_one_at_a_time_measurements(model_and_windows, tmp_
         measure(model, windows, DEFAULT_SCHEME, 9)
 
 
+def test_a_damaged_cache_entry_is_measured_again(model_and_windows, tmp_path, monkeypatch):
+    """A truncated or foreign file under the pairs' cache key is measured again and rewritten, not a traceback."""
+    model, windows = model_and_windows
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    first = cached(model, windows, DEFAULT_SCHEME, 3, "block")
+    (path,) = (tmp_path / "pairs").iterdir()
+    for damage in (path.read_bytes()[:100], b"not an npz", b""):
+        path.write_bytes(damage)
+        again = cached(model, windows, DEFAULT_SCHEME, 3, "block")
+        np.testing.assert_array_equal(again.joint, first.joint)
+        assert again.cpu_seconds > 0  # measured, not read
+    np.testing.assert_array_equal(np.load(path)["joint"], first.joint)
+
+
 def test_coefficients_by_hand():
     single = np.zeros((1, N_POINTS))
     single[0, :3] = [0.01, 0.04, 0.09]

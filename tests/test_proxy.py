@@ -65,6 +65,23 @@ def test_interrupted_training_resumes_to_the_same_model(trained, tmp_path, monke
     assert resumed.final_loss == trained.final_loss and resumed.val_loss == trained.val_loss
 
 
+def test_a_damaged_cached_model_is_trained_again(trained, tmp_path, monkeypatch):
+    """A cached checkpoint that no longer reads back (here its manifests cut in half) is a warning naming it, and
+    the model is trained again into its place: the same model, restored by the next run."""
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    directory = train(TINY, log=lambda msg: None).directory
+    for manifest in (directory / "orbax").rglob("manifest.ocdbt"):
+        manifest.write_bytes(manifest.read_bytes()[: manifest.stat().st_size // 2])
+    lines = []
+    with pytest.warns(UserWarning, match=f"step {TINY.steps} in {directory}/orbax could not be read back"):
+        again = train(TINY, log=lines.append)
+    assert any(f"training {TINY.steps} steps" in line for line in lines)
+    assert again.final_loss == trained.final_loss and again.val_loss == trained.val_loss
+    lines.clear()
+    train(TINY, log=lines.append)
+    assert any(f"restored step {TINY.steps}/{TINY.steps}" in line for line in lines)
+
+
 def test_concurrent_training_of_one_cached_model_waits_and_reuses_it(tmp_path, monkeypatch):
     """A second trainer of the same cached run waits for the first (paused after its first checkpoint) and
     then loads its finished model instead of training into the same directory at the same time."""

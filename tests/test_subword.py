@@ -64,3 +64,9 @@ def test_subword_model_trains_exports_and_calibrates_in_its_ids(module_cache, tm
     # the cache key is the content's: the tokenizer's path is not part of it
     assert cache_path("ab" * 32, calibration) == cache_path("ab" * 32, dataclasses.replace(calibration, tokenizer=None))
     assert with_tokenizer(calibration, tmp_path).tokenizer is None  # a directory without tokenizer.json: bytes
+    # a damaged cached tokenizer is trained again (warning), to the same file: the cached model still fits it
+    whole = trained.tokenizer.read_bytes()
+    trained.tokenizer.write_bytes(whole[: len(whole) // 2])
+    with pytest.warns(UserWarning, match=r"not a readable tokenizer.json \(.*\); it is trained again"):
+        again = train(config, log=lambda msg: None)
+    assert again.tokenizer.read_bytes() == whole and again.val_loss == trained.val_loss

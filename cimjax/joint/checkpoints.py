@@ -79,13 +79,9 @@ class Checkpoints:
             files.atomic_write(meta, json.dumps(fingerprint, indent=2) + "\n")
 
     def restore(self, template: JointState) -> JointState | None:
-        """The newest intact saved state (a step left truncated by a killed run is skipped), or None."""
-        for step in sorted(self.manager.all_steps(), reverse=True):
-            try:
-                return self.manager.restore(step, args=ocp.args.StandardRestore(template))
-            except Exception:  # noqa: BLE001 - any unreadable step: fall back to the previous one
-                continue
-        return None
+        """The newest intact saved state (a step left truncated by a killed run is deleted, with a warning), or
+        None."""
+        return files.restore_newest(self.manager, template)
 
     def save(self, state: JointState) -> None:
         with files.deferred_interrupt():  # Ctrl-C during a save: finish it, then stop

@@ -33,14 +33,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from cimjax.cache import cache_dir, kept_if_possible, source_fingerprint
-from cimjax.files import atomic_path
+from cimjax.files import NPZ_UNREADABLE, atomic_savez
 from cimjax.lm.model import DecoderLM, Hooks, QuantisedWeights, functional, observe
 from cimjax.quant.quantizers import GPTQ_WIDTHS, TensorScheme, entry_grid
 from cimjax.workload.precision import LINEAR_OPS
@@ -175,12 +174,11 @@ def _read(path: Path, shapes: dict) -> dict | None:
     try:
         with np.load(path) as stored:
             copies = {key: stored[f"{key[0]}.{key[1]}"] for key in shapes}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except NPZ_UNREADABLE:
         return None
     return copies if all(copies[key].shape == shape for key, shape in shapes.items()) else None
 
 
 def _write(path: Path, copies: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with kept_if_possible(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{f"{layer}.{op}": q for (layer, op), q in copies.items()})
+    with kept_if_possible():
+        atomic_savez(path, **{f"{layer}.{op}": q for (layer, op), q in copies.items()})

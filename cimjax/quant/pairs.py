@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cimjax.cache import cache_dir, kept_if_possible
-from cimjax.files import atomic_path
+from cimjax.files import NPZ_UNREADABLE, atomic_savez
 from cimjax.lm.model import Builder, DecoderLM, functional
 from cimjax.quant.quantizers import FULL_PRECISION_BITS, QuantScheme
 from cimjax.quant.sensitivity import BIT_GRID, quantised_loss_and_kl, reference_logp
@@ -147,16 +147,18 @@ def cached(
     model: DecoderLM, windows: np.ndarray, scheme: QuantScheme, width: int = REFERENCE_BITS, pair_set: str = "block"
 ) -> Pairs:
     """:func:`measure`, read from ``$CIMJAX_CACHE/pairs`` when this model, windows, quantiser, width and pair
-    set were measured before (written there otherwise)."""
+    set were measured before (written there otherwise; a damaged entry is measured again)."""
     path = cache_dir() / "pairs" / f"{_key(model, windows, scheme, width, pair_set)}.npz"
     if path.is_file():
-        d = np.load(path)
-        return Pairs(int(d["width"]), str(d["pair_set"]), d["single"], d["index"], d["joint"])
+        try:
+            with np.load(path) as d:
+                return Pairs(int(d["width"]), str(d["pair_set"]), d["single"], d["index"], d["joint"])
+        except NPZ_UNREADABLE:
+            pass
     pairs = measure(model, windows, scheme, width, pair_set)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with kept_if_possible(), atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, width=pairs.width, pair_set=pairs.pair_set, single=pairs.single, index=pairs.index,
-                 joint=pairs.joint)  # fmt: skip
+    with kept_if_possible():
+        atomic_savez(path, width=pairs.width, pair_set=pairs.pair_set, single=pairs.single, index=pairs.index,
+                     joint=pairs.joint)  # fmt: skip
     return pairs
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -109,7 +110,13 @@ def tokenizer_of(config: TrainConfig, directory: Path) -> Path | None:
     if config.vocab is None:
         return None
     path = directory / TOKENIZER_FILE
-    return path if path.is_file() else corpus.train_tokenizer(config.vocab, path, config.val_fraction)
+    if path.is_file():
+        try:
+            corpus.load_tokenizer(path)
+            return path
+        except ValueError as error:
+            warnings.warn(f"{error}; it is trained again", stacklevel=2)
+    return corpus.train_tokenizer(config.vocab, path, config.val_fraction)
 
 
 def run_key(config: TrainConfig) -> str:
@@ -209,10 +216,10 @@ def _train_locked(config: TrainConfig, directory: Path, tokenizer: Path | None, 
     }
     options = ocp.CheckpointManagerOptions(max_to_keep=1, save_interval_steps=1)
     with ocp.CheckpointManager(directory / "orbax", options=options) as manager:
-        latest = manager.latest_step()
-        if latest is not None:
-            state = manager.restore(latest, args=ocp.args.StandardRestore(state))
-            log(f"proxy LM: restored step {latest}/{config.steps} from {directory}")
+        restored = files.restore_newest(manager, state)  # a damaged step is deleted and trained again
+        if restored is not None:
+            state = restored
+            log(f"proxy LM: restored step {int(state['step'])}/{config.steps} from {directory}")
 
         train_tokens, _ = corpus.split(config.val_fraction, tokenizer)
         step = int(state["step"])

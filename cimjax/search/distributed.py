@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from cimjax.cost.batched import AXIS, compress_uniform, make_evaluator
+from cimjax.files import NPZ_UNREADABLE, atomic_savez
 from cimjax.hardware.config import PAPER_SPACE, DesignSpace
 from cimjax.hardware.technology import Technology
 from cimjax.search.exhaustive import DEFAULT_CHUNK, SweepResult, run_chunks
@@ -52,9 +53,12 @@ class PartialSweep:
     wall_s: float
 
     def save(self, path: str | Path) -> None:
-        """Writes the share to an ``.npz`` file (to be merged elsewhere with :func:`merge_partials`)."""
-        np.savez(
-            path,
+        """Writes the share to an ``.npz`` file (to be merged elsewhere with :func:`merge_partials`); ``.npz`` is
+        added to a name without it, as ``np.savez`` does. The file appears whole or not at all, so a process
+        stopped while saving never leaves a truncated share to be merged."""
+        path = Path(path)
+        atomic_savez(
+            path if path.name.endswith(".npz") else path.with_name(path.name + ".npz"),
             range=np.asarray([self.start, self.stop]),
             times=np.asarray([self.compile_s, self.wall_s]),
             latency_s=self.latency_s,
@@ -66,10 +70,10 @@ class PartialSweep:
 def load_partial(path: str | Path) -> PartialSweep:
     """Reads a share written by :meth:`PartialSweep.save`."""
     try:
-        data = np.load(path)
-        (start, stop), (compile_s, wall_s) = data["range"].tolist(), data["times"].tolist()
-        arrays = (data["latency_s"], data["energy_j"], data["area_mm2"])
-    except (OSError, KeyError, ValueError) as error:
+        with np.load(path) as data:
+            (start, stop), (compile_s, wall_s) = data["range"].tolist(), data["times"].tolist()
+            arrays = (data["latency_s"], data["energy_j"], data["area_mm2"])
+    except NPZ_UNREADABLE as error:
         raise ValueError(f"cannot read partial sweep {path}: {error}") from error
     return PartialSweep(int(start), int(stop), *arrays, compile_s=compile_s, wall_s=wall_s)
 
