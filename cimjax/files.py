@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import secrets
 import shutil
@@ -29,7 +30,7 @@ import zipfile
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from cimjax.validation import InputError, file_system_refusal
+from cimjax.validation import FILE_SYSTEM_REFUSALS, InputError, file_system_refusal
 
 LOCK_NAME = ".cimjax.lock"
 
@@ -275,22 +276,67 @@ def restore_newest(manager, template):
 
     A step that does not read back (left truncated by a killed run, damaged since) is deleted with a warning:
     orbax silently skips saving a step at or below its newest one, so a kept unreadable step would stop the run
-    from ever saving its own again. The reads a failed restore abandons report "Event loop is closed" as they
-    finish; those reports are dropped (:func:`_drop_abandoned_reads`)."""
+    from ever saving its own again. Orbax's reports of the failure are held back (:func:`_orbax_quiet`)."""
     import orbax.checkpoint as ocp
 
-    steps = sorted(manager.all_steps(), reverse=True)
-    if steps:
-        _drop_abandoned_reads()  # before the first restore: the reports can come before its error reaches here
-    for step in steps:
+    for step in sorted(manager.all_steps(), reverse=True):
         try:
-            return manager.restore(step, args=ocp.args.StandardRestore(template))
+            with _orbax_quiet():
+                return manager.restore(step, args=ocp.args.StandardRestore(template))
         except Exception as error:  # noqa: BLE001 - whatever the damage, the step cannot be used
             manager.delete(step)
             reason = " ".join(str(error).split())[:100]
             warnings.warn(f"step {step} in {manager.directory} could not be read back ({reason}); it is deleted and "
                           "its work will be done again", stacklevel=2)  # fmt: skip
     return None
+
+
+def save_step(manager, step: int, state) -> None:
+    """Saves ``state`` as ``step`` of an orbax ``CheckpointManager`` and waits until it is on disk; Ctrl-C during
+    the save lets it finish first (:func:`deferred_interrupt`). A write the file system refuses (full, over quota,
+    read-only) is an :class:`OutputError` naming the directory, and orbax's own reports of it, a traceback from
+    each of its background threads (386 lines for a tiny LM on a full disk), are held back (:func:`_orbax_quiet`).
+    Close such a manager with :func:`close_steps`."""
+    import orbax.checkpoint as ocp
+
+    try:
+        with _orbax_quiet(), deferred_interrupt():
+            manager.save(step, args=ocp.args.StandardSave(state))
+            manager.wait_until_finished()
+    except Exception as error:
+        if (refusal := _orbax_refusal(error)) is None:
+            raise
+        raise OutputError(f"cannot write {manager.directory}: {refusal}; step {step} was not saved") from None
+
+
+def close_steps(manager) -> None:
+    """Closes an orbax ``CheckpointManager``. Orbax raises a failed save's error again on closing; a refusal
+    :func:`save_step` has reported already is not raised twice (every save is waited for, so no other is pending)."""
+    try:
+        with _orbax_quiet():
+            manager.close()
+    except Exception as error:
+        if _orbax_refusal(error) is None:
+            raise
+
+
+def _orbax_refusal(error: Exception) -> str | None:
+    """The file system's reason (e.g. "No space left on device") when orbax's ``error`` is a refused write: orbax
+    and tensorstore give it as text inside their own ValueError, not as an OSError."""
+    return next((os.strerror(code) for code in FILE_SYSTEM_REFUSALS if os.strerror(code) in str(error)), None)
+
+
+@contextlib.contextmanager
+def _orbax_quiet() -> Iterator[None]:
+    """Holds back the reports orbax's background threads make of a failure that also reaches the caller: absl log
+    records with tracebacks, and "Event loop is closed" from reads left behind (:func:`_drop_abandoned_reads`)."""
+    _drop_abandoned_reads()
+    absl = logging.getLogger("absl")
+    disabled, absl.disabled = absl.disabled, True
+    try:
+        yield
+    finally:
+        absl.disabled = disabled
 
 
 def _drop_abandoned_reads() -> None:

@@ -866,6 +866,34 @@ def test_a_damaged_step_is_one_warning_not_a_page_of_tracebacks(tmp_path):
     assert proc.stderr.count("could not be read back") == 1 and "Traceback" not in proc.stderr, proc.stderr
 
 
+REFUSED_SAVE = """
+import resource, signal, sys, numpy as np, jax.numpy as jnp, orbax.checkpoint as ocp
+from cimjax import files
+manager = ocp.CheckpointManager(sys.argv[1])
+state = {k: jnp.asarray(np.random.default_rng(0).random(4096)) for k in "abcd"}  # random: no compression
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, resource.RLIM_INFINITY))  # a write past 200 B: EFBIG
+try:
+    files.save_step(manager, 1, state)
+except files.OutputError as error:
+    print(error)
+files.close_steps(manager)
+print("closed")
+"""
+
+
+def test_a_refused_save_is_one_error_and_the_manager_closes(tmp_path):
+    """A checkpoint save the file system refuses (here every file over 200 bytes: EFBIG, as a full disk gives
+    ENOSPC) is one OutputError naming the directory; orbax's thread tracebacks and absl errors are held back,
+    and closing does not raise the same error again (before: 252 lines of stderr on an 8 KiB tmpfs)."""
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", REFUSED_SAVE, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"cannot write {tmp_path}: File too large; step 1 was not saved", "closed"]
+    assert proc.stderr == ""
+
+
 AS_IN_A_TERMINAL = (
     "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from cimjax.cli.main import app; app()"
 )

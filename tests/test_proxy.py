@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import cimjax.files as files
 from cimjax.cli.proxy import proxy_app
 from cimjax.lm import save_checkpoint
 from cimjax.quant import corpus
@@ -80,6 +81,22 @@ def test_a_damaged_cached_model_is_trained_again(trained, tmp_path, monkeypatch)
     lines.clear()
     train(TINY, log=lines.append)
     assert any(f"restored step {TINY.steps}/{TINY.steps}" in line for line in lines)
+
+
+def test_a_full_cache_does_not_stop_training(trained, tmp_path, monkeypatch):
+    """A checkpoint save the cache refuses is one warning; the training goes on in memory to the same model and
+    tries no further saves."""
+    monkeypatch.setenv("CIMJAX_CACHE", str(tmp_path))
+    tried = []
+
+    def refused(manager, step, state):
+        tried.append(step)
+        raise files.OutputError(f"cannot write {manager.directory}: No space left on device; step {step} was not saved")
+
+    monkeypatch.setattr(files, "save_step", refused)
+    with pytest.warns(UserWarning, match=f"step {TINY.ckpt_every} was not saved; the cache keeps no step of this run"):
+        again = train(TINY, log=lambda msg: None)
+    assert tried == [TINY.ckpt_every] and again.val_loss == trained.val_loss
 
 
 def test_concurrent_training_of_one_cached_model_waits_and_reuses_it(tmp_path, monkeypatch):

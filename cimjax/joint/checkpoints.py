@@ -84,12 +84,10 @@ class Checkpoints:
         return files.restore_newest(self.manager, template)
 
     def save(self, state: JointState) -> None:
-        with files.deferred_interrupt():  # Ctrl-C during a save: finish it, then stop
-            self.manager.save(int(state.round), args=ocp.args.StandardSave(state))
-            self.manager.wait_until_finished()
+        files.save_step(self.manager, int(state.round), state)  # Ctrl-C during a save: finish it, then stop
 
     def close(self) -> None:
         try:
-            self.manager.close()
+            files.close_steps(self.manager)
         finally:
             self._lock.close()

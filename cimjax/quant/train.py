@@ -201,6 +201,17 @@ def train(config: TrainConfig = BENCHMARK, *, log=_log) -> TrainedModel:
     )
 
 
+def _saved(manager, step: int, state) -> bool:
+    """Saves ``state`` as ``step``; False, with a warning, when the cache is full (the training goes on in memory
+    and saves no more steps: a cache never fails a run)."""
+    try:
+        files.save_step(manager, step, state)
+        return True
+    except files.OutputError as error:
+        warnings.warn(f"{error}; the cache keeps no step of this run, which goes on", stacklevel=4)
+        return False
+
+
 def _train_locked(config: TrainConfig, directory: Path, tokenizer: Path | None, log):
     """Trains (or resumes, or loads) ``config`` in ``directory``, which the caller holds locked."""
     files.atomic_write(directory / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
@@ -214,8 +225,9 @@ def _train_locked(config: TrainConfig, directory: Path, tokenizer: Path | None, 
         "train_seconds": jnp.zeros((), jnp.float32),
         "loss": jnp.zeros((), jnp.float32),
     }
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, save_interval_steps=1)
-    with ocp.CheckpointManager(directory / "orbax", options=options) as manager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, save_interval_steps=1, cleanup_tmp_directories=True)
+    manager = ocp.CheckpointManager(directory / "orbax", options=options)
+    try:
         restored = files.restore_newest(manager, state)  # a damaged step is deleted and trained again
         if restored is not None:
             state = restored
@@ -226,15 +238,17 @@ def _train_locked(config: TrainConfig, directory: Path, tokenizer: Path | None, 
         if step < config.steps:
             log(f"proxy LM: training {config.steps - step} steps into {directory}")
         t0, spent = time.perf_counter(), float(state["train_seconds"])
+        saving = True
         while step < config.steps:
             state = _train_step(build, tx, state, jnp.asarray(_batch(train_tokens, config, step)))
             step += 1
             if step % config.ckpt_every == 0 or step == config.steps:
                 state = {**state, "train_seconds": jnp.float32(spent + time.perf_counter() - t0)}
-                manager.save(step, args=ocp.args.StandardSave(state))
-                manager.wait_until_finished()
+                saving = saving and _saved(manager, step, state)
                 log(
                     f"proxy LM: step {step}/{config.steps} loss {float(state['loss']):.4f} nats/token "
                     f"({float(state['train_seconds']):.0f} s)"
                 )
+    finally:
+        files.close_steps(manager)  # a save the full cache refused is not raised again
     return state, build
